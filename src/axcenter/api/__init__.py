@@ -1,0 +1,1 @@
+"""The REST API (FastAPI). Routers are thin: they validate, call ``service``, answer."""

@@ -1,0 +1,71 @@
+"""The FastAPI application: routers, error shapes, request size limit."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from axcenter import __version__
+from axcenter.api.routers import cluster, jobs, people
+from axcenter.service.center import Center
+from axcenter.service.errors import ServiceError
+
+__all__ = ["create_app"]
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def create_app(center: Center) -> FastAPI:
+    app = FastAPI(
+        title="axcenter",
+        version=__version__,
+        description="Operating platform of a shared AI computing center.",
+    )
+    app.state.center = center
+    app.include_router(people.router, prefix="/api/v1")
+    app.include_router(jobs.router, prefix="/api/v1")
+    app.include_router(cluster.router, prefix="/api/v1")
+    app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness for load balancers: the only route that needs no token, says nothing."""
+        return {"status": "ok"}
+
+    return app
+
+
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """One readable line per problem, each naming its field (``jobs.0.gpus_per_node: …``)."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        problems.append(f"{field}: {err.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+
+class BodyLimit:
+    """Refuse request bodies above ``MAX_BODY_BYTES`` before anything parses them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and int(value or 0) > MAX_BODY_BYTES:
+                    response = JSONResponse(
+                        {"detail": f"request body above {MAX_BODY_BYTES} bytes"}, status_code=413
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -1,0 +1,100 @@
+"""Jobs: submit (one or many), list, show, cancel, wait, logs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from axcenter.api.deps import CenterDep, PrincipalDep
+from axcenter.model.jobs import JobState
+from axcenter.service import jobs as service
+from axcenter.service.schemas import JobBatchIn, JobIn, JobListOut, JobOut
+
+router = APIRouter(tags=["jobs"])
+
+MAX_WAIT_S = 60.0
+LOG_CHUNK = 1024 * 1024
+
+
+@router.post("/jobs", status_code=status.HTTP_201_CREATED)
+def submit(body: JobIn, center: CenterDep, who: PrincipalDep, response: Response) -> JobOut:
+    """Submit a job. Replaying an idempotency key returns the earlier job with 200."""
+    (result,) = service.submit(center, who, [body])
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return result.job
+
+
+@router.post("/jobs:batch", status_code=status.HTTP_201_CREATED)
+def submit_batch(body: JobBatchIn, center: CenterDep, who: PrincipalDep) -> JobListOut:
+    """Submit many jobs in one transaction: all are accepted or none."""
+    results = service.submit(center, who, body.jobs)
+    return JobListOut(items=[r.job for r in results], next_cursor=None)
+
+
+@router.get("/jobs")
+def list_jobs(
+    center: CenterDep,
+    who: PrincipalDep,
+    state: Annotated[list[str] | None, Query()] = None,
+    project: str | None = None,
+    mine: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> JobListOut:
+    items, next_cursor = service.list_jobs(
+        center, who, states=state or (), project=project, mine=mine, limit=limit, cursor=cursor
+    )
+    return JobListOut(items=items, next_cursor=next_cursor)
+
+
+@router.get("/jobs/{job_id}")
+def show(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    return service.get_job(center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """Cancel; for a running job, answer once its processes are gone (or after the grace)."""
+    state = await run_in_threadpool(service.cancel, center, who, job_id)
+    if not state.terminal:
+        await _wait(center, who, job_id, center.settings.kill_grace_s + 5.0)
+    return await run_in_threadpool(service.get_job, center, who, job_id)
+
+
+@router.get("/jobs/{job_id}/wait")
+async def wait(
+    job_id: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 30.0,
+) -> JobOut:
+    """Long poll: answers when the job has ended or after ``timeout`` seconds."""
+    await _wait(center, who, job_id, timeout)
+    return await run_in_threadpool(service.get_job, center, who, job_id)
+
+
+async def _wait(center: CenterDep, who: PrincipalDep, job_id: str, timeout: float) -> None:
+    async def done() -> bool:
+        state: JobState = await run_in_threadpool(service.job_state, center, who, job_id)
+        return state.terminal
+
+    await center.watch.wait(job_id, timeout, done)
+
+
+@router.get("/jobs/{job_id}/log")
+def log(
+    job_id: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Log bytes from ``offset``; ``X-Log-Offset`` is where to continue."""
+    data, next_offset, state = service.read_log(center, who, job_id, offset, LOG_CHUNK)
+    return Response(
+        content=data,
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Log-Offset": str(next_offset), "X-Job-State": state},
+    )

@@ -1,0 +1,295 @@
+"""Rich renderings of API answers: job tables, a job's detail panel, the cluster view.
+
+Functions take the plain dicts of ``axcenter.client`` and tolerate missing keys, so a
+slightly older or newer server still renders instead of crashing the CLI.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from axcenter.cli.durations import format_duration
+
+__all__ = [
+    "STATE_STYLES",
+    "cluster_view",
+    "err_console",
+    "format_age",
+    "format_memory",
+    "gpus_label",
+    "job_panel",
+    "jobs_table",
+    "out_console",
+    "parse_time",
+    "print_error",
+    "runtime_s",
+    "state_text",
+]
+
+Job = Mapping[str, Any]
+
+STATE_STYLES: Mapping[str, str] = {
+    "pending": "yellow",
+    "admitted": "cyan",
+    "running": "bold blue",
+    "preempted": "magenta",
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "bright_black",
+    "timed_out": "red",
+}
+
+_NODE_STATE_STYLES: Mapping[str, str] = {"up": "green", "drain": "yellow", "down": "red"}
+
+
+def out_console() -> Console:
+    """A console on the current stdout (created per call so test runners can swap it)."""
+    return Console()
+
+
+def err_console() -> Console:
+    """A console on the current stderr, for messages that must not pollute stdout."""
+    return Console(stderr=True)
+
+
+def print_error(message: str) -> None:
+    """``error: message`` in red on stderr, never re-wrapped (scripts grep for it)."""
+    err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def state_text(state: str | None) -> Text:
+    """The job state in its colour."""
+    value = state or "?"
+    return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO-8601 timestamp from the API as an aware UTC datetime (naive means UTC)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def format_age(moment: datetime | None, now: datetime) -> str:
+    """How long ago ``moment`` was, compactly: ``42s ago``, ``3h05m ago``."""
+    if moment is None:
+        return "-"
+    return f"{format_duration((now - moment).total_seconds())} ago"
+
+
+def runtime_s(job: Job, now: datetime) -> float | None:
+    """Seconds the job has run (until now if still running); ``None`` if it never started."""
+    started = parse_time(job.get("started_at"))
+    if started is None:
+        return None
+    ended = parse_time(job.get("ended_at")) or now
+    return max(0.0, (ended - started).total_seconds())
+
+
+def _gpu_type(job: Job) -> str:
+    assigned = job.get("gpu_type")
+    if assigned:
+        return str(assigned)
+    accepted = job.get("gpu_types") or []
+    return "|".join(str(t) for t in accepted) if accepted else "any"
+
+
+def gpus_label(job: Job) -> str:
+    """GPUs per node and type (assigned, else accepted): ``2xH100``, ``1xany x2 nodes``."""
+    per_node = int(job.get("gpus_per_node") or 0)
+    nodes = int(job.get("nodes") or 1)
+    label = f"{per_node}x{_gpu_type(job)}" if per_node else "cpu only"
+    return f"{label} x{nodes} nodes" if nodes > 1 else label
+
+
+def format_memory(mb: object) -> str:
+    """Mebibytes as ``512M``, ``16G`` or ``1.5T``."""
+    if not isinstance(mb, int | float):
+        return "-"
+    if mb >= 1024 * 1024:
+        return f"{mb / (1024 * 1024):.3g}T"
+    if mb >= 1024:
+        return f"{mb / 1024:.3g}G"
+    return f"{int(mb)}M"
+
+
+def _text(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def jobs_table(jobs: Iterable[Job], now: datetime | None = None) -> Table:
+    """The ``axc jobs`` table, newest first as the server sorts them."""
+    now = now or datetime.now(UTC)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", overflow="fold", no_wrap=True)
+    table.add_column("NAME", overflow="fold", max_width=24)
+    table.add_column("PROJECT", overflow="fold")
+    table.add_column("USER", overflow="fold")
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("GPUS", no_wrap=True)
+    table.add_column("REASON", overflow="fold", max_width=40)
+    table.add_column("SUBMITTED", no_wrap=True)
+    table.add_column("RUNTIME", no_wrap=True, justify="right")
+    for job in jobs:
+        run = runtime_s(job, now)
+        table.add_row(
+            _text(job.get("id")),
+            _text(job.get("name")),
+            _text(job.get("project")),
+            _text(job.get("user")),
+            state_text(job.get("state")),
+            gpus_label(job),
+            _text(job.get("reason")),
+            format_age(parse_time(job.get("submitted_at")), now),
+            "-" if run is None else format_duration(run),
+        )
+    return table
+
+
+def _placement(job: Job) -> str:
+    parts = []
+    for place in job.get("placement") or []:
+        devices = ",".join(str(d) for d in place.get("devices", []))
+        parts.append(f"{place.get('node', '?')}[{devices}]")
+    return " ".join(parts) or "-"
+
+
+def _time_line(job: Job, key: str, now: datetime) -> str:
+    moment = parse_time(job.get(key))
+    if moment is None:
+        return "-"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({format_age(moment, now)})"
+
+
+def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
+    """``axc show``: the job's spec, state and timing in a panel, then its events."""
+    now = now or datetime.now(UTC)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+
+    state = state_text(job.get("state"))
+    if job.get("reason"):
+        state.append(f"  ({job['reason']})", style="")
+    limit = job.get("time_limit_s")
+    run = runtime_s(job, now)
+    env = job.get("env") or {}
+    rows: list[tuple[str, str | Text]] = [
+        ("state", state),
+        ("project", _text(job.get("project"))),
+        ("user", _text(job.get("user"))),
+        ("command", shlex.join(str(a) for a in job.get("command") or [])),
+        ("workdir", _text(job.get("workdir"))),
+        ("env", " ".join(f"{k}={v}" for k, v in sorted(env.items())) or "-"),
+        ("gpus", gpus_label(job)),
+        ("cpus/node", _text(job.get("cpus_per_node"))),
+        ("memory/node", format_memory(job.get("memory_mb_per_node"))),
+        ("time limit", "-" if limit is None else format_duration(limit)),
+        ("priority", _text(job.get("priority"))),
+        ("placement", _placement(job)),
+        ("submitted", _time_line(job, "submitted_at", now)),
+        ("started", _time_line(job, "started_at", now)),
+        ("ended", _time_line(job, "ended_at", now)),
+        ("runtime", "-" if run is None else format_duration(run)),
+        ("exit code", _text(job.get("exit_code"))),
+        ("attempts", _text(job.get("attempts"))),
+    ]
+    if job.get("idempotency_key"):
+        rows.append(("idempotency key", str(job["idempotency_key"])))
+    for key, value in rows:
+        grid.add_row(key, value)
+
+    name = job.get("name")
+    title = f"[bold]{escape(str(job.get('id', '?')))}[/]" + (f"  {escape(name)}" if name else "")
+    parts: list[RenderableType] = [Panel(grid, title=title, title_align="left")]
+
+    events = job.get("events") or []
+    if events:
+        table = Table(title="events", title_justify="left", box=None, header_style="bold")
+        table.add_column("AT", no_wrap=True)
+        table.add_column("FROM", no_wrap=True)
+        table.add_column("TO", no_wrap=True)
+        table.add_column("REASON", overflow="fold")
+        for event in events:
+            moment = parse_time(event.get("at"))
+            table.add_row(
+                "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}",
+                state_text(event.get("from_state")) if event.get("from_state") else Text("-"),
+                state_text(event.get("to_state")),
+                _text(event.get("reason")),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
+def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
+    """``axc cluster``: nodes, then who holds each device, then a summary line."""
+    nodes = cluster.get("nodes") or []
+    node_table = Table(title="nodes", title_justify="left", box=None, header_style="bold")
+    node_table.add_column("NODE", overflow="fold")
+    node_table.add_column("TYPE", no_wrap=True)
+    node_table.add_column("KIND", no_wrap=True)
+    node_table.add_column("STATE", no_wrap=True)
+    node_table.add_column("GPUS USED", justify="right", no_wrap=True)
+    node_table.add_column("CPUS", justify="right", no_wrap=True)
+    node_table.add_column("MEMORY", justify="right", no_wrap=True)
+
+    device_table = Table(title="devices", title_justify="left", box=None, header_style="bold")
+    device_table.add_column("NODE", overflow="fold")
+    device_table.add_column("GPU", justify="right", no_wrap=True)
+    device_table.add_column("JOB", overflow="fold")
+    device_table.add_column("USER", overflow="fold")
+    device_table.add_column("PROJECT", overflow="fold")
+
+    for node in nodes:
+        name = _text(node.get("name") or node.get("id"))
+        devices = node.get("devices") or []
+        used = sum(1 for d in devices if d.get("job_id"))
+        total = node.get("gpu_count", len(devices))
+        state = str(node.get("state", "?"))
+        node_table.add_row(
+            name,
+            _text(node.get("gpu_type")),
+            "logical" if node.get("logical") else "physical",
+            Text(state, style=_NODE_STATE_STYLES.get(state, "")),
+            f"{used}/{total}",
+            _text(node.get("cpus")),
+            format_memory(node.get("memory_mb")),
+        )
+        for device in devices:
+            held = bool(device.get("job_id"))
+            device_table.add_row(
+                name,
+                _text(device.get("index")),
+                _text(device.get("job_id")) if held else Text("free", style="green"),
+                _text(device.get("user")) if held else "",
+                _text(device.get("project")) if held else "",
+            )
+
+    summary = cluster.get("summary") or {}
+    line = Text.assemble(
+        ("GPUs ", "bold"),
+        f"{summary.get('gpus_used', '?')}/{summary.get('gpus', '?')} used",
+        "   ",
+        ("running ", "bold"),
+        str(summary.get("running_jobs", "?")),
+        "   ",
+        ("pending ", "bold"),
+        str(summary.get("pending_jobs", "?")),
+    )
+    if not nodes:
+        return Group(Text("no nodes registered"), line)
+    return Group(node_table, Text(""), device_table, Text(""), line)

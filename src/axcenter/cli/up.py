@@ -1,0 +1,97 @@
+"""``axc up``: run a whole center in one process (API, control loop, local executor)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.panel import Panel
+
+from axcenter.api.app import create_app
+from axcenter.service.bootstrap import DEMO_GPUS, Credential, ensure_operator, load_demo
+from axcenter.service.center import Center
+from axcenter.settings import Settings
+
+__all__ = ["up"]
+
+
+def up(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="state directory (database, logs) [env AXC_DATA_DIR]")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on [env AXC_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on [env AXC_PORT]")] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="logical GPUs TYPE:GPUS[xNODES],... e.g. H100:8x4 [env AXC_LOCAL_GPUS]"),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env AXC_DATABASE_URL]")
+    ] = None,
+    demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Start the center: API, scheduler and local executor in one process."""
+    flags: dict[str, Any] = {
+        "data_dir": data_dir,
+        "host": host,
+        "port": port,
+        "local_gpus": gpus,
+        "database_url": database_url,
+    }
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    if demo and settings.local_gpus is None:
+        settings.local_gpus = DEMO_GPUS
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    console = Console(stderr=True)
+    center = Center(settings)
+    center.start()
+    try:
+        credentials = []
+        operator = ensure_operator(center.store)
+        if operator is not None:
+            credentials.append(operator)
+        if demo:
+            credentials += load_demo(center.store)
+        url = f"http://{settings.host}:{settings.port}"
+        _announce(console, url, settings, center, credentials)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(center),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
+        server.run()
+    finally:
+        console.print("stopping: running jobs are stopped and requeued")
+        center.stop()
+
+
+def _announce(
+    console: Console, url: str, settings: Settings, center: Center, creds: list[Credential]
+) -> None:
+    nodes = center.control.state.nodes.values()
+    gpus = ", ".join(
+        f"{n.name}: {n.gpu_count}x{n.gpu_type}{' (logical)' if n.logical else ''}" for n in nodes
+    )
+    console.print(
+        Panel.fit(
+            f"[bold]axcenter[/] is up at [cyan]{url}[/]\n"
+            f"data: {settings.data_dir.resolve()}\nGPUs: {gpus}",
+            title="axcenter",
+        )
+    )
+    if creds:
+        console.print("[bold]tokens[/] (shown once: store them now)")
+        for c in creds:
+            console.print(f"  {c.user} ({c.role}, {c.organization}): {c.token}", soft_wrap=True)
+        console.print(f"export AXC_URL={url} AXC_TOKEN={creds[0].token}", soft_wrap=True)

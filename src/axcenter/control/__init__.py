@@ -1,0 +1,1 @@
+"""The live control plane: snapshot, plan, apply, dispatch, observe, reconcile."""

@@ -1,0 +1,327 @@
+"""The control loop: one thread that turns events into scheduling cycles.
+
+Every cycle (ARCHITECTURE.md): take the events that arrived (submissions, exits, cancel
+requests), snapshot the cache, ask ``sched.plan`` for a plan, apply it in one
+transaction whose guards drop stale parts, dispatch admitted jobs to the executor, and
+record what really started. Cycles are driven by events: a submission or an exit wakes
+the loop at once, and events that arrive during a cycle are coalesced into the next one.
+A timer cycle (``safety_cycle_s``) remains only as a safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import select
+
+from axcenter.control.convert import allocations_to_json, utc
+from axcenter.control.reconcile import reconcile, requeue
+from axcenter.control.state import ClusterState
+from axcenter.control.watch import JobWatch
+from axcenter.executors.base import (
+    Executor,
+    ExitReport,
+    Launch,
+    LaunchError,
+    Outcome,
+    Started,
+    StopReason,
+)
+from axcenter.model.jobs import JobState
+from axcenter.model.plan import Admission, Plan
+from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot
+from axcenter.store import orm
+from axcenter.store.db import Store
+from axcenter.store.jobs import release_leases, take_leases, transition
+
+__all__ = ["ControlLoop"]
+
+log = logging.getLogger(__name__)
+
+Policy = Callable[[Snapshot, float], Plan]
+
+_TERMINAL_OUTCOMES = {
+    Outcome.SUCCEEDED: JobState.SUCCEEDED,
+    Outcome.FAILED: JobState.FAILED,
+    Outcome.CANCELLED: JobState.CANCELLED,
+    Outcome.TIMED_OUT: JobState.TIMED_OUT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    jobs: tuple[PendingJob, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Exited:
+    report: ExitReport
+
+
+_Message = _Submitted | _Forget | _Cancel | _Exited
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        store: Store,
+        executor_factory: Callable[[Callable[[ExitReport], None]], Executor],
+        policy: Policy,
+        *,
+        logs_dir: Path,
+        kill_grace_s: float,
+        safety_cycle_s: float = 5.0,
+        watch: JobWatch | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.logs_dir = logs_dir
+        self.kill_grace_s = kill_grace_s
+        self.safety_cycle_s = safety_cycle_s
+        self.watch = watch or JobWatch()
+        self.clock = clock
+        self.state = ClusterState()
+        self.cycles = 0
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.executor = executor_factory(self._on_exit)
+
+    # -- called from other threads ------------------------------------------------
+
+    def submitted(self, jobs: Iterable[PendingJob]) -> None:
+        """Jobs were committed as pending: consider them in the next cycle, now."""
+        self._post(_Submitted(tuple(jobs)))
+
+    def forget(self, job_id: str) -> None:
+        """A pending job was cancelled in the store: drop it from the queue."""
+        self._post(_Forget(job_id))
+
+    def cancel(self, job_id: str) -> None:
+        """Stop a running job; its exit is recorded as cancelled."""
+        self._post(_Cancel(job_id))
+
+    def _on_exit(self, report: ExitReport) -> None:
+        self._post(_Exited(report))
+
+    def _post(self, message: _Message) -> None:
+        self._inbox.put(message)
+        self._wake.set()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state = reconcile(self.store, self.executor, utc(self.clock()))
+        self._thread = threading.Thread(target=self._run, name="axc-control", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop cycling, stop the executor's jobs and requeue them (they were accepted)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.executor.close(self.kill_grace_s)
+        self._cycle(plan=False)  # record the shutdown exits as requeues
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.safety_cycle_s)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                self._cycle()
+            except Exception:
+                log.exception("control cycle failed; rebuilding state from the store")
+                self.state = reconcile(self.store, self.executor, utc(self.clock()))
+
+    # -- one cycle ------------------------------------------------------------------
+
+    def _cycle(self, *, plan: bool = True) -> None:
+        self.cycles += 1
+        exits: list[ExitReport] = []
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            match message:
+                case _Submitted(jobs):
+                    for job in jobs:
+                        self.state.add_pending(job)
+                case _Forget(job_id):
+                    self.state.forget(job_id)
+                case _Cancel(job_id):
+                    if job_id in self.state.running:
+                        self.executor.stop(job_id, StopReason.CANCEL, self.kill_grace_s)
+                case _Exited(report):
+                    exits.append(report)
+        now = self.clock()
+        ended = self._record_exits(exits)
+        if plan:
+            decided = self.policy(self.state.snapshot(), now)
+            self.state.reasons = dict(decided.waiting)
+            admitted = self._apply(decided.admissions, now)
+            if admitted:
+                ended += self._dispatch(admitted)
+        if ended:
+            self.watch.notify(ended)
+
+    def _record_exits(self, exits: Sequence[ExitReport]) -> list[str]:
+        """Write exits; return the ids of jobs that ended for good."""
+        if not exits:
+            return []
+        ended: list[str] = []
+        with self.store.write() as session:
+            for report in exits:
+                at = utc(report.ended_at)
+                terminal = _TERMINAL_OUTCOMES.get(report.outcome)
+                if terminal is None:  # preempted or lost: back to the queue
+                    requeue(session, report.job_id, JobState.RUNNING, at, report.message)
+                    continue
+                transition(
+                    session,
+                    report.job_id,
+                    [JobState.RUNNING],
+                    terminal,
+                    at=at,
+                    reason=report.message,
+                    ended_at=at,
+                    exit_code=report.exit_code,
+                    pid=None,
+                )
+                release_leases(session, report.job_id)
+                ended.append(report.job_id)
+        for report in exits:
+            if report.job_id in ended:
+                self.state.forget(report.job_id)
+            else:
+                self.state.requeue(report.job_id)
+        return ended
+
+    def _apply(
+        self, admissions: Sequence[Admission], now: float
+    ) -> list[tuple[Admission, orm.Job]]:
+        """Admit in one transaction; drop admissions whose job is no longer pending."""
+        if not admissions:
+            return []
+        at = utc(now)
+        admitted: list[Admission] = []
+        with self.store.write() as session:
+            for adm in admissions:
+                applied = transition(
+                    session,
+                    adm.job_id,
+                    [JobState.PENDING],
+                    JobState.ADMITTED,
+                    at=at,
+                    reason=f"admitted on {_where(adm, self.state)}",
+                    gpu_type=adm.gpu_type,
+                    placement=allocations_to_json(adm.placement),
+                )
+                if applied is None:
+                    self.state.forget(adm.job_id)
+                    continue
+                take_leases(session, adm.job_id, adm.placement)
+                admitted.append(adm)
+            rows = {
+                row.id: row
+                for row in session.scalars(
+                    select(orm.Job).where(orm.Job.id.in_([a.job_id for a in admitted]))
+                )
+            }
+        for adm in admitted:
+            spec = self.state.pending.pop(adm.job_id)
+            self.state.running[adm.job_id] = RunningJob(
+                id=spec.id,
+                project_id=spec.project_id,
+                user_id=spec.user_id,
+                started_at=now,
+                time_limit_s=spec.time_limit_s,
+                allocations=adm.placement,
+                priority=spec.priority,
+            )
+        return [(adm, rows[adm.job_id]) for adm in admitted]
+
+    def _dispatch(self, admitted: Sequence[tuple[Admission, orm.Job]]) -> list[str]:
+        """Start admitted jobs; record starts and launch failures. Returns failed ids."""
+        started: list[Started] = []
+        failed: list[tuple[str, str]] = []
+        for adm, row in admitted:
+            try:
+                started.append(self.executor.start(self._launch(adm, row)))
+            except LaunchError as exc:
+                failed.append((adm.job_id, f"launch failed: {exc}"))
+        with self.store.write() as session:
+            for s in started:
+                transition(
+                    session,
+                    s.job_id,
+                    [JobState.ADMITTED],
+                    JobState.RUNNING,
+                    at=utc(s.started_at),
+                    reason="started",
+                    started_at=utc(s.started_at),
+                    pid=s.pid,
+                    attempts=orm.Job.attempts + 1,
+                )
+            for job_id, message in failed:
+                at = utc(self.clock())
+                transition(
+                    session,
+                    job_id,
+                    [JobState.ADMITTED],
+                    JobState.FAILED,
+                    at=at,
+                    reason=message,
+                    ended_at=at,
+                )
+                release_leases(session, job_id)
+        for s in started:
+            running = self.state.running.get(s.job_id)
+            if running is not None:
+                self.state.running[s.job_id] = replace(running, started_at=s.started_at)
+        for job_id, _ in failed:
+            self.state.forget(job_id)
+        return [job_id for job_id, _ in failed]
+
+    def _launch(self, adm: Admission, row: orm.Job) -> Launch:
+        names = {node_id: node.name for node_id, node in self.state.nodes.items()}
+        return Launch(
+            job_id=row.id,
+            command=tuple(row.command),
+            workdir=row.workdir,
+            env=dict(row.env),
+            node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
+            time_limit_s=row.time_limit_s,
+            log_path=str(self.logs_dir / f"{row.id}.log"),
+        )
+
+
+def _where(adm: Admission, state: ClusterState) -> str:
+    parts = []
+    for a in adm.placement:
+        node = state.nodes.get(a.node_id)
+        name = node.name if node else a.node_id
+        parts.append(f"{name}:{','.join(map(str, a.devices))}" if a.devices else name)
+    return " ".join(parts)

@@ -1,0 +1,40 @@
+"""Errors a use case raises; adapters map them to HTTP statuses and CLI exit codes.
+
+ServiceError
+├── InvalidInput   (422) the request names something wrong; ``field`` says which
+├── NotFound       (404) absent, or not visible to the caller: the two look the same
+├── Conflict       (409) valid, but not in the object's current state
+└── Forbidden      (403) visible, but the caller's role may not do this
+"""
+
+from __future__ import annotations
+
+__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServiceError):
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Forbidden(ServiceError):
+    status = 403

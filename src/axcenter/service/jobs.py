@@ -1,0 +1,466 @@
+"""Job use cases: submit (single or batch, idempotent), query, cancel, read logs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from axcenter.control.convert import allocations_from_json, epoch
+from axcenter.model.access import Principal, Role
+from axcenter.model.cluster import Node
+from axcenter.model.ids import new_id
+from axcenter.model.jobs import JobState
+from axcenter.model.snapshot import PendingJob
+from axcenter.service.access import submittable_projects, visible_jobs
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
+from axcenter.store import orm
+from axcenter.store.jobs import NewJob, insert_jobs, transition
+from axcenter.store.types import utcnow
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = ["cancel", "get_job", "job_out", "list_jobs", "read_log", "submit"]
+
+RESERVED_ENV_PREFIXES = ("AXC_", "CUDA_VISIBLE_DEVICES")
+DEFAULT_CPUS = 1
+DEFAULT_MEMORY_MB = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    job: JobOut
+    created: bool  # False: an earlier submission with the same idempotency key
+
+
+def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Submitted]:
+    """Validate and commit ``requests`` in one transaction, then wake the scheduler.
+
+    All or nothing: one invalid job rejects the batch, naming its index and field.
+    A request whose idempotency key this user used before returns the earlier job.
+    """
+    nodes = list(center.control.state.nodes.values())
+    now = utcnow()
+    try:
+        with center.store.write() as session:
+            results, new = _prepare(center, session, who, requests, nodes, now)
+            insert_jobs(session, new)
+    except IntegrityError:
+        # A concurrent submission used the same idempotency key first: replay it.
+        with center.store.write() as session:
+            results, new = _prepare(center, session, who, requests, nodes, now)
+            insert_jobs(session, new)
+    if new:
+        center.control.submitted(_pending(j) for j in new)
+    return results
+
+
+def _prepare(
+    center: Center,
+    session: Session,
+    who: Principal,
+    requests: Sequence[JobIn],
+    nodes: Sequence[Node],
+    now: datetime,
+) -> tuple[list[Submitted], list[NewJob]]:
+    projects: dict[str | None, orm.Project] = {}
+    results: list[Submitted] = []
+    new: list[NewJob] = []
+    keys = [r.idempotency_key for r in requests if r.idempotency_key]
+    seen: dict[str, orm.Job] = {}
+    if keys:
+        seen = {
+            j.idempotency_key or "": j
+            for j in session.scalars(
+                select(orm.Job).where(
+                    orm.Job.user_id == who.user_id, orm.Job.idempotency_key.in_(keys)
+                )
+            )
+        }
+    batch = len(requests) > 1
+    for index, req in enumerate(requests):
+        if req.idempotency_key and req.idempotency_key in seen:
+            results.append(Submitted(job_out(session, seen[req.idempotency_key]), created=False))
+            continue
+        prefix = f"jobs[{index}]." if batch else ""
+        try:
+            if req.project not in projects:
+                projects[req.project] = _resolve_project(session, who, req.project)
+            project = projects[req.project]
+            job = _new_job(center, who, project, req, nodes, now)
+        except InvalidInput as exc:
+            raise InvalidInput(prefix + exc.field, exc.message.split(": ", 1)[1]) from None
+        if req.idempotency_key:
+            seen_job = _transient(job, project.name, who.name)
+            seen[req.idempotency_key] = seen_job
+        new.append(job)
+        results.append(Submitted(_out_new(job, project.name, who.name), created=True))
+    return results, new
+
+
+def _resolve_project(session: Session, who: Principal, ref: str | None) -> orm.Project:
+    query = select(orm.Project).where(submittable_projects(who))
+    if ref is None:
+        candidates = session.scalars(query.limit(2)).all()
+        if len(candidates) == 1:
+            return candidates[0]
+        raise InvalidInput(
+            "project",
+            "no project given and you belong to several (or none): name one with --project",
+        )
+    column = orm.Project.id if ref.startswith("prj_") else orm.Project.name
+    project = session.scalars(query.where(column == ref)).one_or_none()
+    if project is None:
+        raise InvalidInput("project", f"unknown project {ref!r}")
+    return project
+
+
+def _new_job(
+    center: Center,
+    who: Principal,
+    project: orm.Project,
+    req: JobIn,
+    nodes: Sequence[Node],
+    now: datetime,
+) -> NewJob:
+    settings = center.settings
+    _check_fits(req, nodes)
+    if any(not arg for arg in req.command[:1]):
+        raise InvalidInput("command", "the program to run is empty")
+    if any("\x00" in arg for arg in req.command):
+        raise InvalidInput("command", "arguments may not contain NUL bytes")
+    for key in req.env:
+        if key.startswith(RESERVED_ENV_PREFIXES):
+            raise InvalidInput("env", f"{key} is set by axcenter and cannot be overridden")
+    time_limit = req.time_limit_s or settings.default_time_limit_s
+    if time_limit > settings.max_time_limit_s:
+        raise InvalidInput(
+            "time_limit_s",
+            f"{time_limit} s is above the center's maximum of {settings.max_time_limit_s} s",
+        )
+    job_id = new_id("job")
+    if req.workdir is not None:
+        if not os.path.isabs(req.workdir):
+            raise InvalidInput("workdir", f"must be an absolute path, got {req.workdir!r}")
+        workdir = req.workdir
+    else:
+        workdir = str((settings.jobs_dir / job_id).resolve())
+    return NewJob(
+        id=job_id,
+        project_id=project.id,
+        user_id=who.user_id,
+        name=req.name,
+        command=list(req.command),
+        workdir=workdir,
+        env=dict(req.env),
+        gpus_per_node=req.gpus_per_node,
+        nodes=req.nodes,
+        cpus_per_node=req.cpus_per_node or DEFAULT_CPUS,
+        memory_mb_per_node=req.memory_mb_per_node or DEFAULT_MEMORY_MB,
+        time_limit_s=time_limit,
+        priority=req.priority,
+        gpu_types=list(dict.fromkeys(req.gpu_types)),
+        idempotency_key=req.idempotency_key,
+        submitted_at=now,
+    )
+
+
+def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
+    """Refuse what no node of the center could ever run, naming the field at fault."""
+    known = sorted({n.gpu_type for n in nodes})
+    for gpu_type in req.gpu_types:
+        if gpu_type not in known:
+            raise InvalidInput(
+                "gpu_types", f"unknown GPU type {gpu_type!r} (this center has {', '.join(known)})"
+            )
+    usable = [n for n in nodes if not req.gpu_types or n.gpu_type in req.gpu_types]
+    if req.gpus_per_node:
+        most = max((n.gpu_count for n in usable), default=0)
+        if req.gpus_per_node > most:
+            raise InvalidInput(
+                "gpus_per_node",
+                f"{req.gpus_per_node} GPUs per node requested, but the largest node "
+                f"{'of the accepted types ' if req.gpu_types else ''}has {most}",
+            )
+        by_type: dict[str, int] = {}
+        for n in usable:
+            if n.gpu_count >= req.gpus_per_node:
+                by_type[n.gpu_type] = by_type.get(n.gpu_type, 0) + 1
+        if req.nodes > max(by_type.values(), default=0):
+            raise InvalidInput(
+                "nodes",
+                f"{req.nodes} nodes with {req.gpus_per_node} GPUs each requested, but at most "
+                f"{max(by_type.values(), default=0)} nodes of one GPU type have that many",
+            )
+    elif req.nodes > len(nodes):
+        raise InvalidInput("nodes", f"{req.nodes} nodes requested, the center has {len(nodes)}")
+    cpus = req.cpus_per_node or DEFAULT_CPUS
+    if cpus > max((n.cpus for n in usable), default=0):
+        raise InvalidInput("cpus_per_node", f"no node has {cpus} CPUs")
+    memory = req.memory_mb_per_node or DEFAULT_MEMORY_MB
+    if memory > max((n.memory_mb for n in usable), default=0):
+        raise InvalidInput("memory_mb_per_node", f"no node has {memory} MB of memory")
+
+
+def _pending(job: NewJob) -> PendingJob:
+    return PendingJob(
+        id=job.id,
+        project_id=job.project_id,
+        user_id=job.user_id,
+        submitted_at=epoch(job.submitted_at),
+        gpus_per_node=job.gpus_per_node,
+        nodes=job.nodes,
+        cpus_per_node=job.cpus_per_node,
+        memory_mb_per_node=job.memory_mb_per_node,
+        time_limit_s=job.time_limit_s,
+        priority=job.priority,
+        gpu_types=tuple(job.gpu_types),
+    )
+
+
+def _transient(job: NewJob, project: str, user: str) -> orm.Job:
+    return orm.Job(
+        id=job.id,
+        project_id=job.project_id,
+        user_id=job.user_id,
+        name=job.name,
+        command=job.command,
+        workdir=job.workdir,
+        env=job.env,
+        gpus_per_node=job.gpus_per_node,
+        nodes=job.nodes,
+        cpus_per_node=job.cpus_per_node,
+        memory_mb_per_node=job.memory_mb_per_node,
+        time_limit_s=job.time_limit_s,
+        priority=job.priority,
+        gpu_types=job.gpu_types,
+        idempotency_key=job.idempotency_key,
+        state=JobState.PENDING.value,
+        reason=None,
+        submitted_at=job.submitted_at,
+        attempts=0,
+    )
+
+
+def _out_new(job: NewJob, project: str, user: str) -> JobOut:
+    return _out(_transient(job, project, user), project, user, {}, None)
+
+
+def job_out(
+    session: Session,
+    row: orm.Job,
+    *,
+    reason: str | None = None,
+    events: list[EventOut] | None = None,
+) -> JobOut:
+    project = session.get(orm.Project, row.project_id)
+    user = session.get(orm.User, row.user_id)
+    node_names = {n.id: n.name for n in session.scalars(select(orm.Node))}
+    out = _out(
+        row, project.name if project else "?", user.name if user else "?", node_names, reason
+    )
+    out.events = events
+    return out
+
+
+def _out(
+    row: orm.Job,
+    project: str,
+    user: str,
+    node_names: dict[str, str],
+    reason: str | None,
+) -> JobOut:
+    placement = [
+        PlacementOut(node=node_names.get(a.node_id, a.node_id), devices=list(a.devices))
+        for a in allocations_from_json(row.placement or [])
+    ]
+    return JobOut(
+        id=row.id,
+        name=row.name,
+        project=project,
+        project_id=row.project_id,
+        user=user,
+        state=row.state,
+        reason=reason if reason is not None else row.reason,
+        command=list(row.command),
+        workdir=row.workdir,
+        env=dict(row.env),
+        gpus_per_node=row.gpus_per_node,
+        nodes=row.nodes,
+        cpus_per_node=row.cpus_per_node,
+        memory_mb_per_node=row.memory_mb_per_node,
+        time_limit_s=row.time_limit_s,
+        priority=row.priority,
+        gpu_types=list(row.gpu_types),
+        gpu_type=row.gpu_type,
+        placement=placement,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        exit_code=row.exit_code,
+        attempts=row.attempts,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
+    row = session.scalars(
+        select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no job {job_id!r}")
+    return row
+
+
+def _live_reason(center: Center, row: orm.Job) -> str | None:
+    if row.state == JobState.PENDING.value:
+        reason = center.control.state.reasons.get(row.id)
+        if reason is not None:
+            return reason.value
+    return None
+
+
+def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True) -> JobOut:
+    with center.store.read() as session:
+        row = _visible(session, who, job_id)
+        history = None
+        if events:
+            history = [
+                EventOut(at=e.at, from_state=e.from_state, to_state=e.to_state, reason=e.reason)
+                for e in session.scalars(
+                    select(orm.JobEvent)
+                    .where(orm.JobEvent.job_id == job_id)
+                    .order_by(orm.JobEvent.id)
+                )
+            ]
+        return job_out(session, row, reason=_live_reason(center, row), events=history)
+
+
+def job_state(center: Center, who: Principal, job_id: str) -> JobState:
+    with center.store.read() as session:
+        return JobState(_visible(session, who, job_id).state)
+
+
+def list_jobs(
+    center: Center,
+    who: Principal,
+    *,
+    states: Sequence[str] = (),
+    project: str | None = None,
+    mine: bool = False,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[JobOut], str | None]:
+    """Newest first, keyset-paginated on the time-ordered job id."""
+    query = select(orm.Job).where(visible_jobs(who))
+    for state in states:
+        if state not in JobState.__members__.values():
+            raise InvalidInput("state", f"unknown state {state!r}")
+    if states:
+        query = query.where(orm.Job.state.in_(list(states)))
+    if mine:
+        query = query.where(orm.Job.user_id == who.user_id)
+    if cursor:
+        query = query.where(orm.Job.id < cursor)
+    with center.store.read() as session:
+        if project:
+            column = orm.Project.id if project.startswith("prj_") else orm.Project.name
+            query = query.where(
+                orm.Job.project_id.in_(select(orm.Project.id).where(column == project))
+            )
+        rows = session.scalars(query.order_by(orm.Job.id.desc()).limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        projects = {
+            p.id: p.name
+            for p in session.scalars(
+                select(orm.Project).where(orm.Project.id.in_({r.project_id for r in rows}))
+            )
+        }
+        users = {
+            u.id: u.name
+            for u in session.scalars(
+                select(orm.User).where(orm.User.id.in_({r.user_id for r in rows}))
+            )
+        }
+        node_names = {n.id: n.name for n in session.scalars(select(orm.Node))}
+        items = [
+            _out(
+                r,
+                projects.get(r.project_id, "?"),
+                users.get(r.user_id, "?"),
+                node_names,
+                _live_reason(center, r),
+            )
+            for r in rows
+        ]
+    return items, (rows[-1].id if more and rows else None)
+
+
+def cancel(center: Center, who: Principal, job_id: str) -> JobState:
+    """Cancel a job: a pending one at once, a running one by stopping its processes.
+
+    Returns the state the job is in after the request (``cancelled``, or ``running``
+    while its processes are being stopped).
+    """
+    with center.store.write() as session:
+        row = _visible(session, who, job_id)
+        if not _may_manage(who, row, session):
+            raise Forbidden(f"you may not cancel job {job_id}: it belongs to another user")
+        state = JobState(row.state)
+        if state.terminal:
+            raise Conflict(f"job {job_id} already ended: {state.value}")
+        if state is JobState.PENDING:
+            now = utcnow()
+            done = transition(
+                session,
+                job_id,
+                [JobState.PENDING],
+                JobState.CANCELLED,
+                at=now,
+                reason=f"cancelled by {who.name}",
+                ended_at=now,
+            )
+            if done is not None:
+                center.control.forget(job_id)
+                return JobState.CANCELLED
+    # admitted or running (or admitted meanwhile): the control loop stops it
+    center.control.cancel(job_id)
+    return state
+
+
+def _may_manage(who: Principal, row: orm.Job, session: Session) -> bool:
+    if who.role is Role.OPERATOR or row.user_id == who.user_id:
+        return True
+    if who.role is Role.ORG_ADMIN:
+        project = session.get(orm.Project, row.project_id)
+        return project is not None and project.organization_id == who.organization_id
+    return False
+
+
+def read_log(
+    center: Center, who: Principal, job_id: str, offset: int, limit: int
+) -> tuple[bytes, int, str]:
+    """Bytes of the job's log from ``offset``; returns (data, next offset, job state)."""
+    if offset < 0:
+        raise InvalidInput("offset", "must be 0 or more")
+    with center.store.read() as session:
+        row = _visible(session, who, job_id)
+        state = row.state
+    path = Path(center.settings.logs_dir) / f"{job_id}.log"
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(limit)
+    except FileNotFoundError:
+        data = b""
+    return data, offset + len(data), state

@@ -1,0 +1,156 @@
+"""Job writes: submission, state transitions (the one gate), device leases.
+
+``transition`` is the only way a job's state changes. It updates the row with a guard on
+the current state and appends the event in the same transaction, so the stored state
+and the event history never disagree and a stale decision (a job cancelled while the
+scheduler was admitting it) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from axcenter.model.cluster import Allocation
+from axcenter.model.jobs import JobState, check_transition
+from axcenter.store.orm import DeviceLease, Job, JobEvent
+
+__all__ = ["NewJob", "insert_jobs", "release_leases", "take_leases", "transition"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated submission, ready to be written."""
+
+    id: str
+    project_id: str
+    user_id: str
+    name: str
+    command: list[str]
+    workdir: str
+    env: dict[str, str]
+    gpus_per_node: int
+    nodes: int
+    cpus_per_node: int
+    memory_mb_per_node: int
+    time_limit_s: int
+    priority: int
+    gpu_types: list[str]
+    idempotency_key: str | None
+    submitted_at: datetime
+
+
+def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> None:
+    """Insert pending jobs and their first event in two multi-row statements."""
+    if not jobs:
+        return
+    session.execute(
+        insert(Job),
+        [
+            {
+                "id": j.id,
+                "project_id": j.project_id,
+                "user_id": j.user_id,
+                "name": j.name,
+                "command": j.command,
+                "workdir": j.workdir,
+                "env": j.env,
+                "gpus_per_node": j.gpus_per_node,
+                "nodes": j.nodes,
+                "cpus_per_node": j.cpus_per_node,
+                "memory_mb_per_node": j.memory_mb_per_node,
+                "time_limit_s": j.time_limit_s,
+                "priority": j.priority,
+                "gpu_types": j.gpu_types,
+                "idempotency_key": j.idempotency_key,
+                "state": JobState.PENDING.value,
+                "reason": None,
+                "submitted_at": j.submitted_at,
+                "attempts": 0,
+            }
+            for j in jobs
+        ],
+    )
+    session.execute(
+        insert(JobEvent),
+        [
+            {
+                "job_id": j.id,
+                "at": j.submitted_at,
+                "from_state": None,
+                "to_state": JobState.PENDING.value,
+                "reason": "submitted",
+            }
+            for j in jobs
+        ],
+    )
+
+
+def transition(
+    session: Session,
+    job_id: str,
+    from_states: Iterable[JobState],
+    to_state: JobState,
+    *,
+    at: datetime,
+    reason: str,
+    **fields: Any,
+) -> JobState | None:
+    """Move ``job_id`` to ``to_state`` if it is in one of ``from_states``.
+
+    Returns the state it left, or None when the guard failed (the job had moved on);
+    callers treat None as "this decision is stale" and drop it.
+    """
+    allowed = [s for s in from_states if _allowed(s, to_state)]
+    current = session.execute(
+        select(Job.state).where(Job.id == job_id, Job.state.in_([s.value for s in allowed]))
+    ).scalar_one_or_none()
+    if current is None:
+        return None
+    values = {"state": to_state.value, "reason": reason, **fields}
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.execute(
+        insert(JobEvent).values(
+            job_id=job_id, at=at, from_state=current, to_state=to_state.value, reason=reason
+        )
+    )
+    return JobState(current)
+
+
+def _allowed(current: JobState, target: JobState) -> bool:
+    try:
+        check_transition(current, target)
+    except ValueError:
+        return False
+    return True
+
+
+def take_leases(session: Session, job_id: str, placement: Sequence[Allocation]) -> None:
+    """Record the devices ``job_id`` holds; fails (IntegrityError) if any is held already."""
+    rows = [
+        {"node_id": a.node_id, "device_index": d, "job_id": job_id}
+        for a in placement
+        for d in a.devices
+    ]
+    if rows:
+        session.execute(insert(DeviceLease), rows)
+
+
+def release_leases(session: Session, job_id: str) -> None:
+    session.execute(
+        delete(DeviceLease)
+        .where(DeviceLease.job_id == job_id)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,284 @@
+"""``axcenter.client``: requests sent, answers and errors surfaced, config resolution."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from axcenter.client import ApiError, Client, Config, ConfigError, config_path, resolve
+from axcenter.client import config as config_module
+from axcenter.client.http import TERMINAL_STATES
+from axcenter.model.jobs import TERMINAL
+
+from . import TOKEN, URL, FakeServer
+
+
+@pytest.fixture
+def fake() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def client(fake: FakeServer) -> Client:
+    return Client(URL, TOKEN, transport=fake.transport)
+
+
+def test_terminal_states_match_the_model() -> None:
+    assert {s.value for s in TERMINAL} == TERMINAL_STATES
+
+
+def test_whoami_sends_bearer_token(fake: FakeServer, client: Client) -> None:
+    assert client.whoami()["name"] == "alice"
+    request = fake.requests[-1]
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert str(request.url) == f"{URL}/api/v1/whoami"
+
+
+def test_trailing_slash_in_url_is_ignored(fake: FakeServer) -> None:
+    with Client(URL + "/", TOKEN, transport=fake.transport) as c:
+        c.whoami()
+    assert fake.requests[-1].url.path == "/api/v1/whoami"
+
+
+def test_bad_token_is_api_error_401(fake: FakeServer) -> None:
+    with (
+        Client(URL, "wrong", transport=fake.transport) as c,
+        pytest.raises(ApiError) as info,
+    ):
+        c.whoami()
+    assert info.value.status_code == 401
+    assert info.value.detail == "invalid or missing token"
+
+
+def test_projects(client: Client) -> None:
+    assert [p["name"] for p in client.projects()] == ["vision", "nlp"]
+
+
+def test_submit_job_drops_none_and_returns_job(fake: FakeServer, client: Client) -> None:
+    job = client.submit_job(
+        command=("python", "train.py"),
+        gpus_per_node=2,
+        gpu_types=("H100",),
+        time_limit_s=None,
+        project="nlp",
+    )
+    assert job["id"] in fake.jobs
+    assert job["project"] == "nlp"
+    body = fake.bodies[-1]
+    assert body == {
+        "command": ["python", "train.py"],
+        "gpus_per_node": 2,
+        "gpu_types": ["H100"],
+        "project": "nlp",
+    }
+
+
+def test_idempotency_key_returns_the_same_job(client: Client) -> None:
+    first = client.submit_job(command=["true"], idempotency_key="k1")
+    again = client.submit_job(command=["true"], idempotency_key="k1")
+    assert first["id"] == again["id"]
+
+
+def test_submit_validation_error_surfaces_detail(client: Client) -> None:
+    with pytest.raises(ApiError) as info:
+        client.submit_job(command=["true"], gpus_per_node=-1)
+    assert info.value.status_code == 422
+    assert info.value.detail == "gpus_per_node: Input should be greater than or equal to 0"
+    assert "gpus_per_node" in str(info.value)
+
+
+def test_submit_jobs_uses_batch_endpoint(fake: FakeServer, client: Client) -> None:
+    items = client.submit_jobs([{"command": ["a"]}, {"command": ["b"], "name": None}])
+    assert [j["command"] for j in items] == [["a"], ["b"]]
+    assert fake.paths()[-1] == "POST /api/v1/jobs:batch"
+    assert fake.bodies[-1] == {"jobs": [{"command": ["a"]}, {"command": ["b"]}]}
+
+
+def test_list_jobs_query(fake: FakeServer, client: Client) -> None:
+    fake.add_job(state="running")
+    fake.add_job(state="succeeded")
+    page = client.list_jobs(state=["pending", "running"], project="vision", limit=5, mine=True)
+    assert [j["state"] for j in page["items"]] == ["running"]
+    params = fake.requests[-1].url.params
+    assert params.get_list("state") == ["pending", "running"]
+    assert params["project"] == "vision"
+    assert params["limit"] == "5"
+    assert params["mine"] == "true"
+    assert "cursor" not in params
+
+
+def test_list_jobs_single_state_and_not_mine(fake: FakeServer, client: Client) -> None:
+    client.list_jobs(state="pending")
+    params = fake.requests[-1].url.params
+    assert params.get_list("state") == ["pending"]
+    assert "mine" not in params
+
+
+def test_iter_jobs_follows_cursors(fake: FakeServer, client: Client) -> None:
+    for _ in range(7):
+        fake.add_job()
+    ids = [j["id"] for j in client.iter_jobs(limit=3)]
+    assert ids == sorted(fake.jobs, reverse=True)
+    assert len([p for p in fake.paths() if p == "GET /api/v1/jobs"]) == 3
+
+
+def test_get_and_cancel(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job()
+    assert client.get_job(job["id"])["events"][0]["to_state"] == "pending"
+    assert client.cancel_job(job["id"])["state"] == "cancelled"
+    with pytest.raises(ApiError) as info:
+        client.cancel_job(job["id"])
+    assert info.value.status_code == 409
+    assert "already cancelled" in info.value.detail
+
+
+def test_unknown_job_is_404(client: Client) -> None:
+    with pytest.raises(ApiError) as info:
+        client.get_job("job_nope")
+    assert (info.value.status_code, info.value.detail) == (404, "no job job_nope")
+
+
+def test_job_id_is_quoted_in_path(fake: FakeServer, client: Client) -> None:
+    with pytest.raises(ApiError):
+        client.get_job("a/b")
+    assert fake.requests[-1].url.raw_path == b"/api/v1/jobs/a%2Fb"
+
+
+def test_read_log_by_offset(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job(state="running")
+    fake.logs[job["id"]] = b"hello\nworld\n"
+    assert client.read_log(job["id"]) == (b"hello\nworld\n", 12, "running")
+    assert client.read_log(job["id"], 6) == (b"world\n", 12, "running")
+    assert client.read_log(job["id"], 12) == (b"", 12, "running")
+
+
+def test_wait_job_polls_until_terminal(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job(state="running")
+    fake.finish_after_polls[job["id"]] = 1
+    assert client.wait_job(job["id"], timeout=10)["state"] == "succeeded"
+    assert fake.requests[-1].url.params["timeout"] == "10"
+
+
+def test_wait_job_caps_each_poll(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job(state="succeeded")
+    client.wait_job(job["id"])
+    assert fake.requests[-1].url.params["timeout"] == "30"
+
+
+def test_wait_job_timeout_returns_last_state(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job(state="running")
+    started = time.monotonic()
+    assert client.wait_job(job["id"], timeout=0.3)["state"] == "running"
+    assert time.monotonic() - started < 2
+
+
+def test_wait_job_zero_timeout_just_reads(fake: FakeServer, client: Client) -> None:
+    job = fake.add_job(state="pending")
+    assert client.wait_job(job["id"], timeout=0)["state"] == "pending"
+    assert fake.paths()[-1] == f"GET /api/v1/jobs/{job['id']}"
+
+
+def test_cluster(client: Client) -> None:
+    assert client.cluster()["summary"]["gpus"] == 3
+
+
+def test_connection_failure_is_api_error_0() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        Client(URL, TOKEN, transport=httpx.MockTransport(refuse)) as c,
+        pytest.raises(ApiError) as info,
+    ):
+        c.whoami()
+    assert info.value.status_code == 0
+    assert info.value.detail.startswith(f"cannot reach axcenter at {URL}: ")
+
+
+@pytest.mark.parametrize(
+    ("response", "detail"),
+    [
+        (
+            httpx.Response(422, json={"detail": [{"loc": ["body", "nodes"], "msg": "too big"}]}),
+            "nodes: too big",
+        ),
+        (httpx.Response(500, text="boom"), "boom"),
+        (httpx.Response(502), "HTTP 502 Bad Gateway"),
+        (httpx.Response(400, json={"other": 1}), "HTTP 400 Bad Request"),
+    ],
+)
+def test_error_shapes(response: httpx.Response, detail: str) -> None:
+    with Client(URL, TOKEN, transport=httpx.MockTransport(lambda _: response)) as c:
+        with pytest.raises(ApiError) as info:
+            c.whoami()
+    assert (info.value.status_code, info.value.detail) == (response.status_code, detail)
+
+
+def test_non_json_success_is_api_error() -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, text="<html>"))
+    with Client(URL, TOKEN, transport=transport) as c, pytest.raises(ApiError, match="non-JSON"):
+        c.whoami()
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("AXC_URL", raising=False)
+    monkeypatch.delenv("AXC_TOKEN", raising=False)
+    return tmp_path
+
+
+def test_config_path_follows_xdg(xdg: Path) -> None:
+    assert config_path() == xdg / "axcenter" / "config.json"
+    assert config_path({"HOME": "/h"}).parts[-3:] == (".config", "axcenter", "config.json")
+
+
+def test_save_is_private(xdg: Path) -> None:
+    path = config_module.save(Config(url="http://x:1", token="secret"))
+    assert path == xdg / "axcenter" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text()) == {"url": "http://x:1", "token": "secret"}
+    assert list(path.parent.iterdir()) == [path]  # no temp file left behind
+
+
+def test_resolve_order(xdg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_module.save(Config(url="http://file:1", token="file-token"))
+    assert resolve() == Config("http://file:1", "file-token")
+    monkeypatch.setenv("AXC_URL", "http://env:2")
+    assert resolve() == Config("http://env:2", "file-token")
+    monkeypatch.setenv("AXC_TOKEN", "env-token")
+    assert resolve() == Config("http://env:2", "env-token")
+    assert resolve(url="http://arg:3/", token="arg-token") == Config("http://arg:3", "arg-token")
+
+
+def test_resolve_missing_tells_what_to_do(xdg: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no server URL and no token.*axc login.*AXC_URL"):
+        resolve()
+    with pytest.raises(ConfigError, match=r"no token configured"):
+        resolve(url="http://x")
+
+
+def test_resolve_rejects_broken_file(xdg: Path) -> None:
+    path = config_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        resolve()
+
+
+def test_config_repr_hides_token() -> None:
+    assert "secret" not in repr(Config("http://x", "secret"))
+
+
+def test_normalize_url() -> None:
+    assert config_module.normalize_url("localhost:8080/") == "http://localhost:8080"
+    assert config_module.normalize_url("https://a.b") == "https://a.b"

@@ -1,0 +1,450 @@
+"""The ``axc`` commands, run in-process against ``FakeServer`` via ``main.client_factory``."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from axcenter.cli import main
+from axcenter.client import Client, Config
+
+from . import TOKEN, URL, FakeServer
+
+
+@pytest.fixture
+def fake() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def configs(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Config]]:
+    """Route every client to the fake; record the config each command resolved."""
+    seen: list[Config] = []
+
+    def factory(cfg: Config) -> Client:
+        seen.append(cfg)
+        return Client(cfg.url, cfg.token, transport=fake.transport)
+
+    monkeypatch.setattr(main, "client_factory", factory)
+    yield seen
+
+
+@pytest.fixture
+def xdg(tmp_path: Path) -> Path:
+    return tmp_path / "xdg"
+
+
+@pytest.fixture
+def axc(configs: list[Config], xdg: Path) -> Any:
+    """Run ``axc ARGS`` with the fake server configured through the environment."""
+    runner = CliRunner()
+
+    def run(*args: str, env: dict[str, str | None] | None = None, **kwargs: Any) -> Result:
+        full_env: dict[str, str | None] = {
+            "AXC_URL": URL,
+            "AXC_TOKEN": TOKEN,
+            "XDG_CONFIG_HOME": str(xdg),
+            "COLUMNS": "200",
+        }
+        full_env.update(env or {})
+        return runner.invoke(main.app, list(args), env=full_env, **kwargs)
+
+    return run
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+def test_submit_prints_only_the_id_and_sends_the_spec(
+    axc: Any, fake: FakeServer, tmp_path: Path
+) -> None:
+    result = axc(
+        "submit",
+        "--project", "nlp",
+        "--gpus", "2",
+        "--gpu-type", "H100",
+        "--gpu-type", "A100,L40S",
+        "--nodes", "2",
+        "--cpus", "8",
+        "--mem", "16G",
+        "--time-limit", "1h30m",
+        "--priority", "5",
+        "--name", "train",
+        "--env", "A=1",
+        "-e", "B=x=y",
+        "--idempotency-key", "k-1",
+        "--workdir", str(tmp_path),
+        "--",
+        "python", "train.py", "--lr", "3e-4",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (job_id,) = fake.jobs
+    assert result.stdout == f"{job_id}\n"
+    assert fake.bodies[-1] == {
+        "project": "nlp",
+        "name": "train",
+        "command": ["python", "train.py", "--lr", "3e-4"],
+        "workdir": str(tmp_path),
+        "env": {"A": "1", "B": "x=y"},
+        "gpus_per_node": 2,
+        "nodes": 2,
+        "cpus_per_node": 8,
+        "memory_mb_per_node": 16384,
+        "time_limit_s": 5400,
+        "priority": 5,
+        "gpu_types": ["H100", "A100", "L40S"],
+        "idempotency_key": "k-1",
+    }
+
+
+def test_submit_defaults(axc: Any, fake: FakeServer) -> None:
+    result = axc("submit", "--", "true")
+    assert result.exit_code == 0, result.output
+    body = fake.bodies[-1]
+    assert body == {
+        "command": ["true"],
+        "workdir": os.getcwd(),
+        "env": {},
+        "gpus_per_node": 1,
+        "nodes": 1,
+        "priority": 0,
+        "gpu_types": [],
+    }
+    assert os.path.isabs(body["workdir"])
+
+
+def test_submit_relative_workdir_becomes_absolute(axc: Any, fake: FakeServer) -> None:
+    assert axc("submit", "-w", "sub/dir", "--", "true").exit_code == 0
+    assert fake.bodies[-1]["workdir"] == os.path.join(os.getcwd(), "sub", "dir")
+
+
+def test_submit_without_dashes_keeps_command_options(axc: Any, fake: FakeServer) -> None:
+    result = axc("submit", "--gpus", "0", "python", "x.py", "--gpus", "9")
+    assert result.exit_code == 0, result.output
+    assert fake.bodies[-1]["command"] == ["python", "x.py", "--gpus", "9"]
+    assert fake.bodies[-1]["gpus_per_node"] == 0
+
+
+def test_submit_env_key_alone_copies_local_value(axc: Any, fake: FakeServer) -> None:
+    result = axc("submit", "-e", "AXC_TEST_VAR", "--", "env", env={"AXC_TEST_VAR": "v"})
+    assert result.exit_code == 0, result.output
+    assert fake.bodies[-1]["env"] == {"AXC_TEST_VAR": "v"}
+
+
+def test_submit_empty_command_is_usage_error(axc: Any, fake: FakeServer) -> None:
+    for args in (["submit"], ["submit", "--gpus", "1", "--"]):
+        result = axc(*args)
+        assert result.exit_code == 2
+        assert "error: no command given" in result.stderr
+        assert result.stdout == ""
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--time-limit", "soon"], "invalid duration"),
+        (["--time-limit", "0"], "more than zero"),
+        (["--mem", "lots"], "invalid memory size"),
+        (["--gpus", "-1"], "--gpus"),
+        (["--env", "=x"], "KEY=VALUE"),
+    ],
+)
+def test_submit_bad_local_input_exits_2(
+    axc: Any, fake: FakeServer, args: list[str], message: str
+) -> None:
+    result = axc("submit", *args, "--", "true")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert fake.requests == []
+
+
+def test_submit_api_validation_error_exits_1(axc: Any, fake: FakeServer) -> None:
+    result = axc("submit", "--project", "nope", "--", "true")
+    assert result.exit_code == 1
+    assert result.stderr == "error: project: unknown project 'nope'\n"
+    assert result.stdout == ""
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_submit_wait_exits_like_wait(axc: Any, fake: FakeServer) -> None:
+    original = fake._submit
+
+    def submit_and_fail(user: str, spec: dict[str, Any]) -> Any:
+        response = original(user, spec)
+        fake.set_state(response.json()["id"], "failed", exit_code=3)
+        return response
+
+    fake._submit = submit_and_fail  # type: ignore[method-assign]
+    result = axc("submit", "--wait", "--", "false")
+    assert result.exit_code == 3
+    assert result.stdout == "job_0001\n"
+    assert "job_0001: failed (exit code 3)" in result.stderr
+
+
+# -- wait -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "fields", "code"),
+    [
+        ("succeeded", {"exit_code": 0}, 0),
+        ("failed", {"exit_code": 3}, 3),
+        ("failed", {"exit_code": None, "reason": "node lost"}, 1),
+        ("failed", {"exit_code": -9}, 1),
+        ("cancelled", {}, 1),
+        ("timed_out", {}, 1),
+    ],
+)
+def test_wait_exit_codes(
+    axc: Any, fake: FakeServer, state: str, fields: dict[str, Any], code: int
+) -> None:
+    job = fake.add_job(state="running")
+    fake.set_state(job["id"], state, **fields)
+    result = axc("wait", job["id"])
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"{job['id']}: {state}")
+
+
+def test_wait_polls_until_done(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(state="running")
+    fake.finish_after_polls[job["id"]] = 2
+    result = axc("wait", job["id"], "--timeout", "30s")
+    assert result.exit_code == 0
+    assert fake.paths().count(f"GET /api/v1/jobs/{job['id']}/wait") == 2
+
+
+def test_wait_timeout_exits_124(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(state="running")
+    result = axc("wait", job["id"], "--timeout", "0.2")
+    assert result.exit_code == 124
+    assert "running (not finished" in result.stderr
+
+
+def test_wait_unknown_job(axc: Any) -> None:
+    result = axc("wait", "job_nope")
+    assert result.exit_code == 1
+    assert result.stderr == "error: no job job_nope\n"
+
+
+# -- jobs, show, cancel, logs ---------------------------------------------------------------
+
+
+def test_jobs_table(axc: Any, fake: FakeServer) -> None:
+    fake.add_job(name="prep", state="succeeded", gpus_per_node=0)
+    fake.add_job(
+        name="train",
+        state="running",
+        gpu_type="H100",
+        gpus_per_node=2,
+        started_at="2020-01-01T00:00:00Z",
+    )
+    fake.add_job(name="eval", reason="waiting for GPUs", gpu_types=["A100"], nodes=2)
+    result = axc("jobs")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "ID", "NAME", "PROJECT", "USER", "STATE", "GPUS", "REASON", "SUBMITTED", "RUNTIME",
+    ]  # fmt: skip
+    assert [line.split()[0] for line in lines[1:]] == ["job_0003", "job_0002", "job_0001"]
+    assert "1xA100 x2 nodes" in lines[1]
+    assert "waiting for GPUs" in lines[1]
+    assert "2xH100" in lines[2]
+    assert "d" in lines[2].split()[-1]  # running for years: days in the runtime column
+    assert "cpu only" in lines[3]
+    assert fake.requests[-1].url.params["limit"] == "50"
+
+
+def test_jobs_filters_and_json(axc: Any, fake: FakeServer) -> None:
+    fake.add_job(state="running")
+    fake.add_job(state="pending", user="bob")
+    result = axc("jobs", "--state", "running", "-s", "pending", "--mine", "--json")
+    assert result.exit_code == 0, result.output
+    assert [j["id"] for j in json.loads(result.stdout)] == ["job_0001"]
+    assert fake.requests[-1].url.params.get_list("state") == ["running", "pending"]
+
+
+def test_jobs_all_follows_pages(axc: Any, fake: FakeServer) -> None:
+    for _ in range(120):
+        fake.add_job()
+    result = axc("jobs", "--all", "--json")
+    assert len(json.loads(result.stdout)) == 120
+    assert len(json.loads(axc("jobs", "--json").stdout)) == 50
+
+
+def test_jobs_unknown_state_is_usage_error(axc: Any, fake: FakeServer) -> None:
+    assert axc("jobs", "--state", "sleeping").exit_code == 2
+    assert fake.requests == []
+
+
+def test_show(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(
+        name="train",
+        command=["python", "train.py", "--msg", "hello world"],
+        env={"SEED": "1"},
+        gpu_type="H100",
+        placement=[{"node": "gpu-a", "devices": [0, 1]}],
+        started_at="2024-05-01T10:00:00Z",
+    )
+    fake.set_state(job["id"], "failed", exit_code=3, reason="exit code 3")
+    result = axc("show", job["id"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for text in (
+        job["id"],
+        "failed",
+        "exit code 3",
+        "python train.py --msg 'hello world'",
+        "SEED=1",
+        "gpu-a[0,1]",
+        "2024-05-01 10:00:00 UTC",
+        "events",
+        "pending",
+    ):
+        assert text in out, text
+    assert json.loads(axc("show", job["id"], "--json").stdout)["id"] == job["id"]
+
+
+def test_cancel_reports_each_job(axc: Any, fake: FakeServer) -> None:
+    running = fake.add_job(state="running")
+    done = fake.add_job(state="succeeded")
+    result = axc("cancel", running["id"], done["id"], "job_nope")
+    assert result.exit_code == 1
+    assert result.stdout == f"{running['id']}: cancelled\n"
+    assert f"error: {done['id']}: job {done['id']} is already succeeded" in result.stderr
+    assert "error: job_nope: no job job_nope" in result.stderr
+
+
+def test_logs_prints_bytes(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(state="succeeded")
+    fake.logs[job["id"]] = b"line 1\n\xffbinary\n"
+    result = axc("logs", job["id"])
+    assert result.exit_code == 0
+    assert result.stdout_bytes == b"line 1\n\xffbinary\n"
+
+
+def test_logs_follow_reads_until_terminal_and_drained(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(state="running")
+    fake.log_script[job["id"]] = [b"one\n", b"", b"two\n", b"three\n"]
+    result = axc("logs", "-f", job["id"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "one\ntwo\nthree\n"
+    offsets = [
+        r.url.params["offset"] for r in fake.requests if r.url.path.endswith("/log")
+    ]
+    assert offsets == ["0", "4", "4", "8", "14"]
+
+
+def test_logs_without_follow_stops_at_the_end(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(state="running")
+    fake.logs[job["id"]] = b"partial\n"
+    result = axc("logs", job["id"])
+    assert result.stdout == "partial\n"
+    assert result.exit_code == 0
+
+
+# -- cluster, whoami ------------------------------------------------------------------------
+
+
+def test_cluster_renders_nodes_devices_and_summary(axc: Any) -> None:
+    result = axc("cluster")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    node_a = next(line for line in out.splitlines() if line.startswith("gpu-a") and "H100" in line)
+    assert node_a.split() == ["gpu-a", "H100", "logical", "up", "1/2", "32", "256G"]
+    assert "drain" in out
+    holder = next(line for line in out.splitlines() if "job_0042" in line)
+    assert holder.split() == ["gpu-a", "0", "job_0042", "alice", "vision"]
+    assert "free" in out
+    assert "GPUs 1/3 used" in out
+    assert "pending 4" in out
+    assert json.loads(axc("cluster", "--json").stdout)["summary"]["gpus_used"] == 1
+
+
+def test_whoami(axc: Any) -> None:
+    result = axc("whoami")
+    assert result.exit_code == 0
+    assert "alice" in result.stdout
+    assert URL in result.stdout
+    assert json.loads(axc("whoami", "--json").stdout)["role"] == "member"
+
+
+def test_bad_token_hints_login(axc: Any) -> None:
+    result = axc("whoami", env={"AXC_TOKEN": "wrong"})
+    assert result.exit_code == 1
+    assert "error: invalid or missing token (run `axc login`" in result.stderr
+
+
+def test_unreachable_server_is_one_line_error(
+    axc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "client_factory", main.default_client_factory)
+    result = axc("whoami", env={"AXC_URL": "http://127.0.0.1:9"})
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot reach axcenter at http://127.0.0.1:9")
+    assert "Traceback" not in result.output
+
+
+# -- login and config -----------------------------------------------------------------------
+
+NO_ENV: dict[str, str | None] = {"AXC_URL": None, "AXC_TOKEN": None}
+
+
+def test_no_config_is_an_error_naming_login(axc: Any) -> None:
+    result = axc("jobs", env=NO_ENV)
+    assert result.exit_code == 2
+    assert "axc login" in result.stderr
+    assert "AXC_URL" in result.stderr
+
+
+def test_login_writes_private_config_used_later(
+    axc: Any, xdg: Path, configs: list[Config]
+) -> None:
+    result = axc("login", "--url", URL, input=f"{TOKEN}\n", env=NO_ENV)
+    assert result.exit_code == 0, result.output
+    assert "alice" in result.stdout
+    assert TOKEN not in result.output  # the prompt hides the token
+    path = xdg / "axcenter" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text()) == {"url": URL, "token": TOKEN}
+
+    assert axc("whoami", env=NO_ENV).exit_code == 0
+    assert configs[-1] == Config(URL, TOKEN)
+
+    # the environment beats the file, and flags beat the environment
+    axc("whoami", env={"AXC_URL": "http://env:1", "AXC_TOKEN": None})
+    assert configs[-1] == Config("http://env:1", TOKEN)
+    axc("whoami", env={"AXC_URL": None, "AXC_TOKEN": "tok-bob"})
+    assert configs[-1] == Config(URL, "tok-bob")
+    axc("--url", "http://flag:2", "--token", "t", "whoami", env={"AXC_TOKEN": "tok-bob"})
+    assert configs[-1] == Config("http://flag:2", "t")
+
+
+def test_login_with_token_option_and_global_url(axc: Any, xdg: Path) -> None:
+    result = axc("--url", URL, "login", "--token", "tok-bob", env=NO_ENV)
+    assert result.exit_code == 0, result.output
+    assert "bob" in result.stdout
+    saved = json.loads((xdg / "axcenter" / "config.json").read_text())
+    assert saved == {"url": URL, "token": "tok-bob"}
+
+
+def test_login_with_bad_token_writes_nothing(axc: Any, xdg: Path) -> None:
+    result = axc("login", "--url", URL, "--token", "wrong", env=NO_ENV)
+    assert result.exit_code == 1
+    assert "invalid or missing token" in result.stderr
+    assert not (xdg / "axcenter" / "config.json").exists()
+
+
+def test_version(axc: Any) -> None:
+    result = axc("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("axc ")
