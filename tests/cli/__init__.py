@@ -58,7 +58,7 @@ class FakeServer:
     def add_job(self, **fields: Any) -> dict[str, Any]:
         self._seq += 1
         job: dict[str, Any] = {
-            "id": f"job_{self._seq:04d}",
+            "id": f"job_{self._seq:018d}",
             "name": "",
             "project": "vision",
             "project_id": "prj_1",
@@ -180,11 +180,7 @@ class FakeServer:
         known = {p["name"]: p for p in self.projects} | {p["id"]: p for p in self.projects}
         if project not in known:
             return _error(422, f"project: unknown project {project!r}")
-        fields = {
-            k: v
-            for k, v in spec.items()
-            if k not in {"project"} and v is not None
-        }
+        fields = {k: v for k, v in spec.items() if k not in {"project"} and v is not None}
         job = self.add_job(
             user=user, project=known[project]["name"], project_id=known[project]["id"], **fields
         )
@@ -240,7 +236,12 @@ class FakeServer:
                     "cpus": 32,
                     "memory_mb": 262144,
                     "devices": [
-                        {"index": 0, "job_id": "job_0042", "user": "alice", "project": "vision"},
+                        {
+                            "index": 0,
+                            "job_id": "job_000000000000000042",
+                            "user": "alice",
+                            "project": "vision",
+                        },
                         {"index": 1, "job_id": None, "user": None, "project": None},
                     ],
                 },

@@ -213,9 +213,9 @@ def test_connection_failure_is_api_error_0() -> None:
     ],
 )
 def test_error_shapes(response: httpx.Response, detail: str) -> None:
-    with Client(URL, TOKEN, transport=httpx.MockTransport(lambda _: response)) as c:
-        with pytest.raises(ApiError) as info:
-            c.whoami()
+    transport = httpx.MockTransport(lambda _: response)
+    with Client(URL, TOKEN, transport=transport) as c, pytest.raises(ApiError) as info:
+        c.whoami()
     assert (info.value.status_code, info.value.detail) == (response.status_code, detail)
 
 

@@ -185,8 +185,9 @@ def test_submit_wait_exits_like_wait(axc: Any, fake: FakeServer) -> None:
     fake._submit = submit_and_fail  # type: ignore[method-assign]
     result = axc("submit", "--wait", "--", "false")
     assert result.exit_code == 3
-    assert result.stdout == "job_0001\n"
-    assert "job_0001: failed (exit code 3)" in result.stderr
+    (job_id,) = fake.jobs
+    assert result.stdout == f"{job_id}\n"
+    assert f"{job_id}: failed (exit code 3)" in result.stderr
 
 
 # -- wait -----------------------------------------------------------------------------------
@@ -239,36 +240,36 @@ def test_wait_unknown_job(axc: Any) -> None:
 
 
 def test_jobs_table(axc: Any, fake: FakeServer) -> None:
-    fake.add_job(name="prep", state="succeeded", gpus_per_node=0)
-    fake.add_job(
+    prep = fake.add_job(name="prep", state="succeeded", gpus_per_node=0)
+    train = fake.add_job(
         name="train",
         state="running",
         gpu_type="H100",
         gpus_per_node=2,
         started_at="2020-01-01T00:00:00Z",
     )
-    fake.add_job(name="eval", reason="waiting for GPUs", gpu_types=["A100"], nodes=2)
+    ev = fake.add_job(name="eval", reason="waiting for GPUs", gpu_types=["A100"], nodes=2)
     result = axc("jobs")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "ID", "NAME", "PROJECT", "USER", "STATE", "GPUS", "REASON", "SUBMITTED", "RUNTIME",
+        "ID", "NAME", "PROJECT", "USER", "STATE", "GPUS", "REASON", "AGE", "RUNTIME",
     ]  # fmt: skip
-    assert [line.split()[0] for line in lines[1:]] == ["job_0003", "job_0002", "job_0001"]
-    assert "1xA100 x2 nodes" in lines[1]
+    assert [line.split()[0] for line in lines[1:]] == [ev["id"], train["id"], prep["id"]]
+    assert "1xA100 x2n" in lines[1]
     assert "waiting for GPUs" in lines[1]
     assert "2xH100" in lines[2]
     assert "d" in lines[2].split()[-1]  # running for years: days in the runtime column
-    assert "cpu only" in lines[3]
+    assert " cpu " in lines[3]
     assert fake.requests[-1].url.params["limit"] == "50"
 
 
 def test_jobs_filters_and_json(axc: Any, fake: FakeServer) -> None:
-    fake.add_job(state="running")
+    mine = fake.add_job(state="running")
     fake.add_job(state="pending", user="bob")
     result = axc("jobs", "--state", "running", "-s", "pending", "--mine", "--json")
     assert result.exit_code == 0, result.output
-    assert [j["id"] for j in json.loads(result.stdout)] == ["job_0001"]
+    assert [j["id"] for j in json.loads(result.stdout)] == [mine["id"]]
     assert fake.requests[-1].url.params.get_list("state") == ["running", "pending"]
 
 
@@ -337,9 +338,7 @@ def test_logs_follow_reads_until_terminal_and_drained(axc: Any, fake: FakeServer
     result = axc("logs", "-f", job["id"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "one\ntwo\nthree\n"
-    offsets = [
-        r.url.params["offset"] for r in fake.requests if r.url.path.endswith("/log")
-    ]
+    offsets = [r.url.params["offset"] for r in fake.requests if r.url.path.endswith("/log")]
     assert offsets == ["0", "4", "4", "8", "14"]
 
 
@@ -361,8 +360,8 @@ def test_cluster_renders_nodes_devices_and_summary(axc: Any) -> None:
     node_a = next(line for line in out.splitlines() if line.startswith("gpu-a") and "H100" in line)
     assert node_a.split() == ["gpu-a", "H100", "logical", "up", "1/2", "32", "256G"]
     assert "drain" in out
-    holder = next(line for line in out.splitlines() if "job_0042" in line)
-    assert holder.split() == ["gpu-a", "0", "job_0042", "alice", "vision"]
+    holder = next(line for line in out.splitlines() if "job_000000000000000042" in line)
+    assert holder.split() == ["gpu-a", "0", "job_000000000000000042", "alice", "vision"]
     assert "free" in out
     assert "GPUs 1/3 used" in out
     assert "pending 4" in out
@@ -383,9 +382,7 @@ def test_bad_token_hints_login(axc: Any) -> None:
     assert "error: invalid or missing token (run `axc login`" in result.stderr
 
 
-def test_unreachable_server_is_one_line_error(
-    axc: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreachable_server_is_one_line_error(axc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(main, "client_factory", main.default_client_factory)
     result = axc("whoami", env={"AXC_URL": "http://127.0.0.1:9"})
     assert result.exit_code == 1
@@ -405,9 +402,7 @@ def test_no_config_is_an_error_naming_login(axc: Any) -> None:
     assert "AXC_URL" in result.stderr
 
 
-def test_login_writes_private_config_used_later(
-    axc: Any, xdg: Path, configs: list[Config]
-) -> None:
+def test_login_writes_private_config_used_later(axc: Any, xdg: Path, configs: list[Config]) -> None:
     result = axc("login", "--url", URL, input=f"{TOKEN}\n", env=NO_ENV)
     assert result.exit_code == 0, result.output
     assert "alice" in result.stdout

@@ -264,7 +264,8 @@ def list_jobs(
     elif not jobs:
         render.err_console().print("no jobs")
     else:
-        render.out_console().print(render.jobs_table(jobs))
+        console = render.out_console()
+        console.print(render.jobs_table(jobs, width=console.width))
 
 
 def show(

@@ -6,6 +6,7 @@ slightly older or newer server still renders instead of crashing the CLI.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from rich.text import Text
 from axcenter.cli.durations import format_duration
 
 __all__ = [
+    "PIPE_WIDTH",
     "STATE_STYLES",
     "cluster_view",
     "err_console",
@@ -51,9 +53,17 @@ STATE_STYLES: Mapping[str, str] = {
 _NODE_STATE_STYLES: Mapping[str, str] = {"up": "green", "drain": "yellow", "down": "red"}
 
 
+#: Width used when stdout is not a terminal and COLUMNS is unset, so that piping a table
+#: into grep or a file does not fold it at Rich's default of 80 columns.
+PIPE_WIDTH = 200
+
+
 def out_console() -> Console:
     """A console on the current stdout (created per call so test runners can swap it)."""
-    return Console()
+    console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console = Console(width=PIPE_WIDTH)
+    return console
 
 
 def err_console() -> Console:
@@ -83,6 +93,10 @@ def parse_time(value: object) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _age(moment: datetime | None, now: datetime) -> str:
+    return "-" if moment is None else format_duration((now - moment).total_seconds())
+
+
 def format_age(moment: datetime | None, now: datetime) -> str:
     """How long ago ``moment`` was, compactly: ``42s ago``, ``3h05m ago``."""
     if moment is None:
@@ -107,12 +121,15 @@ def _gpu_type(job: Job) -> str:
     return "|".join(str(t) for t in accepted) if accepted else "any"
 
 
-def gpus_label(job: Job) -> str:
-    """GPUs per node and type (assigned, else accepted): ``2xH100``, ``1xany x2 nodes``."""
+def gpus_label(job: Job, *, compact: bool = False) -> str:
+    """GPUs per node and type (assigned, else accepted): ``2xH100``, ``1xany x2 nodes``
+    (``1xany x2n`` when compact)."""
     per_node = int(job.get("gpus_per_node") or 0)
     nodes = int(job.get("nodes") or 1)
-    label = f"{per_node}x{_gpu_type(job)}" if per_node else "cpu only"
-    return f"{label} x{nodes} nodes" if nodes > 1 else label
+    label = f"{per_node}x{_gpu_type(job)}" if per_node else "cpu"
+    if nodes <= 1:
+        return label
+    return f"{label} x{nodes}n" if compact else f"{label} x{nodes} nodes"
 
 
 def format_memory(mb: object) -> str:
@@ -130,18 +147,25 @@ def _text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
-def jobs_table(jobs: Iterable[Job], now: datetime | None = None) -> Table:
-    """The ``axc jobs`` table, newest first as the server sorts them."""
+def jobs_table(jobs: Iterable[Job], now: datetime | None = None, width: int = 200) -> Table:
+    """The ``axc jobs`` table, newest first as the server sorts them.
+
+    Below 120 columns the gaps shrink to one space so that an 80-column terminal still
+    shows every column with whole job ids.
+    """
     now = now or datetime.now(UTC)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("ID", overflow="fold", no_wrap=True)
-    table.add_column("NAME", overflow="fold", max_width=24)
-    table.add_column("PROJECT", overflow="fold")
-    table.add_column("USER", overflow="fold")
+    table = _table()
+    if width < 120:
+        table.padding = (0, 1, 0, 0)
+    # Identifiers, states and times never wrap; free text wraps first on narrow terminals.
+    table.add_column("ID", no_wrap=True)
+    table.add_column("NAME", min_width=4, max_width=24)
+    table.add_column("PROJECT", min_width=4)
+    table.add_column("USER", min_width=4)
     table.add_column("STATE", no_wrap=True)
     table.add_column("GPUS", no_wrap=True)
-    table.add_column("REASON", overflow="fold", max_width=40)
-    table.add_column("SUBMITTED", no_wrap=True)
+    table.add_column("REASON", min_width=6, max_width=40)
+    table.add_column("AGE", no_wrap=True, justify="right")
     table.add_column("RUNTIME", no_wrap=True, justify="right")
     for job in jobs:
         run = runtime_s(job, now)
@@ -151,12 +175,17 @@ def jobs_table(jobs: Iterable[Job], now: datetime | None = None) -> Table:
             _text(job.get("project")),
             _text(job.get("user")),
             state_text(job.get("state")),
-            gpus_label(job),
+            gpus_label(job, compact=True),
             _text(job.get("reason")),
-            format_age(parse_time(job.get("submitted_at")), now),
+            _age(parse_time(job.get("submitted_at")), now),
             "-" if run is None else format_duration(run),
         )
     return table
+
+
+def _table(title: str | None = None) -> Table:
+    """A borderless table whose first column starts at the margin (easy to grep/cut)."""
+    return Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
 
 
 def _placement(job: Job) -> str:
@@ -214,11 +243,11 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
 
     name = job.get("name")
     title = f"[bold]{escape(str(job.get('id', '?')))}[/]" + (f"  {escape(name)}" if name else "")
-    parts: list[RenderableType] = [Panel(grid, title=title, title_align="left")]
+    parts: list[RenderableType] = [Panel(grid, title=title, title_align="left", expand=False)]
 
     events = job.get("events") or []
     if events:
-        table = Table(title="events", title_justify="left", box=None, header_style="bold")
+        table = _table("events")
         table.add_column("AT", no_wrap=True)
         table.add_column("FROM", no_wrap=True)
         table.add_column("TO", no_wrap=True)
@@ -238,7 +267,7 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
 def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
     """``axc cluster``: nodes, then who holds each device, then a summary line."""
     nodes = cluster.get("nodes") or []
-    node_table = Table(title="nodes", title_justify="left", box=None, header_style="bold")
+    node_table = _table("nodes")
     node_table.add_column("NODE", overflow="fold")
     node_table.add_column("TYPE", no_wrap=True)
     node_table.add_column("KIND", no_wrap=True)
@@ -247,7 +276,7 @@ def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
     node_table.add_column("CPUS", justify="right", no_wrap=True)
     node_table.add_column("MEMORY", justify="right", no_wrap=True)
 
-    device_table = Table(title="devices", title_justify="left", box=None, header_style="bold")
+    device_table = _table("devices")
     device_table.add_column("NODE", overflow="fold")
     device_table.add_column("GPU", justify="right", no_wrap=True)
     device_table.add_column("JOB", overflow="fold")

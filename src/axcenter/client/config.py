@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 ENV_URL = "AXC_URL"
-ENV_TOKEN = "AXC_TOKEN"
+ENV_TOKEN = "AXC_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 _HINT = f"run `axc login` or set {ENV_URL} and {ENV_TOKEN}"
 

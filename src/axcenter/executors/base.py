@@ -142,3 +142,12 @@ class Executor(Protocol):
     def close(self, grace_s: float | None = None) -> None:
         """Stop everything with SHUTDOWN, wait for the exits, release threads. Idempotent."""
         ...
+
+    def kill_orphan(self, job_id: str, pid: int) -> bool:
+        """Kill what an earlier incarnation of this executor left running for ``job_id``.
+
+        Called by reconcile for an active job this executor does not run (the service was
+        killed). Returns True if something was killed. Must never kill an unrelated
+        process that happens to reuse ``pid``.
+        """
+        ...

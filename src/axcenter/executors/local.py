@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from pathlib import Path
 import selectors
 import signal
 import subprocess
@@ -259,6 +260,21 @@ class LocalExecutor:
             )
 
     # -- internals -------------------------------------------------------------------
+
+    def kill_orphan(self, job_id: str, pid: int) -> bool:
+        """SIGKILL the process group ``pid`` leads if its environment names ``job_id``.
+
+        Jobs run in their own session, so they outlive a killed service. The environment
+        check (``AXC_JOB_ID``) keeps a recycled pid of an unrelated process safe.
+        """
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return False
+        if f"AXC_JOB_ID={job_id}".encode() not in environ.split(b"\0"):
+            return False
+        _killpg(pid, signal.SIGKILL)
+        return True
 
     def _spawn(self, launch: Launch, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Create the directories, open the log and fork; errors become LaunchError."""

@@ -37,13 +37,14 @@ def cluster_view(center: Center, who: Principal) -> ClusterOut:
             .join(orm.User, orm.User.id == orm.Job.user_id)
             .join(orm.Project, orm.Project.id == orm.Job.project_id)
         ).all()
-        counts = dict(
-            session.execute(
+        counts: dict[str, int] = {
+            state: count
+            for state, count in session.execute(
                 select(orm.Job.state, func.count())
                 .where(orm.Job.state.in_([JobState.PENDING.value, JobState.RUNNING.value]))
                 .group_by(orm.Job.state)
             ).tuples()
-        )
+        }
     held = {
         (node_id, index): (job, user, project, bool(visible))
         for node_id, index, job, user, project, visible in leases
