@@ -57,9 +57,7 @@ def test_job_runs_on_its_devices_and_succeeds(client: TestClient, tenants: Tenan
     assert f"id={job['id']}" in text
     assert log.headers["X-Job-State"] == "succeeded"
     assert int(log.headers["X-Log-Offset"]) == len(log.content)
-    rest = client.get(
-        f"/api/v1/jobs/{job['id']}/log", params={"offset": 4}, headers=alice.headers
-    )
+    rest = client.get(f"/api/v1/jobs/{job['id']}/log", params={"offset": 4}, headers=alice.headers)
     assert rest.content == log.content[4:]
     states = [e["to_state"] for e in done["events"]]
     assert states == ["pending", "admitted", "running", "succeeded"]
@@ -135,9 +133,7 @@ def test_idempotent_submission(client: TestClient, tenants: Tenants, center: Cen
     assert job_count(center) == 1
     # another user may use the same key
     bob = tenants.bob
-    other = client.post(
-        "/api/v1/jobs", json={**body, "project": bob.project}, headers=bob.headers
-    )
+    other = client.post("/api/v1/jobs", json={**body, "project": bob.project}, headers=bob.headers)
     assert other.status_code == 201
     assert other.json()["id"] != first.json()["id"]
 
@@ -214,9 +210,9 @@ def test_tenants_do_not_see_each_other(client: TestClient, tenants: Tenants) -> 
     }
     bobs = client.get("/api/v1/jobs", headers=bob.headers).json()["items"]
     assert bobs == []
-    assert [p["name"] for p in client.get("/api/v1/projects", headers=bob.headers).json()["items"]] == [
-        "bolt-llm"
-    ]
+    assert [
+        p["name"] for p in client.get("/api/v1/projects", headers=bob.headers).json()["items"]
+    ] == ["bolt-llm"]
     # the organization admin and the operator see it
     for who in (tenants.acme_admin, tenants.operator):
         r = client.get(f"/api/v1/jobs/{job['id']}", headers=who.headers)

@@ -254,10 +254,18 @@ class FakeServer:
                     "state": "drain",
                     "cpus": 16,
                     "memory_mb": 131072,
-                    "devices": [{"index": 0, "job_id": None, "user": None, "project": None}],
+                    "devices": [
+                        {
+                            "index": 0,
+                            "busy": True,
+                            "job_id": None,
+                            "user": "(other tenant)",
+                            "project": "(other tenant)",
+                        }
+                    ],
                 },
             ],
-            "summary": {"gpus": 3, "gpus_used": 1, "pending_jobs": 4, "running_jobs": 1},
+            "summary": {"gpus": 3, "gpus_used": 2, "pending_jobs": 4, "running_jobs": 1},
         }
 
 

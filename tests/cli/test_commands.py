@@ -359,13 +359,17 @@ def test_cluster_renders_nodes_devices_and_summary(axc: Any) -> None:
     out = result.stdout
     node_a = next(line for line in out.splitlines() if line.startswith("gpu-a") and "H100" in line)
     assert node_a.split() == ["gpu-a", "H100", "logical", "up", "1/2", "32", "256G"]
-    assert "drain" in out
+    node_b = next(line for line in out.splitlines() if line.startswith("gpu-b") and "A100" in line)
+    assert node_b.split() == ["gpu-b", "A100", "physical", "drain", "1/1", "16", "128G"]
     holder = next(line for line in out.splitlines() if "job_000000000000000042" in line)
     assert holder.split() == ["gpu-a", "0", "job_000000000000000042", "alice", "vision"]
-    assert "free" in out
-    assert "GPUs 1/3 used" in out
+    free = [line.split() for line in out.splitlines() if "free" in line]
+    assert free == [["gpu-a", "1", "free"]]
+    hidden = next(line for line in out.splitlines() if "other tenant" in line)
+    assert hidden.split()[:3] == ["gpu-b", "0", "busy"]
+    assert "GPUs 2/3 used" in out
     assert "pending 4" in out
-    assert json.loads(axc("cluster", "--json").stdout)["summary"]["gpus_used"] == 1
+    assert json.loads(axc("cluster", "--json").stdout)["summary"]["gpus_used"] == 2
 
 
 def test_whoami(axc: Any) -> None:
@@ -430,6 +434,16 @@ def test_login_with_token_option_and_global_url(axc: Any, xdg: Path) -> None:
     assert "bob" in result.stdout
     saved = json.loads((xdg / "axcenter" / "config.json").read_text())
     assert saved == {"url": URL, "token": "tok-bob"}
+
+
+def test_login_replaces_a_broken_config(axc: Any, xdg: Path) -> None:
+    path = xdg / "axcenter" / "config.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{oops")
+    assert axc("whoami", env=NO_ENV).exit_code == 2
+    result = axc("login", "--url", URL, "--token", TOKEN, env=NO_ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(path.read_text())["token"] == TOKEN
 
 
 def test_login_with_bad_token_writes_nothing(axc: Any, xdg: Path) -> None:

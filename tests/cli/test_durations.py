@@ -60,10 +60,26 @@ def test_parse_duration_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (45, "45s"), (61, "1m01s"), (3723, "1h02m"), (90000, "1d01h"), (-3, "0s")],
+    [
+        (0, "0s"),
+        (45, "45s"),
+        (60, "1m"),
+        (61, "1m01s"),
+        (600, "10m"),
+        (3600, "1h"),
+        (3723, "1h02m"),
+        (86400 * 7, "7d"),
+        (90000, "1d01h"),
+        (-3, "0s"),
+    ],
 )
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [0, 45, 60, 61, 600, 3600, 3660, 90000, 86400 * 7])
+def test_printed_durations_parse_back(seconds: int) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize(

@@ -52,17 +52,18 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """A compact duration for tables: ``45s``, ``12m03s``, ``3h05m``, ``2d04h``."""
+    """A compact duration for tables, two units at most: ``45s``, ``12m03s``, ``3h05m``,
+    ``2d04h``; whole units drop the zero remainder (``10m``, ``1h``, ``7d``)."""
     total = max(0, int(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d{hours:02d}h"
+        return f"{days}d{hours:02d}h" if hours else f"{days}d"
     if hours:
-        return f"{hours}h{minutes:02d}m"
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
     if minutes:
-        return f"{minutes}m{secs:02d}s"
+        return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
     return f"{secs}s"
 
 

@@ -8,6 +8,7 @@ the way clients are made (and replaced in tests) is decided in one place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -82,8 +83,9 @@ def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
     details = []
     if job.get("exit_code") is not None:
         details.append(f"exit code {job['exit_code']}")
-    if job.get("reason"):
-        details.append(str(job["reason"]))
+    reason = job.get("reason")
+    if reason and str(reason) not in details:  # the server's reason may be "exit code 3"
+        details.append(str(reason))
     return f"{text} ({', '.join(details)})" if details else text
 
 
@@ -111,8 +113,8 @@ def _timeout(text: str) -> float:
         seconds = float(text)
     except ValueError:
         return float(parse_duration(text))
-    if seconds < 0:
-        raise ValueError("the timeout cannot be negative")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("the timeout must be a finite number of seconds, zero or more")
     return seconds
 
 

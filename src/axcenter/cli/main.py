@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from axcenter import __version__
@@ -123,11 +124,15 @@ def login(
 ) -> None:
     """Check a token against the server and save URL and token to the config file."""
     root = ctx.find_root().params
+    try:
+        stored_url = config.load_file().get("url")
+    except config.ConfigError:  # a broken file is what login is there to replace
+        stored_url = None
     url = (
         url
         or root.get("url")
         or os.environ.get(config.ENV_URL)
-        or config.load_file().get("url")
+        or stored_url
         or typer.prompt("axcenter URL", default="http://127.0.0.1:8080")
     )
     token = (
@@ -141,8 +146,9 @@ def login(
         me = client.whoami()
     path = config.save(cfg)
     render.out_console().print(
-        f"logged in to {cfg.url} as [bold]{me.get('name', '?')}[/] "
-        f"({me.get('role', '?')}, {me.get('organization', '?')}); saved to {path}",
+        f"logged in to {escape(cfg.url)} as [bold]{escape(str(me.get('name', '?')))}[/] "
+        f"({escape(str(me.get('role', '?')))}, {escape(str(me.get('organization', '?')))}); "
+        f"saved to {escape(str(path))}",
         soft_wrap=True,
     )
 
@@ -159,10 +165,11 @@ def whoami(
     if as_json:
         jobs.print_json(me)
         return
+    name, user_id, role, org = (
+        escape(str(me.get(key, "?"))) for key in ("name", "id", "role", "organization")
+    )
     render.out_console().print(
-        f"[bold]{me.get('name', '?')}[/] ({me.get('id', '?')}), {me.get('role', '?')} "
-        f"in {me.get('organization', '?')} at {server}",
-        soft_wrap=True,
+        f"[bold]{name}[/] ({user_id}), {role} in {org} at {escape(server)}", soft_wrap=True
     )
 
 

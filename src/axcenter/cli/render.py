@@ -264,6 +264,12 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
     return Group(*parts)
 
 
+def _busy(device: Mapping[str, Any]) -> bool:
+    """Whether a device is held: the server's ``busy`` flag, else whether it names a job."""
+    busy = device.get("busy")
+    return bool(device.get("job_id")) if busy is None else bool(busy)
+
+
 def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
     """``axc cluster``: nodes, then who holds each device, then a summary line."""
     nodes = cluster.get("nodes") or []
@@ -286,7 +292,7 @@ def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
     for node in nodes:
         name = _text(node.get("name") or node.get("id"))
         devices = node.get("devices") or []
-        used = sum(1 for d in devices if d.get("job_id"))
+        used = sum(1 for d in devices if _busy(d))
         total = node.get("gpu_count", len(devices))
         state = str(node.get("state", "?"))
         node_table.add_row(
@@ -299,13 +305,15 @@ def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
             format_memory(node.get("memory_mb")),
         )
         for device in devices:
-            held = bool(device.get("job_id"))
+            busy = _busy(device)
+            # A device held by another tenant's job is busy with no job id shown.
+            job: str | Text = _text(device.get("job_id")) if device.get("job_id") else "busy"
             device_table.add_row(
                 name,
                 _text(device.get("index")),
-                _text(device.get("job_id")) if held else Text("free", style="green"),
-                _text(device.get("user")) if held else "",
-                _text(device.get("project")) if held else "",
+                job if busy else Text("free", style="green"),
+                _text(device.get("user")) if busy else "",
+                _text(device.get("project")) if busy else "",
             )
 
     summary = cluster.get("summary") or {}

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 from rich.console import Console
-from rich.panel import Panel
 
-from axcenter.api.app import create_app
-from axcenter.service.bootstrap import DEMO_GPUS, Credential, ensure_operator, load_demo
-from axcenter.service.center import Center
-from axcenter.settings import Settings
+if TYPE_CHECKING:
+    from axcenter.service.bootstrap import Credential
+    from axcenter.service.center import Center
+    from axcenter.settings import Settings
 
 __all__ = ["up"]
 
@@ -36,6 +35,14 @@ def up(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Start the center: API, scheduler and local executor in one process."""
+    # Imported here: the server's dependencies would slow down every other `axc` command.
+    import uvicorn
+
+    from axcenter.api.app import create_app
+    from axcenter.service.bootstrap import DEMO_GPUS, ensure_operator, load_demo
+    from axcenter.service.center import Center
+    from axcenter.settings import Settings
+
     flags: dict[str, Any] = {
         "data_dir": data_dir,
         "host": host,
@@ -70,6 +77,9 @@ def up(
                 access_log=False,
             )
         )
+        # uvicorn re-raises the signal that stopped it once it has shut down; with the
+        # default SIGTERM disposition that would kill us before the jobs are requeued.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         server.run()
     finally:
         console.print("stopping: running jobs are stopped and requeued")
@@ -79,6 +89,8 @@ def up(
 def _announce(
     console: Console, url: str, settings: Settings, center: Center, creds: list[Credential]
 ) -> None:
+    from rich.panel import Panel
+
     nodes = center.control.state.nodes.values()
     gpus = ", ".join(
         f"{n.name}: {n.gpu_count}x{n.gpu_type}{' (logical)' if n.logical else ''}" for n in nodes

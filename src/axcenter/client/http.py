@@ -30,6 +30,8 @@ MAX_POLL_S = 30.0
 #: A non-terminal answer that came back sooner than this is not trusted as a long poll:
 #: the client pauses before asking again so that it never spins against the server.
 _MIN_POLL_INTERVAL_S = 0.5
+#: Added to the request timeout of a cancel, which waits for the job's processes to exit.
+_CANCEL_EXTRA_S = 60.0
 
 
 class ApiError(Exception):
@@ -200,8 +202,14 @@ class Client:
         return self._json("GET", self._job_path(job_id))
 
     def cancel_job(self, job_id: str) -> JSON:
-        """Cancel a job; the server answers 409 if it has already finished."""
-        return self._json("POST", self._job_path(job_id, "/cancel"))
+        """Cancel a job; the server answers 409 if it has already finished.
+
+        For a running job the server answers once its processes are gone, which can take
+        its kill grace period, hence the longer timeout.
+        """
+        return self._json(
+            "POST", self._job_path(job_id, "/cancel"), timeout=self.timeout + _CANCEL_EXTRA_S
+        )
 
     def read_log(self, job_id: str, offset: int = 0) -> tuple[bytes, int, str]:
         """Log bytes from ``offset``: ``(data, next_offset, job_state)``."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from pathlib import Path
 import selectors
 import signal
 import subprocess
@@ -43,6 +42,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from axcenter.executors.base import (
     ExitCallback,
