@@ -13,17 +13,28 @@ test only spells out what it is about::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from axcenter.model.cluster import Allocation, Node, NodeState
 from axcenter.model.plan import Plan
-from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot
+from axcenter.model.quota import QuotaNode
+from axcenter.model.snapshot import (
+    Limits,
+    PendingJob,
+    Reservation,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    queues_from,
+)
 
 __all__ = [
     "Placed",
     "admitted_ids",
     "node",
     "pending",
+    "pending_jobs",
     "placements",
     "running",
     "snapshot",
@@ -42,6 +53,7 @@ def node(
     memory_mb: int = 1_048_576,
     state: NodeState = NodeState.UP,
     node_id: str | None = None,
+    rack: str = "",
 ) -> Node:
     """A node whose id is its name unless ``node_id`` is given."""
     return Node(
@@ -52,6 +64,7 @@ def node(
         cpus=cpus,
         memory_mb=memory_mb,
         state=state,
+        rack=rack,
     )
 
 
@@ -96,9 +109,13 @@ def running(
     project: str = "prj_a",
     user: str = "usr_a",
     time_limit_s: int = 3600,
+    gpu_type: str = "",
+    borrowed: bool = False,
+    preempting: bool = False,
 ) -> RunningJob:
     """A running job holding ``devices`` on each ``(node id, devices)`` of ``on``;
-    ``cpus`` and ``memory_mb`` are per allocation."""
+    ``cpus`` and ``memory_mb`` are per allocation. Without ``gpu_type``, ``snapshot``
+    fills in the type of the node it runs on."""
     return RunningJob(
         id=job_id,
         project_id=project,
@@ -109,6 +126,9 @@ def running(
             Allocation(node_id, tuple(devices), cpus, memory_mb) for node_id, devices in on
         ),
         priority=priority,
+        gpu_type=gpu_type,
+        borrowed=borrowed,
+        preempting=preempting,
     )
 
 
@@ -117,8 +137,40 @@ def snapshot(
     nodes: Iterable[Node] = (),
     running: Iterable[RunningJob] = (),
     pending: Iterable[PendingJob] = (),
+    projects: Iterable[QuotaNode] = (),
+    cohorts: Iterable[QuotaNode] = (),
+    usage: Mapping[str, float] | None = None,
+    reservations: Iterable[Reservation] = (),
+    user_limits: Limits | None = None,
+    project_limits: Mapping[str, Limits] | None = None,
+    config: SchedulerConfig | None = None,
 ) -> Snapshot:
-    return Snapshot(nodes=tuple(nodes), running=tuple(running), pending=tuple(pending))
+    """A snapshot; ``pending`` is a flat list, split into sorted per-project queues."""
+    nodes = tuple(nodes)
+    types = {n.id: n.gpu_type for n in nodes}
+
+    def typed(job: RunningJob) -> RunningJob:
+        if job.gpu_type or not job.allocations:
+            return job
+        return replace(job, gpu_type=types.get(job.allocations[0].node_id, ""))
+
+    return Snapshot(
+        nodes=nodes,
+        running=tuple(typed(r) for r in running),
+        queues=queues_from(pending),
+        projects={p.id: p for p in projects},
+        cohorts={c.id: c for c in cohorts},
+        usage=dict(usage or {}),
+        reservations=tuple(reservations),
+        user_limits=user_limits or Limits(),
+        project_limits=dict(project_limits or {}),
+        config=config or SchedulerConfig(),
+    )
+
+
+def pending_jobs(snap: Snapshot) -> list[PendingJob]:
+    """Every pending job of ``snap``, queue by queue."""
+    return [job for queue in snap.queues.values() for job in queue]
 
 
 def placements(plan: Plan) -> dict[str, Placed]:

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="the loop also runs this often with no event"
     )
 
+    # scheduling policy (docs/scheduling.md)
+    sched_backfill: bool = True
+    sched_bf_max_job_test: int = Field(default=500, ge=1)
+    sched_preemption: bool = True
+    sched_min_runtime_s: float = Field(default=120.0, ge=0)
+    sched_intra_project_preemption: bool = False
+    sched_age_weight: float = Field(default=0.25, ge=0)
+    sched_max_age_s: float = Field(default=7 * 86400.0, gt=0)
+    fair_share_half_life_s: float = Field(default=7 * 86400.0, gt=0)
+    max_running_jobs_per_user: int | None = Field(default=None, ge=1)
+    max_gpus_per_user: int | None = Field(default=None, ge=1)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -69,6 +69,8 @@ def running_from_row(row: orm.Job) -> RunningJob:
         time_limit_s=row.time_limit_s,
         allocations=allocations_from_json(row.placement or []),
         priority=row.priority,
+        gpu_type=row.gpu_type or "",
+        borrowed=row.borrowed,
     )
 
 

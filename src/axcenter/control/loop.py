@@ -34,11 +34,12 @@ from axcenter.executors.base import (
     StopReason,
 )
 from axcenter.model.jobs import JobState
-from axcenter.model.plan import Admission, Plan
-from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot
+from axcenter.model.plan import Admission, Plan, Preemption
+from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.store import orm
 from axcenter.store.db import Store
 from axcenter.store.jobs import release_leases, take_leases, transition
+from axcenter.store.policy import load_policy
 
 __all__ = ["ControlLoop"]
 
@@ -74,7 +75,12 @@ class _Exited:
     report: ExitReport
 
 
-_Message = _Submitted | _Forget | _Cancel | _Exited
+@dataclass(frozen=True, slots=True)
+class _PolicyChanged:
+    pass
+
+
+_Message = _Submitted | _Forget | _Cancel | _Exited | _PolicyChanged
 
 
 class ControlLoop:
@@ -87,6 +93,8 @@ class ControlLoop:
         logs_dir: Path,
         kill_grace_s: float,
         safety_cycle_s: float = 5.0,
+        config: SchedulerConfig | None = None,
+        user_limits: Limits | None = None,
         watch: JobWatch | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -97,8 +105,12 @@ class ControlLoop:
         self.safety_cycle_s = safety_cycle_s
         self.watch = watch or JobWatch()
         self.clock = clock
-        self.state = ClusterState()
+        self.state = ClusterState(
+            config=config or SchedulerConfig(), user_limits=user_limits or Limits()
+        )
         self.cycles = 0
+        #: why each job being preempted is stopped, for its preempted event
+        self._preempt_reasons: dict[str, str] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -119,6 +131,10 @@ class ControlLoop:
         """Stop a running job; its exit is recorded as cancelled."""
         self._post(_Cancel(job_id))
 
+    def policy_changed(self) -> None:
+        """Quotas, cohorts, reservations or limits changed in the store: reload them."""
+        self._post(_PolicyChanged())
+
     def _on_exit(self, report: ExitReport) -> None:
         self._post(_Exited(report))
 
@@ -129,7 +145,7 @@ class ControlLoop:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        self.state = reconcile(self.store, self.executor, utc(self.clock()))
+        self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
         self._thread = threading.Thread(target=self._run, name="axc-control", daemon=True)
         self._thread.start()
         self._wake.set()
@@ -153,7 +169,7 @@ class ControlLoop:
                 self._cycle()
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
-                self.state = reconcile(self.store, self.executor, utc(self.clock()))
+                self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
 
     # -- one cycle ------------------------------------------------------------------
 
@@ -176,11 +192,16 @@ class ControlLoop:
                         self.executor.stop(job_id, StopReason.CANCEL, self.kill_grace_s)
                 case _Exited(report):
                     exits.append(report)
+                case _PolicyChanged():
+                    with self.store.read() as session:
+                        self.state.policy = load_policy(session, utc(self.clock()))
         now = self.clock()
         ended = self._record_exits(exits)
         if plan:
+            self.state.usage.advance(now, self.state.held)
             decided = self.policy(self.state.snapshot(), now)
             self.state.reasons = dict(decided.waiting)
+            self._preempt(decided.preemptions)
             admitted = self._apply(decided.admissions, now)
             if admitted:
                 ended += self._dispatch(admitted)
@@ -197,7 +218,8 @@ class ControlLoop:
                 at = utc(report.ended_at)
                 terminal = _TERMINAL_OUTCOMES.get(report.outcome)
                 if terminal is None:  # preempted or lost: back to the queue
-                    requeue(session, report.job_id, JobState.RUNNING, at, report.message)
+                    reason = self._preempt_reasons.pop(report.job_id, report.message)
+                    requeue(session, report.job_id, JobState.RUNNING, at, reason)
                     continue
                 transition(
                     session,
@@ -219,6 +241,14 @@ class ControlLoop:
                 self.state.requeue(report.job_id)
         return ended
 
+    def _preempt(self, preemptions: Sequence[Preemption]) -> None:
+        """Ask the executor to stop victims (SIGTERM, grace, SIGKILL); their exits requeue them."""
+        for p in preemptions:
+            if p.job_id in self.state.running and p.job_id not in self._preempt_reasons:
+                self._preempt_reasons[p.job_id] = p.reason
+                self.state.mark_preempting(p.job_id)
+                self.executor.stop(p.job_id, StopReason.PREEMPT, self.kill_grace_s)
+
     def _apply(
         self, admissions: Sequence[Admission], now: float
     ) -> list[tuple[Admission, orm.Job]]:
@@ -235,9 +265,11 @@ class ControlLoop:
                     [JobState.PENDING],
                     JobState.ADMITTED,
                     at=at,
-                    reason=f"admitted on {_where(adm, self.state)}",
-                    gpu_type=adm.gpu_type,
+                    reason=f"admitted on {_where(adm, self.state)}"
+                    + (" (borrowed capacity)" if adm.borrowed else ""),
+                    gpu_type=adm.gpu_type or None,
                     placement=allocations_to_json(adm.placement),
+                    borrowed=adm.borrowed,
                 )
                 if applied is None:
                     self.state.forget(adm.job_id)
@@ -251,15 +283,19 @@ class ControlLoop:
                 )
             }
         for adm in admitted:
-            spec = self.state.pending.pop(adm.job_id)
-            self.state.running[adm.job_id] = RunningJob(
-                id=spec.id,
-                project_id=spec.project_id,
-                user_id=spec.user_id,
-                started_at=now,
-                time_limit_s=spec.time_limit_s,
-                allocations=adm.placement,
-                priority=spec.priority,
+            spec = self.state.pending[adm.job_id]
+            self.state.start(
+                RunningJob(
+                    id=spec.id,
+                    project_id=spec.project_id,
+                    user_id=spec.user_id,
+                    started_at=now,
+                    time_limit_s=spec.time_limit_s,
+                    allocations=adm.placement,
+                    priority=spec.priority,
+                    gpu_type=adm.gpu_type,
+                    borrowed=adm.borrowed,
+                )
             )
         return [(adm, rows[adm.job_id]) for adm in admitted]
 

@@ -9,27 +9,32 @@ any process it left behind is killed: a job is never running twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from axcenter.control.convert import node_from_row, pending_from_row, running_from_row
 from axcenter.control.state import ClusterState
+from axcenter.control.usage import UsageTracker
 from axcenter.executors.base import Executor, NodeInventory
 from axcenter.model.cluster import NodeState
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import ACTIVE, JobState
+from axcenter.sched.fairshare import decay
 from axcenter.store import orm
 from axcenter.store.db import Store
 from axcenter.store.jobs import release_leases, transition
+from axcenter.store.policy import load_policy
 
-__all__ = ["reconcile", "requeue"]
+__all__ = ["load_state", "reconcile", "requeue"]
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(store: Store, executor: Executor, now: datetime) -> ClusterState:
+def reconcile(
+    store: Store, executor: Executor, now: datetime, template: ClusterState
+) -> ClusterState:
     inventory = {n.name: n for n in executor.inventory()}
     alive = executor.running()
     with store.write() as session:
@@ -47,7 +52,7 @@ def reconcile(store: Store, executor: Executor, now: datetime) -> ClusterState:
             .where(orm.DeviceLease.job_id.not_in(select(orm.Job.id).where(active_states)))
             .execution_options(synchronize_session=False)
         )
-    return load_state(store)
+    return load_state(store, now, template)
 
 
 def requeue(session: Session, job_id: str, current: JobState, at: datetime, reason: str) -> None:
@@ -69,9 +74,16 @@ def requeue(session: Session, job_id: str, current: JobState, at: datetime, reas
     release_leases(session, job_id)
 
 
-def load_state(store: Store) -> ClusterState:
-    state = ClusterState()
+def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterState:
+    """A fresh cache from the store, keeping the configuration of ``template``."""
+    state = ClusterState(config=template.config, user_limits=template.user_limits)
     with store.read() as session:
+        state.policy = load_policy(session, now)
+        state.usage = UsageTracker(
+            template.config.fair_share_half_life_s,
+            now.timestamp(),
+            _decayed_usage(session, now, template.config.fair_share_half_life_s),
+        )
         for node in session.scalars(select(orm.Node)):
             state.nodes[node.id] = node_from_row(node)
         rows = session.scalars(
@@ -82,9 +94,30 @@ def load_state(store: Store) -> ClusterState:
         for row in rows:
             state.add_pending(pending_from_row(row))
             if row.state == JobState.RUNNING.value:
-                del state.pending[row.id]
-                state.running[row.id] = running_from_row(row)
+                state.start(running_from_row(row))
     return state
+
+
+def _decayed_usage(session: Session, now: datetime, half_life_s: float) -> dict[str, float]:
+    """GPU-seconds of finished jobs per project, each decayed from when it ended.
+
+    Jobs that ended more than ten half-lives ago weigh under 0.1% and are skipped.
+    """
+    horizon = now - timedelta(seconds=10 * half_life_s)
+    usage: dict[str, float] = {}
+    rows = session.execute(
+        select(
+            orm.Job.project_id,
+            orm.Job.gpus_per_node * orm.Job.nodes,
+            orm.Job.started_at,
+            orm.Job.ended_at,
+        ).where(orm.Job.ended_at > horizon, orm.Job.started_at.is_not(None))
+    )
+    for project_id, gpus, started, ended in rows:
+        seconds = (ended - started).total_seconds()
+        weight = decay(1.0, (now - ended).total_seconds(), half_life_s)
+        usage[project_id] = usage.get(project_id, 0.0) + gpus * seconds * weight
+    return usage
 
 
 def _sync_nodes(session: Session, inventory: dict[str, NodeInventory], now: datetime) -> None:

@@ -1,50 +1,116 @@
 """In-memory cluster state: the loop's cache of what the store says is active.
 
 Kueue keeps pending workloads and admitted usage in memory and takes a snapshot of that
-cache each cycle instead of reading the database; so does axcenter. The cache is owned by
-the control loop thread; the store stays the source of truth, and ``reconcile`` rebuilds
-the cache from it after a restart or any failed cycle.
+cache each cycle instead of reading the database; so does axcenter. Pending jobs sit in
+one sorted queue per project, so a snapshot costs nothing per pending job and the
+scheduler reads only the heads it uses. The cache is owned by the control loop thread;
+the store stays the source of truth, and ``reconcile`` rebuilds the cache from it after a
+restart or any failed cycle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from sortedcontainers import SortedKeyList
+
+from axcenter.control.usage import UsageTracker
 from axcenter.model.cluster import Node
 from axcenter.model.plan import PendingReason
-from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot
+from axcenter.model.snapshot import (
+    Limits,
+    PendingJob,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    queue_key,
+)
+from axcenter.store.policy import Policy
 
 __all__ = ["ClusterState"]
 
 
 @dataclass
 class ClusterState:
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    user_limits: Limits = field(default_factory=Limits)
     nodes: dict[str, Node] = field(default_factory=dict)
+    queues: dict[str, Any] = field(default_factory=dict)  # project id -> SortedKeyList
     pending: dict[str, PendingJob] = field(default_factory=dict)
     running: dict[str, RunningJob] = field(default_factory=dict)
     #: the spec of every active job, kept so that a requeued job can wait again
     specs: dict[str, PendingJob] = field(default_factory=dict)
-    #: why each pending job waits, from the latest plan (read by the API)
+    #: GPUs held per project (for fair-share usage)
+    held: dict[str, int] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+    usage: UsageTracker = field(default_factory=lambda: UsageTracker(7 * 86400.0, 0.0))
+    #: why each examined pending job waits, from the latest plan (read by the API)
     reasons: dict[str, PendingReason] = field(default_factory=dict)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
             nodes=tuple(self.nodes.values()),
             running=tuple(self.running.values()),
-            pending=tuple(self.pending.values()),
+            queues=self.queues,
+            projects=self.policy.projects,
+            cohorts=self.policy.cohorts,
+            usage=self.usage.usage,
+            reservations=self.policy.reservations,
+            user_limits=self.user_limits,
+            project_limits=self.policy.project_limits,
+            config=self.config,
         )
+
+    def reason(self, job_id: str) -> PendingReason | None:
+        if job_id not in self.pending:
+            return None
+        return self.reasons.get(job_id, PendingReason.PRIORITY)
 
     def add_pending(self, job: PendingJob) -> None:
         self.specs[job.id] = job
+        if job.id in self.pending:
+            return
         self.pending[job.id] = job
+        queue = self.queues.get(job.project_id)
+        if queue is None:
+            queue = self.queues[job.project_id] = SortedKeyList(key=queue_key)
+        queue.add(job)
+
+    def _unqueue(self, job_id: str) -> PendingJob | None:
+        job = self.pending.pop(job_id, None)
+        if job is not None:
+            queue = self.queues[job.project_id]
+            queue.remove(job)
+            if not queue:
+                del self.queues[job.project_id]
+        return job
+
+    def start(self, job: RunningJob) -> None:
+        self._unqueue(job.id)
+        self.running[job.id] = job
+        self.held[job.project_id] = self.held.get(job.project_id, 0) + job.gpus
+
+    def _stop(self, job_id: str) -> None:
+        job = self.running.pop(job_id, None)
+        if job is not None:
+            self.held[job.project_id] -= job.gpus
+            if not self.held[job.project_id]:
+                del self.held[job.project_id]
+
+    def mark_preempting(self, job_id: str) -> None:
+        job = self.running.get(job_id)
+        if job is not None:
+            self.running[job_id] = replace(job, preempting=True)
 
     def forget(self, job_id: str) -> None:
-        self.pending.pop(job_id, None)
-        self.running.pop(job_id, None)
+        self._unqueue(job_id)
+        self._stop(job_id)
         self.specs.pop(job_id, None)
+        self.reasons.pop(job_id, None)
 
     def requeue(self, job_id: str) -> None:
-        self.running.pop(job_id, None)
+        self._stop(job_id)
         spec = self.specs.get(job_id)
         if spec is not None:
-            self.pending[job_id] = spec
+            self.add_pending(spec)

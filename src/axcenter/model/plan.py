@@ -8,18 +8,19 @@ from enum import StrEnum
 
 from axcenter.model.cluster import Allocation
 
-__all__ = ["Admission", "PendingReason", "Plan", "Preemption"]
+__all__ = ["Admission", "Estimate", "PendingReason", "Plan", "Preemption"]
 
 
 class PendingReason(StrEnum):
     """Why a pending job is not running, in the spirit of ``squeue``'s reason column."""
 
-    PRIORITY = "priority"  # jobs ahead of it in the queue come first
+    PRIORITY = "priority"  # jobs ahead of it come first (also: not examined this cycle)
     RESOURCES = "resources"  # not enough free devices of an accepted type
-    QUOTA = "quota"  # its project's quota is exhausted and nothing can be borrowed
-    RESERVATION = "reservation"  # devices are held by a reservation
+    QUOTA = "quota"  # its project's quota and borrowing limit are used up
+    RESERVATION = "reservation"  # the devices it could use are reserved for a project
     LIMIT = "limit"  # a per-user or per-project limit is reached
-    GANG = "gang"  # blocked behind a higher-priority gang job
+    GANG = "gang"  # it would delay the reserved start of a higher-priority gang job
+    PREEMPTING = "preempting"  # borrowers are being preempted to give it its quota
     NODES = "nodes"  # no node of an accepted type is up
 
 
@@ -28,16 +29,32 @@ class Admission:
     job_id: str
     gpu_type: str
     placement: tuple[Allocation, ...]
+    borrowed: bool = False  # runs beyond its project's nominal quota: preemptible
 
 
 @dataclass(frozen=True, slots=True)
 class Preemption:
     job_id: str
+    for_job: str  # the pending job whose guaranteed quota this reclaims
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The reserved start of the top blocked job (EASY backfill's shadow time)."""
+
+    job_id: str
+    at: float
+    placement: tuple[Allocation, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     admissions: tuple[Admission, ...] = ()
     preemptions: tuple[Preemption, ...] = ()
+    estimates: tuple[Estimate, ...] = ()
+    #: reasons for the jobs this cycle examined; any other pending job waits on PRIORITY
     waiting: Mapping[str, PendingReason] = field(default_factory=dict)
+
+    def reason(self, job_id: str) -> PendingReason:
+        return self.waiting.get(job_id, PendingReason.PRIORITY)

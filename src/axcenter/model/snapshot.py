@@ -2,15 +2,31 @@
 
 Times are UTC seconds since the epoch (floats) so that the simulator's clock and the
 live wall clock are interchangeable.
+
+Pending jobs come in per-project queues, each already in queue order (``queue_key``:
+priority class, then submit time). The live cache and the simulator keep these queues
+sorted as jobs arrive, so a scheduling cycle reads only the heads it can use instead of
+sorting the whole backlog: its cost grows with the jobs that can start, not the queue.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from axcenter.model.cluster import Allocation, Node
+from axcenter.model.quota import QuotaNode
 
-__all__ = ["PendingJob", "RunningJob", "Snapshot"]
+__all__ = [
+    "Limits",
+    "PendingJob",
+    "Reservation",
+    "RunningJob",
+    "SchedulerConfig",
+    "Snapshot",
+    "queue_key",
+    "queues_from",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +46,23 @@ class PendingJob:
     def accepts(self, gpu_type: str) -> bool:
         return not self.gpu_types or gpu_type in self.gpu_types
 
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+
+def queue_key(job: PendingJob) -> tuple[int, float, str]:
+    """Order within a project: higher priority class first, then earlier submission."""
+    return (-job.priority, job.submitted_at, job.id)
+
+
+def queues_from(jobs: Iterable[PendingJob]) -> dict[str, tuple[PendingJob, ...]]:
+    """Per-project queues in queue order (for callers that hold a flat list)."""
+    queues: dict[str, list[PendingJob]] = {}
+    for job in jobs:
+        queues.setdefault(job.project_id, []).append(job)
+    return {p: tuple(sorted(q, key=queue_key)) for p, q in sorted(queues.items())}
+
 
 @dataclass(frozen=True, slots=True)
 class RunningJob:
@@ -40,10 +73,75 @@ class RunningJob:
     time_limit_s: int
     allocations: tuple[Allocation, ...]
     priority: int = 0
+    gpu_type: str = ""
+    borrowed: bool = False  # admitted beyond its project's nominal quota
+    preempting: bool = False  # asked to stop; its devices free up soon
+
+    @property
+    def gpus(self) -> int:
+        return sum(len(a.devices) for a in self.allocations)
+
+    @property
+    def ends_by(self) -> float:
+        return self.started_at + self.time_limit_s
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Devices held for one project during ``[start, end)`` (e.g. a demonstration day)."""
+
+    id: str
+    project_id: str
+    start: float
+    end: float
+    devices: tuple[tuple[str, tuple[int, ...]], ...]  # (node id, device indices)
+
+    def blocks(self, project_id: str, start: float, end: float) -> bool:
+        """Whether a job of ``project_id`` running ``[start, end)`` must avoid it."""
+        return project_id != self.project_id and start < self.end and end > self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what runs at once; None is no cap."""
+
+    max_running_jobs: int | None = None
+    max_gpus: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    backfill: bool = True
+    #: jobs examined per cycle once the top job is blocked (Slurm's bf_max_job_test)
+    bf_max_job_test: int = 500
+    #: reclaim guaranteed quota by preempting borrowers
+    preemption: bool = True
+    #: a job that has run less than this is not preempted
+    min_runtime_s: float = 120.0
+    #: higher priority classes preempt lower ones of the same project
+    intra_project_preemption: bool = False
+    #: how much a head job's wait lowers its project's fair-share key (0 disables aging)
+    age_weight: float = 0.25
+    #: the wait at which the age bonus stops growing
+    max_age_s: float = 7 * 86400.0
+    #: half-life of the decayed usage behind fair share (applied by the caller)
+    fair_share_half_life_s: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     nodes: tuple[Node, ...]
     running: tuple[RunningJob, ...]
-    pending: tuple[PendingJob, ...]
+    queues: Mapping[str, Sequence[PendingJob]]
+    projects: Mapping[str, QuotaNode] = field(default_factory=dict)
+    cohorts: Mapping[str, QuotaNode] = field(default_factory=dict)
+    #: decayed GPU-seconds per project, the usage behind fair share
+    usage: Mapping[str, float] = field(default_factory=dict)
+    reservations: tuple[Reservation, ...] = ()
+    user_limits: Limits = field(default_factory=Limits)
+    project_limits: Mapping[str, Limits] = field(default_factory=dict)
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(len(q) for q in self.queues.values())

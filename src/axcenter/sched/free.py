@@ -1,13 +1,25 @@
-"""Free capacity per node, derived from a snapshot and consumed while planning."""
+"""Free capacity per node, indexed so that best fit is a lookup, not a scan.
+
+Nodes of each GPU type sit in buckets by their number of free devices. Finding the
+tightest node with at least ``g`` free devices walks buckets ``g, g+1, …`` (at most the
+devices a node has), so a placement costs little even on thousands of nodes.
+
+Planning takes devices from it and may give them back (``release``, ``take_exact``): the
+preemption search tries removals and restores them, as Kueue's snapshot does.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from axcenter.model.cluster import Allocation, Node
-from axcenter.model.snapshot import Snapshot
+from axcenter.model.snapshot import RunningJob
 
-__all__ = ["FreeCapacity", "NodeFree"]
+__all__ = ["Blocked", "FreeCapacity", "NodeFree"]
+
+#: devices a job must not use, by node id
+Blocked = Mapping[str, frozenset[int]]
 
 
 @dataclass(slots=True)
@@ -17,47 +29,95 @@ class NodeFree:
     cpus: int
     memory_mb: int
 
-    def fits(self, gpus: int, cpus: int, memory_mb: int) -> bool:
-        return len(self.devices) >= gpus and self.cpus >= cpus and self.memory_mb >= memory_mb
-
-    def take(self, gpus: int, cpus: int, memory_mb: int) -> Allocation:
-        taken = tuple(self.devices[:gpus])
-        del self.devices[:gpus]
-        self.cpus -= cpus
-        self.memory_mb -= memory_mb
-        return Allocation(self.node.id, taken, cpus, memory_mb)
+    def usable(self, blocked: Blocked | None) -> list[int]:
+        if not blocked:
+            return self.devices
+        held = blocked.get(self.node.id)
+        return [d for d in self.devices if d not in held] if held else self.devices
 
 
 class FreeCapacity:
-    """What is still free on each schedulable node, in node order.
-
-    Built once per plan from the nodes minus running allocations; the planner takes
-    from it as it admits jobs, so later decisions in the same cycle see earlier ones.
-    """
-
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, nodes: Iterable[Node], running: Iterable[RunningJob]) -> None:
         held: dict[str, set[int]] = {}
         cpus: dict[str, int] = {}
         mem: dict[str, int] = {}
-        for job in snapshot.running:
-            for alloc in job.allocations:
-                held.setdefault(alloc.node_id, set()).update(alloc.devices)
-                cpus[alloc.node_id] = cpus.get(alloc.node_id, 0) + alloc.cpus
-                mem[alloc.node_id] = mem.get(alloc.node_id, 0) + alloc.memory_mb
-        self.nodes: list[NodeFree] = []
-        for node in sorted(snapshot.nodes, key=lambda n: n.name):
+        for job in running:
+            for a in job.allocations:
+                held.setdefault(a.node_id, set()).update(a.devices)
+                cpus[a.node_id] = cpus.get(a.node_id, 0) + a.cpus
+                mem[a.node_id] = mem.get(a.node_id, 0) + a.memory_mb
+        self.by_id: dict[str, NodeFree] = {}
+        #: gpu type -> free count -> nodes (insertion-ordered dict used as an ordered set)
+        self._buckets: dict[str, list[dict[str, NodeFree]]] = {}
+        self.free_gpus = 0
+        for node in sorted(nodes, key=lambda n: n.name):
             if not node.schedulable:
                 continue
             busy = held.get(node.id, set())
-            self.nodes.append(
-                NodeFree(
-                    node=node,
-                    devices=[d for d in range(node.gpu_count) if d not in busy],
-                    cpus=node.cpus - cpus.get(node.id, 0),
-                    memory_mb=node.memory_mb - mem.get(node.id, 0),
-                )
+            nf = NodeFree(
+                node=node,
+                devices=[d for d in range(node.gpu_count) if d not in busy],
+                cpus=node.cpus - cpus.get(node.id, 0),
+                memory_mb=node.memory_mb - mem.get(node.id, 0),
             )
+            self.by_id[node.id] = nf
+            buckets = self._buckets.setdefault(node.gpu_type, [])
+            while len(buckets) <= node.gpu_count:
+                buckets.append({})
+            buckets[len(nf.devices)][node.id] = nf
+            self.free_gpus += len(nf.devices)
 
     @property
-    def free_gpus(self) -> int:
-        return sum(len(n.devices) for n in self.nodes)
+    def gpu_types(self) -> list[str]:
+        return sorted(self._buckets)
+
+    def candidates(self, gpu_type: str, at_least: int) -> Iterator[NodeFree]:
+        """Nodes of ``gpu_type`` with at least ``at_least`` free devices, tightest first.
+
+        A live view: take nothing until the iteration is over.
+        """
+        buckets = self._buckets.get(gpu_type, [])
+        for count in range(at_least, len(buckets)):
+            yield from buckets[count].values()
+
+    def count_at_least(self, gpu_type: str, at_least: int) -> int:
+        buckets = self._buckets.get(gpu_type, [])
+        return sum(len(b) for b in buckets[at_least:])
+
+    def all_nodes(self) -> Iterator[NodeFree]:
+        return iter(self.by_id.values())
+
+    def take(self, nf: NodeFree, devices: list[int], cpus: int, memory_mb: int) -> Allocation:
+        """Take ``devices`` (free on ``nf``) and resources; returns the allocation."""
+        taken = set(devices)
+        if len(taken) != len(devices) or not taken <= set(nf.devices):
+            raise ValueError(f"devices {devices} are not all free on {nf.node.name}")
+        self._unindex(nf)
+        nf.devices = [d for d in nf.devices if d not in taken]
+        self._index(nf)
+        nf.cpus -= cpus
+        nf.memory_mb -= memory_mb
+        self.free_gpus -= len(devices)
+        return Allocation(nf.node.id, tuple(devices), cpus, memory_mb)
+
+    def take_exact(self, alloc: Allocation) -> None:
+        nf = self.by_id.get(alloc.node_id)
+        if nf is not None:
+            self.take(nf, list(alloc.devices), alloc.cpus, alloc.memory_mb)
+
+    def release(self, alloc: Allocation) -> None:
+        nf = self.by_id.get(alloc.node_id)
+        if nf is None:  # the node is drained or down: nothing to give back
+            return
+        self._unindex(nf)
+        nf.devices = sorted({*nf.devices, *alloc.devices})
+        self._index(nf)
+        nf.cpus += alloc.cpus
+        nf.memory_mb += alloc.memory_mb
+        self.free_gpus += len(alloc.devices)
+
+    def _unindex(self, nf: NodeFree) -> None:
+        del self._buckets[nf.node.gpu_type][len(nf.devices)][nf.node.id]
+
+    def _index(self, nf: NodeFree) -> None:
+        self._buckets[nf.node.gpu_type][len(nf.devices)][nf.node.id] = nf

@@ -1,73 +1,279 @@
-"""The first policy: priority, then submit order (FIFO), first-fit placement.
+"""``plan(snapshot, now)``: the scheduling cycle as numbered phases.
 
-Phases, each a small step so that later policies can replace one at a time:
+1. **State**: free capacity per node (``free``), quota usage over the cohort tree
+   (``quota``), running counts for limits (``limits``), fair-share keys (``fairshare``).
+2. **Order**: one entry per project, its queue head, in a heap keyed by
+   (tier, fair-share key, queue order). Tier 0 holds heads that fit within their
+   project's nominal quota, so guaranteed work goes before borrowing work.
+3. **Decide**, head by head: limits, then quota (``available``), then placement with the
+   devices this job may not use blocked (reservations of other projects; the backfill
+   shadow). A job that fits is admitted and its project's next job enters the heap.
+4. **When a job cannot start**: within nominal quota, reclaim by preemption (``preempt``);
+   otherwise the first such job gets a reservation (``backfill``): later jobs may start
+   only if they do not delay it. Without backfill the cycle stops there.
+5. **Bound**: after ``bf_max_job_test`` jobs that could not start, the cycle ends; jobs
+   it did not examine wait with reason ``priority``.
 
-1. ``FreeCapacity``: what each schedulable node still has free.
-2. queue order: higher ``priority`` first, then earlier ``submitted_at``, then id.
-3. for each job in order, ``first_fit`` finds nodes of one accepted GPU type with
-   enough free devices, CPUs and memory on each of ``nodes`` nodes (a gang starts on
-   all of its nodes or none). A fitting job is admitted and its devices are taken
-   from the free capacity; a job that does not fit waits with reason ``resources``
-   and later jobs may still start (no reservation yet: backfill comes with the
-   scheduling-core policy).
+A cycle touches the jobs it admits plus at most ``bf_max_job_test`` others; the rest of
+the backlog is never read.
 """
 
 from __future__ import annotations
 
-from axcenter.model.plan import Admission, PendingReason, Plan
-from axcenter.model.snapshot import PendingJob, Snapshot
-from axcenter.sched.free import FreeCapacity, NodeFree
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-__all__ = ["first_fit", "plan", "queue_order"]
+from axcenter.model.plan import Admission, Estimate, PendingReason, Plan, Preemption
+from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot, queue_key
+from axcenter.sched.backfill import Occupant, Shadow, earliest_start
+from axcenter.sched.fairshare import FairShare
+from axcenter.sched.free import Blocked, FreeCapacity
+from axcenter.sched.limits import LimitTracker
+from axcenter.sched.placement import Placement, find, take
+from axcenter.sched.preempt import find_victims
+from axcenter.sched.quota import QuotaTree
+
+__all__ = ["plan"]
 
 
-def queue_order(job: PendingJob) -> tuple[int, float, str]:
-    return (-job.priority, job.submitted_at, job.id)
+@dataclass(order=True, slots=True)
+class _Entry:
+    tier: int
+    share: float
+    order: tuple[int, float, str]
+    project_id: str = field(compare=False)
+    index: int = field(compare=False)
 
 
-def first_fit(job: PendingJob, free: FreeCapacity) -> Admission | None:
-    """Take devices for ``job`` from ``free`` on the first nodes that fit, or None.
+class _Cycle:
+    """The mutable working state of one ``plan`` call; never escapes it."""
 
-    All nodes of one job share one GPU type, the type it is charged by. Types are
-    tried in the job's order of preference, else in node order.
-    """
-    candidates: dict[str, list[NodeFree]] = {}
-    for node_free in free.nodes:
-        gpu_type = node_free.node.gpu_type
-        if job.gpus_per_node and not job.accepts(gpu_type):
-            continue
-        if node_free.fits(job.gpus_per_node, job.cpus_per_node, job.memory_mb_per_node):
-            candidates.setdefault(gpu_type, []).append(node_free)
-    preference = list(job.gpu_types) or list(candidates)
-    for gpu_type in preference:
-        nodes = candidates.get(gpu_type, [])
-        if len(nodes) >= job.nodes:
-            placement = tuple(
-                n.take(job.gpus_per_node, job.cpus_per_node, job.memory_mb_per_node)
-                for n in nodes[: job.nodes]
+    def __init__(self, snapshot: Snapshot, now: float) -> None:
+        self.snap = snapshot
+        self.now = now
+        self.config = snapshot.config
+        self.free = FreeCapacity(snapshot.nodes, snapshot.running)
+        capacity: dict[str, int] = {}
+        for node in snapshot.nodes:
+            if node.schedulable:
+                capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + node.gpu_count
+        self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, snapshot.running)
+        self.limits = LimitTracker(snapshot.user_limits, snapshot.project_limits, snapshot.running)
+        self.held: dict[str, int] = {}
+        for job in snapshot.running:
+            self.held[job.project_id] = self.held.get(job.project_id, 0) + job.gpus
+        competing = [p for p, q in snapshot.queues.items() if q]
+        self.fairshare = FairShare(
+            snapshot.usage, snapshot.projects, competing, sum(capacity.values()), self.config
+        )
+        self.occupants = [
+            Occupant(now if r.preempting else r.ends_by, r.id, r.allocations)
+            for r in snapshot.running
+        ]
+        self.admissions: list[Admission] = []
+        self.preemptions: list[Preemption] = []
+        self.estimates: list[Estimate] = []
+        self.waiting: dict[str, PendingReason] = {}
+        self.shadow: Shadow | None = None
+        self.preempting = [r for r in snapshot.running if r.preempting]
+        self.victims: set[str] = set()
+        self.misses = 0
+        self.stopped = False
+
+    # -- order ------------------------------------------------------------------------
+
+    def entry(self, project_id: str, index: int) -> _Entry:
+        job = self.snap.queues[project_id][index]
+        types = self.types(job)
+        within = any(self.quota.within_nominal(job.project_id, t, job.total_gpus) for t in types)
+        share = self.fairshare.key(
+            project_id, self.held.get(project_id, 0), self.now - job.submitted_at
+        )
+        return _Entry(
+            0 if within and job.gpus_per_node else 1, share, queue_key(job), project_id, index
+        )
+
+    def types(self, job: PendingJob) -> Sequence[str]:
+        return job.gpu_types or self.free.gpu_types
+
+    # -- decide -----------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        heap = [self.entry(p, 0) for p, q in sorted(self.snap.queues.items()) if q]
+        heapq.heapify(heap)
+        while heap and not self.stopped:
+            entry = heapq.heappop(heap)
+            queue = self.snap.queues[entry.project_id]
+            job = queue[entry.index]
+            self.decide(job)
+            if self.misses >= self.config.bf_max_job_test:
+                break
+            if entry.index + 1 < len(queue):
+                heapq.heappush(heap, self.entry(entry.project_id, entry.index + 1))
+        return Plan(
+            admissions=tuple(self.admissions),
+            preemptions=tuple(self.preemptions),
+            estimates=tuple(self.estimates),
+            waiting=self.waiting,
+        )
+
+    def decide(self, job: PendingJob) -> None:
+        if not self.limits.allows(job):
+            return self.wait(job, PendingReason.LIMIT)
+        types = self.types(job)
+        reserved = self.reservation_blocks(job)
+        if job.gpus_per_node:
+            allowed = [
+                t for t in types if self.quota.available(job.project_id, t) >= job.total_gpus
+            ]
+            if not allowed:
+                if self.reclaim(job):
+                    return None
+                if find(job, self.free, types, reserved) is not None:
+                    # devices are free, but not for this project: its quota is used up
+                    return self.wait(job, PendingReason.QUOTA)
+                return self.blocked(job, types, reserved)
+            types = allowed
+        blocked = self.with_shadow(job, reserved)
+        placement = find(job, self.free, types, blocked)
+        if placement is not None:
+            return self.admit(job, placement)
+        if (
+            self.shadow is not None
+            and blocked is not reserved
+            and find(job, self.free, types, reserved) is not None
+        ):
+            # it would fit, but on devices reserved for the top job's start
+            reason = PendingReason.GANG if self.shadow.gang else PendingReason.PRIORITY
+            return self.wait(job, reason)
+        if reserved and find(job, self.free, types, None) is not None:
+            return self.wait(job, PendingReason.RESERVATION)
+        if not self.free.by_id:
+            return self.wait(job, PendingReason.NODES)
+        if self.reclaim(job):
+            return None
+        return self.blocked(job, types, reserved)
+
+    def blocked(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
+        """Not enough devices: the first such job gets the backfill reservation."""
+        if self.shadow is None:
+            self.reserve(job, types, reserved)
+            if not self.config.backfill:
+                self.stopped = True
+        return self.wait(job, PendingReason.RESOURCES)
+
+    def admit(self, job: PendingJob, placement: Placement) -> None:
+        gpu_type = placement[0]
+        allocations = take(job, self.free, placement)
+        borrowed = False
+        if job.gpus_per_node:
+            borrowed = not self.quota.within_nominal(job.project_id, gpu_type, job.total_gpus)
+            self.quota.add(job.project_id, gpu_type, job.total_gpus)
+        self.limits.add(job)
+        self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
+        self.occupants.append(Occupant(self.now + job.time_limit_s, job.id, allocations))
+        self.admissions.append(Admission(job.id, gpu_type, allocations, borrowed))
+
+    def wait(self, job: PendingJob, reason: PendingReason) -> None:
+        self.waiting[job.id] = reason
+        self.misses += 1
+
+    # -- blocked devices ----------------------------------------------------------------
+
+    def reservation_blocks(self, job: PendingJob) -> Blocked | None:
+        blocked: dict[str, set[int]] = {}
+        for r in self.snap.reservations:
+            if r.blocks(job.project_id, self.now, self.now + job.time_limit_s):
+                for node_id, devices in r.devices:
+                    blocked.setdefault(node_id, set()).update(devices)
+        return {n: frozenset(d) for n, d in blocked.items()} or None
+
+    def with_shadow(self, job: PendingJob, reserved: Blocked | None) -> Blocked | None:
+        if self.shadow is None or not self.shadow.blocks(self.now, job.time_limit_s):
+            return reserved
+        merged = {n: frozenset(d) for n, d in (reserved or {}).items()}
+        for node_id, devices in self.shadow.devices.items():
+            merged[node_id] = merged.get(node_id, frozenset()) | devices
+        return merged
+
+    def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
+        if not job.gpus_per_node:
+            return
+        estimate = earliest_start(job, self.free, self.occupants, types, self.now, reserved)
+        if estimate is None:
+            return
+        self.estimates.append(estimate)
+        self.shadow = Shadow(
+            estimate,
+            {a.node_id: frozenset(a.devices) for a in estimate.placement},
+            gang=job.nodes > 1,
+        )
+
+    # -- preemption -------------------------------------------------------------------
+
+    def reclaim(self, job: PendingJob) -> bool:
+        """Preempt borrowers for a job within its nominal quota; True if it now waits on them."""
+        if not (self.config.preemption and job.gpus_per_node):
+            return False
+        for gpu_type in self.types(job):
+            if not self.quota.within_nominal(job.project_id, gpu_type, job.total_gpus):
+                continue
+            if self.waits_on_preemption(job, gpu_type):
+                self.wait(job, PendingReason.PREEMPTING)
+                return True
+            running = [r for r in self.snap.running if r.id not in self.victims]
+            victims = find_victims(
+                job,
+                gpu_type,
+                running,
+                self.free,
+                self.quota,
+                self.now,
+                self.config,
+                self.reservation_blocks(job),
             )
-            return Admission(job_id=job.id, gpu_type=gpu_type, placement=placement)
-    return None
+            if victims:
+                for v in victims:
+                    self.victims.add(v.id)
+                    self.preemptions.append(
+                        Preemption(v.id, job.id, f"preempted to reclaim quota for {job.id}")
+                    )
+                self.take_victims(victims, gpu_type)
+                self.wait(job, PendingReason.PREEMPTING)
+                return True
+        return False
+
+    def waits_on_preemption(self, job: PendingJob, gpu_type: str) -> bool:
+        """Borrowers already stopping would make room: wait for them, preempt no more."""
+        stopping = [r for r in self.preempting if r.gpu_type == gpu_type]
+        if not stopping:
+            return False
+        for r in stopping:
+            for a in r.allocations:
+                self.free.release(a)
+            self.quota.remove(r.project_id, gpu_type, r.gpus)
+        try:
+            return (
+                self.quota.available(job.project_id, gpu_type) >= job.total_gpus
+                and find(job, self.free, [gpu_type], self.reservation_blocks(job)) is not None
+            )
+        finally:
+            for r in stopping:
+                for a in r.allocations:
+                    self.free.take_exact(a)
+                self.quota.add(r.project_id, gpu_type, r.gpus)
+
+    def take_victims(self, victims: list[RunningJob], gpu_type: str) -> None:
+        """Victims keep their devices until they exit; count them as stopping from now on."""
+        self.preempting = self.preempting + victims
+        for v in victims:
+            self.occupants = [
+                o if o.job_id != v.id else Occupant(self.now, o.job_id, o.allocations)
+                for o in self.occupants
+            ]
 
 
 def plan(snapshot: Snapshot, now: float) -> Plan:
-    """Decide which pending jobs start now and where. Pure: reads only its arguments."""
-    del now  # the first policy has no time-dependent rule
-    free = FreeCapacity(snapshot)
-    admissions: list[Admission] = []
-    waiting: dict[str, PendingReason] = {}
-    free_gpus = free.free_gpus
-    blocked = False
-    for job in sorted(snapshot.pending, key=queue_order):
-        admission = None
-        if free.nodes and free_gpus >= job.gpus_per_node * job.nodes:
-            admission = first_fit(job, free)
-        if admission is not None:
-            admissions.append(admission)
-            free_gpus -= job.gpus_per_node * job.nodes
-        elif not free.nodes:
-            waiting[job.id] = PendingReason.NODES
-        else:
-            waiting[job.id] = PendingReason.PRIORITY if blocked else PendingReason.RESOURCES
-            blocked = blocked or job.gpus_per_node > 0
-    return Plan(admissions=tuple(admissions), waiting=waiting)
+    """Decide which pending jobs start now and where, and what to preempt. Pure."""
+    return _Cycle(snapshot, now).run()

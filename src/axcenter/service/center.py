@@ -16,6 +16,7 @@ from axcenter.control.watch import JobWatch
 from axcenter.executors.base import Executor, ExitReport, NodeInventory
 from axcenter.executors.gpus import local_inventory
 from axcenter.executors.local import LocalExecutor
+from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.settings import Settings
 from axcenter.store.db import Store
 
@@ -28,6 +29,19 @@ ExecutorFactory = Callable[[Callable[[ExitReport], None]], Executor]
 #: logical nodes get this much per GPU unless told otherwise (they are not real hardware)
 LOGICAL_CPUS_PER_GPU = 8
 LOGICAL_MEMORY_MB_PER_GPU = 64 * 1024
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    return SchedulerConfig(
+        backfill=settings.sched_backfill,
+        bf_max_job_test=settings.sched_bf_max_job_test,
+        preemption=settings.sched_preemption,
+        min_runtime_s=settings.sched_min_runtime_s,
+        intra_project_preemption=settings.sched_intra_project_preemption,
+        age_weight=settings.sched_age_weight,
+        max_age_s=settings.sched_max_age_s,
+        fair_share_half_life_s=settings.fair_share_half_life_s,
+    )
 
 
 def _size_logical(node: NodeInventory, settings: Settings) -> NodeInventory:
@@ -60,6 +74,8 @@ class Center:
             logs_dir=settings.logs_dir,
             kill_grace_s=settings.kill_grace_s,
             safety_cycle_s=settings.safety_cycle_s,
+            config=scheduler_config(settings),
+            user_limits=Limits(settings.max_running_jobs_per_user, settings.max_gpus_per_user),
             watch=self.watch,
         )
 

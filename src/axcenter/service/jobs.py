@@ -322,8 +322,9 @@ def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
 
 
 def _live_reason(center: Center, row: orm.Job) -> str | None:
+    """A pending job's reason is the scheduler's latest word, kept in memory only."""
     if row.state == JobState.PENDING.value:
-        reason = center.control.state.reasons.get(row.id)
+        reason = center.control.state.reason(row.id)
         if reason is not None:
             return reason.value
     return None

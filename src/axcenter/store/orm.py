@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -24,6 +26,7 @@ from axcenter.store.types import UTCDateTime, utcnow
 __all__ = [
     "ApiToken",
     "Base",
+    "Cohort",
     "DeviceLease",
     "Job",
     "JobEvent",
@@ -32,6 +35,8 @@ __all__ = [
     "Program",
     "Project",
     "ProjectMember",
+    "ProjectQuota",
+    "Reservation",
     "User",
 ]
 
@@ -73,6 +78,20 @@ class Organization(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Cohort(Base):
+    """A group of projects that lend and borrow idle quota among themselves.
+
+    Cohorts nest; a project without a cohort, and a cohort without a parent, sit in the
+    center's root cohort.
+    """
+
+    __tablename__ = "cohorts"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Project(Base):
     __tablename__ = "projects"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -80,6 +99,35 @@ class Project(Base):
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     program_id: Mapped[str | None] = mapped_column(ForeignKey("programs.id"))
     sector: Mapped[str] = mapped_column(String(50))
+    cohort_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"))
+    fair_share_weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    max_running_jobs: Mapped[int | None]
+    max_gpus: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectQuota(Base):
+    """A project's quota of one GPU type (sched: ``model.quota.Quota``)."""
+
+    __tablename__ = "project_quotas"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    gpu_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nominal: Mapped[int]
+    borrowing_limit: Mapped[int | None]
+    lending_limit: Mapped[int | None]
+
+
+class Reservation(Base):
+    """Devices held for one project during a time window."""
+
+    __tablename__ = "reservations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    #: [{"node_id": ..., "devices": [...]}, ...]
+    devices: Mapped[list[Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -160,6 +208,8 @@ class Job(Base):
     exit_code: Mapped[int | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     pid: Mapped[int | None]
+    #: admitted beyond its project's nominal quota, so preemptible
+    borrowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class JobEvent(Base):
