@@ -20,7 +20,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from axcenter import __version__
-from axcenter.cli import jobs, render
+from axcenter.cli import jobs, policy, render
 from axcenter.cli.up import up
 from axcenter.client import config
 from axcenter.client.http import ApiError, Client
@@ -194,3 +194,7 @@ app.command("logs")(jobs.logs)
 app.command("cancel")(jobs.cancel)
 app.command("wait")(jobs.wait)
 app.command("up")(up)
+app.add_typer(policy.quota_app, name="quota")
+app.add_typer(policy.cohort_app, name="cohort")
+app.add_typer(policy.project_app, name="project")
+app.add_typer(policy.reservation_app, name="reservation")

@@ -260,6 +260,111 @@ class Client:
         """Nodes, their devices and who holds them, plus a summary."""
         return self._json("GET", "/cluster")
 
+    # -- scheduling policy ----------------------------------------------------------------------
+
+    @staticmethod
+    def _segment(value: str) -> str:
+        return quote(value, safe="")
+
+    def list_quotas(self, project: str | None = None) -> list[JSON]:
+        """Quotas of the visible projects, each with ``in_use`` GPUs and ``borrowing``."""
+        params = {"project": project} if project else None
+        return list(self._json("GET", "/quotas", params=params).get("items", []))
+
+    def get_quota(self, project: str, gpu_type: str) -> JSON:
+        return self._json("GET", f"/quotas/{self._segment(project)}/{self._segment(gpu_type)}")
+
+    def set_quota(
+        self,
+        project: str,
+        gpu_type: str,
+        nominal: int,
+        borrowing_limit: int | None = None,
+        lending_limit: int | None = None,
+    ) -> JSON:
+        """Create or replace a quota (operators); ``None`` limits mean no limit."""
+        body = {
+            "nominal": nominal,
+            "borrowing_limit": borrowing_limit,
+            "lending_limit": lending_limit,
+        }
+        return self._json(
+            "PUT", f"/quotas/{self._segment(project)}/{self._segment(gpu_type)}", json=body
+        )
+
+    def delete_quota(self, project: str, gpu_type: str) -> None:
+        self._send("DELETE", f"/quotas/{self._segment(project)}/{self._segment(gpu_type)}")
+
+    def list_cohorts(self) -> list[JSON]:
+        return list(self._json("GET", "/cohorts").get("items", []))
+
+    def create_cohort(self, name: str, parent: str | None = None) -> JSON:
+        return self._json("POST", "/cohorts", json={"name": name, "parent": parent})
+
+    def move_cohort(self, name: str, parent: str | None) -> JSON:
+        """Put a cohort under ``parent`` (``None``: under the center's root)."""
+        return self._json("PUT", f"/cohorts/{self._segment(name)}/parent", json={"parent": parent})
+
+    def delete_cohort(self, name: str) -> None:
+        self._send("DELETE", f"/cohorts/{self._segment(name)}")
+
+    def set_project_cohort(self, project: str, cohort: str | None) -> JSON:
+        """Put a project in a cohort (``None``: out of any cohort)."""
+        return self._json(
+            "PUT", f"/projects/{self._segment(project)}/cohort", json={"cohort": cohort}
+        )
+
+    def get_project_limits(self, project: str) -> JSON:
+        return self._json("GET", f"/projects/{self._segment(project)}/limits")
+
+    def set_project_limits(
+        self,
+        project: str,
+        fair_share_weight: float | None = None,
+        max_running_jobs: int | None = None,
+        max_gpus: int | None = None,
+        clear: Iterable[str] = (),
+    ) -> JSON:
+        """Change what is given; ``clear`` names the caps to remove."""
+        body: JSON = {
+            k: v
+            for k, v in (
+                ("fair_share_weight", fair_share_weight),
+                ("max_running_jobs", max_running_jobs),
+                ("max_gpus", max_gpus),
+            )
+            if v is not None
+        }
+        body["clear"] = list(clear)
+        return self._json("PUT", f"/projects/{self._segment(project)}/limits", json=body)
+
+    def list_reservations(self, include_ended: bool = False) -> list[JSON]:
+        params = {"include_ended": "true"} if include_ended else None
+        return list(self._json("GET", "/reservations", params=params).get("items", []))
+
+    def create_reservation(
+        self,
+        name: str,
+        project: str,
+        nodes: Iterable[Mapping[str, Any]],
+        ends_at: str,
+        starts_at: str | None = None,
+    ) -> JSON:
+        """Reserve ``nodes`` (``{"node": name, "devices": [...] | None}``) for a project;
+        times are ISO-8601 strings, ``starts_at`` ``None`` meaning now."""
+        body: JSON = {
+            "name": name,
+            "project": project,
+            "ends_at": ends_at,
+            "nodes": [{k: v for k, v in n.items() if v is not None} for n in nodes],
+        }
+        if starts_at is not None:
+            body["starts_at"] = starts_at
+        return self._json("POST", "/reservations", json=body)
+
+    def delete_reservation(self, name: str) -> None:
+        self._send("DELETE", f"/reservations/{self._segment(name)}")
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from axcenter.model.cluster import Allocation, Node
 from axcenter.model.quota import QuotaNode
+
+if TYPE_CHECKING:
+    from axcenter.model.index import RunningIndex
 
 __all__ = [
     "Limits",
@@ -76,10 +80,11 @@ class RunningJob:
     gpu_type: str = ""
     borrowed: bool = False  # admitted beyond its project's nominal quota
     preempting: bool = False  # asked to stop; its devices free up soon
+    #: devices held, derived from ``allocations`` once (read many times per cycle)
+    gpus: int = field(init=False, compare=False, repr=False)
 
-    @property
-    def gpus(self) -> int:
-        return sum(len(a.devices) for a in self.allocations)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gpus", sum(len(a.devices) for a in self.allocations))
 
     @property
     def ends_by(self) -> float:
@@ -120,6 +125,8 @@ class SchedulerConfig:
     min_runtime_s: float = 120.0
     #: higher priority classes preempt lower ones of the same project
     intra_project_preemption: bool = False
+    #: preemption searches per cycle (each may look at every running borrower)
+    preempt_max_attempts: int = 16
     #: how much a head job's wait lowers its project's fair-share key (0 disables aging)
     age_weight: float = 0.25
     #: the wait at which the age bonus stops growing
@@ -141,6 +148,13 @@ class Snapshot:
     user_limits: Limits = field(default_factory=Limits)
     project_limits: Mapping[str, Limits] = field(default_factory=dict)
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    #: aggregates of ``running`` kept by the caller (see ``model.index``); None: built here
+    index: RunningIndex | None = None
+
+    def running_index(self) -> RunningIndex:
+        from axcenter.model.index import RunningIndex  # noqa: PLC0415 (index imports us)
+
+        return self.index if self.index is not None else RunningIndex(self.running)
 
     @property
     def pending_count(self) -> int:

@@ -1,32 +1,24 @@
 """EASY backfill: reserve the top blocked job's earliest start, let others fill around it.
 
-When the job at the head of the order cannot start, its earliest start (the *shadow
-time*) is found by releasing running jobs in order of their time limits until it fits.
-Its devices at that time are reserved: a later job may use them only if its time limit
-ends before the shadow time, so backfilled jobs never delay the reservation.
+When the job at the head of the order cannot start for lack of devices, its earliest
+start (the *shadow time*) is found by sweeping running jobs in order of the end of their
+time limits until it fits (``sweep``). Those devices are reserved: a later job may use
+them only if its time limit ends before the shadow time, so backfilled jobs never delay
+the reservation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob
 from axcenter.sched.free import Blocked, FreeCapacity
-from axcenter.sched.placement import find
+from axcenter.sched.sweep import Release, sweep
 
-__all__ = ["Occupant", "Shadow", "earliest_start"]
-
-
-@dataclass(frozen=True, slots=True)
-class Occupant:
-    """Something holding devices until ``ends_by``: a running or just-admitted job."""
-
-    ends_by: float
-    job_id: str
-    allocations: tuple[Allocation, ...]
+__all__ = ["Shadow", "earliest_start"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,31 +37,28 @@ class Shadow:
 def earliest_start(
     job: PendingJob,
     free: FreeCapacity,
-    occupants: Sequence[Occupant],
+    by_end: Callable[[], Iterable[Release[float]]],
     gpu_types: Sequence[str],
     now: float,
     blocked: Blocked | None,
 ) -> Estimate | None:
-    """When and where ``job`` could start if occupants leave by their time limits.
+    """When and where ``job`` could start if running jobs end by their time limits.
 
-    Releases occupants into ``free`` one by one and restores them before returning.
+    ``by_end()`` yields what runs in order of when it ends (a fresh iterator per call).
     """
-    released: list[Occupant] = []
-    try:
-        for occupant in sorted(occupants, key=lambda o: (o.ends_by, o.job_id)):
-            for a in occupant.allocations:
-                free.release(a)
-            released.append(occupant)
-            placement = find(job, free, gpu_types, blocked)
-            if placement is not None:
-                _, choices = placement
-                allocations = tuple(
-                    Allocation(nf.node.id, devices, job.cpus_per_node, job.memory_mb_per_node)
-                    for nf, devices in choices
-                )
-                return Estimate(job.id, max(now, occupant.ends_by), allocations)
-        return None
-    finally:
-        for occupant in released:
-            for a in occupant.allocations:
-                free.take_exact(a)
+    best: Estimate | None = None
+    for gpu_type in gpu_types:
+        found = sweep(job, free, gpu_type, by_end(), blocked)
+        if found is None:
+            continue
+        at = max(now, found.key) if found.key is not None else now
+        if best is None or at < best.at:
+            best = Estimate(
+                job.id,
+                at,
+                tuple(
+                    Allocation(node_id, devices, job.cpus_per_node, job.memory_mb_per_node)
+                    for node_id, devices, _ in found.nodes
+                ),
+            )
+    return best

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from axcenter.model.cluster import Allocation, Node
-from axcenter.model.snapshot import RunningJob
+from axcenter.model.index import RunningIndex
 
 __all__ = ["Blocked", "FreeCapacity", "NodeFree"]
 
@@ -37,15 +37,7 @@ class NodeFree:
 
 
 class FreeCapacity:
-    def __init__(self, nodes: Iterable[Node], running: Iterable[RunningJob]) -> None:
-        held: dict[str, set[int]] = {}
-        cpus: dict[str, int] = {}
-        mem: dict[str, int] = {}
-        for job in running:
-            for a in job.allocations:
-                held.setdefault(a.node_id, set()).update(a.devices)
-                cpus[a.node_id] = cpus.get(a.node_id, 0) + a.cpus
-                mem[a.node_id] = mem.get(a.node_id, 0) + a.memory_mb
+    def __init__(self, nodes: Iterable[Node], index: RunningIndex) -> None:
         self.by_id: dict[str, NodeFree] = {}
         #: gpu type -> free count -> nodes (insertion-ordered dict used as an ordered set)
         self._buckets: dict[str, list[dict[str, NodeFree]]] = {}
@@ -53,13 +45,16 @@ class FreeCapacity:
         for node in sorted(nodes, key=lambda n: n.name):
             if not node.schedulable:
                 continue
-            busy = held.get(node.id, set())
-            nf = NodeFree(
-                node=node,
-                devices=[d for d in range(node.gpu_count) if d not in busy],
-                cpus=node.cpus - cpus.get(node.id, 0),
-                memory_mb=node.memory_mb - mem.get(node.id, 0),
-            )
+            held = index.nodes.get(node.id)
+            if held is None:
+                nf = NodeFree(node, list(range(node.gpu_count)), node.cpus, node.memory_mb)
+            else:
+                nf = NodeFree(
+                    node=node,
+                    devices=[d for d in range(node.gpu_count) if d not in held.devices],
+                    cpus=node.cpus - held.cpus,
+                    memory_mb=node.memory_mb - held.memory_mb,
+                )
             self.by_id[node.id] = nf
             buckets = self._buckets.setdefault(node.gpu_type, [])
             while len(buckets) <= node.gpu_count:

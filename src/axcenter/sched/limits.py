@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from axcenter.model.snapshot import Limits, PendingJob, RunningJob
+from axcenter.model.snapshot import Limits, PendingJob
 
 __all__ = ["LimitTracker"]
 
@@ -14,15 +14,14 @@ class LimitTracker:
         self,
         user_limits: Limits,
         project_limits: Mapping[str, Limits],
-        running: Iterable[RunningJob],
+        jobs: Mapping[tuple[str, str], int],
+        gpus: Mapping[tuple[str, str], int],
     ) -> None:
+        """``jobs``/``gpus``: what runs now, by ("user", id) and ("project", id)."""
         self._user_limits = user_limits
         self._project_limits = project_limits
-        self._jobs: dict[tuple[str, str], int] = {}
-        self._gpus: dict[tuple[str, str], int] = {}
-        for job in running:
-            self._count(("user", job.user_id), job.gpus)
-            self._count(("project", job.project_id), job.gpus)
+        self._jobs = dict(jobs)
+        self._gpus = dict(gpus)
 
     def _count(self, key: tuple[str, str], gpus: int) -> None:
         self._jobs[key] = self._jobs.get(key, 0) + 1

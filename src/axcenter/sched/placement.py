@@ -37,7 +37,7 @@ def find(
     if job.gpus_per_node == 0:
         return _find_cpu_only(job, free)
     for gpu_type in gpu_types:
-        if free.count_at_least(gpu_type, job.gpus_per_node) < job.nodes:
+        if job.nodes > 1 and free.count_at_least(gpu_type, job.gpus_per_node) < job.nodes:
             continue
         found = (
             _find_single(job, free, gpu_type, blocked)

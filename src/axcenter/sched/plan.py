@@ -21,29 +21,25 @@ the backlog is never read.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 
+from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Admission, Estimate, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot, queue_key
-from axcenter.sched.backfill import Occupant, Shadow, earliest_start
+from axcenter.sched.backfill import Shadow, earliest_start
 from axcenter.sched.fairshare import FairShare
 from axcenter.sched.free import Blocked, FreeCapacity
 from axcenter.sched.limits import LimitTracker
 from axcenter.sched.placement import Placement, find, take
-from axcenter.sched.preempt import find_victims
+from axcenter.sched.preempt import Preemptible, find_victims, preemptible
 from axcenter.sched.quota import QuotaTree
+from axcenter.sched.sweep import Release
 
 __all__ = ["plan"]
 
 
-@dataclass(order=True, slots=True)
-class _Entry:
-    tier: int
-    share: float
-    order: tuple[int, float, str]
-    project_id: str = field(compare=False)
-    index: int = field(compare=False)
+#: a heap entry: (tier, fair-share key, queue order, project id, index in its queue)
+_Entry = tuple[int, float, tuple[int, float, str], str, int]
 
 
 class _Cycle:
@@ -53,31 +49,33 @@ class _Cycle:
         self.snap = snapshot
         self.now = now
         self.config = snapshot.config
-        self.free = FreeCapacity(snapshot.nodes, snapshot.running)
+        index = snapshot.running_index()
+        self.index = index
+        self.free = FreeCapacity(snapshot.nodes, index)
         capacity: dict[str, int] = {}
         for node in snapshot.nodes:
             if node.schedulable:
                 capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + node.gpu_count
-        self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, snapshot.running)
-        self.limits = LimitTracker(snapshot.user_limits, snapshot.project_limits, snapshot.running)
-        self.held: dict[str, int] = {}
-        for job in snapshot.running:
-            self.held[job.project_id] = self.held.get(job.project_id, 0) + job.gpus
+        self.held = dict(index.held)
+        self.preempting = list(index.preempting.values())
+        #: jobs admitted this cycle: (ends by, allocations)
+        self.admitted_ends: dict[str, tuple[float, tuple[Allocation, ...]]] = {}
+        self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, index.usage)
+        self.limits = LimitTracker(
+            snapshot.user_limits, snapshot.project_limits, index.counts, index.gpus
+        )
         competing = [p for p, q in snapshot.queues.items() if q]
         self.fairshare = FairShare(
             snapshot.usage, snapshot.projects, competing, sum(capacity.values()), self.config
         )
-        self.occupants = [
-            Occupant(now if r.preempting else r.ends_by, r.id, r.allocations)
-            for r in snapshot.running
-        ]
         self.admissions: list[Admission] = []
         self.preemptions: list[Preemption] = []
         self.estimates: list[Estimate] = []
         self.waiting: dict[str, PendingReason] = {}
         self.shadow: Shadow | None = None
-        self.preempting = [r for r in snapshot.running if r.preempting]
         self.victims: set[str] = set()
+        self.preempt_attempts = 0
+        self._preemptible: dict[str, Preemptible] = {}
         self.misses = 0
         self.stopped = False
 
@@ -90,9 +88,7 @@ class _Cycle:
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
-        return _Entry(
-            0 if within and job.gpus_per_node else 1, share, queue_key(job), project_id, index
-        )
+        return (0 if within and job.gpus_per_node else 1, share, queue_key(job), project_id, index)
 
     def types(self, job: PendingJob) -> Sequence[str]:
         return job.gpu_types or self.free.gpu_types
@@ -103,14 +99,13 @@ class _Cycle:
         heap = [self.entry(p, 0) for p, q in sorted(self.snap.queues.items()) if q]
         heapq.heapify(heap)
         while heap and not self.stopped:
-            entry = heapq.heappop(heap)
-            queue = self.snap.queues[entry.project_id]
-            job = queue[entry.index]
-            self.decide(job)
+            *_, project_id, index = heapq.heappop(heap)
+            queue = self.snap.queues[project_id]
+            self.decide(queue[index])
             if self.misses >= self.config.bf_max_job_test:
                 break
-            if entry.index + 1 < len(queue):
-                heapq.heappush(heap, self.entry(entry.project_id, entry.index + 1))
+            if index + 1 < len(queue):
+                heapq.heappush(heap, self.entry(project_id, index + 1))
         return Plan(
             admissions=tuple(self.admissions),
             preemptions=tuple(self.preemptions),
@@ -172,7 +167,7 @@ class _Cycle:
             self.quota.add(job.project_id, gpu_type, job.total_gpus)
         self.limits.add(job)
         self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
-        self.occupants.append(Occupant(self.now + job.time_limit_s, job.id, allocations))
+        self.admitted_ends[job.id] = (self.now + job.time_limit_s, allocations)
         self.admissions.append(Admission(job.id, gpu_type, allocations, borrowed))
 
     def wait(self, job: PendingJob, reason: PendingReason) -> None:
@@ -197,10 +192,29 @@ class _Cycle:
             merged[node_id] = merged.get(node_id, frozenset()) | devices
         return merged
 
+    def by_end(self) -> Iterator[Release[float]]:
+        """Everything holding devices, in order of when it ends: time limits from the
+        index, merged with this cycle's admissions and with jobs being preempted (now)."""
+        stopping = {r.id: r for r in self.preempting}
+        early = sorted(
+            [Release(self.now, r.id, r.allocations) for r in stopping.values()]
+            + [
+                Release(end, job_id, allocs) for job_id, (end, allocs) in self.admitted_ends.items()
+            ],
+            key=lambda r: (r.key, r.job_id),
+        )
+        jobs = self.index.jobs
+        indexed = (
+            Release(end, job_id, jobs[job_id].allocations)
+            for end, job_id in self.index.by_end
+            if job_id not in stopping
+        )
+        return heapq.merge(early, indexed, key=lambda r: (r.key, r.job_id))
+
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
         if not job.gpus_per_node:
             return
-        estimate = earliest_start(job, self.free, self.occupants, types, self.now, reserved)
+        estimate = earliest_start(job, self.free, self.by_end, types, self.now, reserved)
         if estimate is None:
             return
         self.estimates.append(estimate)
@@ -222,14 +236,16 @@ class _Cycle:
             if self.waits_on_preemption(job, gpu_type):
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
-            running = [r for r in self.snap.running if r.id not in self.victims]
+            if self.preempt_attempts >= self.config.preempt_max_attempts:
+                return False
+            self.preempt_attempts += 1
             victims = find_victims(
                 job,
                 gpu_type,
-                running,
+                self.preemptible(gpu_type),
+                self.victims,
                 self.free,
                 self.quota,
-                self.now,
                 self.config,
                 self.reservation_blocks(job),
             )
@@ -239,7 +255,7 @@ class _Cycle:
                     self.preemptions.append(
                         Preemption(v.id, job.id, f"preempted to reclaim quota for {job.id}")
                     )
-                self.take_victims(victims, gpu_type)
+                self.take_victims(victims)
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
@@ -264,14 +280,18 @@ class _Cycle:
                     self.free.take_exact(a)
                 self.quota.add(r.project_id, gpu_type, r.gpus)
 
-    def take_victims(self, victims: list[RunningJob], gpu_type: str) -> None:
+    def take_victims(self, victims: list[RunningJob]) -> None:
         """Victims keep their devices until they exit; count them as stopping from now on."""
-        self.preempting = self.preempting + victims
-        for v in victims:
-            self.occupants = [
-                o if o.job_id != v.id else Occupant(self.now, o.job_id, o.allocations)
-                for o in self.occupants
-            ]
+        self.preempting.extend(victims)
+
+    def preemptible(self, gpu_type: str) -> Preemptible:
+        """Running jobs of ``gpu_type`` preemption may consider at all, cheapest to lose
+        first; computed once per cycle and type."""
+        found = self._preemptible.get(gpu_type)
+        if found is None:
+            found = preemptible(self.index, gpu_type, self.now, self.config)
+            self._preemptible[gpu_type] = found
+        return found
 
 
 def plan(snapshot: Snapshot, now: float) -> Plan:

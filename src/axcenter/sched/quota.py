@@ -17,11 +17,10 @@ borrow it. A project absent from the snapshot has no quota and sits under the ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from axcenter.model.quota import ROOT_COHORT, Quota, QuotaNode
-from axcenter.model.snapshot import RunningJob
 
 __all__ = ["QuotaTree"]
 
@@ -51,8 +50,9 @@ class QuotaTree:
         projects: Mapping[str, QuotaNode],
         cohorts: Mapping[str, QuotaNode],
         capacity: Mapping[str, int],
-        running: Iterable[RunningJob] = (),
+        usage: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
+        """``usage``: GPUs held by running jobs, by (project id, GPU type)."""
         self._nodes: dict[str, _Node] = {}
         root_spec = cohorts.get(ROOT_COHORT, QuotaNode(ROOT_COHORT, parent=None))
         self._root = _Node(ROOT_COHORT, None, {})
@@ -78,9 +78,9 @@ class QuotaTree:
         self._types = sorted(set(capacity) | set(granted))
         for gpu_type in self._types:
             self._compute_subtree(self._root, gpu_type)
-        for job in running:
-            if job.gpu_type:
-                self.add(job.project_id, job.gpu_type, job.gpus)
+        for (project_id, gpu_type), gpus in sorted((usage or {}).items()):
+            if gpu_type and gpus:
+                self.add(project_id, gpu_type, gpus)
 
     # -- building ---------------------------------------------------------------------
 

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "ClusterOut",
+    "CohortIn",
+    "CohortListOut",
+    "CohortOut",
+    "CohortParentIn",
     "DeviceOut",
     "EventOut",
     "JobBatchIn",
@@ -21,8 +25,19 @@ __all__ = [
     "JobOut",
     "NodeOut",
     "PlacementOut",
+    "ProjectCohortIn",
+    "ProjectLimitsIn",
     "ProjectListOut",
     "ProjectOut",
+    "ProjectPolicyOut",
+    "QuotaIn",
+    "QuotaListOut",
+    "QuotaOut",
+    "ReservationIn",
+    "ReservationListOut",
+    "ReservationNodeIn",
+    "ReservationNodeOut",
+    "ReservationOut",
     "SummaryOut",
     "WhoAmIOut",
 ]
@@ -152,3 +167,148 @@ class SummaryOut(BaseModel):
 class ClusterOut(BaseModel):
     nodes: list[NodeOut]
     summary: SummaryOut
+
+
+# -- scheduling policy (operators): quotas, cohorts, project limits, reservations ---------
+
+#: names of cohorts and reservations: they appear in URLs, so no slashes or spaces
+PolicyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+ProjectRef = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+#: GPUs in a quota; far above any center, low enough to refuse typos like 1e9
+QuotaGpus = Annotated[int, Field(ge=0, le=100_000)]
+#: the project limits that ``ProjectLimitsIn.clear`` may remove
+ClearableLimit = Annotated[str, StringConstraints(pattern=r"^(max_running_jobs|max_gpus)$")]
+
+
+class QuotaIn(BaseModel):
+    """A project's quota of one GPU type; ``None`` limits mean "no limit"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nominal: QuotaGpus
+    borrowing_limit: QuotaGpus | None = None
+    lending_limit: QuotaGpus | None = None
+
+
+class QuotaOut(BaseModel):
+    project: str
+    project_id: str
+    gpu_type: str
+    nominal: int
+    borrowing_limit: int | None
+    lending_limit: int | None
+    #: GPUs of this type held now by the project's running jobs
+    in_use: int
+    #: in_use above nominal: the excess is borrowed and may be reclaimed by preemption
+    borrowing: bool
+
+
+class QuotaListOut(BaseModel):
+    items: list[QuotaOut]
+
+
+class CohortIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PolicyName
+    parent: PolicyName | None = None
+
+
+class CohortParentIn(BaseModel):
+    """Move a cohort; ``parent: null`` puts it directly under the center's root."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent: PolicyName | None
+
+
+class CohortOut(BaseModel):
+    id: str
+    name: str
+    parent: str | None
+    #: member projects the caller may see
+    projects: list[str]
+    children: list[str]
+
+
+class CohortListOut(BaseModel):
+    items: list[CohortOut]
+
+
+class ProjectCohortIn(BaseModel):
+    """``cohort: null`` takes the project out of its cohort (back under the root)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cohort: PolicyName | None
+
+
+class ProjectLimitsIn(BaseModel):
+    """Change a project's scheduling settings.
+
+    A field left out (or null) keeps its value; a limit is removed by naming it in
+    ``clear``. Null does not mean "clear" so that a partial update never drops a limit
+    by accident.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fair_share_weight: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    max_running_jobs: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    max_gpus: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    clear: Annotated[list[ClearableLimit], Field(max_length=2)] = []
+
+
+class ProjectPolicyOut(BaseModel):
+    id: str
+    name: str
+    cohort: str | None
+    fair_share_weight: float
+    max_running_jobs: int | None
+    max_gpus: int | None
+
+
+class ReservationNodeIn(BaseModel):
+    """A node to reserve; ``devices`` absent means all of its devices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    devices: (
+        Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=1024)] | None
+    ) = None
+
+
+class ReservationIn(BaseModel):
+    """Devices held for one project in ``[starts_at, ends_at)``; times without a zone are
+    UTC; no ``starts_at`` means now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PolicyName
+    project: ProjectRef
+    starts_at: datetime | None = None
+    ends_at: datetime
+    nodes: Annotated[list[ReservationNodeIn], Field(min_length=1, max_length=1000)]
+
+
+class ReservationNodeOut(BaseModel):
+    node: str
+    devices: list[int]
+
+
+class ReservationOut(BaseModel):
+    id: str
+    name: str
+    #: "(other tenant)" when the caller may not see the project
+    project: str
+    project_id: str | None
+    starts_at: datetime
+    ends_at: datetime
+    nodes: list[ReservationNodeOut]
+    #: the window contains the present moment
+    active: bool
+
+
+class ReservationListOut(BaseModel):
+    items: list[ReservationOut]
