@@ -46,6 +46,7 @@ def center(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Center]:
         database_schema=schema,
         local_gpus="A100:2,H100:4",
         kill_grace_s=2.0,
+        sched_min_runtime_s=0.0,
     )
     c = Center(settings)
     c.start()

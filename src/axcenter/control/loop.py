@@ -198,7 +198,7 @@ class ControlLoop:
         now = self.clock()
         ended = self._record_exits(exits)
         if plan:
-            self.state.usage.advance(now, self.state.held)
+            self.state.usage.advance(now, self.state.index.held)
             decided = self.policy(self.state.snapshot(), now)
             self.state.reasons = dict(decided.waiting)
             self._preempt(decided.preemptions)
@@ -336,7 +336,7 @@ class ControlLoop:
         for s in started:
             running = self.state.running.get(s.job_id)
             if running is not None:
-                self.state.running[s.job_id] = replace(running, started_at=s.started_at)
+                self.state.update_running(replace(running, started_at=s.started_at))
         for job_id, _ in failed:
             self.state.forget(job_id)
         return [job_id for job_id, _ in failed]

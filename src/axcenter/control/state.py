@@ -17,6 +17,7 @@ from sortedcontainers import SortedKeyList
 
 from axcenter.control.usage import UsageTracker
 from axcenter.model.cluster import Node
+from axcenter.model.index import RunningIndex
 from axcenter.model.plan import PendingReason
 from axcenter.model.snapshot import (
     Limits,
@@ -41,8 +42,8 @@ class ClusterState:
     running: dict[str, RunningJob] = field(default_factory=dict)
     #: the spec of every active job, kept so that a requeued job can wait again
     specs: dict[str, PendingJob] = field(default_factory=dict)
-    #: GPUs held per project (for fair-share usage)
-    held: dict[str, int] = field(default_factory=dict)
+    #: aggregates of ``running`` for the scheduler, kept in step with it
+    index: RunningIndex = field(default_factory=RunningIndex)
     policy: Policy = field(default_factory=Policy)
     usage: UsageTracker = field(default_factory=lambda: UsageTracker(7 * 86400.0, 0.0))
     #: why each examined pending job waits, from the latest plan (read by the API)
@@ -60,6 +61,7 @@ class ClusterState:
             user_limits=self.user_limits,
             project_limits=self.policy.project_limits,
             config=self.config,
+            index=self.index,
         )
 
     def reason(self, job_id: str) -> PendingReason | None:
@@ -89,19 +91,20 @@ class ClusterState:
     def start(self, job: RunningJob) -> None:
         self._unqueue(job.id)
         self.running[job.id] = job
-        self.held[job.project_id] = self.held.get(job.project_id, 0) + job.gpus
+        self.index.add(job)
 
     def _stop(self, job_id: str) -> None:
-        job = self.running.pop(job_id, None)
-        if job is not None:
-            self.held[job.project_id] -= job.gpus
-            if not self.held[job.project_id]:
-                del self.held[job.project_id]
+        if self.running.pop(job_id, None) is not None:
+            self.index.remove(job_id)
+
+    def update_running(self, job: RunningJob) -> None:
+        self.running[job.id] = job
+        self.index.replace(job)
 
     def mark_preempting(self, job_id: str) -> None:
         job = self.running.get(job_id)
         if job is not None:
-            self.running[job_id] = replace(job, preempting=True)
+            self.update_running(replace(job, preempting=True))
 
     def forget(self, job_id: str) -> None:
         self._unqueue(job_id)

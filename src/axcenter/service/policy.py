@@ -112,6 +112,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _check_gpus(field: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= MAX_NOMINAL:
         raise InvalidInput(field, f"must be between 0 and {MAX_NOMINAL}, got {value}")
@@ -492,11 +496,9 @@ def create_reservation(
         with center.store.write() as session:
             project = _changeable_project(session, who, project_ref, "create reservations")
             if end <= start:
-                raise InvalidInput(
-                    "ends_at", f"{end.isoformat()} is not after starts_at {start.isoformat()}"
-                )
+                raise InvalidInput("ends_at", f"{_when(end)} is not after starts_at {_when(start)}")
             if end <= now:
-                raise InvalidInput("ends_at", f"{end.isoformat()} is in the past")
+                raise InvalidInput("ends_at", f"{_when(end)} is in the past")
             held = _devices_to_hold(cluster, nodes, devices or {})
             # lock the nodes: two concurrent reservations of a device cannot both pass
             session.scalars(
@@ -587,7 +589,7 @@ def _check_no_overlap(
             where = ", ".join(f"{node}[{d}]" for node, d in shared[:8])
             raise Conflict(
                 f"overlaps reservation {other.name!r} "
-                f"({other.starts_at.isoformat()} to {other.ends_at.isoformat()}) on {where}"
+                f"({_when(other.starts_at)} to {_when(other.ends_at)}) on {where}"
             )
 
 
