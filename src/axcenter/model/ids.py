@@ -9,7 +9,7 @@ __all__ = ["PREFIXES", "new_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
-PREFIXES = frozenset({"job", "prj", "org", "usr", "tok", "nod", "prg", "evt"})
+PREFIXES = frozenset({"job", "prj", "org", "usr", "tok", "nod", "prg", "evt", "coh", "rsv"})
 
 
 def _b32(value: int, width: int) -> str:

@@ -98,15 +98,6 @@ def _changeable_project(session: Session, who: Principal, ref: str, action: str)
     return project
 
 
-def _policy_id(prefix: str) -> str:
-    """A time-ordered id like ``new_id``'s, under a prefix ``model.ids`` does not list yet.
-
-    Cohorts and reservations are created only here; borrowing ``new_id``'s body keeps
-    their ids in the same format and order as every other object's.
-    """
-    return f"{prefix}_{new_id('evt').split('_', 1)[1]}"
-
-
 def _utc(moment: datetime) -> datetime:
     """Aware UTC; a time without a zone is taken as UTC (the API's convention)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -262,7 +253,7 @@ def create_cohort(
                 raise Conflict(f"cohort {name!r} already exists")
             parent_row = None if parent is None else _cohort(session, parent, field="parent")
             row = orm.Cohort(
-                id=_policy_id("coh"),
+                id=new_id("coh"),
                 name=name,
                 parent_id=parent_row.id if parent_row else None,
                 created_at=utcnow(),
@@ -512,7 +503,7 @@ def create_reservation(
                 raise Conflict(f"reservation {name!r} already exists")
             _check_no_overlap(session, held, start, end, {n.id: n.name for n in cluster.values()})
             row = orm.Reservation(
-                id=_policy_id("rsv"),
+                id=new_id("rsv"),
                 name=name,
                 project_id=project.id,
                 starts_at=start,
