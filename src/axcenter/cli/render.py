@@ -236,6 +236,10 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
         ("exit code", _text(job.get("exit_code"))),
         ("attempts", _text(job.get("attempts"))),
     ]
+    if job.get("borrowed"):
+        rows.append(("capacity", Text("borrowed (preemptible)", style="yellow")))
+    if job.get("estimated_start"):
+        rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("idempotency_key"):
         rows.append(("idempotency key", str(job["idempotency_key"])))
     for key, value in rows:

@@ -201,6 +201,7 @@ class ControlLoop:
             self.state.usage.advance(now, self.state.index.held)
             decided = self.policy(self.state.snapshot(), now)
             self.state.reasons = dict(decided.waiting)
+            self.state.estimates = {e.job_id: e.at for e in decided.estimates}
             self._preempt(decided.preemptions)
             admitted = self._apply(decided.admissions, now)
             if admitted:

@@ -48,6 +48,8 @@ class ClusterState:
     usage: UsageTracker = field(default_factory=lambda: UsageTracker(7 * 86400.0, 0.0))
     #: why each examined pending job waits, from the latest plan (read by the API)
     reasons: dict[str, PendingReason] = field(default_factory=dict)
+    #: reserved starts (epoch seconds) of waiting jobs, from the latest plan
+    estimates: dict[str, float] = field(default_factory=dict)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(

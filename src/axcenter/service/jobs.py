@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from axcenter.control.convert import allocations_from_json, epoch
+from axcenter.control.convert import allocations_from_json, epoch, utc
 from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
@@ -309,6 +309,7 @@ def _out(
         exit_code=row.exit_code,
         attempts=row.attempts,
         idempotency_key=row.idempotency_key,
+        borrowed=bool(row.borrowed),
     )
 
 
@@ -330,6 +331,11 @@ def _live_reason(center: Center, row: orm.Job) -> str | None:
     return None
 
 
+def _estimate(center: Center, row: orm.Job) -> datetime | None:
+    at = center.control.state.estimates.get(row.id)
+    return utc(at) if at is not None and row.state == JobState.PENDING.value else None
+
+
 def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True) -> JobOut:
     with center.store.read() as session:
         row = _visible(session, who, job_id)
@@ -343,7 +349,9 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
                     .order_by(orm.JobEvent.id)
                 )
             ]
-        return job_out(session, row, reason=_live_reason(center, row), events=history)
+        out = job_out(session, row, reason=_live_reason(center, row), events=history)
+        out.estimated_start = _estimate(center, row)
+        return out
 
 
 def job_state(center: Center, who: Principal, job_id: str) -> JobState:

@@ -110,6 +110,8 @@ class JobOut(BaseModel):
     exit_code: int | None
     attempts: int
     idempotency_key: str | None
+    borrowed: bool = False  # runs beyond its project's nominal quota: may be preempted
+    estimated_start: datetime | None = None  # the backfill reservation of a waiting job
     events: list[EventOut] | None = None
 
 
