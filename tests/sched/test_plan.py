@@ -18,6 +18,7 @@ import pytest
 
 from axcenter.model.cluster import NodeState
 from axcenter.model.plan import PendingReason
+from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import Snapshot
 from axcenter.sched import plan
 from tests.builders import Placed, admitted_ids, node, pending, placements, running, snapshot
@@ -740,3 +741,28 @@ def test_plan_does_not_depend_on_node_order() -> None:
     for nodes in itertools.permutations(_NODES):
         shuffled = snapshot(nodes=nodes, running=_RUNNING, pending=_PENDING)
         assert plan(shuffled, NOW) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: devices being reclaimed by preemption for one job are counted as free "
+    "'now' when the backfill reservation of another job is computed, so that job gets an "
+    "estimated start of now on the very devices the preempting job waits for",
+)
+def test_reclaimed_devices_are_not_promised_to_another_job() -> None:
+    snap = snapshot(
+        nodes=[node("n1", H, gpus=1)],
+        running=[running("r0", on=[("n1", (0,))], project="prj_b", time_limit_s=7200)],
+        pending=[
+            pending("own", gpus=1, project="prj_a"),
+            pending("other", gpus=1, project="prj_b"),
+        ],
+        projects=[QuotaNode("prj_a", quotas={H: Quota(nominal=1)})],
+    )
+    result = plan(snap, NOW)
+    assert [(p.job_id, p.for_job) for p in result.preemptions] == [("r0", "own")]
+    assert dict(result.waiting) == {"own": PendingReason.PREEMPTING, "other": RES}
+    own_ends = NOW + 3600
+    for estimate in result.estimates:
+        promised = {(a.node_id, d) for a in estimate.placement for d in a.devices}
+        assert not (promised & {("n1", 0)} and estimate.at < own_ends), estimate

@@ -216,9 +216,17 @@ def check_preemptions_name_running_jobs_for_waiting_ones(snap: Snapshot, result:
 
 
 def _held_at(snap: Snapshot, result: Plan, at: float) -> list[Allocation]:
-    """Allocations still held at time ``at`` if everything runs to its time limit."""
+    """Allocations still held at time ``at`` if everything runs to its time limit and
+    jobs being preempted (before or by this plan) stop now. Whether reclaimed devices
+    may be promised to another job is ``test_reclaimed_devices_are_not_promised_…``."""
     jobs = {j.id: j for j in pending_jobs(snap)}
-    held = [a for r in snap.running if not r.preempting and r.ends_by > at for a in r.allocations]
+    stopping = {p.job_id for p in result.preemptions}
+    held = [
+        a
+        for r in snap.running
+        if not r.preempting and r.id not in stopping and r.ends_by > at
+        for a in r.allocations
+    ]
     for admission in result.admissions:
         if NOW + jobs[admission.job_id].time_limit_s > at:
             held.extend(admission.placement)

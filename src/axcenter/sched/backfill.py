@@ -1,8 +1,8 @@
 """EASY backfill: reserve the top blocked job's earliest start, let others fill around it.
 
 When the job at the head of the order cannot start for lack of devices, its earliest
-start (the *shadow time*) is found by sweeping running jobs in order of the end of their
-time limits until it fits (``sweep``). Those devices are reserved: a later job may use
+start (the *shadow time*) is found from the end of the running jobs' time limits, node
+by node. Those devices are reserved: a later job may use
 them only if its time limit ends before the shadow time, so backfilled jobs never delay
 the reservation.
 """
@@ -16,7 +16,6 @@ from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob
 from axcenter.sched.free import Blocked, FreeCapacity
-from axcenter.sched.sweep import Release, sweep
 
 __all__ = ["Shadow", "earliest_start"]
 
@@ -37,28 +36,56 @@ class Shadow:
 def earliest_start(
     job: PendingJob,
     free: FreeCapacity,
-    by_end: Callable[[], Iterable[Release[float]]],
+    releases: Callable[[str], Iterable[tuple[float, Allocation]]],
     gpu_types: Sequence[str],
     now: float,
     blocked: Blocked | None,
 ) -> Estimate | None:
     """When and where ``job`` could start if running jobs end by their time limits.
 
-    ``by_end()`` yields what runs in order of when it ends (a fresh iterator per call).
+    Node by node: a node is ready once the jobs on it that end first (``releases(node
+    id)`` gives (end, allocation on that node) pairs) have freed enough devices, CPUs
+    and memory; the job starts when its ``nodes`` earliest nodes of one type are ready.
     """
     best: Estimate | None = None
     for gpu_type in gpu_types:
-        found = sweep(job, free, gpu_type, by_end(), blocked)
-        if found is None:
+        ready: list[tuple[float, str, str, tuple[int, ...]]] = []
+        for nf in free.candidates(gpu_type, 0):
+            held = blocked.get(nf.node.id, frozenset()) if blocked else frozenset()
+            devices = list(nf.usable(blocked))
+            cpus, memory, at = nf.cpus, nf.memory_mb, now
+            if not _enough(job, devices, cpus, memory):
+                for end, a in sorted(releases(nf.node.id), key=lambda r: r[0]):
+                    devices += [d for d in a.devices if d not in held]
+                    cpus += a.cpus
+                    memory += a.memory_mb
+                    at = max(at, end)
+                    if _enough(job, devices, cpus, memory):
+                        break
+                else:
+                    continue
+            devices.sort()
+            ready.append((at, nf.node.name, nf.node.id, tuple(devices[: job.gpus_per_node])))
+        if len(ready) < job.nodes:
             continue
-        at = max(now, found.key) if found.key is not None else now
+        ready.sort()
+        chosen = ready[: job.nodes]
+        at = chosen[-1][0]
         if best is None or at < best.at:
             best = Estimate(
                 job.id,
                 at,
                 tuple(
                     Allocation(node_id, devices, job.cpus_per_node, job.memory_mb_per_node)
-                    for node_id, devices, _ in found.nodes
+                    for _, _, node_id, devices in chosen
                 ),
             )
     return best
+
+
+def _enough(job: PendingJob, devices: list[int], cpus: int, memory: int) -> bool:
+    return (
+        len(devices) >= job.gpus_per_node
+        and cpus >= job.cpus_per_node
+        and memory >= job.memory_mb_per_node
+    )

@@ -21,7 +21,7 @@ the backlog is never read.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Admission, Estimate, PendingReason, Plan, Preemption
@@ -33,7 +33,6 @@ from axcenter.sched.limits import LimitTracker
 from axcenter.sched.placement import Placement, find, take
 from axcenter.sched.preempt import Preemptible, find_victims, preemptible
 from axcenter.sched.quota import QuotaTree
-from axcenter.sched.sweep import Release
 
 __all__ = ["plan"]
 
@@ -58,8 +57,9 @@ class _Cycle:
                 capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + node.gpu_count
         self.held = dict(index.held)
         self.preempting = list(index.preempting.values())
-        #: jobs admitted this cycle: (ends by, allocations)
-        self.admitted_ends: dict[str, tuple[float, tuple[Allocation, ...]]] = {}
+        #: per node, what jobs admitted this cycle hold and until when
+        self.admitted_on: dict[str, list[tuple[float, Allocation]]] = {}
+        self.stopping: set[str] = set()
         self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, index.usage)
         self.limits = LimitTracker(
             snapshot.user_limits, snapshot.project_limits, index.counts, index.gpus
@@ -117,6 +117,11 @@ class _Cycle:
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
         types = self.types(job)
+        if job.gpus_per_node and self.free.free_gpus < job.total_gpus:
+            # not enough devices free anywhere: skip the placement search
+            if self.reclaim(job):
+                return None
+            return self.blocked(job, types, self.reservation_blocks(job))
         reserved = self.reservation_blocks(job)
         if job.gpus_per_node:
             allowed = [
@@ -167,7 +172,8 @@ class _Cycle:
             self.quota.add(job.project_id, gpu_type, job.total_gpus)
         self.limits.add(job)
         self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
-        self.admitted_ends[job.id] = (self.now + job.time_limit_s, allocations)
+        for a in allocations:
+            self.admitted_on.setdefault(a.node_id, []).append((self.now + job.time_limit_s, a))
         self.admissions.append(Admission(job.id, gpu_type, allocations, borrowed))
 
     def wait(self, job: PendingJob, reason: PendingReason) -> None:
@@ -177,6 +183,8 @@ class _Cycle:
     # -- blocked devices ----------------------------------------------------------------
 
     def reservation_blocks(self, job: PendingJob) -> Blocked | None:
+        if not self.snap.reservations:
+            return None
         blocked: dict[str, set[int]] = {}
         for r in self.snap.reservations:
             if r.blocks(job.project_id, self.now, self.now + job.time_limit_s):
@@ -192,29 +200,24 @@ class _Cycle:
             merged[node_id] = merged.get(node_id, frozenset()) | devices
         return merged
 
-    def by_end(self) -> Iterator[Release[float]]:
-        """Everything holding devices, in order of when it ends: time limits from the
-        index, merged with this cycle's admissions and with jobs being preempted (now)."""
-        stopping = {r.id: r for r in self.preempting}
-        early = sorted(
-            [Release(self.now, r.id, r.allocations) for r in stopping.values()]
-            + [
-                Release(end, job_id, allocs) for job_id, (end, allocs) in self.admitted_ends.items()
-            ],
-            key=lambda r: (r.key, r.job_id),
-        )
-        jobs = self.index.jobs
-        indexed = (
-            Release(end, job_id, jobs[job_id].allocations)
-            for end, job_id in self.index.by_end
-            if job_id not in stopping
-        )
-        return heapq.merge(early, indexed, key=lambda r: (r.key, r.job_id))
+    def node_releases(self, node_id: str) -> list[tuple[float, Allocation]]:
+        """What ``node_id`` gets back and when: running jobs at the end of their time
+        limits (now, for jobs being preempted) and jobs admitted earlier this cycle."""
+        out: list[tuple[float, Allocation]] = []
+        held = self.index.nodes.get(node_id)
+        if held is not None:
+            stopping = self.stopping
+            for r in held.jobs.values():
+                end = self.now if r.id in stopping else r.ends_by
+                out += [(end, a) for a in r.allocations if a.node_id == node_id]
+        out += self.admitted_on.get(node_id, [])
+        return out
 
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
         if not job.gpus_per_node:
             return
-        estimate = earliest_start(job, self.free, self.by_end, types, self.now, reserved)
+        self.stopping = {r.id for r in self.preempting}
+        estimate = earliest_start(job, self.free, self.node_releases, types, self.now, reserved)
         if estimate is None:
             return
         self.estimates.append(estimate)

@@ -54,6 +54,8 @@ class QuotaTree:
     ) -> None:
         """``usage``: GPUs held by running jobs, by (project id, GPU type)."""
         self._nodes: dict[str, _Node] = {}
+        #: available() answers, valid until the next usage change
+        self._cache: dict[tuple[str, str], int] = {}
         root_spec = cohorts.get(ROOT_COHORT, QuotaNode(ROOT_COHORT, parent=None))
         self._root = _Node(ROOT_COHORT, None, {})
         self._nodes[ROOT_COHORT] = self._root
@@ -137,7 +139,11 @@ class QuotaTree:
         return self.usage(project_id, gpu_type) > self.nominal(project_id, gpu_type)
 
     def available(self, project_id: str, gpu_type: str) -> int:
-        return self._available(self.project(project_id), gpu_type)
+        key = (project_id, gpu_type)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._available(self.project(project_id), gpu_type)
+        return cached
 
     def _available(self, node: _Node, gpu_type: str) -> int:
         subtree = node.subtree.get(gpu_type, 0)
@@ -163,6 +169,7 @@ class QuotaTree:
         self._update(self.project(project_id), gpu_type, -gpus)
 
     def _update(self, node: _Node, gpu_type: str, delta: int) -> None:
+        self._cache.clear()
         old = node.usage.get(gpu_type, 0)
         new = old + delta
         node.usage[gpu_type] = new

@@ -1,13 +1,13 @@
 """Cluster specs for simulation: node groups and prices, from a small YAML file.
 
-    name: demo-center
-    node_groups:
-      - {name: h100, gpu_type: H100, gpus_per_node: 8, count: 16, rack: r1}
-      - {name: a100, gpu_type: A100, gpus_per_node: 8, count: 32, rack: r2,
-         cpus: 128, memory_mb: 1048576}
-    prices:            # won per GPU-hour, integers
-      H100: 6500
-      A100: 3800
+name: demo-center
+node_groups:
+  - {name: h100, gpu_type: H100, gpus_per_node: 8, count: 16, rack: r1}
+  - {name: a100, gpu_type: A100, gpus_per_node: 8, count: 32, rack: r2,
+     cpus: 128, memory_mb: 1048576}
+prices:            # won per GPU-hour, integers
+  H100: 6500
+  A100: 3800
 """
 
 from __future__ import annotations

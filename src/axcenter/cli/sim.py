@@ -1,0 +1,438 @@
+"""``axc sim``: replay traces offline, compare policies, plan capacity, make traces.
+
+These commands run locally (no server): they read a trace, replay it through the
+scheduler in simulated time, print a comparison and optionally write an HTML report.
+Every run prints its full command line first, defaults included, so that a result on a
+screen or in a report can always be reproduced exactly. Bad input (a missing file, a
+cluster YAML with a wrong field, an unknown policy) prints one ``error:`` line and exits
+2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from axcenter.cli import render
+from axcenter.sim.capacity import (
+    CAPACITY_HEADINGS,
+    Run,
+    budget_counts,
+    capacity_rows,
+    run_many,
+    sweep_capacity,
+    write_capacity_report,
+)
+from axcenter.sim.cluster import ClusterSpec, load_cluster
+from axcenter.sim.engine import SimOptions
+from axcenter.sim.metrics import SimResult
+from axcenter.sim.policies import POLICIES
+from axcenter.sim.quotas import with_usage_quotas
+from axcenter.sim.report import METRIC_COLUMNS, comparison_rows, write_report
+from axcenter.sim.synth import scale_cluster, synthesize
+from axcenter.sim.traces import TraceError, find_node_list, openb_cluster, read_trace, write_native
+from axcenter.sim.workload import Workload
+
+__all__ = ["app", "parse_add"]
+
+app = typer.Typer(
+    help="Replay traces in simulated time: compare policies, plan capacity, make traces.",
+    no_args_is_help=True,
+)
+
+EXIT_USAGE = 2
+_ADD = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*?)x(?P<per>\d+)(?::(?P<lo>\d+)\.\.(?P<hi>\d+))?$")
+
+TraceArg = Annotated[
+    str,
+    typer.Argument(
+        help="A trace: a shared trace file or folder, native:FILE, or synth:N:TRACE.",
+        show_default=False,
+    ),
+]
+ClusterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cluster",
+        "-c",
+        help="Cluster spec YAML (default: the trace's node list, OpenB only).",
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, help="Replay only the first N jobs.", show_default=False),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Replay N synthetic jobs drawn from the trace's distributions instead.",
+        show_default=False,
+    ),
+]
+IntervalOpt = Annotated[
+    float, typer.Option("--interval", min=0, help="Seconds between scheduling cycles.")
+]
+QuotaOpt = Annotated[
+    float,
+    typer.Option(
+        "--quota-fraction",
+        min=0,
+        max=1,
+        help="Share of each GPU type guaranteed to tenants by their usage when the trace "
+        "has no quotas (0: none).",
+    ),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
+
+
+class UsageError(Exception):
+    """Bad local input: printed as one line, exit status 2."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except (UsageError, TraceError, ValueError, OSError) as exc:
+        render.print_error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _command(name: str, positional: Sequence[str], options: Sequence[tuple[str, Any]]) -> str:
+    """The full command line, defaults included; repeated options for lists."""
+    words = ["axc", "sim", name, *positional]
+    for flag, value in options:
+        if value is None or value is False:
+            continue
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _cluster(path: Path | None, trace: str) -> ClusterSpec:
+    if path is not None:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such cluster file")
+        try:
+            return load_cluster(path)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path}: not valid YAML: {exc}") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise UsageError(f"{path}: {problems}") from None
+    base = trace.split(":")[-1]
+    if Path(base).exists() and find_node_list(Path(base)) is not None:
+        return openb_cluster(Path(base))
+    raise UsageError("--cluster is required: this trace has no node list")
+
+
+def _workload(
+    trace: str, seed: int, limit: int | None, jobs: int | None, rate: float, tenants: int | None
+) -> Workload:
+    workload = read_trace(trace, seed=seed, limit=None if jobs else limit, tenants=tenants)
+    if jobs:
+        workload = synthesize(workload, jobs, seed, rate_scale=rate, tenants=tenants)
+    return workload
+
+
+def _quotas(workload: Workload, cluster: ClusterSpec, fraction: float) -> Workload:
+    return with_usage_quotas(workload, cluster, fraction) if fraction > 0 else workload
+
+
+def _progress() -> Progress:
+    # No refresh thread: worker processes are forked while it runs.
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=render.err_console(),
+        auto_refresh=False,
+        transient=False,
+    )
+
+
+def _replay(
+    workload: Workload, runs: Sequence[Run], labels: Sequence[str], workers: int
+) -> list[SimResult]:
+    with _progress() as bars:
+        tasks: list[TaskID] = [bars.add_task(label, total=1.0) for label in labels]
+        bars.refresh()
+
+        def update(index: int, fraction: float) -> None:
+            bars.update(tasks[index], completed=fraction)
+            bars.refresh()
+
+        return run_many(workload, runs, workers=workers, progress=update)
+
+
+def _header(command: str, workload: Workload, cluster: ClusterSpec) -> None:
+    out = render.out_console()
+    out.print(f"$ {command}", soft_wrap=True, markup=False, highlight=False)
+    out.print(
+        f"trace {workload.name}: {len(workload.jobs):,} jobs, {len(workload.tenants)} tenants; "
+        f"cluster {cluster.name}: {cluster.gpus:,} GPUs",
+        markup=False,
+        soft_wrap=True,
+    )
+    for note in workload.notes:
+        out.print(f"  - {note}", markup=False, soft_wrap=True, highlight=False)
+
+
+def _table(title: str, headings: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    table = Table(title=title)
+    for h in headings:
+        table.add_column(h, justify="left" if h in ("policy",) else "right")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@app.command("run")
+def run(
+    trace: TraceArg,
+    cluster_path: ClusterOpt = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            help=f"Policy to replay (repeatable): {', '.join(POLICIES)}. Default: all.",
+            show_default=False,
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write an HTML report in this folder.", show_default=False),
+    ] = None,
+    interval: IntervalOpt = 30.0,
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
+    jobs: JobsOpt = None,
+    rate_scale: Annotated[
+        float, typer.Option("--rate-scale", min=0.001, help="With --jobs: arrival speed-up.")
+    ] = 1.0,
+    tenants: Annotated[
+        int | None,
+        typer.Option("--tenants", min=1, help="Tenants to invent where a trace has none."),
+    ] = None,
+    quota_fraction: QuotaOpt = 0.8,
+    workers: WorkersOpt = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON.")] = False,
+) -> None:
+    """Replay a trace under several policies side by side and compare them."""
+    with _errors():
+        policies = list(dict.fromkeys(policy or POLICIES))
+        unknown = [p for p in policies if p not in POLICIES]
+        if unknown:
+            raise UsageError(f"unknown policy {unknown[0]!r} (known: {', '.join(POLICIES)})")
+        command = _command(
+            "run",
+            [trace],
+            [
+                ("--cluster", cluster_path),
+                ("--policy", policies),
+                ("--interval", interval),
+                ("--seed", seed),
+                ("--limit", limit),
+                ("--jobs", jobs),
+                ("--rate-scale", rate_scale if jobs else None),
+                ("--tenants", tenants),
+                ("--quota-fraction", quota_fraction),
+                ("--report", report),
+            ],
+        )
+        cluster = _cluster(cluster_path, trace)
+        workload = _workload(trace, seed, limit, jobs, rate_scale, tenants)
+        workload = _quotas(workload, cluster, quota_fraction)
+        if not as_json:
+            _header(command, workload, cluster)
+        options = SimOptions(interval_s=interval, seed=seed)
+        runs = [Run(cluster, p, options) for p in policies]
+        results = _replay(workload, runs, policies, workers)
+        summaries = [r.summary() for r in results]
+        if as_json:
+            typer.echo(json.dumps({"command": command, "summaries": summaries}, indent=2))
+        else:
+            headings = ["policy", *(h for h, _ in METRIC_COLUMNS)]
+            render.out_console().print(
+                _table("policies compared", headings, comparison_rows(summaries))
+            )
+        if report is not None:
+            page = write_report(results, workload, cluster, command, report)
+            render.err_console().print(f"report: {page}", soft_wrap=True, markup=False)
+
+
+def _counts(add: str, step: int, budget: int | None, price: int | None) -> tuple[str, int, list[int]]:
+    match = _ADD.match(add.strip())
+    if match is None:
+        raise UsageError(f"--add {add!r}: use TYPExGPUS:FROM..TO, e.g. H100x8:0..16")
+    gpu_type, per = match["type"], int(match["per"])
+    if budget is not None:
+        if price is None:
+            raise UsageError("--budget needs --node-price")
+        return gpu_type, per, budget_counts(budget, price)
+    if match["lo"] is None:
+        raise UsageError(f"--add {add!r}: give a range (H100x8:0..16) or --budget")
+    lo, hi = int(match["lo"]), int(match["hi"])
+    if hi < lo:
+        raise UsageError(f"--add {add!r}: the range ends before it starts")
+    counts = list(range(lo, hi + 1, step))
+    if counts[-1] != hi:
+        counts.append(hi)
+    return gpu_type, per, counts
+
+
+def parse_add(add: str, step: int = 1) -> tuple[str, int, list[int]]:
+    """``H100x8:0..16`` with ``step`` 4 -> ``("H100", 8, [0, 4, 8, 12, 16])``."""
+    return _counts(add, step, None, None)
+
+
+@app.command("capacity")
+def capacity(
+    trace: TraceArg,
+    add: Annotated[
+        str,
+        typer.Option(
+            "--add", help="Nodes to add: TYPExGPUS:FROM..TO (e.g. H100x8:0..16).", show_default=False
+        ),
+    ],
+    cluster_path: ClusterOpt = None,
+    step: Annotated[int, typer.Option("--step", min=1, help="Step through the range.")] = 1,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", min=0, help="Budget in won: sweep 0..budget/price nodes."),
+    ] = None,
+    node_price: Annotated[
+        int | None,
+        typer.Option("--node-price", min=1, help="Purchase price of one node in won."),
+    ] = None,
+    policy: Annotated[str, typer.Option("--policy", "-p", help="Policy.")] = "axcenter",
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write an HTML report in this folder.", show_default=False),
+    ] = None,
+    interval: IntervalOpt = 30.0,
+    seed: SeedOpt = 0,
+    limit: LimitOpt = None,
+    quota_fraction: QuotaOpt = 0.8,
+    workers: WorkersOpt = 2,
+) -> None:
+    """Replay a trace with more nodes of one type: p95 wait and utilization per step."""
+    with _errors():
+        if policy not in POLICIES:
+            raise UsageError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
+        gpu_type, per, counts = _counts(add, step, budget, node_price)
+        command = _command(
+            "capacity",
+            [trace],
+            [
+                ("--cluster", cluster_path),
+                ("--add", add),
+                ("--step", step),
+                ("--budget", budget),
+                ("--node-price", node_price),
+                ("--policy", policy),
+                ("--interval", interval),
+                ("--seed", seed),
+                ("--limit", limit),
+                ("--quota-fraction", quota_fraction),
+                ("--report", report),
+            ],
+        )
+        cluster = _cluster(cluster_path, trace)
+        workload = _quotas(read_trace(trace, seed=seed, limit=limit), cluster, quota_fraction)
+        _header(command, workload, cluster)
+        options = SimOptions(interval_s=interval, seed=seed)
+        with _progress() as bars:
+            tasks = [bars.add_task(f"+{c} {gpu_type}x{per}", total=1.0) for c in counts]
+            bars.refresh()
+
+            def update(index: int, fraction: float) -> None:
+                bars.update(tasks[index], completed=fraction)
+                bars.refresh()
+
+            points, _ = sweep_capacity(
+                workload, cluster, gpu_type, per, counts, policy, options, workers,
+                node_price_won=node_price, progress=update,
+            )
+        render.out_console().print(
+            _table(f"adding {gpu_type}x{per} nodes ({policy})", CAPACITY_HEADINGS,
+                   capacity_rows(points))
+        )
+        if report is not None:
+            description = (
+                f"Adding nodes of {per} {gpu_type} GPUs to {cluster.name} under {policy}"
+                + (f", {node_price:,} won a node" if node_price else "")
+            )
+            page = write_capacity_report(points, workload, cluster, description, command, report)
+            render.err_console().print(f"report: {page}", soft_wrap=True, markup=False)
+
+
+@app.command("synth")
+def synth(
+    source: Annotated[
+        str, typer.Option("--from", help="The trace whose distributions to draw from.")
+    ],
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Jobs to generate.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.parquet or .csv).")],
+    seed: SeedOpt = 0,
+    rate_scale: Annotated[
+        float, typer.Option("--rate-scale", min=0.001, help="Arrivals this many times faster.")
+    ] = 1.0,
+    tenants: Annotated[
+        int | None, typer.Option("--tenants", min=1, help="Replace tenants by this many.")
+    ] = None,
+) -> None:
+    """Generate a synthetic trace in the native format from a real trace's distributions."""
+    with _errors():
+        base = read_trace(source, seed=seed)
+        workload = synthesize(base, jobs, seed, rate_scale=rate_scale, tenants=tenants)
+        write_native(workload, out)
+        render.err_console().print(
+            f"wrote {len(workload.jobs):,} jobs to {out}", soft_wrap=True, markup=False
+        )
+
+
+@app.command("cluster")
+def cluster(
+    trace: TraceArg,
+    scale: Annotated[float, typer.Option("--scale", min=0.001, help="Multiply node counts.")] = 1.0,
+) -> None:
+    """Print a cluster spec YAML derived from a trace's node list (OpenB)."""
+    with _errors():
+        spec = _cluster(None, trace)
+        if scale != 1.0:
+            spec = scale_cluster(spec, scale)
+        typer.echo(yaml.safe_dump(spec.model_dump(exclude_defaults=True), sort_keys=False))

@@ -1,0 +1,539 @@
+"""The discrete-event engine: replay a workload through a policy on an event clock.
+
+The engine plays the part of the live control loop (``control/loop.py``) and of the
+executor, with simulated time: it keeps the same in-memory state the live cache keeps
+(one ``SortedKeyList`` per queue, a ``RunningIndex`` updated as jobs start and end,
+decayed usage), builds a ``Snapshot`` from it each cycle and applies the ``Plan`` the way
+the live loop does. Admissions start at once; a preempted job gets SIGTERM, keeps its
+devices for ``grace_s`` (marked ``preempting`` in the index), then exits and is requeued
+with its original submit time; a requeued job restarts from scratch, as the local
+executor's jobs do. So ``policy="axcenter"`` replays the very decisions the live center
+would make (``tests/sim/test_live_equivalence.py`` checks it).
+
+Events: arrivals (read lazily from the time-sorted job list, never pushed up front),
+completions, preemption exits, node failures and repairs, reservation boundaries and
+policy wake-ups sit in one heap keyed by (time, sequence number), so equal times resolve
+in insertion order and a run is deterministic. The engine itself draws no random numbers;
+``seed`` is recorded with the result.
+
+Cycles: after all events at time t, a cycle runs if something changed (an arrival, an
+exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
+least ``interval_s`` passed since the last cycle; otherwise one is scheduled at
+last + ``interval_s``, coalescing what happens meanwhile, like the live loop's wake-ups.
+A cycle in which nothing changed is skipped because ``plan`` is deterministic. That is
+not quite exact: a waiting job's age lowers its project's fair-share key and running jobs
+become preemptible with time, so a live timer cycle could decide differently; the
+preemption case is covered by wake-ups (``Policy.wake_at``), the age effect is accepted.
+
+Cost per cycle: a snapshot references the live structures (no copy of the queues), plus
+``tuple(running)``; ``plan`` reads queue heads and one pass over nodes. Nothing grows with
+the length of the history: finished jobs leave every dict and only per-job result arrays
+(preallocated) remember them.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from sortedcontainers import SortedKeyList
+
+from axcenter.model.cluster import Node, NodeState
+from axcenter.model.index import RunningIndex
+from axcenter.model.plan import Admission
+from axcenter.model.quota import Quota, QuotaNode
+from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
+from axcenter.sched.fairshare import decay
+from axcenter.sim.cluster import ClusterSpec
+from axcenter.sim.metrics import (
+    REJECTED,
+    SUCCEEDED,
+    TIMED_OUT,
+    UNFINISHED,
+    SimResult,
+    Start,
+    size_class,
+    won,
+)
+from axcenter.sim.policies import POLICIES, PolicyFactory
+from axcenter.sim.workload import TraceJob, Workload
+
+__all__ = ["NodeFailure", "SimOptions", "simulate"]
+
+_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE = range(6)
+_NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailure:
+    """Node ``node`` (a cluster node name) is down during ``[at, repair_at)``."""
+
+    node: str
+    at: float
+    repair_at: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    #: minimum simulated seconds between cycles (0: a cycle at every distinct event time)
+    interval_s: float = 30.0
+    #: preemption grace: a victim keeps its devices this long after SIGTERM
+    grace_s: float = 30.0
+    seed: int = 0
+    #: a job without a trace time limit gets ceil(duration x factor) (users over-request)
+    time_limit_factor: float = 2.0
+    config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    failures: tuple[NodeFailure, ...] = ()
+    #: node ids in reservations are cluster node names
+    reservations: tuple[Reservation, ...] = ()
+    #: fair-share usage half-life; None: ``config.fair_share_half_life_s``
+    usage_half_life_s: float | None = None
+    #: keep every admission (time, job, type, placement) in ``SimResult.starts``
+    record_starts: bool = False
+
+
+class _View:
+    """The read-only ``JobView`` baselines get (see ``policies``)."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self._e = engine
+
+    def duration(self, job_id: str) -> float:
+        return self._e.jobs[self._e.ids[job_id]].duration
+
+    def service(self, job_id: str) -> float:
+        return self._e.gpu_s[self._e.ids[job_id]]
+
+    def attained(self, job_id: str, now: float) -> float:
+        r = self._e.index.jobs.get(job_id)
+        running = (now - r.started_at) * r.gpus if r is not None else 0.0
+        return self.service(job_id) + running
+
+
+class _Engine:
+    def __init__(
+        self,
+        workload: Workload,
+        cluster: ClusterSpec,
+        factory: PolicyFactory,
+        policy_name: str,
+        options: SimOptions,
+        progress: Callable[[float], None] | None,
+    ) -> None:
+        jobs = list(workload.jobs)
+        if any(a.submit > b.submit for a, b in itertools.pairwise(jobs)):
+            jobs.sort(key=lambda j: j.submit)
+        self.jobs = jobs
+        self.workload, self.policy_name, self.opt, self.progress = (
+            workload,
+            policy_name,
+            options,
+            progress,
+        )
+        n = len(jobs)
+        self.nodes: dict[str, Node] = {node.id: node for node in cluster.nodes()}
+        self.node_tuple = tuple(self.nodes.values())
+        self.down: dict[str, int] = {}
+        self.types = tuple(sorted({node.gpu_type for node in self.node_tuple}))
+        self.type_ix = {t: i for i, t in enumerate(self.types)}
+        self.prices = cluster.prices
+        tenants = sorted({j.tenant for j in jobs} | set(workload.quotas))
+        self.tenants = tuple(tenants)
+        self.tenant_ix = {t: i for i, t in enumerate(tenants)}
+        self.projects = {
+            t: QuotaNode(t, quotas={g: Quota(nominal=q) for g, q in quotas.items() if q > 0})
+            for t, quotas in workload.quotas.items()
+        }
+        self.quota = [sum(workload.quotas.get(t, {}).values()) for t in tenants]
+        self.view = _View(self)
+        self.policy = factory(self.view, options.config)
+        self.half_life = options.usage_half_life_s or options.config.fair_share_half_life_s
+        # live state: what the control loop's cache holds
+        self.queues: dict[str, SortedKeyList] = {}
+        self.index = RunningIndex()
+        self.usage: dict[str, float] = {}
+        self.ids: dict[str, int] = {}  # active job id -> position
+        self.specs: dict[int, PendingJob] = {}
+        self.heap: list[tuple[float, int, int, int, int]] = []
+        self.seq = 0
+        # per-job results
+        self.first_start = [_NAN] * n
+        self.end = [_NAN] * n
+        self.state = [UNFINISHED] * n
+        self.gtype = [-1] * n
+        self.preempted = [0] * n
+        self.attempt = [0] * n
+        self.gpu_s = [0.0] * n
+        self.priced = [0.0] * n
+        # totals, timeline and quota-violation integrals
+        self.busy = 0
+        self.busy_t = [0] * len(self.types)
+        self.capacity = sum(node.gpu_count for node in self.node_tuple)
+        self.times: list[float] = []
+        self.rows: list[tuple[int, int, tuple[int, ...]]] = []
+        self.held = [0] * len(tenants)
+        self.waiting = [0] * len(tenants)
+        self.touched = [0.0] * len(tenants)
+        self.violation = [0.0] * len(tenants)
+        self.lost = 0.0
+        self.failure_requeues = self.events = self.cycles = self.done = 0
+        self.starts: list[Start] = []
+        self.dirty = False
+        self.now = 0.0  # the time being processed
+        self.last_cycle = -math.inf
+        self.cycle_at = math.inf  # time of the scheduled coalescing cycle
+        self.usage_at = jobs[0].submit if jobs else 0.0
+        self.fits: dict[tuple[object, ...], bool] = {}
+        self.failed_nodes: dict[int, str] = {}  # event sequence number -> node name
+        for f in options.failures:
+            if f.node not in self.nodes:
+                raise ValueError(f"failure of unknown node {f.node!r}")
+            if f.repair_at <= f.at:
+                raise ValueError(f"node {f.node}: repair_at must be after at")
+            self.push(f.at, _FAIL, 0, 0, f.node)
+            if f.repair_at < math.inf:
+                self.push(f.repair_at, _REPAIR, 0, 0, f.node)
+        for r in options.reservations:
+            for node_id, _ in r.devices:
+                if node_id not in self.nodes:
+                    raise ValueError(f"reservation {r.id}: unknown node {node_id!r}")
+            self.push(r.start, _WAKE, 0, 0)
+            self.push(r.end, _WAKE, 0, 0)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def push(self, at: float, kind: int, i: int, attempt: int, node: str = "") -> None:
+        self.seq += 1
+        if node:
+            self.failed_nodes[self.seq] = node
+        heapq.heappush(self.heap, (at, self.seq, kind, i, attempt))
+
+    def run(self) -> SimResult:
+        began = time.perf_counter()
+        jobs, heap, n = self.jobs, self.heap, len(self.jobs)
+        interval = self.opt.interval_s
+        nxt = 0
+        step = max(1, n // 100)
+        mark = step
+        while True:
+            t = jobs[nxt].submit if nxt < n else math.inf
+            if heap and heap[0][0] < t:
+                t = heap[0][0]
+            if t == math.inf:
+                break
+            self.now = t
+            while nxt < n and jobs[nxt].submit <= t:
+                self.arrive(nxt)
+                nxt += 1
+                self.events += 1
+            while heap and heap[0][0] <= t:
+                _, seq, kind, i, attempt = heapq.heappop(heap)
+                self.events += 1
+                if kind in (_DONE, _STOPPED):
+                    if attempt == self.attempt[i]:
+                        self.stop(i, t, requeue=kind == _STOPPED)
+                elif kind == _CYCLE:
+                    self.cycle_at = math.inf
+                elif kind == _WAKE:
+                    self.dirty = self.dirty or bool(self.queues)
+                else:
+                    self.node_event(self.failed_nodes.pop(seq), t, kind == _FAIL)
+            if self.dirty and not self.queues:
+                self.dirty = False  # nothing waits: a plan would decide nothing
+            if self.dirty:
+                if t >= self.last_cycle + interval:
+                    self.cycle(t)
+                elif self.cycle_at == math.inf:
+                    self.cycle_at = self.last_cycle + interval
+                    self.push(self.cycle_at, _CYCLE, 0, 0)
+            self.record(t)
+            if self.progress is not None and self.done >= mark:
+                self.progress(self.done / n)
+                mark = (self.done // step + 1) * step
+        return self.result(time.perf_counter() - began)
+
+    def arrive(self, i: int) -> None:
+        tj = self.jobs[i]
+        if not self.feasible(tj):
+            self.state[i] = REJECTED
+            self.done += 1
+            return
+        if tj.id in self.ids:
+            raise ValueError(f"job id {tj.id!r} appears twice in the workload")
+        limit = tj.time_limit
+        if limit is None:
+            limit = tj.duration * self.opt.time_limit_factor
+        spec = PendingJob(
+            id=tj.id,
+            project_id=tj.tenant,
+            user_id=tj.user or tj.tenant,
+            submitted_at=tj.submit,
+            gpus_per_node=tj.gpus_per_node,
+            nodes=tj.nodes,
+            cpus_per_node=tj.cpus_per_node,
+            memory_mb_per_node=tj.memory_mb_per_node,
+            time_limit_s=max(1, math.ceil(limit)),
+            priority=tj.priority,
+            gpu_types=tj.gpu_types,
+        )
+        self.ids[tj.id] = i
+        self.specs[i] = spec
+        self.enqueue(i, spec)
+
+    def feasible(self, tj: TraceJob) -> bool:
+        """Whether the cluster (all nodes up) could ever run the job: what the live submit
+        checks. Jobs that could not are rejected, or they would wait forever."""
+        key = (tj.gpu_types, tj.gpus_per_node, tj.nodes, tj.cpus_per_node, tj.memory_mb_per_node)
+        ok = self.fits.get(key)
+        if ok is None:
+            count: dict[str, int] = {}
+            for node in self.node_tuple:
+                if (
+                    (not tj.gpu_types or node.gpu_type in tj.gpu_types)
+                    and node.gpu_count >= tj.gpus_per_node
+                    and node.cpus >= tj.cpus_per_node
+                    and node.memory_mb >= tj.memory_mb_per_node
+                ):
+                    group = node.gpu_type if tj.gpus_per_node else ""
+                    count[group] = count.get(group, 0) + 1
+            ok = self.fits[key] = max(count.values(), default=0) >= tj.nodes
+        return ok
+
+    def enqueue(self, i: int, spec: PendingJob) -> None:
+        name = self.policy.queue_of(spec)
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = SortedKeyList(key=self.policy.queue_key)
+        queue.add(spec)
+        self.account(self.tenant_ix[spec.project_id], 0, spec.total_gpus)
+        self.dirty = True
+
+    def account(self, ti: int, held: int, waiting: int) -> None:
+        """Change a tenant's held and waiting GPUs, integrating its quota shortfall."""
+        quota = self.quota[ti]
+        if quota:
+            t = self.now
+            if self.waiting[ti] > 0:
+                run = self.held[ti]
+                short = min(quota, run + self.waiting[ti]) - run
+                if short > 0:
+                    self.violation[ti] += short * (t - self.touched[ti])
+            self.touched[ti] = t
+        self.held[ti] += held
+        self.waiting[ti] += waiting
+
+    def cycle(self, t: float) -> None:
+        self.dirty = False
+        self.last_cycle = t
+        self.cycles += 1
+        self.decay_usage(t)
+        snapshot = Snapshot(
+            nodes=self.node_tuple,
+            running=tuple(self.index.jobs.values()),
+            queues=self.queues,
+            projects=self.projects,
+            usage=self.usage,
+            reservations=self.opt.reservations,
+            config=self.policy.config,
+            index=self.index,
+        )
+        plan = self.policy.plan(snapshot, t)
+        for p in plan.preemptions:
+            self.preempt(p.job_id, t)
+        for a in plan.admissions:
+            self.start(a, t)
+
+    def decay_usage(self, t: float) -> None:
+        """As ``control.usage.UsageTracker.advance`` (sim may not import control)."""
+        elapsed = t - self.usage_at
+        if elapsed <= 0:
+            return
+        factor = decay(1.0, elapsed, self.half_life)
+        mid = decay(1.0, elapsed / 2, self.half_life)
+        usage = self.usage
+        for project in usage:
+            usage[project] *= factor
+        for project, gpus in self.index.held.items():
+            usage[project] = usage.get(project, 0.0) + gpus * elapsed * mid
+        self.usage_at = t
+
+    # -- applying a plan ------------------------------------------------------------
+
+    def start(self, a: Admission, t: float) -> None:
+        i = self.ids[a.job_id]
+        spec = self.specs[i]
+        held = self.index.nodes
+        for alloc in a.placement:
+            taken = held.get(alloc.node_id)
+            busy = taken is not None and not taken.devices.isdisjoint(alloc.devices)
+            if busy or alloc.node_id in self.down:
+                raise RuntimeError(f"{self.policy_name}: {a.job_id} placed on busy or down devices")
+        queue = self.queues[self.policy.queue_of(spec)]
+        queue.remove(spec)
+        if not queue:
+            del self.queues[self.policy.queue_of(spec)]
+        r = RunningJob(
+            id=spec.id,
+            project_id=spec.project_id,
+            user_id=spec.user_id,
+            started_at=t,
+            time_limit_s=spec.time_limit_s,
+            allocations=a.placement,
+            priority=spec.priority,
+            gpu_type=a.gpu_type,
+            borrowed=a.borrowed,
+        )
+        self.index.add(r)
+        self.account(self.tenant_ix[spec.project_id], r.gpus, -spec.total_gpus)
+        self.busy += r.gpus
+        if a.gpu_type:
+            self.gtype[i] = self.type_ix[a.gpu_type]
+            self.busy_t[self.gtype[i]] += r.gpus
+        if self.first_start[i] != self.first_start[i]:  # NaN: the first start
+            self.first_start[i] = t
+        self.push(t + min(self.jobs[i].duration, spec.time_limit_s), _DONE, i, self.attempt[i])
+        wake = self.policy.wake_at(r, t)
+        if wake is not None and wake > t:
+            self.push(wake, _WAKE, 0, 0)
+        if self.opt.record_starts:
+            where = tuple((x.node_id, x.devices) for x in a.placement)
+            self.starts.append((t, spec.id, a.gpu_type, where))
+
+    def preempt(self, job_id: str, t: float) -> None:
+        r = self.index.jobs.get(job_id)
+        if r is None or r.preempting:
+            return
+        self.index.replace(replace(r, preempting=True))
+        i = self.ids[job_id]
+        natural = r.started_at + min(self.jobs[i].duration, r.time_limit_s)
+        if t + self.opt.grace_s < natural:  # else it finishes within its grace period
+            self.push(t + self.opt.grace_s, _STOPPED, i, self.attempt[i])
+
+    def stop(self, i: int, t: float, *, requeue: bool) -> None:
+        """The job's current run ends at ``t``: done, or requeued (preempted, failed)."""
+        spec = self.specs[i]
+        r = self.index.remove(spec.id)
+        assert r is not None
+        ran = (t - r.started_at) * r.gpus
+        self.gpu_s[i] += ran
+        self.priced[i] += ran * self.prices.get(r.gpu_type, 0)
+        self.busy -= r.gpus
+        if r.gpu_type:
+            self.busy_t[self.type_ix[r.gpu_type]] -= r.gpus
+        self.attempt[i] += 1
+        ti = self.tenant_ix[spec.project_id]
+        self.account(ti, -r.gpus, 0)
+        self.dirty = True
+        if requeue:
+            self.lost += ran
+            self.enqueue(i, spec)
+            return
+        tj = self.jobs[i]
+        self.end[i] = t
+        self.state[i] = TIMED_OUT if tj.duration > spec.time_limit_s else SUCCEEDED
+        del self.specs[i]
+        del self.ids[spec.id]
+        self.done += 1
+
+    def node_event(self, name: str, t: float, failed: bool) -> None:
+        depth = self.down.get(name, 0) + (1 if failed else -1)
+        if depth > 0:
+            self.down[name] = depth
+        else:
+            self.down.pop(name, None)
+        up = depth <= 0
+        node = self.nodes[name]
+        if node.schedulable != up:
+            self.nodes[name] = replace(node, state=NodeState.UP if up else NodeState.DOWN)
+            self.node_tuple = tuple(self.nodes.values())
+            self.capacity += node.gpu_count if up else -node.gpu_count
+        if failed:
+            held = self.index.nodes.get(name)
+            for job_id in sorted(held.jobs) if held else ():
+                self.preempted_by_failure(self.ids[job_id], t)
+        self.dirty = True
+
+    def preempted_by_failure(self, i: int, t: float) -> None:
+        self.failure_requeues += 1
+        self.stop(i, t, requeue=True)
+
+    # -- results --------------------------------------------------------------------
+
+    def record(self, t: float) -> None:
+        row = (self.busy, self.capacity, tuple(self.busy_t))
+        if not self.rows or self.rows[-1] != row:
+            if self.times and self.times[-1] == t:
+                self.rows[-1] = row
+            else:
+                self.times.append(t)
+                self.rows.append(row)
+
+    def result(self, wall_s: float) -> SimResult:
+        self.now = self.times[-1] if self.times else self.now
+        for ti in range(len(self.tenants)):
+            self.account(ti, 0, 0)  # integrate the shortfall up to the end
+        jobs = self.jobs
+        gpus = np.fromiter((j.gpus for j in jobs), np.int64, len(jobs))
+        rows = self.rows or [(0, self.capacity, tuple(self.busy_t))]
+        width = len(self.types)
+        return SimResult(
+            policy=self.policy_name,
+            workload=self.workload.name,
+            seed=self.opt.seed,
+            tenants=self.tenants,
+            gpu_types=self.types,
+            ids=tuple(j.id for j in jobs),
+            submit=np.fromiter((j.submit for j in jobs), np.float64, len(jobs)),
+            first_start=np.array(self.first_start, dtype=np.float64),
+            end=np.array(self.end, dtype=np.float64),
+            gpus=gpus,
+            tenant=np.fromiter((self.tenant_ix[j.tenant] for j in jobs), np.int64, len(jobs)),
+            size_class=np.fromiter((size_class(g) for g in gpus.tolist()), np.int64, len(jobs)),
+            gpu_type=np.array(self.gtype, dtype=np.int64),
+            preemptions=np.array(self.preempted, dtype=np.int64),
+            state=np.array(self.state, dtype=np.int64),
+            gpu_seconds=np.array(self.gpu_s, dtype=np.float64),
+            cost_won=np.fromiter((won(p) for p in self.priced), np.int64, len(jobs)),
+            times=np.array(self.times or [self.usage_at], dtype=np.float64),
+            busy=np.array([r[0] for r in rows], dtype=np.int64),
+            busy_by_type=np.array([r[2] for r in rows], dtype=np.int64).reshape(-1, width),
+            capacity=np.array([r[1] for r in rows], dtype=np.int64),
+            quota=np.array(self.quota, dtype=np.int64),
+            quota_violation_gpu_s=np.array(self.violation, dtype=np.float64),
+            lost_gpu_s=self.lost,
+            failure_requeues=self.failure_requeues,
+            events=self.events,
+            cycles=self.cycles,
+            wall_s=wall_s,
+            starts=self.starts,
+            notes=tuple(self.workload.notes),
+        )
+
+
+def simulate(
+    workload: Workload,
+    cluster: ClusterSpec,
+    policy: str | PolicyFactory = "axcenter",
+    options: SimOptions = SimOptions(),
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    """Replay ``workload`` on ``cluster`` under ``policy`` (a ``POLICIES`` name or a
+    factory). Tenants become projects (id = tenant name) under the root cohort, with
+    ``workload.quotas`` as nominal quotas. ``progress(fraction)`` is called at most
+    about 100 times, with the fraction of jobs done."""
+    if isinstance(policy, str):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r} (known: {', '.join(sorted(POLICIES))})")
+        factory, name = POLICIES[policy], policy
+    else:
+        factory, name = policy, getattr(policy, "name", "custom")
+    engine = _Engine(workload, cluster, factory, name, options, progress)
+    result = engine.run()
+    if progress is not None:
+        progress(1.0)
+    return result

@@ -1,0 +1,228 @@
+"""What a simulation measured, and the summary a policy comparison reads.
+
+The engine records raw facts only (per-job times and shapes as NumPy arrays, a
+step-function timeline of busy GPUs, a few integrals it cannot recover afterwards, such
+as the guaranteed-quota shortfall); every derived number is computed here, after the
+run, so a new metric never slows the event loop and old results can be re-summarized.
+
+Definitions (each chosen so that it can be checked by hand on a tiny trace):
+
+- *JCT* (job completion time) = end - submit, over jobs that ended (succeeded or timed
+  out); *queueing delay* = first start - submit, over jobs that started at least once.
+- *size class* by total GPUs: ``1`` (CPU-only jobs count here too), ``2-4``, ``5-8``,
+  ``>8``.
+- percentiles use NumPy's default (linear interpolation between order statistics).
+- *utilization* = integral of busy GPUs / integral of up GPUs over the timeline.
+- *delivered GPU-seconds* of a job = GPUs x time held, over all its runs (a preempted or
+  failed run used the GPUs too); a tenant's *share* is its part of all delivered
+  GPU-seconds. *Entitlement*: its part of the guaranteed quotas when the workload has
+  quotas (tenants without quota are then left out of the index), else equal parts among
+  tenants that submitted work. Jain's index over share / entitlement: 1 is perfectly
+  proportional, 1/n is one tenant taking everything.
+- *guaranteed-quota violation*: integral over time, per tenant with pending work, of
+  ``max(0, min(quota, running + pending GPUs) - running GPUs)``: GPU-seconds a tenant
+  waited while below what its quota promised (quota = sum over GPU types).
+- *cost* in integer won: per job, round half up of (GPU-seconds x price of the GPU type
+  it ran on / 3600), then summed; prices are won per GPU-hour from the cluster spec.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "SIZE_CLASSES",
+    "STATES",
+    "SimResult",
+    "Start",
+    "jain_index",
+    "size_class",
+    "stats",
+    "won",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: job states in ``SimResult.state``, by code
+STATES = ("succeeded", "timed_out", "unfinished", "rejected")
+SUCCEEDED, TIMED_OUT, UNFINISHED, REJECTED = range(4)
+#: size classes in ``SimResult.size_class``, by code (total GPUs of the job)
+SIZE_CLASSES = ("1", "2-4", "5-8", ">8")
+
+#: one admission, when ``SimOptions.record_starts`` is set:
+#: (time, job id, GPU type, ((node, devices), ...))
+Start = tuple[float, str, str, tuple[tuple[str, tuple[int, ...]], ...]]
+
+
+def size_class(gpus: int) -> int:
+    return 0 if gpus <= 1 else 1 if gpus <= 4 else 2 if gpus <= 8 else 3
+
+
+def won(priced_gpu_seconds: float) -> int:
+    """GPU-seconds x (won per GPU-hour) -> integer won, rounded half up."""
+    return math.floor(priced_gpu_seconds / 3600.0 + 0.5)
+
+
+def stats(values: npt.ArrayLike) -> dict[str, float | int]:
+    """count, mean, median, p95, p99 as plain numbers (zeros when there is nothing)."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return {"count": 0, "mean": 0.0, "median": 0.0, "p95": 0.0, "p99": 0.0}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {
+        "count": int(a.size),
+        "mean": float(a.mean()),
+        "median": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+    }
+
+
+def jain_index(values: npt.ArrayLike) -> float:
+    """Jain's fairness index (sum x)^2 / (n sum x^2); 1.0 for no values or all zeros."""
+    x = np.asarray(values, dtype=np.float64)
+    squares = float((x * x).sum())
+    if x.size == 0 or squares == 0.0:
+        return 1.0
+    return float(x.sum()) ** 2 / (x.size * squares)
+
+
+@dataclass(slots=True)
+class SimResult:
+    """Per-job arrays (index = position in the time-sorted workload) and run totals."""
+
+    policy: str
+    workload: str
+    seed: int
+    tenants: tuple[str, ...]
+    gpu_types: tuple[str, ...]
+    ids: tuple[str, ...]
+    submit: FloatArray
+    first_start: FloatArray  # NaN: never started
+    end: FloatArray  # NaN: did not end
+    gpus: IntArray
+    tenant: IntArray  # index into ``tenants``
+    size_class: IntArray  # index into ``SIZE_CLASSES``
+    gpu_type: IntArray  # index into ``gpu_types`` of its last run; -1: never ran
+    preemptions: IntArray
+    state: IntArray  # index into ``STATES``
+    gpu_seconds: FloatArray  # delivered: GPUs x time held, all runs
+    cost_won: IntArray
+    #: busy GPUs as a step function: value ``[k]`` holds from ``times[k]`` to ``times[k+1]``
+    times: FloatArray
+    busy: IntArray
+    busy_by_type: IntArray  # shape (len(times), len(gpu_types))
+    capacity: IntArray  # GPUs on nodes that are up
+    quota: IntArray  # guaranteed GPUs per tenant (all types)
+    quota_violation_gpu_s: FloatArray  # per tenant
+    lost_gpu_s: float  # run time thrown away by preemptions and node failures
+    failure_requeues: int
+    events: int
+    cycles: int
+    wall_s: float
+    starts: list[Start] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+    # -- derived --------------------------------------------------------------------
+
+    @property
+    def jct(self) -> FloatArray:
+        ended = ~np.isnan(self.end)
+        out: FloatArray = self.end[ended] - self.submit[ended]
+        return out
+
+    @property
+    def queueing_delay(self) -> FloatArray:
+        started = ~np.isnan(self.first_start)
+        out: FloatArray = self.first_start[started] - self.submit[started]
+        return out
+
+    def utilization(self) -> float:
+        """Busy GPU-seconds / up GPU-seconds over the timeline."""
+        if self.times.size < 2:
+            return 0.0
+        dt = np.diff(self.times)
+        up = float((self.capacity[:-1] * dt).sum())
+        return float((self.busy[:-1] * dt).sum()) / up if up > 0 else 0.0
+
+    def makespan(self) -> float:
+        ended = ~np.isnan(self.end)
+        if not ended.any():
+            return 0.0
+        return float(self.end[ended].max() - self.submit.min())
+
+    def shares(self) -> dict[str, float]:
+        """Per tenant: share of delivered GPU-seconds / entitlement (see the module doc)."""
+        delivered = np.bincount(self.tenant, weights=self.gpu_seconds, minlength=len(self.tenants))
+        submitted = np.bincount(self.tenant, minlength=len(self.tenants)) > 0
+        if self.quota.any():
+            members = submitted & (self.quota > 0)
+            weights = np.where(members, self.quota, 0).astype(np.float64)
+        else:
+            members = submitted
+            weights = members.astype(np.float64)
+        total, total_weight = float(delivered.sum()), float(weights.sum())
+        if total_weight == 0:
+            return {}
+        out: dict[str, float] = {}
+        for i in np.flatnonzero(members):
+            share = float(delivered[i]) / total if total > 0 else 0.0
+            out[self.tenants[i]] = share / (float(weights[i]) / total_weight)
+        return out
+
+    def _grouped(
+        self,
+        values: FloatArray,
+        mask: npt.NDArray[np.bool_],
+        groups: IntArray,
+        names: Sequence[str],
+    ) -> dict[str, dict[str, float | int]]:
+        keys = groups[mask]
+        return {name: stats(values[keys == k]) for k, name in enumerate(names)}
+
+    def summary(self) -> dict[str, Any]:
+        """Plain JSON-serializable numbers (floats and ints), nested by topic."""
+        ended = ~np.isnan(self.end)
+        started = ~np.isnan(self.first_start)
+        jct, delay = self.jct, self.queueing_delay
+        counts = np.bincount(self.state, minlength=len(STATES))
+        shares = self.shares()
+        violation: Mapping[str, float] = {
+            t: float(v)
+            for t, v, q in zip(self.tenants, self.quota_violation_gpu_s, self.quota, strict=True)
+            if q > 0
+        }
+        return {
+            "policy": self.policy,
+            "workload": self.workload,
+            "seed": self.seed,
+            "jobs": int(self.submit.size),
+            **{name: int(counts[code]) for code, name in enumerate(STATES)},
+            "jct_s": stats(jct),
+            "queueing_delay_s": stats(delay),
+            "jct_by_size": self._grouped(jct, ended, self.size_class, SIZE_CLASSES),
+            "queueing_delay_by_size": self._grouped(delay, started, self.size_class, SIZE_CLASSES),
+            "jct_by_tenant": self._grouped(jct, ended, self.tenant, self.tenants),
+            "queueing_delay_by_tenant": self._grouped(delay, started, self.tenant, self.tenants),
+            "makespan_s": self.makespan(),
+            "utilization": self.utilization(),
+            "preemptions": int(self.preemptions.sum()),
+            "failure_requeues": self.failure_requeues,
+            "lost_gpu_hours": self.lost_gpu_s / 3600.0,
+            "gpu_hours": float(self.gpu_seconds.sum()) / 3600.0,
+            "jain_index": jain_index(list(shares.values())),
+            "share_vs_entitlement": shares,
+            "quota_violation_gpu_s": float(sum(violation.values())),
+            "quota_violation_by_tenant": dict(violation),
+            "cost_won": int(self.cost_won.sum()),
+            "events": self.events,
+            "cycles": self.cycles,
+            "wall_s": self.wall_s,
+        }
