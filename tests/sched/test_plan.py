@@ -34,14 +34,6 @@ NOW = 1_000.0
 SHORT = 1_800  # a time limit that ends (at 2800) before running jobs do (at 3600)
 
 
-NODES_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with no schedulable node a GPU job waits on 'resources', not 'nodes': "
-    "plan() checks quota first, the quota pool is built from up nodes only (empty), so the "
-    "job never reaches the 'not self.free.by_id' branch; only zero-GPU jobs get 'nodes'",
-)
-
-
 @dataclass(frozen=True)
 class Case:
     snapshot: Snapshot
@@ -328,12 +320,10 @@ CASES = [
             waiting={"j1": NODES, "j2": NODES},
         ),
         id="no schedulable node: every job waits on nodes",
-        marks=NODES_BUG,
     ),
     pytest.param(
         Case(snapshot(pending=[pending("j1", gpus=1)]), waiting={"j1": NODES}),
         id="empty cluster: job waits on nodes",
-        marks=NODES_BUG,
     ),
     # --- gang jobs ----------------------------------------------------------------
     pytest.param(
@@ -559,7 +549,6 @@ CASES = [
             waiting={"j1": NODES},
         ),
         id="drained node with running jobs takes nothing new",
-        marks=NODES_BUG,
     ),
     # --- zero-GPU jobs ------------------------------------------------------------
     pytest.param(
@@ -638,12 +627,6 @@ def test_the_top_blocked_job_gets_an_estimate_of_its_start() -> None:
     assert [(a.node_id, a.devices) for a in estimate.placement] == [("n1", (0, 1, 2, 3))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PendingReason.NODES is documented as 'no node of an accepted type is up', "
-    "but plan() only reports it when no node at all is schedulable; a job whose only "
-    "accepted type is down waits with 'resources'",
-)
 def test_job_whose_accepted_type_has_no_node_up_waits_on_nodes() -> None:
     snap = snapshot(
         nodes=[node("a1", A, gpus=4), node("h1", H, gpus=4, state=NodeState.DOWN)],
@@ -652,12 +635,6 @@ def test_job_whose_accepted_type_has_no_node_up_waits_on_nodes() -> None:
     assert dict(plan(snap, NOW).waiting) == {"j1": NODES}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the quota pool counts GPUs of schedulable nodes only, but usage counts "
-    "every running job, also those on drained/down nodes; draining a busy node takes its "
-    "jobs' GPUs out of the up nodes' pool, so j1 waits on 'quota' beside 4 free devices",
-)
 def test_jobs_on_a_drained_node_do_not_shrink_the_capacity_of_up_nodes() -> None:
     """Drained nodes leave the capacity pool; what runs on them must leave it too."""
     snap = snapshot(
@@ -668,12 +645,6 @@ def test_jobs_on_a_drained_node_do_not_shrink_the_capacity_of_up_nodes() -> None
     assert placements(plan(snap, NOW)) == {"j1": (H, (("n2", (0, 1)),))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the backfill shadow reserves only devices; a job running past the shadow "
-    "time may still take CPUs or memory the reserved job needs on the same node, so the "
-    "reserved start is delayed (EASY backfill promises it never is)",
-)
 def test_backfill_does_not_take_the_memory_the_top_job_needs() -> None:
     """EASY backfill: a backfilled job never delays the reserved start (backfill.py).
 
@@ -743,12 +714,6 @@ def test_plan_does_not_depend_on_node_order() -> None:
         assert plan(shuffled, NOW) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: devices being reclaimed by preemption for one job are counted as free "
-    "'now' when the backfill reservation of another job is computed, so that job gets an "
-    "estimated start of now on the very devices the preempting job waits for",
-)
 def test_reclaimed_devices_are_not_promised_to_another_job() -> None:
     snap = snapshot(
         nodes=[node("n1", H, gpus=1)],

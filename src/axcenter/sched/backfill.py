@@ -16,6 +16,7 @@ from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob
 from axcenter.sched.free import Blocked, FreeCapacity
+from axcenter.sched.placement import Keep
 
 __all__ = ["Shadow", "earliest_start"]
 
@@ -25,12 +26,20 @@ class Shadow:
     """The reservation backfill must respect."""
 
     estimate: Estimate
-    devices: Blocked
+    devices: Blocked  # the devices the top job starts on
+    keep: Keep  # the CPUs and memory it needs on each of its nodes
     gang: bool
 
     def blocks(self, now: float, time_limit_s: int) -> bool:
         """A job running from ``now`` for ``time_limit_s`` would overlap the reservation."""
         return now + time_limit_s > self.estimate.at
+
+    def merged(self, blocked: Blocked | None) -> Blocked:
+        """``blocked`` plus the reserved devices."""
+        merged = dict(blocked or {})
+        for node_id, devices in self.devices.items():
+            merged[node_id] = merged.get(node_id, frozenset()) | devices
+        return merged
 
 
 def earliest_start(

@@ -11,20 +11,28 @@ one rack when one rack can hold it, else on as few racks as possible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.snapshot import PendingJob
 from axcenter.sched.free import Blocked, FreeCapacity, NodeFree
 
-__all__ = ["Placement", "find", "take"]
+__all__ = ["Keep", "Placement", "find", "take"]
 
 #: (gpu type, per-node choices): what ``find`` proposes and ``take`` commits
 Placement = tuple[str, tuple[tuple[NodeFree, tuple[int, ...]], ...]]
 
 
-def _fits_host(nf: NodeFree, job: PendingJob) -> bool:
-    return nf.cpus >= job.cpus_per_node and nf.memory_mb >= job.memory_mb_per_node
+#: CPUs and memory a job must leave free on a node (for the backfill reservation)
+Keep = Mapping[str, tuple[int, int]]
+
+
+def _fits_host(nf: NodeFree, job: PendingJob, keep: Keep | None = None) -> bool:
+    kept_cpus, kept_memory = keep.get(nf.node.id, (0, 0)) if keep else (0, 0)
+    return (
+        nf.cpus - kept_cpus >= job.cpus_per_node
+        and nf.memory_mb - kept_memory >= job.memory_mb_per_node
+    )
 
 
 def find(
@@ -32,17 +40,21 @@ def find(
     free: FreeCapacity,
     gpu_types: Sequence[str],
     blocked: Blocked | None = None,
+    keep: Keep | None = None,
 ) -> Placement | None:
-    """A placement for ``job`` on one of ``gpu_types`` (tried in order), or None."""
+    """A placement for ``job`` on one of ``gpu_types`` (tried in order), or None.
+
+    ``blocked`` devices are not used; ``keep`` CPUs and memory are left free.
+    """
     if job.gpus_per_node == 0:
-        return _find_cpu_only(job, free)
+        return _find_cpu_only(job, free, keep)
     for gpu_type in gpu_types:
         if job.nodes > 1 and free.count_at_least(gpu_type, job.gpus_per_node) < job.nodes:
             continue
         found = (
-            _find_single(job, free, gpu_type, blocked)
+            _find_single(job, free, gpu_type, blocked, keep)
             if job.nodes == 1
-            else (_find_gang(job, free, gpu_type, blocked))
+            else _find_gang(job, free, gpu_type, blocked, keep)
         )
         if found is not None:
             return gpu_type, found
@@ -58,10 +70,10 @@ def take(job: PendingJob, free: FreeCapacity, placement: Placement) -> tuple[All
 
 
 def _find_single(
-    job: PendingJob, free: FreeCapacity, gpu_type: str, blocked: Blocked | None
+    job: PendingJob, free: FreeCapacity, gpu_type: str, blocked: Blocked | None, keep: Keep | None
 ) -> tuple[tuple[NodeFree, tuple[int, ...]], ...] | None:
     for nf in free.candidates(gpu_type, job.gpus_per_node):
-        if not _fits_host(nf, job):
+        if not _fits_host(nf, job, keep):
             continue
         usable = nf.usable(blocked)
         if len(usable) >= job.gpus_per_node:
@@ -70,11 +82,11 @@ def _find_single(
 
 
 def _find_gang(
-    job: PendingJob, free: FreeCapacity, gpu_type: str, blocked: Blocked | None
+    job: PendingJob, free: FreeCapacity, gpu_type: str, blocked: Blocked | None, keep: Keep | None
 ) -> tuple[tuple[NodeFree, tuple[int, ...]], ...] | None:
     by_rack: dict[str, list[tuple[NodeFree, list[int]]]] = {}
     for nf in free.candidates(gpu_type, job.gpus_per_node):
-        if not _fits_host(nf, job):
+        if not _fits_host(nf, job, keep):
             continue
         usable = nf.usable(blocked)
         if len(usable) >= job.gpus_per_node:
@@ -95,8 +107,8 @@ def _find_gang(
     return tuple((nf, tuple(usable[: job.gpus_per_node])) for nf, usable in chosen)
 
 
-def _find_cpu_only(job: PendingJob, free: FreeCapacity) -> Placement | None:
-    fitting = [nf for nf in free.all_nodes() if _fits_host(nf, job)]
+def _find_cpu_only(job: PendingJob, free: FreeCapacity, keep: Keep | None) -> Placement | None:
+    fitting = [nf for nf in free.all_nodes() if _fits_host(nf, job, keep)]
     if len(fitting) < job.nodes:
         return None
     fitting.sort(key=lambda nf: (nf.cpus, nf.node.name))  # best fit on CPUs

@@ -51,15 +51,20 @@ class _Cycle:
         index = snapshot.running_index()
         self.index = index
         self.free = FreeCapacity(snapshot.nodes, index)
+        # the quota pool: devices of schedulable nodes, plus those held by jobs still
+        # running on drained or down nodes (their usage counts, so must their devices)
         capacity: dict[str, int] = {}
         for node in snapshot.nodes:
-            if node.schedulable:
-                capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + node.gpu_count
+            held = index.nodes.get(node.id)
+            gpus = node.gpu_count if node.schedulable else len(held.devices) if held else 0
+            if gpus:
+                capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + gpus
         self.held = dict(index.held)
         self.preempting = list(index.preempting.values())
         #: per node, what jobs admitted this cycle hold and until when
         self.admitted_on: dict[str, list[tuple[float, Allocation]]] = {}
-        self.stopping: set[str] = set()
+        #: stopping jobs whose devices a reclaiming job will take (not free for others)
+        self.promised: set[str] = set()
         self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, index.usage)
         self.limits = LimitTracker(
             snapshot.user_limits, snapshot.project_limits, index.counts, index.gpus
@@ -117,40 +122,51 @@ class _Cycle:
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
         types = self.types(job)
+        if not self.has_nodes(job):
+            return self.wait(job, PendingReason.NODES)
+        reserved = self.reservation_blocks(job)
         if job.gpus_per_node and self.free.free_gpus < job.total_gpus:
             # not enough devices free anywhere: skip the placement search
-            if self.reclaim(job):
-                return None
-            return self.blocked(job, types, self.reservation_blocks(job))
-        reserved = self.reservation_blocks(job)
+            return self.cannot_fit(job, types, reserved)
         if job.gpus_per_node:
             allowed = [
                 t for t in types if self.quota.available(job.project_id, t) >= job.total_gpus
             ]
             if not allowed:
+                if find(job, self.free, types, reserved) is None:
+                    return self.cannot_fit(job, types, reserved)
                 if self.reclaim(job):
                     return None
-                if find(job, self.free, types, reserved) is not None:
-                    # devices are free, but not for this project: its quota is used up
-                    return self.wait(job, PendingReason.QUOTA)
-                return self.blocked(job, types, reserved)
+                # devices are free, but not for this project: its quota is used up
+                return self.wait(job, PendingReason.QUOTA)
             types = allowed
-        blocked = self.with_shadow(job, reserved)
-        placement = find(job, self.free, types, blocked)
+        shadowed = self.shadow is not None and self.shadow.blocks(self.now, job.time_limit_s)
+        if shadowed:
+            assert self.shadow is not None
+            placement = find(job, self.free, types, self.shadow.merged(reserved), self.shadow.keep)
+        else:
+            placement = find(job, self.free, types, reserved)
         if placement is not None:
             return self.admit(job, placement)
-        if (
-            self.shadow is not None
-            and blocked is not reserved
-            and find(job, self.free, types, reserved) is not None
-        ):
-            # it would fit, but on devices reserved for the top job's start
-            reason = PendingReason.GANG if self.shadow.gang else PendingReason.PRIORITY
-            return self.wait(job, reason)
+        if shadowed and find(job, self.free, types, reserved) is not None:
+            # it would fit, but on what is reserved for the top job's start
+            assert self.shadow is not None
+            return self.wait(
+                job, PendingReason.GANG if self.shadow.gang else PendingReason.PRIORITY
+            )
         if reserved and find(job, self.free, types, None) is not None:
             return self.wait(job, PendingReason.RESERVATION)
-        if not self.free.by_id:
-            return self.wait(job, PendingReason.NODES)
+        return self.cannot_fit(job, types, reserved)
+
+    def has_nodes(self, job: PendingJob) -> bool:
+        """Some node of a type the job accepts is up (else it waits on ``nodes``)."""
+        if not job.gpus_per_node:
+            return bool(self.free.by_id)
+        up = self.free.gpu_types
+        return any(t in up for t in job.gpu_types) if job.gpu_types else bool(up)
+
+    def cannot_fit(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
+        """No room for it: reclaim its guaranteed quota, or wait (maybe with a reservation)."""
         if self.reclaim(job):
             return None
         return self.blocked(job, types, reserved)
@@ -192,23 +208,16 @@ class _Cycle:
                     blocked.setdefault(node_id, set()).update(devices)
         return {n: frozenset(d) for n, d in blocked.items()} or None
 
-    def with_shadow(self, job: PendingJob, reserved: Blocked | None) -> Blocked | None:
-        if self.shadow is None or not self.shadow.blocks(self.now, job.time_limit_s):
-            return reserved
-        merged = {n: frozenset(d) for n, d in (reserved or {}).items()}
-        for node_id, devices in self.shadow.devices.items():
-            merged[node_id] = merged.get(node_id, frozenset()) | devices
-        return merged
-
     def node_releases(self, node_id: str) -> list[tuple[float, Allocation]]:
         """What ``node_id`` gets back and when: running jobs at the end of their time
         limits (now, for jobs being preempted) and jobs admitted earlier this cycle."""
         out: list[tuple[float, Allocation]] = []
         held = self.index.nodes.get(node_id)
         if held is not None:
-            stopping = self.stopping
             for r in held.jobs.values():
-                end = self.now if r.id in stopping else r.ends_by
+                if r.id in self.promised:
+                    continue  # the reclaiming job holds these next (in admitted_on)
+                end = self.now if r.preempting or r.id in self.victims else r.ends_by
                 out += [(end, a) for a in r.allocations if a.node_id == node_id]
         out += self.admitted_on.get(node_id, [])
         return out
@@ -216,7 +225,6 @@ class _Cycle:
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
         if not job.gpus_per_node:
             return
-        self.stopping = {r.id for r in self.preempting}
         estimate = earliest_start(job, self.free, self.node_releases, types, self.now, reserved)
         if estimate is None:
             return
@@ -224,6 +232,7 @@ class _Cycle:
         self.shadow = Shadow(
             estimate,
             {a.node_id: frozenset(a.devices) for a in estimate.placement},
+            {a.node_id: (a.cpus, a.memory_mb) for a in estimate.placement},
             gang=job.nodes > 1,
         )
 
@@ -258,34 +267,48 @@ class _Cycle:
                     self.preemptions.append(
                         Preemption(v.id, job.id, f"preempted to reclaim quota for {job.id}")
                     )
-                self.take_victims(victims)
+                self.promise(job, gpu_type, victims)
+                self.preempting.extend(victims)
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
 
-    def waits_on_preemption(self, job: PendingJob, gpu_type: str) -> bool:
-        """Borrowers already stopping would make room: wait for them, preempt no more."""
-        stopping = [r for r in self.preempting if r.gpu_type == gpu_type]
-        if not stopping:
-            return False
+    def promise(self, job: PendingJob, gpu_type: str, stopping: list[RunningJob]) -> bool:
+        """Where ``job`` fits once ``stopping`` jobs are gone; if it does, those of them it
+        needs are promised to it: the backfill reservation will not count their devices
+        as free, and sees ``job`` holding its placement until its time limit."""
         for r in stopping:
             for a in r.allocations:
                 self.free.release(a)
             self.quota.remove(r.project_id, gpu_type, r.gpus)
         try:
-            return (
-                self.quota.available(job.project_id, gpu_type) >= job.total_gpus
-                and find(job, self.free, [gpu_type], self.reservation_blocks(job)) is not None
+            fits = self.quota.available(job.project_id, gpu_type) >= job.total_gpus
+            placement = (
+                find(job, self.free, [gpu_type], self.reservation_blocks(job)) if fits else None
             )
         finally:
             for r in stopping:
                 for a in r.allocations:
                     self.free.take_exact(a)
                 self.quota.add(r.project_id, gpu_type, r.gpus)
+        if placement is None:
+            return False
+        used = {(nf.node.id, d) for nf, devices in placement[1] for d in devices}
+        for r in stopping:
+            if any((a.node_id, d) in used for a in r.allocations for d in a.devices):
+                self.promised.add(r.id)
+        end = self.now + job.time_limit_s
+        for nf, devices in placement[1]:
+            alloc = Allocation(nf.node.id, devices, job.cpus_per_node, job.memory_mb_per_node)
+            self.admitted_on.setdefault(nf.node.id, []).append((end, alloc))
+        return True
 
-    def take_victims(self, victims: list[RunningJob]) -> None:
-        """Victims keep their devices until they exit; count them as stopping from now on."""
-        self.preempting.extend(victims)
+    def waits_on_preemption(self, job: PendingJob, gpu_type: str) -> bool:
+        """Borrowers already stopping would make room: wait for them, preempt no more."""
+        stopping = [
+            r for r in self.preempting if r.gpu_type == gpu_type and r.id not in self.promised
+        ]
+        return bool(stopping) and self.promise(job, gpu_type, stopping)
 
     def preemptible(self, gpu_type: str) -> Preemptible:
         """Running jobs of ``gpu_type`` preemption may consider at all, cheapest to lose
