@@ -27,6 +27,8 @@ class NodeHeld:
     cpus: int = 0
     memory_mb: int = 0
     jobs: dict[str, RunningJob] = field(default_factory=dict)
+    #: (ends_by, job id) of the jobs here, ascending: what frees first
+    by_end: list[tuple[float, str]] = field(default_factory=list)
 
 
 class RunningIndex:
@@ -53,6 +55,8 @@ class RunningIndex:
             held.devices.update(a.devices)
             held.cpus += a.cpus
             held.memory_mb += a.memory_mb
+            if job.id not in held.jobs:
+                bisect.insort(held.by_end, (job.ends_by, job.id))
             held.jobs[job.id] = job
         self._count(job, 1)
         bisect.insort(self.by_end, (job.ends_by, job.id))
@@ -68,12 +72,11 @@ class RunningIndex:
             held.devices.difference_update(a.devices)
             held.cpus -= a.cpus
             held.memory_mb -= a.memory_mb
-            held.jobs.pop(job_id, None)
+            if held.jobs.pop(job_id, None) is not None:
+                _discard(held.by_end, (job.ends_by, job.id))
         self._count(job, -1)
         self.preempting.pop(job_id, None)
-        i = bisect.bisect_left(self.by_end, (job.ends_by, job.id))
-        if i < len(self.by_end) and self.by_end[i] == (job.ends_by, job.id):
-            del self.by_end[i]
+        _discard(self.by_end, (job.ends_by, job.id))
         return job
 
     def replace(self, job: RunningJob) -> None:
@@ -99,3 +102,9 @@ class RunningIndex:
             self.held[job.project_id] = held
         else:
             self.held.pop(job.project_id, None)
+
+
+def _discard(ordered: list[tuple[float, str]], item: tuple[float, str]) -> None:
+    i = bisect.bisect_left(ordered, item)
+    if i < len(ordered) and ordered[i] == item:
+        del ordered[i]

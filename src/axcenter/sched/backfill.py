@@ -9,13 +9,14 @@ the reservation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob
-from axcenter.sched.free import Blocked, FreeCapacity
+from axcenter.sched.free import Blocked, FreeCapacity, NodeFree
 from axcenter.sched.placement import Keep
 
 __all__ = ["Shadow", "earliest_start"]
@@ -45,7 +46,8 @@ class Shadow:
 def earliest_start(
     job: PendingJob,
     free: FreeCapacity,
-    releases: Callable[[str], Iterable[tuple[float, Allocation]]],
+    releases: Callable[[str], Sequence[tuple[float, Allocation]]],
+    first_release: Callable[[str], float],
     gpu_types: Sequence[str],
     now: float,
     blocked: Blocked | None,
@@ -53,32 +55,33 @@ def earliest_start(
     """When and where ``job`` could start if running jobs end by their time limits.
 
     Node by node: a node is ready once the jobs on it that end first (``releases(node
-    id)`` gives (end, allocation on that node) pairs) have freed enough devices, CPUs
-    and memory; the job starts when its ``nodes`` earliest nodes of one type are ready.
+    id)``: (end, allocation on that node) in order of end) have freed enough devices,
+    CPUs and memory; the job starts when its ``nodes`` earliest nodes of one type are
+    ready. Nodes are examined best first by ``first_release`` (a lower bound of their
+    ready time), and the search stops once no unexamined node can beat those found.
     """
     best: Estimate | None = None
     for gpu_type in gpu_types:
-        ready: list[tuple[float, str, str, tuple[int, ...]]] = []
+        bounds: list[tuple[float, str, NodeFree]] = []
         for nf in free.candidates(gpu_type, 0):
-            held = blocked.get(nf.node.id, frozenset()) if blocked else frozenset()
-            devices = list(nf.usable(blocked))
-            cpus, memory, at = nf.cpus, nf.memory_mb, now
-            if not _enough(job, devices, cpus, memory):
-                for end, a in sorted(releases(nf.node.id), key=lambda r: r[0]):
-                    devices += [d for d in a.devices if d not in held]
-                    cpus += a.cpus
-                    memory += a.memory_mb
-                    at = max(at, end)
-                    if _enough(job, devices, cpus, memory):
-                        break
-                else:
-                    continue
-            devices.sort()
-            ready.append((at, nf.node.name, nf.node.id, tuple(devices[: job.gpus_per_node])))
-        if len(ready) < job.nodes:
+            usable = nf.usable(blocked)
+            if _enough(job, usable, nf.cpus, nf.memory_mb):
+                bounds.append((now, nf.node.name, nf))
+            else:
+                bounds.append((max(now, first_release(nf.node.id)), nf.node.name, nf))
+        heapq.heapify(bounds)
+        ready: list[tuple[float, str, str, tuple[int, ...]]] = []
+        chosen: list[tuple[float, str, str, tuple[int, ...]]] = []
+        while bounds:
+            bound, name, nf = heapq.heappop(bounds)
+            if len(chosen) == job.nodes and bound > chosen[-1][0]:
+                break  # no node left can be ready before the ones found
+            found = _ready_at(job, nf, releases(nf.node.id), now, blocked)
+            if found is not None:
+                ready.append((found[0], name, nf.node.id, found[1]))
+                chosen = heapq.nsmallest(job.nodes, ready)
+        if len(chosen) < job.nodes:
             continue
-        ready.sort()
-        chosen = ready[: job.nodes]
         at = chosen[-1][0]
         if best is None or at < best.at:
             best = Estimate(
@@ -92,7 +95,30 @@ def earliest_start(
     return best
 
 
-def _enough(job: PendingJob, devices: list[int], cpus: int, memory: int) -> bool:
+def _ready_at(
+    job: PendingJob,
+    nf: NodeFree,
+    releases: Sequence[tuple[float, Allocation]],
+    now: float,
+    blocked: Blocked | None,
+) -> tuple[float, tuple[int, ...]] | None:
+    held = blocked.get(nf.node.id, frozenset()) if blocked else frozenset()
+    devices = list(nf.usable(blocked))
+    cpus, memory, at = nf.cpus, nf.memory_mb, now
+    if not _enough(job, devices, cpus, memory):
+        for end, a in releases:
+            devices += [d for d in a.devices if d not in held]
+            cpus += a.cpus
+            memory += a.memory_mb
+            at = max(at, end)
+            if _enough(job, devices, cpus, memory):
+                break
+        else:
+            return None
+    return at, tuple(sorted(devices)[: job.gpus_per_node])
+
+
+def _enough(job: PendingJob, devices: Sequence[int], cpus: int, memory: int) -> bool:
     return (
         len(devices) >= job.gpus_per_node
         and cpus >= job.cpus_per_node

@@ -209,23 +209,55 @@ class _Cycle:
         return {n: frozenset(d) for n, d in blocked.items()} or None
 
     def node_releases(self, node_id: str) -> list[tuple[float, Allocation]]:
-        """What ``node_id`` gets back and when: running jobs at the end of their time
-        limits (now, for jobs being preempted) and jobs admitted earlier this cycle."""
-        out: list[tuple[float, Allocation]] = []
+        """What ``node_id`` gets back, in order of when: jobs being preempted now, then
+        running jobs at the end of their time limits merged with this cycle's admissions
+        (and the placements promised to reclaiming jobs)."""
         held = self.index.nodes.get(node_id)
-        if held is not None:
-            for r in held.jobs.values():
-                if r.id in self.promised:
-                    continue  # the reclaiming job holds these next (in admitted_on)
-                end = self.now if r.preempting or r.id in self.victims else r.ends_by
-                out += [(end, a) for a in r.allocations if a.node_id == node_id]
-        out += self.admitted_on.get(node_id, [])
-        return out
+        admitted = self.admitted_on.get(node_id)
+        if held is None:
+            return sorted(admitted, key=lambda r: r[0]) if admitted else []
+        jobs = held.jobs
+        changed = self.victims or self.index.preempting or self.promised
+        if not changed and not admitted:  # the common case, kept cheap
+            return [
+                (end, a)
+                for end, job_id in held.by_end
+                for a in jobs[job_id].allocations
+                if a.node_id == node_id
+            ]
+        stopping: list[tuple[float, Allocation]] = []
+        later: list[tuple[float, Allocation]] = []
+        for end, job_id in held.by_end:
+            r = jobs[job_id]
+            going = r.preempting or job_id in self.victims
+            if going and job_id in self.promised:
+                continue  # the reclaiming job holds these next (in admitted_on)
+            target = stopping if going else later
+            target += [
+                (self.now if going else end, a) for a in r.allocations if a.node_id == node_id
+            ]
+        if admitted:
+            later = sorted(later + admitted, key=lambda r: r[0])
+        return stopping + later
+
+    def first_release(self, node_id: str) -> float:
+        """A lower bound of when ``node_id`` frees anything (for a best-first search)."""
+        held = self.index.nodes.get(node_id)
+        bound = float("inf")
+        if held is not None and held.by_end:
+            bound = held.by_end[0][0]
+            if (self.victims or self.index.preempting) and any(
+                r.preempting or r.id in self.victims for r in held.jobs.values()
+            ):
+                bound = self.now
+        return min([bound, *(end for end, _ in self.admitted_on.get(node_id, ()))])
 
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
         if not job.gpus_per_node:
             return
-        estimate = earliest_start(job, self.free, self.node_releases, types, self.now, reserved)
+        estimate = earliest_start(
+            job, self.free, self.node_releases, self.first_release, types, self.now, reserved
+        )
         if estimate is None:
             return
         self.estimates.append(estimate)
