@@ -29,7 +29,8 @@ ALLOWED: dict[str, frozenset[str]] = {
         {"control", "store", "sched", "executors", "model", "accounting", "settings"}
     ),
     "api": frozenset({"service", "model", "store", "control", "settings"}),
-    "cli": frozenset({"client", "api", "service", "settings", "model"}),
+    # the CLI runs simulations locally (`axc sim`) and the server (`axc up`)
+    "cli": frozenset({"client", "api", "service", "settings", "model", "sim"}),
     "client": frozenset(),
     # top-level modules
     "__init__": frozenset(),

@@ -17,8 +17,13 @@ def set_quota(center: Center, project: str, gpu_type: str, nominal: int) -> None
     with center.store.write() as s:
         project_id = s.scalars(select(orm.Project.id).where(orm.Project.name == project)).one()
         s.merge(
-            orm.ProjectQuota(project_id=project_id, gpu_type=gpu_type, nominal=nominal,
-                             borrowing_limit=None, lending_limit=None)
+            orm.ProjectQuota(
+                project_id=project_id,
+                gpu_type=gpu_type,
+                nominal=nominal,
+                borrowing_limit=None,
+                lending_limit=None,
+            )
         )
     center.control.policy_changed()
 
@@ -38,15 +43,23 @@ def test_guaranteed_quota_is_reclaimed_from_a_borrower(
     marker = tmp_path / "term.txt"
     # bob has no quota: his job borrows all four idle H100s, and checkpoints on SIGTERM
     borrower = submit(
-        client, tenants.bob, gpus_per_node=4, gpu_types=["H100"],
+        client,
+        tenants.bob,
+        gpus_per_node=4,
+        gpu_types=["H100"],
         command=["sh", "-c", f"trap 'echo checkpoint >> {marker}; exit 0' TERM; sleep 60 & wait"],
     )
     until(client, tenants.bob, borrower["id"], "running")
     with center.store.read() as s:
         assert s.get(orm.Job, borrower["id"]).borrowed  # type: ignore[union-attr]
 
-    owner = submit(client, tenants.alice, gpus_per_node=4, gpu_types=["H100"],
-                   command=["sh", "-c", "echo mine"])
+    owner = submit(
+        client,
+        tenants.alice,
+        gpus_per_node=4,
+        gpu_types=["H100"],
+        command=["sh", "-c", "echo mine"],
+    )
     done = wait(client, tenants.alice, owner["id"])
     assert done["state"] == "succeeded"
     assert marker.read_text().strip() == "checkpoint"  # the borrower got SIGTERM first

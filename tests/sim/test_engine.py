@@ -20,7 +20,9 @@ from axcenter.sim.policies import POLICIES
 from axcenter.sim.workload import TraceJob, Workload
 
 
-def cluster(nodes: int = 1, gpus: int = 2, *, price: int = 0, gpu_type: str = "H100") -> ClusterSpec:
+def cluster(
+    nodes: int = 1, gpus: int = 2, *, price: int = 0, gpu_type: str = "H100"
+) -> ClusterSpec:
     return ClusterSpec(
         node_groups=[NodeGroup(name="n", gpu_type=gpu_type, gpus_per_node=gpus, count=nodes)],
         prices={gpu_type: price} if price else {},
@@ -66,7 +68,9 @@ def by_id(result: SimResult, values: np.ndarray) -> dict[str, float]:
     return {job_id: float(v) for job_id, v in zip(result.ids, values, strict=True)}
 
 
-def starts(result: SimResult) -> dict[str, list[tuple[float, tuple[tuple[str, tuple[int, ...]], ...]]]]:
+def starts(
+    result: SimResult,
+) -> dict[str, list[tuple[float, tuple[tuple[str, tuple[int, ...]], ...]]]]:
     out: dict[str, list[tuple[float, tuple[tuple[str, tuple[int, ...]], ...]]]] = {}
     for t, job_id, _, where in result.starts:
         out.setdefault(job_id, []).append((t, where))
@@ -91,7 +95,7 @@ def test_gang_starts_on_all_its_nodes_or_none() -> None:
     spec = cluster(nodes=2, gpus=2)
     for policy in POLICIES:
         result = run([job("a", 0, 10), job("g", 0, 20, gpus=2, nodes=2)], spec, policy)
-        (at, where), = starts(result)["g"]
+        ((at, where),) = starts(result)["g"]
         assert at == 10.0, policy
         assert where == (("n-00000", (0, 1)), ("n-00001", (0, 1))), policy
 
@@ -237,7 +241,7 @@ MIXED = ClusterSpec(
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_deterministic_and_within_capacity(policy: str) -> None:
-    workload = random_workload(7)
+    workload = random_workload(7, 150)
     options = SimOptions(
         interval_s=10.0,
         seed=3,

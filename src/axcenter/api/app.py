@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
-from axcenter.api.routers import cluster, jobs, people, policy
+from axcenter.api.routers import cluster, export, jobs, people, policy
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
 
@@ -28,6 +28,7 @@ def create_app(center: Center) -> FastAPI:
     app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(cluster.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")
+    app.include_router(export.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)

@@ -20,7 +20,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from axcenter import __version__
-from axcenter.cli import jobs, policy, render
+from axcenter.cli import export, jobs, policy, render, sim
 from axcenter.cli.up import up
 from axcenter.client import config
 from axcenter.client.http import ApiError, Client
@@ -198,3 +198,5 @@ app.add_typer(policy.quota_app, name="quota")
 app.add_typer(policy.cohort_app, name="cohort")
 app.add_typer(policy.project_app, name="project")
 app.add_typer(policy.reservation_app, name="reservation")
+app.add_typer(export.app, name="export")
+app.add_typer(sim.app, name="sim")

@@ -52,7 +52,9 @@ app = typer.Typer(
 )
 
 EXIT_USAGE = 2
-_ADD = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*?)x(?P<per>\d+)(?::(?P<lo>\d+)\.\.(?P<hi>\d+))?$")
+_ADD = re.compile(
+    r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*?)x(?P<per>\d+)(?::(?P<lo>\d+)\.\.(?P<hi>\d+))?$"
+)
 
 TraceArg = Annotated[
     str,
@@ -143,7 +145,7 @@ def _cluster(path: Path | None, trace: str) -> ClusterSpec:
                 for e in exc.errors()
             )
             raise UsageError(f"{path}: {problems}") from None
-    base = trace.split(":")[-1]
+    base = trace.rsplit(":", maxsplit=1)[-1]
     if Path(base).exists() and find_node_list(Path(base)) is not None:
         return openb_cluster(Path(base))
     raise UsageError("--cluster is required: this trace has no node list")
@@ -208,6 +210,18 @@ def _table(title: str, headings: Sequence[str], rows: Sequence[Sequence[Any]]) -
         table.add_column(h, justify="left" if h in ("policy",) else "right")
     for row in rows:
         table.add_row(*(_cell(v) for v in row))
+    return table
+
+
+def _comparison(summaries: Sequence[dict[str, Any]]) -> Table:
+    """Metrics as rows, one column per policy: readable however many metrics there are."""
+    rows = comparison_rows(summaries)
+    table = Table(title="policies compared")
+    table.add_column("metric")
+    for s in summaries:
+        table.add_column(str(s["policy"]), justify="right")
+    for k, (heading, _) in enumerate(METRIC_COLUMNS, start=1):
+        table.add_row(heading, *(_cell(row[k]) for row in rows))
     return table
 
 
@@ -285,16 +299,15 @@ def run(
         if as_json:
             typer.echo(json.dumps({"command": command, "summaries": summaries}, indent=2))
         else:
-            headings = ["policy", *(h for h, _ in METRIC_COLUMNS)]
-            render.out_console().print(
-                _table("policies compared", headings, comparison_rows(summaries))
-            )
+            render.out_console().print(_comparison(summaries))
         if report is not None:
             page = write_report(results, workload, cluster, command, report)
             render.err_console().print(f"report: {page}", soft_wrap=True, markup=False)
 
 
-def _counts(add: str, step: int, budget: int | None, price: int | None) -> tuple[str, int, list[int]]:
+def _counts(
+    add: str, step: int, budget: int | None, price: int | None
+) -> tuple[str, int, list[int]]:
     match = _ADD.match(add.strip())
     if match is None:
         raise UsageError(f"--add {add!r}: use TYPExGPUS:FROM..TO, e.g. H100x8:0..16")
@@ -325,7 +338,9 @@ def capacity(
     add: Annotated[
         str,
         typer.Option(
-            "--add", help="Nodes to add: TYPExGPUS:FROM..TO (e.g. H100x8:0..16).", show_default=False
+            "--add",
+            help="Nodes to add: TYPExGPUS:FROM..TO (e.g. H100x8:0..16).",
+            show_default=False,
         ),
     ],
     cluster_path: ClusterOpt = None,
@@ -384,12 +399,23 @@ def capacity(
                 bars.refresh()
 
             points, _ = sweep_capacity(
-                workload, cluster, gpu_type, per, counts, policy, options, workers,
-                node_price_won=node_price, progress=update,
+                workload,
+                cluster,
+                gpu_type,
+                per,
+                counts,
+                policy,
+                options,
+                workers,
+                node_price_won=node_price,
+                progress=update,
             )
         render.out_console().print(
-            _table(f"adding {gpu_type}x{per} nodes ({policy})", CAPACITY_HEADINGS,
-                   capacity_rows(points))
+            _table(
+                f"adding {gpu_type}x{per} nodes ({policy})",
+                CAPACITY_HEADINGS,
+                capacity_rows(points),
+            )
         )
         if report is not None:
             description = (

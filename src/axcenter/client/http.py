@@ -365,6 +365,28 @@ class Client:
     def delete_reservation(self, name: str) -> None:
         self._send("DELETE", f"/reservations/{self._segment(name)}")
 
+    # -- export -------------------------------------------------------------------------------
+
+    def export_history(
+        self, since: str | None = None, until: str | None = None, chunk_size: int = 65536
+    ) -> Iterator[bytes]:
+        """The visible finished jobs as native-trace CSV bytes, streamed as they come.
+
+        ``since``/``until`` are ISO-8601 times bounding the submission time. The export
+        can be long, so the read timeout applies per chunk, not to the whole answer.
+        """
+        params = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+        try:
+            with self._http.stream("GET", "/export/history", params=params) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError(response.status_code, _detail(response))
+                yield from response.iter_bytes(chunk_size)
+        except httpx.TimeoutException as exc:
+            raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ progress through a queue that the caller's thread drains.
 
 from __future__ import annotations
 
+import html
 import multiprocessing
 import queue as queue_module
 from collections.abc import Callable, Sequence
@@ -73,7 +74,7 @@ _worker_queue: Any = None
 
 
 def _init_worker(workload: Workload, progress_queue: Any) -> None:
-    global _worker_workload, _worker_queue  # noqa: PLW0603 (per-process state, set once)
+    global _worker_workload, _worker_queue
     _worker_workload, _worker_queue = workload, progress_queue
 
 
@@ -259,7 +260,7 @@ def write_capacity_report(
     chart = plot_capacity(points, out_dir)
     sections = [
         workload_section(workload, cluster),
-        f"<h2>Capacity sweep</h2><p>{description}</p>",
+        f"<h2>Capacity sweep</h2><p>{html.escape(description)}</p>",
         html_table(CAPACITY_HEADINGS, capacity_rows(points)),
         f"<img src='{chart.name}' alt='capacity'>",
         "<p>Read it as: the p95 wait falls as nodes are added while utilization drops; "

@@ -236,6 +236,7 @@ class _Engine:
                 self.events += 1
                 if kind in (_DONE, _STOPPED):
                     if attempt == self.attempt[i]:
+                        self.preempted[i] += kind == _STOPPED
                         self.stop(i, t, requeue=kind == _STOPPED)
                 elif kind == _CYCLE:
                     self.cycle_at = math.inf

@@ -85,8 +85,7 @@ def html_table(headings: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A plain HTML table; numbers formatted for reading, text escaped."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headings)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-        for row in rows
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -128,9 +127,7 @@ def workload_section(workload: Workload, cluster: ClusterSpec) -> str:
     )
 
 
-def _cdf_chart(
-    results: Sequence[SimResult], values: str, title: str, path: Path
-) -> Path:
+def _cdf_chart(results: Sequence[SimResult], values: str, title: str, path: Path) -> Path:
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for r in results:
@@ -215,8 +212,9 @@ def _share_chart(results: Sequence[SimResult], path: Path, top: int = 20) -> Pat
     ax.bar(x, entitled[order] * 100, width, label="entitlement", color="#bbb")
     for k, (r, share) in enumerate(zip(results, shares, strict=True)):
         ax.bar(x + (k + 1) * width, share[order] * 100, width, label=r.policy)
-    ax.set_xticks(x + width * len(results) / 2, [tenants[i] for i in order], rotation=45,
-                  ha="right")
+    ax.set_xticks(
+        x + width * len(results) / 2, [tenants[i] for i in order], rotation=45, ha="right"
+    )
     ax.set_ylabel("% of delivered GPU-seconds")
     more = f" (top {top} of {len(tenants)})" if len(tenants) > top else ""
     ax.set_title(f"Per-tenant share vs entitlement{more}")
@@ -226,9 +224,7 @@ def _share_chart(results: Sequence[SimResult], path: Path, top: int = 20) -> Pat
 
 
 def _by_size_rows(summaries: Sequence[dict[str, Any]], key: str) -> list[list[Any]]:
-    return [
-        [s["policy"], *(s[key][c]["mean"] / 3600 for c in SIZE_CLASSES)] for s in summaries
-    ]
+    return [[s["policy"], *(s[key][c]["mean"] / 3600 for c in SIZE_CLASSES)] for s in summaries]
 
 
 def write_report(

@@ -26,8 +26,9 @@ __all__ = ["scale_cluster", "synthesize", "zipf_weights"]
 
 def zipf_weights(count: int) -> npt.NDArray[np.float64]:
     """Weights 1, 1/2, ..., 1/count, normalised: a few big tenants and a long tail."""
-    weights = 1.0 / np.arange(1, count + 1, dtype=np.float64)
-    return weights / weights.sum()
+    weights: npt.NDArray[np.float64] = 1.0 / np.arange(1, count + 1, dtype=np.float64)
+    normalised: npt.NDArray[np.float64] = weights / weights.sum()
+    return normalised
 
 
 def _column(values: list[Any], dtype: Any = object) -> npt.NDArray[Any]:

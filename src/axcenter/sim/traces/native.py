@@ -217,10 +217,9 @@ def read_frame(path: Path) -> pl.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pl.read_parquet(path)
         else:
+            present = pl.read_csv(path, n_rows=0).columns
             frame = pl.read_csv(
-                path,
-                schema_overrides={k: v for k, v in SCHEMA.items()},
-                missing_utf8_is_empty_string=True,
+                path, schema_overrides={k: v for k, v in SCHEMA.items() if k in present}
             )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise TraceError(f"{path}: not a readable native trace: {exc}") from exc
