@@ -16,10 +16,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from axcenter.accounting.budgets import load_budgets
+from axcenter.accounting.ledger import (
+    InsufficientFunds,
+    check_hold,
+    current_allocation,
+    hold,
+    settle_job,
+)
 from axcenter.control.convert import allocations_to_json, utc
 from axcenter.control.reconcile import reconcile, requeue
 from axcenter.control.state import ClusterState
@@ -34,7 +44,7 @@ from axcenter.executors.base import (
     StopReason,
 )
 from axcenter.model.jobs import JobState
-from axcenter.model.plan import Admission, Plan, Preemption
+from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.store import orm
 from axcenter.store.db import Store
@@ -95,6 +105,7 @@ class ControlLoop:
         safety_cycle_s: float = 5.0,
         config: SchedulerConfig | None = None,
         user_limits: Limits | None = None,
+        hold_grace_s: int = 0,
         watch: JobWatch | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -106,7 +117,9 @@ class ControlLoop:
         self.watch = watch or JobWatch()
         self.clock = clock
         self.state = ClusterState(
-            config=config or SchedulerConfig(), user_limits=user_limits or Limits()
+            config=config or SchedulerConfig(),
+            user_limits=user_limits or Limits(),
+            hold_grace_s=hold_grace_s,
         )
         self.cycles = 0
         #: why each job being preempted is stopped, for its preempted event
@@ -222,6 +235,7 @@ class ControlLoop:
                     reason = self._preempt_reasons.pop(report.job_id, report.message)
                     requeue(session, report.job_id, JobState.RUNNING, at, reason)
                     continue
+                settle_job(session, report.job_id, at)
                 transition(
                     session,
                     report.job_id,
@@ -235,6 +249,7 @@ class ControlLoop:
                 )
                 release_leases(session, report.job_id)
                 ended.append(report.job_id)
+            self._refresh_budgets(session, utc(self.clock()))
         for report in exits:
             if report.job_id in ended:
                 self.state.forget(report.job_id)
@@ -260,6 +275,9 @@ class ControlLoop:
         admitted: list[Admission] = []
         with self.store.write() as session:
             for adm in admissions:
+                fundable, funding = self._funding(session, adm, at)
+                if not fundable:
+                    continue
                 applied = transition(
                     session,
                     adm.job_id,
@@ -271,12 +289,26 @@ class ControlLoop:
                     gpu_type=adm.gpu_type or None,
                     placement=allocations_to_json(adm.placement),
                     borrowed=adm.borrowed,
+                    allocation_id=funding.id if funding else None,
                 )
                 if applied is None:
                     self.state.forget(adm.job_id)
                     continue
+                if funding:
+                    spec = self.state.pending[adm.job_id]
+                    hold(
+                        session,
+                        funding,
+                        adm.job_id,
+                        adm.gpu_type,
+                        spec.total_gpus,
+                        spec.time_limit_s + self.state.hold_grace_s,
+                        at,
+                    )
                 take_leases(session, adm.job_id, adm.placement)
                 admitted.append(adm)
+            if admitted:
+                self._refresh_budgets(session, at)
             rows = {
                 row.id: row
                 for row in session.scalars(
@@ -299,6 +331,38 @@ class ControlLoop:
                 )
             )
         return [(adm, rows[adm.job_id]) for adm in admitted]
+
+    def _funding(
+        self, session: Session, adm: Admission, at: datetime
+    ) -> tuple[bool, orm.Allocation | None]:
+        """(may it start, the allocation to hold it on). No allocation: it is not charged
+        (unfunded, or its project is not under allocation control). It may not start if
+        the store says the allocation cannot pay after all (the cache was stale)."""
+        spec = self.state.pending.get(adm.job_id)
+        if not adm.funded or spec is None or not spec.gpus_per_node:
+            return True, None
+        if spec.project_id not in self.state.budgets:
+            return True, None
+        allocation = current_allocation(session, spec.project_id, adm.gpu_type, at)
+        try:
+            if allocation is None:
+                raise InsufficientFunds("no current allocation")
+            check_hold(
+                session,
+                allocation,
+                adm.gpu_type,
+                spec.total_gpus,
+                spec.time_limit_s + self.state.hold_grace_s,
+                at,
+            )
+        except InsufficientFunds:
+            self.state.reasons[adm.job_id] = PendingReason.BUDGET
+            return False, None
+        return True, allocation
+
+    def _refresh_budgets(self, session: Session, at: datetime) -> None:
+        session.flush()
+        self.state.budgets = load_budgets(session, at, self.state.hold_grace_s)
 
     def _dispatch(self, admitted: Sequence[tuple[Admission, orm.Job]]) -> list[str]:
         """Start admitted jobs; record starts and launch failures. Returns failed ids."""
@@ -324,6 +388,7 @@ class ControlLoop:
                 )
             for job_id, message in failed:
                 at = utc(self.clock())
+                settle_job(session, job_id, at)
                 transition(
                     session,
                     job_id,

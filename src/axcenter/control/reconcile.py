@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.budgets import load_budgets
+from axcenter.accounting.ledger import settle_job
 from axcenter.control.convert import node_from_row, pending_from_row, running_from_row
 from axcenter.control.state import ClusterState
 from axcenter.control.usage import UsageTracker
@@ -56,7 +58,9 @@ def reconcile(
 
 
 def requeue(session: Session, job_id: str, current: JobState, at: datetime, reason: str) -> None:
-    """Back to pending with history kept: running -> preempted -> pending, releasing devices."""
+    """Back to pending with history kept: running -> preempted -> pending, releasing devices
+    and settling what the run used."""
+    settle_job(session, job_id, at)
     if current is JobState.RUNNING:
         transition(session, job_id, [JobState.RUNNING], JobState.PREEMPTED, at=at, reason=reason)
         current = JobState.PREEMPTED
@@ -76,9 +80,12 @@ def requeue(session: Session, job_id: str, current: JobState, at: datetime, reas
 
 def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterState:
     """A fresh cache from the store, keeping the configuration of ``template``."""
-    state = ClusterState(config=template.config, user_limits=template.user_limits)
+    state = ClusterState(
+        config=template.config, user_limits=template.user_limits, hold_grace_s=template.hold_grace_s
+    )
     with store.read() as session:
         state.policy = load_policy(session, now)
+        state.budgets = load_budgets(session, now, template.hold_grace_s)
         state.usage = UsageTracker(
             template.config.fair_share_half_life_s,
             now.timestamp(),

@@ -20,6 +20,7 @@ from axcenter.model.cluster import Node
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import PendingReason
 from axcenter.model.snapshot import (
+    Budget,
     Limits,
     PendingJob,
     RunningJob,
@@ -45,6 +46,10 @@ class ClusterState:
     #: aggregates of ``running`` for the scheduler, kept in step with it
     index: RunningIndex = field(default_factory=RunningIndex)
     policy: Policy = field(default_factory=Policy)
+    #: what each project's current allocation can still pay (refreshed after each write)
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    #: seconds beyond its time limit a run may last (grace), held with it
+    hold_grace_s: int = 0
     usage: UsageTracker = field(default_factory=lambda: UsageTracker(7 * 86400.0, 0.0))
     #: why each examined pending job waits, from the latest plan (read by the API)
     reasons: dict[str, PendingReason] = field(default_factory=dict)
@@ -62,6 +67,7 @@ class ClusterState:
             reservations=self.policy.reservations,
             user_limits=self.user_limits,
             project_limits=self.policy.project_limits,
+            budgets=self.budgets,
             config=self.config,
             index=self.index,
         )

@@ -9,7 +9,9 @@ __all__ = ["PREFIXES", "new_id"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
-PREFIXES = frozenset({"job", "prj", "org", "usr", "tok", "nod", "prg", "evt", "coh", "rsv"})
+PREFIXES = frozenset(
+    {"job", "prj", "org", "usr", "tok", "nod", "prg", "evt", "coh", "rsv", "req", "alc", "prc"}
+)
 
 
 def _b32(value: int, width: int) -> str:

@@ -19,6 +19,7 @@ class PendingReason(StrEnum):
     QUOTA = "quota"  # its project's quota and borrowing limit are used up
     RESERVATION = "reservation"  # the devices it could use are reserved for a project
     LIMIT = "limit"  # a per-user or per-project limit is reached
+    BUDGET = "budget"  # its allocation cannot pay for it (GPU-hours or won exhausted)
     GANG = "gang"  # it would delay the reserved start of a higher-priority gang job
     PREEMPTING = "preempting"  # borrowers are being preempted to give it its quota
     NODES = "nodes"  # no node of an accepted type is up
@@ -30,6 +31,8 @@ class Admission:
     gpu_type: str
     placement: tuple[Allocation, ...]
     borrowed: bool = False  # runs beyond its project's nominal quota: preemptible
+    #: charged to its project's allocation (False: unfunded, runs preemptible)
+    funded: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from axcenter.model.cluster import Allocation, Node
+from axcenter.model.money import rate
 from axcenter.model.quota import QuotaNode
 
 if TYPE_CHECKING:
     from axcenter.model.index import RunningIndex
 
 __all__ = [
+    "Budget",
     "Limits",
     "PendingJob",
     "Reservation",
@@ -115,6 +117,34 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """What a project's current allocation can still pay for (docs/accounting.md).
+
+    A job is admitted funded only if the hold for its worst case (GPUs x (time limit +
+    ``hold_grace_s``), rated at the GPU type's price) fits both envelopes. Otherwise it
+    waits (reason ``budget``), or with ``unfunded_ok`` runs unfunded as a preemptible
+    borrower. A project without a budget is not under allocation control.
+    """
+
+    won_left: int
+    gpu_seconds_left: Mapping[str, int]  # by GPU type granted
+    prices: Mapping[str, int]  # won per GPU-hour, by GPU type
+    hold_grace_s: int = 0
+    unfunded_ok: bool = False
+
+    def hold(self, gpu_type: str, gpus: int, time_limit_s: int) -> tuple[int, int] | None:
+        """(won, GPU-seconds) to hold for a job, or None if it cannot be funded."""
+        price = self.prices.get(gpu_type)
+        if price is None or gpu_type not in self.gpu_seconds_left:
+            return None
+        secs = gpus * (time_limit_s + self.hold_grace_s)
+        won = rate(secs, price)
+        if won > self.won_left or secs > self.gpu_seconds_left[gpu_type]:
+            return None
+        return won, secs
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     backfill: bool = True
     #: jobs examined per cycle once the top job is blocked (Slurm's bf_max_job_test)
@@ -147,6 +177,8 @@ class Snapshot:
     reservations: tuple[Reservation, ...] = ()
     user_limits: Limits = field(default_factory=Limits)
     project_limits: Mapping[str, Limits] = field(default_factory=dict)
+    #: per project under allocation control: what its current allocation can still pay
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     #: aggregates of ``running`` kept by the caller (see ``model.index``); None: built here
     index: RunningIndex | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from dataclasses import replace
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Admission, Estimate, PendingReason, Plan, Preemption
@@ -73,6 +74,8 @@ class _Cycle:
         self.fairshare = FairShare(
             snapshot.usage, snapshot.projects, competing, sum(capacity.values()), self.config
         )
+        #: what each budget can still pay, as this cycle admits jobs
+        self.budgets = dict(snapshot.budgets)
         self.admissions: list[Admission] = []
         self.preemptions: list[Preemption] = []
         self.estimates: list[Estimate] = []
@@ -89,7 +92,10 @@ class _Cycle:
     def entry(self, project_id: str, index: int) -> _Entry:
         job = self.snap.queues[project_id][index]
         types = self.types(job)
-        within = any(self.quota.within_nominal(job.project_id, t, job.total_gpus) for t in types)
+        within = any(
+            self.quota.within_nominal(job.project_id, t, job.total_gpus) and self.fundable(job, t)
+            for t in types
+        )
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
@@ -140,6 +146,15 @@ class _Cycle:
                 # devices are free, but not for this project: its quota is used up
                 return self.wait(job, PendingReason.QUOTA)
             types = allowed
+        unfunded = False
+        if job.gpus_per_node and job.project_id in self.budgets:
+            fundable = [t for t in types if self.fundable(job, t)]
+            if fundable:
+                types = fundable
+            elif self.budgets[job.project_id].unfunded_ok:
+                unfunded = True  # runs unpaid, so only as a preemptible borrower
+            else:
+                return self.wait(job, PendingReason.BUDGET)
         shadowed = self.shadow is not None and self.shadow.blocks(self.now, job.time_limit_s)
         if shadowed:
             assert self.shadow is not None
@@ -147,7 +162,7 @@ class _Cycle:
         else:
             placement = find(job, self.free, types, reserved)
         if placement is not None:
-            return self.admit(job, placement)
+            return self.admit(job, placement, unfunded=unfunded)
         if shadowed and find(job, self.free, types, reserved) is not None:
             # it would fit, but on what is reserved for the top job's start
             assert self.shadow is not None
@@ -179,18 +194,41 @@ class _Cycle:
                 self.stopped = True
         return self.wait(job, PendingReason.RESOURCES)
 
-    def admit(self, job: PendingJob, placement: Placement) -> None:
+    def fundable(self, job: PendingJob, gpu_type: str) -> bool:
+        """Its project's allocation can hold its worst case on ``gpu_type`` (or the
+        project is not under allocation control)."""
+        budget = self.budgets.get(job.project_id)
+        return budget is None or budget.hold(gpu_type, job.total_gpus, job.time_limit_s) is not None
+
+    def admit(self, job: PendingJob, placement: Placement, *, unfunded: bool = False) -> None:
         gpu_type = placement[0]
         allocations = take(job, self.free, placement)
-        borrowed = False
+        borrowed = unfunded
         if job.gpus_per_node:
-            borrowed = not self.quota.within_nominal(job.project_id, gpu_type, job.total_gpus)
+            borrowed = borrowed or not self.quota.within_nominal(
+                job.project_id, gpu_type, job.total_gpus
+            )
             self.quota.add(job.project_id, gpu_type, job.total_gpus)
+            budget = self.budgets.get(job.project_id)
+            held = (
+                None
+                if unfunded or budget is None
+                else budget.hold(gpu_type, job.total_gpus, job.time_limit_s)
+            )
+            if budget is not None and held is not None:
+                won, secs = held
+                left = dict(budget.gpu_seconds_left)
+                left[gpu_type] -= secs
+                self.budgets[job.project_id] = replace(
+                    budget, won_left=budget.won_left - won, gpu_seconds_left=left
+                )
         self.limits.add(job)
         self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
         for a in allocations:
             self.admitted_on.setdefault(a.node_id, []).append((self.now + job.time_limit_s, a))
-        self.admissions.append(Admission(job.id, gpu_type, allocations, borrowed))
+        self.admissions.append(
+            Admission(job.id, gpu_type, allocations, borrowed, funded=not unfunded)
+        )
 
     def wait(self, job: PendingJob, reason: PendingReason) -> None:
         self.waiting[job.id] = reason

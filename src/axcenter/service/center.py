@@ -7,6 +7,7 @@ one with a temporary data directory and a PostgreSQL or SQLite store.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -25,6 +26,9 @@ __all__ = ["Center"]
 log = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[Callable[[ExitReport], None]], Executor]
+
+#: seconds past the kill grace a run may take to be reported (held with every job)
+HOLD_SLACK_S = 5
 
 #: logical nodes get this much per GPU unless told otherwise (they are not real hardware)
 LOGICAL_CPUS_PER_GPU = 8
@@ -76,6 +80,7 @@ class Center:
             safety_cycle_s=settings.safety_cycle_s,
             config=scheduler_config(settings),
             user_limits=Limits(settings.max_running_jobs_per_user, settings.max_gpus_per_user),
+            hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
         )
 

@@ -199,18 +199,8 @@ class TiresiasPolicy(Policy):
         admissions: list[Admission] = []
         preemptions: list[Preemption] = []
         waiting: dict[str, PendingReason] = {}
-        # running jobs that may be stopped, lowest priority first; jobs already stopping
-        # give their devices back first (and are promised to one waiter only)
-        levels = {r.id: self.level(self.view.attained(r.id, now)) for r in index.jobs.values()}
+        ranked: list[tuple[int, RunningJob]] | None = None  # built on first need
         stopping = list(index.preempting.values())
-        victims_by_rank = sorted(
-            (
-                r
-                for r in index.jobs.values()
-                if not r.preempting and now - r.started_at >= cfg.min_runtime_s
-            ),
-            key=lambda r: (-levels[r.id], -r.started_at, r.id),
-        )
         promised: set[str] = set()
         attempts = misses = 0
         for job in snapshot.queues.get("", ()):
@@ -227,8 +217,16 @@ class TiresiasPolicy(Policy):
             if not (cfg.preemption and job.gpus_per_node) or attempts >= cfg.preempt_max_attempts:
                 continue
             level = self.level(self.view.service(job.id))
-            lower = [r for r in victims_by_rank if levels[r.id] > level and r.id not in promised]
-            candidates = [r for r in stopping if r.id not in promised] + lower
+            if level >= len(self.thresholds) and not stopping:
+                continue  # nothing runs below the last queue
+            if ranked is None:
+                ranked = self._ranked(index.jobs.values(), now)
+            candidates = [r for r in stopping if r.id not in promised]
+            for lv, r in ranked:  # lowest priority first: stop at the job's own queue
+                if lv <= level:
+                    break
+                if r.id not in promised:
+                    candidates.append(r)
             if not candidates:
                 continue
             attempts += 1
@@ -243,6 +241,17 @@ class TiresiasPolicy(Policy):
                         Preemption(victim_id, job.id, f"tiresias: {job.id} is in a higher queue")
                     )
         return Plan(admissions=tuple(admissions), preemptions=tuple(preemptions), waiting=waiting)
+
+    def _ranked(self, running: Iterable[RunningJob], now: float) -> list[tuple[int, RunningJob]]:
+        """Running jobs that may be stopped, with their queue, lowest priority first
+        (highest queue, latest start); jobs already stopping are handled apart."""
+        ranked = [
+            (self.level(self.view.attained(r.id, now)), r)
+            for r in running
+            if not r.preempting and now - r.started_at >= self.config.min_runtime_s
+        ]
+        ranked.sort(key=lambda x: (-x[0], -x[1].started_at, x[1].id))
+        return ranked
 
     @staticmethod
     def _victims(

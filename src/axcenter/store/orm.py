@@ -57,7 +57,11 @@ class Base(DeclarativeBase):
 
 
 class Program(Base):
-    """A funding program: the money behind allocations (budget in integer won)."""
+    """A funding program: the money behind allocations (budget in integer won).
+
+    ``public_share_bp`` is the co-funding rule in basis points: 8000 means the program
+    pays 80% of every charge and the company co-pays 20%.
+    """
 
     __tablename__ = "programs"
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -65,6 +69,8 @@ class Program(Base):
     budget_won: Mapped[int] = mapped_column(BigInteger)
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
+    public_share_bp: Mapped[int] = mapped_column(Integer, default=10000, server_default="10000")
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -103,6 +109,8 @@ class Project(Base):
     fair_share_weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     max_running_jobs: Mapped[int | None]
     max_gpus: Mapped[int | None]
+    objective: Mapped[str] = mapped_column(Text, default="", server_default="")
+    pi_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -210,6 +218,8 @@ class Job(Base):
     pid: Mapped[int | None]
     #: admitted beyond its project's nominal quota, so preemptible
     borrowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: the allocation its current run is charged to (None: unfunded)
+    allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
 
 
 class JobEvent(Base):
@@ -235,3 +245,132 @@ class DeviceLease(Base):
     node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"), primary_key=True)
     device_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+
+
+class AllocationRequest(Base):
+    """A project's request for GPU-hours under a program, and where its review stands.
+
+    ``kind``: new, topup, extension or termination (the last three name the
+    ``allocation_id`` they change). ``items``: GPU-hours per GPU type (integers).
+    """
+
+    __tablename__ = "allocation_requests"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
+    items: Mapped[dict[str, Any]]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    justification: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RequestReviewer(Base):
+    __tablename__ = "request_reviewers"
+    request_id: Mapped[str] = mapped_column(ForeignKey("allocation_requests.id"), primary_key=True)
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+class RequestEvent(Base):
+    """Every step of a request's review, with who, when and why (append-only)."""
+
+    __tablename__ = "request_events"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(ForeignKey("allocation_requests.id"), index=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int | None]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    items: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Allocation(Base):
+    """An approved grant: a project's GPU-hours and won envelope for a time window.
+
+    ``on_exhaustion``: ``stop`` (its jobs wait once the envelope is spent) or
+    ``preemptible`` (they may still run, unfunded, as preemptible borrowers).
+    """
+
+    __tablename__ = "allocations"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(32))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    on_exhaustion: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AllocationItem(Base):
+    """What an allocation grants of one GPU type: GPU-seconds and their price in won."""
+
+    __tablename__ = "allocation_items"
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    gpu_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    won: Mapped[int] = mapped_column(BigInteger)
+
+
+class Price(Base):
+    """Won per GPU-hour of a GPU type from ``effective_from`` on (the price book)."""
+
+    __tablename__ = "prices"
+    __table_args__ = (UniqueConstraint("gpu_type", "effective_from"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    gpu_type: Mapped[str] = mapped_column(String(32))
+    won_per_gpu_hour: Mapped[int] = mapped_column(BigInteger)
+    effective_from: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One movement of money against an allocation (append-only).
+
+    ``hold`` reserves a job's worst case at admission, ``release`` returns it when the
+    run ends, ``charge`` books the rated usage of the run, split into the program's
+    public share and the company's co-pay. Sums per allocation give what is spent and
+    what is held; nothing is ever updated or deleted.
+    """
+
+    __tablename__ = "ledger"
+    __table_args__ = (Index("ix_ledger_allocation", "allocation_id", "kind"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(8))
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"))
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    gpu_type: Mapped[str] = mapped_column(String(32))
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    amount_won: Mapped[int] = mapped_column(BigInteger)
+    public_won: Mapped[int] = mapped_column(BigInteger)
+    copay_won: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """An append-only record of a change to grants, quotas, prices or roles."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime]
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]

@@ -25,8 +25,8 @@ class Policy:
 
 
 def load_policy(session: Session, now: datetime) -> Policy:
-    quotas: dict[str, dict[str, Quota]] = {}
-    for q in session.scalars(select(orm.ProjectQuota)):
+    quotas = _granted_quotas(session, now)
+    for q in session.scalars(select(orm.ProjectQuota)):  # set by operators: they win
         quotas.setdefault(q.project_id, {})[q.gpu_type] = Quota(
             nominal=q.nominal, borrowing_limit=q.borrowing_limit, lending_limit=q.lending_limit
         )
@@ -60,3 +60,29 @@ def load_policy(session: Session, now: datetime) -> Policy:
         )
     )
     return Policy(projects, cohorts, reservations, limits)
+
+
+def _granted_quotas(session: Session, now: datetime) -> dict[str, dict[str, Quota]]:
+    """Nominal quotas from active grants: the GPUs that use the grant's GPU-hours evenly
+    over its window, rounded up (10,000 GPU-hours over 30 days: 14 GPUs)."""
+    nominal: dict[str, dict[str, int]] = {}
+    rows = session.execute(
+        select(
+            orm.Allocation.project_id,
+            orm.Allocation.starts_at,
+            orm.Allocation.ends_at,
+            orm.AllocationItem.gpu_type,
+            orm.AllocationItem.gpu_seconds,
+        )
+        .join(orm.AllocationItem, orm.AllocationItem.allocation_id == orm.Allocation.id)
+        .where(
+            orm.Allocation.status == "active",
+            orm.Allocation.starts_at <= now,
+            orm.Allocation.ends_at > now,
+        )
+    )
+    for project_id, starts, ends, gpu_type, secs in rows:
+        window = max(1, int((ends - starts).total_seconds()))
+        per_type = nominal.setdefault(project_id, {})
+        per_type[gpu_type] = per_type.get(gpu_type, 0) + -(-int(secs) // window)
+    return {p: {t: Quota(nominal=n) for t, n in types.items()} for p, types in nominal.items()}

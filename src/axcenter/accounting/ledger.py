@@ -1,0 +1,259 @@
+"""Holds and charges: how a job's run is paid for, so that concurrent jobs cannot overspend.
+
+At admission the worst case of the run (GPUs x (time limit + grace), at the price in
+force) is *held* on the project's current allocation, inside the transaction that admits
+the job; the hold is refused if the allocation's GPU-hours or won would go below zero.
+When the run ends (finished, failed, cancelled, timed out, preempted or lost) the hold is
+*released* and the measured usage is *charged*, split into the program's public share and
+the company's co-pay. A requeued job is held again at its next admission: every run is
+charged for what it used, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from axcenter.accounting.prices import price_at
+from axcenter.model.money import gpu_seconds, rate, split
+from axcenter.store import orm
+
+__all__ = [
+    "Balance",
+    "InsufficientFunds",
+    "balance",
+    "check_hold",
+    "current_allocation",
+    "hold",
+    "settle",
+    "settle_job",
+]
+
+
+class InsufficientFunds(Exception):
+    """The allocation cannot hold this run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An allocation's envelopes: granted, charged and held (won and GPU-seconds)."""
+
+    granted_won: int
+    charged_won: int
+    held_won: int
+    granted_gpu_seconds: dict[str, int]
+    used_gpu_seconds: dict[str, int]  # charged + held
+
+    @property
+    def won_left(self) -> int:
+        return self.granted_won - self.charged_won - self.held_won
+
+    def gpu_seconds_left(self) -> dict[str, int]:
+        return {
+            t: granted - self.used_gpu_seconds.get(t, 0)
+            for t, granted in self.granted_gpu_seconds.items()
+        }
+
+
+def balance(session: Session, allocation_id: str) -> Balance:
+    items = session.execute(
+        select(
+            orm.AllocationItem.gpu_type, orm.AllocationItem.gpu_seconds, orm.AllocationItem.won
+        ).where(orm.AllocationItem.allocation_id == allocation_id)
+    ).all()
+    sums = session.execute(
+        select(
+            orm.LedgerEntry.kind,
+            orm.LedgerEntry.gpu_type,
+            func.coalesce(func.sum(orm.LedgerEntry.amount_won), 0),
+            func.coalesce(func.sum(orm.LedgerEntry.gpu_seconds), 0),
+        )
+        .where(orm.LedgerEntry.allocation_id == allocation_id)
+        .group_by(orm.LedgerEntry.kind, orm.LedgerEntry.gpu_type)
+    ).all()
+    charged = held = 0
+    used: dict[str, int] = {}
+    for kind, gpu_type, won, secs in sums:
+        sign = -1 if kind == "release" else 1
+        if kind == "charge":
+            charged += int(won)
+        else:
+            held += sign * int(won)
+        used[gpu_type] = used.get(gpu_type, 0) + sign * int(secs)
+    return Balance(
+        granted_won=sum(int(w) for _, _, w in items),
+        charged_won=charged,
+        held_won=held,
+        granted_gpu_seconds={t: int(s) for t, s, _ in items},
+        used_gpu_seconds=used,
+    )
+
+
+def current_allocation(
+    session: Session, project_id: str, gpu_type: str | None, at: datetime
+) -> orm.Allocation | None:
+    """The allocation a project's job started at ``at`` is charged to: the active one
+    whose window holds ``at`` (and that grants ``gpu_type``), ending first."""
+    query = select(orm.Allocation).where(
+        orm.Allocation.project_id == project_id,
+        orm.Allocation.status == "active",
+        orm.Allocation.starts_at <= at,
+        orm.Allocation.ends_at > at,
+    )
+    if gpu_type is not None:
+        query = query.where(
+            orm.Allocation.id.in_(
+                select(orm.AllocationItem.allocation_id).where(
+                    orm.AllocationItem.gpu_type == gpu_type
+                )
+            )
+        )
+    return session.scalars(
+        query.order_by(orm.Allocation.ends_at, orm.Allocation.id).limit(1)
+    ).first()
+
+
+def hold(
+    session: Session,
+    allocation: orm.Allocation,
+    job_id: str,
+    gpu_type: str,
+    gpus: int,
+    seconds: int,
+    at: datetime,
+) -> int:
+    """Hold ``gpus`` x ``seconds`` of ``gpu_type`` for ``job_id``; returns the won held.
+
+    Raises ``InsufficientFunds`` (nothing written) if it does not fit.
+    """
+    won, secs = check_hold(session, allocation, gpu_type, gpus, seconds, at)
+    session.add(_entry(allocation, "hold", job_id, gpu_type, secs, won, at, public_bp=None))
+    return won
+
+
+def check_hold(
+    session: Session,
+    allocation: orm.Allocation,
+    gpu_type: str,
+    gpus: int,
+    seconds: int,
+    at: datetime,
+) -> tuple[int, int]:
+    """(won, GPU-seconds) a hold would take; ``InsufficientFunds`` if it does not fit."""
+    price = price_at(session, gpu_type, at)
+    if price is None:
+        raise InsufficientFunds(f"no price for {gpu_type} in the price book")
+    secs = gpus * seconds
+    won = rate(secs, price)
+    left = balance(session, allocation.id)
+    if won > left.won_left or secs > left.gpu_seconds_left().get(gpu_type, 0):
+        raise InsufficientFunds(
+            f"allocation {allocation.id} cannot hold {won} won / {secs} GPU-seconds"
+        )
+    return won, secs
+
+
+def settle(
+    session: Session,
+    job_id: str,
+    gpus: int,
+    started_at: datetime,
+    ended_at: datetime,
+    at: datetime,
+) -> int | None:
+    """Release the job's open hold and charge what the run used; returns the charge.
+
+    None when the job has no open hold (an unfunded run): nothing is charged.
+    """
+    open_hold = _open_hold(session, job_id)
+    if open_hold is None:
+        return None
+    allocation = session.get(orm.Allocation, open_hold.allocation_id)
+    assert allocation is not None
+    used = gpu_seconds(gpus, max(0.0, (ended_at - started_at).total_seconds()))
+    used = min(used, open_hold.gpu_seconds)  # the hold covers the worst case
+    price = price_at(session, open_hold.gpu_type, started_at) or 0
+    won = min(rate(used, price), open_hold.amount_won)
+    session.add(
+        _entry(
+            allocation,
+            "release",
+            job_id,
+            open_hold.gpu_type,
+            open_hold.gpu_seconds,
+            open_hold.amount_won,
+            at,
+            public_bp=None,
+        )
+    )
+    program = session.get(orm.Program, allocation.program_id)
+    assert program is not None
+    session.add(
+        _entry(
+            allocation,
+            "charge",
+            job_id,
+            open_hold.gpu_type,
+            used,
+            won,
+            at,
+            public_bp=program.public_share_bp,
+        )
+    )
+    return won
+
+
+def settle_job(session: Session, job_id: str, at: datetime) -> int | None:
+    """Settle the run of ``job_id`` that ends at ``at`` (started per its row)."""
+    job = session.get(orm.Job, job_id)
+    if job is None:
+        return None
+    started = job.started_at if job.started_at is not None and job.started_at <= at else at
+    return settle(session, job_id, job.gpus_per_node * job.nodes, started, at, at)
+
+
+def _open_hold(session: Session, job_id: str) -> orm.LedgerEntry | None:
+    holds = session.scalars(
+        select(orm.LedgerEntry)
+        .where(orm.LedgerEntry.job_id == job_id, orm.LedgerEntry.kind == "hold")
+        .order_by(orm.LedgerEntry.id)
+    ).all()
+    releases = (
+        session.scalar(
+            select(func.count()).where(
+                and_(orm.LedgerEntry.job_id == job_id, orm.LedgerEntry.kind == "release")
+            )
+        )
+        or 0
+    )
+    return holds[releases] if len(holds) > releases else None
+
+
+def _entry(
+    allocation: orm.Allocation,
+    kind: str,
+    job_id: str | None,
+    gpu_type: str,
+    secs: int,
+    won: int,
+    at: datetime,
+    *,
+    public_bp: int | None,
+) -> orm.LedgerEntry:
+    public, copay = split(won, public_bp) if public_bp is not None else (0, 0)
+    return orm.LedgerEntry(
+        at=at,
+        kind=kind,
+        allocation_id=allocation.id,
+        program_id=allocation.program_id,
+        project_id=allocation.project_id,
+        job_id=job_id,
+        gpu_type=gpu_type,
+        gpu_seconds=secs,
+        amount_won=won,
+        public_won=public,
+        copay_won=copay,
+    )
