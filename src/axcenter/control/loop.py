@@ -145,7 +145,8 @@ class ControlLoop:
         self._post(_Cancel(job_id))
 
     def policy_changed(self) -> None:
-        """Quotas, cohorts, reservations or limits changed in the store: reload them."""
+        """Quotas, cohorts, reservations, limits, grants or prices changed in the store:
+        reload them (and the budgets they imply)."""
         self._post(_PolicyChanged())
 
     def _on_exit(self, report: ExitReport) -> None:
@@ -208,6 +209,7 @@ class ControlLoop:
                 case _PolicyChanged():
                     with self.store.read() as session:
                         self.state.policy = load_policy(session, utc(self.clock()))
+                        self._refresh_budgets(session, utc(self.clock()))
         now = self.clock()
         ended = self._record_exits(exits)
         if plan:
