@@ -55,6 +55,9 @@ __all__ = ["ControlLoop"]
 
 log = logging.getLogger(__name__)
 
+#: reload policy and budgets at least this often (seconds), events or not
+POLICY_REFRESH_S = 60.0
+
 Policy = Callable[[Snapshot, float], Plan]
 
 _TERMINAL_OUTCOMES = {
@@ -122,6 +125,7 @@ class ControlLoop:
             hold_grace_s=hold_grace_s,
         )
         self.cycles = 0
+        self._policy_loaded_at = clock()
         #: why each job being preempted is stopped, for its preempted event
         self._preempt_reasons: dict[str, str] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
@@ -211,6 +215,10 @@ class ControlLoop:
                         self.state.policy = load_policy(session, utc(self.clock()))
                         self._refresh_budgets(session, utc(self.clock()))
         now = self.clock()
+        if now - self._policy_loaded_at >= POLICY_REFRESH_S:
+            # allocation windows open and close, reservations start and end, with no event
+            self._policy_loaded_at = now
+            self._post(_PolicyChanged())
         ended = self._record_exits(exits)
         if plan:
             self.state.usage.advance(now, self.state.index.held)
