@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: reload policy and budgets at least this often (seconds), events or not
 POLICY_REFRESH_S = 60.0
+#: jobs that may wait in a quick cycle (woken by submissions only) before it ends
+QUICK_DEPTH = 32
 
 Policy = Callable[[Snapshot, float], Plan]
 
@@ -126,6 +128,7 @@ class ControlLoop:
         )
         self.cycles = 0
         self._policy_loaded_at = clock()
+        self._full_next = True  # the first cycle looks at the whole backlog
         #: why each job being preempted is stopped, for its preempted event
         self._preempt_reasons: dict[str, str] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
@@ -179,21 +182,26 @@ class ControlLoop:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.safety_cycle_s)
+            woken = self._wake.wait(self.safety_cycle_s)
             self._wake.clear()
             if self._stopping.is_set():
                 break
             try:
-                self._cycle()
+                self._cycle(timer=not woken)
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
                 self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
 
     # -- one cycle ------------------------------------------------------------------
 
-    def _cycle(self, *, plan: bool = True) -> None:
+    def _cycle(self, *, plan: bool = True, timer: bool = False) -> None:
+        """One cycle. A cycle woken only by submissions is *quick*: nothing was freed, so
+        only the new jobs can start, and the scheduler examines few jobs (Slurm does the
+        same on submit with ``default_queue_depth``); exits, cancels, policy changes and
+        the timer run full cycles."""
         self.cycles += 1
         exits: list[ExitReport] = []
+        full, self._full_next = timer or self._full_next, False
         while True:
             try:
                 message = self._inbox.get_nowait()
@@ -205,12 +213,16 @@ class ControlLoop:
                         self.state.add_pending(job)
                 case _Forget(job_id):
                     self.state.forget(job_id)
+                    full = True
                 case _Cancel(job_id):
+                    full = True
                     if job_id in self.state.running:
                         self.executor.stop(job_id, StopReason.CANCEL, self.kill_grace_s)
                 case _Exited(report):
                     exits.append(report)
+                    full = True
                 case _PolicyChanged():
+                    full = True
                     with self.store.read() as session:
                         self.state.policy = load_policy(session, utc(self.clock()))
                         self._refresh_budgets(session, utc(self.clock()))
@@ -222,9 +234,16 @@ class ControlLoop:
         ended = self._record_exits(exits)
         if plan:
             self.state.usage.advance(now, self.state.index.held)
-            decided = self.policy(self.state.snapshot(), now)
-            self.state.reasons = dict(decided.waiting)
-            self.state.estimates = {e.job_id: e.at for e in decided.estimates}
+            snapshot = self.state.snapshot()
+            if not full:
+                depth = min(snapshot.config.bf_max_job_test, QUICK_DEPTH)
+                snapshot = replace(snapshot, config=replace(snapshot.config, bf_max_job_test=depth))
+            decided = self.policy(snapshot, now)
+            if full:
+                self.state.reasons = dict(decided.waiting)
+                self.state.estimates = {e.job_id: e.at for e in decided.estimates}
+            else:
+                self.state.reasons.update(decided.waiting)
             self._preempt(decided.preemptions)
             admitted = self._apply(decided.admissions, now)
             if admitted:
