@@ -7,6 +7,7 @@ the way clients are made (and replaced in tests) is decided in one place.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -205,6 +206,14 @@ def submit(
     wait_: Annotated[
         bool, typer.Option("--wait", help="Wait for the job and exit like `axc wait`.")
     ] = False,
+    array: Annotated[
+        str | None,
+        typer.Option(
+            "--array",
+            metavar="FIRST-LAST[:STEP]",
+            help="Run one task per index (AXC_ARRAY_INDEX); prints the array id.",
+        ),
+    ] = None,
 ) -> None:
     """Submit a job and print its id (so `JOB=$(axc submit -- ...)` works)."""
     if not command:
@@ -215,7 +224,13 @@ def submit(
         raise typer.Exit(2)
     gpu_types = [t.strip() for item in gpu_type or [] for t in item.split(",") if t.strip()]
     with connect(ctx) as client:
-        job = client.submit_job(
+        submit_ = client.submit_job
+        if array is not None:
+            if wait_:
+                render.print_error("--wait takes one job; wait for array tasks one by one")
+                raise typer.Exit(2)
+            submit_ = functools.partial(client.submit_array, indices=array)
+        job = submit_(
             project=project,
             name=name,
             command=command,
@@ -230,7 +245,7 @@ def submit(
             gpu_types=gpu_types,
             idempotency_key=idempotency_key,
         )
-        typer.echo(job["id"])
+        typer.echo(job.get("array_id") or job["id"])
         if wait_:
             sys.stdout.flush()
             _wait_and_exit(client, str(job["id"]), None)
@@ -275,8 +290,16 @@ def show(
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
-    """Show one job: spec, state and reason, placement, times, exit code, events."""
+    """Show one job (spec, state and reason, placement, times, exit code, events), or an
+    array's tasks per state when given an ``arr_`` id."""
     with connect(ctx) as client:
+        if job_id.startswith("arr_"):
+            view = client.get_array(job_id)
+            if as_json:
+                print_json(view)
+            else:
+                render.out_console().print(render.array_panel(view))
+            return
         job = client.get_job(job_id)
     if as_json:
         print_json(job)
@@ -317,6 +340,11 @@ def cancel(
     with connect(ctx) as client:
         for job_id in job_ids:
             try:
+                if job_id.startswith("arr_"):
+                    view = client.cancel_array(job_id)
+                    counts = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
+                    render.out_console().print(f"{job_id}: {counts}", soft_wrap=True)
+                    continue
                 job = client.cancel_job(job_id)
             except ApiError as exc:
                 if exc.status_code == 0:

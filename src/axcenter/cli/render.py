@@ -334,3 +334,17 @@ def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
     if not nodes:
         return Group(Text("no nodes registered"), line)
     return Group(node_table, Text(""), device_table, Text(""), line)
+
+
+def array_panel(view: Job) -> RenderableType:
+    """``axc show arr_…``: an array's tasks per state."""
+    table = Table(box=None, show_header=True)
+    table.add_column("state")
+    table.add_column("tasks", justify="right")
+    for state, count in sorted(view.get("states", {}).items()):
+        table.add_row(state_text(state), str(count))
+    title = (
+        f"[bold]{escape(str(view.get('array_id')))}[/]  {view.get('tasks')} tasks, "
+        f"indices {view.get('first_index')}-{view.get('last_index')}"
+    )
+    return Panel(table, title=title, title_align="left")

@@ -154,6 +154,18 @@ class Client:
         """
         return self._json("POST", "/jobs", json=_body(fields))
 
+    def submit_array(self, indices: str, **fields: Any) -> JSON:
+        """Submit a job array (one task per index in ``FIRST-LAST[:STEP]``)."""
+        return self._json("POST", "/arrays", json={**_body(fields), "indices": indices})
+
+    def get_array(self, array_id: str, ids: bool = False) -> JSON:
+        """An array's tasks per state (and their job ids with ``ids``)."""
+        return self._json("GET", f"/arrays/{array_id}", params={"ids": ids})
+
+    def cancel_array(self, array_id: str) -> JSON:
+        """Cancel every task of an array that has not ended."""
+        return self._json("POST", f"/arrays/{array_id}/cancel", timeout=self.timeout + 60)
+
     def submit_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JSON]:
         """Submit several jobs in one request (all or nothing, as the server defines it)."""
         body = {"jobs": [_body(job) for job in jobs]}

@@ -446,6 +446,11 @@ class ControlLoop:
             node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
             time_limit_s=row.time_limit_s,
             log_path=str(self.logs_dir / f"{row.id}.log"),
+            extra_env=(
+                {"AXC_ARRAY_ID": row.array_id, "AXC_ARRAY_INDEX": str(row.array_index)}
+                if row.array_id is not None
+                else {}
+            ),
         )
 
 

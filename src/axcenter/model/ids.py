@@ -10,7 +10,22 @@ __all__ = ["PREFIXES", "new_id"]
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 PREFIXES = frozenset(
-    {"job", "prj", "org", "usr", "tok", "nod", "prg", "evt", "coh", "rsv", "req", "alc", "prc"}
+    {
+        "job",
+        "prj",
+        "org",
+        "usr",
+        "tok",
+        "nod",
+        "prg",
+        "evt",
+        "coh",
+        "rsv",
+        "req",
+        "alc",
+        "prc",
+        "arr",
+    }
 )
 
 

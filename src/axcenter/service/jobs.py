@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +62,23 @@ def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Su
     if new:
         center.control.submitted(_pending(j) for j in new)
     return results
+
+
+def new_jobs(
+    center: Center, session: Session, who: Principal, requests: Sequence[JobIn], now: datetime
+) -> list[NewJob]:
+    """Validated jobs for ``requests``, not yet written (no idempotency replay)."""
+    nodes = list(center.control.state.nodes.values())
+    plain = [r.model_copy(update={"idempotency_key": None}) for r in requests]
+    jobs = _prepare(center, session, who, plain, nodes, now)[1]
+    return [
+        replace(j, idempotency_key=r.idempotency_key) for j, r in zip(jobs, requests, strict=True)
+    ]
+
+
+def pending_job(job: NewJob) -> PendingJob:
+    """The scheduler's view of a job just written."""
+    return _pending(job)
 
 
 def _prepare(
@@ -248,6 +265,8 @@ def _transient(job: NewJob, project: str, user: str) -> orm.Job:
         reason=None,
         submitted_at=job.submitted_at,
         attempts=0,
+        array_id=job.array_id,
+        array_index=job.array_index,
     )
 
 
@@ -309,6 +328,8 @@ def _out(
         exit_code=row.exit_code,
         attempts=row.attempts,
         idempotency_key=row.idempotency_key,
+        array_id=row.array_id,
+        array_index=row.array_index,
         borrowed=bool(row.borrowed),
     )
 
@@ -366,6 +387,7 @@ def list_jobs(
     states: Sequence[str] = (),
     project: str | None = None,
     mine: bool = False,
+    array: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[JobOut], str | None]:
@@ -378,6 +400,8 @@ def list_jobs(
         query = query.where(orm.Job.state.in_(list(states)))
     if mine:
         query = query.where(orm.Job.user_id == who.user_id)
+    if array:
+        query = query.where(orm.Job.array_id == array)
     if cursor:
         query = query.where(orm.Job.id < cursor)
     with center.store.read() as session:

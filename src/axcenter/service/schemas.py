@@ -6,39 +6,85 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
+    "AllocationListOut",
+    "AllocationOut",
+    "ApproveIn",
+    "ArrayIn",
+    "ArrayOut",
+    "AssignIn",
+    "AuditListOut",
+    "AuditOut",
+    "BalanceItemOut",
+    "BalanceOut",
+    "BurndownDayOut",
+    "BurndownOut",
     "ClusterOut",
     "CohortIn",
     "CohortListOut",
     "CohortOut",
     "CohortParentIn",
+    "CommentIn",
+    "DecisionIn",
     "DeviceOut",
     "EventOut",
     "JobBatchIn",
     "JobIn",
     "JobListOut",
     "JobOut",
+    "MemberIn",
+    "MemberOut",
     "NodeOut",
+    "OrganizationIn",
+    "OrganizationListOut",
+    "OrganizationOut",
     "PlacementOut",
+    "PriceIn",
+    "PriceListOut",
+    "PriceOut",
+    "ProgramIn",
+    "ProgramListOut",
+    "ProgramOut",
+    "ProgramPatchIn",
     "ProjectCohortIn",
+    "ProjectDetailOut",
+    "ProjectIn",
+    "ProjectInfoListOut",
+    "ProjectInfoOut",
     "ProjectLimitsIn",
     "ProjectListOut",
     "ProjectOut",
+    "ProjectPatchIn",
     "ProjectPolicyOut",
     "QuotaIn",
     "QuotaListOut",
     "QuotaOut",
+    "RequestEventOut",
+    "RequestIn",
+    "RequestListOut",
+    "RequestOut",
     "ReservationIn",
     "ReservationListOut",
     "ReservationNodeIn",
     "ReservationNodeOut",
     "ReservationOut",
+    "ResubmitIn",
+    "ReviewIn",
     "SummaryOut",
+    "TokenIn",
+    "TokenOut",
+    "UsageReportOut",
+    "UsageRowOut",
+    "UserIn",
+    "UserListOut",
+    "UserOut",
+    "UserPatchIn",
     "WhoAmIOut",
 ]
 
@@ -64,6 +110,21 @@ class JobIn(BaseModel):
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     gpu_types: Annotated[list[GpuType], Field(max_length=16)] = []
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class ArrayIn(JobIn):
+    """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``)."""
+
+    indices: Annotated[str, StringConstraints(pattern=r"^\d{1,6}-\d{1,6}(:\d{1,6})?$|^\d{1,6}$")]
+
+
+class ArrayOut(BaseModel):
+    array_id: str
+    tasks: int
+    first_index: int
+    last_index: int
+    states: dict[str, int]  # tasks per state
+    job_ids: list[str] | None = None
 
 
 class JobBatchIn(BaseModel):
@@ -110,6 +171,8 @@ class JobOut(BaseModel):
     exit_code: int | None
     attempts: int
     idempotency_key: str | None
+    array_id: str | None = None
+    array_index: int | None = None
     borrowed: bool = False  # runs beyond its project's nominal quota: may be preempted
     estimated_start: datetime | None = None  # the backfill reservation of a waiting job
     events: list[EventOut] | None = None
@@ -314,3 +377,460 @@ class ReservationOut(BaseModel):
 
 class ReservationListOut(BaseModel):
     items: list[ReservationOut]
+
+
+# -- programs, organizations, people, projects, allocations, prices, audit ----------------
+
+#: display names (programs, organizations): anything printable but slashes (URL segments)
+DisplayName = Annotated[
+    str, StringConstraints(pattern=r"^[^/\x00-\x1f]{1,200}$", strip_whitespace=True)
+]
+LongText = Annotated[str, StringConstraints(max_length=20_000)]
+Won = Annotated[int, Field(ge=0, le=10**15)]
+BasisPoints = Annotated[int, Field(ge=0, le=10_000)]
+#: GPU-hours of one type in a request or an approval (whole hours)
+GpuHours = Annotated[int, Field(ge=1, le=100_000_000)]
+GpuHourItems = Annotated[dict[GpuType, GpuHours], Field(max_length=16)]
+RoleName = Literal["operator", "program_manager", "reviewer", "org_admin", "member"]
+SizeClass = Literal["SME", "mid", "large"]
+RequestKind = Literal["new", "topup", "extension", "termination"]
+OnExhaustion = Literal["stop", "preemptible"]
+WarningLevel = Literal["none", "80%", "100%"]
+
+
+class ProgramIn(BaseModel):
+    """A funding program; ``public_share_bp`` is the public subsidy in basis points
+    (8000: the program pays 80% of every charge, the company co-pays 20%)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayName
+    budget_won: Won
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    public_share_bp: BasisPoints = 10_000
+    description: LongText = ""
+
+
+class ProgramPatchIn(BaseModel):
+    """Fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayName | None = None
+    budget_won: Won | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    public_share_bp: BasisPoints | None = None
+    description: LongText | None = None
+
+
+class ProgramOut(BaseModel):
+    id: str
+    name: str
+    budget_won: int
+    #: won granted by the program's allocations so far
+    allocated_won: int
+    public_share_bp: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+    description: str
+    created_at: datetime
+
+
+class ProgramListOut(BaseModel):
+    items: list[ProgramOut]
+
+
+class OrganizationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayName
+    registration_no: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    size_class: SizeClass | None = None
+    region: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+
+
+class OrganizationOut(BaseModel):
+    id: str
+    name: str
+    registration_no: str | None
+    size_class: str | None
+    region: str | None
+    created_at: datetime
+
+
+class OrganizationListOut(BaseModel):
+    items: list[OrganizationOut]
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=100)] = ""
+
+
+class TokenOut(BaseModel):
+    id: str
+    user: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+    #: the token itself: only in the answer that issues it, never again
+    token: str | None = None
+
+
+class UserIn(BaseModel):
+    """A new user; without ``organization``, the caller's. A first token is issued
+    (and shown once) unless ``token`` is false."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PolicyName
+    organization: DisplayName | None = None
+    role: RoleName = "member"
+    token: bool = True
+
+
+class UserPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName | None = None
+    active: bool | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    organization_id: str
+    organization: str
+    role: str
+    active: bool
+    created_at: datetime
+    #: the user's tokens (never their secrets); only in single-user answers
+    tokens: list[TokenOut] | None = None
+    #: the first token, in the answer that creates the user only
+    token: str | None = None
+
+
+class UserListOut(BaseModel):
+    items: list[UserOut]
+
+
+class ProjectIn(BaseModel):
+    """A project of an organization (default: the caller's) under a program."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PolicyName
+    organization: DisplayName | None = None
+    program: DisplayName | None = None
+    sector: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    objective: LongText = ""
+    #: the principal investigator (a user of the organization); becomes a member
+    pi: PolicyName | None = None
+    members: Annotated[list[PolicyName], Field(max_length=1000)] = []
+
+
+class ProjectPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    program: DisplayName | None = None
+    sector: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    objective: LongText | None = None
+    pi: PolicyName | None = None
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: PolicyName
+
+
+class MemberOut(BaseModel):
+    id: str
+    name: str
+    role: str
+
+
+class ProjectInfoOut(ProjectOut):
+    organization_id: str
+    program: str | None
+    program_id: str | None
+    objective: str
+    pi: str | None
+    created_at: datetime
+
+
+class ProjectInfoListOut(BaseModel):
+    items: list[ProjectInfoOut]
+
+
+class BalanceItemOut(BaseModel):
+    gpu_type: str
+    granted_gpu_seconds: int
+    #: charged and held GPU-seconds
+    used_gpu_seconds: int
+    left_gpu_seconds: int
+    granted_gpu_hours: float
+    left_gpu_hours: float
+
+
+class BalanceOut(BaseModel):
+    """An allocation's envelopes. ``used_fraction`` is that of its most used envelope
+    (won, or the GPU-hours of one type), charges and holds of running jobs counted."""
+
+    granted_won: int
+    charged_won: int
+    held_won: int
+    left_won: int
+    used_fraction: float
+    warning: WarningLevel
+    items: list[BalanceItemOut]
+
+
+class AllocationOut(BaseModel):
+    id: str
+    project: str
+    project_id: str
+    program: str
+    program_id: str
+    request_id: str | None
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    on_exhaustion: str
+    created_at: datetime
+    balance: BalanceOut
+
+
+class AllocationListOut(BaseModel):
+    items: list[AllocationOut]
+
+
+class ProjectDetailOut(ProjectInfoOut):
+    #: empty for callers who may only read the project's basic information
+    members: list[MemberOut]
+    allocations: list[AllocationOut]
+    #: one line per allocation at or above 80% used
+    warnings: list[str]
+
+
+class RequestIn(BaseModel):
+    """A request for GPU-hours per GPU type.
+
+    ``new`` (under ``program``, default the project's) needs ``items`` and a window;
+    ``topup`` (items), ``extension`` (a later ``ends_at``) and ``termination`` name the
+    ``allocation`` they change.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: ProjectRef
+    kind: RequestKind = "new"
+    program: DisplayName | None = None
+    allocation: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    items: GpuHourItems = {}
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    justification: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+class RequestEventOut(BaseModel):
+    at: datetime
+    actor: str
+    actor_id: str
+    action: str
+    score: int | None
+    comment: str
+    items: dict[str, int] | None
+
+
+class RequestOut(BaseModel):
+    id: str
+    project: str
+    project_id: str
+    program: str
+    program_id: str
+    kind: str
+    allocation_id: str | None
+    #: GPU-hours per GPU type
+    items: dict[str, int]
+    starts_at: datetime
+    ends_at: datetime
+    justification: str
+    status: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    reviewers: list[str]
+    #: mean of each reviewer's latest score (None before any review)
+    mean_score: float | None
+    events: list[RequestEventOut] | None = None
+
+
+class RequestListOut(BaseModel):
+    items: list[RequestOut]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reviewers: Annotated[list[PolicyName], Field(min_length=1, max_length=20)]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: LongText = ""
+
+
+class ApproveIn(BaseModel):
+    """Approve, optionally granting less than asked (``items``) or another window;
+    ``on_exhaustion`` says what happens to the project's jobs once the grant is spent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: GpuHourItems | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    on_exhaustion: OnExhaustion = "stop"
+    comment: LongText = ""
+
+
+class DecisionIn(BaseModel):
+    """Reject or return: the reason is required (it is what the applicant reads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+class ResubmitIn(BaseModel):
+    """Resubmit a returned request; fields given replace the request's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: GpuHourItems | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    justification: Annotated[str, StringConstraints(min_length=1, max_length=20_000)] | None = None
+    comment: LongText = ""
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: LongText = ""
+
+
+class PriceIn(BaseModel):
+    """Won per GPU-hour of a GPU type from ``effective_from`` (default now) on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu_type: GpuType
+    won_per_gpu_hour: Annotated[int, Field(ge=0, le=10**9)]
+    effective_from: datetime | None = None
+
+
+class PriceOut(BaseModel):
+    id: str
+    gpu_type: str
+    won_per_gpu_hour: int
+    effective_from: datetime
+    #: the price charged now for this type
+    in_force: bool
+    created_by: str | None
+    created_at: datetime
+
+
+class PriceListOut(BaseModel):
+    items: list[PriceOut]
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str | None
+    actor_id: str | None
+    action: str
+    object_type: str
+    object_id: str
+    details: dict[str, Any]
+
+
+class AuditListOut(BaseModel):
+    items: list[AuditOut]
+    #: pass as ``cursor`` for the next (older) page
+    next_cursor: int | None
+
+
+# -- reports (docs/accounting.md): won are integers, GPU-hours and ratios exact decimals ----
+
+
+class UsageRowOut(BaseModel):
+    """One group of a usage report, or its total (``keys`` all null).
+
+    GPU-hours are GPU-seconds / 3600 rounded half up to 0.001 per row; the total's
+    GPU-hours are the sum of the rows' (the column foots) and its GPU-seconds and won equal
+    the ledger's sums. Decimals are sent as strings so that no digit is lost.
+    """
+
+    keys: dict[str, str | None]
+    granted_gpu_seconds: int
+    granted_gpu_hours: Decimal
+    used_gpu_seconds: int
+    used_gpu_hours: Decimal
+    #: used / granted GPU-seconds, rounded half up to 0.0001 (null: nothing granted)
+    utilization: Decimal | None
+    charged_won: int
+    public_won: int
+    copay_won: int
+    #: charged runs
+    runs: int
+    #: jobs whose latest run started in the period, and their queue waits in seconds
+    jobs: int
+    wait_mean_s: Decimal | None
+    wait_p95_s: Decimal | None
+
+
+class UsageReportOut(BaseModel):
+    group_by: list[str]
+    since: datetime | None
+    until: datetime | None
+    generated_at: datetime
+    rows: list[UsageRowOut]
+    total: UsageRowOut
+
+
+class BurndownDayOut(BaseModel):
+    day: date
+    charged_won: int
+    public_won: int
+    cumulative_charged_won: int
+    cumulative_public_won: int
+    #: budget minus the cumulative won that count against it
+    remaining_won: int
+
+
+class BurndownOut(BaseModel):
+    """A program's budget against its charges, and when it runs out at the current rate."""
+
+    program_id: str
+    program: str
+    budget_won: int
+    granted_won: int
+    charged_won: int
+    public_won: int
+    copay_won: int
+    remaining_won: int
+    #: won per day that count against the budget, averaged over the last 7 days
+    rate_won_per_day: Decimal
+    #: the UTC day the budget runs out at that rate (null: it does not at a zero rate)
+    forecast: date | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    now: datetime
+    days: list[BurndownDayOut]

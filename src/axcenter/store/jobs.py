@@ -43,6 +43,8 @@ class NewJob:
     gpu_types: list[str]
     idempotency_key: str | None
     submitted_at: datetime
+    array_id: str | None = None
+    array_index: int | None = None
 
 
 def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> None:
@@ -72,6 +74,8 @@ def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> None:
                 "reason": None,
                 "submitted_at": j.submitted_at,
                 "attempts": 0,
+                "array_id": j.array_id,
+                "array_index": j.array_index,
             }
             for j in jobs
         ],

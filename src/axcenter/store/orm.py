@@ -218,6 +218,9 @@ class Job(Base):
     pid: Mapped[int | None]
     #: admitted beyond its project's nominal quota, so preemptible
     borrowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: a task of a job array: the array's id and this task's index (AXC_ARRAY_INDEX)
+    array_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    array_index: Mapped[int | None]
     #: the allocation its current run is charged to (None: unfunded)
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
 

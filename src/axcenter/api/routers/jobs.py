@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -9,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.model.jobs import JobState
+from axcenter.service import arrays
 from axcenter.service import jobs as service
-from axcenter.service.schemas import JobBatchIn, JobIn, JobListOut, JobOut
+from axcenter.service.schemas import ArrayIn, ArrayOut, JobBatchIn, JobIn, JobListOut, JobOut
 
 router = APIRouter(tags=["jobs"])
 
@@ -41,11 +43,19 @@ def list_jobs(
     state: Annotated[list[str] | None, Query()] = None,
     project: str | None = None,
     mine: bool = False,
+    array: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobListOut:
     items, next_cursor = service.list_jobs(
-        center, who, states=state or (), project=project, mine=mine, limit=limit, cursor=cursor
+        center,
+        who,
+        states=state or (),
+        project=project,
+        mine=mine,
+        array=array,
+        limit=limit,
+        cursor=cursor,
     )
     return JobListOut(items=items, next_cursor=next_cursor)
 
@@ -98,3 +108,24 @@ def log(
         media_type="text/plain; charset=utf-8",
         headers={"X-Log-Offset": str(next_offset), "X-Job-State": state},
     )
+
+
+@router.post("/arrays", status_code=status.HTTP_201_CREATED)
+def submit_array(body: ArrayIn, center: CenterDep, who: PrincipalDep) -> ArrayOut:
+    """Submit a job array: one job per index, written in one transaction."""
+    return arrays.submit_array(center, who, body)
+
+
+@router.get("/arrays/{array_id}")
+def show_array(array_id: str, center: CenterDep, who: PrincipalDep, ids: bool = False) -> ArrayOut:
+    """Tasks per state (and, with ``ids``, every task's job id in index order)."""
+    return arrays.array_view(center, who, array_id, ids=ids)
+
+
+@router.post("/arrays/{array_id}/cancel")
+async def cancel_array(array_id: str, center: CenterDep, who: PrincipalDep) -> ArrayOut:
+    """Cancel every task that has not ended; answer once the running ones are gone."""
+    stopping = await run_in_threadpool(arrays.cancel_array, center, who, array_id)
+    grace = center.settings.kill_grace_s + 5.0
+    await asyncio.gather(*(_wait(center, who, job_id, grace) for job_id in stopping))
+    return await run_in_threadpool(arrays.array_view, center, who, array_id)

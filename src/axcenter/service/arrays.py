@@ -1,0 +1,168 @@
+"""Job arrays: one spec run once per index, each task scheduled and accounted as a job.
+
+``axc submit --array 0-1999 -- CMD`` makes 2,000 jobs in one transaction, all sharing an
+``arr_…`` id; each task sees its index in ``AXC_ARRAY_INDEX``. Tasks can be listed,
+shown and cancelled one by one, or all at once through the array id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, insert, select, update
+
+from axcenter.model.access import Principal
+from axcenter.model.ids import new_id
+from axcenter.model.jobs import JobState
+from axcenter.service.access import visible_jobs
+from axcenter.service.errors import InvalidInput, NotFound
+from axcenter.service.jobs import cancel, new_jobs, pending_job
+from axcenter.service.schemas import ArrayIn, ArrayOut
+from axcenter.store import orm
+from axcenter.store.jobs import insert_jobs
+from axcenter.store.types import utcnow
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = ["MAX_TASKS", "array_view", "cancel_array", "parse_indices", "submit_array"]
+
+#: tasks in one array (Slurm's MaxArraySize is 1001 by default; centers raise it)
+MAX_TASKS = 100_000
+
+
+def parse_indices(spec: str) -> range:
+    """``"0-1999"``, ``"0-1999:10"`` (every 10th) or ``"7"`` -> the indices."""
+    body, _, step_text = spec.partition(":")
+    first_text, _, last_text = body.partition("-")
+    first = int(first_text)
+    last = int(last_text) if last_text else first
+    step = int(step_text) if step_text else 1
+    if last < first or step < 1:
+        raise InvalidInput("indices", f"{spec!r} is empty: write FIRST-LAST[:STEP], FIRST <= LAST")
+    indices = range(first, last + 1, step)
+    if len(indices) > MAX_TASKS:
+        raise InvalidInput("indices", f"{len(indices)} tasks; an array has at most {MAX_TASKS}")
+    return indices
+
+
+def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
+    """Validate the spec once, then write every task in one transaction."""
+    indices = parse_indices(req.indices)
+    if req.idempotency_key:
+        with center.store.read() as session:
+            earlier = session.scalars(
+                select(orm.Job.array_id).where(
+                    orm.Job.user_id == who.user_id,
+                    orm.Job.idempotency_key == req.idempotency_key,
+                    orm.Job.array_id.is_not(None),
+                )
+            ).first()
+        if earlier:
+            return array_view(center, who, earlier)
+    array_id = new_id("arr")
+    now = utcnow()
+    with center.store.write() as session:
+        [template] = new_jobs(center, session, who, [req], now)
+        tasks = [
+            replace(
+                template,
+                id=template.id if n == 0 else new_id("job"),
+                array_id=array_id,
+                array_index=index,
+                idempotency_key=template.idempotency_key if n == 0 else None,
+                workdir=req.workdir or str((center.settings.jobs_dir / array_id).resolve()),
+            )
+            for n, index in enumerate(indices)
+        ]
+        insert_jobs(session, tasks)
+    center.control.submitted(pending_job(t) for t in tasks)
+    return ArrayOut(
+        array_id=array_id,
+        tasks=len(tasks),
+        first_index=indices[0],
+        last_index=indices[-1],
+        states={JobState.PENDING.value: len(tasks)},
+    )
+
+
+def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = False) -> ArrayOut:
+    with center.store.read() as session:
+        scope = (orm.Job.array_id == array_id) & visible_jobs(who)
+        counts = {
+            state: n
+            for state, n in session.execute(
+                select(orm.Job.state, func.count()).where(scope).group_by(orm.Job.state)
+            ).tuples()
+        }
+        if not counts:
+            raise NotFound(f"no array {array_id!r}")
+        first, last = session.execute(
+            select(func.min(orm.Job.array_index), func.max(orm.Job.array_index)).where(scope)
+        ).one()
+        job_ids = (
+            list(session.scalars(select(orm.Job.id).where(scope).order_by(orm.Job.array_index)))
+            if ids
+            else None
+        )
+    return ArrayOut(
+        array_id=array_id,
+        tasks=sum(counts.values()),
+        first_index=first,
+        last_index=last,
+        states=counts,
+        job_ids=job_ids,
+    )
+
+
+def cancel_array(center: Center, who: Principal, array_id: str) -> list[str]:
+    """Cancel every task still pending in one statement, and stop the running ones;
+    returns the ids of the tasks being stopped (they end once their processes are gone).
+    """
+    array_view(center, who, array_id)  # 404 unless visible
+    now = utcnow()
+    with center.store.write() as session:
+        scope = (orm.Job.array_id == array_id) & visible_jobs(who)
+        pending = list(
+            session.scalars(
+                select(orm.Job.id).where(scope, orm.Job.state == JobState.PENDING.value)
+            )
+        )
+        if pending:
+            session.execute(
+                update(orm.Job)
+                .where(orm.Job.id.in_(pending), orm.Job.state == JobState.PENDING.value)
+                .values(
+                    state=JobState.CANCELLED.value, reason=f"cancelled by {who.name}", ended_at=now
+                )
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                insert(orm.JobEvent),
+                [
+                    {
+                        "job_id": j,
+                        "at": now,
+                        "from_state": JobState.PENDING.value,
+                        "to_state": JobState.CANCELLED.value,
+                        "reason": f"cancelled by {who.name}",
+                    }
+                    for j in pending
+                ],
+            )
+        active = list(
+            session.scalars(
+                select(orm.Job.id).where(
+                    scope,
+                    orm.Job.state.in_(
+                        [JobState.ADMITTED.value, JobState.RUNNING.value, JobState.PREEMPTED.value]
+                    ),
+                )
+            )
+        )
+    for job_id in pending:
+        center.control.forget(job_id)
+    for job_id in active:
+        cancel(center, who, job_id)
+    return active
