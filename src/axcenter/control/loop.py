@@ -201,6 +201,7 @@ class ControlLoop:
         the timer run full cycles."""
         self.cycles += 1
         exits: list[ExitReport] = []
+        new: list[PendingJob] = []
         full, self._full_next = timer or self._full_next, False
         while True:
             try:
@@ -211,6 +212,7 @@ class ControlLoop:
                 case _Submitted(jobs):
                     for job in jobs:
                         self.state.add_pending(job)
+                    new += jobs
                 case _Forget(job_id):
                     self.state.forget(job_id)
                     full = True
@@ -232,7 +234,7 @@ class ControlLoop:
             self._policy_loaded_at = now
             self._post(_PolicyChanged())
         ended = self._record_exits(exits)
-        if plan:
+        if plan and (full or not self.state.cannot_start(new)):
             self.state.usage.advance(now, self.state.index.held)
             snapshot = self.state.snapshot()
             if not full:

@@ -72,6 +72,28 @@ class ClusterState:
             index=self.index,
         )
 
+    def cannot_start(self, jobs: list[PendingJob]) -> bool:
+        """True when none of ``jobs`` (just submitted) could start or reclaim now: every
+        one needs more GPUs than are free, and none is within its project's nominal
+        quota. A quick cycle is then skipped; the next full cycle decides."""
+        free = sum(
+            n.gpu_count - len(self.index.nodes[n.id].devices if n.id in self.index.nodes else ())
+            for n in self.nodes.values()
+            if n.schedulable
+        )
+        for job in jobs:
+            if job.total_gpus <= free:
+                return False
+            spec = self.policy.projects.get(job.project_id)
+            if spec is not None:
+                for gpu_type, quota in spec.quotas.items():
+                    used = self.index.usage.get((job.project_id, gpu_type), 0)
+                    if job.accepts(gpu_type) and used + job.total_gpus <= quota.nominal:
+                        return False
+        for job in jobs:
+            self.reasons.setdefault(job.id, PendingReason.RESOURCES)
+        return True
+
     def reason(self, job_id: str) -> PendingReason | None:
         if job_id not in self.pending:
             return None
