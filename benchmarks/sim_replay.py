@@ -47,8 +47,10 @@ from axcenter.sim.workload import Workload
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 LOAD = 0.7
 GPUS_PER_NODE = 8
-QUICK_JOBS = 2000
-QUICK_SYNTH_JOBS = 20_000
+QUICK_JOBS = 300
+QUICK_SYNTH_JOBS = 5_000
+#: with --quick, only these ITP cluster files (plus the merged slice)
+QUICK_ITP = ("cluster01",)
 
 
 @dataclass
@@ -62,7 +64,7 @@ def assumed_cluster(workload: Workload, name: str, load: float = LOAD) -> Cluste
     jobs = workload.jobs
     window = max(jobs[-1].submit - jobs[0].submit, 1.0)
     offered = sum(j.gpus * j.duration for j in jobs) / window
-    nodes = max(math.ceil(offered / load / GPUS_PER_NODE), max(j.nodes for j in jobs))
+    nodes = max(math.ceil(offered / load / GPUS_PER_NODE), *(j.nodes for j in jobs))
     group = NodeGroup(name="gpu", gpu_type="GPU", gpus_per_node=GPUS_PER_NODE, count=nodes)
     return ClusterSpec(name=f"{name}-assumed", node_groups=[group])
 
@@ -78,6 +80,8 @@ def cases(traces: Path, quick: bool, synth_jobs: int, synth_scale: float) -> Ite
         )
     itp = traces / "microsoft-itp-2021"
     for path in sorted(itp.glob("cluster*.csv")):
+        if quick and path.stem not in QUICK_ITP:
+            continue
         yield Case(f"itp-{path.stem}", lambda path=path: _assumed(path, limit))
     yield Case("itp-all", lambda: _assumed(itp, limit))
     philly = traces / "philly-chronus-mix1" / "trace_job_Philly_MIX1.csv"

@@ -8,7 +8,20 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
-from axcenter.api.routers import cluster, export, jobs, people, policy
+from axcenter.api.routers import (
+    allocations,
+    audit,
+    cluster,
+    export,
+    jobs,
+    organizations,
+    people,
+    policy,
+    prices,
+    programs,
+    projects,
+    reports,
+)
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
 
@@ -24,11 +37,19 @@ def create_app(center: Center) -> FastAPI:
         description="Operating platform of a shared AI computing center.",
     )
     app.state.center = center
+    # before people: its GET /projects (richer, and readable by reviewers) answers
+    app.include_router(projects.router, prefix="/api/v1")
     app.include_router(people.router, prefix="/api/v1")
     app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(cluster.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")
     app.include_router(export.router, prefix="/api/v1")
+    app.include_router(reports.router, prefix="/api/v1")
+    app.include_router(programs.router, prefix="/api/v1")
+    app.include_router(organizations.router, prefix="/api/v1")
+    app.include_router(allocations.router, prefix="/api/v1")
+    app.include_router(prices.router, prefix="/api/v1")
+    app.include_router(audit.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)

@@ -20,7 +20,20 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from axcenter import __version__
-from axcenter.cli import export, jobs, policy, render, sim
+from axcenter.cli import (
+    alloc,
+    export,
+    jobs,
+    orgs,
+    policy,
+    prices,
+    programs,
+    projects,
+    render,
+    reports,
+    sim,
+    users,
+)
 from axcenter.cli.up import up
 from axcenter.client import config
 from axcenter.client.http import ApiError, Client
@@ -196,7 +209,13 @@ app.command("wait")(jobs.wait)
 app.command("up")(up)
 app.add_typer(policy.quota_app, name="quota")
 app.add_typer(policy.cohort_app, name="cohort")
-app.add_typer(policy.project_app, name="project")
+app.add_typer(projects.app, name="project", help="Projects: members, allocations, limits.")
 app.add_typer(policy.reservation_app, name="reservation")
 app.add_typer(export.app, name="export")
+app.add_typer(reports.app, name="report")
 app.add_typer(sim.app, name="sim")
+app.add_typer(programs.app, name="program")
+app.add_typer(orgs.app, name="org")
+app.add_typer(users.app, name="user")
+app.add_typer(alloc.app, name="alloc")
+app.add_typer(prices.app, name="price")

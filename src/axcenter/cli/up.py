@@ -66,6 +66,7 @@ def up(
             credentials.append(operator)
         if demo:
             credentials += load_demo(center.store)
+            center.control.policy_changed()  # the demo's grants and prices, now
         url = f"http://{settings.host}:{settings.port}"
         _announce(console, url, settings, center, credentials)
         server = uvicorn.Server(

@@ -399,6 +399,192 @@ class Client:
         except httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
 
+    # -- reports ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _usage_params(
+        group_by: Iterable[str], since: str | None, until: str | None, fmt: str
+    ) -> list[tuple[str, Any]]:
+        params: list[tuple[str, Any]] = [("group_by", g) for g in group_by]
+        params += [(k, v) for k, v in (("since", since), ("until", until)) if v is not None]
+        params.append(("format", fmt))
+        return params
+
+    def usage_report(
+        self, group_by: Iterable[str] = (), since: str | None = None, until: str | None = None
+    ) -> JSON:
+        """GPU-hours granted and used, won charged and waits per group (``rows``) and their
+        ``total``; GPU-hours and ratios are decimal strings. No ``group_by``: by program."""
+        return self._json(
+            "GET", "/reports/usage", params=self._usage_params(group_by, since, until, "json")
+        )
+
+    def usage_report_csv(
+        self, group_by: Iterable[str] = (), since: str | None = None, until: str | None = None
+    ) -> str:
+        """The same report as CSV text, ending with its ``TOTAL`` row."""
+        params = self._usage_params(group_by, since, until, "csv")
+        return self._send("GET", "/reports/usage", params=params).text
+
+    def burndown(self, program: str) -> JSON:
+        """A program's budget, charges per day and the day its budget runs out."""
+        return self._json("GET", f"/reports/burndown/{self._segment(program)}")
+
+    def burndown_csv(self, program: str) -> str:
+        path = f"/reports/burndown/{self._segment(program)}"
+        return self._send("GET", path, params={"format": "csv"}).text
+
+    # -- programs, organizations, users, projects ---------------------------------------------
+
+    @staticmethod
+    def _query(**params: Any) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if v is not None}
+
+    def list_programs(self) -> list[JSON]:
+        return list(self._json("GET", "/programs").get("items", []))
+
+    def get_program(self, program: str) -> JSON:
+        return self._json("GET", f"/programs/{self._segment(program)}")
+
+    def create_program(self, **fields: Any) -> JSON:
+        """``name``, ``budget_won``, and optionally ``starts_at``/``ends_at`` (ISO-8601),
+        ``public_share_bp`` (basis points) and ``description``."""
+        return self._json("POST", "/programs", json=self._query(**fields))
+
+    def update_program(self, program: str, **fields: Any) -> JSON:
+        return self._json(
+            "PATCH", f"/programs/{self._segment(program)}", json=self._query(**fields)
+        )
+
+    def list_organizations(self) -> list[JSON]:
+        return list(self._json("GET", "/organizations").get("items", []))
+
+    def get_organization(self, organization: str) -> JSON:
+        return self._json("GET", f"/organizations/{self._segment(organization)}")
+
+    def create_organization(self, **fields: Any) -> JSON:
+        return self._json("POST", "/organizations", json=self._query(**fields))
+
+    def list_users(self, organization: str | None = None) -> list[JSON]:
+        params = self._query(organization=organization)
+        return list(self._json("GET", "/users", params=params).get("items", []))
+
+    def get_user(self, user: str) -> JSON:
+        return self._json("GET", f"/users/{self._segment(user)}")
+
+    def create_user(self, **fields: Any) -> JSON:
+        """Create a user; the answer's ``token`` is its first token, shown only here."""
+        return self._json("POST", "/users", json=self._query(**fields))
+
+    def update_user(self, user: str, **fields: Any) -> JSON:
+        return self._json("PATCH", f"/users/{self._segment(user)}", json=self._query(**fields))
+
+    def issue_token(self, user: str, name: str = "") -> JSON:
+        """A new token for ``user``; the answer's ``token`` is the only copy."""
+        return self._json("POST", f"/users/{self._segment(user)}/tokens", json={"name": name})
+
+    def revoke_token(self, token_id: str) -> None:
+        self._send("DELETE", f"/tokens/{self._segment(token_id)}")
+
+    def get_project(self, project: str) -> JSON:
+        return self._json("GET", f"/projects/{self._segment(project)}")
+
+    def create_project(self, **fields: Any) -> JSON:
+        return self._json("POST", "/projects", json=self._query(**fields))
+
+    def add_member(self, project: str, user: str) -> JSON:
+        return self._json(
+            "POST", f"/projects/{self._segment(project)}/members", json={"user": user}
+        )
+
+    def remove_member(self, project: str, user: str) -> None:
+        self._send("DELETE", f"/projects/{self._segment(project)}/members/{self._segment(user)}")
+
+    # -- allocations, prices, audit -----------------------------------------------------------
+
+    def _request_path(self, request_id: str, action: str = "") -> str:
+        return f"/allocation-requests/{self._segment(request_id)}" + (
+            f"/{action}" if action else ""
+        )
+
+    def list_requests(
+        self, project: str | None = None, program: str | None = None, status: str | None = None
+    ) -> list[JSON]:
+        params = self._query(project=project, program=program, status=status)
+        return list(self._json("GET", "/allocation-requests", params=params).get("items", []))
+
+    def get_request(self, request_id: str) -> JSON:
+        return self._json("GET", self._request_path(request_id))
+
+    def create_request(self, **fields: Any) -> JSON:
+        """``project``, ``justification``, ``items`` ({GPU type: GPU-hours}), ``kind``
+        (new, topup, extension, termination), ``allocation``, ``starts_at``, ``ends_at``."""
+        return self._json("POST", "/allocation-requests", json=self._query(**fields))
+
+    def assign_reviewers(self, request_id: str, reviewers: Iterable[str]) -> JSON:
+        return self._json(
+            "POST", self._request_path(request_id, "assign"), json={"reviewers": list(reviewers)}
+        )
+
+    def review_request(self, request_id: str, score: int, comment: str = "") -> JSON:
+        return self._json(
+            "POST",
+            self._request_path(request_id, "review"),
+            json={"score": score, "comment": comment},
+        )
+
+    def approve_request(self, request_id: str, **fields: Any) -> JSON:
+        """Optionally ``items`` (less than asked), ``starts_at``, ``ends_at``,
+        ``on_exhaustion`` (stop or preemptible) and ``comment``."""
+        return self._json(
+            "POST", self._request_path(request_id, "approve"), json=self._query(**fields)
+        )
+
+    def reject_request(self, request_id: str, comment: str) -> JSON:
+        return self._json(
+            "POST", self._request_path(request_id, "reject"), json={"comment": comment}
+        )
+
+    def return_request(self, request_id: str, comment: str) -> JSON:
+        return self._json(
+            "POST", self._request_path(request_id, "return"), json={"comment": comment}
+        )
+
+    def resubmit_request(self, request_id: str, **fields: Any) -> JSON:
+        return self._json(
+            "POST", self._request_path(request_id, "resubmit"), json=self._query(**fields)
+        )
+
+    def withdraw_request(self, request_id: str, comment: str = "") -> JSON:
+        return self._json(
+            "POST", self._request_path(request_id, "withdraw"), json={"comment": comment}
+        )
+
+    def list_allocations(
+        self, project: str | None = None, status: str | None = None, warning: str | None = None
+    ) -> list[JSON]:
+        params = self._query(project=project, status=status, warning=warning)
+        return list(self._json("GET", "/allocations", params=params).get("items", []))
+
+    def get_allocation(self, allocation_id: str) -> JSON:
+        return self._json("GET", f"/allocations/{self._segment(allocation_id)}")
+
+    def list_prices(self, gpu_type: str | None = None) -> list[JSON]:
+        params = self._query(gpu_type=gpu_type)
+        return list(self._json("GET", "/prices", params=params).get("items", []))
+
+    def set_price(
+        self, gpu_type: str, won_per_gpu_hour: int, effective_from: str | None = None
+    ) -> JSON:
+        body = self._query(
+            gpu_type=gpu_type, won_per_gpu_hour=won_per_gpu_hour, effective_from=effective_from
+        )
+        return self._json("POST", "/prices", json=body)
+
+    def list_audit(self, **filters: Any) -> JSON:
+        """One page of the audit log (operators): ``items`` and ``next_cursor``."""
+        return self._json("GET", "/audit", params=self._query(**filters))
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -1,20 +1,32 @@
 """First start: the operator account; with ``--demo``, a small demo center.
 
-The demo is what a visitor needs to see the center work: two funding programs, four
-companies in different industries, a project each, a member with a token per company.
+The demo is what a visitor needs to see the center work: a price book, two co-funded
+programs, a program manager and a reviewer, four companies in different industries with a
+project, an engineer (and token) and an approved allocation each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from axcenter.model.access import Role
-from axcenter.model.ids import new_id
+from axcenter.model.access import Principal, Role
+from axcenter.service import allocations, organizations, programs, projects
+from axcenter.service.schemas import (
+    ApproveIn,
+    OrganizationIn,
+    ProgramIn,
+    ProjectIn,
+    RequestIn,
+    UserIn,
+)
 from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user, issue_token
 from axcenter.store.db import Store
+from axcenter.store.types import utcnow
 
 __all__ = ["DEMO_GPUS", "Credential", "ensure_operator", "load_demo"]
 
@@ -43,10 +55,16 @@ def ensure_operator(store: Store) -> Credential | None:
         return Credential(user.name, Role.OPERATOR.value, org.name, token)
 
 
+# name, budget (won), public share (basis points): 80/20 and 70/30 co-funding
 _PROGRAMS = [
-    ("AX Manufacturing Demonstration 2026", 2_400_000_000),
-    ("AI Healthcare & Energy Transformation 2026", 1_500_000_000),
+    ("AX Manufacturing Demonstration 2026", 2_400_000_000, 8_000),
+    ("AI Healthcare & Energy Transformation 2026", 1_500_000_000, 7_000),
 ]
+#: won per GPU-hour
+_PRICES = {"A100": 2_800, "H100": 4_500}
+#: what each demo project was granted: GPU-hours of one type, for this many days
+_GRANT_HOURS = 2_000
+_GRANT_DAYS = 90
 # company, registration no., size, region, project, sector, program index
 _COMPANIES = [
     ("Hanbit Motors", "134-81-00001", "large", "Gwangju", "hanbit-adas", "automotive", 0),
@@ -64,35 +82,116 @@ _COMPANIES = [
 ]
 
 
+def _operator(session: Session) -> Principal:
+    """The demo is loaded in the operator's name (``ensure_operator`` made one)."""
+    user = session.scalars(
+        select(orm.User)
+        .where(orm.User.role == Role.OPERATOR.value, orm.User.active.is_(True))
+        .order_by(orm.User.created_at)
+        .limit(1)
+    ).first()
+    if user is None:
+        raise RuntimeError("load the demo after ensure_operator: no operator exists")
+    return Principal(user.id, user.name, user.organization_id, Role.OPERATOR)
+
+
+def _account(session: Session, who: Principal, name: str, role: Role, org: str) -> Credential:
+    out = organizations.create_user_tx(
+        session, who, UserIn(name=name, organization=org, role=role.value)
+    )
+    assert out.token is not None
+    return Credential(out.name, role.value, org, out.token)
+
+
 def load_demo(store: Store) -> list[Credential]:
-    """Load the demo center once; returns member credentials (empty if already loaded)."""
+    """Load the demo center once; returns the new accounts' credentials (empty if the
+    demo is there already).
+
+    Everything goes through the service use cases, in the operator's and the program
+    manager's names, so the demo's audit log and review histories are real ones: a price
+    book, two co-funded programs, a program manager and a reviewer, four companies with a
+    project and an engineer each, and per project one reviewed and approved allocation.
+    The control loop picks the grants up at its next policy reload.
+    """
     with store.write() as session:
         if session.scalar(select(func.count()).select_from(orm.Program)):
             return []
-        programs = []
-        for name, budget in _PROGRAMS:
-            program = orm.Program(id=new_id("prg"), name=name, budget_won=budget)
-            session.add(program)
-            programs.append(program)
-        session.flush()
-        credentials = []
-        for company, reg_no, size, region, project_name, sector, program_index in _COMPANIES:
-            org = create_organization(
-                session, company, registration_no=reg_no, size_class=size, region=region
+        operator = _operator(session)
+        ops_org = session.get(orm.Organization, operator.organization_id)
+        assert ops_org is not None
+        now = utcnow()
+        for gpu_type, won in _PRICES.items():
+            programs.set_price_tx(session, operator, gpu_type, won, now)
+        program_names = []
+        for name, budget, public_bp in _PROGRAMS:
+            programs.create_program_tx(
+                session,
+                operator,
+                ProgramIn(
+                    name=name,
+                    budget_won=budget,
+                    public_share_bp=public_bp,
+                    starts_at=now,
+                    ends_at=now + timedelta(days=365),
+                ),
             )
-            project = orm.Project(
-                id=new_id("prj"),
-                name=project_name,
-                organization_id=org.id,
-                program_id=programs[program_index].id,
-                sector=sector,
+            program_names.append(name)
+        credentials = [
+            _account(session, operator, "pm-kim", Role.PROGRAM_MANAGER, ops_org.name),
+            _account(session, operator, "reviewer-lee", Role.REVIEWER, ops_org.name),
+        ]
+        manager = _principal(session, "pm-kim")
+        reviewer = _principal(session, "reviewer-lee")
+        gpu_types = list(_PRICES)
+        for index, (
+            company,
+            reg_no,
+            size,
+            region,
+            project_name,
+            sector,
+            program_index,
+        ) in enumerate(_COMPANIES):
+            organizations.create_organization_tx(
+                session,
+                operator,
+                OrganizationIn(
+                    name=company, registration_no=reg_no, size_class=size, region=region
+                ),
             )
-            session.add(project)
-            session.flush()
-            user = create_user(
-                session, project_name.split("-")[0] + "-engineer", org.id, Role.MEMBER
+            engineer = project_name.split("-")[0] + "-engineer"
+            credentials.append(_account(session, operator, engineer, Role.MEMBER, company))
+            projects.create_project_tx(
+                session,
+                operator,
+                ProjectIn(
+                    name=project_name,
+                    organization=company,
+                    program=program_names[program_index],
+                    sector=sector,
+                    objective=f"{sector} AI on shared GPUs",
+                    pi=engineer,
+                ),
             )
-            session.add(orm.ProjectMember(project_id=project.id, user_id=user.id))
-            token = issue_token(session, user.id, "demo")
-            credentials.append(Credential(user.name, Role.MEMBER.value, company, token))
+            request = allocations.create_request_tx(
+                session,
+                operator,
+                RequestIn(
+                    project=project_name,
+                    items={gpu_types[index % len(gpu_types)]: _GRANT_HOURS},
+                    starts_at=now,
+                    ends_at=now + timedelta(days=_GRANT_DAYS),
+                    justification=f"demo: {_GRANT_HOURS} GPU-hours for {_GRANT_DAYS} days",
+                ),
+            )
+            allocations.assign_tx(session, manager, request.id, [reviewer.name], now)
+            allocations.review_tx(session, reviewer, request.id, 4, "sound plan", now)
+            allocations.approve_tx(
+                session, manager, request.id, ApproveIn(comment="demo grant"), now
+            )
         return credentials
+
+
+def _principal(session: Session, name: str) -> Principal:
+    user = session.scalars(select(orm.User).where(orm.User.name == name)).one()
+    return Principal(user.id, user.name, user.organization_id, Role(user.role))

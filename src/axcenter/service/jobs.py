@@ -19,7 +19,7 @@ from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.model.snapshot import PendingJob
-from axcenter.service.access import submittable_projects, visible_jobs
+from axcenter.service.access import submittable_projects, visible_job_details, visible_jobs
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
@@ -372,7 +372,18 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
             ]
         out = job_out(session, row, reason=_live_reason(center, row), events=history)
         out.estimated_start = _estimate(center, row)
+        if not _details_allowed(session, who, [row.id]):
+            out.env = {}  # may hold another company's secrets
         return out
+
+
+def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> set[str]:
+    """Which of ``job_ids`` ``who`` may read the log and environment of."""
+    if who.role is Role.OPERATOR or not job_ids:
+        return set(job_ids)
+    return set(
+        session.scalars(select(orm.Job.id).where(orm.Job.id.in_(job_ids), visible_job_details(who)))
+    )
 
 
 def job_state(center: Center, who: Principal, job_id: str) -> JobState:
@@ -426,6 +437,7 @@ def list_jobs(
             )
         }
         node_names = {n.id: n.name for n in session.scalars(select(orm.Node))}
+        allowed = _details_allowed(session, who, [r.id for r in rows])
         items = [
             _out(
                 r,
@@ -436,6 +448,9 @@ def list_jobs(
             )
             for r in rows
         ]
+        for item in items:
+            if item.id not in allowed:
+                item.env = {}  # may hold another company's secrets
     return items, (rows[-1].id if more and rows else None)
 
 
@@ -489,6 +504,8 @@ def read_log(
     with center.store.read() as session:
         row = _visible(session, who, job_id)
         state = row.state
+        if not _details_allowed(session, who, [job_id]):
+            raise Forbidden(f"the log of job {job_id} belongs to another organization")
     path = Path(center.settings.logs_dir) / f"{job_id}.log"
     try:
         with path.open("rb") as f:

@@ -31,6 +31,7 @@ from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
 from axcenter.model.quota import ROOT_COHORT
 from axcenter.service.access import visible_projects
+from axcenter.service.audit import record
 from axcenter.service.cluster import HIDDEN
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import (
@@ -177,6 +178,19 @@ def set_quota(
                 row.nominal = nominal
                 row.borrowing_limit = borrowing_limit
                 row.lending_limit = lending_limit
+                record(
+                    session,
+                    who,
+                    "quota.set",
+                    "project",
+                    project.id,
+                    {
+                        "gpu_type": gpu_type,
+                        "nominal": nominal,
+                        "borrowing_limit": borrowing_limit,
+                        "lending_limit": lending_limit,
+                    },
+                )
                 out = _quota_out(row, project, _in_use(center))
             break
         except IntegrityError:
@@ -204,6 +218,7 @@ def delete_quota(center: Center, who: Principal, project_ref: str, gpu_type: str
         if row is None:
             raise NotFound(f"project {project.name} has no {gpu_type} quota")
         session.delete(row)
+        record(session, who, "quota.delete", "project", project.id, {"gpu_type": gpu_type})
     center.control.policy_changed()
 
 

@@ -687,8 +687,13 @@ class ReviewIn(BaseModel):
 
 
 class ApproveIn(BaseModel):
-    """Approve, optionally granting less than asked (``items``) or another window;
-    ``on_exhaustion`` says what happens to the project's jobs once the grant is spent."""
+    """Approve, optionally granting less than asked (``items``: new and top-up requests).
+
+    For a new allocation, ``starts_at``/``ends_at`` may set another window and
+    ``on_exhaustion`` says what happens to the project's jobs once the grant is spent;
+    for an extension, ``ends_at`` may grant a shorter one than asked. Other kinds
+    ignore these fields.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

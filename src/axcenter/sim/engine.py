@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 from sortedcontainers import SortedKeyList
 
 from axcenter.model.cluster import Node, NodeState
@@ -50,23 +49,13 @@ from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched.fairshare import decay
 from axcenter.sim.cluster import ClusterSpec
-from axcenter.sim.metrics import (
-    REJECTED,
-    SUCCEEDED,
-    TIMED_OUT,
-    UNFINISHED,
-    SimResult,
-    Start,
-    size_class,
-    won,
-)
+from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
 from axcenter.sim.policies import POLICIES, PolicyFactory
 from axcenter.sim.workload import TraceJob, Workload
 
 __all__ = ["NodeFailure", "SimOptions", "simulate"]
 
 _DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE = range(6)
-_NAN = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +96,7 @@ class _View:
         return self._e.jobs[self._e.ids[job_id]].duration
 
     def service(self, job_id: str) -> float:
-        return self._e.gpu_s[self._e.ids[job_id]]
+        return self._e.rec.gpu_s[self._e.ids[job_id]]
 
     def attained(self, job_id: str, now: float) -> float:
         r = self._e.index.jobs.get(job_id)
@@ -128,68 +117,42 @@ class _Engine:
         jobs = list(workload.jobs)
         if any(a.submit > b.submit for a, b in itertools.pairwise(jobs)):
             jobs.sort(key=lambda j: j.submit)
-        self.jobs = jobs
-        self.workload, self.policy_name, self.opt, self.progress = (
-            workload,
-            policy_name,
-            options,
-            progress,
-        )
-        n = len(jobs)
+        self.jobs, self.workload, self.policy_name = jobs, workload, policy_name
+        self.opt, self.progress = options, progress
         self.nodes: dict[str, Node] = {node.id: node for node in cluster.nodes()}
         self.node_tuple = tuple(self.nodes.values())
-        self.down: dict[str, int] = {}
+        self.down: dict[str, int] = {}  # node -> overlapping failures
         self.types = tuple(sorted({node.gpu_type for node in self.node_tuple}))
         self.type_ix = {t: i for i, t in enumerate(self.types)}
         self.prices = cluster.prices
-        tenants = sorted({j.tenant for j in jobs} | set(workload.quotas))
-        self.tenants = tuple(tenants)
-        self.tenant_ix = {t: i for i, t in enumerate(tenants)}
+        self.tenants = tuple(sorted({j.tenant for j in jobs} | set(workload.quotas)))
+        self.tenant_ix = {t: i for i, t in enumerate(self.tenants)}
         self.projects = {
             t: QuotaNode(t, quotas={g: Quota(nominal=q) for g, q in quotas.items() if q > 0})
             for t, quotas in workload.quotas.items()
         }
-        self.quota = [sum(workload.quotas.get(t, {}).values()) for t in tenants]
-        self.view = _View(self)
-        self.policy = factory(self.view, options.config)
+        self.policy = factory(_View(self), options.config)
         self.half_life = options.usage_half_life_s or options.config.fair_share_half_life_s
-        # live state: what the control loop's cache holds
+        # what the live loop's cache holds
         self.queues: dict[str, SortedKeyList] = {}
         self.index = RunningIndex()
         self.usage: dict[str, float] = {}
-        self.ids: dict[str, int] = {}  # active job id -> position
+        self.ids: dict[str, int] = {}  # active job id -> position in ``jobs``
         self.specs: dict[int, PendingJob] = {}
+        self.attempt = [0] * len(jobs)  # bumped when a run ends: older events are stale
+        first = jobs[0].submit if jobs else 0.0
+        quota = [sum(workload.quotas.get(t, {}).values()) for t in self.tenants]
+        capacity = sum(node.gpu_count for node in self.node_tuple)
+        self.rec = Recorder(jobs, self.tenants, quota, self.types, capacity, first)
         self.heap: list[tuple[float, int, int, int, int]] = []
-        self.seq = 0
-        # per-job results
-        self.first_start = [_NAN] * n
-        self.end = [_NAN] * n
-        self.state = [UNFINISHED] * n
-        self.gtype = [-1] * n
-        self.preempted = [0] * n
-        self.attempt = [0] * n
-        self.gpu_s = [0.0] * n
-        self.priced = [0.0] * n
-        # totals, timeline and quota-violation integrals
-        self.busy = 0
-        self.busy_t = [0] * len(self.types)
-        self.capacity = sum(node.gpu_count for node in self.node_tuple)
-        self.times: list[float] = []
-        self.rows: list[tuple[int, int, tuple[int, ...]]] = []
-        self.held = [0] * len(tenants)
-        self.waiting = [0] * len(tenants)
-        self.touched = [0.0] * len(tenants)
-        self.violation = [0.0] * len(tenants)
-        self.lost = 0.0
-        self.failure_requeues = self.events = self.cycles = self.done = 0
+        self.seq = self.events = self.cycles = self.done = 0
+        self.failed_nodes: dict[int, str] = {}  # event sequence number -> node name
         self.starts: list[Start] = []
         self.dirty = False
-        self.now = 0.0  # the time being processed
+        self.now = self.usage_at = first
         self.last_cycle = -math.inf
-        self.cycle_at = math.inf  # time of the scheduled coalescing cycle
-        self.usage_at = jobs[0].submit if jobs else 0.0
+        self.cycle_at = math.inf  # when the coalescing cycle is scheduled
         self.fits: dict[tuple[object, ...], bool] = {}
-        self.failed_nodes: dict[int, str] = {}  # event sequence number -> node name
         for f in options.failures:
             if f.node not in self.nodes:
                 raise ValueError(f"failure of unknown node {f.node!r}")
@@ -215,7 +178,7 @@ class _Engine:
 
     def run(self) -> SimResult:
         began = time.perf_counter()
-        jobs, heap, n = self.jobs, self.heap, len(self.jobs)
+        jobs, heap, n, rec = self.jobs, self.heap, len(self.jobs), self.rec
         interval = self.opt.interval_s
         nxt = 0
         step = max(1, n // 100)
@@ -236,7 +199,7 @@ class _Engine:
                 self.events += 1
                 if kind in (_DONE, _STOPPED):
                     if attempt == self.attempt[i]:
-                        self.preempted[i] += kind == _STOPPED
+                        rec.preemptions[i] += kind == _STOPPED
                         self.stop(i, t, requeue=kind == _STOPPED)
                 elif kind == _CYCLE:
                     self.cycle_at = math.inf
@@ -252,16 +215,28 @@ class _Engine:
                 elif self.cycle_at == math.inf:
                     self.cycle_at = self.last_cycle + interval
                     self.push(self.cycle_at, _CYCLE, 0, 0)
-            self.record(t)
+            rec.record(t)
             if self.progress is not None and self.done >= mark:
                 self.progress(self.done / n)
                 mark = (self.done // step + 1) * step
-        return self.result(time.perf_counter() - began)
+        return rec.result(
+            policy=self.policy_name,
+            workload=self.workload.name,
+            seed=self.opt.seed,
+            tenants=self.tenants,
+            gpu_types=self.types,
+            tenant_ix=self.tenant_ix,
+            events=self.events,
+            cycles=self.cycles,
+            wall_s=time.perf_counter() - began,
+            starts=self.starts,
+            notes=self.workload.notes,
+        )
 
     def arrive(self, i: int) -> None:
         tj = self.jobs[i]
         if not self.feasible(tj):
-            self.state[i] = REJECTED
+            self.rec.state[i] = REJECTED
             self.done += 1
             return
         if tj.id in self.ids:
@@ -284,7 +259,7 @@ class _Engine:
         )
         self.ids[tj.id] = i
         self.specs[i] = spec
-        self.enqueue(i, spec)
+        self.enqueue(spec)
 
     def feasible(self, tj: TraceJob) -> bool:
         """Whether the cluster (all nodes up) could ever run the job: what the live submit
@@ -305,28 +280,14 @@ class _Engine:
             ok = self.fits[key] = max(count.values(), default=0) >= tj.nodes
         return ok
 
-    def enqueue(self, i: int, spec: PendingJob) -> None:
+    def enqueue(self, spec: PendingJob) -> None:
         name = self.policy.queue_of(spec)
         queue = self.queues.get(name)
         if queue is None:
             queue = self.queues[name] = SortedKeyList(key=self.policy.queue_key)
         queue.add(spec)
-        self.account(self.tenant_ix[spec.project_id], 0, spec.total_gpus)
+        self.rec.account(self.tenant_ix[spec.project_id], self.now, 0, spec.total_gpus)
         self.dirty = True
-
-    def account(self, ti: int, held: int, waiting: int) -> None:
-        """Change a tenant's held and waiting GPUs, integrating its quota shortfall."""
-        quota = self.quota[ti]
-        if quota:
-            t = self.now
-            if self.waiting[ti] > 0:
-                run = self.held[ti]
-                short = min(quota, run + self.waiting[ti]) - run
-                if short > 0:
-                    self.violation[ti] += short * (t - self.touched[ti])
-            self.touched[ti] = t
-        self.held[ti] += held
-        self.waiting[ti] += waiting
 
     def cycle(self, t: float) -> None:
         self.dirty = False
@@ -344,7 +305,7 @@ class _Engine:
             index=self.index,
         )
         plan = self.policy.plan(snapshot, t)
-        for p in plan.preemptions:
+        for p in plan.preemptions:  # before admissions, as the live loop
             self.preempt(p.job_id, t)
         for a in plan.admissions:
             self.start(a, t)
@@ -368,16 +329,16 @@ class _Engine:
     def start(self, a: Admission, t: float) -> None:
         i = self.ids[a.job_id]
         spec = self.specs[i]
-        held = self.index.nodes
-        for alloc in a.placement:
-            taken = held.get(alloc.node_id)
-            busy = taken is not None and not taken.devices.isdisjoint(alloc.devices)
+        for alloc in a.placement:  # the invariant the live store enforces with leases
+            held = self.index.nodes.get(alloc.node_id)
+            busy = held is not None and not held.devices.isdisjoint(alloc.devices)
             if busy or alloc.node_id in self.down:
                 raise RuntimeError(f"{self.policy_name}: {a.job_id} placed on busy or down devices")
-        queue = self.queues[self.policy.queue_of(spec)]
+        name = self.policy.queue_of(spec)
+        queue = self.queues[name]
         queue.remove(spec)
         if not queue:
-            del self.queues[self.policy.queue_of(spec)]
+            del self.queues[name]
         r = RunningJob(
             id=spec.id,
             project_id=spec.project_id,
@@ -390,22 +351,18 @@ class _Engine:
             borrowed=a.borrowed,
         )
         self.index.add(r)
-        self.account(self.tenant_ix[spec.project_id], r.gpus, -spec.total_gpus)
-        self.busy += r.gpus
-        if a.gpu_type:
-            self.gtype[i] = self.type_ix[a.gpu_type]
-            self.busy_t[self.gtype[i]] += r.gpus
-        if self.first_start[i] != self.first_start[i]:  # NaN: the first start
-            self.first_start[i] = t
+        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -spec.total_gpus)
+        self.rec.started(i, t, r.gpus, self.type_ix.get(a.gpu_type, -1))
         self.push(t + min(self.jobs[i].duration, spec.time_limit_s), _DONE, i, self.attempt[i])
         wake = self.policy.wake_at(r, t)
         if wake is not None and wake > t:
             self.push(wake, _WAKE, 0, 0)
         if self.opt.record_starts:
             where = tuple((x.node_id, x.devices) for x in a.placement)
-            self.starts.append((t, spec.id, a.gpu_type, where))
+            self.starts.append((float(t), spec.id, a.gpu_type, where))
 
     def preempt(self, job_id: str, t: float) -> None:
+        """SIGTERM: the job keeps its devices for the grace period, then exits."""
         r = self.index.jobs.get(job_id)
         if r is None or r.preempting:
             return
@@ -421,99 +378,43 @@ class _Engine:
         r = self.index.remove(spec.id)
         assert r is not None
         ran = (t - r.started_at) * r.gpus
-        self.gpu_s[i] += ran
-        self.priced[i] += ran * self.prices.get(r.gpu_type, 0)
-        self.busy -= r.gpus
-        if r.gpu_type:
-            self.busy_t[self.type_ix[r.gpu_type]] -= r.gpus
+        rec = self.rec
+        rec.stopped(
+            i, ran, self.prices.get(r.gpu_type, 0), r.gpus, self.type_ix.get(r.gpu_type, -1)
+        )
+        rec.account(self.tenant_ix[spec.project_id], t, -r.gpus, 0)
         self.attempt[i] += 1
-        ti = self.tenant_ix[spec.project_id]
-        self.account(ti, -r.gpus, 0)
         self.dirty = True
-        if requeue:
-            self.lost += ran
-            self.enqueue(i, spec)
+        if requeue:  # from scratch, with its original submit time
+            rec.lost += ran
+            self.enqueue(spec)
             return
-        tj = self.jobs[i]
-        self.end[i] = t
-        self.state[i] = TIMED_OUT if tj.duration > spec.time_limit_s else SUCCEEDED
+        rec.end[i] = t
+        rec.state[i] = TIMED_OUT if self.jobs[i].duration > spec.time_limit_s else SUCCEEDED
         del self.specs[i]
         del self.ids[spec.id]
         self.done += 1
 
     def node_event(self, name: str, t: float, failed: bool) -> None:
+        """A failure takes the node down and requeues what ran on it; a repair brings it
+        back once every overlapping failure is repaired."""
         depth = self.down.get(name, 0) + (1 if failed else -1)
         if depth > 0:
             self.down[name] = depth
         else:
             self.down.pop(name, None)
-        up = depth <= 0
         node = self.nodes[name]
-        if node.schedulable != up:
+        if node.schedulable != (depth <= 0):
+            up = depth <= 0
             self.nodes[name] = replace(node, state=NodeState.UP if up else NodeState.DOWN)
             self.node_tuple = tuple(self.nodes.values())
-            self.capacity += node.gpu_count if up else -node.gpu_count
-        if failed:
-            held = self.index.nodes.get(name)
-            for job_id in sorted(held.jobs) if held else ():
-                self.preempted_by_failure(self.ids[job_id], t)
+            self.rec.capacity += node.gpu_count if up else -node.gpu_count
+        held = self.index.nodes.get(name)
+        if failed and held is not None:
+            for job_id in sorted(held.jobs):
+                self.rec.failure_requeues += 1
+                self.stop(self.ids[job_id], t, requeue=True)
         self.dirty = True
-
-    def preempted_by_failure(self, i: int, t: float) -> None:
-        self.failure_requeues += 1
-        self.stop(i, t, requeue=True)
-
-    # -- results --------------------------------------------------------------------
-
-    def record(self, t: float) -> None:
-        row = (self.busy, self.capacity, tuple(self.busy_t))
-        if not self.rows or self.rows[-1] != row:
-            if self.times and self.times[-1] == t:
-                self.rows[-1] = row
-            else:
-                self.times.append(t)
-                self.rows.append(row)
-
-    def result(self, wall_s: float) -> SimResult:
-        self.now = self.times[-1] if self.times else self.now
-        for ti in range(len(self.tenants)):
-            self.account(ti, 0, 0)  # integrate the shortfall up to the end
-        jobs = self.jobs
-        gpus = np.fromiter((j.gpus for j in jobs), np.int64, len(jobs))
-        rows = self.rows or [(0, self.capacity, tuple(self.busy_t))]
-        width = len(self.types)
-        return SimResult(
-            policy=self.policy_name,
-            workload=self.workload.name,
-            seed=self.opt.seed,
-            tenants=self.tenants,
-            gpu_types=self.types,
-            ids=tuple(j.id for j in jobs),
-            submit=np.fromiter((j.submit for j in jobs), np.float64, len(jobs)),
-            first_start=np.array(self.first_start, dtype=np.float64),
-            end=np.array(self.end, dtype=np.float64),
-            gpus=gpus,
-            tenant=np.fromiter((self.tenant_ix[j.tenant] for j in jobs), np.int64, len(jobs)),
-            size_class=np.fromiter((size_class(g) for g in gpus.tolist()), np.int64, len(jobs)),
-            gpu_type=np.array(self.gtype, dtype=np.int64),
-            preemptions=np.array(self.preempted, dtype=np.int64),
-            state=np.array(self.state, dtype=np.int64),
-            gpu_seconds=np.array(self.gpu_s, dtype=np.float64),
-            cost_won=np.fromiter((won(p) for p in self.priced), np.int64, len(jobs)),
-            times=np.array(self.times or [self.usage_at], dtype=np.float64),
-            busy=np.array([r[0] for r in rows], dtype=np.int64),
-            busy_by_type=np.array([r[2] for r in rows], dtype=np.int64).reshape(-1, width),
-            capacity=np.array([r[1] for r in rows], dtype=np.int64),
-            quota=np.array(self.quota, dtype=np.int64),
-            quota_violation_gpu_s=np.array(self.violation, dtype=np.float64),
-            lost_gpu_s=self.lost,
-            failure_requeues=self.failure_requeues,
-            events=self.events,
-            cycles=self.cycles,
-            wall_s=wall_s,
-            starts=self.starts,
-            notes=tuple(self.workload.notes),
-        )
 
 
 def simulate(
@@ -533,8 +434,7 @@ def simulate(
         factory, name = POLICIES[policy], policy
     else:
         factory, name = policy, getattr(policy, "name", "custom")
-    engine = _Engine(workload, cluster, factory, name, options, progress)
-    result = engine.run()
+    result = _Engine(workload, cluster, factory, name, options, progress).run()
     if progress is not None:
         progress(1.0)
     return result

@@ -36,9 +36,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from axcenter.sim.workload import TraceJob
+
 __all__ = [
     "SIZE_CLASSES",
     "STATES",
+    "Recorder",
     "SimResult",
     "Start",
     "jain_index",
@@ -226,3 +229,137 @@ class SimResult:
             "cycles": self.cycles,
             "wall_s": self.wall_s,
         }
+
+
+class Recorder:
+    """The facts a run leaves behind, filled in by the engine as events happen.
+
+    Per-job lists are preallocated (index = position in the time-sorted workload); the
+    timeline gets one row per distinct time at which busy or up GPUs changed; the quota
+    shortfall is integrated lazily, per tenant, whenever that tenant's held or waiting
+    GPUs change, so the cost is O(1) per change whatever the number of tenants.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[TraceJob],
+        tenants: Sequence[str],
+        quota: Sequence[int],
+        gpu_types: Sequence[str],
+        capacity: int,
+        start: float,
+    ) -> None:
+        n = len(jobs)
+        self.jobs = jobs
+        self.first_start = [math.nan] * n
+        self.end = [math.nan] * n
+        self.state = [UNFINISHED] * n
+        self.gpu_type = [-1] * n
+        self.preemptions = [0] * n
+        self.gpu_s = [0.0] * n  # delivered GPU-seconds so far, all runs
+        self.priced = [0.0] * n  # GPU-seconds x won per GPU-hour
+        self.busy = 0
+        self.busy_t = [0] * len(gpu_types)
+        self.capacity = capacity
+        self.times: list[float] = []
+        self.rows: list[tuple[int, int, tuple[int, ...]]] = []
+        self.quota = list(quota)
+        self.held = [0] * len(tenants)
+        self.waiting = [0] * len(tenants)
+        self.touched = [start] * len(tenants)
+        self.violation = [0.0] * len(tenants)
+        self.lost = 0.0
+        self.failure_requeues = 0
+        self.start = start
+
+    def started(self, i: int, t: float, gpus: int, gpu_type: int) -> None:
+        if self.first_start[i] != self.first_start[i]:  # NaN: its first start
+            self.first_start[i] = t
+        self.busy += gpus
+        if gpu_type >= 0:
+            self.gpu_type[i] = gpu_type
+            self.busy_t[gpu_type] += gpus
+
+    def stopped(self, i: int, gpu_seconds: float, price: int, gpus: int, gpu_type: int) -> None:
+        self.gpu_s[i] += gpu_seconds
+        self.priced[i] += gpu_seconds * price
+        self.busy -= gpus
+        if gpu_type >= 0:
+            self.busy_t[gpu_type] -= gpus
+
+    def account(self, ti: int, t: float, held: int, waiting: int) -> None:
+        """A tenant's held and waiting GPUs change at ``t``: integrate its shortfall."""
+        quota = self.quota[ti]
+        if quota:
+            if self.waiting[ti] > 0:
+                run = self.held[ti]
+                short = min(quota, run + self.waiting[ti]) - run
+                if short > 0:
+                    self.violation[ti] += short * (t - self.touched[ti])
+            self.touched[ti] = t
+        self.held[ti] += held
+        self.waiting[ti] += waiting
+
+    def record(self, t: float) -> None:
+        row = (self.busy, self.capacity, tuple(self.busy_t))
+        if self.rows and self.rows[-1] == row:
+            return
+        if self.times and self.times[-1] == t:
+            self.rows[-1] = row
+        else:
+            self.times.append(t)
+            self.rows.append(row)
+
+    def result(
+        self,
+        *,
+        policy: str,
+        workload: str,
+        seed: int,
+        tenants: Sequence[str],
+        gpu_types: Sequence[str],
+        tenant_ix: Mapping[str, int],
+        events: int,
+        cycles: int,
+        wall_s: float,
+        starts: list[Start],
+        notes: Sequence[str],
+    ) -> SimResult:
+        end = self.times[-1] if self.times else self.start
+        for ti in range(len(tenants)):
+            self.account(ti, end, 0, 0)  # integrate the shortfall up to the end
+        jobs, n = self.jobs, len(self.jobs)
+        gpus = np.fromiter((j.gpus for j in jobs), np.int64, n)
+        rows = self.rows or [(0, self.capacity, tuple(self.busy_t))]
+        return SimResult(
+            policy=policy,
+            workload=workload,
+            seed=seed,
+            tenants=tuple(tenants),
+            gpu_types=tuple(gpu_types),
+            ids=tuple(j.id for j in jobs),
+            submit=np.fromiter((j.submit for j in jobs), np.float64, n),
+            first_start=np.array(self.first_start, dtype=np.float64),
+            end=np.array(self.end, dtype=np.float64),
+            gpus=gpus,
+            tenant=np.fromiter((tenant_ix[j.tenant] for j in jobs), np.int64, n),
+            size_class=np.fromiter((size_class(g) for g in gpus.tolist()), np.int64, n),
+            gpu_type=np.array(self.gpu_type, dtype=np.int64),
+            preemptions=np.array(self.preemptions, dtype=np.int64),
+            state=np.array(self.state, dtype=np.int64),
+            gpu_seconds=np.array(self.gpu_s, dtype=np.float64),
+            cost_won=np.fromiter((won(p) for p in self.priced), np.int64, n),
+            times=np.array(self.times or [self.start], dtype=np.float64),
+            busy=np.array([r[0] for r in rows], dtype=np.int64),
+            busy_by_type=np.array([r[2] for r in rows], dtype=np.int64).reshape(-1, len(gpu_types)),
+            capacity=np.array([r[1] for r in rows], dtype=np.int64),
+            quota=np.array(self.quota, dtype=np.int64),
+            quota_violation_gpu_s=np.array(self.violation, dtype=np.float64),
+            lost_gpu_s=self.lost,
+            failure_requeues=self.failure_requeues,
+            events=events,
+            cycles=cycles,
+            wall_s=wall_s,
+            starts=starts,
+            notes=tuple(notes),
+        )

@@ -1,0 +1,474 @@
+"""Usage reports and program burn-downs, aggregated in SQL from the ledger, grants and jobs.
+
+A ministry audits these figures, so they come from the same ledger the scheduler spends
+from and follow the rules of docs/accounting.md:
+
+- won are integers; every additive column of the total row is the sum of the rows, and the
+  won and GPU-second totals equal the sums of the ledger's charges in the period;
+- GPU-hours are GPU-seconds / 3600 rounded half up to 0.001 per row (the total row adds
+  the rounded rows, so the column foots); the exact integer GPU-seconds travel alongside;
+- a grant accrues evenly over its allocation's window: the part in ``[a, b)`` is
+  ``share(b) - share(a)`` with ``share`` rounded half up, so the parts of consecutive
+  months add up exactly to the part of the whole period, whatever the grouping.
+
+Charges and waits are grouped by the database (a GROUP BY, and window functions for the
+95th percentile), so no ledger or job row leaves it; grants are few (one row per
+allocation and GPU type) and are prorated here. ``scope`` restricts every figure to the
+projects a caller may see.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy.orm import Session
+
+from axcenter.store import orm
+
+__all__ = [
+    "DIMENSIONS",
+    "RATE_WINDOW_DAYS",
+    "Burndown",
+    "BurndownDay",
+    "Report",
+    "ReportRow",
+    "Scope",
+    "burndown",
+    "gpu_hours",
+    "month_starts",
+    "prorated",
+    "usage_report",
+    "utilization",
+]
+
+#: what a usage report may be grouped by (``month``: calendar month in UTC, ``YYYY-MM``)
+DIMENSIONS = (
+    "program",
+    "organization",
+    "project",
+    "sector",
+    "size_class",
+    "region",
+    "gpu_type",
+    "month",
+)
+#: the window of the burn-down's current rate
+RATE_WINDOW_DAYS = 7
+
+#: a clause on ``orm.Project``, a set of project ids, or None for every project
+Scope = ColumnElement[bool] | Collection[str] | None
+Key = tuple[str | None, ...]
+
+_US = timedelta(microseconds=1)
+#: the columns the ledger's charges give, and all that add up (the total row's sums)
+_CHARGE_FIELDS = ("used_gpu_seconds", "charged_won", "public_won", "copay_won", "runs")
+_ADDITIVE = ("granted_gpu_seconds", *_CHARGE_FIELDS, "jobs")
+
+
+def gpu_hours(gpu_secs: int) -> Decimal:
+    """GPU-seconds as GPU-hours, rounded half up to 0.001 (exact integer arithmetic)."""
+    return Decimal((2 * gpu_secs * 1000 + 3600) // 7200).scaleb(-3)
+
+
+def utilization(used_secs: int, granted_secs: int) -> Decimal | None:
+    """used / granted rounded half up to 0.0001; None when nothing was granted."""
+    if granted_secs <= 0:
+        return None
+    return Decimal((2 * used_secs * 10_000 + granted_secs) // (2 * granted_secs)).scaleb(-4)
+
+
+def prorated(total: int, start: datetime, end: datetime, at: datetime) -> int:
+    """The part of ``total`` accrued by ``at`` when it accrues evenly over ``[start, end)``,
+    rounded half up. Differences of these shares telescope, so parts never lose a unit."""
+    if at <= start:
+        return 0
+    if at >= end:
+        return total
+    span, done = (end - start) // _US, (at - start) // _US
+    return (2 * total * done + span) // (2 * span)
+
+
+def month_starts(start: datetime, end: datetime) -> list[datetime]:
+    """Starts (UTC) of the calendar months that ``[start, end)`` touches."""
+    at = start.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    while at < end:
+        out.append(at)
+        at = _next_month(at)
+    return out
+
+
+def _next_month(at: datetime) -> datetime:
+    return (
+        at.replace(year=at.year + 1, month=1) if at.month == 12 else at.replace(month=at.month + 1)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One group of a usage report (or the total row, whose ``keys`` are all None)."""
+
+    keys: Key
+    granted_gpu_seconds: int = 0
+    used_gpu_seconds: int = 0
+    charged_won: int = 0
+    public_won: int = 0
+    copay_won: int = 0
+    runs: int = 0  # charged runs (one charge per run)
+    jobs: int = 0  # jobs whose latest run started in the period (the waits' population)
+    granted_gpu_hours: Decimal = Decimal("0.000")
+    used_gpu_hours: Decimal = Decimal("0.000")
+    utilization: Decimal | None = None
+    wait_mean_s: Decimal | None = None  # seconds, rounded half up to 0.1
+    wait_p95_s: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    group_by: tuple[str, ...]
+    since: datetime | None
+    until: datetime | None
+    rows: tuple[ReportRow, ...]
+    total: ReportRow
+
+
+Waits = dict[Key, tuple[int, Decimal | None, Decimal | None]]
+
+
+def usage_report(
+    session: Session,
+    group_by: Sequence[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    scope: Scope = None,
+) -> Report:
+    """Granted vs used GPU-hours, won charged, runs and waits per group in ``[since, until)``.
+
+    A charge falls in the period (and month) of its ledger time ``at``; a job's wait
+    (``started_at - submitted_at``) in those of its ``started_at``.
+    """
+    dims = tuple(group_by)
+    if any(d not in DIMENSIONS for d in dims) or len(set(dims)) != len(dims):
+        raise ValueError(f"group_by must name distinct dimensions of {', '.join(DIMENSIONS)}")
+    where = _scope_clause(scope)
+    acc: defaultdict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_ADDITIVE, 0))
+    _add_grants(session, dims, since, until, where, acc)
+    _add_charges(session, dims, since, until, where, acc)
+    waits = _waits(session, dims, since, until, where)
+    for key, (jobs, _, _) in waits.items():
+        acc[key]["jobs"] = jobs
+    rows = tuple(
+        ReportRow(
+            key,
+            **sums,
+            granted_gpu_hours=gpu_hours(sums["granted_gpu_seconds"]),
+            used_gpu_hours=gpu_hours(sums["used_gpu_seconds"]),
+            utilization=utilization(sums["used_gpu_seconds"], sums["granted_gpu_seconds"]),
+            wait_mean_s=waits.get(key, (0, None, None))[1],
+            wait_p95_s=waits.get(key, (0, None, None))[2],
+        )
+        for key, sums in sorted(acc.items(), key=lambda kv: _order(kv[0]))
+    )
+    totals = {f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE}
+    _, mean, p95 = _waits(session, (), since, until, where).get((), (0, None, None))
+    total = ReportRow(
+        (None,) * len(dims),
+        **totals,
+        granted_gpu_hours=sum((r.granted_gpu_hours for r in rows), Decimal("0.000")),
+        used_gpu_hours=sum((r.used_gpu_hours for r in rows), Decimal("0.000")),
+        utilization=utilization(totals["used_gpu_seconds"], totals["granted_gpu_seconds"]),
+        wait_mean_s=mean,
+        wait_p95_s=p95,
+    )
+    return Report(group_by=dims, since=since, until=until, rows=rows, total=total)
+
+
+def _order(key: Key) -> tuple[tuple[int, str], ...]:
+    return tuple((1, "") if k is None else (0, k) for k in key)
+
+
+def _scope_clause(scope: Scope) -> ColumnElement[bool]:
+    if scope is None:
+        return true()
+    if isinstance(scope, ColumnElement):
+        return scope
+    return orm.Project.id.in_(sorted(scope))
+
+
+def _period(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    """``since <= column < until``, either bound optional."""
+    clauses = [] if since is None else [column >= since]
+    return clauses if until is None else [*clauses, column < until]
+
+
+def _utc_text(session: Session, column: Any, pattern: str) -> ColumnElement[str]:
+    """A UTC timestamp column as text (``pattern`` in strftime terms: %Y-%m[-%d])."""
+    if session.get_bind().dialect.name == "postgresql":
+        pg = pattern.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+        return func.to_char(func.timezone("UTC", column), pg)
+    return func.strftime(pattern, column)  # SQLite stores naive UTC
+
+
+def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def _dims(session: Session, dims: Sequence[str], gpu_type: Any, at: Any) -> list[Any]:
+    """The SQL expression of each dimension, for a query joined to project, organization
+    and program (``gpu_type`` and ``at`` are the source's own columns)."""
+    columns = {
+        "program": orm.Program.name,
+        "organization": orm.Organization.name,
+        "project": orm.Project.name,
+        "sector": orm.Project.sector,
+        "size_class": orm.Organization.size_class,
+        "region": orm.Organization.region,
+        "gpu_type": gpu_type,
+    }
+    return [_utc_text(session, at, "%Y-%m") if d == "month" else columns[d] for d in dims]
+
+
+def _joined(query: Select[Any], project_id: Any, program_id: Any) -> Select[Any]:
+    return (
+        query.join(orm.Project, orm.Project.id == project_id)
+        .join(orm.Organization, orm.Organization.id == orm.Project.organization_id)
+        .outerjoin(orm.Program, orm.Program.id == program_id)
+    )
+
+
+def _add_grants(
+    session: Session,
+    dims: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    where: ColumnElement[bool],
+    acc: defaultdict[Key, dict[str, int]],
+) -> None:
+    """Each allocation item's grant prorated to the period (and to each month).
+
+    Items are prorated one by one, so every grouping sums the same parts."""
+    plain = [d for d in dims if d != "month"]
+    query = _joined(
+        select(
+            *_dims(session, plain, orm.AllocationItem.gpu_type, None),
+            orm.Allocation.starts_at,
+            orm.Allocation.ends_at,
+            orm.AllocationItem.gpu_seconds,
+        )
+        .select_from(orm.AllocationItem)
+        .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id),
+        orm.Allocation.project_id,
+        orm.Allocation.program_id,
+    ).where(where, *_period(orm.Allocation.ends_at, since, None))
+    if until is not None:
+        query = query.where(orm.Allocation.starts_at < until)
+    for *values, starts, ends, secs in session.execute(query):
+        lo = max(starts, since) if since is not None else starts
+        hi = min(ends, until) if until is not None else ends
+        cuts: list[tuple[datetime, datetime, str | None]] = [(lo, hi, None)]
+        if "month" in dims:
+            cuts = [
+                (max(m, lo), min(_next_month(m), hi), f"{m:%Y-%m}") for m in month_starts(lo, hi)
+            ]
+        for a, b, month in cuts:
+            part = prorated(int(secs), starts, ends, b) - prorated(int(secs), starts, ends, a)
+            if part:
+                it = iter(values)
+                key = tuple(month if d == "month" else next(it) for d in dims)
+                acc[key]["granted_gpu_seconds"] += part
+
+
+def _add_charges(
+    session: Session,
+    dims: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    where: ColumnElement[bool],
+    acc: defaultdict[Key, dict[str, int]],
+) -> None:
+    entry = orm.LedgerEntry
+    cols = _dims(session, dims, entry.gpu_type, entry.at)
+    sums = (entry.gpu_seconds, entry.amount_won, entry.public_won, entry.copay_won)
+    query = _joined(
+        select(*cols, *(func.sum(c) for c in sums), func.count()).select_from(entry),
+        entry.project_id,
+        entry.program_id,
+    ).where(entry.kind == "charge", where, *_period(entry.at, since, until))
+    for *values, secs, won, public, copay, runs in session.execute(query.group_by(*cols)):
+        if runs:
+            row = acc[tuple(values)]
+            for name, value in zip(_CHARGE_FIELDS, (secs, won, public, copay, runs), strict=True):
+                row[name] += int(value)
+
+
+def _waits(
+    session: Session,
+    dims: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    where: ColumnElement[bool],
+) -> Waits:
+    """(jobs, mean wait, 95th percentile wait) per group of the jobs started in the period.
+
+    One query: window functions number each group's waits in order and count and average
+    them; the row of nearest rank ``ceil(0.95 n)`` carries the group's figures.
+    """
+    job = orm.Job
+    cols = _dims(session, dims, job.gpu_type, job.started_at)
+    wait = _seconds_between(session, job.submitted_at, job.started_at)
+    part = cols or None
+    query = select(
+        *[c.label(f"k{i}") for i, c in enumerate(cols)],
+        wait.label("wait"),
+        func.row_number().over(partition_by=part, order_by=wait).label("rn"),
+        func.count().over(partition_by=part).label("n"),
+        func.avg(wait).over(partition_by=part).label("mean"),
+    ).select_from(job)
+    query = query.outerjoin(orm.Allocation, orm.Allocation.id == job.allocation_id)
+    program_id = func.coalesce(orm.Allocation.program_id, orm.Project.program_id)
+    ranked = (
+        _joined(query, job.project_id, program_id)
+        .where(job.started_at.is_not(None), where, *_period(job.started_at, since, until))
+        .subquery()
+    )
+    picked = select(
+        *[ranked.c[f"k{i}"] for i in range(len(cols))], ranked.c.n, ranked.c.mean, ranked.c.wait
+    ).where(ranked.c.rn == (ranked.c.n * 95 + 99) // 100)
+    return {
+        tuple(values): (int(n), _tenths(mean), _tenths(p95))
+        for *values, n, mean, p95 in session.execute(picked)
+    }
+
+
+def _tenths(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(repr(float(value))).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
+# -- burn-down ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BurndownDay:
+    """Charges booked on one UTC day and the running totals at its end."""
+
+    day: date
+    charged_won: int
+    public_won: int
+    cumulative_charged_won: int
+    cumulative_public_won: int
+    remaining_won: int  # budget - cumulative charged won
+
+
+@dataclass(frozen=True, slots=True)
+class Burndown:
+    """A program's budget against what it has paid, and when it runs out at the current rate.
+
+    The budget caps the won the program grants (``service.programs``: grants may not
+    exceed it), and grants are spent by whole charges, so the budget burns by charged won;
+    the public and co-pay parts say who pays. ``rate_won_per_day`` is the won charged in the
+    last ``RATE_WINDOW_DAYS`` days divided by that many days; ``forecast`` is the UTC day
+    on which the remaining budget is used up at that rate (None: the rate is zero, or the
+    day is past the year 9999), or the day it was used up if that already happened.
+    """
+
+    program_id: str
+    program: str
+    budget_won: int
+    granted_won: int
+    charged_won: int
+    public_won: int
+    copay_won: int
+    remaining_won: int
+    rate_won_per_day: Decimal
+    forecast: date | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    now: datetime
+    days: tuple[BurndownDay, ...]
+
+
+def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
+    """The burn-down of ``program_id`` up to ``now`` (charges booked at or before it), one
+    day per UTC day from the program's start (or its first charge) to ``now``."""
+    program = session.get(orm.Program, program_id)
+    if program is None:
+        raise LookupError(program_id)
+    entry = orm.LedgerEntry
+    charges = (entry.program_id == program_id, entry.kind == "charge", entry.at <= now)
+    granted = session.scalar(
+        select(func.coalesce(func.sum(orm.AllocationItem.won), 0))
+        .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id)
+        .where(orm.Allocation.program_id == program_id)
+    )
+    day = _utc_text(session, entry.at, "%Y-%m-%d")
+    booked = {
+        date.fromisoformat(str(d)[:10]): (int(won), int(public))
+        for d, won, public in session.execute(
+            select(day, func.sum(entry.amount_won), func.sum(entry.public_won))
+            .where(*charges)
+            .group_by(day)
+        )
+    }
+    today = now.astimezone(UTC).date()
+    first = min(booked, default=today)
+    if program.starts_at is not None:
+        first = min(first, program.starts_at.astimezone(UTC).date())
+    days: list[BurndownDay] = []
+    charged = public = 0
+    crossed: date | None = None
+    for n in range((today - first).days + 1):
+        d = first + timedelta(days=n)
+        won, pub = booked.get(d, (0, 0))
+        charged, public = charged + won, public + pub
+        if crossed is None and charged >= program.budget_won:
+            crossed = d
+        days.append(BurndownDay(d, won, pub, charged, public, program.budget_won - charged))
+    recent = int(
+        session.scalar(
+            select(func.coalesce(func.sum(entry.amount_won), 0)).where(
+                *charges, entry.at > now - timedelta(days=RATE_WINDOW_DAYS)
+            )
+        )
+        or 0
+    )
+    remaining = program.budget_won - charged
+    return Burndown(
+        program_id=program.id,
+        program=program.name,
+        budget_won=program.budget_won,
+        granted_won=int(granted or 0),
+        charged_won=charged,
+        public_won=public,
+        copay_won=charged - public,
+        remaining_won=remaining,
+        rate_won_per_day=(Decimal(recent) / RATE_WINDOW_DAYS).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        ),
+        forecast=crossed if remaining <= 0 else _forecast(now, remaining, recent),
+        starts_at=program.starts_at,
+        ends_at=program.ends_at,
+        now=now,
+        days=tuple(days),
+    )
+
+
+def _forecast(now: datetime, remaining: int, recent: int) -> date | None:
+    """The UTC day ``remaining`` won are spent at ``recent`` won per rate window (exact:
+    seconds are rounded up, so the day is never early); None at a zero rate, or when the
+    day lies beyond what a date can hold (a huge budget at a trickle)."""
+    if recent <= 0:
+        return None
+    seconds = -(-remaining * RATE_WINDOW_DAYS * 86_400 // recent)
+    if seconds // 86_400 >= date.max.toordinal() - now.date().toordinal():
+        return None
+    return (now + timedelta(seconds=seconds)).astimezone(UTC).date()

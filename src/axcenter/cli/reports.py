@@ -1,0 +1,240 @@
+"""``axc report``: usage by any grouping, and a program's burn-down with its forecast.
+
+``axc report usage --by program --by month --since 2025-01 --until 2025-04`` prints a
+table whose last row is the total (the sum of the rows, as the server computes it);
+``--csv FILE`` saves the server's CSV ('-': stdout) and ``--json`` prints its JSON, so
+the figures a ministry receives are the server's, never re-rounded here.
+``axc report burndown PROGRAM`` prints the days with charges and one line of forecast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from axcenter.cli import render
+from axcenter.cli.durations import format_duration
+from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.policy import parse_when
+
+__all__ = ["app", "burndown", "usage"]
+
+app = typer.Typer(help="Usage reports and program burn-downs.", no_args_is_help=True)
+
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_FIGURES = (
+    ("GRANTED GPU-H", "granted_gpu_hours"),
+    ("USED GPU-H", "used_gpu_hours"),
+    ("UTIL", "utilization"),
+    ("CHARGED WON", "charged_won"),
+    ("PUBLIC WON", "public_won"),
+    ("CO-PAY WON", "copay_won"),
+    ("RUNS", "runs"),
+    ("JOBS", "jobs"),
+    ("WAIT MEAN", "wait_mean_s"),
+    ("WAIT P95", "wait_p95_s"),
+)
+
+
+def _when(text: str | None, option: str) -> str | None:
+    """ISO-8601 for the API; ``YYYY-MM`` is the first instant of that month (UTC)."""
+    if text is None:
+        return None
+    if _MONTH.match(text.strip()):
+        text = f"{text.strip()}-01T00:00:00"
+    return (parse_when(text, option) or datetime.now(UTC)).isoformat()
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _cell(key: str, value: object) -> str:
+    """A figure as a person reads it: won and counts with separators, ratios as percent."""
+    if value is None:
+        return "-"
+    if key.endswith("_won") or key in ("runs", "jobs"):
+        return f"{int(str(value)):,}"
+    number = _decimal(value)
+    if number is None:
+        return str(value)
+    if key == "utilization":
+        return f"{number * 100:.2f}%"
+    if key.startswith("wait"):
+        return format_duration(float(number))
+    return f"{number:,}"
+
+
+def usage_table(report: Mapping[str, Any]) -> Table:
+    """Rows as the server sent them, a rule, then the TOTAL row in bold."""
+    dims = [str(d) for d in report.get("group_by") or []]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for dim in dims:
+        table.add_column(dim.upper().replace("_", " "), overflow="fold")
+    for header, _ in _FIGURES:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in report.get("rows") or []:
+        keys = row.get("keys") or {}
+        table.add_row(
+            *(escape(str(keys.get(d) or "-")) for d in dims),
+            *(_cell(key, row.get(key)) for _, key in _FIGURES),
+        )
+    total = report.get("total") or {}
+    table.add_section()
+    labels = ["TOTAL"] + [""] * (len(dims) - 1) if dims else []
+    table.add_row(*labels, *(_cell(key, total.get(key)) for _, key in _FIGURES), style="bold")
+    return table
+
+
+def _write_csv(text: str, out: Path) -> None:
+    if str(out) == "-":
+        typer.echo(text, nl=False)
+        return
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    rows = max(text.count("\n") - 2, 0)  # less the header and the TOTAL row
+    render.err_console().print(f"wrote {rows:,} rows and the total to {out}", markup=False)
+
+
+@app.command("usage")
+def usage(
+    ctx: typer.Context,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--by",
+            help="Group by: program, organization, project, sector, size_class, region, "
+            "gpu_type, month (repeat for several; default: program).",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="From this time (ISO-8601, or YYYY-MM; no zone means UTC).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Before this time (exclusive).", show_default=False),
+    ] = None,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", help="Write the server's CSV to FILE ('-': stdout).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """GPU-hours granted vs used, won charged (public and co-pay) and queue waits."""
+    if csv_out is not None and as_json:
+        raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
+    start, end = _when(since, "--since"), _when(until, "--until")
+    with connect(ctx) as client:
+        if csv_out is not None:
+            _write_csv(client.usage_report_csv(by or (), start, end), csv_out)
+            return
+        report = client.usage_report(by or (), start, end)
+    if as_json:
+        print_json(report)
+        return
+    render.out_console().print(usage_table(report))
+
+
+def forecast_line(b: Mapping[str, Any]) -> str:
+    """One sentence: when the budget runs out at the current rate, or why we cannot say."""
+    budget, remaining = int(b.get("budget_won") or 0), int(b.get("remaining_won") or 0)
+    rate = _decimal(b.get("rate_won_per_day")) or Decimal(0)
+    day = b.get("forecast")
+    if remaining <= 0:
+        return f"budget of {budget:,} won spent" + (f" on {day}" if day else "")
+    if not day and rate > 0:
+        return f"{remaining:,} of {budget:,} won left; at {rate:,} won/day it lasts past 9999"
+    if not day:
+        return (
+            f"{remaining:,} of {budget:,} won left; nothing charged in the last 7 days: no forecast"
+        )
+    now = render.parse_time(b.get("now")) or datetime.now(UTC)
+    days = (date.fromisoformat(str(day)) - now.date()).days
+    line = (
+        f"{remaining:,} of {budget:,} won left; at {rate:,.0f} won/day (last 7 days) "
+        f"the budget runs out on {day} (in {days:,} days)"
+    )
+    ends = render.parse_time(b.get("ends_at"))
+    if ends is not None and date.fromisoformat(str(day)) > ends.date():
+        line += f", after the program ends on {ends.date()}"
+    return line
+
+
+@app.command("burndown")
+def burndown(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or id.", show_default=False)],
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the server's CSV.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A program's charges per day against its budget, and when the budget runs out."""
+    if as_csv and as_json:
+        raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
+    with connect(ctx) as client:
+        if as_csv:
+            typer.echo(client.burndown_csv(program), nl=False)
+            return
+        b = client.burndown(program)
+    if as_json:
+        print_json(b)
+        return
+    table = Table(
+        title=f"{b.get('program', program)}: budget {int(b.get('budget_won') or 0):,} won, "
+        f"granted {int(b.get('granted_won') or 0):,} won",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
+    for header in ("DAY", "CHARGED WON", "PUBLIC WON", "CUMULATIVE WON", "REMAINING WON"):
+        table.add_column(header, justify="left" if header == "DAY" else "right", no_wrap=True)
+    for d in b.get("days") or []:
+        if d.get("charged_won"):  # days without charges would only repeat the line above
+            table.add_row(
+                str(d.get("day")),
+                *(
+                    _cell(k, d.get(k))
+                    for k in (
+                        "charged_won",
+                        "public_won",
+                        "cumulative_charged_won",
+                        "remaining_won",
+                    )
+                ),
+            )
+    table.add_section()
+    table.add_row(
+        "TOTAL",
+        *(
+            _cell(k, b.get(k))
+            for k in ("charged_won", "public_won", "charged_won", "remaining_won")
+        ),
+        style="bold",
+    )
+    console = render.out_console()
+    console.print(table)
+    console.print(f"forecast: {forecast_line(b)}", markup=False, soft_wrap=True)

@@ -1,0 +1,286 @@
+"""Organizations, users, roles and API tokens.
+
+Operators onboard organizations (program managers may too: companies apply under their
+calls), create users of any role, and alone change roles. An organization admin creates
+members of its own organization and manages their tokens. Every user manages its own
+tokens. A token is shown once, in the answer that issues it; the store keeps only its hash.
+
+Role changes, new users and token issue/revoke are audited: they decide who may spend
+and approve money.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from axcenter.model.access import Principal, Role
+from axcenter.service.access import (
+    center_target,
+    org_target,
+    require,
+    user_target,
+    visible_organizations,
+    visible_users,
+)
+from axcenter.service.audit import record
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.schemas import (
+    OrganizationIn,
+    OrganizationOut,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatchIn,
+)
+from axcenter.store import accounts, orm
+from axcenter.store.types import utcnow
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = [
+    "create_organization",
+    "create_organization_tx",
+    "create_user",
+    "create_user_tx",
+    "get_organization",
+    "get_user",
+    "issue_token",
+    "list_organizations",
+    "list_users",
+    "org_by_ref",
+    "revoke_token",
+    "update_user",
+    "user_by_ref",
+]
+
+
+def org_by_ref(session: Session, ref: str, *, field: str | None = None) -> orm.Organization:
+    """The organization ``ref`` (``org_`` id or name); NotFound, or InvalidInput in a body."""
+    column = orm.Organization.id if ref.startswith("org_") else orm.Organization.name
+    org = session.scalars(select(orm.Organization).where(column == ref)).one_or_none()
+    if org is None:
+        if field is not None:
+            raise InvalidInput(field, f"unknown organization {ref!r}")
+        raise NotFound(f"no organization {ref!r}")
+    return org
+
+
+def user_by_ref(session: Session, ref: str, *, field: str | None = None) -> orm.User:
+    """The user ``ref`` (``usr_`` id or name); NotFound, or InvalidInput in a body."""
+    column = orm.User.id if ref.startswith("usr_") else orm.User.name
+    user = session.scalars(select(orm.User).where(column == ref)).one_or_none()
+    if user is None:
+        if field is not None:
+            raise InvalidInput(field, f"unknown user {ref!r}")
+        raise NotFound(f"no user {ref!r}")
+    return user
+
+
+def _org_out(org: orm.Organization) -> OrganizationOut:
+    return OrganizationOut(
+        id=org.id,
+        name=org.name,
+        registration_no=org.registration_no,
+        size_class=org.size_class,
+        region=org.region,
+        created_at=org.created_at,
+    )
+
+
+def _token_out(token: orm.ApiToken, user: str, secret: str | None = None) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        user=user,
+        name=token.name,
+        created_at=token.created_at,
+        revoked_at=token.revoked_at,
+        token=secret,
+    )
+
+
+def _user_out(session: Session, user: orm.User, *, tokens: bool = False) -> UserOut:
+    org = session.get(orm.Organization, user.organization_id)
+    out = UserOut(
+        id=user.id,
+        name=user.name,
+        organization_id=user.organization_id,
+        organization=org.name if org else "?",
+        role=user.role,
+        active=user.active,
+        created_at=user.created_at,
+    )
+    if tokens:
+        out.tokens = [
+            _token_out(t, user.name)
+            for t in session.scalars(
+                select(orm.ApiToken)
+                .where(orm.ApiToken.user_id == user.id)
+                .order_by(orm.ApiToken.created_at)
+            )
+        ]
+    return out
+
+
+# -- organizations --------------------------------------------------------------------------
+
+
+def list_organizations(center: Center, who: Principal) -> list[OrganizationOut]:
+    with center.store.read() as session:
+        rows = session.scalars(
+            select(orm.Organization)
+            .where(visible_organizations(who))
+            .order_by(orm.Organization.name)
+        )
+        return [_org_out(o) for o in rows]
+
+
+def get_organization(center: Center, who: Principal, ref: str) -> OrganizationOut:
+    with center.store.read() as session:
+        org = org_by_ref(session, ref)
+        require(who, "organization.read", org_target(org), ref)
+        return _org_out(org)
+
+
+def create_organization_tx(
+    session: Session, who: Principal, body: OrganizationIn
+) -> OrganizationOut:
+    require(who, "organization.create", center_target("organizations"))
+    if session.scalars(
+        select(orm.Organization.id).where(orm.Organization.name == body.name)
+    ).first():
+        raise Conflict(f"organization {body.name!r} already exists")
+    org = accounts.create_organization(
+        session,
+        body.name,
+        registration_no=body.registration_no,
+        size_class=body.size_class,
+        region=body.region,
+    )
+    record(session, who, "organization.create", "organization", org.id, body.model_dump())
+    return _org_out(org)
+
+
+def create_organization(center: Center, who: Principal, body: OrganizationIn) -> OrganizationOut:
+    try:
+        with center.store.write() as session:
+            return create_organization_tx(session, who, body)
+    except IntegrityError:
+        raise Conflict(f"organization {body.name!r} already exists") from None
+
+
+# -- users and roles ------------------------------------------------------------------------
+
+
+def list_users(center: Center, who: Principal, organization: str | None = None) -> list[UserOut]:
+    with center.store.read() as session:
+        query = select(orm.User).where(visible_users(who)).order_by(orm.User.name)
+        if organization is not None:
+            org = org_by_ref(session, organization)
+            require(who, "organization.read", org_target(org), organization)
+            query = query.where(orm.User.organization_id == org.id)
+        return [_user_out(session, u) for u in session.scalars(query)]
+
+
+def get_user(center: Center, who: Principal, ref: str) -> UserOut:
+    with center.store.read() as session:
+        user = user_by_ref(session, ref)
+        require(who, "user.read", user_target(user), ref)
+        return _user_out(session, user, tokens=True)
+
+
+def create_user_tx(session: Session, who: Principal, body: UserIn) -> UserOut:
+    """Create a user (and, unless ``body.token`` is false, its first token, returned once)."""
+    org = (
+        org_by_ref(session, body.organization, field="organization")
+        if body.organization is not None
+        else session.get(orm.Organization, who.organization_id)
+    )
+    assert org is not None
+    require(who, "user.create", org_target(org), body.organization)
+    role = Role(body.role)
+    if who.role is not Role.OPERATOR and role is not Role.MEMBER:
+        raise Forbidden(f"organization admins create members only, not {role.value}s")
+    if session.scalars(select(orm.User.id).where(orm.User.name == body.name)).first():
+        raise Conflict(f"user {body.name!r} already exists")
+    user = accounts.create_user(session, body.name, org.id, role)
+    record(session, who, "user.create", "user", user.id, {"organization": org.name, "role": role})
+    out = _user_out(session, user)
+    if body.token:
+        out.token = accounts.issue_token(session, user.id, "first token")
+        record(session, who, "token.issue", "user", user.id, {"name": "first token"})
+    return out
+
+
+def create_user(center: Center, who: Principal, body: UserIn) -> UserOut:
+    try:
+        with center.store.write() as session:
+            return create_user_tx(session, who, body)
+    except IntegrityError:
+        raise Conflict(f"user {body.name!r} already exists") from None
+
+
+def update_user(center: Center, who: Principal, ref: str, body: UserPatchIn) -> UserOut:
+    """Change a user's role or deactivate it (operators only; audited). The last active
+    operator cannot be demoted or deactivated: nobody could change roles any more."""
+    with center.store.write() as session:
+        user = user_by_ref(session, ref)
+        require(who, "user.role", user_target(user), ref)
+        role = Role(body.role) if body.role is not None else Role(user.role)
+        active = body.active if body.active is not None else user.active
+        if user.role == Role.OPERATOR.value and (role is not Role.OPERATOR or not active):
+            operators = session.scalar(
+                select(func.count())
+                .select_from(orm.User)
+                .where(orm.User.role == Role.OPERATOR.value, orm.User.active.is_(True))
+            )
+            if (operators or 0) <= 1:
+                raise Conflict(f"{user.name} is the last active operator")
+        before = {"role": user.role, "active": user.active}
+        user.role, user.active = role.value, active
+        after = {"role": user.role, "active": user.active}
+        if after != before:
+            record(session, who, "user.role", "user", user.id, {"before": before, "after": after})
+        return _user_out(session, user, tokens=True)
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def _may_manage_tokens(who: Principal, user: orm.User, ref: str) -> None:
+    require(who, "token.manage", user_target(user), ref)
+    if who.role is Role.ORG_ADMIN and user.id != who.user_id and user.role != Role.MEMBER.value:
+        raise Forbidden("organization admins manage the tokens of members only")
+
+
+def issue_token(center: Center, who: Principal, user_ref: str, name: str = "") -> TokenOut:
+    """A new token for a user; the answer is the only place it is ever shown."""
+    with center.store.write() as session:
+        user = user_by_ref(session, user_ref)
+        _may_manage_tokens(who, user, user_ref)
+        secret = accounts.issue_token(session, user.id, name)
+        row = session.scalars(
+            select(orm.ApiToken).where(orm.ApiToken.token_hash == accounts.hash_token(secret))
+        ).one()
+        record(session, who, "token.issue", "user", user.id, {"token_id": row.id, "name": name})
+        return _token_out(row, user.name, secret)
+
+
+def revoke_token(center: Center, who: Principal, token_id: str) -> None:
+    """Revoke a token at once (revoking a revoked token changes nothing)."""
+    with center.store.write() as session:
+        token = session.get(orm.ApiToken, token_id)
+        user = session.get(orm.User, token.user_id) if token is not None else None
+        if token is None or user is None:
+            raise NotFound(f"no token {token_id!r}")
+        try:
+            _may_manage_tokens(who, user, user.name)
+        except NotFound:
+            raise NotFound(f"no token {token_id!r}") from None
+        if token.revoked_at is None:
+            token.revoked_at = utcnow()
+            record(session, who, "token.revoke", "user", user.id, {"token_id": token.id})

@@ -1,0 +1,201 @@
+"""Report use cases: who may see which usage, and the reports as JSON models or CSV.
+
+Who sees what (the scope is applied inside every aggregate, so totals are those of the
+visible rows only, and a caller never learns another tenant's figures):
+
+- operators and program managers: the whole center, and any program's burn-down;
+- organization admins: their organization's projects; members: their projects;
+- reviewers: no usage at all (403): they judge requests, not tenants' spending.
+
+A burn-down is a program-wide figure (every tenant's charges under the program), so only
+operators and program managers may see one; everyone else gets 403, since programs
+themselves are public within the center.
+
+CSV: a header row, one row per group (per day for a burn-down), then a ``TOTAL`` row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from axcenter.accounting import reports
+from axcenter.model.access import Principal, Role
+from axcenter.service.access import visible_projects
+from axcenter.service.errors import Forbidden, InvalidInput, NotFound
+from axcenter.service.schemas import (
+    BurndownDayOut,
+    BurndownOut,
+    UsageReportOut,
+    UsageRowOut,
+)
+from axcenter.store import orm
+from axcenter.store.types import utcnow
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = ["DEFAULT_GROUP_BY", "burndown", "burndown_csv", "usage", "usage_csv"]
+
+DEFAULT_GROUP_BY = ("program",)
+TOTAL = "TOTAL"
+_USAGE_COLUMNS = (
+    "granted_gpu_hours",
+    "used_gpu_hours",
+    "utilization",
+    "charged_won",
+    "public_won",
+    "copay_won",
+    "runs",
+    "jobs",
+    "wait_mean_s",
+    "wait_p95_s",
+    "granted_gpu_seconds",
+    "used_gpu_seconds",
+)
+_DAY_COLUMNS = (
+    "day",
+    "charged_won",
+    "public_won",
+    "cumulative_charged_won",
+    "cumulative_public_won",
+    "remaining_won",
+)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """Aware UTC; a time without a zone is UTC, as everywhere in the API."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def usage(
+    center: Center,
+    who: Principal,
+    group_by: Sequence[str] = DEFAULT_GROUP_BY,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> UsageReportOut:
+    """The usage report of the projects ``who`` may see, grouped by ``group_by``."""
+    if who.role is Role.REVIEWER:
+        raise Forbidden("reviewers may not see usage reports")
+    dims = tuple(group_by) or DEFAULT_GROUP_BY
+    for dim in dims:
+        if dim not in reports.DIMENSIONS:
+            raise InvalidInput(
+                "group_by", f"unknown dimension {dim!r} (one of {', '.join(reports.DIMENSIONS)})"
+            )
+    if len(set(dims)) != len(dims):
+        raise InvalidInput("group_by", "a dimension is named twice")
+    start, end = _aware(since), _aware(until)
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("until", "must be after since")
+    with center.store.read() as session:
+        report = reports.usage_report(session, dims, start, end, scope=visible_projects(who))
+    return UsageReportOut(
+        group_by=list(report.group_by),
+        since=report.since,
+        until=report.until,
+        generated_at=utcnow(),
+        rows=[_row_out(dims, r) for r in report.rows],
+        total=_row_out(dims, report.total),
+    )
+
+
+def _row_out(dims: Sequence[str], row: reports.ReportRow) -> UsageRowOut:
+    return UsageRowOut(
+        keys=dict(zip(dims, row.keys, strict=True)),
+        granted_gpu_seconds=row.granted_gpu_seconds,
+        granted_gpu_hours=row.granted_gpu_hours,
+        used_gpu_seconds=row.used_gpu_seconds,
+        used_gpu_hours=row.used_gpu_hours,
+        utilization=row.utilization,
+        charged_won=row.charged_won,
+        public_won=row.public_won,
+        copay_won=row.copay_won,
+        runs=row.runs,
+        jobs=row.jobs,
+        wait_mean_s=row.wait_mean_s,
+        wait_p95_s=row.wait_p95_s,
+    )
+
+
+def burndown(
+    center: Center, who: Principal, program_ref: str, now: datetime | None = None
+) -> BurndownOut:
+    """The burn-down of a program (by ``prg_`` id or name) up to ``now``."""
+    if who.role not in (Role.OPERATOR, Role.PROGRAM_MANAGER):
+        raise Forbidden("only operators and program managers may see a program's burn-down")
+    column = orm.Program.id if program_ref.startswith("prg_") else orm.Program.name
+    with center.store.read() as session:
+        program_id = session.scalar(select(orm.Program.id).where(column == program_ref))
+        if program_id is None:
+            raise NotFound(f"no program {program_ref!r}")
+        b = reports.burndown(session, program_id, _aware(now) or utcnow())
+    return BurndownOut(
+        program_id=b.program_id,
+        program=b.program,
+        budget_won=b.budget_won,
+        granted_won=b.granted_won,
+        charged_won=b.charged_won,
+        public_won=b.public_won,
+        copay_won=b.copay_won,
+        remaining_won=b.remaining_won,
+        rate_won_per_day=b.rate_won_per_day,
+        forecast=b.forecast,
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
+        now=b.now,
+        days=[
+            BurndownDayOut(
+                day=d.day,
+                charged_won=d.charged_won,
+                public_won=d.public_won,
+                cumulative_charged_won=d.cumulative_charged_won,
+                cumulative_public_won=d.cumulative_public_won,
+                remaining_won=d.remaining_won,
+            )
+            for d in b.days
+        ],
+    )
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def usage_csv(report: UsageReportOut) -> str:
+    """The report as CSV: the group columns, then the figures; the last row is ``TOTAL``
+    (in the first group column)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*report.group_by, *_USAGE_COLUMNS])
+    for row in [*report.rows, report.total]:
+        keys = [_cell(row.keys.get(d)) for d in report.group_by]
+        if row is report.total:
+            keys = [TOTAL] + [""] * (len(keys) - 1)
+        writer.writerow([*keys, *(_cell(getattr(row, c)) for c in _USAGE_COLUMNS)])
+    return buffer.getvalue()
+
+
+def burndown_csv(b: BurndownOut) -> str:
+    """One row per UTC day, then ``TOTAL`` (the sums of the day columns, and the final
+    cumulative and remaining figures)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(_DAY_COLUMNS)
+    for d in b.days:
+        writer.writerow([_cell(getattr(d, c)) for c in _DAY_COLUMNS])
+    writer.writerow(
+        [TOTAL, b.charged_won, b.public_won, b.charged_won, b.public_won, b.remaining_won]
+    )
+    return buffer.getvalue()

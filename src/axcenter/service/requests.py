@@ -1,0 +1,235 @@
+"""Allocation requests as callers read them, and the checks a request's content passes.
+
+``allocations`` takes requests through their review; this module answers what a request
+is (``request_out``, with its history and the reviewers' mean score), finds one for a step
+(``find_request``: 404 before 403, row locked), and checks what a request asks for its
+kind (``validated``), as filed and as resubmitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from statistics import fmean
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from axcenter.model.access import Principal
+from axcenter.service.access import request_target, require, visible_requests
+from axcenter.service.errors import Conflict, InvalidInput, NotFound
+from axcenter.service.programs import program_by_ref
+from axcenter.service.schemas import RequestEventOut, RequestOut
+from axcenter.store import orm
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = [
+    "find_request",
+    "get_request",
+    "list_requests",
+    "request_out",
+    "target_allocation",
+    "utc",
+    "validated",
+    "when",
+]
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def request_out(
+    session: Session, row: orm.AllocationRequest, *, events: bool = False
+) -> RequestOut:
+    project = session.get(orm.Project, row.project_id)
+    program = session.get(orm.Program, row.program_id)
+    creator = session.get(orm.User, row.created_by)
+    reviewers = session.scalars(
+        select(orm.User.name)
+        .join(orm.RequestReviewer, orm.RequestReviewer.reviewer_id == orm.User.id)
+        .where(orm.RequestReviewer.request_id == row.id)
+        .order_by(orm.User.name)
+    ).all()
+    history = session.execute(
+        select(orm.RequestEvent, orm.User.name)
+        .join(orm.User, orm.User.id == orm.RequestEvent.actor_id)
+        .where(orm.RequestEvent.request_id == row.id)
+        .order_by(orm.RequestEvent.id)
+    ).all()
+    latest: dict[str, int] = {}
+    for event, _ in history:
+        if event.action == "reviewed" and event.score is not None:
+            latest[event.actor_id] = event.score
+    return RequestOut(
+        id=row.id,
+        project=project.name if project else "?",
+        project_id=row.project_id,
+        program=program.name if program else "?",
+        program_id=row.program_id,
+        kind=row.kind,
+        allocation_id=row.allocation_id,
+        items={k: int(v) for k, v in row.items.items()},
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        justification=row.justification,
+        status=row.status,
+        created_by=creator.name if creator else "?",
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        reviewers=list(reviewers),
+        mean_score=round(fmean(latest.values()), 2) if latest else None,
+        events=[
+            RequestEventOut(
+                at=e.at,
+                actor=actor,
+                actor_id=e.actor_id,
+                action=e.action,
+                score=e.score,
+                comment=e.comment,
+                items=e.items,
+            )
+            for e, actor in history
+        ]
+        if events
+        else None,
+    )
+
+
+def list_requests(
+    center: Center,
+    who: Principal,
+    *,
+    project: str | None = None,
+    program: str | None = None,
+    status: str | None = None,
+) -> list[RequestOut]:
+    """Requests ``who`` may read (reviewers: those assigned to them), newest first."""
+    query = select(orm.AllocationRequest).where(visible_requests(who))
+    if status:
+        query = query.where(orm.AllocationRequest.status == status)
+    with center.store.read() as session:
+        if project:
+            column = orm.Project.id if project.startswith("prj_") else orm.Project.name
+            query = query.where(
+                orm.AllocationRequest.project_id.in_(
+                    select(orm.Project.id).where(column == project)
+                )
+            )
+        if program:
+            column = orm.Program.id if program.startswith("prg_") else orm.Program.name
+            query = query.where(
+                orm.AllocationRequest.program_id.in_(
+                    select(orm.Program.id).where(column == program)
+                )
+            )
+        rows = session.scalars(query.order_by(orm.AllocationRequest.id.desc())).all()
+        return [request_out(session, r) for r in rows]
+
+
+def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
+    """A request with its whole history."""
+    with center.store.read() as session:
+        row, _ = find_request(session, who, request_id, "request.read", lock=False)
+        return request_out(session, row, events=True)
+
+
+def find_request(
+    session: Session, who: Principal, request_id: str, action: str, *, lock: bool = True
+) -> tuple[orm.AllocationRequest, orm.Project]:
+    """The request (locked for the step) if ``who`` may ``action`` it: 404, then 403."""
+    query = select(orm.AllocationRequest).where(orm.AllocationRequest.id == request_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).one_or_none()
+    project = session.get(orm.Project, row.project_id) if row is not None else None
+    if row is None or project is None:
+        raise NotFound(f"no request {request_id!r}")
+    require(who, action, request_target(session, row, project), request_id)
+    return row, project
+
+
+def target_allocation(
+    session: Session, project: orm.Project, allocation_id: str | None, kind: str
+) -> orm.Allocation:
+    """The active allocation of ``project`` a topup, extension or termination changes."""
+    if allocation_id is None:
+        raise InvalidInput("allocation", f"a {kind} names the allocation it changes")
+    allocation = session.get(orm.Allocation, allocation_id)
+    if allocation is None or allocation.project_id != project.id:
+        raise InvalidInput("allocation", f"{project.name} has no allocation {allocation_id!r}")
+    if allocation.status != "active":
+        raise Conflict(f"allocation {allocation_id} is {allocation.status}")
+    return allocation
+
+
+def validated(
+    session: Session,
+    project: orm.Project,
+    kind: str,
+    program_ref: str | None,
+    allocation_id: str | None,
+    items: Mapping[str, int],
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The request's columns, checked for its kind (InvalidInput naming the field)."""
+    if kind == "new":
+        ref = program_ref or project.program_id
+        if ref is None:
+            raise InvalidInput("program", f"{project.name} is under no program: name one")
+        program = program_by_ref(session, ref, field="program")
+        if not items:
+            raise InvalidInput("items", "ask for GPU-hours of at least one GPU type")
+        start = starts_at or max(now, program.starts_at or now)
+        if ends_at is None:
+            raise InvalidInput("ends_at", "a new allocation needs the end of its window")
+        if ends_at <= start or ends_at <= now:
+            raise InvalidInput("ends_at", f"{when(ends_at)} is not after {when(max(start, now))}")
+        if program.starts_at is not None and start < program.starts_at:
+            raise InvalidInput("starts_at", f"{program.name} starts {when(program.starts_at)}")
+        if program.ends_at is not None and ends_at > program.ends_at:
+            raise InvalidInput("ends_at", f"{program.name} ends {when(program.ends_at)}")
+        return {
+            "program_id": program.id,
+            "allocation_id": None,
+            "items": dict(items),
+            "starts_at": start,
+            "ends_at": ends_at,
+        }
+    allocation = target_allocation(session, project, allocation_id, kind)
+    if program_ref is not None and program_by_ref(session, program_ref, field="program").id != (
+        allocation.program_id
+    ):
+        raise InvalidInput("program", f"allocation {allocation.id} is under another program")
+    if kind == "topup" and not items:
+        raise InvalidInput("items", "a top-up asks for GPU-hours of at least one GPU type")
+    if kind != "topup" and items:
+        raise InvalidInput("items", f"a {kind} asks for no GPU-hours")
+    end = allocation.ends_at
+    if kind == "extension":
+        if ends_at is None or ends_at <= allocation.ends_at:
+            raise InvalidInput(
+                "ends_at", f"an extension ends after the allocation's {when(allocation.ends_at)}"
+            )
+        end = ends_at
+    return {
+        "program_id": allocation.program_id,
+        "allocation_id": allocation.id,
+        "items": dict(items),
+        "starts_at": allocation.starts_at,
+        "ends_at": end,
+    }
