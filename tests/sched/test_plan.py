@@ -19,7 +19,7 @@ import pytest
 from axcenter.model.cluster import NodeState
 from axcenter.model.plan import PendingReason
 from axcenter.model.quota import Quota, QuotaNode
-from axcenter.model.snapshot import Snapshot
+from axcenter.model.snapshot import SchedulerConfig, Snapshot
 from axcenter.sched import plan
 from tests.builders import Placed, admitted_ids, node, pending, placements, running, snapshot
 
@@ -731,3 +731,44 @@ def test_reclaimed_devices_are_not_promised_to_another_job() -> None:
     for estimate in result.estimates:
         promised = {(a.node_id, d) for a in estimate.placement for d in a.devices}
         assert not (promised & {("n1", 0)} and estimate.at < own_ends), estimate
+
+
+def test_reclaimed_devices_go_to_the_reclaiming_job_when_the_victim_exits() -> None:
+    """A job within its quota behind a borrowing job of its own project reclaims devices;
+    once the victim has exited, those devices go to it, not to another project's head
+    (else it would preempt again, every cycle)."""
+    nodes = [node("n1", H, gpus=8)]
+    quota = [QuotaNode("prj_a", quotas={H: Quota(nominal=4)})]
+    config = SchedulerConfig(min_runtime_s=0)
+    usage = {"prj_a": 1000.0, "prj_b": 1.0}  # prj_b used less: it would go first
+    waiting = [
+        pending("a_big", gpus=8, submitted=0, project="prj_a"),
+        pending("a_small", gpus=4, submitted=1, project="prj_a"),
+        pending("b2", gpus=4, submitted=2, project="prj_b"),
+    ]
+    first = plan(
+        snapshot(
+            nodes=nodes,
+            running=[running("b1", on=[("n1", (0, 1, 2, 3))], project="prj_b", borrowed=True)],
+            pending=waiting,
+            projects=quota,
+            usage=usage,
+            config=config,
+        ),
+        NOW,
+    )
+    assert [(p.job_id, p.for_job) for p in first.preemptions] == [("b1", "a_small")]
+    # b1 has exited and waits again; b2 took devices 4-7 in the first cycle
+    second = plan(
+        snapshot(
+            nodes=nodes,
+            running=[running("b2", on=[("n1", (4, 5, 6, 7))], project="prj_b", borrowed=True)],
+            pending=[*waiting[:2], pending("b1", gpus=4, submitted=-1, project="prj_b")],
+            projects=quota,
+            usage=usage,
+            config=config,
+        ),
+        NOW,
+    )
+    assert placements(second) == {"a_small": (H, (("n1", (0, 1, 2, 3)),))}
+    assert not second.preemptions

@@ -38,6 +38,9 @@ from axcenter.sched.quota import QuotaTree
 __all__ = ["plan"]
 
 
+#: how far past a borrowing head the cycle looks for a job within guaranteed quota
+LOOKAHEAD = 8
+
 #: a heap entry: (tier, fair-share key, queue order, project id, index in its queue)
 _Entry = tuple[int, float, tuple[int, float, str], str, int]
 
@@ -86,6 +89,9 @@ class _Cycle:
         self._preemptible: dict[str, Preemptible] = {}
         self.misses = 0
         self.stopped = False
+        #: per project, the queue indices examined, and the first one that may not be
+        self.examined: dict[str, set[int]] = {}
+        self.cursor: dict[str, int] = {}
 
     # -- order ------------------------------------------------------------------------
 
@@ -99,24 +105,52 @@ class _Cycle:
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
-        return (0 if within and job.gpus_per_node else 1, share, queue_key(job), project_id, index)
+        tier = 0 if within or not job.gpus_per_node else 1  # CPU-only work uses no quota
+        return (tier, share, queue_key(job), project_id, index)
 
     def types(self, job: PendingJob) -> Sequence[str]:
         return job.gpu_types or self.free.gpu_types
 
     # -- decide -----------------------------------------------------------------------
 
+    def next_entry(self, project_id: str) -> _Entry | None:
+        """The project's next job to examine: its first unexamined job, unless that one
+        would borrow and one of the next ``LOOKAHEAD`` fits its guaranteed quota. Work
+        inside the guarantee goes first (tier 0), or a job that reclaimed devices by
+        preemption would see them taken by others when the victims exit."""
+        queue = self.snap.queues[project_id]
+        done = self.examined.setdefault(project_id, set())
+        first = self.cursor.get(project_id, 0)
+        while first in done:
+            first += 1
+        self.cursor[project_id] = first
+        if first >= len(queue):
+            return None
+        entry = self.entry(project_id, first)
+        if entry[0] == 0:
+            return entry
+        seen, index = 0, first + 1
+        while index < len(queue) and seen < LOOKAHEAD:
+            if index not in done:
+                ahead = self.entry(project_id, index)
+                if ahead[0] == 0:
+                    return ahead
+                seen += 1
+            index += 1
+        return entry
+
     def run(self) -> Plan:
-        heap = [self.entry(p, 0) for p, q in sorted(self.snap.queues.items()) if q]
+        heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
         heapq.heapify(heap)
         while heap and not self.stopped:
             *_, project_id, index = heapq.heappop(heap)
-            queue = self.snap.queues[project_id]
-            self.decide(queue[index])
+            self.examined[project_id].add(index)
+            self.decide(self.snap.queues[project_id][index])
             if self.misses >= self.config.bf_max_job_test:
                 break
-            if index + 1 < len(queue):
-                heapq.heappush(heap, self.entry(project_id, index + 1))
+            following = self.next_entry(project_id)
+            if following is not None:
+                heapq.heappush(heap, following)
         return Plan(
             admissions=tuple(self.admissions),
             preemptions=tuple(self.preemptions),
