@@ -741,16 +741,17 @@ def test_reclaimed_devices_go_to_the_reclaiming_job_when_the_victim_exits() -> N
     quota = [QuotaNode("prj_a", quotas={H: Quota(nominal=4)})]
     config = SchedulerConfig(min_runtime_s=0)
     usage = {"prj_a": 1000.0, "prj_b": 1.0}  # prj_b used less: it would go first
-    waiting = [
+    queue_a = [
         pending("a_big", gpus=8, submitted=0, project="prj_a"),
         pending("a_small", gpus=4, submitted=1, project="prj_a"),
-        pending("b2", gpus=4, submitted=2, project="prj_b"),
     ]
+    b1 = running("b1", on=[("n1", (0, 1, 2, 3))], project="prj_b", borrowed=True, started=1)
+    b3 = running("b3", on=[("n1", (4, 5, 6, 7))], project="prj_b", borrowed=True, started=0)
     first = plan(
         snapshot(
             nodes=nodes,
-            running=[running("b1", on=[("n1", (0, 1, 2, 3))], project="prj_b", borrowed=True)],
-            pending=waiting,
+            running=[b1, b3],
+            pending=queue_a,
             projects=quota,
             usage=usage,
             config=config,
@@ -758,12 +759,16 @@ def test_reclaimed_devices_go_to_the_reclaiming_job_when_the_victim_exits() -> N
         NOW,
     )
     assert [(p.job_id, p.for_job) for p in first.preemptions] == [("b1", "a_small")]
-    # b1 has exited and waits again; b2 took devices 4-7 in the first cycle
+    # b1 has exited and waits again, as does another job of prj_b
     second = plan(
         snapshot(
             nodes=nodes,
-            running=[running("b2", on=[("n1", (4, 5, 6, 7))], project="prj_b", borrowed=True)],
-            pending=[*waiting[:2], pending("b1", gpus=4, submitted=-1, project="prj_b")],
+            running=[b3],
+            pending=[
+                *queue_a,
+                pending("b1", gpus=4, submitted=-1, project="prj_b"),
+                pending("b2", gpus=4, submitted=2, project="prj_b"),
+            ],
             projects=quota,
             usage=usage,
             config=config,
