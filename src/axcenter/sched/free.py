@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from axcenter.model.cluster import Allocation, Node
+from axcenter.model.cluster import Allocation, Node, NodeState
 from axcenter.model.index import RunningIndex
 
 __all__ = ["Blocked", "FreeCapacity", "NodeFree"]
@@ -36,16 +36,22 @@ class NodeFree:
         return [d for d in self.devices if d not in held] if held else self.devices
 
 
+def _name(node: Node) -> str:
+    return node.name
+
+
 class FreeCapacity:
     def __init__(self, nodes: Iterable[Node], index: RunningIndex) -> None:
         self.by_id: dict[str, NodeFree] = {}
         #: gpu type -> free count -> nodes (insertion-ordered dict used as an ordered set)
         self._buckets: dict[str, list[dict[str, NodeFree]]] = {}
         self.free_gpus = 0
-        for node in sorted(nodes, key=lambda n: n.name):
-            if not node.schedulable:
+        up = NodeState.UP
+        held_on = index.nodes
+        for node in sorted(nodes, key=_name):
+            if node.state is not up:  # drained and down nodes take nothing new
                 continue
-            held = index.nodes.get(node.id)
+            held = held_on.get(node.id)
             if held is None:
                 nf = NodeFree(node, list(range(node.gpu_count)), node.cpus, node.memory_mb)
             else:
@@ -62,9 +68,7 @@ class FreeCapacity:
             buckets[len(nf.devices)][node.id] = nf
             self.free_gpus += len(nf.devices)
 
-    @property
-    def gpu_types(self) -> list[str]:
-        return sorted(self._buckets)
+        self.gpu_types = sorted(self._buckets)  # types with a schedulable node
 
     def candidates(self, gpu_type: str, at_least: int) -> Iterator[NodeFree]:
         """Nodes of ``gpu_type`` with at least ``at_least`` free devices, tightest first.
