@@ -19,7 +19,6 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -237,13 +236,6 @@ def test_charges_equal_rated_usage_and_envelopes_never_go_negative(
         assert bad == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounting.ledger.hold checks the balance with a query, but the session has "
-    "autoflush off and hold() does not flush its entry: a second hold in the same "
-    "transaction (ControlLoop._apply admits a whole plan in one) does not see the first, "
-    "so the store's backstop check lets a stale plan overspend an allocation",
-)
 def test_two_holds_in_one_transaction_see_each_other(store: Store) -> None:
     with store.write() as s:
         w = build(s, won=9_038, secs=2 * 3_615, on_exhaustion="stop", first_price=9_000)

@@ -24,7 +24,8 @@ from axcenter.model.money import BP, gpu_seconds, rate, split
         (2, 1.5, 4),  # the run time is rounded first, then multiplied by the GPUs
         (8, 3600.4, 28_800),
         (0, 100.0, 0),  # CPU-only runs use no GPU-seconds
-        (2, 5420.5, 10_842),  # the worked example
+        (2, 5420.5, 10_842),  # the worked example's two runs
+        (2, 940.4, 1_880),
     ],
 )
 def test_gpu_seconds(gpus: int, seconds: float, expected: int) -> None:
@@ -42,6 +43,8 @@ def test_gpu_seconds(gpus: int, seconds: float, expected: int) -> None:
         (7, 2_571, 5),  # 4.9991...
         (10_842, 2_750, 8_282),  # the worked example: 8,282.08 won
         (14_430, 2_750, 11_023),  # its hold: 11,022.9 won
+        (1_880, 2_750, 1_436),  # its second run: 1,436.1 won
+        (360_000, 2_750, 275_000),  # its grant
         (10**12, 10**9, 277_777_777_777_777_778),  # integers only: no float rounding
     ],
 )
@@ -59,7 +62,8 @@ def test_rate(gpu_secs: int, won_per_hour: int, expected: int) -> None:
         (100, BP, 100, 0),
         (100, 0, 0, 100),
         (0, 8_000, 0, 0),
-        (8_282, 8_000, 6_625, 1_657),  # the worked example
+        (8_282, 8_000, 6_625, 1_657),  # the worked example's two runs
+        (1_436, 8_000, 1_148, 288),
         (999_999_999_999_999, 7_777, 777_699_999_999_999, 222_300_000_000_000),
     ],
 )

@@ -64,9 +64,7 @@ def test_cancel_one_task_then_the_whole_array(client: TestClient, tenants: Tenan
     assert one["state"] == "cancelled"
     rest = client.get(f"/api/v1/arrays/{array['array_id']}", headers=alice.headers).json()
     assert rest["states"].get("cancelled") == 1
-    done = client.post(
-        f"/api/v1/arrays/{array['array_id']}/cancel", headers=alice.headers
-    ).json()
+    done = client.post(f"/api/v1/arrays/{array['array_id']}/cancel", headers=alice.headers).json()
     assert done["states"] == {"cancelled": 6}
     # other tenants do not see the array
     hidden = client.get(f"/api/v1/arrays/{array['array_id']}", headers=tenants.bob.headers)

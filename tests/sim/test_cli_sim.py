@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from axcenter.cli import main
-from axcenter.cli.sim import parse_add
+from axcenter.sim.capacity import parse_add
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.traces import read_trace
 from axcenter.sim.traces.native import write_native

@@ -131,6 +131,7 @@ def hold(
     """
     won, secs = check_hold(session, allocation, gpu_type, gpus, seconds, at)
     session.add(_entry(allocation, "hold", job_id, gpu_type, secs, won, at, public_bp=None))
+    session.flush()  # the next hold in this transaction must see this one
     return won
 
 

@@ -318,27 +318,32 @@ def _waits(
 ) -> Waits:
     """(jobs, mean wait, 95th percentile wait) per group of the jobs started in the period.
 
-    One query: window functions number each group's waits in order and count and average
-    them; the row of nearest rank ``ceil(0.95 n)`` carries the group's figures.
+    One query: each wait is computed once (inner subquery), then window functions number a
+    group's waits in order, count and average them; the row of nearest rank
+    ``ceil(0.95 n)`` carries the group's figures, so no job row leaves the database.
     """
     job = orm.Job
     cols = _dims(session, dims, job.gpu_type, job.started_at)
-    wait = _seconds_between(session, job.submitted_at, job.started_at)
-    part = cols or None
     query = select(
         *[c.label(f"k{i}") for i, c in enumerate(cols)],
-        wait.label("wait"),
-        func.row_number().over(partition_by=part, order_by=wait).label("rn"),
-        func.count().over(partition_by=part).label("n"),
-        func.avg(wait).over(partition_by=part).label("mean"),
+        _seconds_between(session, job.submitted_at, job.started_at).label("wait"),
     ).select_from(job)
     query = query.outerjoin(orm.Allocation, orm.Allocation.id == job.allocation_id)
     program_id = func.coalesce(orm.Allocation.program_id, orm.Project.program_id)
-    ranked = (
+    waits = (
         _joined(query, job.project_id, program_id)
         .where(job.started_at.is_not(None), where, *_period(job.started_at, since, until))
         .subquery()
     )
+    keys = [waits.c[f"k{i}"] for i in range(len(cols))]
+    part = keys or None
+    ranked = select(
+        *keys,
+        waits.c.wait,
+        func.row_number().over(partition_by=part, order_by=waits.c.wait).label("rn"),
+        func.count().over(partition_by=part).label("n"),
+        func.avg(waits.c.wait).over(partition_by=part).label("mean"),
+    ).subquery()
     picked = select(
         *[ranked.c[f"k{i}"] for i in range(len(cols))], ranked.c.n, ranked.c.mean, ranked.c.wait
     ).where(ranked.c.rn == (ranked.c.n * 95 + 99) // 100)

@@ -80,7 +80,18 @@ def _cell(key: str, value: object) -> str:
 def usage_table(report: Mapping[str, Any]) -> Table:
     """Rows as the server sent them, a rule, then the TOTAL row in bold."""
     dims = [str(d) for d in report.get("group_by") or []]
-    table = Table(box=None, header_style="bold", pad_edge=False)
+    since, until = (render.parse_time(report.get(k)) for k in ("since", "until"))
+    period = (
+        f"{f'{since:%Y-%m-%d %H:%M}' if since else 'the beginning'} to "
+        f"{f'{until:%Y-%m-%d %H:%M}' if until else 'now'} (UTC)"
+    )
+    table = Table(
+        title=f"usage by {', '.join(dims) or 'nothing'}, {period}",
+        title_justify="left",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+    )
     for dim in dims:
         table.add_column(dim.upper().replace("_", " "), overflow="fold")
     for header, _ in _FIGURES:

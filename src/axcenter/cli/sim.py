@@ -11,7 +11,6 @@ cluster YAML with a wrong field, an unknown policy) prints one ``error:`` line a
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,22 +20,22 @@ from typing import Annotated, Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from axcenter.cli import render
 from axcenter.sim.capacity import (
     CAPACITY_HEADINGS,
     Run,
-    budget_counts,
+    RunProgress,
     capacity_rows,
+    parse_add,
     run_many,
     sweep_capacity,
     write_capacity_report,
 )
 from axcenter.sim.cluster import ClusterSpec, load_cluster
 from axcenter.sim.engine import SimOptions
-from axcenter.sim.metrics import SimResult
 from axcenter.sim.policies import POLICIES
 from axcenter.sim.quotas import with_usage_quotas
 from axcenter.sim.report import METRIC_COLUMNS, comparison_rows, write_report
@@ -44,7 +43,7 @@ from axcenter.sim.synth import scale_cluster, synthesize
 from axcenter.sim.traces import TraceError, find_node_list, openb_cluster, read_trace, write_native
 from axcenter.sim.workload import Workload
 
-__all__ = ["app", "parse_add"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Replay traces in simulated time: compare policies, plan capacity, make traces.",
@@ -52,9 +51,6 @@ app = typer.Typer(
 )
 
 EXIT_USAGE = 2
-_ADD = re.compile(
-    r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*?)x(?P<per>\d+)(?::(?P<lo>\d+)\.\.(?P<hi>\d+))?$"
-)
 
 TraceArg = Annotated[
     str,
@@ -164,31 +160,29 @@ def _quotas(workload: Workload, cluster: ClusterSpec, fraction: float) -> Worklo
     return with_usage_quotas(workload, cluster, fraction) if fraction > 0 else workload
 
 
-def _progress() -> Progress:
-    # No refresh thread: worker processes are forked while it runs.
-    return Progress(
+@contextmanager
+def _bars(labels: Sequence[str]) -> Iterator[RunProgress]:
+    """One bar per run on stderr; yields the ``progress(run, fraction)`` callback.
+
+    No refresh thread (``auto_refresh=False``): worker processes are forked while the
+    bars are shown, and forking a process that runs threads is asking for a deadlock.
+    """
+    with Progress(
         TextColumn("{task.description:<22}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
         console=render.err_console(),
         auto_refresh=False,
-        transient=False,
-    )
-
-
-def _replay(
-    workload: Workload, runs: Sequence[Run], labels: Sequence[str], workers: int
-) -> list[SimResult]:
-    with _progress() as bars:
-        tasks: list[TaskID] = [bars.add_task(label, total=1.0) for label in labels]
+    ) as bars:
+        tasks = [bars.add_task(label, total=1.0) for label in labels]
         bars.refresh()
 
         def update(index: int, fraction: float) -> None:
             bars.update(tasks[index], completed=fraction)
             bars.refresh()
 
-        return run_many(workload, runs, workers=workers, progress=update)
+        yield update
 
 
 def _header(command: str, workload: Workload, cluster: ClusterSpec) -> None:
@@ -294,7 +288,8 @@ def run(
             _header(command, workload, cluster)
         options = SimOptions(interval_s=interval, seed=seed)
         runs = [Run(cluster, p, options) for p in policies]
-        results = _replay(workload, runs, policies, workers)
+        with _bars(policies) as update:
+            results = run_many(workload, runs, workers=workers, progress=update)
         summaries = [r.summary() for r in results]
         if as_json:
             typer.echo(json.dumps({"command": command, "summaries": summaries}, indent=2))
@@ -303,33 +298,6 @@ def run(
         if report is not None:
             page = write_report(results, workload, cluster, command, report)
             render.err_console().print(f"report: {page}", soft_wrap=True, markup=False)
-
-
-def _counts(
-    add: str, step: int, budget: int | None, price: int | None
-) -> tuple[str, int, list[int]]:
-    match = _ADD.match(add.strip())
-    if match is None:
-        raise UsageError(f"--add {add!r}: use TYPExGPUS:FROM..TO, e.g. H100x8:0..16")
-    gpu_type, per = match["type"], int(match["per"])
-    if budget is not None:
-        if price is None:
-            raise UsageError("--budget needs --node-price")
-        return gpu_type, per, budget_counts(budget, price)
-    if match["lo"] is None:
-        raise UsageError(f"--add {add!r}: give a range (H100x8:0..16) or --budget")
-    lo, hi = int(match["lo"]), int(match["hi"])
-    if hi < lo:
-        raise UsageError(f"--add {add!r}: the range ends before it starts")
-    counts = list(range(lo, hi + 1, step))
-    if counts[-1] != hi:
-        counts.append(hi)
-    return gpu_type, per, counts
-
-
-def parse_add(add: str, step: int = 1) -> tuple[str, int, list[int]]:
-    """``H100x8:0..16`` with ``step`` 4 -> ``("H100", 8, [0, 4, 8, 12, 16])``."""
-    return _counts(add, step, None, None)
 
 
 @app.command("capacity")
@@ -368,7 +336,7 @@ def capacity(
     with _errors():
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
-        gpu_type, per, counts = _counts(add, step, budget, node_price)
+        gpu_type, per, counts = parse_add(add, step, budget, node_price)
         command = _command(
             "capacity",
             [trace],
@@ -390,14 +358,7 @@ def capacity(
         workload = _quotas(read_trace(trace, seed=seed, limit=limit), cluster, quota_fraction)
         _header(command, workload, cluster)
         options = SimOptions(interval_s=interval, seed=seed)
-        with _progress() as bars:
-            tasks = [bars.add_task(f"+{c} {gpu_type}x{per}", total=1.0) for c in counts]
-            bars.refresh()
-
-            def update(index: int, fraction: float) -> None:
-                bars.update(tasks[index], completed=fraction)
-                bars.refresh()
-
+        with _bars([f"+{c} {gpu_type}x{per}" for c in counts]) as update:
             points, _ = sweep_capacity(
                 workload,
                 cluster,

@@ -97,16 +97,19 @@ class _Cycle:
 
     def entry(self, project_id: str, index: int) -> _Entry:
         job = self.snap.queues[project_id][index]
-        types = self.types(job)
-        within = any(
-            self.quota.within_nominal(job.project_id, t, job.total_gpus) and self.fundable(job, t)
-            for t in types
-        )
+        within = self.within_guarantee(job)
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
         tier = 0 if within or not job.gpus_per_node else 1  # CPU-only work uses no quota
         return (tier, share, queue_key(job), project_id, index)
+
+    def within_guarantee(self, job: PendingJob) -> bool:
+        """It fits its project's nominal quota (and allocation) on some accepted type."""
+        return any(
+            self.quota.within_nominal(job.project_id, t, job.total_gpus) and self.fundable(job, t)
+            for t in self.types(job)
+        )
 
     def types(self, job: PendingJob) -> Sequence[str]:
         return job.gpu_types or self.free.gpu_types
@@ -127,14 +130,14 @@ class _Cycle:
         if first >= len(queue):
             return None
         entry = self.entry(project_id, first)
-        if entry[0] == 0:
+        if entry[0] == 0 or not self.quota.below_nominal(project_id):
             return entry
         seen, index = 0, first + 1
         while index < len(queue) and seen < LOOKAHEAD:
             if index not in done:
-                ahead = self.entry(project_id, index)
-                if ahead[0] == 0:
-                    return ahead
+                job = queue[index]
+                if self.within_guarantee(job):
+                    return self.entry(project_id, index)
                 seen += 1
             index += 1
         return entry

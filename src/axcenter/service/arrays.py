@@ -16,8 +16,8 @@ from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
-from axcenter.service.errors import InvalidInput, NotFound
-from axcenter.service.jobs import cancel, new_jobs, pending_job
+from axcenter.service.errors import Forbidden, InvalidInput, NotFound
+from axcenter.service.jobs import cancel, may_manage, new_jobs, pending_job
 from axcenter.service.schemas import ArrayIn, ArrayOut
 from axcenter.store import orm
 from axcenter.store.jobs import insert_jobs
@@ -124,6 +124,9 @@ def cancel_array(center: Center, who: Principal, array_id: str) -> list[str]:
     now = utcnow()
     with center.store.write() as session:
         scope = (orm.Job.array_id == array_id) & visible_jobs(who)
+        task = session.scalars(select(orm.Job).where(scope).limit(1)).one()
+        if not may_manage(who, task, session):
+            raise Forbidden(f"you may not cancel array {array_id}: it belongs to another user")
         pending = list(
             session.scalars(
                 select(orm.Job.id).where(scope, orm.Job.state == JobState.PENDING.value)

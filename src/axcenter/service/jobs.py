@@ -462,7 +462,7 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     """
     with center.store.write() as session:
         row = _visible(session, who, job_id)
-        if not _may_manage(who, row, session):
+        if not may_manage(who, row, session):
             raise Forbidden(f"you may not cancel job {job_id}: it belongs to another user")
         state = JobState(row.state)
         if state.terminal:
@@ -486,7 +486,7 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     return state
 
 
-def _may_manage(who: Principal, row: orm.Job, session: Session) -> bool:
+def may_manage(who: Principal, row: orm.Job, session: Session) -> bool:
     if who.role is Role.OPERATOR or row.user_id == who.user_id:
         return True
     if who.role is Role.ORG_ADMIN:

@@ -59,10 +59,19 @@ __all__ = [
 ]
 
 
-def org_by_ref(session: Session, ref: str, *, field: str | None = None) -> orm.Organization:
-    """The organization ``ref`` (``org_`` id or name); NotFound, or InvalidInput in a body."""
+def org_by_ref(
+    session: Session, ref: str, *, field: str | None = None, who: Principal | None = None
+) -> orm.Organization:
+    """The organization ``ref`` (``org_`` id or name); NotFound, or InvalidInput in a body.
+
+    With ``who``, an organization the caller may not see reads exactly like one that does
+    not exist, so a request body cannot probe other tenants' names.
+    """
     column = orm.Organization.id if ref.startswith("org_") else orm.Organization.name
-    org = session.scalars(select(orm.Organization).where(column == ref)).one_or_none()
+    query = select(orm.Organization).where(column == ref)
+    if who is not None:
+        query = query.where(visible_organizations(who))
+    org = session.scalars(query).one_or_none()
     if org is None:
         if field is not None:
             raise InvalidInput(field, f"unknown organization {ref!r}")
@@ -196,7 +205,7 @@ def get_user(center: Center, who: Principal, ref: str) -> UserOut:
 def create_user_tx(session: Session, who: Principal, body: UserIn) -> UserOut:
     """Create a user (and, unless ``body.token`` is false, its first token, returned once)."""
     org = (
-        org_by_ref(session, body.organization, field="organization")
+        org_by_ref(session, body.organization, field="organization", who=who)
         if body.organization is not None
         else session.get(orm.Organization, who.organization_id)
     )

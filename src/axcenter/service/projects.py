@@ -165,7 +165,7 @@ def _add_members(
 
 def create_project_tx(session: Session, who: Principal, body: ProjectIn) -> ProjectInfoOut:
     org = (
-        org_by_ref(session, body.organization, field="organization")
+        org_by_ref(session, body.organization, field="organization", who=who)
         if body.organization is not None
         else session.get(orm.Organization, who.organization_id)
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import multiprocessing
 import queue as queue_module
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "CapacityPoint",
     "Run",
     "budget_counts",
+    "parse_add",
     "plot_capacity",
     "run_many",
     "sweep_capacity",
@@ -141,6 +143,35 @@ def _drain(updates: Any, progress: RunProgress | None) -> None:
 
 
 # -- the sweep -----------------------------------------------------------------------------
+
+
+_ADD = re.compile(
+    r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*?)x(?P<per>\d+)(?::(?P<lo>\d+)\.\.(?P<hi>\d+))?$"
+)
+
+
+def parse_add(
+    add: str, step: int = 1, budget_won: int | None = None, node_price_won: int | None = None
+) -> tuple[str, int, list[int]]:
+    """``H100x8:0..16`` and step 4 -> ``("H100", 8, [0, 4, 8, 12, 16])`` (the end is always
+    tried); with a budget, ``H100x8`` and the counts of ``budget_counts``."""
+    match = _ADD.match(add.strip())
+    if match is None:
+        raise ValueError(f"--add {add!r}: use TYPExGPUS:FROM..TO, e.g. H100x8:0..16")
+    gpu_type, per = match["type"], int(match["per"])
+    if budget_won is not None:
+        if node_price_won is None:
+            raise ValueError("--budget needs --node-price")
+        return gpu_type, per, budget_counts(budget_won, node_price_won)
+    if match["lo"] is None:
+        raise ValueError(f"--add {add!r}: give a range (H100x8:0..16) or --budget")
+    low, high = int(match["lo"]), int(match["hi"])
+    if high < low or step < 1:
+        raise ValueError(f"--add {add!r}: the range ends before it starts")
+    counts = list(range(low, high + 1, step))
+    if counts[-1] != high:
+        counts.append(high)
+    return gpu_type, per, counts
 
 
 def budget_counts(budget_won: int, node_price_won: int, steps: int = 5) -> list[int]:

@@ -20,15 +20,19 @@ Cycles: after all events at time t, a cycle runs if something changed (an arriva
 exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
 least ``interval_s`` passed since the last cycle; otherwise one is scheduled at
 last + ``interval_s``, coalescing what happens meanwhile, like the live loop's wake-ups.
-A cycle in which nothing changed is skipped because ``plan`` is deterministic. That is
+A cycle is skipped when no job waits, or when nothing changed since the last one:
+``plan`` is deterministic, so it would decide the same. That is
 not quite exact: a waiting job's age lowers its project's fair-share key and running jobs
 become preemptible with time, so a live timer cycle could decide differently; the
 preemption case is covered by wake-ups (``Policy.wake_at``), the age effect is accepted.
 
+A job no node could ever hold (too many GPUs per node, an absent GPU type) is rejected
+at arrival, as the live submit refuses it; otherwise a strict FIFO would wait forever.
+
 Cost per cycle: a snapshot references the live structures (no copy of the queues), plus
 ``tuple(running)``; ``plan`` reads queue heads and one pass over nodes. Nothing grows with
-the length of the history: finished jobs leave every dict and only per-job result arrays
-(preallocated) remember them.
+the length of the history: finished jobs leave every dict, and what is measured goes to
+``metrics.Recorder`` (preallocated per-job lists, a timeline with one row per change).
 """
 
 from __future__ import annotations
