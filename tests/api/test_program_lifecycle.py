@@ -145,3 +145,23 @@ def test_program_from_call_to_charges_and_top_up(
     assert (b["granted_won"], b["charged_won"], b["held_won"]) == (2 * PRICE, charged, 0)
     events = ok(client.get(f"{REQUESTS}/{topup['id']}", headers=admin.headers))["events"]
     assert [e["action"] for e in events] == ["submitted", "approved"]
+
+    # the report a ministry receives: its totals reconcile with the ledger, to the won
+    report = ok(
+        client.get(
+            f"{API}/reports/usage",
+            params={"group_by": ["program", "project", "month"]},
+            headers=staff.pm.headers,
+        )
+    )
+    rows = [r for r in report["rows"] if r["keys"].get("project") == "hanbit-adas"]
+    assert sum(r["charged_won"] for r in rows) == charged
+    total = report["total"]
+    assert total["charged_won"] == sum(r["charged_won"] for r in report["rows"])
+    assert total["public_won"] + total["copay_won"] == total["charged_won"]
+    csv_text = client.get(
+        f"{API}/reports/usage",
+        params={"group_by": "program", "format": "csv"},
+        headers=staff.pm.headers,
+    ).text
+    assert csv_text.splitlines()[-1].startswith("TOTAL")
