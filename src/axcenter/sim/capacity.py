@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.engine import SimOptions, simulate
@@ -232,6 +231,8 @@ def plot_capacity(points: Sequence[CapacityPoint], out_dir: Path) -> Path:
         (p.cost_won or 0) / 1e8 if priced else p.added_gpus  # 1e8 won = 1 eok
         for p in points
     ]
+    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import: only when plotting)
+
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(x, [p.p95_wait_s / 3600 for p in points], "o-", color="tab:red", label="p95 wait")

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from matplotlib.figure import Figure
 
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.metrics import SIZE_CLASSES, SimResult
@@ -128,6 +127,8 @@ def workload_section(workload: Workload, cluster: ClusterSpec) -> str:
 
 
 def _cdf_chart(results: Sequence[SimResult], values: str, title: str, path: Path) -> Path:
+    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import: only when plotting)
+
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for r in results:
@@ -169,6 +170,8 @@ def binned_utilization(
 
 
 def _utilization_chart(results: Sequence[SimResult], path: Path) -> Path:
+    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import: only when plotting)
+
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for r in results:
@@ -205,6 +208,8 @@ def _share_chart(results: Sequence[SimResult], path: Path, top: int = 20) -> Pat
     tenants, _, entitled = tenant_shares(results[0])
     shares = [tenant_shares(r)[1] for r in results]
     order = np.argsort(-(entitled + np.mean(shares, axis=0)))[:top]
+    from matplotlib.figure import Figure  # noqa: PLC0415 (slow import: only when plotting)
+
     fig = Figure(figsize=(max(8, len(order) * 0.6), 4.5), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / (len(results) + 1)
