@@ -245,7 +245,8 @@ def test_organizations_users_roles_and_tokens(client: TestClient, tenants: Tenan
     r = client.post(
         f"{API}/users", json={"name": "spy", "organization": "Bolt"}, headers=admin.headers
     )
-    assert (r.status_code, r.json()["detail"]) == (404, "no organization 'Bolt'")
+    # another tenant's organization named in a body reads like one that does not exist
+    assert (r.status_code, r.json()["detail"]) == (422, "organization: unknown organization 'Bolt'")
     assert client.post(f"{API}/users", json={"name": "x"}, headers=alice.headers).status_code == 403
     assert (
         client.post(f"{API}/users", json={"name": "carol"}, headers=op.headers).status_code == 409

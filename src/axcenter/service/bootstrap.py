@@ -178,7 +178,7 @@ def load_demo(store: Store) -> list[Credential]:
                 operator,
                 RequestIn(
                     project=project_name,
-                    items={gpu_types[index % len(gpu_types)]: _GRANT_HOURS},
+                    items={gpu_type: _GRANT_HOURS for gpu_type in gpu_types},
                     starts_at=now,
                     ends_at=now + timedelta(days=_GRANT_DAYS),
                     justification=f"demo: {_GRANT_HOURS} GPU-hours for {_GRANT_DAYS} days",
