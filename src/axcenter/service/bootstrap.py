@@ -143,15 +143,7 @@ def load_demo(store: Store) -> list[Credential]:
         manager = _principal(session, "pm-kim")
         reviewer = _principal(session, "reviewer-lee")
         gpu_types = list(_PRICES)
-        for index, (
-            company,
-            reg_no,
-            size,
-            region,
-            project_name,
-            sector,
-            program_index,
-        ) in enumerate(_COMPANIES):
+        for company, reg_no, size, region, project_name, sector, program_index in _COMPANIES:
             organizations.create_organization_tx(
                 session,
                 operator,
