@@ -130,13 +130,14 @@ class _Cycle:
         if first >= len(queue):
             return None
         entry = self.entry(project_id, first)
-        if entry[0] == 0 or not self.quota.below_nominal(project_id):
+        room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
+        if entry[0] == 0 or room <= 0:
             return entry
         seen, index = 0, first + 1
         while index < len(queue) and seen < LOOKAHEAD:
             if index not in done:
                 job = queue[index]
-                if self.within_guarantee(job):
+                if 0 < job.total_gpus <= room and self.within_guarantee(job):
                     return self.entry(project_id, index)
                 seen += 1
             index += 1

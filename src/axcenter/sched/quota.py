@@ -135,10 +135,10 @@ class QuotaTree:
     def within_nominal(self, project_id: str, gpu_type: str, gpus: int) -> bool:
         return self.usage(project_id, gpu_type) + gpus <= self.nominal(project_id, gpu_type)
 
-    def below_nominal(self, project_id: str) -> bool:
-        """Some GPU type has nominal quota this project does not use yet."""
+    def room(self, project_id: str) -> int:
+        """The most GPUs of one type this project may still take within its nominal quota."""
         node = self.project(project_id)
-        return any(q.nominal > node.usage.get(t, 0) for t, q in node.quotas.items())
+        return max((q.nominal - node.usage.get(t, 0) for t, q in node.quotas.items()), default=0)
 
     def borrowing(self, project_id: str, gpu_type: str) -> bool:
         return self.usage(project_id, gpu_type) > self.nominal(project_id, gpu_type)
