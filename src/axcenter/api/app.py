@@ -37,7 +37,6 @@ def create_app(center: Center) -> FastAPI:
         description="Operating platform of a shared AI computing center.",
     )
     app.state.center = center
-    # before people: its GET /projects (richer, and readable by reviewers) answers
     app.include_router(projects.router, prefix="/api/v1")
     app.include_router(people.router, prefix="/api/v1")
     app.include_router(jobs.router, prefix="/api/v1")

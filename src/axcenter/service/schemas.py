@@ -58,7 +58,6 @@ __all__ = [
     "ProjectInfoListOut",
     "ProjectInfoOut",
     "ProjectLimitsIn",
-    "ProjectListOut",
     "ProjectOut",
     "ProjectPatchIn",
     "ProjectPolicyOut",
@@ -188,10 +187,6 @@ class ProjectOut(BaseModel):
     name: str
     organization: str
     sector: str
-
-
-class ProjectListOut(BaseModel):
-    items: list[ProjectOut]
 
 
 class WhoAmIOut(BaseModel):
