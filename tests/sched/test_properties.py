@@ -198,15 +198,19 @@ def check_every_pending_job_is_admitted_or_waiting_never_both(snap: Snapshot, re
 
 def check_each_project_is_served_in_queue_order(snap: Snapshot, result: Plan) -> None:
     """Within a project, jobs start in queue order, except that work within the project's
-    guaranteed quota may pass work that would borrow (plan.LOOKAHEAD): compare the two
-    kinds separately."""
+    guaranteed quota may pass work that would borrow (plan.LOOKAHEAD): compare each kind
+    (guaranteed GPU work, borrowing GPU work, CPU-only work) separately."""
     jobs = {j.id: j for j in pending_jobs(snap)}
-    keys: dict[tuple[str, bool], list[tuple[int, float, str]]] = {}
+    keys: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
     for admission in result.admissions:
         job = jobs[admission.job_id]
-        keys.setdefault((job.project_id, admission.borrowed), []).append(queue_key(job))
-    for (project, borrowed), order in keys.items():
-        kind = "borrowing" if borrowed else "guaranteed"
+        kind = (
+            "cpu-only"
+            if not job.gpus_per_node
+            else ("borrowing" if admission.borrowed else "guaranteed")
+        )
+        keys.setdefault((job.project_id, kind), []).append(queue_key(job))
+    for (project, kind), order in keys.items():
         assert order == sorted(order), f"{project} admitted {kind} jobs out of queue order"
 
 

@@ -149,7 +149,8 @@ class _Cycle:
         while heap and not self.stopped:
             *_, project_id, index = heapq.heappop(heap)
             self.examined[project_id].add(index)
-            self.decide(self.snap.queues[project_id][index])
+            ahead = index != self.cursor[project_id]  # passed borrowing work of its project
+            self.decide(self.snap.queues[project_id][index], guaranteed_only=ahead)
             if self.misses >= self.config.bf_max_job_test:
                 break
             following = self.next_entry(project_id)
@@ -162,7 +163,9 @@ class _Cycle:
             waiting=self.waiting,
         )
 
-    def decide(self, job: PendingJob) -> None:
+    def decide(self, job: PendingJob, *, guaranteed_only: bool = False) -> None:
+        """Admit ``job`` or record why it waits. ``guaranteed_only``: it was taken ahead of
+        its project's queue for fitting the guarantee, so it may not start borrowing."""
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
         types = self.types(job)
@@ -184,6 +187,16 @@ class _Cycle:
                 # devices are free, but not for this project: its quota is used up
                 return self.wait(job, PendingReason.QUOTA)
             types = allowed
+            if guaranteed_only:
+                own = [
+                    t
+                    for t in self.types(job)
+                    if self.quota.within_nominal(job.project_id, t, job.total_gpus)
+                    and self.fundable(job, t)
+                ]
+                types = [t for t in types if t in own]
+                if not types:
+                    return self.cannot_fit(job, own, reserved)
         unfunded = False
         if job.gpus_per_node and job.project_id in self.budgets:
             fundable = [t for t in types if self.fundable(job, t)]
