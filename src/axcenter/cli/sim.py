@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -24,24 +24,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from axcenter.cli import render
-from axcenter.sim.capacity import (
-    CAPACITY_HEADINGS,
-    Run,
-    RunProgress,
-    capacity_rows,
-    parse_add,
-    run_many,
-    sweep_capacity,
-    write_capacity_report,
-)
 from axcenter.sim.cluster import ClusterSpec, load_cluster
 from axcenter.sim.engine import SimOptions
 from axcenter.sim.policies import POLICIES
-from axcenter.sim.quotas import with_usage_quotas
-from axcenter.sim.report import METRIC_COLUMNS, comparison_rows, write_report
-from axcenter.sim.synth import scale_cluster, synthesize
-from axcenter.sim.traces import TraceError, find_node_list, openb_cluster, read_trace, write_native
 from axcenter.sim.workload import Workload
+
+if TYPE_CHECKING:
+    from axcenter.sim.capacity import RunProgress
+
+# Trace readers, reports and capacity sweeps pull in polars and matplotlib: they are
+# imported by the commands that use them, so that every other `axc` command starts fast.
 
 __all__ = ["app"]
 
@@ -104,6 +96,8 @@ class UsageError(Exception):
 
 @contextmanager
 def _errors() -> Iterator[None]:
+    from axcenter.sim.traces import TraceError
+
     try:
         yield
     except (UsageError, TraceError, ValueError, OSError) as exc:
@@ -128,6 +122,8 @@ def _command(name: str, positional: Sequence[str], options: Sequence[tuple[str, 
 
 
 def _cluster(path: Path | None, trace: str) -> ClusterSpec:
+    from axcenter.sim.traces import find_node_list, openb_cluster
+
     if path is not None:
         if not path.is_file():
             raise UsageError(f"{path}: no such cluster file")
@@ -150,6 +146,9 @@ def _cluster(path: Path | None, trace: str) -> ClusterSpec:
 def _workload(
     trace: str, seed: int, limit: int | None, jobs: int | None, rate: float, tenants: int | None
 ) -> Workload:
+    from axcenter.sim.synth import synthesize
+    from axcenter.sim.traces import read_trace
+
     workload = read_trace(trace, seed=seed, limit=None if jobs else limit, tenants=tenants)
     if jobs:
         workload = synthesize(workload, jobs, seed, rate_scale=rate, tenants=tenants)
@@ -157,6 +156,8 @@ def _workload(
 
 
 def _quotas(workload: Workload, cluster: ClusterSpec, fraction: float) -> Workload:
+    from axcenter.sim.quotas import with_usage_quotas
+
     return with_usage_quotas(workload, cluster, fraction) if fraction > 0 else workload
 
 
@@ -209,6 +210,8 @@ def _table(title: str, headings: Sequence[str], rows: Sequence[Sequence[Any]]) -
 
 def _comparison(summaries: Sequence[dict[str, Any]]) -> Table:
     """Metrics as rows, one column per policy: readable however many metrics there are."""
+    from axcenter.sim.report import METRIC_COLUMNS, comparison_rows
+
     rows = comparison_rows(summaries)
     table = Table(title="policies compared")
     table.add_column("metric")
@@ -260,6 +263,9 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON.")] = False,
 ) -> None:
     """Replay a trace under several policies side by side and compare them."""
+    from axcenter.sim.capacity import Run, run_many
+    from axcenter.sim.report import write_report
+
     with _errors():
         policies = list(dict.fromkeys(policy or POLICIES))
         unknown = [p for p in policies if p not in POLICIES]
@@ -333,6 +339,15 @@ def capacity(
     workers: WorkersOpt = 2,
 ) -> None:
     """Replay a trace with more nodes of one type: p95 wait and utilization per step."""
+    from axcenter.sim.capacity import (
+        CAPACITY_HEADINGS,
+        capacity_rows,
+        parse_add,
+        sweep_capacity,
+        write_capacity_report,
+    )
+    from axcenter.sim.traces import read_trace
+
     with _errors():
         if policy not in POLICIES:
             raise UsageError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
@@ -403,6 +418,9 @@ def synth(
     ] = None,
 ) -> None:
     """Generate a synthetic trace in the native format from a real trace's distributions."""
+    from axcenter.sim.synth import synthesize
+    from axcenter.sim.traces import read_trace, write_native
+
     with _errors():
         base = read_trace(source, seed=seed)
         workload = synthesize(base, jobs, seed, rate_scale=rate_scale, tenants=tenants)
@@ -418,6 +436,8 @@ def cluster(
     scale: Annotated[float, typer.Option("--scale", min=0.001, help="Multiply node counts.")] = 1.0,
 ) -> None:
     """Print a cluster spec YAML derived from a trace's node list (OpenB)."""
+    from axcenter.sim.synth import scale_cluster
+
     with _errors():
         spec = _cluster(None, trace)
         if scale != 1.0:
