@@ -28,6 +28,7 @@ __all__ = [
     "check_hold",
     "current_allocation",
     "hold",
+    "record_hold",
     "settle",
     "settle_job",
 ]
@@ -130,9 +131,22 @@ def hold(
     Raises ``InsufficientFunds`` (nothing written) if it does not fit.
     """
     won, secs = check_hold(session, allocation, gpu_type, gpus, seconds, at)
-    session.add(_entry(allocation, "hold", job_id, gpu_type, secs, won, at, public_bp=None))
-    session.flush()  # the next hold in this transaction must see this one
+    record_hold(session, allocation, job_id, gpu_type, secs, won, at)
     return won
+
+
+def record_hold(
+    session: Session,
+    allocation: orm.Allocation,
+    job_id: str,
+    gpu_type: str,
+    gpu_secs: int,
+    won: int,
+    at: datetime,
+) -> None:
+    """Write a hold ``check_hold`` has just allowed in this transaction."""
+    session.add(_entry(allocation, "hold", job_id, gpu_type, gpu_secs, won, at, public_bp=None))
+    session.flush()  # the next hold in this transaction must see this one
 
 
 def check_hold(

@@ -27,7 +27,7 @@ from axcenter.accounting.ledger import (
     InsufficientFunds,
     check_hold,
     current_allocation,
-    hold,
+    record_hold,
     settle_job,
 )
 from axcenter.control.convert import allocations_to_json, utc
@@ -320,22 +320,14 @@ class ControlLoop:
                     gpu_type=adm.gpu_type or None,
                     placement=allocations_to_json(adm.placement),
                     borrowed=adm.borrowed,
-                    allocation_id=funding.id if funding else None,
+                    allocation_id=funding[0].id if funding else None,
                 )
                 if applied is None:
                     self.state.forget(adm.job_id)
                     continue
                 if funding:
-                    spec = self.state.pending[adm.job_id]
-                    hold(
-                        session,
-                        funding,
-                        adm.job_id,
-                        adm.gpu_type,
-                        spec.total_gpus,
-                        spec.time_limit_s + self.state.hold_grace_s,
-                        at,
-                    )
+                    allocation, won, gpu_secs = funding
+                    record_hold(session, allocation, adm.job_id, adm.gpu_type, gpu_secs, won, at)
                 take_leases(session, adm.job_id, adm.placement)
                 admitted.append(adm)
             if admitted:
@@ -365,10 +357,10 @@ class ControlLoop:
 
     def _funding(
         self, session: Session, adm: Admission, at: datetime
-    ) -> tuple[bool, orm.Allocation | None]:
-        """(may it start, the allocation to hold it on). No allocation: it is not charged
-        (unfunded, or its project is not under allocation control). It may not start if
-        the store says the allocation cannot pay after all (the cache was stale)."""
+    ) -> tuple[bool, tuple[orm.Allocation, int, int] | None]:
+        """(may it start, (allocation, won, GPU-seconds) to hold). No hold: it is not
+        charged (unfunded, or its project is not under allocation control). It may not
+        start if the store says the allocation cannot pay after all (stale cache)."""
         spec = self.state.pending.get(adm.job_id)
         if not adm.funded or spec is None or not spec.gpus_per_node:
             return True, None
@@ -378,7 +370,7 @@ class ControlLoop:
         try:
             if allocation is None:
                 raise InsufficientFunds("no current allocation")
-            check_hold(
+            won, gpu_secs = check_hold(
                 session,
                 allocation,
                 adm.gpu_type,
@@ -389,7 +381,7 @@ class ControlLoop:
         except InsufficientFunds:
             self.state.reasons[adm.job_id] = PendingReason.BUDGET
             return False, None
-        return True, allocation
+        return True, (allocation, won, gpu_secs)
 
     def _refresh_budgets(self, session: Session, at: datetime) -> None:
         session.flush()
