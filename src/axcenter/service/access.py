@@ -340,3 +340,9 @@ def visible_job_details(who: Principal) -> ColumnElement[bool]:
         own = select(orm.Project.id).where(orm.Project.organization_id == who.organization_id)
         return orm.Job.project_id.in_(own) | (orm.Job.user_id == who.user_id)
     return visible_jobs(who)
+
+
+def project_named(ref: str) -> ColumnElement[bool]:
+    """A WHERE clause on ``orm.Project`` matching ``ref``: a ``prj_`` id or a name."""
+    column = orm.Project.id if ref.startswith("prj_") else orm.Project.name
+    return column == ref

@@ -25,7 +25,7 @@ from axcenter.accounting.prices import prices_at
 from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
 from axcenter.model.money import rate
-from axcenter.service.access import project_target, require, visible_allocations
+from axcenter.service.access import project_named, project_target, require, visible_allocations
 from axcenter.service.audit import record
 from axcenter.service.errors import Conflict, NotFound
 from axcenter.service.programs import allocated_won
@@ -138,9 +138,8 @@ def list_allocations(
         query = query.where(orm.Allocation.status == status)
     with center.store.read() as session:
         if project:
-            column = orm.Project.id if project.startswith("prj_") else orm.Project.name
             query = query.where(
-                orm.Allocation.project_id.in_(select(orm.Project.id).where(column == project))
+                orm.Allocation.project_id.in_(select(orm.Project.id).where(project_named(project)))
             )
         rows = session.scalars(query.order_by(orm.Allocation.id.desc())).all()
         out = [allocation_out(session, a) for a in rows]

@@ -19,7 +19,12 @@ from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.model.snapshot import PendingJob
-from axcenter.service.access import submittable_projects, visible_job_details, visible_jobs
+from axcenter.service.access import (
+    project_named,
+    submittable_projects,
+    visible_job_details,
+    visible_jobs,
+)
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
@@ -134,8 +139,7 @@ def _resolve_project(session: Session, who: Principal, ref: str | None) -> orm.P
             "project",
             "no project given and you belong to several (or none): name one with --project",
         )
-    column = orm.Project.id if ref.startswith("prj_") else orm.Project.name
-    project = session.scalars(query.where(column == ref)).one_or_none()
+    project = session.scalars(query.where(project_named(ref))).one_or_none()
     if project is None:
         raise InvalidInput("project", f"unknown project {ref!r}")
     return project
@@ -417,9 +421,8 @@ def list_jobs(
         query = query.where(orm.Job.id < cursor)
     with center.store.read() as session:
         if project:
-            column = orm.Project.id if project.startswith("prj_") else orm.Project.name
             query = query.where(
-                orm.Job.project_id.in_(select(orm.Project.id).where(column == project))
+                orm.Job.project_id.in_(select(orm.Project.id).where(project_named(project)))
             )
         rows = session.scalars(query.order_by(orm.Job.id.desc()).limit(limit + 1)).all()
         more = len(rows) > limit

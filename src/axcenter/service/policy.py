@@ -30,7 +30,7 @@ from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
 from axcenter.model.quota import ROOT_COHORT
-from axcenter.service.access import visible_projects
+from axcenter.service.access import project_named, visible_projects
 from axcenter.service.audit import record
 from axcenter.service.cluster import HIDDEN
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -82,8 +82,7 @@ def _require_operator(who: Principal, action: str) -> None:
 
 def _project(session: Session, who: Principal, ref: str, *, lock: bool = False) -> orm.Project:
     """The project ``ref`` (name or ``prj_`` id) if ``who`` may see it, else NotFound."""
-    column = orm.Project.id if ref.startswith("prj_") else orm.Project.name
-    query = select(orm.Project).where(column == ref, visible_projects(who))
+    query = select(orm.Project).where(project_named(ref), visible_projects(who))
     if lock:
         query = query.with_for_update(key_share=True)
     project = session.scalars(query).one_or_none()

@@ -22,6 +22,7 @@ from axcenter.model.ids import new_id
 from axcenter.service.access import (
     allowed,
     org_target,
+    project_named,
     project_target,
     readable_projects,
     require,
@@ -60,8 +61,7 @@ __all__ = [
 def project_by_ref(session: Session, ref: str, *, field: str | None = None) -> orm.Project:
     """The project ``ref`` (``prj_`` id or name), whoever may see it: callers check
     visibility with ``access.require``. NotFound, or InvalidInput naming ``field``."""
-    column = orm.Project.id if ref.startswith("prj_") else orm.Project.name
-    project = session.scalars(select(orm.Project).where(column == ref)).one_or_none()
+    project = session.scalars(select(orm.Project).where(project_named(ref))).one_or_none()
     if project is None:
         if field is not None:
             raise InvalidInput(field, f"unknown project {ref!r}")

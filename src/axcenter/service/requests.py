@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from axcenter.model.access import Principal
-from axcenter.service.access import request_target, require, visible_requests
+from axcenter.service.access import project_named, request_target, require, visible_requests
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.programs import program_by_ref
 from axcenter.service.schemas import RequestEventOut, RequestOut
@@ -122,10 +122,9 @@ def list_requests(
         query = query.where(orm.AllocationRequest.status == status)
     with center.store.read() as session:
         if project:
-            column = orm.Project.id if project.startswith("prj_") else orm.Project.name
             query = query.where(
                 orm.AllocationRequest.project_id.in_(
-                    select(orm.Project.id).where(column == project)
+                    select(orm.Project.id).where(project_named(project))
                 )
             )
         if program:
