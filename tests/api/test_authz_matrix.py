@@ -73,7 +73,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/arrays"): row("AA VV VV AV AV"),
     ("GET", "/arrays/{array_id}"): row("AA AA HH AH AH"),
     ("POST", "/arrays/{array_id}/cancel"): row("AA FF HH AH FH"),
+    ("GET", "/jobs/{job_id}/charges"): row("AA AA HH AH AH"),
     ("GET", "/cluster"): row("AA AA AA AA AA"),
+    # center-wide figures that name no tenant
+    ("GET", "/cluster/history"): row("AA AA AA AA AA"),
+    # the queue shows the pending jobs the caller may see
+    ("GET", "/queue"): row("SS SS NN SN SN"),
     # scheduling policy: operators change it, readers see their projects' part
     ("GET", "/quotas"): row("SS SS NN SN SN"),
     ("GET", "/quotas/{project}/{gpu_type}"): row("AA AA HH AH AH"),
@@ -200,6 +205,7 @@ class Side:
     project: str
     user: str  # a member of the project other than the caller
     job: str  # a finished job of ``user``
+    queued: str  # a pending job of ``user`` (too big to ever start)
     array: str
     request: str
     allocation: str
@@ -266,6 +272,24 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
         )
         s.add(job)
         jobs.append(job)
+    queued = orm.Job(
+        id=new_id("job"),
+        project_id=prj.id,
+        user_id=user.id,
+        command=["true"],
+        workdir="/tmp",
+        env={},
+        gpus_per_node=64,
+        nodes=1,
+        cpus_per_node=1,
+        memory_mb_per_node=64,
+        time_limit_s=60,
+        priority=0,
+        gpu_types=[],
+        state="pending",
+        submitted_at=start,
+    )
+    s.add(queued)
     s.add(orm.ProjectQuota(project_id=prj.id, gpu_type="H100", nominal=1))
     alloc = allocation(
         s,
@@ -300,6 +324,7 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
         project=prj.name,
         user=user.name,
         job=jobs[0].id,
+        queued=queued.id,
         array=array_id,
         request=req.id,
         allocation=alloc.id,
@@ -482,6 +507,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     markers = {
         "/projects": side.project,
         "/jobs": side.job,
+        "/queue": side.queued,
         "/quotas": side.project,
         "/cohorts": side.project,
         "/reservations": side.project,

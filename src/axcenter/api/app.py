@@ -11,6 +11,7 @@ from axcenter import __version__
 from axcenter.api.routers import (
     allocations,
     audit,
+    charges,
     cluster,
     export,
     jobs,
@@ -40,6 +41,7 @@ def create_app(center: Center) -> FastAPI:
     app.include_router(projects.router, prefix="/api/v1")
     app.include_router(people.router, prefix="/api/v1")
     app.include_router(jobs.router, prefix="/api/v1")
+    app.include_router(charges.router, prefix="/api/v1")
     app.include_router(cluster.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")
     app.include_router(export.router, prefix="/api/v1")

@@ -25,6 +25,8 @@ __all__ = [
     "BalanceOut",
     "BurndownDayOut",
     "BurndownOut",
+    "ChargeOut",
+    "ChargesOut",
     "ClusterOut",
     "CohortIn",
     "CohortListOut",
@@ -34,6 +36,8 @@ __all__ = [
     "DecisionIn",
     "DeviceOut",
     "EventOut",
+    "HistoryOut",
+    "HistoryPointOut",
     "JobBatchIn",
     "JobIn",
     "JobListOut",
@@ -61,6 +65,8 @@ __all__ = [
     "ProjectOut",
     "ProjectPatchIn",
     "ProjectPolicyOut",
+    "QueueItemOut",
+    "QueueOut",
     "QuotaIn",
     "QuotaListOut",
     "QuotaOut",
@@ -227,6 +233,76 @@ class SummaryOut(BaseModel):
 class ClusterOut(BaseModel):
     nodes: list[NodeOut]
     summary: SummaryOut
+
+
+class HistoryPointOut(BaseModel):
+    """One bucket of the cluster's history, starting at ``at``."""
+
+    at: datetime
+    #: mean GPUs busy per GPU type over the bucket
+    gpus_used: dict[str, float]
+    #: gpus_used / the type's GPUs (0 to 1)
+    utilization: dict[str, float]
+    #: mean number of pending jobs over the bucket
+    pending_jobs: float
+    #: runs that started in the bucket, and percentiles of their queue waits
+    starts: int
+    wait_p50_s: float | None
+    wait_p90_s: float | None
+
+
+class HistoryOut(BaseModel):
+    since: datetime
+    until: datetime
+    bucket_s: float
+    #: GPUs per GPU type now
+    capacity: dict[str, int]
+    points: list[HistoryPointOut]
+
+
+class QueueItemOut(BaseModel):
+    """A pending job in scheduling order."""
+
+    #: 1 = the first job the scheduler considers
+    position: int
+    id: str
+    name: str
+    project: str
+    user: str
+    gpus_per_node: int
+    nodes: int
+    gpu_types: list[str]
+    priority: int
+    submitted_at: datetime
+    reason: str
+    estimated_start: datetime | None
+
+
+class QueueOut(BaseModel):
+    items: list[QueueItemOut]
+    #: pending jobs the caller may see
+    total: int
+
+
+class ChargeOut(BaseModel):
+    at: datetime
+    #: hold (admission), release (run ended), charge (rated usage)
+    kind: str
+    allocation_id: str
+    gpu_type: str
+    gpu_seconds: int
+    amount_won: int
+    public_won: int
+    copay_won: int
+
+
+class ChargesOut(BaseModel):
+    job_id: str
+    items: list[ChargeOut]
+    #: sum of the ``charge`` rows: what the job cost
+    charged_won: int
+    #: holds not yet released
+    held_won: int
 
 
 # -- scheduling policy (operators): quotas, cohorts, project limits, reservations ---------

@@ -190,6 +190,7 @@ class Job(Base):
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_jobs_state_submitted", "state", "submitted_at"),
         Index("ix_jobs_project_submitted", "project_id", "submitted_at"),
+        Index("ix_jobs_state_id", "state", "id"),
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
@@ -229,7 +230,10 @@ class JobEvent(Base):
     """One lifecycle transition. Append-only: the history a job's state is derived from."""
 
     __tablename__ = "job_events"
-    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_job_events_job", "job_id", "id"),
+        Index("ix_job_events_at", "at"),
+    )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )

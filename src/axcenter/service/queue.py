@@ -1,0 +1,83 @@
+"""The pending queue in scheduling order, as ``squeue`` shows it.
+
+Positions follow the way the scheduler walks the queues: projects in the order its latest
+cycle first reached them (fair share and quota tiers decide that order), each project's
+jobs by priority class, then submission time (the order its queue holds them in);
+projects the cycle did not reach come last, their jobs by priority and submission. Each
+job carries the reason it waits and, where backfill reserved one, its estimated start.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from axcenter.control.convert import utc
+from axcenter.model.access import Principal
+from axcenter.model.jobs import JobState
+from axcenter.model.plan import PendingReason
+from axcenter.service.access import visible_jobs
+from axcenter.service.errors import InvalidInput
+from axcenter.service.schemas import QueueItemOut, QueueOut
+from axcenter.store import orm
+
+if TYPE_CHECKING:
+    from axcenter.service.center import Center
+
+__all__ = ["MAX_PAGE", "queue"]
+
+MAX_PAGE = 500
+
+
+def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -> QueueOut:
+    """Pending jobs ``who`` may see, positions ``offset + 1`` to ``offset + limit``."""
+    if offset < 0:
+        raise InvalidInput("offset", "must be 0 or more")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+    state = center.control.state
+    rank: dict[str, int] = {}
+    for job_id in list(state.reasons):  # a copy: the control loop replaces it each cycle
+        waiting = state.pending.get(job_id)
+        if waiting is not None:
+            rank.setdefault(waiting.project_id, len(rank))
+    last = len(rank)
+    with center.store.read() as session:
+        keys = session.execute(
+            select(orm.Job.id, orm.Job.project_id, orm.Job.priority, orm.Job.submitted_at).where(
+                orm.Job.state == JobState.PENDING.value, visible_jobs(who)
+            )
+        ).all()
+        keys.sort(key=lambda k: (rank.get(k[1], last), -k[2], k[3], k[0]))
+        page_ids = [k[0] for k in keys[offset : offset + limit]]
+        rows = {
+            job.id: (job, project, user)
+            for job, project, user in session.execute(
+                select(orm.Job, orm.Project.name, orm.User.name)
+                .join(orm.Project, orm.Project.id == orm.Job.project_id)
+                .join(orm.User, orm.User.id == orm.Job.user_id)
+                .where(orm.Job.id.in_(page_ids))
+            ).tuples()
+        }
+    items = []
+    for position, job_id in enumerate(page_ids, start=offset + 1):
+        job, project, user = rows[job_id]
+        estimate = state.estimates.get(job_id)
+        items.append(
+            QueueItemOut(
+                position=position,
+                id=job_id,
+                name=job.name,
+                project=project,
+                user=user,
+                gpus_per_node=job.gpus_per_node,
+                nodes=job.nodes,
+                gpu_types=list(job.gpu_types),
+                priority=job.priority,
+                submitted_at=job.submitted_at,
+                reason=state.reasons.get(job_id, PendingReason.PRIORITY).value,
+                estimated_start=utc(estimate) if estimate is not None else None,
+            )
+        )
+    return QueueOut(items=items, total=len(keys))
