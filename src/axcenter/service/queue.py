@@ -44,12 +44,10 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
             rank.setdefault(waiting.project_id, len(rank))
     last = len(rank)
     with center.store.read() as session:
-        keys = list(
-            session.execute(
-            select(orm.Job.id, orm.Job.project_id, orm.Job.priority, orm.Job.submitted_at).where(
-                orm.Job.state == JobState.PENDING.value, visible_jobs(who)
-            ).tuples()
-        )
+        pending = select(
+            orm.Job.id, orm.Job.project_id, orm.Job.priority, orm.Job.submitted_at
+        ).where(orm.Job.state == JobState.PENDING.value, visible_jobs(who))
+        keys = list(session.execute(pending).tuples())
         keys.sort(key=lambda k: (rank.get(k[1], last), -k[2], k[3], k[0]))
         page_ids = [k[0] for k in keys[offset : offset + limit]]
         rows = {
