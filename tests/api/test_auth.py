@@ -51,3 +51,24 @@ def test_revoked_token_is_refused(client: TestClient, center: Center, tenants: T
 def test_whoami(client: TestClient, tenants: Tenants) -> None:
     me = client.get("/api/v1/whoami", headers=tenants.alice.headers).json()
     assert (me["name"], me["organization"], me["role"]) == ("alice", "Acme", "member")
+
+
+def test_cached_access_follows_changes_at_once(
+    client: TestClient, center: Center, tenants: Tenants
+) -> None:
+    """Authentication and the project a job goes to are cached; a change is seen at once."""
+    from axcenter.store import orm
+
+    job = {"project": "acme-vision", "command": ["true"], "gpus_per_node": 0}
+    assert client.post("/api/v1/jobs", json=job, headers=tenants.alice.headers).status_code == 201
+    r = client.delete(
+        "/api/v1/projects/acme-vision/members/alice", headers=tenants.acme_admin.headers
+    )
+    assert r.status_code == 204
+    r = client.post("/api/v1/jobs", json=job, headers=tenants.alice.headers)
+    assert r.status_code == 422, r.text  # no longer a member: unknown project to her
+    assert client.get("/api/v1/whoami", headers=tenants.alice.headers).status_code == 200
+    with center.store.write() as s:  # unit of work, as the service layer writes
+        user = s.query(orm.User).filter_by(name="alice").one()
+        user.active = False
+    assert client.get("/api/v1/whoami", headers=tenants.alice.headers).status_code == 401

@@ -63,6 +63,7 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
             return array_view(center, who, earlier)
     array_id = new_id("arr")
     now = utcnow()
+    workdir = req.workdir or str((center.settings.jobs_dir / array_id).resolve())
     with center.store.write() as session:
         [template] = new_jobs(center, session, who, [req], now)
         tasks = [
@@ -72,7 +73,7 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
                 array_id=array_id,
                 array_index=index,
                 idempotency_key=template.idempotency_key if n == 0 else None,
-                workdir=req.workdir or str((center.settings.jobs_dir / array_id).resolve()),
+                workdir=workdir,
             )
             for n, index in enumerate(indices)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -94,14 +95,14 @@ def _prepare(
     nodes: Sequence[Node],
     now: datetime,
 ) -> tuple[list[Submitted], list[NewJob]]:
-    projects: dict[str | None, orm.Project] = {}
+    projects: dict[str | None, ProjectRef] = {}
     results: list[Submitted] = []
     new: list[NewJob] = []
     keys = [r.idempotency_key for r in requests if r.idempotency_key]
-    seen: dict[str, orm.Job] = {}
+    seen: dict[str, JobOut] = {}
     if keys:
         seen = {
-            j.idempotency_key or "": j
+            j.idempotency_key or "": job_out(session, j)
             for j in session.scalars(
                 select(orm.Job).where(
                     orm.Job.user_id == who.user_id, orm.Job.idempotency_key.in_(keys)
@@ -111,44 +112,76 @@ def _prepare(
     batch = len(requests) > 1
     for index, req in enumerate(requests):
         if req.idempotency_key and req.idempotency_key in seen:
-            results.append(Submitted(job_out(session, seen[req.idempotency_key]), created=False))
+            results.append(Submitted(seen[req.idempotency_key], created=False))
             continue
         prefix = f"jobs[{index}]." if batch else ""
         try:
             if req.project not in projects:
-                projects[req.project] = _resolve_project(session, who, req.project)
+                projects[req.project] = resolve_project(center, session, who, req.project)
             project = projects[req.project]
             job = _new_job(center, who, project, req, nodes, now)
         except InvalidInput as exc:
             raise InvalidInput(prefix + exc.field, exc.message.split(": ", 1)[1]) from None
+        out = _out_new(job, project.name, who.name)
         if req.idempotency_key:
-            seen_job = _transient(job, project.name, who.name)
-            seen[req.idempotency_key] = seen_job
+            seen[req.idempotency_key] = out
         new.append(job)
-        results.append(Submitted(_out_new(job, project.name, who.name), created=True))
+        results.append(Submitted(out, created=True))
     return results, new
 
 
-def _resolve_project(session: Session, who: Principal, ref: str | None) -> orm.Project:
-    query = select(orm.Project).where(submittable_projects(who))
+@dataclass(frozen=True, slots=True)
+class ProjectRef:
+    """The project a submission names, as far as submitting needs it."""
+
+    id: str
+    name: str
+
+
+#: what project resolution reads; a commit that changes one of them empties the cache
+PROJECT_TABLES = ("projects", "project_members")
+#: bound on how long a change made by another process (not seen by the store) goes unseen
+PROJECT_TTL_S = 5.0
+
+
+def resolve_project(
+    center: Center, session: Session, who: Principal, ref: str | None
+) -> ProjectRef:
+    """The project ``who`` submits to when naming ``ref`` (None: its only one).
+
+    Cached per (caller, reference): every submission of a loop names the same project,
+    and a membership or project change drops the cache (``Store.cache``).
+    """
+    cache = center.store.cache("submit-projects", PROJECT_TABLES, PROJECT_TTL_S)
+    key = (who.user_id, who.role, who.organization_id, ref)
+    found: ProjectRef | None = cache.get(key)
+    if found is None:
+        version = cache.version()
+        found = _resolve_project(session, who, ref)
+        cache.put(key, found, version)
+    return found
+
+
+def _resolve_project(session: Session, who: Principal, ref: str | None) -> ProjectRef:
+    query = select(orm.Project.id, orm.Project.name).where(submittable_projects(who))
     if ref is None:
-        candidates = session.scalars(query.limit(2)).all()
+        candidates = session.execute(query.limit(2)).all()
         if len(candidates) == 1:
-            return candidates[0]
+            return ProjectRef(*candidates[0])
         raise InvalidInput(
             "project",
             "no project given and you belong to several (or none): name one with --project",
         )
-    project = session.scalars(query.where(project_named(ref))).one_or_none()
-    if project is None:
+    found = session.execute(query.where(project_named(ref))).one_or_none()
+    if found is None:
         raise InvalidInput("project", f"unknown project {ref!r}")
-    return project
+    return ProjectRef(*found)
 
 
 def _new_job(
     center: Center,
     who: Principal,
-    project: orm.Project,
+    project: ProjectRef,
     req: JobIn,
     nodes: Sequence[Node],
     now: datetime,
@@ -174,7 +207,7 @@ def _new_job(
             raise InvalidInput("workdir", f"must be an absolute path, got {req.workdir!r}")
         workdir = req.workdir
     else:
-        workdir = str((settings.jobs_dir / job_id).resolve())
+        workdir = os.path.join(_real_dir(settings.jobs_dir), job_id)
     return NewJob(
         id=job_id,
         project_id=project.id,
@@ -193,6 +226,12 @@ def _new_job(
         idempotency_key=req.idempotency_key,
         submitted_at=now,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _real_dir(path: Path) -> str:
+    """``path`` resolved once: a job's default working directory is a new child of it."""
+    return str(path.resolve())
 
 
 def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
@@ -248,12 +287,16 @@ def _pending(job: NewJob) -> PendingJob:
     )
 
 
-def _transient(job: NewJob, project: str, user: str) -> orm.Job:
-    return orm.Job(
+def _out_new(job: NewJob, project: str, user: str) -> JobOut:
+    """The answer for a job just written, built from what was written (no re-read)."""
+    return JobOut.model_construct(
         id=job.id,
-        project_id=job.project_id,
-        user_id=job.user_id,
         name=job.name,
+        project=project,
+        project_id=job.project_id,
+        user=user,
+        state=JobState.PENDING.value,
+        reason=None,
         command=job.command,
         workdir=job.workdir,
         env=job.env,
@@ -264,18 +307,20 @@ def _transient(job: NewJob, project: str, user: str) -> orm.Job:
         time_limit_s=job.time_limit_s,
         priority=job.priority,
         gpu_types=job.gpu_types,
-        idempotency_key=job.idempotency_key,
-        state=JobState.PENDING.value,
-        reason=None,
+        gpu_type=None,
+        placement=[],
         submitted_at=job.submitted_at,
+        started_at=None,
+        ended_at=None,
+        exit_code=None,
         attempts=0,
+        idempotency_key=job.idempotency_key,
         array_id=job.array_id,
         array_index=job.array_index,
+        borrowed=False,
+        estimated_start=None,
+        events=None,
     )
-
-
-def _out_new(job: NewJob, project: str, user: str) -> JobOut:
-    return _out(_transient(job, project, user), project, user, {}, None)
 
 
 def job_out(

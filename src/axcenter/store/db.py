@@ -6,12 +6,16 @@ without waiting), ``Store.write`` serialises write transactions in this process 
 lock. ``axc up`` is the only process that writes, so this is the whole story on SQLite.
 PostgreSQL needs no such lock: conflicting writes are caught by constraints and guarded
 updates in ``store.jobs``.
+
+The store also counts, per table, the commits of this process that changed it
+(``version``), so that hot read paths can cache what they read (``cache``) and drop it as
+soon as one of its tables changes, with a short time-to-live for writes made elsewhere.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from axcenter.store.cache import VersionedCache
 
 __all__ = ["Store", "make_engine"]
 
@@ -65,6 +71,13 @@ class Store:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock = threading.RLock()
+        self._versions: dict[str, int] = {}
+        self._caches: dict[str, VersionedCache[Any, Any]] = {}
+        self._caches_lock = threading.Lock()
+        event.listen(self._sessions, "before_flush", _note_flushed)
+        event.listen(self._sessions, "do_orm_execute", _note_statement)
+        event.listen(self._sessions, "after_commit", self._committed)
+        event.listen(self._sessions, "after_rollback", _forget_changes)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent; run at every start)."""
@@ -90,3 +103,51 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    # -- change versions and caches ---------------------------------------------------
+
+    def version(self, tables: Iterable[str]) -> int:
+        """Grows whenever a commit of this process changes one of ``tables``."""
+        versions = self._versions
+        return sum(versions.get(t, 0) for t in tables)
+
+    def cache(self, name: str, tables: tuple[str, ...], ttl_s: float) -> VersionedCache[Any, Any]:
+        """The cache called ``name`` (made on first use) of what is read from ``tables``."""
+        found = self._caches.get(name)
+        if found is None:
+            with self._caches_lock:
+                found = self._caches.setdefault(
+                    name, VersionedCache(lambda: self.version(tables), ttl_s)
+                )
+        return found
+
+    def _committed(self, session: Session) -> None:
+        changed: set[str] | None = session.info.pop(_CHANGED, None)
+        if changed:
+            with self._caches_lock:
+                for table in changed:
+                    self._versions[table] = self._versions.get(table, 0) + 1
+
+
+_CHANGED = "axc_changed_tables"
+
+
+def _note_flushed(session: Session, _context: Any, _instances: Any) -> None:
+    """Note the tables of the objects this flush writes (unit of work)."""
+    if session.new or session.dirty or session.deleted:
+        changed = session.info.setdefault(_CHANGED, set())
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            changed.add(obj.__table__.name)
+
+
+def _note_statement(state: ORMExecuteState) -> None:
+    """Note the table of an INSERT, UPDATE or DELETE run through the session."""
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        name = getattr(table, "name", None)
+        if name:
+            state.session.info.setdefault(_CHANGED, set()).add(name)
+
+
+def _forget_changes(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

@@ -1,4 +1,8 @@
-"""Jobs: submit (one or many), list, show, cancel, wait, logs."""
+"""Jobs: submit (one or many), list, show, cancel, wait, logs.
+
+Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
+``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
+"""
 
 from __future__ import annotations
 
@@ -21,23 +25,23 @@ LOG_CHUNK = 1024 * 1024
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
-def submit(body: JobIn, center: CenterDep, who: PrincipalDep, response: Response) -> JobOut:
+async def submit(body: JobIn, center: CenterDep, who: PrincipalDep, response: Response) -> JobOut:
     """Submit a job. Replaying an idempotency key returns the earlier job with 200."""
-    (result,) = service.submit(center, who, [body])
+    (result,) = await run_in_threadpool(service.submit, center, who, [body])
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return result.job
 
 
 @router.post("/jobs:batch", status_code=status.HTTP_201_CREATED)
-def submit_batch(body: JobBatchIn, center: CenterDep, who: PrincipalDep) -> JobListOut:
+async def submit_batch(body: JobBatchIn, center: CenterDep, who: PrincipalDep) -> JobListOut:
     """Submit many jobs in one transaction: all are accepted or none."""
-    results = service.submit(center, who, body.jobs)
+    results = await run_in_threadpool(service.submit, center, who, body.jobs)
     return JobListOut(items=[r.job for r in results], next_cursor=None)
 
 
 @router.get("/jobs")
-def list_jobs(
+async def list_jobs(
     center: CenterDep,
     who: PrincipalDep,
     state: Annotated[list[str] | None, Query()] = None,
@@ -47,7 +51,8 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobListOut:
-    items, next_cursor = service.list_jobs(
+    items, next_cursor = await run_in_threadpool(
+        service.list_jobs,
         center,
         who,
         states=state or (),
@@ -61,8 +66,8 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def show(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
-    return service.get_job(center, who, job_id)
+async def show(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    return await run_in_threadpool(service.get_job, center, who, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -95,14 +100,16 @@ async def _wait(center: CenterDep, who: PrincipalDep, job_id: str, timeout: floa
 
 
 @router.get("/jobs/{job_id}/log")
-def log(
+async def log(
     job_id: str,
     center: CenterDep,
     who: PrincipalDep,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """Log bytes from ``offset``; ``X-Log-Offset`` is where to continue."""
-    data, next_offset, state = service.read_log(center, who, job_id, offset, LOG_CHUNK)
+    data, next_offset, state = await run_in_threadpool(
+        service.read_log, center, who, job_id, offset, LOG_CHUNK
+    )
     return Response(
         content=data,
         media_type="text/plain; charset=utf-8",
@@ -111,15 +118,17 @@ def log(
 
 
 @router.post("/arrays", status_code=status.HTTP_201_CREATED)
-def submit_array(body: ArrayIn, center: CenterDep, who: PrincipalDep) -> ArrayOut:
+async def submit_array(body: ArrayIn, center: CenterDep, who: PrincipalDep) -> ArrayOut:
     """Submit a job array: one job per index, written in one transaction."""
-    return arrays.submit_array(center, who, body)
+    return await run_in_threadpool(arrays.submit_array, center, who, body)
 
 
 @router.get("/arrays/{array_id}")
-def show_array(array_id: str, center: CenterDep, who: PrincipalDep, ids: bool = False) -> ArrayOut:
+async def show_array(
+    array_id: str, center: CenterDep, who: PrincipalDep, ids: bool = False
+) -> ArrayOut:
     """Tasks per state (and, with ``ids``, every task's job id in index order)."""
-    return arrays.array_view(center, who, array_id, ids=ids)
+    return await run_in_threadpool(arrays.array_view, center, who, array_id, ids=ids)
 
 
 @router.post("/arrays/{array_id}/cancel")
