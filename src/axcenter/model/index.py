@@ -7,6 +7,15 @@ rest of a cycle, so the live cache and the simulator keep one index and update i
 start and end (``add``/``remove``). ``plan`` only reads it: what it changes while planning
 it copies first (per node, per project), which costs O(nodes + projects), not O(jobs).
 
+Two orders serve the searches of a cycle without sorting running jobs each time:
+
+- per node, ``device_ends``: the end of the time limit of the job holding each held
+  device, ascending. Its ``k``-th entry is the earliest moment ``k`` devices come back,
+  a lower bound the backfill search ranks nodes by.
+- per GPU type and (priority, GPUs), ``by_start``: the jobs newest first. Within one such
+  class, newer means less progress lost, so the preemption search merges these few
+  lists (cheapest first) and reads only as far as it needs.
+
 A snapshot without an index gets one built from its running jobs (tests, small cases).
 """
 
@@ -15,6 +24,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from axcenter.model.snapshot import RunningJob
 
@@ -29,6 +39,8 @@ class NodeHeld:
     jobs: dict[str, RunningJob] = field(default_factory=dict)
     #: (ends_by, job id) of the jobs here, ascending: what frees first
     by_end: list[tuple[float, str]] = field(default_factory=list)
+    #: one entry per held device: the end of its job's time limit, ascending
+    device_ends: list[float] = field(default_factory=list)
 
 
 class RunningIndex:
@@ -41,6 +53,8 @@ class RunningIndex:
         self.held: dict[str, int] = {}  # project -> GPUs (all types)
         self.by_end: list[tuple[float, str]] = []  # (ends_by, job id), ascending
         self.preempting: dict[str, RunningJob] = {}
+        #: gpu type -> (priority, GPUs) -> (-started_at, job id) ascending: newest first
+        self.by_start: dict[str, dict[tuple[int, int], list[tuple[float, str]]]] = {}
         for job in running:
             self.add(job)
 
@@ -53,6 +67,8 @@ class RunningIndex:
             if held is None:
                 held = self.nodes[a.node_id] = NodeHeld()
             held.devices.update(a.devices)
+            for _ in a.devices:
+                bisect.insort(held.device_ends, job.ends_by)
             held.cpus += a.cpus
             held.memory_mb += a.memory_mb
             if job.id not in held.jobs:
@@ -60,6 +76,8 @@ class RunningIndex:
             held.jobs[job.id] = job
         self._count(job, 1)
         bisect.insort(self.by_end, (job.ends_by, job.id))
+        classes = self.by_start.setdefault(job.gpu_type, {})
+        bisect.insort(classes.setdefault((job.priority, job.gpus), []), (-job.started_at, job.id))
         if job.preempting:
             self.preempting[job.id] = job
 
@@ -70,6 +88,8 @@ class RunningIndex:
         for a in job.allocations:
             held = self.nodes[a.node_id]
             held.devices.difference_update(a.devices)
+            for _ in a.devices:
+                _discard(held.device_ends, job.ends_by)
             held.cpus -= a.cpus
             held.memory_mb -= a.memory_mb
             if held.jobs.pop(job_id, None) is not None:
@@ -77,6 +97,13 @@ class RunningIndex:
         self._count(job, -1)
         self.preempting.pop(job_id, None)
         _discard(self.by_end, (job.ends_by, job.id))
+        classes = self.by_start[job.gpu_type]
+        started = classes[job.priority, job.gpus]
+        _discard(started, (-job.started_at, job.id))
+        if not started:
+            del classes[job.priority, job.gpus]
+            if not classes:
+                del self.by_start[job.gpu_type]
         return job
 
     def replace(self, job: RunningJob) -> None:
@@ -104,7 +131,7 @@ class RunningIndex:
             self.held.pop(job.project_id, None)
 
 
-def _discard(ordered: list[tuple[float, str]], item: tuple[float, str]) -> None:
+def _discard(ordered: list[Any], item: Any) -> None:
     i = bisect.bisect_left(ordered, item)
     if i < len(ordered) and ordered[i] == item:
         del ordered[i]

@@ -9,6 +9,7 @@ the reservation.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def earliest_start(
     job: PendingJob,
     free: FreeCapacity,
     releases: Callable[[str], Sequence[tuple[float, Allocation]]],
-    first_release: Callable[[str], float],
+    first_release: Callable[[str, int], float],
     gpu_types: Sequence[str],
     now: float,
     blocked: Blocked | None,
@@ -58,7 +59,8 @@ def earliest_start(
     id)``: (end, allocation on that node) in order of end) have freed enough devices,
     CPUs and memory; the job starts when its ``nodes`` earliest nodes of one type are
     ready. Nodes are examined best first by ``first_release`` (a lower bound of their
-    ready time), and the search stops once no unexamined node can beat those found.
+    ready time, given how many more devices it needs), and the search stops once no
+    unexamined node can beat those found.
     """
     best: Estimate | None = None
     for gpu_type in gpu_types:
@@ -68,18 +70,22 @@ def earliest_start(
             if _enough(job, usable, nf.cpus, nf.memory_mb):
                 bounds.append((now, nf.node.name, nf))
             else:
-                bounds.append((max(now, first_release(nf.node.id)), nf.node.name, nf))
+                missing = job.gpus_per_node - len(nf.devices)
+                bound = first_release(nf.node.id, missing)
+                bounds.append((now if bound < now else bound, nf.node.name, nf))
         heapq.heapify(bounds)
-        ready: list[tuple[float, str, str, tuple[int, ...]]] = []
+        #: the ``job.nodes`` earliest ready nodes found so far, ascending
         chosen: list[tuple[float, str, str, tuple[int, ...]]] = []
         while bounds:
             bound, name, nf = heapq.heappop(bounds)
-            if len(chosen) == job.nodes and bound > chosen[-1][0]:
-                break  # no node left can be ready before the ones found
+            if len(chosen) == job.nodes and (bound, name) > chosen[-1][:2]:
+                # no node left can come before the ones found: each is ready at or after
+                # its bound, and ties go by name, as the heap pops them
+                break
             found = _ready_at(job, nf, releases(nf.node.id), now, blocked)
             if found is not None:
-                ready.append((found[0], name, nf.node.id, found[1]))
-                chosen = heapq.nsmallest(job.nodes, ready)
+                bisect.insort(chosen, (found[0], name, nf.node.id, found[1]))
+                del chosen[job.nodes :]
         if len(chosen) < job.nodes:
             continue
         at = chosen[-1][0]

@@ -329,17 +329,28 @@ class _Cycle:
             later = sorted(later + admitted, key=lambda r: r[0])
         return stopping + later
 
-    def first_release(self, node_id: str) -> float:
-        """A lower bound of when ``node_id`` frees anything (for a best-first search)."""
+    def first_release(self, node_id: str, missing: int = 0) -> float:
+        """A lower bound of when ``node_id`` frees enough (for a best-first search):
+        ``missing`` more devices, or (``missing`` <= 0) anything at all.
+
+        Running jobs give back their ``missing``-th device at ``device_ends[missing - 1]``
+        at the earliest; what this cycle admitted there may free sooner; what is being
+        preempted frees now."""
         held = self.index.nodes.get(node_id)
         bound = float("inf")
         if held is not None and held.by_end:
-            bound = held.by_end[0][0]
+            if missing <= 0:
+                bound = held.by_end[0][0]
+            elif missing <= len(held.device_ends):
+                bound = held.device_ends[missing - 1]
             if (self.victims or self.index.preempting) and any(
                 r.preempting or r.id in self.victims for r in held.jobs.values()
             ):
                 bound = self.now
-        return min([bound, *(end for end, _ in self.admitted_on.get(node_id, ()))])
+        admitted = self.admitted_on.get(node_id)
+        if admitted:
+            bound = min(bound, *(end for end, _ in admitted))
+        return bound
 
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
         if not job.gpus_per_node:

@@ -16,8 +16,8 @@ before returning.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import heapq
+from collections.abc import Callable, Iterator
 
 from axcenter.model.index import RunningIndex
 from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig
@@ -29,28 +29,98 @@ from axcenter.sched.sweep import Release, sweep
 __all__ = ["Preemptible", "find_victims", "preemptible"]
 
 
-@dataclass(frozen=True, slots=True)
-class Preemptible:
-    """Running jobs of one GPU type that may be preempted at all, cheapest first."""
+#: once this many candidates have been read in merge order, sort the rest at once
+_MERGE_LIMIT = 512
 
-    jobs: list[RunningJob]
-    rank: dict[str, int]  # job id -> position in ``jobs``
+#: a candidate in preemption order: (priority, GPU-seconds run so far, job id, the job)
+_Ranked = tuple[int, float, str, RunningJob]
+
+
+class Preemptible:
+    """Running jobs of one GPU type that may be preempted at all, cheapest first.
+
+    Read lazily: a search usually stops after a few candidates, so the order is produced
+    by merging the index's per-class lists (``RunningIndex.by_start``) only as far as
+    the searches read it, instead of sorting every running job each cycle. ``jobs`` and
+    ``rank`` hold what has been read so far; iterate to read on.
+    """
+
+    def __init__(
+        self, index: RunningIndex, gpu_type: str, now: float, config: SchedulerConfig
+    ) -> None:
+        self.jobs: list[RunningJob] = []
+        self.rank: dict[str, int] = {}  # job id -> position in ``jobs``
+        self._index = index
+        self._gpu_type = gpu_type
+        self._now = now
+        self._min_runtime_s = config.min_runtime_s
+        classes = index.by_start.get(gpu_type, {})
+        self._merged: Iterator[_Ranked] | None = heapq.merge(
+            *(self._class(started) for _, started in sorted(classes.items()))
+        )
+
+    def __iter__(self) -> Iterator[RunningJob]:
+        i = 0
+        while True:
+            if i == len(self.jobs) and not self._read():
+                return
+            yield self.jobs[i]
+            i += 1
+
+    def _eligible(self, r: RunningJob) -> bool:
+        return not r.preempting and self._now - r.started_at >= self._min_runtime_s
+
+    def _class(self, started: list[tuple[float, str]]) -> Iterator[_Ranked]:
+        """One (priority, GPUs) class in preemption order. Newest first is that order up
+        to ties: jobs whose GPU-seconds come out equal go by id, as the full sort does."""
+        jobs, now = self._index.jobs, self._now
+        run: list[_Ranked] = []
+        for _, job_id in started:
+            r = jobs[job_id]
+            if not self._eligible(r):
+                continue
+            item = (r.priority, (now - r.started_at) * r.gpus, r.id, r)
+            if run and run[0][1] != item[1]:
+                yield from sorted(run) if len(run) > 1 else run
+                run = []
+            run.append(item)
+        yield from sorted(run) if len(run) > 1 else run
+
+    def _read(self) -> bool:
+        """Read one more candidate (or, past ``_MERGE_LIMIT``, all the rest); False at the end."""
+        if self._merged is None:
+            return False
+        if len(self.jobs) < _MERGE_LIMIT:
+            item = next(self._merged, None)
+            if item is None:
+                self._merged = None
+                return False
+            self._append(item[3])
+            return True
+        self._merged = None
+        now, rank = self._now, self.rank
+        rest = [
+            (r.priority, (now - r.started_at) * r.gpus, r.id, r)
+            for classes in self._index.by_start.get(self._gpu_type, {}).values()
+            for _, job_id in classes
+            if (r := self._index.jobs[job_id]).id not in rank and self._eligible(r)
+        ]
+        rest.sort()
+        for item in rest:
+            self._append(item[3])
+        return bool(rest)
+
+    def _append(self, r: RunningJob) -> None:
+        self.rank[r.id] = len(self.jobs)
+        self.jobs.append(r)
 
 
 def preemptible(
     index: RunningIndex, gpu_type: str, now: float, config: SchedulerConfig
 ) -> Preemptible:
     """Jobs of ``gpu_type`` old enough to preempt and not already stopping, cheapest to
-    lose first (lowest priority, then least GPU-seconds run so far)."""
-    jobs = [
-        r
-        for r in index.jobs.values()
-        if r.gpu_type == gpu_type
-        and not r.preempting
-        and now - r.started_at >= config.min_runtime_s
-    ]
-    jobs.sort(key=lambda r: (r.priority, (now - r.started_at) * r.gpus, r.id))
-    return Preemptible(jobs, {r.id: i for i, r in enumerate(jobs)})
+    lose first (lowest priority, then least GPU-seconds run so far, then id)."""
+    return Preemptible(index, gpu_type, now, config)
 
 
 def _eligibility(
@@ -102,9 +172,7 @@ def find_victims(
     """
     eligible = _eligibility(job, gpu_type, quota, config, excluded)
     rank = candidates.rank
-    releases = (
-        Release(i, r.id, r.allocations) for i, r in enumerate(candidates.jobs) if eligible(r)
-    )
+    releases = (Release(i, r.id, r.allocations) for i, r in enumerate(candidates) if eligible(r))
     found = sweep(job, free, gpu_type, releases, blocked)
     if found is None:
         return None
@@ -129,7 +197,7 @@ def find_victims(
             remove(candidates.jobs[rank[job_id]])
         if quota.available(job.project_id, gpu_type) < job.total_gpus:
             # devices are there, the quota is not: stop more borrowers, wherever they run
-            for victim in candidates.jobs:
+            for victim in candidates:
                 if victim.id in picked or not eligible(victim):
                     continue
                 if victim.project_id != job.project_id and not quota.borrowing(
