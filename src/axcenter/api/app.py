@@ -1,10 +1,10 @@
-"""The FastAPI application: routers, error shapes, request size limit."""
+"""The FastAPI application: API routers, the dashboard, error shapes, request size limit."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
@@ -25,6 +25,7 @@ from axcenter.api.routers import (
 )
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
+from axcenter.web import app as web
 
 __all__ = ["create_app"]
 
@@ -54,6 +55,7 @@ def create_app(center: Center) -> FastAPI:
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit)
+    web.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -63,17 +65,22 @@ def create_app(center: Center) -> FastAPI:
     return app
 
 
-async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+async def _service_error(request: Request, exc: ServiceError) -> Response:
+    """The same status and message for the API (JSON) and the dashboard (a page)."""
+    if web.is_page(request):
+        return web.error_page(request, exc.status, exc.message)
     return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     """One readable line per problem, each naming its field (``jobs.0.gpus_per_node: …``)."""
     problems = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "body"
         problems.append(f"{field}: {err.get('msg', 'invalid')}")
+    if web.is_page(request):
+        return web.error_page(request, 422, "; ".join(problems))
     return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
 

@@ -1,0 +1,47 @@
+"""Mounting the dashboard on the API's application: pages under ``/ui``, static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from axcenter.web.pages import auth, cluster, jobs, programs, projects, requests
+from axcenter.web.render import page
+from axcenter.web.session import BadForm, SignInRequired, language
+
+__all__ = ["error_page", "is_page", "mount"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def mount(app: FastAPI) -> None:
+    for module in (auth, cluster, jobs, projects, requests, programs):
+        app.include_router(module.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(SignInRequired, _sign_in)  # type: ignore[arg-type]
+    app.add_exception_handler(BadForm, _bad_form)  # type: ignore[arg-type]
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=303)
+
+
+def is_page(request: Request) -> bool:
+    return request.url.path == "/ui" or request.url.path.startswith("/ui/")
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """A service error on a page: the same status and message as the API, as HTML."""
+    lang = language(request)
+    return page(request, None, "error.html", lang=lang, status=status, message=message)
+
+
+async def _sign_in(_: Request, exc: SignInRequired) -> Response:
+    return RedirectResponse(exc.location, status_code=303)
+
+
+async def _bad_form(request: Request, _: BadForm) -> Response:
+    return error_page(request, 403, "the form is stale or came from another site: reload the page")

@@ -1,0 +1,240 @@
+"""Chart.js configurations built from service results (drawn in the browser by app.js).
+
+Each chart also comes with its data as a table (``Chart.table``), which the page shows
+under the chart for screen readers and for copying figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from axcenter.service.schemas import (
+    BurndownOut,
+    HistoryOut,
+    ProjectDetailOut,
+    UsageReportOut,
+)
+from axcenter.web.i18n import translate
+
+__all__ = [
+    "Chart",
+    "burndown_chart",
+    "grant_chart",
+    "history_charts",
+    "spending_chart",
+]
+
+#: shown for a missing value
+DASH = "\u2013"
+#: colour-blind-safe (Okabe-Ito), readable on white
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+
+
+@dataclass(frozen=True)
+class Chart:
+    id: str
+    title: str
+    config: dict[str, Any]
+    #: header row, then rows, for the data table under the chart
+    table: list[list[str]] = field(default_factory=list)
+
+
+def _line(labels: list[str], datasets: list[dict[str, Any]], y_format: str) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "data": {"labels": labels, "datasets": datasets},
+        "options": {"yFormat": y_format},
+    }
+
+
+def _series(label: str, values: Sequence[float | None], i: int, **extra: Any) -> dict[str, Any]:
+    colour = PALETTE[i % len(PALETTE)]
+    return {
+        "label": label,
+        "data": list(values),
+        "borderColor": colour,
+        "backgroundColor": colour,
+        "pointRadius": 0,
+        "spanGaps": True,
+        **extra,
+    }
+
+
+def _table(header: list[str], labels: list[str], columns: list[list[Any]]) -> list[list[str]]:
+    rows = [header]
+    for i, label in enumerate(labels):
+        rows.append([label, *(DASH if c[i] is None else str(c[i]) for c in columns)])
+    return rows
+
+
+def history_charts(history: HistoryOut, lang: str) -> list[Chart]:
+    """Utilization per GPU type, queue length, and wait percentiles over the window."""
+    long = history.until - history.since > timedelta(days=2)
+    fmt = "%m-%d %H:%M" if long else "%H:%M"
+    labels = [p.at.strftime(fmt) for p in history.points]
+    types = list(history.capacity)
+    utilization = [[round(p.utilization.get(t, 0) * 100, 1) for p in history.points] for t in types]
+    pending = [p.pending_jobs for p in history.points]
+    p50 = [p.wait_p50_s for p in history.points]
+    p90 = [p.wait_p90_s for p in history.points]
+    time = translate("chart.time", lang)
+    return [
+        Chart(
+            "utilization",
+            translate("cluster.utilization", lang),
+            _line(
+                labels,
+                [
+                    _series(f"{t} ({history.capacity[t]})", u, i)
+                    for i, (t, u) in enumerate(zip(types, utilization, strict=True))
+                ],
+                "percent",
+            ),
+            _table([time, *(f"{t} %" for t in types)], labels, utilization),
+        ),
+        Chart(
+            "queue-length",
+            translate("cluster.queue_length", lang),
+            _line(labels, [_series(translate("chart.pending_jobs", lang), pending, 0)], "number"),
+            _table([time, translate("chart.pending_jobs", lang)], labels, [pending]),
+        ),
+        Chart(
+            "waits",
+            translate("cluster.waits", lang),
+            _line(
+                labels,
+                [
+                    _series(translate("chart.wait_p50", lang), p50, 0),
+                    _series(translate("chart.wait_p90", lang), p90, 1),
+                ],
+                "seconds",
+            ),
+            _table(
+                [time, translate("chart.wait_p50", lang), translate("chart.wait_p90", lang)],
+                labels,
+                [p50, p90],
+            ),
+        ),
+    ]
+
+
+def grant_chart(project: ProjectDetailOut, lang: str) -> Chart | None:
+    """GPU-hours used vs granted per GPU type, over the project's active allocations."""
+    granted: dict[str, float] = {}
+    used: dict[str, float] = {}
+    for alloc in project.allocations:
+        if alloc.status != "active":
+            continue
+        for item in alloc.balance.items:
+            granted[item.gpu_type] = granted.get(item.gpu_type, 0) + item.granted_gpu_seconds
+            used[item.gpu_type] = used.get(item.gpu_type, 0) + item.used_gpu_seconds
+    if not granted:
+        return None
+    types = sorted(granted)
+    g = [round(granted[t] / 3600, 1) for t in types]
+    u = [round(used[t] / 3600, 1) for t in types]
+    return Chart(
+        "grant",
+        translate("projects.gpu_hours", lang),
+        {
+            "type": "bar",
+            "data": {
+                "labels": types,
+                "datasets": [
+                    _series(translate("chart.used", lang), list(u), 1),
+                    _series(translate("chart.granted", lang), list(g), 0),
+                ],
+            },
+            "options": {"yFormat": "number"},
+        },
+        _table(
+            [
+                translate("cluster.type", lang),
+                translate("chart.used", lang),
+                translate("chart.granted", lang),
+            ],
+            types,
+            [u, g],
+        ),
+    )
+
+
+def burndown_chart(b: BurndownOut, lang: str) -> Chart:
+    """Remaining budget per day, and a dashed forecast line to the day it reaches zero."""
+    days = [d.day for d in b.days]
+    labels = [d.isoformat() for d in days]
+    remaining: list[float | None] = [float(d.remaining_won) for d in b.days]
+    forecast: list[float | None] = [None] * len(days)
+    if b.forecast is not None and days:
+        last = days[-1]
+        extra = _days_between(last, b.forecast)
+        step = (b.remaining_won / len(extra)) if extra else 0
+        forecast[-1] = float(b.remaining_won)
+        for i, day in enumerate(extra, start=1):
+            labels.append(day.isoformat())
+            remaining.append(None)
+            forecast.append(round(max(0.0, b.remaining_won - step * i)))
+    return Chart(
+        "burndown",
+        translate("programs.burndown", lang),
+        _line(
+            labels,
+            [
+                _series(translate("chart.remaining", lang), remaining, 0, fill=False),
+                _series(translate("chart.forecast", lang), forecast, 1, borderDash=[6, 4]),
+            ],
+            f"won-{lang}",
+        ),
+        _table(
+            ["day", translate("chart.remaining", lang), translate("chart.forecast", lang)],
+            labels,
+            [remaining, forecast],
+        ),
+    )
+
+
+def _days_between(last: date, forecast: date, most: int = 120) -> list[date]:
+    """Days after ``last`` up to ``forecast``, thinned to at most ``most`` points."""
+    span = (forecast - last).days
+    if span <= 0:
+        return []
+    stride = max(1, span // most)
+    days = [last + timedelta(days=d) for d in range(stride, span + 1, stride)]
+    if days[-1] != forecast:
+        days.append(forecast)
+    return days
+
+
+def spending_chart(chart_id: str, title: str, report: UsageReportOut, dim: str, lang: str) -> Chart:
+    """Won charged per group of ``dim`` (public and co-pay stacked)."""
+    rows = sorted(report.rows, key=lambda r: -r.charged_won)
+    labels = [r.keys.get(dim) or DASH for r in rows]
+    public = [r.public_won for r in rows]
+    copay = [r.copay_won for r in rows]
+    return Chart(
+        chart_id,
+        title,
+        {
+            "type": "bar",
+            "data": {
+                "labels": labels,
+                "datasets": [
+                    _series(translate("report.public", lang), list(public), 0),
+                    _series(translate("report.copay", lang), list(copay), 4),
+                ],
+            },
+            "options": {"yFormat": f"won-{lang}", "stacked": True, "horizontal": True},
+        },
+        _table(
+            [
+                translate("report.group", lang),
+                translate("report.public", lang),
+                translate("report.copay", lang),
+            ],
+            labels,
+            [public, copay],
+        ),
+    )

@@ -1,0 +1,232 @@
+"""Jobs: the list with filters, a job's page (spec, events, placement, log, charges),
+submitting, cancelling and resubmitting."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from axcenter.model.access import Role
+from axcenter.model.jobs import JobState
+from axcenter.service import jobs as service
+from axcenter.service.center import Center
+from axcenter.service.charges import job_charges
+from axcenter.service.errors import Forbidden, InvalidInput
+from axcenter.service.projects import list_projects
+from axcenter.service.schemas import JobIn, JobOut
+from axcenter.web.render import page
+from axcenter.web.session import FormViewer, PageViewer, Viewer
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+PAGE = 50
+#: the first bytes of a log shown with the page; the rest streams in (live tail)
+LOG_CHUNK = 256 * 1024
+FINISHED = tuple(s.value for s in JobState if s.terminal)
+VIEWS = {
+    "all": (),
+    "pending": (JobState.PENDING.value,),
+    "running": (JobState.ADMITTED.value, JobState.RUNNING.value, JobState.PREEMPTED.value),
+    "finished": FINISHED,
+}
+
+
+@router.get("/jobs")
+def jobs_page(
+    request: Request,
+    viewer: PageViewer,
+    view: str = "all",
+    state: str | None = None,
+    project: str | None = None,
+    mine: bool = False,
+    cursor: str | None = None,
+) -> HTMLResponse:
+    center: Center = request.app.state.center
+    states = (state,) if state else VIEWS.get(view, ())
+    items, next_cursor = service.list_jobs(
+        center,
+        viewer.who,
+        states=states,
+        project=project or None,
+        mine=mine,
+        limit=PAGE,
+        cursor=cursor,
+    )
+    return page(
+        request,
+        viewer,
+        "jobs.html",
+        lang=viewer.lang,
+        jobs=items,
+        next_cursor=next_cursor,
+        view=view if view in VIEWS else "all",
+        views=list(VIEWS),
+        states=[s.value for s in JobState],
+        state=state or "",
+        project=project or "",
+        mine=mine,
+    )
+
+
+def _new_form(
+    request: Request,
+    viewer: Viewer,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    center: Center = request.app.state.center
+    projects = [p.name for p in list_projects(center, viewer.who)]
+    types = sorted({n.gpu_type for n in center.control.state.nodes.values()})
+    return page(
+        request,
+        viewer,
+        "job_new.html",
+        lang=viewer.lang,
+        status=400 if error else 200,
+        projects=projects,
+        gpu_types=types,
+        error=error,
+        values=values or {},
+    )
+
+
+@router.get("/jobs/new")
+def new_job_page(request: Request, viewer: PageViewer) -> HTMLResponse:
+    return _new_form(request, viewer)
+
+
+@router.post("/jobs/new")
+def submit_job(
+    request: Request,
+    viewer: FormViewer,
+    project: Annotated[str, Form()],
+    command: Annotated[str, Form()],
+    gpus_per_node: Annotated[str, Form()] = "1",
+    nodes: Annotated[str, Form()] = "1",
+    gpu_type: Annotated[str, Form()] = "",
+    time_limit_min: Annotated[str, Form()] = "",
+    priority: Annotated[str, Form()] = "0",
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    center: Center = request.app.state.center
+    values = {
+        "project": project,
+        "command": command,
+        "gpus_per_node": gpus_per_node,
+        "nodes": nodes,
+        "gpu_type": gpu_type,
+        "time_limit_min": time_limit_min,
+        "priority": priority,
+        "name": name,
+    }
+    try:
+        argv = shlex.split(command)
+        minutes = time_limit_min.strip()
+        spec = JobIn(
+            project=project,
+            name=name,
+            command=argv,
+            gpus_per_node=int(gpus_per_node or 0),
+            nodes=int(nodes or 1),
+            gpu_types=[gpu_type] if gpu_type else [],
+            time_limit_s=int(float(minutes) * 60) if minutes else None,
+            priority=int(priority or 0),
+        )
+    except (ValueError, ValidationError) as exc:
+        return _new_form(request, viewer, _problem(exc), values)
+    try:
+        submitted = service.submit(center, viewer.who, [spec])
+    except (InvalidInput, Forbidden) as exc:
+        return _new_form(request, viewer, exc.message, values)
+    return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc) or "invalid input"
+
+
+def _may_manage(viewer: Viewer, job: JobOut) -> bool:
+    """Whether to offer cancel/resubmit (the service checks again on the request)."""
+    return viewer.role in (Role.OPERATOR, Role.ORG_ADMIN) or job.user == viewer.who.name
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, viewer: PageViewer, job_id: str) -> HTMLResponse:
+    center: Center = request.app.state.center
+    job = service.get_job(center, viewer.who, job_id)
+    charges = job_charges(center, viewer.who, job_id)
+    try:
+        data, next_offset, _ = service.read_log(center, viewer.who, job_id, 0, LOG_CHUNK)
+        log: str | None = data.decode(errors="replace")
+    except Forbidden:
+        log, next_offset = None, 0
+    return page(
+        request,
+        viewer,
+        "job.html",
+        lang=viewer.lang,
+        job=job,
+        charges=charges,
+        log=log,
+        log_offset=next_offset,
+        live=not JobState(job.state).terminal,
+        may_manage=_may_manage(viewer, job),
+    )
+
+
+@router.get("/jobs/{job_id}/log")
+def job_log(
+    request: Request,
+    viewer: PageViewer,
+    job_id: str,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    """The next bytes of the log for the page's live tail."""
+    center: Center = request.app.state.center
+    data, next_offset, state = service.read_log(center, viewer.who, job_id, offset, LOG_CHUNK)
+    return JSONResponse(
+        {
+            "text": data.decode(errors="replace"),
+            "next": next_offset,
+            "done": JobState(state).terminal,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(request: Request, viewer: FormViewer, job_id: str) -> Response:
+    center: Center = request.app.state.center
+    service.cancel(center, viewer.who, job_id)
+    return RedirectResponse(f"/ui/jobs/{job_id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/resubmit")
+def resubmit_job(request: Request, viewer: FormViewer, job_id: str) -> Response:
+    """A new job with the same specification (the original keeps its history)."""
+    center: Center = request.app.state.center
+    job = service.get_job(center, viewer.who, job_id, events=False)
+    spec = JobIn(
+        project=job.project_id,
+        name=job.name,
+        command=job.command,
+        workdir=job.workdir,
+        env=job.env,
+        gpus_per_node=job.gpus_per_node,
+        nodes=job.nodes,
+        cpus_per_node=job.cpus_per_node,
+        memory_mb_per_node=job.memory_mb_per_node,
+        time_limit_s=job.time_limit_s,
+        priority=job.priority,
+        gpu_types=job.gpu_types,
+    )
+    submitted = service.submit(center, viewer.who, [spec])
+    return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
