@@ -12,14 +12,16 @@ from axcenter.web.pages import auth, cluster, jobs, programs, projects, requests
 from axcenter.web.render import page
 from axcenter.web.session import BadForm, SignInRequired, language
 
-__all__ = ["error_page", "is_page", "mount"]
+__all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 
 STATIC = Path(__file__).parent / "static"
+#: every page of the dashboard (tests walk this table: each page must need a session)
+ROUTERS = tuple(m.router for m in (auth, cluster, jobs, projects, requests, programs))
 
 
 def mount(app: FastAPI) -> None:
-    for module in (auth, cluster, jobs, projects, requests, programs):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(BadForm, _bad_form)  # type: ignore[arg-type]

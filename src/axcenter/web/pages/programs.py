@@ -86,7 +86,7 @@ def _csv(body: str, name: str) -> Response:
 
 @router.get("/programs/{ref}/usage.csv")
 def usage_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
-    """The API's ``/reports/usage?group_by=program&group_by=organization&fmt=csv``."""
+    """The API's ``/reports/usage?group_by=program&group_by=organization&format=csv``."""
     center: Center = request.app.state.center
     get_program(center, viewer.who, ref)
     report = reports.usage(center, viewer.who, ("program", "organization"))
@@ -95,6 +95,6 @@ def usage_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
 
 @router.get("/programs/{ref}/burndown.csv")
 def burndown_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
-    """The API's ``/reports/burndown/{program}?fmt=csv``."""
+    """The API's ``/reports/burndown/{program}?format=csv``."""
     center: Center = request.app.state.center
     return _csv(reports.burndown_csv(reports.burndown(center, viewer.who, ref)), "burndown")

@@ -1,0 +1,193 @@
+"""The dashboard's pages over HTTP (no browser): sign-in, scoping, CSRF, errors, exports.
+
+Each test runs on a real center, on SQLite and on PostgreSQL (the API's fixtures).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from starlette.routing import Route
+
+from axcenter.api.app import create_app
+from axcenter.service.center import Center
+from axcenter.store import orm
+from axcenter.web.app import ROUTERS
+from axcenter.web.session import SESSION_COOKIE, csrf_for
+from tests.accounting import allocation, charge, organization, program
+from tests.api.conftest import Tenants
+
+
+def browser(center: Center, token: str | None = None, lang: str = "en") -> TestClient:
+    client = TestClient(
+        create_app(center), follow_redirects=False, headers={"Accept-Language": lang}
+    )
+    if token:
+        client.cookies.set(SESSION_COOKIE, token)
+    return client
+
+
+def page_routes() -> list[tuple[str, str]]:
+    out = []
+    for router in ROUTERS:
+        for route in router.routes:
+            assert isinstance(route, Route) and route.path.startswith("/ui/"), route
+            out.extend((m, route.path) for m in sorted(route.methods or ()) if m != "HEAD")
+    return out
+
+
+def test_every_page_needs_a_session(center: Center) -> None:
+    """Generated from the route table: a new page without the session check fails here."""
+    public = {"/ui/login", "/ui/logout", "/ui/lang/{code}"}
+    routes = [(m, p) for m, p in page_routes() if p not in public]
+    assert len(routes) >= 15
+    client = browser(center)
+    for method, path in routes:
+        url = re.sub(r"\{[a-z_]+\}", "x", path)
+        r = client.request(method, url)
+        assert r.status_code == 303, (method, path, r.status_code)
+        assert r.headers["location"].startswith("/ui/login?next="), (method, path)
+
+
+def test_sign_in_sets_a_strict_http_only_cookie(center: Center, tenants: Tenants) -> None:
+    client = browser(center)
+    bad = client.post("/ui/login", data={"token": "axc_nope", "next": "/ui/jobs"})
+    assert bad.status_code == 401 and "token" in bad.text
+    good = client.post("/ui/login", data={"token": tenants.alice.token, "next": "/ui/jobs"})
+    assert good.status_code == 303 and good.headers["location"] == "/ui/jobs"
+    cookie = good.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    # never a redirect off the site
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        r = client.post("/ui/login", data={"token": tenants.alice.token, "next": target})
+        assert r.headers["location"] == "/ui/", target
+    # a revoked or unknown token in the cookie is no session
+    assert browser(center, "axc_revoked").get("/ui/jobs").status_code == 303
+
+
+def test_pages_carry_security_headers(center: Center, tenants: Tenants) -> None:
+    r = browser(center, tenants.alice.token).get("/ui/")
+    assert r.status_code == 200
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["cache-control"] == "no-store"
+    assert "<script>" not in r.text  # no inline script: the CSP would block it
+
+
+def test_forms_without_the_csrf_value_change_nothing(center: Center, tenants: Tenants) -> None:
+    client = browser(center, tenants.alice.token)
+    body = {"project": "acme-vision", "command": "true", "gpus_per_node": "0"}
+    refused = client.post("/ui/jobs/new", data=body)
+    assert refused.status_code == 403
+    forged = client.post("/ui/jobs/new", data={**body, "csrf": csrf_for(tenants.bob.token)})
+    assert forged.status_code == 403
+    with center.store.read() as s:
+        assert s.query(orm.Job).count() == 0
+    ok = client.post("/ui/jobs/new", data={**body, "csrf": csrf_for(tenants.alice.token)})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/ui/jobs/job_")
+
+
+def test_a_bad_form_says_what_is_wrong_and_keeps_the_input(
+    center: Center, tenants: Tenants
+) -> None:
+    client = browser(center, tenants.alice.token)
+    csrf = csrf_for(tenants.alice.token)
+    r = client.post(
+        "/ui/jobs/new",
+        data={
+            "project": "acme-vision",
+            "command": "train.py",
+            "gpus_per_node": "many",
+            "csrf": csrf,
+        },
+    )
+    assert r.status_code == 400
+    assert "many" in r.text and 'value="train.py"' in r.text
+    r = client.post("/ui/jobs/new", data={"project": "bolt-llm", "command": "true", "csrf": csrf})
+    assert r.status_code == 400 and "bolt-llm" in r.text  # not her project: refused
+
+
+def test_pages_show_only_what_the_api_shows(center: Center, tenants: Tenants) -> None:
+    api = TestClient(create_app(center))
+    bob_job = api.post(
+        "/api/v1/jobs",
+        json={"project": "bolt-llm", "command": ["sleep", "30"], "gpus_per_node": 1},
+        headers=tenants.bob.headers,
+    ).json()["id"]
+    try:
+        alice = browser(center, tenants.alice.token)
+        hidden = alice.get(f"/ui/jobs/{bob_job}")
+        assert hidden.status_code == 404 and bob_job in hidden.text  # "no job 'job_…'"
+        assert api.get(f"/api/v1/jobs/{bob_job}", headers=tenants.alice.headers).status_code == 404
+        assert bob_job not in alice.get("/ui/jobs").text
+        projects = alice.get("/ui/projects").text
+        assert "acme-vision" in projects and "bolt-llm" not in projects
+        assert alice.get("/ui/projects/bolt-llm").status_code == 404
+        operator = browser(center, tenants.operator.token)
+        assert bob_job in operator.get("/ui/jobs").text
+        assert operator.get(f"/ui/jobs/{bob_job}").status_code == 200
+    finally:
+        api.post(f"/api/v1/jobs/{bob_job}/cancel", headers=tenants.bob.headers)
+
+
+def test_korean_pages(center: Center, tenants: Tenants) -> None:
+    r = browser(center, tenants.alice.token, lang="ko-KR,ko;q=0.9").get("/ui/")
+    assert '<html lang="ko"' in r.text and "클러스터" in r.text
+    chosen = browser(center, tenants.alice.token, lang="ko-KR").get("/ui/lang/en?next=/ui/jobs")
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/ui/jobs"
+    assert "axc_lang=en" in chosen.headers["set-cookie"]
+
+
+def test_program_page_and_its_csv_equal_the_apis(center: Center, tenants: Tenants) -> None:
+    now = datetime.now(UTC)
+    with center.store.write() as s:
+        prog = program(s, "Voucher", 2_400_000_000, public_share_bp=8_000)
+        prj = s.query(orm.Project).filter_by(name="acme-vision").one()
+        org = s.get(orm.Organization, prj.organization_id)
+        org.size_class = "SME"
+        prj.program_id = prog.id
+        alloc = allocation(
+            s,
+            prj,
+            prog,
+            now - timedelta(days=3),
+            now + timedelta(days=30),
+            {"H100": (10**6, 10**8)},
+        )
+        charge(s, alloc, "H100", 7200, 6_000, now - timedelta(days=1))
+        organization(s, "Unused Large", size_class="large")
+    op = browser(center, tenants.operator.token, lang="ko")
+    html = op.get("/ui/programs/Voucher")
+    assert html.status_code == 200
+    assert "24억원" in html.text  # the budget as Korean readers write it
+    assert 'data-testid="sme-share">100.0%' in html.text
+    for chart in ("burndown", "by-org", "by-sector", "by-type", "by-size"):
+        assert f'id="{chart}-data"' in html.text
+    api = TestClient(create_app(center))
+    headers = tenants.operator.headers
+    for page_csv, api_csv in (
+        (
+            "/ui/programs/Voucher/usage.csv",
+            "/api/v1/reports/usage?group_by=program&group_by=organization&format=csv",
+        ),
+        ("/ui/programs/Voucher/burndown.csv", "/api/v1/reports/burndown/Voucher?format=csv"),
+    ):
+        mine, theirs = op.get(page_csv), api.get(api_csv, headers=headers)
+        assert mine.status_code == theirs.status_code == 200
+        assert mine.text == theirs.text and "6000" in mine.text
+    # members see their own usage but no program-wide burn-down
+    member = browser(center, tenants.alice.token).get("/ui/programs/Voucher")
+    assert member.status_code == 200 and 'id="burndown-data"' not in member.text
+    assert (
+        browser(center, tenants.alice.token).get("/ui/programs/Voucher/burndown.csv").status_code
+        == 403
+    )
+
+
+def test_unknown_objects_are_a_404_page(center: Center, tenants: Tenants) -> None:
+    client = browser(center, tenants.alice.token)
+    for url in ("/ui/jobs/job_nope", "/ui/requests/req_nope", "/ui/programs/nope"):
+        r = client.get(url)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), url
