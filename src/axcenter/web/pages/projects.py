@@ -31,5 +31,5 @@ def project_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         "project.html",
         lang=viewer.lang,
         project=project,
-        chart=grant_chart(project, viewer.lang),
+        grant=grant_chart(project, viewer.lang),
     )
