@@ -4,6 +4,7 @@ from the running jobs gives."""
 
 from __future__ import annotations
 
+import gc
 import random
 from dataclasses import dataclass, replace
 
@@ -15,7 +16,7 @@ from axcenter.model.cluster import Allocation
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig, Snapshot
-from axcenter.sched import preempt
+from axcenter.sched import plan, preempt
 from axcenter.sched.backfill import _ready_at, earliest_start
 from axcenter.sched.plan import _Cycle
 from axcenter.sched.preempt import preemptible
@@ -333,3 +334,36 @@ def test_earliest_start_on_busy_nodes(snap: Snapshot, gpus: int, count: int) -> 
         job, cycle.free, cycle.node_releases, cycle.first_release, ["H100"], NOW, None
     )
     assert found == _earliest_everywhere(cycle, job)
+
+
+# -- the cycle leaves no garbage for the collector ----------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(snapshots())
+def test_plan_leaves_no_reference_cycles(snap: Snapshot) -> None:
+    """``plan`` pauses the cyclic garbage collector while it runs; that is only free if
+    everything it allocates is freed by reference counting (no cycles left behind)."""
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        result = plan(snap, NOW)
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
+    assert gc.isenabled() == was, "plan must restore the collector's state"
+    assert result == plan(snap, NOW)
+
+
+def test_plan_leaves_the_collector_as_it_found_it() -> None:
+    snap = snapshot(nodes=[node("n1")], pending=[pending("j1")])
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            plan(snap, NOW)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -22,12 +22,15 @@ class LimitTracker:
         self._project_limits = project_limits
         self._jobs = dict(jobs)
         self._gpus = dict(gpus)
+        self._uncapped = user_limits.max_running_jobs is None and user_limits.max_gpus is None
 
     def _count(self, key: tuple[str, str], gpus: int) -> None:
         self._jobs[key] = self._jobs.get(key, 0) + 1
         self._gpus[key] = self._gpus.get(key, 0) + gpus
 
     def allows(self, job: PendingJob) -> bool:
+        if self._uncapped and job.project_id not in self._project_limits:
+            return True
         checks = [(("user", job.user_id), self._user_limits)]
         project_limits = self._project_limits.get(job.project_id)
         if project_limits is not None:

@@ -17,7 +17,7 @@ before returning.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from axcenter.model.index import RunningIndex
 from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig
@@ -56,7 +56,10 @@ class Preemptible:
         self._min_runtime_s = config.min_runtime_s
         classes = index.by_start.get(gpu_type, {})
         self._merged: Iterator[_Ranked] | None = heapq.merge(
-            *(self._class(started) for _, started in sorted(classes.items()))
+            *(
+                _in_order(started, index.jobs, now, config.min_runtime_s)
+                for _, started in sorted(classes.items())
+            )
         )
 
     def __iter__(self) -> Iterator[RunningJob]:
@@ -69,22 +72,6 @@ class Preemptible:
 
     def _eligible(self, r: RunningJob) -> bool:
         return not r.preempting and self._now - r.started_at >= self._min_runtime_s
-
-    def _class(self, started: list[tuple[float, str]]) -> Iterator[_Ranked]:
-        """One (priority, GPUs) class in preemption order. Newest first is that order up
-        to ties: jobs whose GPU-seconds come out equal go by id, as the full sort does."""
-        jobs, now = self._index.jobs, self._now
-        run: list[_Ranked] = []
-        for _, job_id in started:
-            r = jobs[job_id]
-            if not self._eligible(r):
-                continue
-            item = (r.priority, (now - r.started_at) * r.gpus, r.id, r)
-            if run and run[0][1] != item[1]:
-                yield from sorted(run) if len(run) > 1 else run
-                run = []
-            run.append(item)
-        yield from sorted(run) if len(run) > 1 else run
 
     def _read(self) -> bool:
         """Read one more candidate (or, past ``_MERGE_LIMIT``, all the rest); False at the end."""
@@ -113,6 +100,29 @@ class Preemptible:
     def _append(self, r: RunningJob) -> None:
         self.rank[r.id] = len(self.jobs)
         self.jobs.append(r)
+
+
+def _in_order(
+    started: list[tuple[float, str]],
+    jobs: Mapping[str, RunningJob],
+    now: float,
+    min_runtime_s: float,
+) -> Iterator[_Ranked]:
+    """One (priority, GPUs) class of candidates in preemption order. Newest first is that
+    order up to ties: jobs whose GPU-seconds come out equal go by id, as a full sort does.
+    (A function, not a method: the generator must not hold its ``Preemptible``, or the
+    two would form a reference cycle that only the garbage collector frees.)"""
+    run: list[_Ranked] = []
+    for _, job_id in started:
+        r = jobs[job_id]
+        if r.preempting or now - r.started_at < min_runtime_s:
+            continue
+        item = (r.priority, (now - r.started_at) * r.gpus, r.id, r)
+        if run and run[0][1] != item[1]:
+            yield from sorted(run) if len(run) > 1 else run
+            run = []
+        run.append(item)
+    yield from sorted(run) if len(run) > 1 else run
 
 
 def preemptible(

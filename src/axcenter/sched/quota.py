@@ -18,27 +18,30 @@ borrow it. A project absent from the snapshot has no quota and sits under the ro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from axcenter.model.quota import ROOT_COHORT, Quota, QuotaNode
 
 __all__ = ["QuotaTree"]
 
 
-@dataclass(slots=True)
 class _Node:
-    id: str
-    parent: _Node | None
-    quotas: Mapping[str, Quota]
-    children: list[_Node] = field(default_factory=list)
-    subtree: dict[str, int] = field(default_factory=dict)
-    usage: dict[str, int] = field(default_factory=dict)
+    __slots__ = ("cohort", "id", "parent", "quotas", "subtree", "usage")
+
+    def __init__(
+        self, node_id: str, parent: _Node | None, quotas: Mapping[str, Quota], *, cohort: bool
+    ) -> None:
+        self.id = node_id
+        self.cohort = cohort
+        self.parent = parent
+        self.quotas = quotas
+        self.subtree: dict[str, int] = {}
+        self.usage: dict[str, int] = {}
 
     def guaranteed(self, gpu_type: str) -> int:
-        lending = self.quotas.get(gpu_type, _ZERO).lending_limit
-        if lending is None:
+        q = self.quotas.get(gpu_type)
+        if q is None or q.lending_limit is None:
             return 0
-        return max(0, self.subtree.get(gpu_type, 0) - lending)
+        return max(0, self.subtree.get(gpu_type, 0) - q.lending_limit)
 
 
 _ZERO = Quota()
@@ -57,8 +60,10 @@ class QuotaTree:
         #: available() answers, valid until the next usage change
         self._cache: dict[tuple[str, str], int] = {}
         root_spec = cohorts.get(ROOT_COHORT, QuotaNode(ROOT_COHORT, parent=None))
-        self._root = _Node(ROOT_COHORT, None, {})
+        self._root = _Node(ROOT_COHORT, None, {}, cohort=True)
         self._nodes[ROOT_COHORT] = self._root
+        #: the children of each cohort (nodes point to their parent only: no cycles)
+        self._children: dict[_Node, list[_Node]] = {self._root: []}
         self._projects: dict[str, _Node] = {}
         for spec in sorted(cohorts.values(), key=lambda c: c.id):
             if spec.id != ROOT_COHORT:
@@ -80,9 +85,13 @@ class QuotaTree:
         self._types = sorted(set(capacity) | set(granted))
         for gpu_type in self._types:
             self._compute_subtree(self._root, gpu_type)
-        for (project_id, gpu_type), gpus in sorted((usage or {}).items()):
+        # what runs now, set at once: each cohort uses what its children use beyond
+        # their guaranteed parts (as ``add`` job by job would leave it)
+        for (project_id, gpu_type), gpus in (usage or {}).items():
             if gpu_type and gpus:
-                self.add(project_id, gpu_type, gpus)
+                held = self.project(project_id).usage
+                held[gpu_type] = held.get(gpu_type, 0) + gpus
+        self._sum_usage(self._root)
 
     # -- building ---------------------------------------------------------------------
 
@@ -92,8 +101,9 @@ class QuotaTree:
             return node
         spec = cohorts.get(cohort_id, QuotaNode(cohort_id))
         parent = self._cohort(spec.parent or ROOT_COHORT, cohorts)
-        node = _Node(cohort_id, parent, spec.quotas)
-        parent.children.append(node)
+        node = _Node(cohort_id, parent, spec.quotas, cohort=True)
+        self._children[parent].append(node)
+        self._children[node] = []
         self._nodes[cohort_id] = node
         return node
 
@@ -108,8 +118,8 @@ class QuotaTree:
             return node
         spec = (projects or {}).get(project_id, QuotaNode(project_id))
         parent = self._cohort(spec.parent or ROOT_COHORT, cohorts or {})
-        node = _Node(project_id, parent, spec.quotas)
-        parent.children.append(node)
+        node = _Node(project_id, parent, spec.quotas, cohort=False)
+        self._children[parent].append(node)
         self._projects[project_id] = node
         for gpu_type in getattr(self, "_types", ()):
             node.subtree[gpu_type] = node.quotas.get(gpu_type, _ZERO).nominal
@@ -118,36 +128,57 @@ class QuotaTree:
     def _compute_subtree(self, node: _Node, gpu_type: str) -> int:
         total = node.quotas.get(gpu_type, _ZERO).nominal
         node.subtree[gpu_type] = total  # guaranteed() below reads the final value
-        for child in node.children:
+        for child in self._children.get(node, ()):
             child_total = self._compute_subtree(child, gpu_type)
             total += child_total - child.guaranteed(gpu_type)
         node.subtree[gpu_type] = total
         return total
 
+    def _sum_usage(self, cohort: _Node) -> None:
+        total: dict[str, int] = {}
+        for child in self._children[cohort]:
+            if child.cohort:
+                self._sum_usage(child)
+            for gpu_type, used in child.usage.items():
+                over = used - child.guaranteed(gpu_type)
+                if over > 0:
+                    total[gpu_type] = total.get(gpu_type, 0) + over
+        cohort.usage = total
+
     # -- reading ----------------------------------------------------------------------
 
+    def _project(self, project_id: str) -> _Node:
+        node = self._projects.get(project_id)
+        return node if node is not None else self.project(project_id)
+
     def nominal(self, project_id: str, gpu_type: str) -> int:
-        return self.project(project_id).quotas.get(gpu_type, _ZERO).nominal
+        q = self._project(project_id).quotas.get(gpu_type)
+        return 0 if q is None else q.nominal
 
     def usage(self, project_id: str, gpu_type: str) -> int:
-        return self.project(project_id).usage.get(gpu_type, 0)
+        return self._project(project_id).usage.get(gpu_type, 0)
 
     def within_nominal(self, project_id: str, gpu_type: str, gpus: int) -> bool:
-        return self.usage(project_id, gpu_type) + gpus <= self.nominal(project_id, gpu_type)
+        node = self._project(project_id)
+        q = node.quotas.get(gpu_type)
+        return node.usage.get(gpu_type, 0) + gpus <= (0 if q is None else q.nominal)
 
     def room(self, project_id: str) -> int:
         """The most GPUs of one type this project may still take within its nominal quota."""
-        node = self.project(project_id)
-        return max((q.nominal - node.usage.get(t, 0) for t, q in node.quotas.items()), default=0)
+        node = self._project(project_id)
+        usage = node.usage
+        return max((q.nominal - usage.get(t, 0) for t, q in node.quotas.items()), default=0)
 
     def borrowing(self, project_id: str, gpu_type: str) -> bool:
-        return self.usage(project_id, gpu_type) > self.nominal(project_id, gpu_type)
+        node = self._project(project_id)
+        q = node.quotas.get(gpu_type)
+        return node.usage.get(gpu_type, 0) > (0 if q is None else q.nominal)
 
     def available(self, project_id: str, gpu_type: str) -> int:
         key = (project_id, gpu_type)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._cache[key] = self._available(self.project(project_id), gpu_type)
+            cached = self._cache[key] = self._available(self._project(project_id), gpu_type)
         return cached
 
     def _available(self, node: _Node, gpu_type: str) -> int:
@@ -168,10 +199,10 @@ class QuotaTree:
     # -- changing ---------------------------------------------------------------------
 
     def add(self, project_id: str, gpu_type: str, gpus: int) -> None:
-        self._update(self.project(project_id), gpu_type, gpus)
+        self._update(self._project(project_id), gpu_type, gpus)
 
     def remove(self, project_id: str, gpu_type: str, gpus: int) -> None:
-        self._update(self.project(project_id), gpu_type, -gpus)
+        self._update(self._project(project_id), gpu_type, -gpus)
 
     def _update(self, node: _Node, gpu_type: str, delta: int) -> None:
         self._cache.clear()

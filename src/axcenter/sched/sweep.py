@@ -11,8 +11,8 @@ could hold the job's share, so it costs what it releases, not the size of the cl
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.snapshot import PendingJob
@@ -23,8 +23,7 @@ __all__ = ["Found", "Release", "sweep"]
 K = TypeVar("K")
 
 
-@dataclass(frozen=True, slots=True)
-class Release(Generic[K]):
+class Release(NamedTuple, Generic[K]):
     """A job giving its devices back, at ``key`` in the sweep's order."""
 
     key: K
@@ -32,19 +31,15 @@ class Release(Generic[K]):
     allocations: tuple[Allocation, ...]
 
 
-@dataclass(slots=True)
-class _NodeState:
-    devices: list[int]
-    cpus: int
-    memory_mb: int
-    released: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class Found(Generic[K]):
     key: K | None  # None: the job fits without releasing anything
     #: (node id, devices the job would get, job ids released on that node)
     nodes: tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...]
+
+
+#: per node touched: [devices that would be free, CPUs, memory, job ids released there]
+_State = list[Any]
 
 
 def sweep(
@@ -55,53 +50,50 @@ def sweep(
     blocked: Blocked | None = None,
 ) -> Found[K] | None:
     """The first point in ``releases`` after which ``job`` fits on ``gpu_type``."""
-    need = job.gpus_per_node
-    state: dict[str, _NodeState] = {}
+    need, cpus, memory = job.gpus_per_node, job.cpus_per_node, job.memory_mb_per_node
+    count = job.nodes
+    state: dict[str, _State] = {}
     ready: dict[str, None] = {}  # node ids in the order they became ready
 
-    def enough(s: _NodeState) -> bool:
-        return (
-            len(s.devices) >= need
-            and s.cpus >= job.cpus_per_node
-            and s.memory_mb >= job.memory_mb_per_node
-        )
-
     for nf in free.candidates(gpu_type, need):
-        now_free = _NodeState(list(nf.usable(blocked)), nf.cpus, nf.memory_mb)
-        if enough(now_free):
-            state[nf.node.id] = now_free
+        devices = nf.usable(blocked)
+        if len(devices) >= need and nf.cpus >= cpus and nf.memory_mb >= memory:
+            state[nf.node.id] = [list(devices), nf.cpus, nf.memory_mb, []]
             ready[nf.node.id] = None
-            if len(ready) >= job.nodes:
-                return _found(None, ready, state, need, job.nodes)
+            if len(ready) >= count:
+                return _found(None, ready, state, need, count)
+    by_id = free.by_id
     for release in releases:
         for a in release.allocations:
-            home = free.by_id.get(a.node_id)
-            if home is None or home.node.gpu_type != gpu_type or a.node_id in ready:
+            node_id = a.node_id
+            if node_id in ready:
                 continue
-            s = state.get(a.node_id) or _NodeState(
-                list(home.usable(blocked)), home.cpus, home.memory_mb
-            )
-            state[a.node_id] = s
-            held = blocked.get(a.node_id, frozenset()) if blocked else frozenset()
-            s.devices += [d for d in a.devices if d not in held]
-            s.cpus += a.cpus
-            s.memory_mb += a.memory_mb
-            s.released.append(release.job_id)
-            if a.node_id not in ready and enough(s):
-                ready[a.node_id] = None
-        if len(ready) >= job.nodes:
-            return _found(release.key, ready, state, need, job.nodes)
+            s = state.get(node_id)
+            if s is None:
+                home = by_id.get(node_id)
+                if home is None or home.node.gpu_type != gpu_type:
+                    continue
+                s = state[node_id] = [list(home.usable(blocked)), home.cpus, home.memory_mb, []]
+            held = blocked.get(node_id) if blocked else None
+            s[0] += [d for d in a.devices if d not in held] if held else a.devices
+            s[1] += a.cpus
+            s[2] += a.memory_mb
+            s[3].append(release.job_id)
+            if len(s[0]) >= need and s[1] >= cpus and s[2] >= memory:
+                ready[node_id] = None
+        if len(ready) >= count:
+            return _found(release.key, ready, state, need, count)
     return None
 
 
 def _found(
-    key: K | None, ready: dict[str, None], state: dict[str, _NodeState], need: int, count: int
+    key: K | None, ready: dict[str, None], state: dict[str, _State], need: int, count: int
 ) -> Found[K]:
     chosen = list(ready)[:count]
     return Found(
         key,
         tuple(
-            (node_id, tuple(sorted(state[node_id].devices)[:need]), tuple(state[node_id].released))
+            (node_id, tuple(sorted(state[node_id][0])[:need]), tuple(state[node_id][3]))
             for node_id in chosen
         ),
     )
