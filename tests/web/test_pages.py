@@ -191,3 +191,26 @@ def test_unknown_objects_are_a_404_page(center: Center, tenants: Tenants) -> Non
     for url in ("/ui/jobs/job_nope", "/ui/requests/req_nope", "/ui/programs/nope"):
         r = client.get(url)
         assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), url
+
+
+def test_project_page_warns_at_80_and_100_percent(center: Center, tenants: Tenants) -> None:
+    now = datetime.now(UTC)
+    with center.store.write() as s:
+        prog = program(s, "Small", 10**9)
+        prj = s.query(orm.Project).filter_by(name="acme-vision").one()
+        alloc = allocation(
+            s,
+            prj,
+            prog,
+            now - timedelta(days=1),
+            now + timedelta(days=9),
+            {"H100": (10_000, 10_000)},
+        )
+        charge(s, alloc, "H100", 9_000, 9_000, now)
+        alloc_id = alloc.id
+    page = browser(center, tenants.alice.token).get("/ui/projects/acme-vision").text
+    assert 'data-testid="warnings"' in page and f"Allocation {alloc_id} is 90.0% used" in page
+    with center.store.write() as s:
+        charge(s, s.get(orm.Allocation, alloc_id), "H100", 1_000, 1_000, now)
+    page = browser(center, tenants.alice.token, lang="ko").get("/ui/projects/acme-vision").text
+    assert f"배정 {alloc_id}이(가) 모두 소진되었습니다" in page

@@ -159,6 +159,22 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     ),
     "projects.left_hours": ("GPU-hours left", "잔여 GPU 시간"),
     "projects.warnings": ("Warnings", "경고"),
+    "projects.warn_used": (
+        "Allocation {id} is {pct}% used: {left} left.",
+        "배정 {id}의 {pct}%를 사용했습니다. 잔액 {left}.",
+    ),
+    "projects.warn_exhausted": (
+        "Allocation {id} is exhausted.",
+        "배정 {id}이(가) 모두 소진되었습니다.",
+    ),
+    "projects.on_exhaustion.stop": (
+        "New jobs wait until it is topped up.",
+        "추가 배정 전까지 새 작업은 대기합니다.",
+    ),
+    "projects.on_exhaustion.preemptible": (
+        "New jobs run only as preemptible borrowers.",
+        "새 작업은 선점 가능한 차용 작업으로만 실행됩니다.",
+    ),
     "projects.members": ("Members", "구성원"),
     "projects.none": ("No project to show.", "표시할 과제가 없습니다."),
     "requests.title": ("Allocation requests", "배정 신청"),
