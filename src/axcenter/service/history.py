@@ -7,7 +7,9 @@ and ``jobs.state``), so its cost grows with the activity in the window, not with
 length of the center's history.
 
 These are center-wide aggregates (like ``/cluster``'s summary): every signed-in caller
-sees them, and they name no job, user or project.
+sees them, and they name no job, user or project. Being the same for everyone, a window's
+figures are kept for a twentieth of a bucket (at most a minute), so a dashboard open on
+many screens reads the events once, and a figure is never more than that stale.
 
 A run's GPUs are counted under the job's GPU type (that of its latest run: a job
 requeued onto another type is rare, and counted under the new one).
@@ -16,6 +18,9 @@ requeued onto another type is rare, and counted under the new one).
 from __future__ import annotations
 
 import math
+import threading
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +44,8 @@ __all__ = ["MAX_BUCKETS", "MAX_HOURS", "Interval", "cluster_history", "intervals
 
 MAX_HOURS = 24 * 92
 MAX_BUCKETS = 500
+#: the longest a computed window is reused
+MAX_REUSE_S = 60.0
 _RUNNING = JobState.RUNNING.value
 _PENDING = JobState.PENDING.value
 #: ids per IN (...) list: below SQLite's and PostgreSQL's parameter limits
@@ -99,6 +106,13 @@ def _ts(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+#: center -> (hours, buckets) -> (monotonic time computed, result)
+_recent: weakref.WeakKeyDictionary[Center, dict[tuple[int, int], tuple[float, HistoryOut]]] = (
+    weakref.WeakKeyDictionary()
+)
+_recent_lock = threading.Lock()
+
+
 def cluster_history(
     center: Center,
     who: Principal,  # center-wide aggregates: any signed-in caller may see them
@@ -108,12 +122,26 @@ def cluster_history(
     until: datetime | None = None,
 ) -> HistoryOut:
     """GPU use per type, mean queue length and wait percentiles per bucket of the window
-    ending at ``until`` (default now)."""
+    ending at ``until`` (default now, possibly reused from a moment ago)."""
     if not 1 <= hours <= MAX_HOURS:
         raise InvalidInput("hours", f"must be between 1 and {MAX_HOURS}")
     if not 1 <= buckets <= MAX_BUCKETS:
         raise InvalidInput("buckets", f"must be between 1 and {MAX_BUCKETS}")
-    end_at = until.astimezone(UTC) if until is not None else utcnow()
+    if until is not None:
+        return _compute(center, hours, buckets, until.astimezone(UTC))
+    key = (hours, buckets)
+    reuse_s = min(MAX_REUSE_S, hours * 3600 / buckets / 20)
+    with _recent_lock:
+        hit = _recent.get(center, {}).get(key)
+    if hit is not None and time.monotonic() - hit[0] < reuse_s:
+        return hit[1]
+    out = _compute(center, hours, buckets, utcnow())
+    with _recent_lock:
+        _recent.setdefault(center, {})[key] = (time.monotonic(), out)
+    return out
+
+
+def _compute(center: Center, hours: int, buckets: int, end_at: datetime) -> HistoryOut:
     start_at = end_at - timedelta(hours=hours)
     start, end = start_at.timestamp(), end_at.timestamp()
     width = (end - start) / buckets
