@@ -10,12 +10,16 @@ use; if it cannot be, only axcenter's figures are printed). Workloads:
   submit_cli   the same with one `axc submit` process per job (fewer jobs: it is slow)
   array        one array of N tasks; its submit time and first submit to queue empty
   drain        N one-second jobs on 32 and on 8 GPUs; efficiency = ideal / drain time
+  pending      100,000 jobs pending (arrays of 2-node, 16-GPU jobs; 24 of 32 GPUs held),
+               then submit-to-start of a 1-GPU job that fits, from another project
+               (target: under 1 s; Slurm's figure is not measured the same way: none)
 
 Prints one JSON object per line: {"bench", "axcenter", "slurm", "ratio", "unit"} (ratio
 = axcenter / slurm, or slurm / axcenter where lower is better, so > 1 means axcenter is
 better), then a Rich table.
 
     .venv/bin/python benchmarks/live_vs_slurm.py [--quick] [--store postgresql] [--no-slurm]
+    .venv/bin/python benchmarks/live_vs_slurm.py --pending-100k [--store postgresql]
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ SLURM = ROOT.parent / "shared" / "peers" / "slurm"
 AXC = str(Path(sys.executable).with_name("axc"))
 PG_URL = os.environ.get("AXC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PROJECT = "hanbit-adas"
+OTHER_PROJECT = "daeil-defect-vision"  # a second demo project
 err = Console(stderr=True)
 
 
@@ -269,6 +274,40 @@ def ax_drain(store: str, n: int, gpus: int) -> dict[str, float]:
     }
 
 
+def ax_pending(store: str, pending: int, samples: int) -> dict[str, float]:
+    """Submit-to-start of a job that fits while ``pending`` jobs wait (none can start)."""
+    with Center("H100:8x4", store) as center, center.client() as api:
+        for _ in range(3):  # 24 of 32 GPUs busy for an hour: node 4 stays free
+            r = api.post("/jobs", json=job(["sleep", "3600"], gpus_per_node=8))
+            until(api, r.json()["id"], "running")
+        backlog = job(["true"], gpus_per_node=8, nodes=2, time_limit_s=7200)
+        t0 = time.time()
+        chunk = 25_000
+        for first in range(0, pending, chunk):
+            last = min(first + chunk, pending) - 1
+            r = api.post("/arrays", json={**backlog, "indices": f"{first}-{last}"})
+            if r.status_code != 201:
+                raise RuntimeError(r.text)
+        loaded = time.time() - t0
+        for _ in range(600):  # the loop has taken them all in
+            if api.get("/cluster").json()["summary"]["pending_jobs"] >= pending:
+                break
+            time.sleep(0.1)
+        else:
+            raise TimeoutError("the backlog did not reach the queue")
+        stamp = center.dir / "start"
+        out: list[float] = []
+        probe = {**job(["sh", "-c", f"date +%s.%N > {stamp}"]), "project": OTHER_PROJECT}
+        for _ in range(samples):
+            time.sleep(0.5 + random.uniform(0, 0.5))
+            stamp.unlink(missing_ok=True)
+            t = time.time()
+            job_id = api.post("/jobs", json={**probe, "time_limit_s": 60}).json()["id"]
+            until(api, job_id, "succeeded")
+            out.append(float(stamp.read_text()) - t)
+    return {"median_s": statistics.median(out), "max_s": max(out), "load_s": loaded}
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -350,7 +389,14 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--no-slurm", action="store_true", help="axcenter's figures only")
     parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument(
+        "--pending-100k", action="store_true", help="only the 100,000-pending-jobs case"
+    )
+    parser.add_argument("--pending", type=int, default=100_000, help="backlog of that case")
     args = parser.parse_args()
+    if args.pending_100k:
+        pending_case(args.store, args.pending, [])
+        return
     quick = args.quick
     n = 200 if quick else args.n
     runs, samples, jitter = (1, 5, 0.3) if quick else (3, 10, 3.0)
@@ -466,6 +512,9 @@ def main() -> None:
             )
         )
 
+    if not quick:
+        pending_case(args.store, args.pending, rows)
+
     table = Table(title=f"axcenter ({args.store}) vs Slurm 22.05, {'quick' if quick else 'full'}")
     for column in ("benchmark", "axcenter", "slurm", "better by", "unit"):
         table.add_column(column)
@@ -478,6 +527,18 @@ def main() -> None:
             row.unit,
         )
     err.print(table)
+
+
+def pending_case(store: str, pending: int, rows: list[Row]) -> None:
+    with err.status(f"axcenter: submit-to-start with {pending:,} jobs pending"):
+        pend = ax_pending(store, pending, 10)
+    for bench, value in (("median", pend["median_s"]), ("max", pend["max_s"])):
+        row = Row(f"pending_{pending // 1000}k_submit_to_start_{bench}", value, None, "s", False)
+        rows.append(row)
+        emit(row)
+    row = Row(f"pending_{pending // 1000}k_backlog_load", pend["load_s"], None, "s", False)
+    rows.append(row)
+    emit(row)
 
 
 if __name__ == "__main__":

@@ -59,10 +59,15 @@ log = logging.getLogger(__name__)
 POLICY_REFRESH_S = 60.0
 #: jobs that may wait in a quick cycle (woken by submissions only) before it ends
 QUICK_DEPTH = 32
-#: shortest pause between two cycles woken by events. Under a stream of submissions or
-#: exits the loop then takes them in batches, and it pauses at least as long as its last
-#: cycle ran, so it holds the GIL at most about half the time and API requests keep flowing
+#: shortest pause between two cycles woken by events, so that events arriving together
+#: (a wave of exits, a burst of submissions) are taken by one cycle
 MIN_CYCLE_GAP_S = 0.005
+#: after a cycle the loop pauses as long as it ran (so under a stream of events it holds
+#: the GIL at most about half the time and API requests keep flowing), but at most this
+#: long before a cycle woken by submissions only...
+MAX_QUICK_GAP_S = 0.05
+#: ...and this long before one that has exits or cancels to take (devices to hand on)
+MAX_URGENT_GAP_S = 0.02
 
 Policy = Callable[[Snapshot, float], Plan]
 
@@ -133,9 +138,13 @@ class ControlLoop:
         self.cycles = 0
         self._policy_loaded_at = clock()
         self._full_next = True  # the first cycle looks at the whole backlog
+        #: a write changed balances since budgets were read: read them before planning
+        self._budgets_stale = False
         #: why each job being preempted is stopped, for its preempted event
         self._preempt_reasons: dict[str, str] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        #: something other than submissions is waiting (see MAX_QUICK_GAP_S)
+        self._urgent = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,6 +173,8 @@ class ControlLoop:
         self._post(_Exited(report))
 
     def _post(self, message: _Message) -> None:
+        if not isinstance(message, _Submitted):
+            self._urgent = True
         self._inbox.put(message)
         self._wake.set()
 
@@ -185,13 +196,18 @@ class ControlLoop:
         self._cycle(plan=False)  # record the shutdown exits as requeues
 
     def _run(self) -> None:
-        gap = 0.0  # pause owed before the next cycle (see MIN_CYCLE_GAP_S)
+        ran = 0.0  # how long the last cycle ran (see MAX_QUICK_GAP_S)
         ended = time.monotonic()
         while not self._stopping.is_set():
             woken = self._wake.wait(self.safety_cycle_s)
-            if woken and (pause := ended + gap - time.monotonic()) > 0:
-                self._stopping.wait(pause)  # let more events arrive: one cycle takes them all
+            if woken:
+                owed = max(
+                    MIN_CYCLE_GAP_S, min(ran, MAX_URGENT_GAP_S if self._urgent else MAX_QUICK_GAP_S)
+                )
+                if (pause := ended + owed - time.monotonic()) > 0:
+                    self._stopping.wait(pause)  # more events arrive: one cycle takes them all
             self._wake.clear()
+            self._urgent = False
             if self._stopping.is_set():
                 break
             began = time.monotonic()
@@ -201,7 +217,7 @@ class ControlLoop:
                 log.exception("control cycle failed; rebuilding state from the store")
                 self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
             ended = time.monotonic()
-            gap = max(MIN_CYCLE_GAP_S, ended - began)
+            ran = ended - began
 
     # -- one cycle ------------------------------------------------------------------
 
@@ -246,6 +262,9 @@ class ControlLoop:
             self._post(_PolicyChanged())
         ended = self._record_exits(exits)
         if plan and (full or not self.state.cannot_start(new)):
+            if self._budgets_stale:  # once per cycle, however many writes changed them
+                with self.store.read() as session:
+                    self._refresh_budgets(session, utc(now))
             self.state.usage.advance(now, self.state.index.held)
             snapshot = self.state.snapshot()
             if not full:
@@ -291,7 +310,7 @@ class ControlLoop:
                 )
                 release_leases(session, report.job_id)
                 ended.append(report.job_id)
-            self._refresh_budgets(session, utc(self.clock()))
+        self._budgets_stale = True
         for report in exits:
             if report.job_id in ended:
                 self.state.forget(report.job_id)
@@ -341,14 +360,14 @@ class ControlLoop:
                     record_hold(session, allocation, adm.job_id, adm.gpu_type, gpu_secs, won, at)
                 take_leases(session, adm.job_id, adm.placement)
                 admitted.append(adm)
-            if admitted:
-                self._refresh_budgets(session, at)
             rows = {
                 row.id: row
                 for row in session.scalars(
                     select(orm.Job).where(orm.Job.id.in_([a.job_id for a in admitted]))
                 )
             }
+        if admitted:
+            self._budgets_stale = True
         for adm in admitted:
             spec = self.state.pending[adm.job_id]
             self.state.start(
@@ -397,6 +416,7 @@ class ControlLoop:
     def _refresh_budgets(self, session: Session, at: datetime) -> None:
         session.flush()
         self.state.budgets = load_budgets(session, at, self.state.hold_grace_s)
+        self._budgets_stale = False
 
     def _dispatch(self, admitted: Sequence[tuple[Admission, orm.Job]]) -> list[str]:
         """Start admitted jobs; record starts and launch failures. Returns failed ids."""
@@ -433,6 +453,8 @@ class ControlLoop:
                     ended_at=at,
                 )
                 release_leases(session, job_id)
+        if failed:
+            self._budgets_stale = True
         for s in started:
             running = self.state.running.get(s.job_id)
             if running is not None:

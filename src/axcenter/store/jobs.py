@@ -8,13 +8,15 @@ scheduler was admitting it) changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.jobs import JobState, check_transition
@@ -120,27 +122,47 @@ def transition(
     Returns the state it left, or None when the guard failed (the job had moved on);
     callers treat None as "this decision is stale" and drop it.
     """
-    allowed = [s for s in from_states if _allowed(s, to_state)]
-    current = session.execute(
-        select(Job.state).where(Job.id == job_id, Job.state.in_([s.value for s in allowed]))
-    ).scalar_one_or_none()
+    allowed = [s.value for s in from_states if _allowed(s, to_state)]
+    current = session.execute(_SELECT_STATE, {"b_id": job_id, "b_states": allowed}).scalar()
     if current is None:
         return None
     values = {"state": to_state.value, "reason": reason, **fields}
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"b_id": job_id, "b_current": current}
+    if any(isinstance(v, ClauseElement) for v in values.values()):  # e.g. attempts + 1
+        statement = _GUARDED_UPDATE.values(**values)
+    else:
+        statement, params = _update_setting(tuple(sorted(values))), {**params, **values}
+    done = session.execute(statement, params)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.execute(
-        insert(JobEvent).values(
-            job_id=job_id, at=at, from_state=current, to_state=to_state.value, reason=reason
-        )
+        _INSERT_EVENT,
+        {
+            "job_id": job_id,
+            "at": at,
+            "from_state": current,
+            "to_state": to_state.value,
+            "reason": reason,
+        },
     )
     return JobState(current)
+
+
+# Statements built once with bound parameters: SQLAlchemy then reuses their compiled
+# form without computing a cache key per call (the control loop runs thousands).
+_SELECT_STATE = select(JOBS.c.state).where(
+    JOBS.c.id == bindparam("b_id"), JOBS.c.state.in_(bindparam("b_states", expanding=True))
+)
+_GUARDED_UPDATE = update(JOBS).where(
+    JOBS.c.id == bindparam("b_id"), JOBS.c.state == bindparam("b_current")
+)
+_INSERT_EVENT = insert(JOB_EVENTS)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_setting(columns: tuple[str, ...]) -> Update:
+    """The guarded update that sets ``columns`` (each bound to the parameter of its name)."""
+    return _GUARDED_UPDATE.values({c: bindparam(c) for c in columns})
 
 
 def _allowed(current: JobState, target: JobState) -> bool:
