@@ -147,11 +147,15 @@ def usage_report(
     since: datetime | None = None,
     until: datetime | None = None,
     scope: Scope = None,
+    *,
+    waits: bool = True,
 ) -> Report:
     """Granted vs used GPU-hours, won charged, runs and waits per group in ``[since, until)``.
 
     A charge falls in the period (and month) of its ledger time ``at``; a job's wait
-    (``started_at - submitted_at``) in those of its ``started_at``.
+    (``started_at - submitted_at``) in those of its ``started_at``. ``waits=False`` skips
+    the queue statistics (``jobs`` 0, waits null): they rank every started job, which a
+    caller that shows only GPU-hours and won need not pay for.
     """
     dims = tuple(group_by)
     if any(d not in DIMENSIONS for d in dims) or len(set(dims)) != len(dims):
@@ -160,8 +164,8 @@ def usage_report(
     acc: defaultdict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_ADDITIVE, 0))
     _add_grants(session, dims, since, until, where, acc)
     _add_charges(session, dims, since, until, where, acc)
-    waits = _waits(session, dims, since, until, where)
-    for key, (jobs, _, _) in waits.items():
+    queued = _waits(session, dims, since, until, where) if waits else {}
+    for key, (jobs, _, _) in queued.items():
         acc[key]["jobs"] = jobs
     rows = tuple(
         ReportRow(
@@ -170,13 +174,17 @@ def usage_report(
             granted_gpu_hours=gpu_hours(sums["granted_gpu_seconds"]),
             used_gpu_hours=gpu_hours(sums["used_gpu_seconds"]),
             utilization=utilization(sums["used_gpu_seconds"], sums["granted_gpu_seconds"]),
-            wait_mean_s=waits.get(key, (0, None, None))[1],
-            wait_p95_s=waits.get(key, (0, None, None))[2],
+            wait_mean_s=queued.get(key, (0, None, None))[1],
+            wait_p95_s=queued.get(key, (0, None, None))[2],
         )
         for key, sums in sorted(acc.items(), key=lambda kv: _order(kv[0]))
     )
     totals = {f: sum(getattr(r, f) for r in rows) for f in _ADDITIVE}
-    _, mean, p95 = _waits(session, (), since, until, where).get((), (0, None, None))
+    _, mean, p95 = (
+        _waits(session, (), since, until, where).get((), (0, None, None))
+        if waits
+        else (0, None, None)
+    )
     total = ReportRow(
         (None,) * len(dims),
         **totals,

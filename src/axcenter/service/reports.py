@@ -81,8 +81,11 @@ def usage(
     group_by: Sequence[str] = DEFAULT_GROUP_BY,
     since: datetime | None = None,
     until: datetime | None = None,
+    *,
+    waits: bool = True,
 ) -> UsageReportOut:
-    """The usage report of the projects ``who`` may see, grouped by ``group_by``."""
+    """The usage report of the projects ``who`` may see, grouped by ``group_by``
+    (``waits=False``: without queue-wait statistics, see ``accounting.reports``)."""
     if who.role is Role.REVIEWER:
         raise Forbidden("reviewers may not see usage reports")
     dims = tuple(group_by) or DEFAULT_GROUP_BY
@@ -97,7 +100,9 @@ def usage(
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be after since")
     with center.store.read() as session:
-        report = reports.usage_report(session, dims, start, end, scope=visible_projects(who))
+        report = reports.usage_report(
+            session, dims, start, end, scope=visible_projects(who), waits=waits
+        )
     return UsageReportOut(
         group_by=list(report.group_by),
         since=report.since,

@@ -10,7 +10,7 @@ from axcenter.model.access import Role
 from axcenter.service import reports
 from axcenter.service.center import Center
 from axcenter.service.programs import get_program, list_programs
-from axcenter.service.schemas import UsageReportOut, UsageRowOut
+from axcenter.service.schemas import UsageReportOut
 from axcenter.web.charts import burndown_chart, spending_chart
 from axcenter.web.i18n import translate
 from axcenter.web.render import page
@@ -34,15 +34,32 @@ def programs_page(request: Request, viewer: PageViewer) -> HTMLResponse:
     return page(request, viewer, "programs.html", lang=viewer.lang, programs=items)
 
 
-def _of_program(report: UsageReportOut, program: str) -> UsageReportOut:
-    """The rows of one program (the report groups by program first)."""
-    rows = [r for r in report.rows if r.keys.get("program") == program]
-    return report.model_copy(update={"rows": rows})
+def _by(report: UsageReportOut, program: str, dim: str) -> UsageReportOut:
+    """One program's won per group of ``dim``, summed from the finer report's rows."""
+    sums: dict[str | None, list[int]] = {}
+    for row in report.rows:
+        if row.keys.get("program") == program:
+            acc = sums.setdefault(row.keys.get(dim), [0, 0, 0])
+            acc[0] += row.charged_won
+            acc[1] += row.public_won
+            acc[2] += row.copay_won
+    rows = [
+        report.total.model_copy(
+            update={
+                "keys": {"program": program, dim: key},
+                "charged_won": won,
+                "public_won": public,
+                "copay_won": copay,
+            }
+        )
+        for key, (won, public, copay) in sums.items()
+    ]
+    return report.model_copy(update={"group_by": ["program", dim], "rows": rows})
 
 
-def _sme_share(rows: list[UsageRowOut]) -> float | None:
-    total = sum(r.charged_won for r in rows)
-    sme = sum(r.charged_won for r in rows if r.keys.get("size_class") == "SME")
+def _sme_share(report: UsageReportOut) -> float | None:
+    total = sum(r.charged_won for r in report.rows)
+    sme = sum(r.charged_won for r in report.rows if r.keys.get("size_class") == "SME")
     return sme / total if total else None
 
 
@@ -57,10 +74,14 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         burndown = reports.burndown(center, viewer.who, program.id)
         charts.append(burndown_chart(burndown, viewer.lang))
     if viewer.role is not Role.REVIEWER:  # reviewers see no usage (as in the API)
+        # one pass over the ledger at the finest grain, summed per breakdown here
+        fine = reports.usage(
+            center, viewer.who, ("program", *(d for d, _, _ in BREAKDOWNS)), waits=False
+        )
         for dim, chart_id, key in BREAKDOWNS:
-            report = _of_program(reports.usage(center, viewer.who, ("program", dim)), program.name)
+            report = _by(fine, program.name, dim)
             if dim == "size_class":
-                sme_share = _sme_share(report.rows)
+                sme_share = _sme_share(report)
             charts.append(
                 spending_chart(chart_id, translate(key, viewer.lang), report, dim, viewer.lang)
             )
