@@ -174,6 +174,20 @@ def test_by_project_matches_the_hand_computed_figures(world: tuple[Store, World]
     assert total.wait_p95_s == Decimal("3600.0")
 
 
+def test_without_waits_the_money_is_the_same(world: tuple[Store, World]) -> None:
+    store, _ = world
+    with store.read() as s:
+        full = usage_report(s, ["project", "gpu_type"])
+        lean = usage_report(s, ["project", "gpu_type"], waits=False)
+    money = ("granted_gpu_seconds", "used_gpu_seconds", "charged_won", "public_won", "copay_won")
+    assert [(r.keys, *(getattr(r, f) for f in money)) for r in lean.rows] == [
+        (r.keys, *(getattr(r, f) for f in money)) for r in full.rows
+    ]
+    assert lean.total.charged_won == full.total.charged_won == LEDGER_WON
+    assert all(r.jobs == 0 and r.wait_p95_s is None for r in (*lean.rows, lean.total))
+    assert full.total.jobs == 5
+
+
 GROUPINGS = [list(c) for n in (0, 1, 2) for c in combinations(DIMENSIONS, n)] + [list(DIMENSIONS)]
 
 
