@@ -214,3 +214,21 @@ def test_project_page_warns_at_80_and_100_percent(center: Center, tenants: Tenan
         charge(s, s.get(orm.Allocation, alloc_id), "H100", 1_000, 1_000, now)
     page = browser(center, tenants.alice.token, lang="ko").get("/ui/projects/acme-vision").text
     assert f"배정 {alloc_id}이(가) 모두 소진되었습니다" in page
+
+
+def test_resubmit_makes_a_new_job_with_the_same_spec(center: Center, tenants: Tenants) -> None:
+    api = TestClient(create_app(center))
+    spec = {"project": "acme-vision", "command": ["echo", "again"], "gpus_per_node": 0}
+    first = api.post("/api/v1/jobs", json={**spec, "priority": 7}, headers=tenants.alice.headers)
+    job_id = first.json()["id"]
+    alice = browser(center, tenants.alice.token)
+    r = alice.post(f"/ui/jobs/{job_id}/resubmit", data={"csrf": csrf_for(tenants.alice.token)})
+    assert r.status_code == 303
+    new_id = r.headers["location"].rsplit("/", 1)[1]
+    assert new_id != job_id
+    again = api.get(f"/api/v1/jobs/{new_id}", headers=tenants.alice.headers).json()
+    assert again["command"] == ["echo", "again"] and again["priority"] == 7
+    # another company's member cannot resubmit (or even see) it
+    bob = browser(center, tenants.bob.token)
+    refused = bob.post(f"/ui/jobs/{job_id}/resubmit", data={"csrf": csrf_for(tenants.bob.token)})
+    assert refused.status_code == 404
