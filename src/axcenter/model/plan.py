@@ -56,7 +56,9 @@ class Plan:
     admissions: tuple[Admission, ...] = ()
     preemptions: tuple[Preemption, ...] = ()
     estimates: tuple[Estimate, ...] = ()
-    #: reasons for the jobs this cycle examined; any other pending job waits on PRIORITY
+    #: reasons for the jobs this cycle examined, in the order it examined them (the
+    #: queue's scheduling order, ``service/queue.py``); any other pending job waits on
+    #: PRIORITY
     waiting: Mapping[str, PendingReason] = field(default_factory=dict)
 
     def reason(self, job_id: str) -> PendingReason:
