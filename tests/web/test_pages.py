@@ -232,3 +232,13 @@ def test_resubmit_makes_a_new_job_with_the_same_spec(center: Center, tenants: Te
     bob = browser(center, tenants.bob.token)
     refused = bob.post(f"/ui/jobs/{job_id}/resubmit", data={"csrf": csrf_for(tenants.bob.token)})
     assert refused.status_code == 404
+
+
+def test_cluster_page_filters_and_pages_nodes(center: Center, tenants: Tenants) -> None:
+    client = browser(center, tenants.alice.token)
+    everything = client.get("/ui/").text
+    assert 'data-testid="node-count">2<' in everything  # A100 and H100 logical nodes
+    a100 = client.get("/ui/?gpu_type=A100").text
+    assert 'data-testid="node-count">1<' in a100 and "H100 \u00d7" not in a100
+    none = client.get("/ui/?state=drain").text
+    assert 'data-testid="node-count">0<' in none

@@ -58,6 +58,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "cluster.pending": ("Pending jobs", "대기 작업"),
     "cluster.running": ("Running jobs", "실행 작업"),
     "cluster.nodes": ("Nodes and devices", "노드와 장치"),
+    "cluster.nodes_matching": ("nodes match", "개 노드"),
     "cluster.node": ("Node", "노드"),
     "cluster.type": ("GPU type", "GPU 종류"),
     "cluster.state": ("State", "상태"),
