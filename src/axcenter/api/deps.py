@@ -53,10 +53,11 @@ def _authenticate(center: Center, token: str, key: str) -> Principal | None:
 
 
 async def get_principal(
-    center: Annotated[Center, Depends(get_center)],
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Every API call runs as a principal; no token, or a bad one, is a 401."""
+    center: Center = request.app.state.center
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
