@@ -25,11 +25,13 @@ from axcenter.web.i18n import negotiate
 __all__ = [
     "LANG_COOKIE",
     "SESSION_COOKIE",
+    "BadForm",
     "FormViewer",
     "PageViewer",
     "SignInRequired",
     "Viewer",
     "csrf_for",
+    "language",
 ]
 
 SESSION_COOKIE = "axc_session"
