@@ -7,17 +7,19 @@ from __future__ import annotations
 import gc
 import random
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from axcenter.model.cluster import Allocation
+from axcenter.model.cluster import Allocation, Node, NodeState
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import Estimate
 from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched import plan, preempt
 from axcenter.sched.backfill import _ready_at, earliest_start
+from axcenter.sched.free import FreeCapacity
 from axcenter.sched.plan import _Cycle
 from axcenter.sched.preempt import preemptible
 from tests.builders import node, pending, running, snapshot
@@ -367,3 +369,128 @@ def test_plan_leaves_the_collector_as_it_found_it() -> None:
             assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# -- FreeNodes and the FreeCapacity overlay: what rebuilding every cycle would give ------
+
+
+class _Rebuilt:
+    """The free capacity as a cycle used to build it from the nodes (the reference)."""
+
+    def __init__(self, nodes: tuple[Node, ...], index: RunningIndex) -> None:
+        self.by_id: dict[str, list[Any]] = {}  # node id -> [node, devices, cpus, memory]
+        self.buckets: dict[str, list[dict[str, None]]] = {}
+        self.free_gpus = 0
+        for n in sorted(nodes, key=lambda n: n.name):
+            if n.state is not NodeState.UP:
+                continue
+            held = index.nodes.get(n.id)
+            devices = [d for d in range(n.gpu_count) if not held or d not in held.devices]
+            used_cpus, used_memory = (held.cpus, held.memory_mb) if held else (0, 0)
+            self.by_id[n.id] = [n, devices, n.cpus - used_cpus, n.memory_mb - used_memory]
+            buckets = self.buckets.setdefault(n.gpu_type, [])
+            buckets += [{} for _ in range(n.gpu_count + 1 - len(buckets))]
+            buckets[len(devices)][n.id] = None
+            self.free_gpus += len(devices)
+
+    def candidates(self, gpu_type: str, at_least: int) -> list[str]:
+        return [i for b in self.buckets.get(gpu_type, [])[at_least:] for i in b]
+
+    def change(self, node_id: str, devices: list[int], cpus: int, memory: int) -> None:
+        n, old, _, _ = entry = self.by_id[node_id]
+        del self.buckets[n.gpu_type][len(old)][node_id]
+        self.buckets[n.gpu_type][len(devices)][node_id] = None
+        self.free_gpus += len(devices) - len(old)
+        entry[1:] = [devices, entry[2] + cpus, entry[3] + memory]
+
+
+def _same(free: FreeCapacity, ref: _Rebuilt) -> None:
+    assert free.free_gpus == ref.free_gpus
+    assert free.gpu_types == sorted(ref.buckets)
+    assert [nf.node.id for nf in free.all_nodes()] == list(ref.by_id)
+    for node_id, (_, devices, cpus, memory) in ref.by_id.items():
+        nf = free.by_id[node_id]
+        assert (nf.devices, nf.cpus, nf.memory_mb) == (devices, cpus, memory), node_id
+    for gpu_type in ("A100", "H100"):
+        for at_least in range(0, 9):
+            expected = ref.candidates(gpu_type, at_least)
+            assert [nf.node.id for nf in free.candidates(gpu_type, at_least)] == expected
+            assert free.count_at_least(gpu_type, at_least) == len(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_free_capacity_matches_a_rebuild(rng: random.Random) -> None:
+    """Jobs start and end between cycles (the index keeps ``FreeNodes``); within a cycle
+    devices are taken and given back (the overlay). At every step the view equals the
+    capacity rebuilt from the nodes and changed the way the cycle used to change it: the
+    same free devices, and the same candidate order (a changed node goes to the end of
+    its new bucket). The index's own values never change during a cycle."""
+    nodes = tuple(
+        node(
+            f"n{rng.randrange(100):02d}-{i}",
+            rng.choice(["A100", "H100"]),
+            gpus=rng.choice([2, 4, 8]),
+            cpus=64,
+            memory_mb=1 << 20,
+            state=rng.choice([NodeState.UP] * 5 + [NodeState.DRAIN]),
+        )
+        for i in range(rng.randrange(1, 12))
+    )
+    index = RunningIndex()
+    live: dict[str, RunningJob] = {}
+    for cycle in range(4):
+        # between cycles: jobs start on free devices and end
+        for j in range(rng.randrange(6)):
+            n = rng.choice(nodes)
+            held = index.nodes.get(n.id)
+            free_now = [d for d in range(n.gpu_count) if not held or d not in held.devices]
+            devices = tuple(rng.sample(free_now, min(len(free_now), rng.randrange(4))))
+            job = _job(f"c{cycle}j{j}", n.id, devices, gpu_type=n.gpu_type)
+            index.add(job)
+            live[job.id] = job
+        for job_id in rng.sample(sorted(live), len(live) // 3):
+            index.remove(job_id)
+            del live[job_id]
+        if rng.random() < 0.2:  # a node changes: the node list differs, FreeNodes is rebuilt
+            i = rng.randrange(len(nodes))
+            state = NodeState.DOWN if nodes[i].state is NodeState.UP else NodeState.UP
+            nodes = (*nodes[:i], replace(nodes[i], state=state), *nodes[i + 1 :])
+        base = index.free_nodes(nodes)
+        before = {i: (list(nf.devices), nf.cpus, nf.memory_mb) for i, nf in base.by_id.items()}
+        free = FreeCapacity(nodes, index)
+        ref = _Rebuilt(nodes, index)
+        _same(free, ref)
+        taken: list[Allocation] = []
+        for _ in range(rng.randrange(12)):
+            if taken and rng.random() < 0.4:
+                alloc = taken.pop(rng.randrange(len(taken)))
+                free.release(alloc)
+                _, devices, _, _ = ref.by_id[alloc.node_id]
+                ref.change(
+                    alloc.node_id,
+                    sorted({*devices, *alloc.devices}),
+                    alloc.cpus,
+                    alloc.memory_mb,
+                )
+            elif ref.by_id:
+                node_id = rng.choice(sorted(ref.by_id))
+                _, devices, _, _ = ref.by_id[node_id]
+                chosen = rng.sample(devices, rng.randrange(len(devices) + 1))
+                taken.append(free.take(free.by_id[node_id], chosen, 1, 1024))
+                rest = [d for d in devices if d not in chosen]
+                ref.change(node_id, rest, -1, -1024)
+            _same(free, ref)
+        after = {i: (list(nf.devices), nf.cpus, nf.memory_mb) for i, nf in base.by_id.items()}
+        assert after == before, "a cycle changed the index's free capacity"
+
+
+def test_taking_a_busy_device_changes_nothing() -> None:
+    nodes = (node("a", gpus=2), node("b", gpus=2))
+    index = RunningIndex([_job("r", "a", (0,))])
+    free = FreeCapacity(nodes, index)
+    order = [nf.node.id for nf in free.candidates("H100", 0)]
+    with pytest.raises(ValueError):
+        free.take(free.by_id["a"], [0], 1, 1)
+    assert [nf.node.id for nf in free.candidates("H100", 0)] == order == ["a", "b"]
+    assert free.by_id["a"].devices == [1]

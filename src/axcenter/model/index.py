@@ -16,19 +16,26 @@ Two orders serve the searches of a cycle without sorting running jobs each time:
   class, newer means less progress lost, so the preemption search merges these few
   lists (cheapest first) and reads only as far as it needs.
 
+And the free capacity of the schedulable nodes (``free_nodes``): per node what is free,
+per GPU type the nodes bucketed by free devices, each bucket in name order. It is built
+once for a node list and then kept up to date as jobs start and end, so a cycle starts
+from it without a pass over the nodes; the cycle's own changes go to an overlay
+(``sched.free.FreeCapacity``), never to it.
+
 A snapshot without an index gets one built from its running jobs (tests, small cases).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from axcenter.model.cluster import Allocation, Node, NodeState
 from axcenter.model.snapshot import RunningJob
 
-__all__ = ["NodeHeld", "RunningIndex"]
+__all__ = ["FreeNodes", "NodeFree", "NodeHeld", "RunningIndex"]
 
 
 @dataclass(slots=True)
@@ -43,6 +50,98 @@ class NodeHeld:
     device_ends: list[float] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class NodeFree:
+    """What one schedulable node has free."""
+
+    node: Node
+    devices: list[int]  # free device indices, ascending
+    cpus: int
+    memory_mb: int
+
+    def usable(self, blocked: Mapping[str, frozenset[int]] | None) -> list[int]:
+        """The free devices not in ``blocked`` (devices a job must not use, by node id)."""
+        if not blocked:
+            return self.devices
+        held = blocked.get(self.node.id)
+        return [d for d in self.devices if d not in held] if held else self.devices
+
+
+def _name(node: Node) -> str:
+    return node.name
+
+
+class FreeNodes:
+    """Free capacity of the schedulable (up) nodes of one node list, given what runs.
+
+    ``by_id`` and ``by_rank`` hold one ``NodeFree`` per up node, in name order (``rank``:
+    the position in it). ``buckets[gpu type][k]``: the ranks of the nodes of that type
+    with ``k`` free devices, ascending. Kept up to date by ``RunningIndex``; readers must
+    not change it.
+    """
+
+    def __init__(self, nodes: tuple[Node, ...], held: Mapping[str, NodeHeld]) -> None:
+        self.nodes = nodes
+        self.by_id: dict[str, NodeFree] = {}
+        self.by_rank: list[NodeFree] = []
+        self.rank: dict[str, int] = {}
+        self.buckets: dict[str, list[list[int]]] = {}
+        self.free_gpus = 0
+        up = NodeState.UP
+        for node in sorted(nodes, key=_name):
+            if node.state is not up:  # drained and down nodes take nothing new
+                continue
+            h = held.get(node.id)
+            if h is None:
+                nf = NodeFree(node, list(range(node.gpu_count)), node.cpus, node.memory_mb)
+            else:
+                nf = NodeFree(
+                    node=node,
+                    devices=[d for d in range(node.gpu_count) if d not in h.devices],
+                    cpus=node.cpus - h.cpus,
+                    memory_mb=node.memory_mb - h.memory_mb,
+                )
+            rank = len(self.by_rank)
+            self.by_rank.append(nf)
+            self.rank[node.id] = rank
+            self.by_id[node.id] = nf
+            buckets = self.buckets.setdefault(node.gpu_type, [])
+            while len(buckets) <= node.gpu_count:
+                buckets.append([])
+            buckets[len(nf.devices)].append(rank)
+            self.free_gpus += len(nf.devices)
+        self.gpu_types = sorted(self.buckets)  # types with a schedulable node
+
+    def take(self, alloc: Allocation) -> None:
+        """A job started with ``alloc`` (as ``NodeHeld`` counts it: devices as a set)."""
+        nf = self.by_id.get(alloc.node_id)
+        if nf is not None:
+            gone = set(alloc.devices)
+            self._set(nf, [d for d in nf.devices if d not in gone])
+            nf.cpus -= alloc.cpus
+            nf.memory_mb -= alloc.memory_mb
+
+    def give(self, alloc: Allocation) -> None:
+        """A job holding ``alloc`` ended."""
+        nf = self.by_id.get(alloc.node_id)
+        if nf is not None:
+            count = nf.node.gpu_count
+            back = (d for d in alloc.devices if 0 <= d < count)
+            self._set(nf, sorted({*nf.devices, *back}))
+            nf.cpus += alloc.cpus
+            nf.memory_mb += alloc.memory_mb
+
+    def _set(self, nf: NodeFree, devices: list[int]) -> None:
+        old, new = len(nf.devices), len(devices)
+        nf.devices = devices
+        if old != new:
+            buckets = self.buckets[nf.node.gpu_type]
+            rank = self.rank[nf.node.id]
+            _discard(buckets[old], rank)
+            bisect.insort(buckets[new], rank)
+            self.free_gpus += new - old
+
+
 class RunningIndex:
     def __init__(self, running: Iterable[RunningJob] = ()) -> None:
         self.jobs: dict[str, RunningJob] = {}
@@ -55,8 +154,18 @@ class RunningIndex:
         self.preempting: dict[str, RunningJob] = {}
         #: gpu type -> (priority, GPUs) -> (-started_at, job id) ascending: newest first
         self.by_start: dict[str, dict[tuple[int, int], list[tuple[float, str]]]] = {}
+        self._free: FreeNodes | None = None
         for job in running:
             self.add(job)
+
+    def free_nodes(self, nodes: tuple[Node, ...]) -> FreeNodes:
+        """The free capacity of ``nodes``: built on first use and whenever the node list
+        differs from the last one asked for (a node changed), kept up to date by ``add``
+        and ``remove`` in between."""
+        free = self._free
+        if free is None or not (free.nodes is nodes or free.nodes == nodes):
+            free = self._free = FreeNodes(nodes, self.nodes)
+        return free
 
     def add(self, job: RunningJob) -> None:
         if job.id in self.jobs:
@@ -74,6 +183,9 @@ class RunningIndex:
             if job.id not in held.jobs:
                 bisect.insort(held.by_end, (job.ends_by, job.id))
             held.jobs[job.id] = job
+        if self._free is not None:
+            for a in job.allocations:
+                self._free.take(a)
         self._count(job, 1)
         bisect.insort(self.by_end, (job.ends_by, job.id))
         classes = self.by_start.setdefault(job.gpu_type, {})
@@ -94,6 +206,9 @@ class RunningIndex:
             held.memory_mb -= a.memory_mb
             if held.jobs.pop(job_id, None) is not None:
                 _discard(held.by_end, (job.ends_by, job.id))
+        if self._free is not None:
+            for a in job.allocations:
+                self._free.give(a)
         self._count(job, -1)
         self.preempting.pop(job_id, None)
         _discard(self.by_end, (job.ends_by, job.id))

@@ -6,15 +6,21 @@ devices a node has), so a placement costs little even on thousands of nodes.
 
 Planning takes devices from it and may give them back (``release``, ``take_exact``): the
 preemption search tries removals and restores them, as Kueue's snapshot does.
+
+What is free when the cycle starts comes from the running index (``FreeNodes``, kept up
+to date as jobs start and end), so a cycle does not rebuild it from the nodes. The cycle
+never changes that: a node it takes from or gives to is copied into an overlay first, and
+moves, as in a rebuilt index, to the end of its new bucket. Within a bucket the order is
+therefore: nodes untouched this cycle by name, then the nodes this cycle moved there, in
+the order they came.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 
-from axcenter.model.cluster import Allocation, Node, NodeState
-from axcenter.model.index import RunningIndex
+from axcenter.model.cluster import Allocation, Node
+from axcenter.model.index import FreeNodes, NodeFree, RunningIndex
 
 __all__ = ["Blocked", "FreeCapacity", "NodeFree"]
 
@@ -22,82 +28,104 @@ __all__ = ["Blocked", "FreeCapacity", "NodeFree"]
 Blocked = Mapping[str, frozenset[int]]
 
 
-@dataclass(slots=True)
-class NodeFree:
-    node: Node
-    devices: list[int]  # free device indices, ascending
-    cpus: int
-    memory_mb: int
+class _Nodes:
+    """``by_id`` of a ``FreeCapacity``: the node's copy if this cycle changed it, else
+    the index's (read-only) value."""
 
-    def usable(self, blocked: Blocked | None) -> list[int]:
-        if not blocked:
-            return self.devices
-        held = blocked.get(self.node.id)
-        return [d for d in self.devices if d not in held] if held else self.devices
+    __slots__ = ("_base", "_own")
 
+    def __init__(self, base: dict[str, NodeFree], own: dict[str, NodeFree]) -> None:
+        self._base = base
+        self._own = own
 
-def _name(node: Node) -> str:
-    return node.name
+    def get(self, node_id: str) -> NodeFree | None:
+        nf = self._own.get(node_id)
+        return nf if nf is not None else self._base.get(node_id)
+
+    def __getitem__(self, node_id: str) -> NodeFree:
+        nf = self._own.get(node_id)
+        return nf if nf is not None else self._base[node_id]
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._base
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __bool__(self) -> bool:
+        return bool(self._base)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def values(self) -> Iterator[NodeFree]:
+        own = self._own
+        if not own:
+            return iter(self._base.values())
+        return (own.get(node_id, nf) for node_id, nf in self._base.items())
 
 
 class FreeCapacity:
     def __init__(self, nodes: Iterable[Node], index: RunningIndex) -> None:
-        self.by_id: dict[str, NodeFree] = {}
-        #: gpu type -> free count -> nodes (insertion-ordered dict used as an ordered set)
-        self._buckets: dict[str, list[dict[str, NodeFree]]] = {}
-        self.free_gpus = 0
-        up = NodeState.UP
-        held_on = index.nodes
-        for node in sorted(nodes, key=_name):
-            if node.state is not up:  # drained and down nodes take nothing new
-                continue
-            held = held_on.get(node.id)
-            if held is None:
-                nf = NodeFree(node, list(range(node.gpu_count)), node.cpus, node.memory_mb)
-            else:
-                nf = NodeFree(
-                    node=node,
-                    devices=[d for d in range(node.gpu_count) if d not in held.devices],
-                    cpus=node.cpus - held.cpus,
-                    memory_mb=node.memory_mb - held.memory_mb,
-                )
-            self.by_id[node.id] = nf
-            buckets = self._buckets.setdefault(node.gpu_type, [])
-            while len(buckets) <= node.gpu_count:
-                buckets.append({})
-            buckets[len(nf.devices)][node.id] = nf
-            self.free_gpus += len(nf.devices)
-
-        self.gpu_types = sorted(self._buckets)  # types with a schedulable node
+        base = index.free_nodes(nodes if isinstance(nodes, tuple) else tuple(nodes))
+        self._base: FreeNodes = base
+        #: copies of the nodes this cycle changed, by node id
+        self._own: dict[str, NodeFree] = {}
+        #: gpu type -> free count -> the changed nodes there, in the order they came
+        self._moved: dict[str, list[dict[str, NodeFree]]] = {}
+        #: gpu type -> free count -> how many nodes of that base bucket were changed
+        self._left: dict[str, list[int]] = {}
+        self.by_id = _Nodes(base.by_id, self._own)
+        self.free_gpus = base.free_gpus
+        self.gpu_types = base.gpu_types  # types with a schedulable node
 
     def candidates(self, gpu_type: str, at_least: int) -> Iterator[NodeFree]:
         """Nodes of ``gpu_type`` with at least ``at_least`` free devices, tightest first.
 
         A live view: take nothing until the iteration is over.
         """
-        buckets = self._buckets.get(gpu_type, [])
+        buckets = self._base.buckets.get(gpu_type)
+        if buckets is None:
+            return
+        by_rank = self._base.by_rank
+        own = self._own
+        moved = self._moved.get(gpu_type)
         for count in range(at_least, len(buckets)):
-            yield from buckets[count].values()
+            if moved is None:
+                for rank in buckets[count]:
+                    yield by_rank[rank]
+                continue
+            for rank in buckets[count]:
+                nf = by_rank[rank]
+                if nf.node.id not in own:
+                    yield nf
+            yield from moved[count].values()
 
     def count_at_least(self, gpu_type: str, at_least: int) -> int:
-        buckets = self._buckets.get(gpu_type, [])
-        return sum(len(b) for b in buckets[at_least:])
+        buckets = self._base.buckets.get(gpu_type, [])
+        count = sum(len(b) for b in buckets[at_least:])
+        moved = self._moved.get(gpu_type)
+        if moved is not None:
+            count += sum(len(m) for m in moved[at_least:])
+            count -= sum(self._left[gpu_type][at_least:])
+        return count
 
     def all_nodes(self) -> Iterator[NodeFree]:
-        return iter(self.by_id.values())
+        return self.by_id.values()
 
     def take(self, nf: NodeFree, devices: list[int], cpus: int, memory_mb: int) -> Allocation:
         """Take ``devices`` (free on ``nf``) and resources; returns the allocation."""
+        node_id = nf.node.id
+        nf = self.by_id[node_id]  # the current value, should ``nf`` be the index's
         taken = set(devices)
         if len(taken) != len(devices) or not taken <= set(nf.devices):
             raise ValueError(f"devices {devices} are not all free on {nf.node.name}")
-        self._unindex(nf)
-        nf.devices = [d for d in nf.devices if d not in taken]
-        self._index(nf)
+        nf = self._own.get(node_id) or self._copy(nf)
+        self._place(nf, [d for d in nf.devices if d not in taken])
         nf.cpus -= cpus
         nf.memory_mb -= memory_mb
         self.free_gpus -= len(devices)
-        return Allocation(nf.node.id, tuple(devices), cpus, memory_mb)
+        return Allocation(node_id, tuple(devices), cpus, memory_mb)
 
     def take_exact(self, alloc: Allocation) -> None:
         nf = self.by_id.get(alloc.node_id)
@@ -108,15 +136,30 @@ class FreeCapacity:
         nf = self.by_id.get(alloc.node_id)
         if nf is None:  # the node is drained or down: nothing to give back
             return
-        self._unindex(nf)
-        nf.devices = sorted({*nf.devices, *alloc.devices})
-        self._index(nf)
+        nf = self._own.get(alloc.node_id) or self._copy(nf)
+        self._place(nf, sorted({*nf.devices, *alloc.devices}))
         nf.cpus += alloc.cpus
         nf.memory_mb += alloc.memory_mb
         self.free_gpus += len(alloc.devices)
 
-    def _unindex(self, nf: NodeFree) -> None:
-        del self._buckets[nf.node.gpu_type][len(nf.devices)][nf.node.id]
+    def _copy(self, nf: NodeFree) -> NodeFree:
+        """This cycle's own copy of an index node, taken out of its base bucket and put
+        at the end of the same bucket among the changed nodes."""
+        gpu_type = nf.node.gpu_type
+        moved = self._moved.get(gpu_type)
+        if moved is None:
+            size = len(self._base.buckets[gpu_type])
+            moved = self._moved[gpu_type] = [{} for _ in range(size)]
+            self._left[gpu_type] = [0] * size
+        own = NodeFree(nf.node, list(nf.devices), nf.cpus, nf.memory_mb)
+        self._own[nf.node.id] = own
+        self._left[gpu_type][len(nf.devices)] += 1
+        moved[len(nf.devices)][nf.node.id] = own
+        return own
 
-    def _index(self, nf: NodeFree) -> None:
-        self._buckets[nf.node.gpu_type][len(nf.devices)][nf.node.id] = nf
+    def _place(self, own: NodeFree, devices: list[int]) -> None:
+        """Give a changed node its new devices; it moves to the end of its bucket."""
+        moved = self._moved[own.node.gpu_type]
+        del moved[len(own.devices)][own.node.id]
+        own.devices = devices
+        moved[len(devices)][own.node.id] = own

@@ -86,6 +86,8 @@ class _Cycle:
         self.waiting: dict[str, PendingReason] = {}
         self.shadow: Shadow | None = None
         self.victims: set[str] = set()
+        #: nodes where a job is being preempted (before or by this cycle): they free now
+        self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
         self.preempt_attempts = 0
         self._preemptible: dict[str, Preemptible] = {}
         self.misses = 0
@@ -347,9 +349,7 @@ class _Cycle:
                 bound = held.by_end[0][0]
             elif missing <= len(held.device_ends):
                 bound = held.device_ends[missing - 1]
-            if (self.victims or self.index.preempting) and any(
-                r.preempting or r.id in self.victims for r in held.jobs.values()
-            ):
+            if node_id in self.going_on:
                 bound = self.now
         admitted = self.admitted_on.get(node_id)
         if admitted:
@@ -400,6 +400,7 @@ class _Cycle:
             if victims:
                 for v in victims:
                     self.victims.add(v.id)
+                    self.going_on.update(a.node_id for a in v.allocations)
                     self.preemptions.append(
                         Preemption(v.id, job.id, f"preempted to reclaim quota for {job.id}")
                     )

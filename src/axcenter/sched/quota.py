@@ -59,6 +59,8 @@ class QuotaTree:
         self._nodes: dict[str, _Node] = {}
         #: available() answers, valid until the next usage change
         self._cache: dict[tuple[str, str], int] = {}
+        #: room() answers by project, valid until that project's usage changes
+        self._rooms: dict[str, int] = {}
         root_spec = cohorts.get(ROOT_COHORT, QuotaNode(ROOT_COHORT, parent=None))
         self._root = _Node(ROOT_COHORT, None, {}, cohort=True)
         self._nodes[ROOT_COHORT] = self._root
@@ -165,9 +167,14 @@ class QuotaTree:
 
     def room(self, project_id: str) -> int:
         """The most GPUs of one type this project may still take within its nominal quota."""
-        node = self._project(project_id)
-        usage = node.usage
-        return max((q.nominal - usage.get(t, 0) for t, q in node.quotas.items()), default=0)
+        room = self._rooms.get(project_id)
+        if room is None:
+            node = self._project(project_id)
+            usage = node.usage
+            room = self._rooms[project_id] = max(
+                (q.nominal - usage.get(t, 0) for t, q in node.quotas.items()), default=0
+            )
+        return room
 
     def borrowing(self, project_id: str, gpu_type: str) -> bool:
         node = self._project(project_id)
@@ -206,6 +213,8 @@ class QuotaTree:
 
     def _update(self, node: _Node, gpu_type: str, delta: int) -> None:
         self._cache.clear()
+        if not node.cohort:
+            self._rooms.pop(node.id, None)
         old = node.usage.get(gpu_type, 0)
         new = old + delta
         node.usage[gpu_type] = new
