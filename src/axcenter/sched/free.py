@@ -9,10 +9,11 @@ preemption search tries removals and restores them, as Kueue's snapshot does.
 
 What is free when the cycle starts comes from the running index (``FreeNodes``, kept up
 to date as jobs start and end), so a cycle does not rebuild it from the nodes. The cycle
-never changes that: a node it takes from or gives to is copied into an overlay first, and
-moves, as in a rebuilt index, to the end of its new bucket. Within a bucket the order is
-therefore: nodes untouched this cycle by name, then the nodes this cycle moved there, in
-the order they came.
+never changes that: a node it takes from or gives to is copied first (``_own``), and so is
+a bucket before its first change (``_buckets``), which costs what the cycle changes, not
+the size of the cluster. A changed node moves to the end of its new bucket, as in an index
+rebuilt each cycle: within a bucket, nodes untouched this cycle come by name, then the
+nodes this cycle moved there, in the order they came.
 """
 
 from __future__ import annotations
@@ -71,10 +72,9 @@ class FreeCapacity:
         self._base: FreeNodes = base
         #: copies of the nodes this cycle changed, by node id
         self._own: dict[str, NodeFree] = {}
-        #: gpu type -> free count -> the changed nodes there, in the order they came
-        self._moved: dict[str, list[dict[str, NodeFree]]] = {}
-        #: gpu type -> free count -> how many nodes of that base bucket were changed
-        self._left: dict[str, list[int]] = {}
+        #: gpu type -> free count -> this cycle's copy of that bucket (None: the index's
+        #: bucket, unchanged: none of its nodes was changed, none moved in)
+        self._buckets: dict[str, list[dict[str, NodeFree] | None]] = {}
         self.by_id = _Nodes(base.by_id, self._own)
         self.free_gpus = base.free_gpus
         self.gpu_types = base.gpu_types  # types with a schedulable node
@@ -84,31 +84,29 @@ class FreeCapacity:
 
         A live view: take nothing until the iteration is over.
         """
-        buckets = self._base.buckets.get(gpu_type)
-        if buckets is None:
+        base = self._base.buckets.get(gpu_type)
+        if base is None:
             return
+        own = self._buckets.get(gpu_type)
         by_rank = self._base.by_rank
-        own = self._own
-        moved = self._moved.get(gpu_type)
-        for count in range(at_least, len(buckets)):
-            if moved is None:
-                for rank in buckets[count]:
+        for count in range(at_least, len(base)):
+            copied = own[count] if own is not None else None
+            if copied is None:
+                for rank in base[count]:
                     yield by_rank[rank]
-                continue
-            for rank in buckets[count]:
-                nf = by_rank[rank]
-                if nf.node.id not in own:
-                    yield nf
-            yield from moved[count].values()
+            else:
+                yield from copied.values()
 
     def count_at_least(self, gpu_type: str, at_least: int) -> int:
-        buckets = self._base.buckets.get(gpu_type, [])
-        count = sum(len(b) for b in buckets[at_least:])
-        moved = self._moved.get(gpu_type)
-        if moved is not None:
-            count += sum(len(m) for m in moved[at_least:])
-            count -= sum(self._left[gpu_type][at_least:])
-        return count
+        base = self._base.buckets.get(gpu_type, [])
+        own = self._buckets.get(gpu_type)
+        if own is None:
+            return sum(len(b) for b in base[at_least:])
+        return sum(
+            len(b if (c := own[count]) is None else c)
+            for count, b in enumerate(base)
+            if count >= at_least
+        )
 
     def all_nodes(self) -> Iterator[NodeFree]:
         return self.by_id.values()
@@ -143,23 +141,31 @@ class FreeCapacity:
         self.free_gpus += len(alloc.devices)
 
     def _copy(self, nf: NodeFree) -> NodeFree:
-        """This cycle's own copy of an index node, taken out of its base bucket and put
-        at the end of the same bucket among the changed nodes."""
-        gpu_type = nf.node.gpu_type
-        moved = self._moved.get(gpu_type)
-        if moved is None:
-            size = len(self._base.buckets[gpu_type])
-            moved = self._moved[gpu_type] = [{} for _ in range(size)]
-            self._left[gpu_type] = [0] * size
+        """This cycle's own copy of an index node, in its place in its bucket."""
         own = NodeFree(nf.node, list(nf.devices), nf.cpus, nf.memory_mb)
         self._own[nf.node.id] = own
-        self._left[gpu_type][len(nf.devices)] += 1
-        moved[len(nf.devices)][nf.node.id] = own
+        self._bucket(nf.node.gpu_type, len(nf.devices))[nf.node.id] = own
         return own
 
+    def _bucket(self, gpu_type: str, count: int) -> dict[str, NodeFree]:
+        """This cycle's copy of a bucket, made before its first change. (Until then no
+        node in it was changed: changing a node changes the bucket it is in.)"""
+        buckets = self._buckets.get(gpu_type)
+        if buckets is None:
+            size = len(self._base.buckets[gpu_type])
+            buckets = self._buckets[gpu_type] = [None] * size
+        bucket = buckets[count]
+        if bucket is None:
+            by_rank = self._base.by_rank
+            bucket = buckets[count] = {
+                (nf := by_rank[rank]).node.id: nf for rank in self._base.buckets[gpu_type][count]
+            }
+        return bucket
+
     def _place(self, own: NodeFree, devices: list[int]) -> None:
-        """Give a changed node its new devices; it moves to the end of its bucket."""
-        moved = self._moved[own.node.gpu_type]
-        del moved[len(own.devices)][own.node.id]
+        """Give a changed node its new devices: it moves to the end of its new bucket
+        (even if that is the bucket it was in), as in an index rebuilt each cycle."""
+        gpu_type, node_id = own.node.gpu_type, own.node.id
+        del self._bucket(gpu_type, len(own.devices))[node_id]
         own.devices = devices
-        moved[len(devices)][own.node.id] = own
+        self._bucket(gpu_type, len(devices))[node_id] = own
