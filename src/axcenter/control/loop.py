@@ -5,7 +5,9 @@ requests), snapshot the cache, ask ``sched.plan`` for a plan, apply it in one
 transaction whose guards drop stale parts, dispatch admitted jobs to the executor, and
 record what really started. Cycles are driven by events: a submission or an exit wakes
 the loop at once, and events that arrive during a cycle are coalesced into the next one.
-A timer cycle (``safety_cycle_s``) remains only as a safety net.
+Under a stream of events cycles are paced (``MIN_CYCLE_GAP_S`` and after): each takes a
+batch, and the API thread keeps its share of the GIL. A timer cycle (``safety_cycle_s``)
+remains only as a safety net.
 """
 
 from __future__ import annotations
