@@ -1,11 +1,12 @@
 """RunningIndex: aggregates of the running jobs, kept up to date by whoever owns them.
 
-A cycle needs, for every node, what is held; for every project and GPU type, the GPUs in
-use; per user and project, running jobs and GPUs; and the running jobs in order of their
-time limits. Recomputing these from 10,000 running jobs would cost more than the whole
-rest of a cycle, so the live cache and the simulator keep one index and update it as jobs
-start and end (``add``/``remove``). ``plan`` only reads it: what it changes while planning
-it copies first (per node, per project), which costs O(nodes + projects), not O(jobs).
+A cycle needs, for every node, what is held and what is free; for every project and GPU
+type, the GPUs in use; per user and project, running jobs and GPUs; and per node the
+running jobs in order of the end of their time limits. Recomputing these from 10,000
+running jobs would cost more than the whole rest of a cycle, so the live cache and the
+simulator keep one index and update it as jobs start and end (``add``/``remove``).
+``plan`` only reads it: what it changes while planning it copies first (a node, a bucket
+of nodes, a project's counts), which costs what the cycle changes, not O(jobs).
 
 Two orders serve the searches of a cycle without sorting running jobs each time:
 
@@ -150,7 +151,6 @@ class RunningIndex:
         self.counts: dict[tuple[str, str], int] = {}  # ("user"|"project", id) -> jobs
         self.gpus: dict[tuple[str, str], int] = {}  # ("user"|"project", id) -> GPUs
         self.held: dict[str, int] = {}  # project -> GPUs (all types)
-        self.by_end: list[tuple[float, str]] = []  # (ends_by, job id), ascending
         self.preempting: dict[str, RunningJob] = {}
         #: gpu type -> (priority, GPUs) -> (-started_at, job id) ascending: newest first
         self.by_start: dict[str, dict[tuple[int, int], list[tuple[float, str]]]] = {}
@@ -168,53 +168,64 @@ class RunningIndex:
         return free
 
     def add(self, job: RunningJob) -> None:
-        if job.id in self.jobs:
-            self.remove(job.id)
-        self.jobs[job.id] = job
+        job_id = job.id
+        if job_id in self.jobs:
+            self.remove(job_id)
+        self.jobs[job_id] = job
+        ends_by = job.ends_by
+        nodes = self.nodes
         for a in job.allocations:
-            held = self.nodes.get(a.node_id)
+            held = nodes.get(a.node_id)
             if held is None:
-                held = self.nodes[a.node_id] = NodeHeld()
-            held.devices.update(a.devices)
-            for _ in a.devices:
-                bisect.insort(held.device_ends, job.ends_by)
+                held = nodes[a.node_id] = NodeHeld()
+            if a.devices:
+                held.devices.update(a.devices)
+                held.device_ends += [ends_by] * len(a.devices)
+                held.device_ends.sort()
             held.cpus += a.cpus
             held.memory_mb += a.memory_mb
-            if job.id not in held.jobs:
-                bisect.insort(held.by_end, (job.ends_by, job.id))
-            held.jobs[job.id] = job
+            if job_id not in held.jobs:
+                bisect.insort(held.by_end, (ends_by, job_id))
+            held.jobs[job_id] = job
         if self._free is not None:
             for a in job.allocations:
                 self._free.take(a)
         self._count(job, 1)
-        bisect.insort(self.by_end, (job.ends_by, job.id))
-        classes = self.by_start.setdefault(job.gpu_type, {})
-        bisect.insort(classes.setdefault((job.priority, job.gpus), []), (-job.started_at, job.id))
+        classes = self.by_start.get(job.gpu_type)
+        if classes is None:
+            classes = self.by_start[job.gpu_type] = {}
+        started = classes.get((job.priority, job.gpus))
+        if started is None:
+            classes[job.priority, job.gpus] = [(-job.started_at, job_id)]
+        else:
+            bisect.insort(started, (-job.started_at, job_id))
         if job.preempting:
-            self.preempting[job.id] = job
+            self.preempting[job_id] = job
 
     def remove(self, job_id: str) -> RunningJob | None:
         job = self.jobs.pop(job_id, None)
         if job is None:
             return None
+        ends_by = job.ends_by
         for a in job.allocations:
             held = self.nodes[a.node_id]
-            held.devices.difference_update(a.devices)
-            for _ in a.devices:
-                _discard(held.device_ends, job.ends_by)
+            if a.devices:
+                held.devices.difference_update(a.devices)
+                for _ in a.devices:
+                    _discard(held.device_ends, ends_by)
             held.cpus -= a.cpus
             held.memory_mb -= a.memory_mb
             if held.jobs.pop(job_id, None) is not None:
-                _discard(held.by_end, (job.ends_by, job.id))
+                _discard(held.by_end, (ends_by, job_id))
         if self._free is not None:
             for a in job.allocations:
                 self._free.give(a)
         self._count(job, -1)
-        self.preempting.pop(job_id, None)
-        _discard(self.by_end, (job.ends_by, job.id))
+        if job.preempting:
+            self.preempting.pop(job_id, None)
         classes = self.by_start[job.gpu_type]
         started = classes[job.priority, job.gpus]
-        _discard(started, (-job.started_at, job.id))
+        _discard(started, (-job.started_at, job_id))
         if not started:
             del classes[job.priority, job.gpus]
             if not classes:
@@ -227,23 +238,23 @@ class RunningIndex:
         self.add(job)
 
     def _count(self, job: RunningJob, sign: int) -> None:
-        for key, table, amount in (
-            ((job.project_id, job.gpu_type), self.usage, job.gpus),
-            (("user", job.user_id), self.counts, 1),
-            (("project", job.project_id), self.counts, 1),
-            (("user", job.user_id), self.gpus, job.gpus),
-            (("project", job.project_id), self.gpus, job.gpus),
-        ):
-            value = table.get(key, 0) + sign * amount
-            if value:
-                table[key] = value
-            else:
-                table.pop(key, None)
-        held = self.held.get(job.project_id, 0) + sign * job.gpus
-        if held:
-            self.held[job.project_id] = held
-        else:
-            self.held.pop(job.project_id, None)
+        gpus = sign * job.gpus
+        user, project = ("user", job.user_id), ("project", job.project_id)
+        _bump(self.usage, (job.project_id, job.gpu_type), gpus)
+        _bump(self.counts, user, sign)
+        _bump(self.counts, project, sign)
+        _bump(self.gpus, user, gpus)
+        _bump(self.gpus, project, gpus)
+        _bump(self.held, job.project_id, gpus)
+
+
+def _bump(table: dict[Any, int], key: Any, delta: int) -> None:
+    """Add ``delta`` to ``table[key]``; a key whose value is 0 is not kept."""
+    value = table.get(key, 0) + delta
+    if value:
+        table[key] = value
+    else:
+        table.pop(key, None)
 
 
 def _discard(ordered: list[Any], item: Any) -> None:

@@ -90,6 +90,8 @@ class _Cycle:
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
         self.preempt_attempts = 0
         self._preemptible: dict[str, Preemptible] = {}
+        #: per GPU type, the stopping jobs not promised to a job (until either changes)
+        self._stopping: dict[str, list[RunningJob]] = {}
         self.misses = 0
         self.stopped = False
         #: per project, the queue indices examined, and the first one that may not be
@@ -109,13 +111,13 @@ class _Cycle:
 
     def within_guarantee(self, job: PendingJob) -> bool:
         """It fits its project's nominal quota (and allocation) on some accepted type."""
-        within = self.quota.within_nominal
-        gpus = job.total_gpus
-        funded = job.project_id not in self.budgets  # else each type is checked
-        for t in job.gpu_types or self.free.gpu_types:
-            if within(job.project_id, t, gpus) and (funded or self.fundable(job, t)):
-                return True
-        return False
+        types = job.gpu_types or self.free.gpu_types
+        if job.project_id not in self.budgets:
+            return self.quota.within_nominal_on_any(job.project_id, types, job.total_gpus)
+        return any(
+            self.quota.within_nominal(job.project_id, t, job.total_gpus) and self.fundable(job, t)
+            for t in types
+        )
 
     def types(self, job: PendingJob) -> Sequence[str]:
         return job.gpu_types or self.free.gpu_types
@@ -406,6 +408,7 @@ class _Cycle:
                     )
                 self.promise(job, gpu_type, victims)
                 self.preempting.extend(victims)
+                self._stopping.clear()
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
@@ -434,6 +437,7 @@ class _Cycle:
         for r in stopping:
             if any((a.node_id, d) in used for a in r.allocations for d in a.devices):
                 self.promised.add(r.id)
+                self._stopping.clear()
         end = self.now + job.time_limit_s
         for nf, devices in placement[1]:
             alloc = Allocation(nf.node.id, devices, job.cpus_per_node, job.memory_mb_per_node)
@@ -442,9 +446,11 @@ class _Cycle:
 
     def waits_on_preemption(self, job: PendingJob, gpu_type: str) -> bool:
         """Borrowers already stopping would make room: wait for them, preempt no more."""
-        stopping = [
-            r for r in self.preempting if r.gpu_type == gpu_type and r.id not in self.promised
-        ]
+        stopping = self._stopping.get(gpu_type)
+        if stopping is None:
+            stopping = self._stopping[gpu_type] = [
+                r for r in self.preempting if r.gpu_type == gpu_type and r.id not in self.promised
+            ]
         return bool(stopping) and self.promise(job, gpu_type, stopping)
 
     def preemptible(self, gpu_type: str) -> Preemptible:

@@ -17,7 +17,7 @@ borrow it. A project absent from the snapshot has no quota and sits under the ro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from axcenter.model.quota import ROOT_COHORT, Quota, QuotaNode
 
@@ -57,8 +57,9 @@ class QuotaTree:
     ) -> None:
         """``usage``: GPUs held by running jobs, by (project id, GPU type)."""
         self._nodes: dict[str, _Node] = {}
-        #: available() answers, valid until the next usage change
-        self._cache: dict[tuple[str, str], int] = {}
+        #: available() answers by GPU type and node (cohorts too), valid until the next
+        #: usage change of that type
+        self._cache: dict[str, dict[_Node, int]] = {}
         #: room() answers by project, valid until that project's usage changes
         self._rooms: dict[str, int] = {}
         root_spec = cohorts.get(ROOT_COHORT, QuotaNode(ROOT_COHORT, parent=None))
@@ -165,6 +166,18 @@ class QuotaTree:
         q = node.quotas.get(gpu_type)
         return node.usage.get(gpu_type, 0) + gpus <= (0 if q is None else q.nominal)
 
+    def within_nominal_on_any(self, project_id: str, gpu_types: Sequence[str], gpus: int) -> bool:
+        """``within_nominal`` on some of ``gpu_types``."""
+        if gpus > 0 and gpus > self.room(project_id):
+            return False  # no type has that much nominal quota left
+        node = self._project(project_id)
+        usage, quotas = node.usage, node.quotas
+        for gpu_type in gpu_types:
+            q = quotas.get(gpu_type)
+            if usage.get(gpu_type, 0) + gpus <= (0 if q is None else q.nominal):
+                return True
+        return False
+
     def room(self, project_id: str) -> int:
         """The most GPUs of one type this project may still take within its nominal quota."""
         room = self._rooms.get(project_id)
@@ -182,26 +195,32 @@ class QuotaTree:
         return node.usage.get(gpu_type, 0) > (0 if q is None else q.nominal)
 
     def available(self, project_id: str, gpu_type: str) -> int:
-        key = (project_id, gpu_type)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = self._available(self._project(project_id), gpu_type)
-        return cached
+        cache = self._cache.get(gpu_type)
+        if cache is None:
+            cache = self._cache[gpu_type] = {}
+        node = self._project(project_id)
+        found = cache.get(node)
+        return found if found is not None else self._available(node, gpu_type, cache)
 
-    def _available(self, node: _Node, gpu_type: str) -> int:
+    def _available(self, node: _Node, gpu_type: str, cache: dict[_Node, int]) -> int:
+        found = cache.get(node)
+        if found is not None:
+            return found
         subtree = node.subtree.get(gpu_type, 0)
         usage = node.usage.get(gpu_type, 0)
         if node.parent is None:
-            return subtree - usage
+            found = cache[node] = subtree - usage
+            return found
         guaranteed = node.guaranteed(gpu_type)
         local = max(0, guaranteed - usage)
-        from_parent = self._available(node.parent, gpu_type)
+        from_parent = self._available(node.parent, gpu_type, cache)
         limit = node.quotas.get(gpu_type, _ZERO).borrowing_limit
         if limit is not None:
             stored_in_parent = subtree - guaranteed
             used_in_parent = max(0, usage - guaranteed)
             from_parent = min(from_parent, stored_in_parent - used_in_parent + limit)
-        return local + max(0, from_parent)
+        found = cache[node] = local + max(0, from_parent)
+        return found
 
     # -- changing ---------------------------------------------------------------------
 
@@ -212,14 +231,18 @@ class QuotaTree:
         self._update(self._project(project_id), gpu_type, -gpus)
 
     def _update(self, node: _Node, gpu_type: str, delta: int) -> None:
-        self._cache.clear()
+        self._cache.pop(gpu_type, None)  # availability of other types is unchanged
         if not node.cohort:
             self._rooms.pop(node.id, None)
-        old = node.usage.get(gpu_type, 0)
-        new = old + delta
-        node.usage[gpu_type] = new
-        if node.parent is not None:
+        while True:
+            old = node.usage.get(gpu_type, 0)
+            new = old + delta
+            node.usage[gpu_type] = new
+            parent = node.parent
+            if parent is None:
+                return
             guaranteed = node.guaranteed(gpu_type)
-            parent_delta = max(0, new - guaranteed) - max(0, old - guaranteed)
-            if parent_delta:
-                self._update(node.parent, gpu_type, parent_delta)
+            delta = max(0, new - guaranteed) - max(0, old - guaranteed)
+            if not delta:
+                return
+            node = parent
