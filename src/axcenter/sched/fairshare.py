@@ -47,12 +47,14 @@ class FairShare:
         total_weight = sum(weights.values()) or 1.0
         self._share = {p: w / total_weight for p, w in weights.items()}
         self._capacity = max(capacity_gpus, 1)
-        self._config = config
+        self._aging = bool(config.age_weight and config.max_age_s > 0)
+        self._age_weight = config.age_weight
+        self._max_age_s = config.max_age_s
 
     def key(self, project_id: str, held_gpus: int, head_wait_s: float) -> float:
         used = self._usage.get(project_id, 0.0) / self._total_usage + held_gpus / self._capacity
         share = self._share.get(project_id, 1.0)
         age = 0.0
-        if self._config.age_weight and self._config.max_age_s > 0:
-            age = self._config.age_weight * min(1.0, max(0.0, head_wait_s) / self._config.max_age_s)
+        if self._aging:
+            age = self._age_weight * min(1.0, max(0.0, head_wait_s) / self._max_age_s)
         return used / share - age

@@ -20,8 +20,10 @@ class LimitTracker:
         """``jobs``/``gpus``: what runs now, by ("user", id) and ("project", id)."""
         self._user_limits = user_limits
         self._project_limits = project_limits
-        self._jobs = dict(jobs)
-        self._gpus = dict(gpus)
+        self._running_jobs = jobs  # the caller's, read only
+        self._running_gpus = gpus
+        self._jobs: dict[tuple[str, str], int] = {}  # what this cycle admits
+        self._gpus: dict[tuple[str, str], int] = {}
         self._uncapped = user_limits.max_running_jobs is None and user_limits.max_gpus is None
 
     def _count(self, key: tuple[str, str], gpus: int) -> None:
@@ -37,15 +39,20 @@ class LimitTracker:
             checks.append((("project", job.project_id), project_limits))
         for key, limits in checks:
             if limits.max_running_jobs is not None and (
-                self._jobs.get(key, 0) + 1 > limits.max_running_jobs
+                self._running_jobs.get(key, 0) + self._jobs.get(key, 0) + 1
+                > limits.max_running_jobs
             ):
                 return False
             if limits.max_gpus is not None and (
-                self._gpus.get(key, 0) + job.total_gpus > limits.max_gpus
+                self._running_gpus.get(key, 0) + self._gpus.get(key, 0) + job.total_gpus
+                > limits.max_gpus
             ):
                 return False
         return True
 
     def add(self, job: PendingJob) -> None:
-        self._count(("user", job.user_id), job.total_gpus)
-        self._count(("project", job.project_id), job.total_gpus)
+        # only what ``allows`` reads is counted: users if capped, projects with limits
+        if not self._uncapped:
+            self._count(("user", job.user_id), job.total_gpus)
+        if job.project_id in self._project_limits:
+            self._count(("project", job.project_id), job.total_gpus)
