@@ -88,10 +88,18 @@ class FreeNodes:
         self.rank: dict[str, int] = {}
         self.buckets: dict[str, list[list[int]]] = {}
         self.free_gpus = 0
+        #: devices of the up nodes, by GPU type (types with some)
+        self.up_capacity: dict[str, int] = {}
+        #: drained and down nodes, in list order: they take nothing new
+        self.offline = [n for n in nodes if n.state is not NodeState.UP]
         up = NodeState.UP
         for node in sorted(nodes, key=_name):
-            if node.state is not up:  # drained and down nodes take nothing new
+            if node.state is not up:
                 continue
+            if node.gpu_count:
+                self.up_capacity[node.gpu_type] = (
+                    self.up_capacity.get(node.gpu_type, 0) + node.gpu_count
+                )
             h = held.get(node.id)
             if h is None:
                 nf = NodeFree(node, list(range(node.gpu_count)), node.cpus, node.memory_mb)

@@ -79,6 +79,11 @@ class FreeCapacity:
         self.free_gpus = base.free_gpus
         self.gpu_types = base.gpu_types  # types with a schedulable node
 
+    @property
+    def base(self) -> FreeNodes:
+        """The index's free capacity this view starts from (read only)."""
+        return self._base
+
     def candidates(self, gpu_type: str, at_least: int) -> Iterator[NodeFree]:
         """Nodes of ``gpu_type`` with at least ``at_least`` free devices, tightest first.
 
@@ -114,11 +119,12 @@ class FreeCapacity:
     def take(self, nf: NodeFree, devices: list[int], cpus: int, memory_mb: int) -> Allocation:
         """Take ``devices`` (free on ``nf``) and resources; returns the allocation."""
         node_id = nf.node.id
-        nf = self.by_id[node_id]  # the current value, should ``nf`` be the index's
+        own = self._own.get(node_id)
+        current = own if own is not None else self._base.by_id[node_id]  # ``nf`` may be stale
         taken = set(devices)
-        if len(taken) != len(devices) or not taken <= set(nf.devices):
+        if len(taken) != len(devices) or not taken <= set(current.devices):
             raise ValueError(f"devices {devices} are not all free on {nf.node.name}")
-        nf = self._own.get(node_id) or self._copy(nf)
+        nf = own if own is not None else self._copy(current)
         self._place(nf, [d for d in nf.devices if d not in taken])
         nf.cpus -= cpus
         nf.memory_mb -= memory_mb

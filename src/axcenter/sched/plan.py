@@ -58,12 +58,11 @@ class _Cycle:
         self.free = FreeCapacity(snapshot.nodes, index)
         # the quota pool: devices of schedulable nodes, plus those held by jobs still
         # running on drained or down nodes (their usage counts, so must their devices)
-        capacity: dict[str, int] = {}
-        for node in snapshot.nodes:
+        capacity = dict(self.free.base.up_capacity)
+        for node in self.free.base.offline:
             held = index.nodes.get(node.id)
-            gpus = node.gpu_count if node.schedulable else len(held.devices) if held else 0
-            if gpus:
-                capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + gpus
+            if held is not None and held.devices:
+                capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + len(held.devices)
         self.held = dict(index.held)
         self.preempting = list(index.preempting.values())
         #: per node, what jobs admitted this cycle hold and until when
@@ -100,10 +99,11 @@ class _Cycle:
 
     # -- order ------------------------------------------------------------------------
 
-    def entry(self, project_id: str, index: int) -> _Entry:
+    def entry(self, project_id: str, index: int, *, within: bool = False) -> _Entry:
+        """The heap entry of a queued job (``within``: known to be within guarantee)."""
         job = self.snap.queues[project_id][index]
         # CPU-only work uses no quota: tier 0
-        tier = 1 if job.gpus_per_node and not self.within_guarantee(job) else 0
+        tier = 1 if job.gpus_per_node and not (within or self.within_guarantee(job)) else 0
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
@@ -130,7 +130,9 @@ class _Cycle:
         inside the guarantee goes first (tier 0), or a job that reclaimed devices by
         preemption would see them taken by others when the victims exit."""
         queue = self.snap.queues[project_id]
-        done = self.examined.setdefault(project_id, set())
+        done = self.examined.get(project_id)
+        if done is None:
+            done = self.examined[project_id] = set()
         first = self.cursor.get(project_id, 0)
         while first in done:
             first += 1
@@ -146,7 +148,7 @@ class _Cycle:
             if index not in done:
                 job = queue[index]
                 if 0 < job.total_gpus <= room and self.within_guarantee(job):
-                    return self.entry(project_id, index)
+                    return self.entry(project_id, index, within=True)
                 seen += 1
             index += 1
         return entry
@@ -155,7 +157,7 @@ class _Cycle:
         heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
         heapq.heapify(heap)
         while heap and not self.stopped:
-            *_, project_id, index = heapq.heappop(heap)
+            _, _, _, project_id, index = heapq.heappop(heap)
             self.examined[project_id].add(index)
             ahead = index != self.cursor[project_id]  # passed borrowing work of its project
             self.decide(self.snap.queues[project_id][index], guaranteed_only=ahead)
