@@ -92,7 +92,7 @@ class QuotaTree:
         # their guaranteed parts (as ``add`` job by job would leave it)
         for (project_id, gpu_type), gpus in (usage or {}).items():
             if gpu_type and gpus:
-                held = self.project(project_id).usage
+                held = self._project(project_id).usage
                 held[gpu_type] = held.get(gpu_type, 0) + gpus
         self._sum_usage(self._root)
 
@@ -102,7 +102,9 @@ class QuotaTree:
         node = self._nodes.get(cohort_id)
         if node is not None:
             return node
-        spec = cohorts.get(cohort_id, QuotaNode(cohort_id))
+        spec = cohorts.get(cohort_id)
+        if spec is None:
+            spec = QuotaNode(cohort_id)
         parent = self._cohort(spec.parent or ROOT_COHORT, cohorts)
         node = _Node(cohort_id, parent, spec.quotas, cohort=True)
         self._children[parent].append(node)
@@ -119,7 +121,9 @@ class QuotaTree:
         node = self._projects.get(project_id)
         if node is not None:
             return node
-        spec = (projects or {}).get(project_id, QuotaNode(project_id))
+        spec = projects.get(project_id) if projects else None
+        if spec is None:
+            spec = QuotaNode(project_id)
         parent = self._cohort(spec.parent or ROOT_COHORT, cohorts or {})
         node = _Node(project_id, parent, spec.quotas, cohort=False)
         self._children[parent].append(node)
