@@ -19,12 +19,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator, Mapping
 
+from axcenter.model.cluster import Allocation
 from axcenter.model.index import RunningIndex
 from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig
 from axcenter.sched.free import Blocked, FreeCapacity
 from axcenter.sched.placement import find
 from axcenter.sched.quota import QuotaTree
-from axcenter.sched.sweep import Release, sweep
+from axcenter.sched.sweep import sweep
 
 __all__ = ["Preemptible", "find_victims", "preemptible"]
 
@@ -63,17 +64,16 @@ class Preemptible:
         )
 
     def __iter__(self) -> Iterator[RunningJob]:
+        jobs = self.jobs
         i = 0
-        while True:
-            if i == len(self.jobs) and not self._read():
-                return
-            yield self.jobs[i]
+        while i < len(jobs) or self.read():
+            yield jobs[i]
             i += 1
 
     def _eligible(self, r: RunningJob) -> bool:
         return not r.preempting and self._now - r.started_at >= self._min_runtime_s
 
-    def _read(self) -> bool:
+    def read(self) -> bool:
         """Read one more candidate (or, past ``_MERGE_LIMIT``, all the rest); False at the end."""
         if self._merged is None:
             return False
@@ -157,6 +157,19 @@ def _eligibility(
     return eligible
 
 
+def _releases(
+    candidates: Preemptible, eligible: Callable[[RunningJob], bool]
+) -> Iterator[tuple[int, str, tuple[Allocation, ...]]]:
+    """The eligible candidates as the sweep reads them: (rank, job id, allocations)."""
+    jobs = candidates.jobs
+    i = 0
+    while i < len(jobs) or candidates.read():
+        r = jobs[i]
+        if eligible(r):
+            yield i, r.id, r.allocations
+        i += 1
+
+
 def _fits(
     job: PendingJob, gpu_type: str, free: FreeCapacity, quota: QuotaTree, blocked: Blocked | None
 ) -> bool:
@@ -182,8 +195,7 @@ def find_victims(
     """
     eligible = _eligibility(job, gpu_type, quota, config, excluded)
     rank = candidates.rank
-    releases = (Release(i, r.id, r.allocations) for i, r in enumerate(candidates) if eligible(r))
-    found = sweep(job, free, gpu_type, releases, blocked)
+    found = sweep(job, free, gpu_type, _releases(candidates, eligible), blocked)
     if found is None:
         return None
     picked = {job_id for _, _, released in found.nodes for job_id in released}

@@ -46,10 +46,12 @@ def sweep(
     job: PendingJob,
     free: FreeCapacity,
     gpu_type: str,
-    releases: Iterable[Release[K]],
+    releases: Iterable[tuple[K, str, tuple[Allocation, ...]]],
     blocked: Blocked | None = None,
 ) -> Found[K] | None:
-    """The first point in ``releases`` after which ``job`` fits on ``gpu_type``."""
+    """The first point in ``releases`` after which ``job`` fits on ``gpu_type``.
+
+    ``releases``: ``Release`` values, or plain (key, job id, allocations) tuples."""
     need, cpus, memory = job.gpus_per_node, job.cpus_per_node, job.memory_mb_per_node
     count = job.nodes
     state: dict[str, _State] = {}
@@ -63,8 +65,8 @@ def sweep(
             if len(ready) >= count:
                 return _found(None, ready, state, need, count)
     by_id = free.by_id
-    for release in releases:
-        for a in release.allocations:
+    for key, job_id, allocations in releases:
+        for a in allocations:
             node_id = a.node_id
             if node_id in ready:
                 continue
@@ -78,11 +80,11 @@ def sweep(
             s[0] += [d for d in a.devices if d not in held] if held else a.devices
             s[1] += a.cpus
             s[2] += a.memory_mb
-            s[3].append(release.job_id)
+            s[3].append(job_id)
             if len(s[0]) >= need and s[1] >= cpus and s[2] >= memory:
                 ready[node_id] = None
         if len(ready) >= count:
-            return _found(release.key, ready, state, need, count)
+            return _found(key, ready, state, need, count)
     return None
 
 
