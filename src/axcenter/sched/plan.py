@@ -99,15 +99,17 @@ class _Cycle:
 
     # -- order ------------------------------------------------------------------------
 
-    def entry(self, project_id: str, index: int, *, within: bool = False) -> _Entry:
-        """The heap entry of a queued job (``within``: known to be within guarantee)."""
+    def entry(self, project_id: str, index: int, tier: int) -> _Entry:
+        """The heap entry of a queued job whose tier is known."""
         job = self.snap.queues[project_id][index]
-        # CPU-only work uses no quota: tier 0
-        tier = 1 if job.gpus_per_node and not (within or self.within_guarantee(job)) else 0
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
         return (tier, share, queue_key(job), project_id, index)
+
+    def tier(self, job: PendingJob) -> int:
+        """0 for work within guaranteed quota (and CPU-only work: it uses no quota)."""
+        return 1 if job.gpus_per_node and not self.within_guarantee(job) else 0
 
     def within_guarantee(self, job: PendingJob) -> bool:
         """It fits its project's nominal quota (and allocation) on some accepted type."""
@@ -139,19 +141,20 @@ class _Cycle:
         self.cursor[project_id] = first
         if first >= len(queue):
             return None
-        entry = self.entry(project_id, first)
+        if self.tier(queue[first]) == 0:
+            return self.entry(project_id, first, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
-        if entry[0] == 0 or room <= 0:
-            return entry
+        if room <= 0:
+            return self.entry(project_id, first, 1)
         seen, index = 0, first + 1
         while index < len(queue) and seen < LOOKAHEAD:
             if index not in done:
                 job = queue[index]
                 if 0 < job.total_gpus <= room and self.within_guarantee(job):
-                    return self.entry(project_id, index, within=True)
+                    return self.entry(project_id, index, 0)
                 seen += 1
             index += 1
-        return entry
+        return self.entry(project_id, first, 1)
 
     def run(self) -> Plan:
         heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
