@@ -165,3 +165,27 @@ def test_charges_sum_a_jobs_ledger_rows(center: Center, tenants: Tenants) -> Non
     assert [i["kind"] for i in body["items"]] == ["charge", "charge"]
     hidden = client.get(f"/api/v1/jobs/{job_id}/charges", headers=tenants.bob.headers)
     assert hidden.status_code == 404
+
+
+def test_listing_several_states_is_newest_first_and_pages(center: Center, tenants: Tenants) -> None:
+    now = datetime.now(UTC)
+    with center.store.write() as s:
+        prj = s.query(orm.Project).filter_by(name="acme-vision").one()
+        user = s.query(orm.User).filter_by(name="alice").one()
+        made = [
+            job(s, prj, user, now - timedelta(minutes=10 - i), state=state).id
+            for i, state in enumerate(
+                ["succeeded", "failed", "cancelled", "succeeded", "timed_out"]
+            )
+        ]
+        job(s, prj, user, now, state="pending")  # not in the view
+    client = TestClient(create_app(center))
+    query = "state=succeeded&state=failed&state=cancelled&state=timed_out&limit=2"
+    seen, cursor = [], ""
+    for _ in range(4):
+        page = client.get(f"/api/v1/jobs?{query}{cursor}", headers=tenants.alice.headers).json()
+        seen += [j["id"] for j in page["items"]]
+        if not page["next_cursor"]:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert seen == sorted(made, reverse=True)
