@@ -17,6 +17,7 @@ before returning.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 
 from axcenter.model.cluster import Allocation
@@ -55,12 +56,16 @@ class Preemptible:
         self._gpu_type = gpu_type
         self._now = now
         self._min_runtime_s = config.min_runtime_s
-        classes = index.by_start.get(gpu_type, {})
-        self._merged: Iterator[_Ranked] | None = heapq.merge(
-            *(
+        # Priority comes first in the order: classes of different priorities never
+        # interleave, so only those of one priority (and different GPUs) are merged.
+        by_priority: dict[int, list[Iterator[_Ranked]]] = {}
+        for (priority, _), started in sorted(index.by_start.get(gpu_type, {}).items()):
+            by_priority.setdefault(priority, []).append(
                 _in_order(started, index.jobs, now, config.min_runtime_s)
-                for _, started in sorted(classes.items())
             )
+        self._merged: Iterator[_Ranked] | None = itertools.chain.from_iterable(
+            streams[0] if len(streams) == 1 else heapq.merge(*streams)
+            for streams in by_priority.values()
         )
 
     def __iter__(self) -> Iterator[RunningJob]:
