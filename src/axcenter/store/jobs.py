@@ -22,10 +22,22 @@ from axcenter.model.cluster import Allocation
 from axcenter.model.jobs import JobState, check_transition
 from axcenter.store.orm import DeviceLease, Job, JobEvent
 
-__all__ = ["NewJob", "insert_jobs", "release_leases", "take_leases", "transition"]
+__all__ = [
+    "NEXT_ATTEMPT",
+    "NewJob",
+    "insert_jobs",
+    "release_leases",
+    "take_leases",
+    "transition",
+]
 
 JOBS = cast(Table, Job.__table__)
 JOB_EVENTS = cast(Table, JobEvent.__table__)
+LEASES = cast(Table, DeviceLease.__table__)
+#: ``transition(..., attempts=NEXT_ATTEMPT)`` counts one more attempt (a shared value, so
+#: that the statement setting it is built once)
+NEXT_ATTEMPT = JOBS.c.attempts + 1
+_SHARED_EXPRESSIONS: dict[str, Any] = {"attempts": NEXT_ATTEMPT}
 # built once: a statement object memoizes its compiled-cache key
 _INSERT_JOBS = insert(JOBS)
 _INSERT_EVENTS = insert(JOB_EVENTS)
@@ -128,10 +140,12 @@ def transition(
         return None
     values = {"state": to_state.value, "reason": reason, **fields}
     params = {"b_id": job_id, "b_current": current}
-    if any(isinstance(v, ClauseElement) for v in values.values()):  # e.g. attempts + 1
+    plain = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
+    shared = tuple(sorted(k for k in values if k not in plain))
+    if all(values[k] is _SHARED_EXPRESSIONS.get(k) for k in shared):
+        statement, params = _update_setting(tuple(sorted(plain)), shared), {**params, **plain}
+    else:  # an expression of the caller's own: built for this call
         statement = _GUARDED_UPDATE.values(**values)
-    else:
-        statement, params = _update_setting(tuple(sorted(values))), {**params, **values}
     done = session.execute(statement, params)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return None
@@ -160,9 +174,16 @@ _INSERT_EVENT = insert(JOB_EVENTS)
 
 
 @functools.lru_cache(maxsize=64)
-def _update_setting(columns: tuple[str, ...]) -> Update:
-    """The guarded update that sets ``columns`` (each bound to the parameter of its name)."""
-    return _GUARDED_UPDATE.values({c: bindparam(c) for c in columns})
+def _update_setting(columns: tuple[str, ...], shared: tuple[str, ...] = ()) -> Update:
+    """The guarded update that sets ``columns`` (each bound to the parameter of its name)
+    and the ``shared`` expressions (``NEXT_ATTEMPT``)."""
+    values: dict[str, Any] = {c: bindparam(c) for c in columns}
+    values.update({c: _SHARED_EXPRESSIONS[c] for c in shared})
+    return _GUARDED_UPDATE.values(values)
+
+
+_INSERT_LEASES = insert(LEASES)
+_DELETE_LEASES = delete(LEASES).where(LEASES.c.job_id == bindparam("b_job"))
 
 
 def _allowed(current: JobState, target: JobState) -> bool:
@@ -181,12 +202,8 @@ def take_leases(session: Session, job_id: str, placement: Sequence[Allocation]) 
         for d in a.devices
     ]
     if rows:
-        session.execute(insert(DeviceLease), rows)
+        session.execute(_INSERT_LEASES, rows)
 
 
 def release_leases(session: Session, job_id: str) -> None:
-    session.execute(
-        delete(DeviceLease)
-        .where(DeviceLease.job_id == job_id)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_DELETE_LEASES, {"b_job": job_id})
