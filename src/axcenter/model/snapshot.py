@@ -48,13 +48,14 @@ class PendingJob:
     time_limit_s: int
     priority: int = 0
     gpu_types: tuple[str, ...] = ()
+    #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
+    total_gpus: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
 
     def accepts(self, gpu_type: str) -> bool:
         return not self.gpu_types or gpu_type in self.gpu_types
-
-    @property
-    def total_gpus(self) -> int:
-        return self.gpus_per_node * self.nodes
 
 
 def queue_key(job: PendingJob) -> tuple[int, float, str]:
@@ -84,13 +85,12 @@ class RunningJob:
     preempting: bool = False  # asked to stop; its devices free up soon
     #: devices held, derived from ``allocations`` once (read many times per cycle)
     gpus: int = field(init=False, compare=False, repr=False)
+    #: the end of its time limit, ``started_at + time_limit_s`` (derived once)
+    ends_by: float = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", sum(len(a.devices) for a in self.allocations))
-
-    @property
-    def ends_by(self) -> float:
-        return self.started_at + self.time_limit_s
+        object.__setattr__(self, "ends_by", self.started_at + self.time_limit_s)
 
 
 @dataclass(frozen=True, slots=True)
