@@ -69,9 +69,10 @@ LAUNCH_THREADS = 8
 MIN_CYCLE_GAP_S = 0.005
 #: after a cycle the loop pauses as long as it ran (so under a stream of events it holds
 #: the GIL at most about half the time and API requests keep flowing), but at most this
-#: long before a cycle woken by submissions only...
+#: long before a cycle woken by submissions (or by exits while no job waits)...
 MAX_QUICK_GAP_S = 0.05
-#: ...and this long before one that has exits or cancels to take (devices to hand on)
+#: ...and this long before one that has devices to hand on (exits while jobs wait) or a
+#: cancel or policy change to apply
 MAX_URGENT_GAP_S = 0.02
 
 Policy = Callable[[Snapshot, float], Plan]
@@ -148,8 +149,10 @@ class ControlLoop:
         #: why each job being preempted is stopped, for its preempted event
         self._preempt_reasons: dict[str, str] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
-        #: something other than submissions is waiting (see MAX_QUICK_GAP_S)
+        #: a cancel or a policy change is waiting (see MAX_URGENT_GAP_S)
         self._urgent = False
+        #: an exit is waiting: urgent when jobs wait for the devices it frees
+        self._exited = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,7 +182,9 @@ class ControlLoop:
         self._post(_Exited(report))
 
     def _post(self, message: _Message) -> None:
-        if not isinstance(message, _Submitted):
+        if isinstance(message, _Exited):
+            self._exited = True
+        elif not isinstance(message, _Submitted):
             self._urgent = True
         self._inbox.put(message)
         self._wake.set()
@@ -208,13 +213,14 @@ class ControlLoop:
         while not self._stopping.is_set():
             woken = self._wake.wait(self.safety_cycle_s)
             if woken:
+                urgent = self._urgent or (self._exited and bool(self.state.pending))
                 owed = max(
-                    MIN_CYCLE_GAP_S, min(ran, MAX_URGENT_GAP_S if self._urgent else MAX_QUICK_GAP_S)
+                    MIN_CYCLE_GAP_S, min(ran, MAX_URGENT_GAP_S if urgent else MAX_QUICK_GAP_S)
                 )
                 if (pause := ended + owed - time.monotonic()) > 0:
                     self._stopping.wait(pause)  # more events arrive: one cycle takes them all
             self._wake.clear()
-            self._urgent = False
+            self._urgent = self._exited = False
             if self._stopping.is_set():
                 break
             began = time.monotonic()
