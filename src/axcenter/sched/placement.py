@@ -63,10 +63,11 @@ def find(
 
 def take(job: PendingJob, free: FreeCapacity, placement: Placement) -> tuple[Allocation, ...]:
     _, choices = placement
-    return tuple(
-        free.take(nf, list(devices), job.cpus_per_node, job.memory_mb_per_node)
-        for nf, devices in choices
-    )
+    cpus, memory_mb = job.cpus_per_node, job.memory_mb_per_node
+    if len(choices) == 1:
+        nf, devices = choices[0]
+        return (free.take(nf, list(devices), cpus, memory_mb),)
+    return tuple(free.take(nf, list(devices), cpus, memory_mb) for nf, devices in choices)
 
 
 def _find_single(

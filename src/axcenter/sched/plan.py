@@ -99,17 +99,12 @@ class _Cycle:
 
     # -- order ------------------------------------------------------------------------
 
-    def entry(self, project_id: str, index: int, tier: int) -> _Entry:
-        """The heap entry of a queued job whose tier is known."""
-        job = self.snap.queues[project_id][index]
+    def entry(self, project_id: str, index: int, job: PendingJob, tier: int) -> _Entry:
+        """The heap entry of ``job``, at ``index`` in its project's queue, of known tier."""
         share = self.fairshare.key(
             project_id, self.held.get(project_id, 0), self.now - job.submitted_at
         )
         return (tier, share, queue_key(job), project_id, index)
-
-    def tier(self, job: PendingJob) -> int:
-        """0 for work within guaranteed quota (and CPU-only work: it uses no quota)."""
-        return 1 if job.gpus_per_node and not self.within_guarantee(job) else 0
 
     def within_guarantee(self, job: PendingJob) -> bool:
         """It fits its project's nominal quota (and allocation) on some accepted type."""
@@ -141,20 +136,21 @@ class _Cycle:
         self.cursor[project_id] = first
         if first >= len(queue):
             return None
-        if self.tier(queue[first]) == 0:
-            return self.entry(project_id, first, 0)
+        head = queue[first]
+        if not head.gpus_per_node or self.within_guarantee(head):  # tier 0
+            return self.entry(project_id, first, head, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
         if room <= 0:
-            return self.entry(project_id, first, 1)
+            return self.entry(project_id, first, head, 1)
         seen, index = 0, first + 1
         while index < len(queue) and seen < LOOKAHEAD:
             if index not in done:
                 job = queue[index]
                 if 0 < job.total_gpus <= room and self.within_guarantee(job):
-                    return self.entry(project_id, index, 0)
+                    return self.entry(project_id, index, job, 0)
                 seen += 1
             index += 1
-        return self.entry(project_id, first, 1)
+        return self.entry(project_id, first, head, 1)
 
     def run(self) -> Plan:
         heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
@@ -181,10 +177,10 @@ class _Cycle:
         its project's queue for fitting the guarantee, so it may not start borrowing."""
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
-        types = self.types(job)
+        types = job.gpu_types or self.free.gpu_types
         if not self.has_nodes(job):
             return self.wait(job, PendingReason.NODES)
-        reserved = self.reservation_blocks(job)
+        reserved = self.reservation_blocks(job) if self.snap.reservations else None
         if job.gpus_per_node and self.free.free_gpus < job.total_gpus:
             # not enough devices free anywhere: skip the placement search
             return self.cannot_fit(job, types, reserved)
@@ -288,8 +284,13 @@ class _Cycle:
                 )
         self.limits.add(job)
         self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
+        end = self.now + job.time_limit_s
         for a in allocations:
-            self.admitted_on.setdefault(a.node_id, []).append((self.now + job.time_limit_s, a))
+            on = self.admitted_on.get(a.node_id)
+            if on is None:
+                self.admitted_on[a.node_id] = [(end, a)]
+            else:
+                on.append((end, a))
         self.admissions.append(
             Admission(job.id, gpu_type, allocations, borrowed, funded=not unfunded)
         )
