@@ -84,6 +84,21 @@ def test_launch_failure_is_a_failed_job_with_the_cause(
     assert "/no/such/program" in done["reason"]
 
 
+def test_jobs_admitted_together_launch_side_by_side(client: TestClient, tenants: Tenants) -> None:
+    """One cycle admits the batch; its launches run in parallel, and the one that cannot
+    start fails alone, with its cause."""
+    ok = {"project": "acme-vision", "command": ["true"], "gpus_per_node": 0}
+    bad = {**ok, "command": ["/no/such/program"]}
+    r = client.post(
+        "/api/v1/jobs:batch", json={"jobs": [ok, ok, bad, ok]}, headers=tenants.alice.headers
+    )
+    assert r.status_code == 201, r.text
+    done = [wait(client, tenants.alice, j["id"]) for j in r.json()["items"]]
+    assert [j["state"] for j in done] == ["succeeded", "succeeded", "failed", "succeeded"]
+    assert "/no/such/program" in done[2]["reason"]
+    assert all(j["attempts"] == 1 for j in done if j["state"] == "succeeded")
+
+
 def test_cancel_running_job(client: TestClient, tenants: Tenants, center: Center) -> None:
     alice = tenants.alice
     job = submit(client, alice, command=["sleep", "60"], gpus_per_node=1)

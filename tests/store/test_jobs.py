@@ -22,7 +22,14 @@ from axcenter.model.jobs import JobState, check_transition
 from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user
 from axcenter.store.db import Store
-from axcenter.store.jobs import NewJob, insert_jobs, release_leases, take_leases, transition
+from axcenter.store.jobs import (
+    NEXT_ATTEMPT,
+    NewJob,
+    insert_jobs,
+    release_leases,
+    take_leases,
+    transition,
+)
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -186,6 +193,22 @@ def test_lifecycle_to_success(store: Store, seed: Seed) -> None:
         ("admitted", "running"),
         ("running", "succeeded"),
     ]
+
+
+def test_transitions_set_json_values_and_count_attempts(store: Store, seed: Seed) -> None:
+    """Prebuilt statements bind each column with its type (JSON, UTC datetimes), and the
+    shared ``NEXT_ATTEMPT`` as well as an expression of the caller's own add up."""
+    job_id = submit(store, seed)
+    placement = [{"node_id": "n1", "devices": [0, 1]}]
+    assert move(store, job_id, [S.PENDING], S.ADMITTED, placement=placement) is S.PENDING
+    assert move(store, job_id, [S.ADMITTED], S.RUNNING, attempts=NEXT_ATTEMPT) is S.ADMITTED
+    assert move(store, job_id, [S.RUNNING], S.PREEMPTED) is S.RUNNING
+    assert move(store, job_id, [S.PREEMPTED], S.PENDING) is S.PREEMPTED
+    assert move(store, job_id, [S.PENDING], S.ADMITTED) is S.PENDING
+    own = orm.Job.attempts + 10
+    assert move(store, job_id, [S.ADMITTED], S.RUNNING, attempts=own) is S.ADMITTED
+    row = job_row(store, job_id)
+    assert (row.placement, row.attempts) == (placement, 11)
 
 
 def test_preempted_job_is_requeued_with_its_history(store: Store, seed: Seed) -> None:
