@@ -125,8 +125,9 @@ class FreeNodes:
         """A job started with ``alloc`` (as ``NodeHeld`` counts it: devices as a set)."""
         nf = self.by_id.get(alloc.node_id)
         if nf is not None:
-            gone = set(alloc.devices)
-            self._set(nf, [d for d in nf.devices if d not in gone])
+            if alloc.devices:
+                gone = alloc.devices  # a few device indices: a tuple is searched fast
+                self._set(nf, [d for d in nf.devices if d not in gone])
             nf.cpus -= alloc.cpus
             nf.memory_mb -= alloc.memory_mb
 
@@ -134,9 +135,10 @@ class FreeNodes:
         """A job holding ``alloc`` ended."""
         nf = self.by_id.get(alloc.node_id)
         if nf is not None:
-            count = nf.node.gpu_count
-            back = (d for d in alloc.devices if 0 <= d < count)
-            self._set(nf, sorted({*nf.devices, *back}))
+            if alloc.devices:
+                count = nf.node.gpu_count
+                back = [d for d in alloc.devices if 0 <= d < count]
+                self._set(nf, sorted({*nf.devices, *back}))
             nf.cpus += alloc.cpus
             nf.memory_mb += alloc.memory_mb
 
@@ -246,23 +248,30 @@ class RunningIndex:
         self.add(job)
 
     def _count(self, job: RunningJob, sign: int) -> None:
-        gpus = sign * job.gpus
+        """Add (``sign`` 1) or take away (-1) the job's counts; zeros are not kept."""
         user, project = ("user", job.user_id), ("project", job.project_id)
-        _bump(self.usage, (job.project_id, job.gpu_type), gpus)
-        _bump(self.counts, user, sign)
-        _bump(self.counts, project, sign)
-        _bump(self.gpus, user, gpus)
-        _bump(self.gpus, project, gpus)
-        _bump(self.held, job.project_id, gpus)
-
-
-def _bump(table: dict[Any, int], key: Any, delta: int) -> None:
-    """Add ``delta`` to ``table[key]``; a key whose value is 0 is not kept."""
-    value = table.get(key, 0) + delta
-    if value:
-        table[key] = value
-    else:
-        table.pop(key, None)
+        counts = self.counts
+        for key in (user, project):
+            value = counts.get(key, 0) + sign
+            if value:
+                counts[key] = value
+            else:
+                counts.pop(key, None)
+        gpus = sign * job.gpus
+        if not gpus:
+            return
+        tables: tuple[tuple[dict[Any, int], Any], ...] = (
+            (self.gpus, user),
+            (self.gpus, project),
+            (self.usage, (job.project_id, job.gpu_type)),
+            (self.held, job.project_id),
+        )
+        for table, key in tables:
+            value = table.get(key, 0) + gpus
+            if value:
+                table[key] = value
+            else:
+                table.pop(key, None)
 
 
 def _discard(ordered: list[Any], item: Any) -> None:
