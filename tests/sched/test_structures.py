@@ -162,6 +162,7 @@ def test_index_updated_in_any_order_equals_one_built_at_once() -> None:
         )
         for i in range(200)
     ]
+    jobs = [replace(j, user_id=f"u{i % 7}", project_id=f"p{i % 3}") for i, j in enumerate(jobs)]
     churned = RunningIndex()
     for job in rng.sample(jobs, len(jobs)):
         churned.add(job)
@@ -175,6 +176,13 @@ def test_index_updated_in_any_order_equals_one_built_at_once() -> None:
     assert {n: h.device_ends for n, h in churned.nodes.items()} == {
         n: h.device_ends for n, h in fresh.nodes.items()
     }
+    for table in ("usage", "counts", "gpus", "held"):
+        assert getattr(churned, table) == getattr(fresh, table), table
+    emptied = RunningIndex(jobs)
+    for job in jobs:
+        emptied.remove(job.id)
+    assert (emptied.usage, emptied.counts, emptied.gpus, emptied.held) == ({}, {}, {}, {})
+    assert emptied.by_start == {}
 
 
 # -- Preemptible: the lazy merge equals the full sort ---------------------------------
