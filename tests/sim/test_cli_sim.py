@@ -143,6 +143,23 @@ def test_cluster_command_for_openb(tmp_path: Path) -> None:
     assert ClusterSpec.model_validate(yaml.safe_load(scaled.stdout)).gpus == 36
 
 
+def test_cluster_command_for_a_fleet_and_without_a_node_list(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "node_info_df.csv").write_text(
+        "gpu_model,gpu_capacity_num,cpu_num,node_name\nA10,1,128,0\nH800,8,192,1\nH800,8,192,2\n"
+    )
+    result = axc("sim", "cluster", str(fleet))
+    assert result.exit_code == 0, result.output
+    assert ClusterSpec.model_validate(yaml.safe_load(result.stdout)).gpus_by_type() == {
+        "A10": 1,
+        "H800": 16,
+    }
+    bare = axc("sim", "cluster", str(tmp_path))
+    assert bare.exit_code == 2 and "no node list here" in bare.output
+    assert "--cluster" not in bare.output  # sim cluster has no such option
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -132,6 +132,25 @@ def test_openb_cluster_from_the_node_list(tmp_path: Path) -> None:
         openb_cluster(tmp_path / "elsewhere" / "x.csv")
 
 
+@needs_traces
+def test_fleet_cluster_from_the_gfs_node_list(tmp_path: Path) -> None:
+    from axcenter.sim.traces import node_list_cluster
+    from axcenter.sim.traces.fleet import fleet_cluster
+
+    spec = fleet_cluster(SHARED / "alibaba-gfs-2026")
+    assert node_list_cluster(SHARED / "alibaba-gfs-2026") == spec
+    assert sum(g.count for g in spec.node_groups) == 4_278  # SOURCES.md's figures
+    assert spec.gpus == 10_412
+    by_type = spec.gpus_by_type()
+    assert by_type["A100-SXM4-80GB"] == 3_456 and by_type["A10"] == 2_494
+    a100 = next(g for g in spec.node_groups if g.gpu_type == "A100-SXM4-80GB")
+    assert (a100.gpus_per_node, a100.count) == (8, 432)
+    (tmp_path / "node_info_df.csv").write_text("gpu_model,gpu_capacity_num,cpu_num,node_name\n")
+    with pytest.raises(TraceError, match="no GPU nodes"):
+        fleet_cluster(tmp_path)
+    assert node_list_cluster(tmp_path / "nothing-here") is None
+
+
 # -- ITP ---------------------------------------------------------------------------------
 
 

@@ -122,7 +122,7 @@ def _command(name: str, positional: Sequence[str], options: Sequence[tuple[str, 
 
 
 def _cluster(path: Path | None, trace: str) -> ClusterSpec:
-    from axcenter.sim.traces import find_node_list, openb_cluster
+    from axcenter.sim.traces import node_list_cluster
 
     if path is not None:
         if not path.is_file():
@@ -137,10 +137,11 @@ def _cluster(path: Path | None, trace: str) -> ClusterSpec:
                 for e in exc.errors()
             )
             raise UsageError(f"{path}: {problems}") from None
-    base = trace.rsplit(":", maxsplit=1)[-1]
-    if Path(base).exists() and find_node_list(Path(base)) is not None:
-        return openb_cluster(Path(base))
-    raise UsageError("--cluster is required: this trace has no node list")
+    base = Path(trace.rsplit(":", maxsplit=1)[-1])
+    spec = node_list_cluster(base) if base.exists() else None
+    if spec is None:
+        raise UsageError(f"--cluster is required: {base} has no node list")
+    return spec
 
 
 def _workload(
@@ -435,11 +436,19 @@ def cluster(
     trace: TraceArg,
     scale: Annotated[float, typer.Option("--scale", min=0.001, help="Multiply node counts.")] = 1.0,
 ) -> None:
-    """Print a cluster spec YAML derived from a trace's node list (OpenB)."""
+    """Print a cluster spec YAML from a node list (OpenB's, or the GFS fleet's)."""
     from axcenter.sim.synth import scale_cluster
+    from axcenter.sim.traces import node_list_cluster
 
     with _errors():
-        spec = _cluster(None, trace)
+        base = Path(trace.rsplit(":", maxsplit=1)[-1])
+        found = node_list_cluster(base) if base.exists() else None
+        if found is None:
+            raise UsageError(
+                f"{base}: no node list here (OpenB's openb_node_list_gpu_node.csv or the "
+                "GFS fleet's node_info_df.csv)"
+            )
+        spec = found
         if scale != 1.0:
             spec = scale_cluster(spec, scale)
         typer.echo(yaml.safe_dump(spec.model_dump(exclude_defaults=True), sort_keys=False))

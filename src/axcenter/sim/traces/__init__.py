@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.synth import synthesize
+from axcenter.sim.traces.fleet import find_fleet_list, fleet_cluster
 from axcenter.sim.traces.history import read_history
 from axcenter.sim.traces.itp import cluster_files, read_itp
 from axcenter.sim.traces.native import TraceError, read_native, write_native
@@ -29,6 +31,7 @@ __all__ = [
     "TraceError",
     "detect_format",
     "find_node_list",
+    "node_list_cluster",
     "openb_cluster",
     "read_trace",
     "write_native",
@@ -36,6 +39,15 @@ __all__ = [
 
 FORMATS = ("openb", "itp", "philly", "native", "history")
 _OPENB_DEFAULT = "openb_pod_list_default.csv"
+
+
+def node_list_cluster(path: Path) -> ClusterSpec | None:
+    """The cluster a trace's node list describes (OpenB's, or the GFS fleet's), if any."""
+    if find_node_list(path) is not None or path.name.startswith("openb_node_list"):
+        return openb_cluster(path)
+    if find_fleet_list(path) is not None:
+        return fleet_cluster(path)
+    return None
 
 
 def _header(path: Path) -> set[str]:

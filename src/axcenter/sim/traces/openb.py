@@ -108,7 +108,7 @@ def find_node_list(path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _group_name(model: str, gpus: int) -> str:
+def group_name(model: str, gpus: int) -> str:
     clean = re.sub(r"[^A-Za-z0-9._-]", "-", model).strip("-.") or "gpu"
     return f"{clean.lower()}x{gpus}"
 
@@ -139,7 +139,7 @@ def openb_cluster(path: Path) -> ClusterSpec:
     )
     node_groups = [
         NodeGroup(
-            name=_group_name(row["model"], row["gpu"]),
+            name=group_name(row["model"], row["gpu"]),
             gpu_type=row["model"],
             gpus_per_node=row["gpu"],
             count=row["count"],
