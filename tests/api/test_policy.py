@@ -42,8 +42,10 @@ def running(job: dict[str, Any]) -> bool:
     return job["state"] == "running"
 
 
-def waiting_with_reason(job: dict[str, Any]) -> bool:
-    return job["state"] == "pending" and job["reason"] is not None
+def left_pending_or_waits_on(reason: str) -> Callable[[dict[str, Any]], bool]:
+    """Until the scheduler has examined the job: before, a pending job shows "priority"
+    (or "resources" when a quick cycle was skipped), which says nothing yet."""
+    return lambda job: job["state"] != "pending" or job["reason"] == reason
 
 
 def future(hours: float) -> str:
@@ -292,7 +294,7 @@ def test_reservation_blocks_other_projects_but_not_its_own(
     assert r.json()["active"] is True
 
     blocked = submit(client, bob, command=["true"], gpus_per_node=1, gpu_types=["A100"])
-    shown = until(client, bob, blocked["id"], waiting_with_reason)
+    shown = until(client, bob, blocked["id"], left_pending_or_waits_on("reservation"))
     assert (shown["state"], shown["reason"]) == ("pending", "reservation")
     allowed = submit(client, alice, command=["true"], gpus_per_node=1, gpu_types=["A100"])
     assert wait(client, alice, allowed["id"])["state"] == "succeeded"
@@ -325,7 +327,7 @@ def test_project_limit_holds_the_second_job_until_cleared(
     first = submit(client, alice, command=["sleep", "60"], gpus_per_node=1)
     until(client, alice, first["id"], running)
     second = submit(client, alice, command=["true"], gpus_per_node=1)
-    shown = until(client, alice, second["id"], waiting_with_reason)
+    shown = until(client, alice, second["id"], left_pending_or_waits_on("limit"))
     assert (shown["state"], shown["reason"]) == ("pending", "limit")
 
     # a field left out keeps its value; clear removes the cap

@@ -20,7 +20,7 @@ from axcenter.store import orm
 from tests.api.conftest import Account, Tenants
 from tests.api.test_allocations import REQUESTS, eventually, file_request, project_id, step
 from tests.api.test_jobs import submit, wait
-from tests.api.test_policy import running, until, waiting_with_reason
+from tests.api.test_policy import left_pending_or_waits_on, running, until
 from tests.api.test_programs import API, add_user, create_program, make_staff, ok, set_price
 
 PRICE = 2800
@@ -129,8 +129,8 @@ def test_program_from_call_to_charges_and_top_up(
     assert "exhausted" in project["warnings"][0]
 
     starved = submit(client, engineer, command=["sleep", "0.5"], gpus_per_node=1, time_limit_s=10)
-    waiting = until(client, engineer, starved["id"], waiting_with_reason)
-    assert waiting["reason"] == "budget"
+    waiting = until(client, engineer, starved["id"], left_pending_or_waits_on("budget"))
+    assert (waiting["state"], waiting["reason"]) == ("pending", "budget")
 
     # a top-up through the same review path lets it run
     topup = file_request(client, admin, "hanbit-adas", {"A100": 1}, kind="topup", allocation=alloc)
