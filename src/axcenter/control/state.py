@@ -70,6 +70,11 @@ class ClusterState:
             budgets=self.budgets,
             config=self.config,
             index=self.index,
+            reclaiming=tuple(
+                self.pending[job_id]
+                for job_id, reason in self.reasons.items()
+                if reason is PendingReason.PREEMPTING and job_id in self.pending
+            ),
         )
 
     def cannot_start(self, jobs: list[PendingJob]) -> bool:

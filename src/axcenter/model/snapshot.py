@@ -182,6 +182,9 @@ class Snapshot:
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     #: aggregates of ``running`` kept by the caller (see ``model.index``); None: built here
     index: RunningIndex | None = None
+    #: pending jobs the previous plan left waiting on ``preempting`` (the caller keeps
+    #: them): they are decided first, so the devices their victims free go to them
+    reclaiming: tuple[PendingJob, ...] = ()
 
     def running_index(self) -> RunningIndex:
         from axcenter.model.index import RunningIndex  # noqa: PLC0415 (index imports us)

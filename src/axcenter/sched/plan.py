@@ -152,7 +152,30 @@ class _Cycle:
             index += 1
         return self.entry(project_id, first, head, 1)
 
+    def reclaimers_first(self) -> None:
+        """Jobs the previous cycle left waiting on ``preempting`` are decided before any
+        other: the devices their victims free are theirs. Left to the heap, a job found
+        behind borrowing work of its own project (``LOOKAHEAD``) or after another
+        project's head would see those devices taken by others, and preempt again."""
+        entries: list[_Entry] = []
+        for job in self.snap.reclaiming:
+            queue = self.snap.queues.get(job.project_id)
+            if not queue or not job.gpus_per_node or not self.within_guarantee(job):
+                continue  # (no longer) within its guarantee: it waits its turn
+            try:
+                index = queue.index(job)
+            except ValueError:  # no longer pending
+                continue
+            entries.append(self.entry(job.project_id, index, job, 0))
+        for _, _, _, project_id, index in sorted(entries):
+            if self.misses >= self.config.bf_max_job_test:
+                break
+            self.examined.setdefault(project_id, set()).add(index)
+            self.decide(self.snap.queues[project_id][index], guaranteed_only=True)
+
     def run(self) -> Plan:
+        if self.snap.reclaiming:
+            self.reclaimers_first()
         heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
         heapq.heapify(heap)
         while heap and not self.stopped:
@@ -448,6 +471,14 @@ class _Cycle:
         for nf, devices in placement[1]:
             alloc = Allocation(nf.node.id, devices, job.cpus_per_node, job.memory_mb_per_node)
             self.admitted_on.setdefault(nf.node.id, []).append((end, alloc))
+            # The devices of its placement that are free now are held for it: taken by a
+            # later job of this cycle, they would leave it short when the victims exit,
+            # and it would preempt again (and again) instead of starting.
+            now_free = self.free.by_id.get(nf.node.id)
+            if now_free is not None:
+                held = tuple(d for d in devices if d in now_free.devices)
+                if held:
+                    self.free.take_exact(Allocation(nf.node.id, held, 0, 0))
         return True
 
     def waits_on_preemption(self, job: PendingJob, gpu_type: str) -> bool:

@@ -75,10 +75,11 @@ class QuotaTree:
             self.project(spec.id, projects, cohorts)
         # the root owns what nobody was granted (and any nominal quota given to it)
         granted: dict[str, int] = {}
-        for node in self._nodes.values():
-            if node is not self._root:
-                for gpu_type, q in node.quotas.items():
-                    granted[gpu_type] = granted.get(gpu_type, 0) + q.nominal
+        for nodes in (self._nodes, self._projects):  # cohorts, then projects
+            for node in nodes.values():
+                if node is not self._root:
+                    for gpu_type, q in node.quotas.items():
+                        granted[gpu_type] = granted.get(gpu_type, 0) + q.nominal
         self._root.quotas = {
             t: Quota(
                 nominal=max(0, capacity.get(t, 0) - granted.get(t, 0)) + root_spec.quota(t).nominal

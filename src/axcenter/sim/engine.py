@@ -48,7 +48,7 @@ from sortedcontainers import SortedKeyList
 
 from axcenter.model.cluster import Node, NodeState
 from axcenter.model.index import RunningIndex
-from axcenter.model.plan import Admission
+from axcenter.model.plan import Admission, PendingReason
 from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched.fairshare import decay
@@ -157,6 +157,7 @@ class _Engine:
         self.last_cycle = -math.inf
         self.cycle_at = math.inf  # when the coalescing cycle is scheduled
         self.fits: dict[tuple[object, ...], bool] = {}
+        self.reclaiming: tuple[PendingJob, ...] = ()  # waiting on preemption after a cycle
         for f in options.failures:
             if f.node not in self.nodes:
                 raise ValueError(f"failure of unknown node {f.node!r}")
@@ -307,8 +308,15 @@ class _Engine:
             reservations=self.opt.reservations,
             config=self.policy.config,
             index=self.index,
+            reclaiming=self.reclaiming,
         )
         plan = self.policy.plan(snapshot, t)
+        # as the live cache: what waits on preemption goes first in the next cycle
+        self.reclaiming = tuple(
+            self.specs[self.ids[job_id]]
+            for job_id, reason in plan.waiting.items()
+            if reason is PendingReason.PREEMPTING
+        )
         for p in plan.preemptions:  # before admissions, as the live loop
             self.preempt(p.job_id, t)
         for a in plan.admissions:
