@@ -73,6 +73,28 @@ CASES = [
         ),
         id="the free devices a reclaiming job counts on are not given to a later job",
     ),
+    pytest.param(
+        Case(
+            snapshot(
+                nodes=[node("n1", H, gpus=4)],
+                running=[
+                    running("a0", on=[("n1", (0,))], project="prj_a"),
+                    *(
+                        running(f"b{d}", on=[("n1", (d,))], project="prj_b", started=d)
+                        for d in (1, 2, 3)
+                    ),
+                ],
+                pending=[
+                    pending("a1", project="prj_a", submitted=0),
+                    pending("a2", project="prj_a", submitted=1),
+                ],
+                projects=[QuotaNode("prj_a", quotas={H: Quota(nominal=2)})],
+            ),
+            waiting={"a1": PREEMPTING, "a2": RES},
+            preempted={"b3": "a1"},
+        ),
+        id="what a job reclaims counts against its project's guarantee for the next",
+    ),
     # --- a job that reclaimed goes first in the next cycle ---------------------------
     pytest.param(
         Case(

@@ -69,6 +69,8 @@ class _Cycle:
         self.admitted_on: dict[str, list[tuple[float, Allocation]]] = {}
         #: stopping jobs whose devices a reclaiming job will take (not free for others)
         self.promised: set[str] = set()
+        #: GPUs that jobs waiting on preemption will take, by (project, GPU type)
+        self.reclaimed: dict[tuple[str, str], int] = {}
         self.quota = QuotaTree(snapshot.projects, snapshot.cohorts, capacity, index.usage)
         self.limits = LimitTracker(
             snapshot.user_limits, snapshot.project_limits, index.counts, index.gpus
@@ -410,9 +412,14 @@ class _Cycle:
         if not (self.config.preemption and job.gpus_per_node):
             return False
         for gpu_type in self.types(job):
-            if not self.quota.within_nominal(job.project_id, gpu_type, job.total_gpus):
+            # what earlier jobs of its project reclaim this cycle counts against its
+            # guarantee too: else each of them would preempt for the same free quota
+            key = (job.project_id, gpu_type)
+            claimed = self.reclaimed.get(key, 0) + job.total_gpus
+            if not self.quota.within_nominal(job.project_id, gpu_type, claimed):
                 continue
             if self.waits_on_preemption(job, gpu_type):
+                self.reclaimed[key] = claimed
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
             if self.preempt_attempts >= self.config.preempt_max_attempts:
@@ -429,6 +436,7 @@ class _Cycle:
                 self.reservation_blocks(job),
             )
             if victims:
+                self.reclaimed[key] = claimed
                 for v in victims:
                     self.victims.add(v.id)
                     self.going_on.update(a.node_id for a in v.allocations)
