@@ -7,14 +7,27 @@ with dates chosen by the test (a report of March needs charges booked in March).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from axcenter.model.ids import new_id
 from axcenter.model.money import split
 from axcenter.store import orm
 
-__all__ = ["allocation", "at", "charge", "job", "organization", "price", "program", "project"]
+__all__ = [
+    "allocation",
+    "at",
+    "charge",
+    "job",
+    "ledger_sums",
+    "organization",
+    "price",
+    "program",
+    "project",
+    "running_sums",
+]
 
 
 def at(day: str, time: str = "00:00:00") -> datetime:
@@ -176,3 +189,48 @@ def charge(
     s.add(row)
     s.flush()
     return row
+
+
+Sums = dict[tuple[str, str], tuple[int, int, int, int]]
+
+
+def ledger_sums(s: Session, allocation_id: str | None = None) -> Sums:
+    """{(allocation, GPU type): (held won, charged won, held GPU-seconds, charged
+    GPU-seconds)} summed from the whole ledger (held: holds minus releases)."""
+    e = orm.LedgerEntry
+
+    def held(col: Any) -> Any:
+        return func.sum(case((e.kind == "release", -col), (e.kind == "charge", 0), else_=col))
+
+    def charged(col: Any) -> Any:
+        return func.sum(case((e.kind == "charge", col), else_=0))
+
+    query = select(
+        e.allocation_id,
+        e.gpu_type,
+        held(e.amount_won),
+        charged(e.amount_won),
+        held(e.gpu_seconds),
+        charged(e.gpu_seconds),
+    ).group_by(e.allocation_id, e.gpu_type)
+    if allocation_id is not None:
+        query = query.where(e.allocation_id == allocation_id)
+    return {
+        (a, g): (int(hw), int(cw), int(hs), int(cs)) for a, g, hw, cw, hs, cs in s.execute(query)
+    }
+
+
+def running_sums(s: Session, allocation_id: str | None = None) -> Sums:
+    """The same, as ``allocation_balances`` keeps them."""
+    b = orm.AllocationBalance
+    query = select(
+        b.allocation_id,
+        b.gpu_type,
+        b.held_won,
+        b.charged_won,
+        b.held_gpu_seconds,
+        b.charged_gpu_seconds,
+    )
+    if allocation_id is not None:
+        query = query.where(b.allocation_id == allocation_id)
+    return {(a, g): (hw, cw, hs, cs) for a, g, hw, cw, hs, cs in s.execute(query)}

@@ -4,7 +4,8 @@ launch failures, timeouts and price changes, on the real store (both databases).
 The test keeps its own model of every run (GPUs, start, end, whether it was funded, the
 price in force when it started) and checks the ledger against it:
 
-- after every step, no allocation's won or GPU-seconds left is below zero;
+- after every step, no allocation's won or GPU-seconds left is below zero, and the running
+  balances (``allocation_balances``, which ``balance`` reads) equal the ledger's sums;
 - every funded run is charged exactly ``rate(gpu_seconds(gpus, run seconds), price)``,
   split so that public + co-pay = amount; unfunded runs are charged nothing;
 - at the end every hold is released: nothing stays held.
@@ -36,7 +37,17 @@ from axcenter.model.money import gpu_seconds, rate
 from axcenter.store import orm
 from axcenter.store.accounts import create_user
 from axcenter.store.db import Store
-from tests.accounting import allocation, at, job, organization, price, program, project
+from tests.accounting import (
+    allocation,
+    at,
+    job,
+    ledger_sums,
+    organization,
+    price,
+    program,
+    project,
+    running_sums,
+)
 
 TIME_LIMIT_S = 3_600
 GRACE_S = 15  # the hold covers the time limit plus this
@@ -123,6 +134,8 @@ class World:
             self.prices[effective] = won
 
     def check_envelopes(self) -> None:
+        self.s.flush()
+        assert running_sums(self.s, self.alloc.id) == ledger_sums(self.s, self.alloc.id)
         left = balance(self.s, self.alloc.id)
         assert left.won_left >= 0, left
         assert all(v >= 0 for v in left.gpu_seconds_left().values()), left
@@ -224,7 +237,10 @@ def test_charges_equal_rated_usage_and_envelopes_never_go_negative(
         charged = sums.get("charge", (0, 0, 0))
         assert charged[0] == w.expected == w.charged
         assert sums.get("hold", (0, 0, 0)) == sums.get("release", (0, 0, 0)), "a hold is open"
-        assert balance(s, w.alloc.id).held_won == 0
+        left = balance(s, w.alloc.id)
+        assert left.held_won == 0
+        assert left.charged_won == charged[0]
+        assert left.used_gpu_seconds.get(w.gpu_type, 0) == charged[1]
         bad = s.scalar(
             select(func.count()).where(
                 orm.LedgerEntry.allocation_id == w.alloc.id,

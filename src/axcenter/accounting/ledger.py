@@ -11,6 +11,7 @@ charged for what it used, once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,7 @@ __all__ = [
     "Balance",
     "InsufficientFunds",
     "balance",
+    "balances",
     "check_hold",
     "current_allocation",
     "hold",
@@ -60,37 +62,56 @@ class Balance:
 
 
 def balance(session: Session, allocation_id: str) -> Balance:
-    items = session.execute(
-        select(
-            orm.AllocationItem.gpu_type, orm.AllocationItem.gpu_seconds, orm.AllocationItem.won
-        ).where(orm.AllocationItem.allocation_id == allocation_id)
-    ).all()
-    sums = session.execute(
-        select(
-            orm.LedgerEntry.kind,
-            orm.LedgerEntry.gpu_type,
-            func.coalesce(func.sum(orm.LedgerEntry.amount_won), 0),
-            func.coalesce(func.sum(orm.LedgerEntry.gpu_seconds), 0),
+    """What ``allocation_id`` granted, has charged and holds (all zero if it is unknown)."""
+    return balances(session, [allocation_id])[allocation_id]
+
+
+def balances(session: Session, allocation_ids: Iterable[str]) -> dict[str, Balance]:
+    """``balance`` of each of ``allocation_ids``, in two queries.
+
+    The ledger's sums come from ``allocation_balances`` (kept by a trigger on every
+    ledger insert, migration 0007): one row per allocation and GPU type, so the cost does
+    not grow with the ledger.
+    """
+    ids = list(dict.fromkeys(allocation_ids))
+    granted_won = dict.fromkeys(ids, 0)
+    granted_secs: dict[str, dict[str, int]] = {i: {} for i in ids}
+    charged = dict.fromkeys(ids, 0)
+    held = dict.fromkeys(ids, 0)
+    used: dict[str, dict[str, int]] = {i: {} for i in ids}
+    if ids:
+        item = orm.AllocationItem
+        for alloc_id, gpu_type, secs, won in session.execute(
+            select(item.allocation_id, item.gpu_type, item.gpu_seconds, item.won).where(
+                item.allocation_id.in_(ids)
+            )
+        ):
+            granted_won[alloc_id] += int(won)
+            granted_secs[alloc_id][gpu_type] = int(secs)
+        sums = orm.AllocationBalance
+        for alloc_id, gpu_type, held_won, charged_won, held_secs, charged_secs in session.execute(
+            select(
+                sums.allocation_id,
+                sums.gpu_type,
+                sums.held_won,
+                sums.charged_won,
+                sums.held_gpu_seconds,
+                sums.charged_gpu_seconds,
+            ).where(sums.allocation_id.in_(ids))
+        ):
+            charged[alloc_id] += int(charged_won)
+            held[alloc_id] += int(held_won)
+            used[alloc_id][gpu_type] = int(held_secs) + int(charged_secs)
+    return {
+        i: Balance(
+            granted_won=granted_won[i],
+            charged_won=charged[i],
+            held_won=held[i],
+            granted_gpu_seconds=granted_secs[i],
+            used_gpu_seconds=used[i],
         )
-        .where(orm.LedgerEntry.allocation_id == allocation_id)
-        .group_by(orm.LedgerEntry.kind, orm.LedgerEntry.gpu_type)
-    ).all()
-    charged = held = 0
-    used: dict[str, int] = {}
-    for kind, gpu_type, won, secs in sums:
-        sign = -1 if kind == "release" else 1
-        if kind == "charge":
-            charged += int(won)
-        else:
-            held += sign * int(won)
-        used[gpu_type] = used.get(gpu_type, 0) + sign * int(secs)
-    return Balance(
-        granted_won=sum(int(w) for _, _, w in items),
-        charged_won=charged,
-        held_won=held,
-        granted_gpu_seconds={t: int(s) for t, s, _ in items},
-        used_gpu_seconds=used,
-    )
+        for i in ids
+    }
 
 
 def current_allocation(

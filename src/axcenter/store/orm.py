@@ -368,6 +368,24 @@ class LedgerEntry(Base):
     copay_won: Mapped[int] = mapped_column(BigInteger)
 
 
+class AllocationBalance(Base):
+    """Running sums of an allocation's ledger per GPU type, so that reading what is left
+    costs one row per GPU type however long the ledger grows.
+
+    ``held_*`` is holds minus releases, ``charged_*`` is charges. Kept by a database
+    trigger on every insert into ``ledger`` (migration 0007), in the inserting
+    transaction; code never writes it.
+    """
+
+    __tablename__ = "allocation_balances"
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    gpu_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    held_won: Mapped[int] = mapped_column(BigInteger)
+    charged_won: Mapped[int] = mapped_column(BigInteger)
+    held_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    charged_gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+
+
 class AuditEntry(Base):
     """An append-only record of a change to grants, quotas, prices or roles."""
 
