@@ -228,6 +228,11 @@ def test_resubmit_makes_a_new_job_with_the_same_spec(center: Center, tenants: Te
     assert new_id != job_id
     again = api.get(f"/api/v1/jobs/{new_id}", headers=tenants.alice.headers).json()
     assert again["command"] == ["echo", "again"] and again["priority"] == 7
+    # the API offers the same: a new job, 201
+    via_api = api.post(f"/api/v1/jobs/{job_id}/resubmit", headers=tenants.alice.headers)
+    assert via_api.status_code == 201
+    assert via_api.json()["id"] not in (job_id, new_id)
+    assert via_api.json()["command"] == ["echo", "again"]
     # another company's member cannot resubmit (or even see) it
     bob = browser(center, tenants.bob.token)
     refused = bob.post(f"/ui/jobs/{job_id}/resubmit", data={"csrf": csrf_for(tenants.bob.token)})

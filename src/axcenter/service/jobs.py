@@ -548,6 +548,33 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     return state
 
 
+def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
+    """A new job with the specification of ``job_id``, whose history stays as it is.
+
+    Only those who may cancel the job may resubmit it (its environment may hold secrets).
+    """
+    with center.store.read() as session:
+        row = _visible(session, who, job_id)
+        if not may_manage(who, row, session):
+            raise Forbidden(f"you may not resubmit job {job_id}: it belongs to another user")
+        spec = JobIn(
+            project=row.project_id,
+            name=row.name,
+            command=list(row.command),
+            workdir=row.workdir,
+            env=dict(row.env),
+            gpus_per_node=row.gpus_per_node,
+            nodes=row.nodes,
+            cpus_per_node=row.cpus_per_node,
+            memory_mb_per_node=row.memory_mb_per_node,
+            time_limit_s=row.time_limit_s,
+            priority=row.priority,
+            gpu_types=list(row.gpu_types),
+        )
+    (result,) = submit(center, who, [spec])
+    return result
+
+
 def may_manage(who: Principal, row: orm.Job, session: Session) -> bool:
     if who.role is Role.OPERATOR or row.user_id == who.user_id:
         return True

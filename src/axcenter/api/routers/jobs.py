@@ -1,4 +1,4 @@
-"""Jobs: submit (one or many), list, show, cancel, wait, logs.
+"""Jobs: submit (one or many), list, show, cancel, resubmit, wait, logs.
 
 Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
 ``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
@@ -77,6 +77,13 @@ async def cancel(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
     if not state.terminal:
         await _wait(center, who, job_id, center.settings.kill_grace_s + 5.0)
     return await run_in_threadpool(service.get_job, center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/resubmit", status_code=status.HTTP_201_CREATED)
+async def resubmit(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """A new job with this job's specification (for those who may cancel it)."""
+    result = await run_in_threadpool(service.resubmit, center, who, job_id)
+    return result.job
 
 
 @router.get("/jobs/{job_id}/wait")

@@ -213,20 +213,5 @@ def cancel_job(request: Request, viewer: FormViewer, job_id: str) -> Response:
 def resubmit_job(request: Request, viewer: FormViewer, job_id: str) -> Response:
     """A new job with the same specification (the original keeps its history)."""
     center: Center = request.app.state.center
-    job = service.get_job(center, viewer.who, job_id, events=False)
-    spec = JobIn(
-        project=job.project_id,
-        name=job.name,
-        command=job.command,
-        workdir=job.workdir,
-        env=job.env,
-        gpus_per_node=job.gpus_per_node,
-        nodes=job.nodes,
-        cpus_per_node=job.cpus_per_node,
-        memory_mb_per_node=job.memory_mb_per_node,
-        time_limit_s=job.time_limit_s,
-        priority=job.priority,
-        gpu_types=job.gpu_types,
-    )
-    submitted = service.submit(center, viewer.who, [spec])
-    return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
+    submitted = service.resubmit(center, viewer.who, job_id)
+    return RedirectResponse(f"/ui/jobs/{submitted.job.id}", status_code=303)
