@@ -20,6 +20,7 @@ from axcenter.executors.local import LocalExecutor
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.settings import Settings
 from axcenter.store.db import Store
+from axcenter.store.group_commit import GroupCommit
 
 __all__ = ["Center"]
 
@@ -70,6 +71,8 @@ class Center:
         settings.logs_dir.mkdir(parents=True, exist_ok=True)
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.resolved_database_url, settings.database_schema)
+        #: submissions are committed through it, a burst in one transaction
+        self.writes = GroupCommit(self.store)
         self.watch = JobWatch()
         self.control = ControlLoop(
             self.store,
@@ -93,8 +96,10 @@ class Center:
 
     def start(self) -> None:
         self.store.migrate()
+        self.writes.start()
         self.control.start()
 
     def stop(self) -> None:
+        self.writes.close()
         self.control.stop()
         self.store.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +35,15 @@ from axcenter.store.types import utcnow
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["cancel", "get_job", "job_out", "list_jobs", "read_log", "submit"]
+__all__ = [
+    "cancel",
+    "get_job",
+    "job_out",
+    "list_jobs",
+    "read_log",
+    "submit",
+    "submit_async",
+]
 
 RESERVED_ENV_PREFIXES = ("AXC_", "CUDA_VISIBLE_DEVICES")
 DEFAULT_CPUS = 1
@@ -53,18 +61,48 @@ def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Su
 
     All or nothing: one invalid job rejects the batch, naming its index and field.
     A request whose idempotency key this user used before returns the earlier job.
+    The write goes through the center's group commit (``store.group_commit``): it is
+    acknowledged once committed, together with whatever else was submitted meanwhile.
     """
-    nodes = list(center.control.state.nodes.values())
-    now = utcnow()
+    work = _submission(center, who, requests)
     try:
-        with center.store.write() as session:
-            results, new = _prepare(center, session, who, requests, nodes, now)
-            insert_jobs(session, new)
+        written = center.writes.run(work)
+    except IntegrityError:  # a concurrent submission used the same idempotency key first
+        written = center.writes.run(work)  # ...and now it replays that one
+    return _accepted(center, written)
+
+
+async def submit_async(
+    center: Center, who: Principal, requests: Sequence[JobIn]
+) -> list[Submitted]:
+    """``submit`` for the event loop: waits for the commit without a thread of its own."""
+    work = _submission(center, who, requests)
+    try:
+        written = await center.writes.arun(work)
     except IntegrityError:
-        # A concurrent submission used the same idempotency key first: replay it.
-        with center.store.write() as session:
-            results, new = _prepare(center, session, who, requests, nodes, now)
-            insert_jobs(session, new)
+        written = await center.writes.arun(work)
+    return _accepted(center, written)
+
+
+_Written = tuple[list["Submitted"], list[NewJob]]
+
+
+def _submission(
+    center: Center, who: Principal, requests: Sequence[JobIn]
+) -> Callable[[Session], _Written]:
+    """The write of a submission, safe to run again after a rollback (group commit)."""
+    nodes = list(center.control.state.nodes.values())
+
+    def work(session: Session) -> _Written:
+        results, new = _prepare(center, session, who, requests, nodes, utcnow())
+        insert_jobs(session, new)
+        return results, new
+
+    return work
+
+
+def _accepted(center: Center, written: _Written) -> list[Submitted]:
+    results, new = written
     if new:
         center.control.submitted(_pending(j) for j in new)
     return results

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
 
-__all__ = ["Store", "make_engine"]
+__all__ = ["Store", "WriteBusy", "make_engine"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,6 +59,10 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
     return create_engine(url, connect_args=connect_args, pool_size=10, max_overflow=10)
+
+
+class WriteBusy(Exception):
+    """``Store.write(wait=False)`` found another write transaction running."""
 
 
 class Store:
@@ -95,11 +99,20 @@ class Store:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        lock = self._write_lock if self.is_sqlite else nullcontext()
-        with lock, self._sessions() as session, session.begin():
-            yield session
+    def write(self, *, wait: bool = True) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on error.
+
+        ``wait=False``: raise ``WriteBusy`` at once, rather than wait, if another thread
+        of this process is writing (SQLite only; PostgreSQL writers never wait here).
+        """
+        if self.is_sqlite and not self._write_lock.acquire(blocking=wait):
+            raise WriteBusy("another write transaction is running")
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            if self.is_sqlite:
+                self._write_lock.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

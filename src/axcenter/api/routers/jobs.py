@@ -2,6 +2,8 @@
 
 Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
 ``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
+Submissions, the hot path, go through the center's group commit instead (no thread hop
+when nothing else is writing; one commit per burst when many arrive together).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from axcenter.api.deps import CenterDep, PrincipalDep
@@ -24,19 +28,38 @@ MAX_WAIT_S = 60.0
 LOG_CHUNK = 1024 * 1024
 
 
-@router.post("/jobs", status_code=status.HTTP_201_CREATED)
-async def submit(body: JobIn, center: CenterDep, who: PrincipalDep, response: Response) -> JobOut:
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobOut,
+    responses={422: {"description": "a field is invalid (the message names it)"}},
+    # the body is parsed by pydantic straight from its JSON (one step, not two); its
+    # schema is declared here since the signature no longer names it
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobIn"}}},
+        }
+    },
+)
+async def submit(request: Request, center: CenterDep, who: PrincipalDep) -> Response:
     """Submit a job. Replaying an idempotency key returns the earlier job with 200."""
-    (result,) = await run_in_threadpool(service.submit, center, who, [body])
-    if not result.created:
-        response.status_code = status.HTTP_200_OK
-    return result.job
+    try:
+        body = JobIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    (result,) = await service.submit_async(center, who, [body])
+    return Response(
+        JobOut.__pydantic_serializer__.to_json(result.job),
+        status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        media_type="application/json",
+    )
 
 
 @router.post("/jobs:batch", status_code=status.HTTP_201_CREATED)
 async def submit_batch(body: JobBatchIn, center: CenterDep, who: PrincipalDep) -> JobListOut:
     """Submit many jobs in one transaction: all are accepted or none."""
-    results = await run_in_threadpool(service.submit, center, who, body.jobs)
+    results = await service.submit_async(center, who, body.jobs)
     return JobListOut(items=[r.job for r in results], next_cursor=None)
 
 
