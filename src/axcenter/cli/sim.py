@@ -25,14 +25,13 @@ from rich.table import Table
 
 from axcenter.cli import render
 from axcenter.sim.cluster import ClusterSpec, load_cluster
-from axcenter.sim.engine import SimOptions
 from axcenter.sim.policies import POLICIES
 from axcenter.sim.workload import Workload
 
 if TYPE_CHECKING:
     from axcenter.sim.capacity import RunProgress
 
-# Trace readers, reports and capacity sweeps pull in polars and matplotlib: they are
+# The engine (NumPy), trace readers, reports and capacity sweeps (Polars, matplotlib) are
 # imported by the commands that use them, so that every other `axc` command starts fast.
 
 __all__ = ["app"]
@@ -265,6 +264,7 @@ def run(
 ) -> None:
     """Replay a trace under several policies side by side and compare them."""
     from axcenter.sim.capacity import Run, run_many
+    from axcenter.sim.engine import SimOptions
     from axcenter.sim.report import write_report
 
     with _errors():
@@ -347,6 +347,7 @@ def capacity(
         sweep_capacity,
         write_capacity_report,
     )
+    from axcenter.sim.engine import SimOptions
     from axcenter.sim.traces import read_trace
 
     with _errors():
