@@ -7,15 +7,21 @@ When the run ends (finished, failed, cancelled, timed out, preempted or lost) th
 *released* and the measured usage is *charged*, split into the program's public share and
 the company's co-pay. A requeued job is held again at its next admission: every run is
 charged for what it used, once.
+
+The control loop admits and ends jobs in batches: ``HoldBook`` makes a batch's holds and
+``settle_jobs`` its settlements with a few statements per batch, to the won what
+``check_hold``/``record_hold`` and ``settle_job`` make one job at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Table, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.prices import price_at
@@ -24,6 +30,8 @@ from axcenter.store import orm
 
 __all__ = [
     "Balance",
+    "Funding",
+    "HoldBook",
     "InsufficientFunds",
     "balance",
     "balances",
@@ -33,7 +41,10 @@ __all__ = [
     "record_hold",
     "settle",
     "settle_job",
+    "settle_jobs",
 ]
+
+LEDGER = cast(Table, orm.LedgerEntry.__table__)
 
 
 class InsufficientFunds(Exception):
@@ -293,3 +304,219 @@ def _entry(
         public_won=public,
         copay_won=copay,
     )
+
+
+# -- batches (the control loop) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Funding:
+    """The allocation a run is held on: the ledger columns it fills."""
+
+    id: str
+    program_id: str
+    project_id: str
+
+
+class HoldBook:
+    """The holds of a batch of admissions at ``at``, in one transaction.
+
+    ``allocation`` and ``hold`` answer as ``current_allocation`` and ``check_hold``
+    followed by ``record_hold`` would for each admission in turn: each allocation, balance
+    and price is read once, and what the book's earlier holds took is subtracted in
+    memory (as the ``allocation_balances`` trigger adds it in the store). ``write``
+    inserts the holds, in the order they were made, with one statement.
+    """
+
+    def __init__(self, session: Session, at: datetime) -> None:
+        self.session = session
+        self.at = at
+        self._allocations: dict[tuple[str, str | None], Funding | None] = {}
+        self._prices: dict[str, int | None] = {}
+        #: allocation id -> [won left, {GPU type: GPU-seconds left}]
+        self._left: dict[str, tuple[list[int], dict[str, int]]] = {}
+        self._rows: list[dict[str, Any]] = []
+
+    def allocation(self, project_id: str, gpu_type: str | None) -> Funding | None:
+        key = (project_id, gpu_type)
+        if key not in self._allocations:
+            found = current_allocation(self.session, project_id, gpu_type, self.at)
+            self._allocations[key] = (
+                None if found is None else Funding(found.id, found.program_id, found.project_id)
+            )
+        return self._allocations[key]
+
+    def hold(self, allocation: Funding, job_id: str, gpu_type: str, gpus: int, seconds: int) -> int:
+        """Hold ``gpus`` x ``seconds`` of ``gpu_type`` for ``job_id``; returns the won
+        held. Raises ``InsufficientFunds`` (nothing held) if it does not fit."""
+        if gpu_type not in self._prices:
+            self._prices[gpu_type] = price_at(self.session, gpu_type, self.at)
+        price = self._prices[gpu_type]
+        if price is None:
+            raise InsufficientFunds(f"no price for {gpu_type} in the price book")
+        secs = gpus * seconds
+        won = rate(secs, price)
+        left = self._left.get(allocation.id)
+        if left is None:
+            b = balance(self.session, allocation.id)
+            left = self._left[allocation.id] = ([b.won_left], b.gpu_seconds_left())
+        won_left, secs_left = left
+        if won > won_left[0] or secs > secs_left.get(gpu_type, 0):
+            raise InsufficientFunds(
+                f"allocation {allocation.id} cannot hold {won} won / {secs} GPU-seconds"
+            )
+        won_left[0] -= won
+        if gpu_type in secs_left:
+            secs_left[gpu_type] -= secs
+        self._rows.append(_row(allocation, "hold", job_id, gpu_type, secs, won, self.at, None))
+        return won
+
+    def write(self) -> None:
+        if self._rows:
+            self.session.execute(_INSERT_LEDGER, self._rows)
+            self._rows = []
+
+
+def settle_jobs(session: Session, ends: Sequence[tuple[str, datetime]]) -> dict[str, int | None]:
+    """``settle_job`` for each ``(job_id, ended at)`` in turn, in a few statements:
+    returns each job's charge (None: no open hold, nothing charged)."""
+    ids = list(dict.fromkeys(job_id for job_id, _ in ends))
+    if not ids:
+        return {}
+    jobs = {
+        job_id: (started, gpus)
+        for job_id, started, gpus in session.execute(_SELECT_RUNS, {"ids": ids}).tuples()
+    }
+    holds: dict[str, list[Any]] = {}
+    releases: dict[str, int] = {}
+    for row in session.execute(_SELECT_HOLDS, {"ids": ids}):
+        if row.kind == "hold":
+            holds.setdefault(row.job_id, []).append(row)
+        else:
+            releases[row.job_id] = releases.get(row.job_id, 0) + 1
+    out: dict[str, int | None] = {}
+    rows: list[dict[str, Any]] = []
+    todo: list[tuple[str, datetime, datetime, int, Any]] = []
+    for job_id, at in ends:
+        run = jobs.get(job_id)
+        if run is None:
+            out[job_id] = None
+            continue
+        taken = releases.get(job_id, 0)
+        found = holds.get(job_id, [])
+        if len(found) <= taken:
+            out[job_id] = None
+            continue
+        releases[job_id] = taken + 1  # a second end of the same job settles its next hold
+        started = run[0] if run[0] is not None and run[0] <= at else at
+        todo.append((job_id, started, at, run[1], found[taken]))
+    if not todo:
+        return out
+    allocations = {
+        a.id: a
+        for a in session.execute(
+            _SELECT_ALLOCATIONS, {"ids": list({h.allocation_id for *_, h in todo})}
+        )
+    }
+    book = _price_book(session, {h.gpu_type for *_, h in todo})
+    for job_id, started, at, gpus, h in todo:
+        a = allocations[h.allocation_id]
+        funding = Funding(a.id, a.program_id, a.project_id)
+        used = gpu_seconds(gpus, max(0.0, (at - started).total_seconds()))
+        used = min(used, h.gpu_seconds)  # the hold covers the worst case
+        price = _price_in(book.get(h.gpu_type), started) or 0
+        won = min(rate(used, price), h.amount_won)
+        rows.append(
+            _row(funding, "release", job_id, h.gpu_type, h.gpu_seconds, h.amount_won, at, None)
+        )
+        rows.append(_row(funding, "charge", job_id, h.gpu_type, used, won, at, a.public_share_bp))
+        out[job_id] = won
+    session.execute(_INSERT_LEDGER, rows)
+    return out
+
+
+def _row(
+    allocation: Funding,
+    kind: str,
+    job_id: str,
+    gpu_type: str,
+    secs: int,
+    won: int,
+    at: datetime,
+    public_bp: int | None,
+) -> dict[str, Any]:
+    """The ledger row ``_entry`` makes, as parameters of a Core insert."""
+    public, copay = split(won, public_bp) if public_bp is not None else (0, 0)
+    return {
+        "at": at,
+        "kind": kind,
+        "allocation_id": allocation.id,
+        "program_id": allocation.program_id,
+        "project_id": allocation.project_id,
+        "job_id": job_id,
+        "gpu_type": gpu_type,
+        "gpu_seconds": secs,
+        "amount_won": won,
+        "public_won": public,
+        "copay_won": copay,
+    }
+
+
+def _price_book(
+    session: Session, gpu_types: Iterable[str]
+) -> dict[str, tuple[list[datetime], list[int]]]:
+    """Each GPU type's prices, by effective date (ascending)."""
+    book: dict[str, tuple[list[datetime], list[int]]] = {}
+    for gpu_type, effective, won in session.execute(
+        _SELECT_PRICES, {"types": sorted(gpu_types)}
+    ).tuples():
+        dates, prices = book.setdefault(gpu_type, ([], []))
+        dates.append(effective)
+        prices.append(won)
+    return book
+
+
+def _price_in(book: tuple[list[datetime], list[int]] | None, at: datetime) -> int | None:
+    """``price_at`` from a ``_price_book`` entry: the latest effective at ``at``."""
+    if book is None:
+        return None
+    dates, prices = book
+    i = bisect.bisect_right(dates, at)
+    return prices[i - 1] if i else None
+
+
+# Statements built once (their compiled form is cached without a cache key per call).
+_INSERT_LEDGER = insert(LEDGER)
+_SELECT_RUNS = select(orm.Job.id, orm.Job.started_at, orm.Job.gpus_per_node * orm.Job.nodes).where(
+    orm.Job.id.in_(bindparam("ids", expanding=True))
+)
+_SELECT_HOLDS = (
+    select(
+        LEDGER.c.kind,
+        LEDGER.c.job_id,
+        LEDGER.c.allocation_id,
+        LEDGER.c.gpu_type,
+        LEDGER.c.gpu_seconds,
+        LEDGER.c.amount_won,
+    )
+    .where(
+        LEDGER.c.job_id.in_(bindparam("ids", expanding=True)),
+        LEDGER.c.kind.in_(["hold", "release"]),
+    )
+    .order_by(LEDGER.c.id)
+)
+_SELECT_ALLOCATIONS = (
+    select(
+        orm.Allocation.id,
+        orm.Allocation.program_id,
+        orm.Allocation.project_id,
+        orm.Program.public_share_bp,
+    )
+    .join(orm.Program, orm.Program.id == orm.Allocation.program_id)
+    .where(orm.Allocation.id.in_(bindparam("ids", expanding=True)))
+)
+_SELECT_PRICES = (
+    select(orm.Price.gpu_type, orm.Price.effective_from, orm.Price.won_per_gpu_hour)
+    .where(orm.Price.gpu_type.in_(bindparam("types", expanding=True)))
+    .order_by(orm.Price.gpu_type, orm.Price.effective_from)
+)

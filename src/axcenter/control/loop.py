@@ -16,23 +16,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.budgets import load_budgets
-from axcenter.accounting.ledger import (
-    InsufficientFunds,
-    check_hold,
-    current_allocation,
-    record_hold,
-    settle_job,
-)
+from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds, settle_jobs
 from axcenter.control.convert import allocations_to_json, utc
 from axcenter.control.reconcile import reconcile, requeue
 from axcenter.control.state import ClusterState
@@ -49,9 +43,16 @@ from axcenter.executors.base import (
 from axcenter.model.jobs import JobState
 from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
-from axcenter.store import orm
 from axcenter.store.db import Store
-from axcenter.store.jobs import NEXT_ATTEMPT, release_leases, take_leases, transition
+from axcenter.store.jobs import JOBS, NEXT_ATTEMPT
+from axcenter.store.lifecycle import (
+    Move,
+    movable,
+    move_jobs,
+    release_leases_many,
+    take_leases_many,
+    write_moves,
+)
 from axcenter.store.policy import load_policy
 
 __all__ = ["ControlLoop"]
@@ -301,7 +302,7 @@ class ControlLoop:
         """Write exits; return the ids of jobs that ended for good."""
         if not exits:
             return []
-        ended: list[str] = []
+        ended: list[_End] = []
         with self.store.write() as session:
             for report in exits:
                 at = utc(report.ended_at)
@@ -310,27 +311,17 @@ class ControlLoop:
                     reason = self._preempt_reasons.pop(report.job_id, report.message)
                     requeue(session, report.job_id, JobState.RUNNING, at, reason)
                     continue
-                settle_job(session, report.job_id, at)
-                transition(
-                    session,
-                    report.job_id,
-                    [JobState.RUNNING],
-                    terminal,
-                    at=at,
-                    reason=report.message,
-                    ended_at=at,
-                    exit_code=report.exit_code,
-                    pid=None,
-                )
-                release_leases(session, report.job_id)
-                ended.append(report.job_id)
+                values = {"ended_at": at, "exit_code": report.exit_code, "pid": None}
+                ended.append(_End(report.job_id, at, terminal, report.message, values))
+            _end_runs(session, JobState.RUNNING, ended)
         self._budgets_stale = True
+        ids = {e.job_id for e in ended}
         for report in exits:
-            if report.job_id in ended:
+            if report.job_id in ids:
                 self.state.forget(report.job_id)
             else:
                 self.state.requeue(report.job_id)
-        return ended
+        return [e.job_id for e in ended]
 
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
         """Ask the executor to stop victims (SIGTERM, grace, SIGKILL); their exits requeue them."""
@@ -340,46 +331,55 @@ class ControlLoop:
                 self.state.mark_preempting(p.job_id)
                 self.executor.stop(p.job_id, StopReason.PREEMPT, self.kill_grace_s)
 
-    def _apply(
-        self, admissions: Sequence[Admission], now: float
-    ) -> list[tuple[Admission, orm.Job]]:
-        """Admit in one transaction; drop admissions whose job is no longer pending."""
+    def _apply(self, admissions: Sequence[Admission], now: float) -> list[tuple[Admission, _Spec]]:
+        """Admit in one transaction; drop admissions whose job is no longer pending.
+
+        A few statements for the whole batch: the jobs still pending are read (and
+        locked, on PostgreSQL) first, then funded in turn (``HoldBook``), then moved,
+        held and leased with one statement each.
+        """
         if not admissions:
             return []
         at = utc(now)
         admitted: list[Admission] = []
+        stale: list[str] = []
         with self.store.write() as session:
+            pending = movable(
+                session, [a.job_id for a in admissions], [JobState.PENDING], JobState.ADMITTED
+            )
+            book = HoldBook(session, at)
+            moves: list[Move] = []
             for adm in admissions:
-                fundable, funding = self._funding(session, adm, at)
+                if adm.job_id not in pending:
+                    stale.append(adm.job_id)
+                    continue
+                fundable, funding = self._funding(book, adm)
                 if not fundable:
                     continue
-                applied = transition(
-                    session,
-                    adm.job_id,
-                    [JobState.PENDING],
-                    JobState.ADMITTED,
-                    at=at,
-                    reason=f"admitted on {_where(adm, self.state)}"
-                    + (" (borrowed capacity)" if adm.borrowed else ""),
-                    gpu_type=adm.gpu_type or None,
-                    placement=allocations_to_json(adm.placement),
-                    borrowed=adm.borrowed,
-                    allocation_id=funding[0].id if funding else None,
+                reason = f"admitted on {_where(adm, self.state)}" + (
+                    " (borrowed capacity)" if adm.borrowed else ""
                 )
-                if applied is None:
-                    self.state.forget(adm.job_id)
-                    continue
-                if funding:
-                    allocation, won, gpu_secs = funding
-                    record_hold(session, allocation, adm.job_id, adm.gpu_type, gpu_secs, won, at)
-                take_leases(session, adm.job_id, adm.placement)
+                values = {
+                    "gpu_type": adm.gpu_type or None,
+                    "placement": allocations_to_json(adm.placement),
+                    "borrowed": adm.borrowed,
+                    "allocation_id": funding.id if funding else None,
+                }
+                moves.append(Move(adm.job_id, at, reason, values))
                 admitted.append(adm)
-            rows = {
-                row.id: row
-                for row in session.scalars(
-                    select(orm.Job).where(orm.Job.id.in_([a.job_id for a in admitted]))
-                )
-            }
+            write_moves(session, moves, pending, JobState.ADMITTED)
+            book.write()
+            take_leases_many(session, [(a.job_id, a.placement) for a in admitted])
+            specs = (
+                {
+                    row.id: _Spec(*row)
+                    for row in session.execute(_SELECT_SPECS, {"ids": [a.job_id for a in admitted]})
+                }
+                if admitted
+                else {}
+            )
+        for job_id in stale:
+            self.state.forget(job_id)
         if admitted:
             self._budgets_stale = True
         for adm in admitted:
@@ -397,90 +397,81 @@ class ControlLoop:
                     borrowed=adm.borrowed,
                 )
             )
-        return [(adm, rows[adm.job_id]) for adm in admitted]
+        return [(adm, specs[adm.job_id]) for adm in admitted]
 
-    def _funding(
-        self, session: Session, adm: Admission, at: datetime
-    ) -> tuple[bool, tuple[orm.Allocation, int, int] | None]:
-        """(may it start, (allocation, won, GPU-seconds) to hold). No hold: it is not
-        charged (unfunded, or its project is not under allocation control). It may not
-        start if the store says the allocation cannot pay after all (stale cache)."""
+    def _funding(self, book: HoldBook, adm: Admission) -> tuple[bool, Funding | None]:
+        """(may it start, the allocation it is held on). No hold: it is not charged
+        (unfunded, or its project is not under allocation control). It may not start if
+        the store says the allocation cannot pay after all (stale cache); else its hold
+        is made in ``book``."""
         spec = self.state.pending.get(adm.job_id)
         if not adm.funded or spec is None or not spec.gpus_per_node:
             return True, None
         if spec.project_id not in self.state.budgets:
             return True, None
-        allocation = current_allocation(session, spec.project_id, adm.gpu_type, at)
+        allocation = book.allocation(spec.project_id, adm.gpu_type)
         try:
             if allocation is None:
                 raise InsufficientFunds("no current allocation")
-            won, gpu_secs = check_hold(
-                session,
+            book.hold(
                 allocation,
+                adm.job_id,
                 adm.gpu_type,
                 spec.total_gpus,
                 spec.time_limit_s + self.state.hold_grace_s,
-                at,
             )
         except InsufficientFunds:
             self.state.reasons[adm.job_id] = PendingReason.BUDGET
             return False, None
-        return True, (allocation, won, gpu_secs)
+        return True, allocation
 
     def _refresh_budgets(self, session: Session, at: datetime) -> None:
         session.flush()
         self.state.budgets = load_budgets(session, at, self.state.hold_grace_s)
         self._budgets_stale = False
 
-    def _dispatch(self, admitted: Sequence[tuple[Admission, orm.Job]]) -> list[str]:
+    def _dispatch(self, admitted: Sequence[tuple[Admission, _Spec]]) -> list[str]:
         """Start admitted jobs; record starts and launch failures. Returns failed ids.
 
         Launches run side by side (``LAUNCH_THREADS``): a fork returns only once the child
         has exec'd, milliseconds each, and a wave of exits admits many jobs at once.
         """
         started: list[Started] = []
-        failed: list[tuple[str, str]] = []
-        launches = [self._launch(adm, row) for adm, row in admitted]
+        failed: list[_End] = []
+        names = {node_id: node.name for node_id, node in self.state.nodes.items()}
+        launches = [self._launch(adm, spec, names) for adm, spec in admitted]
         for launch, outcome in zip(launches, self._start_all(launches), strict=True):
             if isinstance(outcome, LaunchError):
-                failed.append((launch.job_id, f"launch failed: {outcome}"))
+                at = utc(self.clock())
+                message = f"launch failed: {outcome}"
+                failed.append(_End(launch.job_id, at, JobState.FAILED, message, {"ended_at": at}))
             else:
                 started.append(outcome)
         with self.store.write() as session:
-            for s in started:
-                transition(
-                    session,
-                    s.job_id,
-                    [JobState.ADMITTED],
-                    JobState.RUNNING,
-                    at=utc(s.started_at),
-                    reason="started",
-                    started_at=utc(s.started_at),
-                    pid=s.pid,
-                    attempts=NEXT_ATTEMPT,
-                )
-            for job_id, message in failed:
-                at = utc(self.clock())
-                settle_job(session, job_id, at)
-                transition(
-                    session,
-                    job_id,
-                    [JobState.ADMITTED],
-                    JobState.FAILED,
-                    at=at,
-                    reason=message,
-                    ended_at=at,
-                )
-                release_leases(session, job_id)
+            move_jobs(
+                session,
+                [
+                    Move(
+                        s.job_id,
+                        utc(s.started_at),
+                        "started",
+                        {"started_at": utc(s.started_at), "pid": s.pid, "attempts": NEXT_ATTEMPT},
+                    )
+                    for s in started
+                ],
+                [JobState.ADMITTED],
+                JobState.RUNNING,
+            )
+            _end_runs(session, JobState.ADMITTED, failed)
         if failed:
             self._budgets_stale = True
         for s in started:
             running = self.state.running.get(s.job_id)
             if running is not None:
                 self.state.update_running(replace(running, started_at=s.started_at))
-        for job_id, _ in failed:
-            self.state.forget(job_id)
-        return [job_id for job_id, _ in failed]
+        for end in failed:
+            self.state.forget(end.job_id)
+        return [end.job_id for end in failed]
 
     def _start_all(self, launches: Sequence[Launch]) -> list[Started | LaunchError]:
         """``executor.start`` for each launch, in parallel; a LaunchError is returned."""
@@ -495,22 +486,70 @@ class ControlLoop:
             return [start(launches[0])]
         return list(self._launcher.map(start, launches))
 
-    def _launch(self, adm: Admission, row: orm.Job) -> Launch:
-        names = {node_id: node.name for node_id, node in self.state.nodes.items()}
+    def _launch(self, adm: Admission, spec: _Spec, names: dict[str, str]) -> Launch:
         return Launch(
-            job_id=row.id,
-            command=tuple(row.command),
-            workdir=row.workdir,
-            env=dict(row.env),
+            job_id=spec.id,
+            command=tuple(spec.command),
+            workdir=spec.workdir,
+            env=dict(spec.env),
             node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
-            time_limit_s=row.time_limit_s,
-            log_path=str(self.logs_dir / f"{row.id}.log"),
+            time_limit_s=spec.time_limit_s,
+            log_path=str(self.logs_dir / f"{spec.id}.log"),
             extra_env=(
-                {"AXC_ARRAY_ID": row.array_id, "AXC_ARRAY_INDEX": str(row.array_index)}
-                if row.array_id is not None
+                {"AXC_ARRAY_ID": spec.array_id, "AXC_ARRAY_INDEX": str(spec.array_index)}
+                if spec.array_id is not None
                 else {}
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """What a launch needs of a job's row (``_SELECT_SPECS``)."""
+
+    id: str
+    command: list[str]
+    workdir: str
+    env: dict[str, str]
+    time_limit_s: int
+    array_id: str | None
+    array_index: int | None
+
+
+_SELECT_SPECS = select(
+    JOBS.c.id,
+    JOBS.c.command,
+    JOBS.c.workdir,
+    JOBS.c.env,
+    JOBS.c.time_limit_s,
+    JOBS.c.array_id,
+    JOBS.c.array_index,
+).where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """A run that ends for good: its job, when, in which state, why, and the columns set."""
+
+    job_id: str
+    at: datetime
+    state: JobState
+    reason: str
+    values: Mapping[str, object]
+
+
+def _end_runs(session: Session, from_state: JobState, ends: Sequence[_End]) -> None:
+    """Settle the runs, move their jobs to their end states and free their devices: as
+    ``settle_job``, ``transition`` and ``release_leases`` for each, in a few statements."""
+    if not ends:
+        return
+    settle_jobs(session, [(e.job_id, e.at) for e in ends])
+    by_state: dict[JobState, list[Move]] = {}
+    for e in ends:
+        by_state.setdefault(e.state, []).append(Move(e.job_id, e.at, e.reason, e.values))
+    for state, moves in by_state.items():
+        move_jobs(session, moves, [from_state], state)
+    release_leases_many(session, [e.job_id for e in ends])
 
 
 def _where(adm: Admission, state: ClusterState) -> str:
