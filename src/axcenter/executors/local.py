@@ -14,7 +14,8 @@ Design, and why:
   select timeout is the nearest deadline (a time limit or a SIGKILL after grace), so an
   idle executor sleeps and an exit is reported as soon as the kernel says so.
 - **start() is cheap.** It creates the directories, opens the log, forks and returns; it
-  never waits for the job.
+  never waits for the job. The service's own part of the job's environment is read
+  once, when the executor is made, and a directory that exists costs no ``makedirs``.
 - **Signals are sent only to unreaped groups.** Only the watcher reaps, and it does so under
   the lock after killing the rest of the group while the main process is still a zombie,
   so a job's process-group id can never have been reused by the time we signal it.
@@ -130,6 +131,8 @@ class LocalExecutor:
         self._by_name = {n.name: n for n in nodes}
         self._on_exit = on_exit
         self._grace_s = grace_s
+        #: the service's environment without its own ``AXC_*`` (read once: jobs start often)
+        self._base_env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified when a report is delivered
         self._jobs: dict[str, _Job] = {}
@@ -278,14 +281,8 @@ class LocalExecutor:
 
     def _spawn(self, launch: Launch, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Create the directories, open the log and fork; errors become LaunchError."""
-        _make_dir(launch.workdir, "working directory")
-        _make_dir(os.path.dirname(launch.log_path) or ".", "log directory")
-        try:
-            log_fd = os.open(
-                launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640
-            )
-        except OSError as e:
-            raise LaunchError(f"cannot open log file {launch.log_path}: {e.strerror}") from e
+        _ensure_dir(launch.workdir, "working directory")
+        log_fd = _open_log(launch.log_path)
         try:
             return subprocess.Popen(
                 launch.command,
@@ -304,7 +301,7 @@ class LocalExecutor:
 
     def _environment(self, launch: Launch) -> dict[str, str]:
         """The service's environment without its own ``AXC_*``, plus the job's."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+        env = self._base_env.copy()
         env.update(launch.env)
         cuda: list[str] = []
         gpus: list[str] = []
@@ -428,6 +425,34 @@ class LocalExecutor:
         self._closing = True  # only reached early if the watcher crashed: refuse new jobs
         self._selector.close()
         os.close(self._wake_fd)
+
+
+def _ensure_dir(path: str, what: str) -> None:
+    """``_make_dir`` in one system call when the directory or its parent exists (a job's
+    own new working directory, a shared one)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if os.path.isdir(path):
+            return
+    except OSError:
+        pass
+    else:
+        return
+    _make_dir(path, what)  # what is left to create, or the error to report
+
+
+def _open_log(path: str) -> int:
+    """Open (create, truncate) a job's log; its directory is made only if the open fails."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o640)
+    except OSError:
+        _make_dir(os.path.dirname(path) or ".", "log directory")
+    try:
+        return os.open(path, flags, 0o640)
+    except OSError as e:
+        raise LaunchError(f"cannot open log file {path}: {e.strerror}") from e
 
 
 def _make_dir(path: str, what: str) -> None:
