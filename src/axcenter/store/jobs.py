@@ -37,10 +37,10 @@ LEASES = cast(Table, DeviceLease.__table__)
 #: ``transition(..., attempts=NEXT_ATTEMPT)`` counts one more attempt (a shared value, so
 #: that the statement setting it is built once)
 NEXT_ATTEMPT = JOBS.c.attempts + 1
-_SHARED_EXPRESSIONS: dict[str, Any] = {"attempts": NEXT_ATTEMPT}
+SHARED_EXPRESSIONS: dict[str, Any] = {"attempts": NEXT_ATTEMPT}
 # built once: a statement object memoizes its compiled-cache key
 _INSERT_JOBS = insert(JOBS)
-_INSERT_EVENTS = insert(JOB_EVENTS)
+INSERT_EVENTS = insert(JOB_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def insert_jobs(session: Session, jobs: Sequence[NewJob]) -> None:
         ],
     )
     session.execute(
-        _INSERT_EVENTS,
+        INSERT_EVENTS,
         [
             {
                 "job_id": j.id,
@@ -134,23 +134,23 @@ def transition(
     Returns the state it left, or None when the guard failed (the job had moved on);
     callers treat None as "this decision is stale" and drop it.
     """
-    allowed = [s.value for s in from_states if _allowed(s, to_state)]
-    current = session.execute(_SELECT_STATE, {"b_id": job_id, "b_states": allowed}).scalar()
+    legal = [s.value for s in from_states if allowed(s, to_state)]
+    current = session.execute(_SELECT_STATE, {"b_id": job_id, "b_states": legal}).scalar()
     if current is None:
         return None
     values = {"state": to_state.value, "reason": reason, **fields}
     params = {"b_id": job_id, "b_current": current}
     plain = {k: v for k, v in values.items() if not isinstance(v, ClauseElement)}
     shared = tuple(sorted(k for k in values if k not in plain))
-    if all(values[k] is _SHARED_EXPRESSIONS.get(k) for k in shared):
-        statement, params = _update_setting(tuple(sorted(plain)), shared), {**params, **plain}
+    if all(values[k] is SHARED_EXPRESSIONS.get(k) for k in shared):
+        statement, params = update_setting(tuple(sorted(plain)), shared), {**params, **plain}
     else:  # an expression of the caller's own: built for this call
         statement = _GUARDED_UPDATE.values(**values)
     done = session.execute(statement, params)
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return None
     session.execute(
-        _INSERT_EVENT,
+        INSERT_EVENTS,
         {
             "job_id": job_id,
             "at": at,
@@ -170,23 +170,23 @@ _SELECT_STATE = select(JOBS.c.state).where(
 _GUARDED_UPDATE = update(JOBS).where(
     JOBS.c.id == bindparam("b_id"), JOBS.c.state == bindparam("b_current")
 )
-_INSERT_EVENT = insert(JOB_EVENTS)
 
 
 @functools.lru_cache(maxsize=64)
-def _update_setting(columns: tuple[str, ...], shared: tuple[str, ...] = ()) -> Update:
+def update_setting(columns: tuple[str, ...], shared: tuple[str, ...] = ()) -> Update:
     """The guarded update that sets ``columns`` (each bound to the parameter of its name)
     and the ``shared`` expressions (``NEXT_ATTEMPT``)."""
     values: dict[str, Any] = {c: bindparam(c) for c in columns}
-    values.update({c: _SHARED_EXPRESSIONS[c] for c in shared})
+    values.update({c: SHARED_EXPRESSIONS[c] for c in shared})
     return _GUARDED_UPDATE.values(values)
 
 
-_INSERT_LEASES = insert(LEASES)
+INSERT_LEASES = insert(LEASES)
 _DELETE_LEASES = delete(LEASES).where(LEASES.c.job_id == bindparam("b_job"))
 
 
-def _allowed(current: JobState, target: JobState) -> bool:
+def allowed(current: JobState, target: JobState) -> bool:
+    """Whether a job may move from ``current`` to ``target``."""
     try:
         check_transition(current, target)
     except ValueError:
@@ -196,13 +196,18 @@ def _allowed(current: JobState, target: JobState) -> bool:
 
 def take_leases(session: Session, job_id: str, placement: Sequence[Allocation]) -> None:
     """Record the devices ``job_id`` holds; fails (IntegrityError) if any is held already."""
-    rows = [
+    rows = lease_rows(job_id, placement)
+    if rows:
+        session.execute(INSERT_LEASES, rows)
+
+
+def lease_rows(job_id: str, placement: Sequence[Allocation]) -> list[dict[str, Any]]:
+    """The ``device_leases`` rows of ``job_id`` holding ``placement``."""
+    return [
         {"node_id": a.node_id, "device_index": d, "job_id": job_id}
         for a in placement
         for d in a.devices
     ]
-    if rows:
-        session.execute(_INSERT_LEASES, rows)
 
 
 def release_leases(session: Session, job_id: str) -> None:

@@ -15,18 +15,26 @@ writers are serialised by ``Store.write`` already.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from axcenter.model.cluster import Allocation
-from axcenter.model.jobs import JobState, check_transition
-from axcenter.store.jobs import JOB_EVENTS, JOBS, LEASES, NEXT_ATTEMPT
+from axcenter.model.jobs import JobState
+from axcenter.store.jobs import (
+    INSERT_EVENTS,
+    INSERT_LEASES,
+    JOBS,
+    LEASES,
+    SHARED_EXPRESSIONS,
+    allowed,
+    lease_rows,
+    update_setting,
+)
 
 __all__ = [
     "Move",
@@ -39,9 +47,6 @@ __all__ = [
 
 #: ids per statement: well under SQLite's limit on bound parameters
 CHUNK = 500
-
-#: column expressions a move may set besides plain values (built once, as in store.jobs)
-_SHARED_EXPRESSIONS: dict[str, Any] = {"attempts": NEXT_ATTEMPT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +79,13 @@ def movable(
     """The jobs of ``job_ids`` that may move to ``to_state`` now: in one of
     ``from_states``, by a legal transition. On PostgreSQL their rows stay locked until
     the transaction ends, so ``write_moves`` finds them as they were read."""
-    allowed = [s.value for s in from_states if _allowed(s, to_state)]
+    legal = [s.value for s in from_states if allowed(s, to_state)]
     current: dict[str, JobState] = {}
-    if not allowed:
+    if not legal:
         return current
     for chunk in _chunks(list(dict.fromkeys(job_ids))):
         for job_id, state in session.execute(
-            _SELECT_STATES, {"ids": chunk, "states": allowed}
+            _SELECT_STATES, {"ids": chunk, "states": legal}
         ).tuples():
             current[job_id] = JobState(state)
     return current
@@ -99,10 +104,10 @@ def write_moves(
         if state is None or m.job_id in left:
             continue
         left[m.job_id] = state
-        plain = {k: v for k, v in m.values.items() if k not in _SHARED_EXPRESSIONS}
-        shared = tuple(sorted(k for k in m.values if k in _SHARED_EXPRESSIONS))
+        plain = {k: v for k, v in m.values.items() if k not in SHARED_EXPRESSIONS}
+        shared = tuple(sorted(k for k in m.values if k in SHARED_EXPRESSIONS))
         for k in shared:
-            if m.values[k] is not _SHARED_EXPRESSIONS[k]:
+            if m.values[k] is not SHARED_EXPRESSIONS[k]:
                 raise ValueError(f"{k} may only be set to its shared expression")
         params = {"b_id": m.job_id, "b_current": state.value, "state": to_state.value}
         params["reason"] = m.reason
@@ -118,14 +123,14 @@ def write_moves(
             }
         )
     for (columns, shared), rows in groups.items():
-        done = session.execute(_update_setting(columns, shared), rows)
+        done = session.execute(update_setting(("reason", "state", *columns), shared), rows)
         missed = len(rows) - done.rowcount  # type: ignore[attr-defined]
         if missed:
             # the rows were read in this transaction (and locked on PostgreSQL): nothing
             # else may have moved them; fail the transaction rather than half-apply it
             raise RuntimeError(f"{missed} job(s) moved under a batch transition")
     if events:
-        session.execute(_INSERT_EVENTS, events)
+        session.execute(INSERT_EVENTS, events)
     return left
 
 
@@ -134,14 +139,9 @@ def take_leases_many(
 ) -> None:
     """Record the devices each ``(job_id, placement)`` holds, in one statement; fails
     (IntegrityError) if any is held already."""
-    rows = [
-        {"node_id": a.node_id, "device_index": d, "job_id": job_id}
-        for job_id, placement in placements
-        for a in placement
-        for d in a.devices
-    ]
+    rows = [row for job_id, placement in placements for row in lease_rows(job_id, placement)]
     if rows:
-        session.execute(_INSERT_LEASES, rows)
+        session.execute(INSERT_LEASES, rows)
 
 
 def release_leases_many(session: Session, job_ids: Sequence[str]) -> None:
@@ -154,14 +154,6 @@ def _chunks(ids: list[str]) -> Iterable[list[str]]:
         yield ids[i : i + CHUNK]
 
 
-def _allowed(current: JobState, target: JobState) -> bool:
-    try:
-        check_transition(current, target)
-    except ValueError:
-        return False
-    return True
-
-
 # Statements built once (their compiled form is cached without a cache key per call).
 _SELECT_STATES = (
     select(JOBS.c.id, JOBS.c.state)
@@ -172,18 +164,4 @@ _SELECT_STATES = (
     .order_by(JOBS.c.id)
     .with_for_update()  # PostgreSQL; SQLite renders nothing (its writers are serialised)
 )
-_GUARDED_UPDATE = update(JOBS).where(
-    JOBS.c.id == bindparam("b_id"), JOBS.c.state == bindparam("b_current")
-)
-_INSERT_EVENTS = insert(JOB_EVENTS)
-_INSERT_LEASES = insert(LEASES)
 _DELETE_LEASES = delete(LEASES).where(LEASES.c.job_id.in_(bindparam("ids", expanding=True)))
-
-
-@functools.lru_cache(maxsize=64)
-def _update_setting(columns: tuple[str, ...], shared: tuple[str, ...]) -> Update:
-    """The guarded update that sets state, reason and ``columns`` (each bound to the
-    parameter of its name) and the ``shared`` expressions."""
-    values: dict[str, Any] = {c: bindparam(c) for c in ("state", "reason", *columns)}
-    values.update({c: _SHARED_EXPRESSIONS[c] for c in shared})
-    return _GUARDED_UPDATE.values(values)
