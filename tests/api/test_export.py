@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from axcenter.cli import main
 from axcenter.client import Client, Config
+from axcenter.service.center import Center
 from axcenter.sim.traces import read_trace
+from axcenter.store import orm
 from axcenter.sim.traces.native import COLUMNS
 from tests.api.conftest import Account, Tenants
 from tests.api.test_jobs import submit, wait
@@ -71,6 +73,24 @@ def test_operator_exports_every_finished_job(
     # the hog ran and was cancelled: exported; the queued job never ran: not exported
     assert len(w.jobs) == 3
     assert {j.status for j in w.jobs} == {"succeeded", "failed", "cancelled"}
+
+
+def test_a_run_shorter_than_a_millisecond_is_exported(
+    client: TestClient,
+    center: Center,
+    tenants: Tenants,
+    ran: list[dict[str, object]],
+    tmp_path: Path,
+) -> None:
+    """A job that exits at once (``exit 1``) ran for a fraction of a millisecond: its
+    duration is written to the microsecond, not rounded to zero (which the reader drops)."""
+    bob_id = str(ran[1]["id"])
+    with center.store.write() as s:
+        job = s.get(orm.Job, bob_id)
+        assert job is not None and job.started_at is not None
+        job.ended_at = job.started_at + timedelta(microseconds=300)
+    w = read_trace(export(client, tenants.operator, tmp_path))
+    assert {j.id: j.duration for j in w.jobs}[bob_id] == pytest.approx(0.0003)
 
 
 def test_member_sees_only_own_project_jobs(

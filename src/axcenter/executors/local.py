@@ -164,13 +164,13 @@ class LocalExecutor:
             if launch.job_id in self._jobs or launch.job_id in self._starting:
                 raise LaunchError(f"job {launch.job_id} is already running")
             self._starting.add(launch.job_id)  # reserve the id while we fork, unlocked
+        started_at = time.time()  # before the fork: a job may exit before it returns
         try:
             proc = self._spawn(launch, env)
         except BaseException:
             with self._lock:
                 self._starting.discard(launch.job_id)
             raise
-        started_at = time.time()
         try:
             pidfd = os.pidfd_open(proc.pid)  # the pid is ours until the watcher reaps it
         except OSError as e:  # out of file descriptors: do not leave an unwatched job

@@ -64,7 +64,9 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def _seconds(value: float) -> str:
-    return f"{round(value, 3):g}" if abs(value) < 1e15 else str(value)
+    """Seconds to the microsecond the store keeps: a job that ran 0.3 ms is not written
+    as a zero duration (the trace reader drops those)."""
+    return f"{round(value, 6):.6f}".rstrip("0").rstrip(".")
 
 
 def history_csv(
