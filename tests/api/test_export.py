@@ -15,8 +15,8 @@ from axcenter.cli import main
 from axcenter.client import Client, Config
 from axcenter.service.center import Center
 from axcenter.sim.traces import read_trace
-from axcenter.store import orm
 from axcenter.sim.traces.native import COLUMNS
+from axcenter.store import orm
 from tests.api.conftest import Account, Tenants
 from tests.api.test_jobs import submit, wait
 

@@ -79,25 +79,53 @@ class ClusterState:
 
     def cannot_start(self, jobs: list[PendingJob]) -> bool:
         """True when none of ``jobs`` (just submitted) could start or reclaim now: every
-        one needs more GPUs than are free, and none is within its project's nominal
-        quota. A quick cycle is then skipped; the next full cycle decides."""
+        one needs more GPUs than are free, and none could preempt for them (it is not
+        within its project's nominal quota of a type another project borrows, nor may it
+        stop lower priority work of its own). A quick cycle is then skipped; the next
+        full cycle decides."""
         free = sum(
             n.gpu_count - len(self.index.nodes[n.id].devices if n.id in self.index.nodes else ())
             for n in self.nodes.values()
             if n.schedulable
         )
-        for job in jobs:
-            if job.total_gpus <= free:
-                return False
-            spec = self.policy.projects.get(job.project_id)
-            if spec is not None:
-                for gpu_type, quota in spec.quotas.items():
-                    used = self.index.usage.get((job.project_id, gpu_type), 0)
-                    if job.accepts(gpu_type) and used + job.total_gpus <= quota.nominal:
-                        return False
+        if any(job.total_gpus <= free for job in jobs):
+            return False
+        if self.config.preemption and any(self._may_preempt(job) for job in jobs):
+            return False
         for job in jobs:
             self.reasons.setdefault(job.id, PendingReason.RESOURCES)
         return True
+
+    def _may_preempt(self, job: PendingJob) -> bool:
+        """Whether the scheduler could look for victims for ``job`` (``sched.preempt``'s
+        rules, without searching): on a type within its project's nominal quota, another
+        project runs above its own, or (if configured) its project runs lower priority
+        work."""
+        spec = self.policy.projects.get(job.project_id)
+        if spec is None:
+            return False
+        for gpu_type, quota in spec.quotas.items():
+            used = self.index.usage.get((job.project_id, gpu_type), 0)
+            if not job.accepts(gpu_type) or used + job.total_gpus > quota.nominal:
+                continue
+            if any(
+                t == gpu_type and project_id != job.project_id
+                and self._borrows(project_id, gpu_type)
+                for project_id, t in self.index.usage
+            ):  # fmt: skip
+                return True
+            if self.config.intra_project_preemption and any(
+                r.project_id == job.project_id and r.gpu_type == gpu_type
+                and r.priority < job.priority
+                for r in self.running.values()
+            ):  # fmt: skip
+                return True
+        return False
+
+    def _borrows(self, project_id: str, gpu_type: str) -> bool:
+        spec = self.policy.projects.get(project_id)
+        quota = spec.quotas.get(gpu_type) if spec is not None else None
+        return self.index.usage.get((project_id, gpu_type), 0) > (quota.nominal if quota else 0)
 
     def reason(self, job_id: str) -> PendingReason | None:
         if job_id not in self.pending:
