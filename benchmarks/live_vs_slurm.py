@@ -25,6 +25,7 @@ better), then a Rich table.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -54,6 +55,9 @@ PG_URL = os.environ.get("AXC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0
 PROJECT = "hanbit-adas"
 OTHER_PROJECT = "daeil-defect-vision"  # a second demo project
 err = Console(stderr=True)
+#: where the jobs run: one shared directory, as Slurm's bench runs its jobs in one
+#: ``--chdir`` directory (axcenter's default, a new directory per job, costs an inode each)
+WORKDIR = Path(tempfile.gettempdir()) / "axc-bench-work"
 
 
 def free_port() -> int:
@@ -133,7 +137,10 @@ class Center:
 
             with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{self.schema}" CASCADE')
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # removed when the whole run ends: on ext4 without a journal (this machine) a new
+        # file's inode is searched past every inode deleted in the last minutes, so
+        # deleting a center's thousands of logs here slows the next center's launches
+        atexit.register(shutil.rmtree, self.dir, ignore_errors=True)
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -164,7 +171,13 @@ class Center:
 
 
 def job(command: list[str], **fields: Any) -> dict[str, Any]:
-    return {"project": PROJECT, "command": command, "gpus_per_node": 1, **fields}
+    return {
+        "project": PROJECT,
+        "command": command,
+        "gpus_per_node": 1,
+        "workdir": str(WORKDIR),
+        **fields,
+    }
 
 
 def until(api: httpx.Client, job_id: str, state: str) -> dict[str, Any]:
@@ -394,6 +407,7 @@ def main() -> None:
     )
     parser.add_argument("--pending", type=int, default=100_000, help="backlog of that case")
     args = parser.parse_args()
+    WORKDIR.mkdir(exist_ok=True)
     if args.pending_100k:
         pending_case(args.store, args.pending, [])
         return
