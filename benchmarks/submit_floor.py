@@ -32,11 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import live_vs_slurm as live  # the axcenter server, as that benchmark runs it (same folder)
 from rich.console import Console
 from rich.table import Table
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import live_vs_slurm as live  # noqa: E402 (the axcenter server this run compares)
 
 BODY = {"project": live.PROJECT, "command": ["true"], "gpus_per_node": 1}
 
