@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -403,3 +405,40 @@ def test_start_from_many_threads(h: Harness) -> None:
     assert errors == []
     reports = [h.next_report() for _ in range(40)]
     assert len({r.job_id for r in reports}) == 40
+
+
+def _orphan(job_id: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """A job's process as a killed service left it: its own session, named by its env
+    (``Popen`` returns once the child has exec'd, so the environment is readable)."""
+    return subprocess.Popen(
+        ["sh", "-c", "sleep 60 & wait"],  # a group of two, as jobs with children are
+        env={"PATH": os.environ["PATH"], "AXC_JOB_ID": job_id},
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+
+
+def test_kill_orphans_finds_a_job_without_a_recorded_pid(h: Harness, tmp_path: Path) -> None:
+    mine, other = _orphan("job_lost", tmp_path), _orphan("job_other", tmp_path)
+    try:
+        assert h.ex.kill_orphans({"job_lost": None, "job_never_started": None}) == {"job_lost"}
+        assert mine.wait(timeout=WAIT_S) == -signal.SIGKILL
+        assert other.poll() is None, "another job's process is left alone"
+    finally:
+        for p in (mine, other):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_kill_orphans_checks_a_recorded_pid_names_the_job(h: Harness, tmp_path: Path) -> None:
+    proc = _orphan("job_a", tmp_path)
+    try:
+        assert h.ex.kill_orphans({"job_b": proc.pid}) == set(), "a reused pid is not killed"
+        assert proc.poll() is None
+        assert h.ex.kill_orphans({"job_a": proc.pid}) == {"job_a"}
+        assert proc.wait(timeout=WAIT_S) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

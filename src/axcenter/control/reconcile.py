@@ -42,12 +42,11 @@ def reconcile(
     with store.write() as session:
         _sync_nodes(session, inventory, now)
         active_states = orm.Job.state.in_([s.value for s in ACTIVE])
-        active = session.scalars(select(orm.Job).where(active_states)).all()
-        for job in active:
-            if job.id in alive:
-                continue
-            if job.pid:
-                executor.kill_orphan(job.id, job.pid)
+        active = session.scalars(select(orm.Job).where(active_states))
+        lost = [job for job in active if job.id not in alive]
+        # admitted jobs may have a process without a recorded pid (killed mid-dispatch)
+        executor.kill_orphans({job.id: job.pid or None for job in lost})
+        for job in lost:
             requeue(session, job.id, JobState(job.state), now, "requeued: service restarted")
         session.execute(
             delete(orm.DeviceLease)

@@ -143,11 +143,13 @@ class Executor(Protocol):
         """Stop everything with SHUTDOWN, wait for the exits, release threads. Idempotent."""
         ...
 
-    def kill_orphan(self, job_id: str, pid: int) -> bool:
-        """Kill what an earlier incarnation of this executor left running for ``job_id``.
+    def kill_orphans(self, jobs: Mapping[str, int | None]) -> set[str]:
+        """Kill what an earlier incarnation of this executor left running for ``jobs``.
 
-        Called by reconcile for an active job this executor does not run (the service was
-        killed). Returns True if something was killed. Must never kill an unrelated
-        process that happens to reuse ``pid``.
+        Called by reconcile for the active jobs this executor does not run (the service
+        was killed), each with the pid the store recorded, or None where the service
+        died between starting the process and recording it. Returns the ids of the jobs
+        whose processes were killed. Must never kill an unrelated process that happens
+        to reuse a pid.
         """
         ...

@@ -41,7 +41,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,20 +264,28 @@ class LocalExecutor:
 
     # -- internals -------------------------------------------------------------------
 
-    def kill_orphan(self, job_id: str, pid: int) -> bool:
-        """SIGKILL the process group ``pid`` leads if its environment names ``job_id``.
+    def kill_orphans(self, jobs: Mapping[str, int | None]) -> set[str]:
+        """SIGKILL the process groups that run ``jobs`` (job id -> recorded pid or None).
 
-        Jobs run in their own session, so they outlive a killed service. The environment
-        check (``AXC_JOB_ID``) keeps a recycled pid of an unrelated process safe.
+        Jobs run in their own session, so they outlive a killed service. A recorded pid
+        is killed only if its environment names the job (``AXC_JOB_ID``): a recycled pid
+        of an unrelated process is safe. Without one (the service died between the fork
+        and writing the pid), the session leaders whose environment names the job are
+        found by one pass over ``/proc``.
         """
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            return False
-        if f"AXC_JOB_ID={job_id}".encode() not in environ.split(b"\0"):
-            return False
-        _killpg(pid, signal.SIGKILL)
-        return True
+        leaders = {job_id: [pid] for job_id, pid in jobs.items() if pid is not None}
+        unrecorded = {job_id for job_id, pid in jobs.items() if pid is None}
+        if unrecorded:
+            for pid, job_id in _job_session_leaders():
+                if job_id in unrecorded:
+                    leaders.setdefault(job_id, []).append(pid)
+        killed: set[str] = set()
+        for job_id, pids in leaders.items():
+            for pid in pids:
+                if _job_of(pid) == job_id:
+                    _killpg(pid, signal.SIGKILL)
+                    killed.add(job_id)
+        return killed
 
     def _spawn(self, launch: Launch, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """Create the directories, open the log and fork; errors become LaunchError."""
@@ -425,6 +433,36 @@ class LocalExecutor:
         self._closing = True  # only reached early if the watcher crashed: refuse new jobs
         self._selector.close()
         os.close(self._wake_fd)
+
+
+def _job_of(pid: int) -> str | None:
+    """The ``AXC_JOB_ID`` in the environment of process ``pid``, if it is ours to read."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"AXC_JOB_ID="):
+            return entry[len(b"AXC_JOB_ID=") :].decode(errors="replace")
+    return None
+
+
+def _job_session_leaders() -> Iterator[tuple[int, str]]:
+    """(pid, job id) of each process that leads its own session and names a job."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if int(fields[3]) != pid:  # the session id: jobs start a new session
+            continue
+        job_id = _job_of(pid)
+        if job_id is not None:
+            yield pid, job_id
 
 
 def _ensure_dir(path: str, what: str) -> None:
