@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -457,3 +459,22 @@ def test_version(axc: Any) -> None:
     result = axc("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith("axc ")
+
+
+def test_commands_start_without_the_simulator() -> None:
+    """`axc submit` does not import the scheduler or the simulator: `axc sim` loads them."""
+    code = (
+        "import sys, axcenter.cli.main; "
+        "print([m for m in sys.modules if m.startswith(('axcenter.sim', 'axcenter.sched'))])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_sim_is_listed_and_loaded_on_use() -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main.app, ["--help"])
+    assert listed.exit_code == 0 and "Replay traces in simulated time" in listed.output
+    shown = runner.invoke(main.app, ["sim", "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "capacity" in shown.output and "--install-completion" not in shown.output

@@ -39,6 +39,7 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Replay traces in simulated time: compare policies, plan capacity, make traces.",
     no_args_is_help=True,
+    add_completion=False,  # a sub-app of `axc`, loaded on use (cli/main.py)
 )
 
 EXIT_USAGE = 2
