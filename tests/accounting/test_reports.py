@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from axcenter.accounting.burndown import burndown
 from axcenter.accounting.reports import (
     DIMENSIONS,
-    burndown,
     gpu_hours,
     month_starts,
     prorated,

@@ -1,4 +1,4 @@
-"""Usage reports and program burn-downs, aggregated in SQL from the ledger, grants and jobs.
+"""Usage reports, aggregated in SQL from the ledger, grants and jobs.
 
 A ministry audits these figures, so they come from the same ledger the scheduler spends
 from and follow the rules of docs/accounting.md:
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -33,17 +33,14 @@ from axcenter.store import orm
 
 __all__ = [
     "DIMENSIONS",
-    "RATE_WINDOW_DAYS",
-    "Burndown",
-    "BurndownDay",
     "Report",
     "ReportRow",
     "Scope",
-    "burndown",
     "gpu_hours",
     "month_starts",
     "prorated",
     "usage_report",
+    "utc_text",
     "utilization",
 ]
 
@@ -58,8 +55,6 @@ DIMENSIONS = (
     "gpu_type",
     "month",
 )
-#: the window of the burn-down's current rate
-RATE_WINDOW_DAYS = 7
 
 #: a clause on ``orm.Project``, a set of project ids, or None for every project
 Scope = ColumnElement[bool] | Collection[str] | None
@@ -215,7 +210,7 @@ def _period(column: Any, since: datetime | None, until: datetime | None) -> list
     return clauses if until is None else [*clauses, column < until]
 
 
-def _utc_text(session: Session, column: Any, pattern: str) -> ColumnElement[str]:
+def utc_text(session: Session, column: Any, pattern: str) -> ColumnElement[str]:
     """A UTC timestamp column as text (``pattern`` in strftime terms: %Y-%m[-%d])."""
     if session.get_bind().dialect.name == "postgresql":
         pg = pattern.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
@@ -241,7 +236,7 @@ def _dims(session: Session, dims: Sequence[str], gpu_type: Any, at: Any) -> list
         "region": orm.Organization.region,
         "gpu_type": gpu_type,
     }
-    return [_utc_text(session, at, "%Y-%m") if d == "month" else columns[d] for d in dims]
+    return [utc_text(session, at, "%Y-%m") if d == "month" else columns[d] for d in dims]
 
 
 def _joined(query: Select[Any], project_id: Any, program_id: Any) -> Select[Any]:
@@ -365,123 +360,3 @@ def _tenths(value: Any) -> Decimal | None:
     if value is None:
         return None
     return Decimal(repr(float(value))).quantize(Decimal("0.1"), ROUND_HALF_UP)
-
-
-# -- burn-down ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BurndownDay:
-    """Charges booked on one UTC day and the running totals at its end."""
-
-    day: date
-    charged_won: int
-    public_won: int
-    cumulative_charged_won: int
-    cumulative_public_won: int
-    remaining_won: int  # budget - cumulative charged won
-
-
-@dataclass(frozen=True, slots=True)
-class Burndown:
-    """A program's budget against what it has paid, and when it runs out at the current rate.
-
-    The budget caps the won the program grants (``service.programs``: grants may not
-    exceed it), and grants are spent by whole charges, so the budget burns by charged won;
-    the public and co-pay parts say who pays. ``rate_won_per_day`` is the won charged in the
-    last ``RATE_WINDOW_DAYS`` days divided by that many days; ``forecast`` is the UTC day
-    on which the remaining budget is used up at that rate (None: the rate is zero, or the
-    day is past the year 9999), or the day it was used up if that already happened.
-    """
-
-    program_id: str
-    program: str
-    budget_won: int
-    granted_won: int
-    charged_won: int
-    public_won: int
-    copay_won: int
-    remaining_won: int
-    rate_won_per_day: Decimal
-    forecast: date | None
-    starts_at: datetime | None
-    ends_at: datetime | None
-    now: datetime
-    days: tuple[BurndownDay, ...]
-
-
-def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
-    """The burn-down of ``program_id`` up to ``now`` (charges booked at or before it), one
-    day per UTC day from the program's start (or its first charge) to ``now``."""
-    program = session.get(orm.Program, program_id)
-    if program is None:
-        raise LookupError(program_id)
-    entry = orm.LedgerEntry
-    charges = (entry.program_id == program_id, entry.kind == "charge", entry.at <= now)
-    granted = session.scalar(
-        select(func.coalesce(func.sum(orm.AllocationItem.won), 0))
-        .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id)
-        .where(orm.Allocation.program_id == program_id)
-    )
-    day = _utc_text(session, entry.at, "%Y-%m-%d")
-    booked = {
-        date.fromisoformat(str(d)[:10]): (int(won), int(public))
-        for d, won, public in session.execute(
-            select(day, func.sum(entry.amount_won), func.sum(entry.public_won))
-            .where(*charges)
-            .group_by(day)
-        )
-    }
-    today = now.astimezone(UTC).date()
-    first = min(booked, default=today)
-    if program.starts_at is not None:
-        first = min(first, program.starts_at.astimezone(UTC).date())
-    days: list[BurndownDay] = []
-    charged = public = 0
-    crossed: date | None = None
-    for n in range((today - first).days + 1):
-        d = first + timedelta(days=n)
-        won, pub = booked.get(d, (0, 0))
-        charged, public = charged + won, public + pub
-        if crossed is None and charged >= program.budget_won:
-            crossed = d
-        days.append(BurndownDay(d, won, pub, charged, public, program.budget_won - charged))
-    recent = int(
-        session.scalar(
-            select(func.coalesce(func.sum(entry.amount_won), 0)).where(
-                *charges, entry.at > now - timedelta(days=RATE_WINDOW_DAYS)
-            )
-        )
-        or 0
-    )
-    remaining = program.budget_won - charged
-    return Burndown(
-        program_id=program.id,
-        program=program.name,
-        budget_won=program.budget_won,
-        granted_won=int(granted or 0),
-        charged_won=charged,
-        public_won=public,
-        copay_won=charged - public,
-        remaining_won=remaining,
-        rate_won_per_day=(Decimal(recent) / RATE_WINDOW_DAYS).quantize(
-            Decimal("0.01"), ROUND_HALF_UP
-        ),
-        forecast=crossed if remaining <= 0 else _forecast(now, remaining, recent),
-        starts_at=program.starts_at,
-        ends_at=program.ends_at,
-        now=now,
-        days=tuple(days),
-    )
-
-
-def _forecast(now: datetime, remaining: int, recent: int) -> date | None:
-    """The UTC day ``remaining`` won are spent at ``recent`` won per rate window (exact:
-    seconds are rounded up, so the day is never early); None at a zero rate, or when the
-    day lies beyond what a date can hold (a huge budget at a trickle)."""
-    if recent <= 0:
-        return None
-    seconds = -(-remaining * RATE_WINDOW_DAYS * 86_400 // recent)
-    if seconds // 86_400 >= date.max.toordinal() - now.date().toordinal():
-        return None
-    return (now + timedelta(seconds=seconds)).astimezone(UTC).date()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from axcenter.accounting import reports
+from axcenter.accounting.burndown import burndown as program_burndown
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
@@ -142,7 +143,7 @@ def burndown(
         program_id = session.scalar(select(orm.Program.id).where(column == program_ref))
         if program_id is None:
             raise NotFound(f"no program {program_ref!r}")
-        b = reports.burndown(session, program_id, _aware(now) or utcnow())
+        b = program_burndown(session, program_id, _aware(now) or utcnow())
     return BurndownOut(
         program_id=b.program_id,
         program=b.program,

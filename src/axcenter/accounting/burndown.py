@@ -1,0 +1,137 @@
+"""A program's budget burn-down: won charged per UTC day, what remains, and the day the
+budget runs out at the current rate (docs/accounting.md). From the same ledger as the
+usage reports (``accounting.reports``), so the two always agree on charged won."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from axcenter.accounting.reports import utc_text
+from axcenter.store import orm
+
+__all__ = ["RATE_WINDOW_DAYS", "Burndown", "BurndownDay", "burndown"]
+
+#: the window of the burn-down's current rate
+RATE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class BurndownDay:
+    """Charges booked on one UTC day and the running totals at its end."""
+
+    day: date
+    charged_won: int
+    public_won: int
+    cumulative_charged_won: int
+    cumulative_public_won: int
+    remaining_won: int  # budget - cumulative charged won
+
+
+@dataclass(frozen=True, slots=True)
+class Burndown:
+    """A program's budget against what it has paid, and when it runs out at the current rate.
+
+    The budget caps the won the program grants (``service.programs``: grants may not
+    exceed it), and grants are spent by whole charges, so the budget burns by charged won;
+    the public and co-pay parts say who pays. ``rate_won_per_day`` is the won charged in the
+    last ``RATE_WINDOW_DAYS`` days divided by that many days; ``forecast`` is the UTC day
+    on which the remaining budget is used up at that rate (None: the rate is zero, or the
+    day is past the year 9999), or the day it was used up if that already happened.
+    """
+
+    program_id: str
+    program: str
+    budget_won: int
+    granted_won: int
+    charged_won: int
+    public_won: int
+    copay_won: int
+    remaining_won: int
+    rate_won_per_day: Decimal
+    forecast: date | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    now: datetime
+    days: tuple[BurndownDay, ...]
+
+
+def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
+    """The burn-down of ``program_id`` up to ``now`` (charges booked at or before it), one
+    day per UTC day from the program's start (or its first charge) to ``now``."""
+    program = session.get(orm.Program, program_id)
+    if program is None:
+        raise LookupError(program_id)
+    entry = orm.LedgerEntry
+    charges = (entry.program_id == program_id, entry.kind == "charge", entry.at <= now)
+    granted = session.scalar(
+        select(func.coalesce(func.sum(orm.AllocationItem.won), 0))
+        .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id)
+        .where(orm.Allocation.program_id == program_id)
+    )
+    day = utc_text(session, entry.at, "%Y-%m-%d")
+    booked = {
+        date.fromisoformat(str(d)[:10]): (int(won), int(public))
+        for d, won, public in session.execute(
+            select(day, func.sum(entry.amount_won), func.sum(entry.public_won))
+            .where(*charges)
+            .group_by(day)
+        )
+    }
+    today = now.astimezone(UTC).date()
+    first = min(booked, default=today)
+    if program.starts_at is not None:
+        first = min(first, program.starts_at.astimezone(UTC).date())
+    days: list[BurndownDay] = []
+    charged = public = 0
+    crossed: date | None = None
+    for n in range((today - first).days + 1):
+        d = first + timedelta(days=n)
+        won, pub = booked.get(d, (0, 0))
+        charged, public = charged + won, public + pub
+        if crossed is None and charged >= program.budget_won:
+            crossed = d
+        days.append(BurndownDay(d, won, pub, charged, public, program.budget_won - charged))
+    recent = int(
+        session.scalar(
+            select(func.coalesce(func.sum(entry.amount_won), 0)).where(
+                *charges, entry.at > now - timedelta(days=RATE_WINDOW_DAYS)
+            )
+        )
+        or 0
+    )
+    remaining = program.budget_won - charged
+    return Burndown(
+        program_id=program.id,
+        program=program.name,
+        budget_won=program.budget_won,
+        granted_won=int(granted or 0),
+        charged_won=charged,
+        public_won=public,
+        copay_won=charged - public,
+        remaining_won=remaining,
+        rate_won_per_day=(Decimal(recent) / RATE_WINDOW_DAYS).quantize(
+            Decimal("0.01"), ROUND_HALF_UP
+        ),
+        forecast=crossed if remaining <= 0 else _forecast(now, remaining, recent),
+        starts_at=program.starts_at,
+        ends_at=program.ends_at,
+        now=now,
+        days=tuple(days),
+    )
+
+
+def _forecast(now: datetime, remaining: int, recent: int) -> date | None:
+    """The UTC day ``remaining`` won are spent at ``recent`` won per rate window (exact:
+    seconds are rounded up, so the day is never early); None at a zero rate, or when the
+    day lies beyond what a date can hold (a huge budget at a trickle)."""
+    if recent <= 0:
+        return None
+    seconds = -(-remaining * RATE_WINDOW_DAYS * 86_400 // recent)
+    if seconds // 86_400 >= date.max.toordinal() - now.date().toordinal():
+        return None
+    return (now + timedelta(seconds=seconds)).astimezone(UTC).date()
