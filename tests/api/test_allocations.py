@@ -126,6 +126,11 @@ def test_review_path_reduced_approval_and_the_grant_reaches_the_scheduler(
     assigned = ok(step(client, pm, rid, "assign", reviewers=["rev", "rev2"]))
     assert (assigned["status"], assigned["reviewers"]) == ("in_review", ["rev", "rev2"])
     assert ok(client.get(f"{REQUESTS}/{rid}", headers=rev.headers))["id"] == rid
+    # each reader is told which steps it may take now, by the rules the steps enforce
+    for who, actions in ((rev, ["review"]), (pm, ["decide"]), (admin, []),
+                         (tenants.operator, ["review", "decide"])):  # fmt: skip
+        assert ok(client.get(f"{REQUESTS}/{rid}", headers=who.headers))["actions"] == actions
+    assert all(r["actions"] is None for r in ok(client.get(REQUESTS, headers=pm.headers))["items"])
 
     ok(step(client, rev, rid, "review", score=4, comment="solid plan"))
     ok(step(client, rev2, rid, "review", score=2, comment="H100 not justified"))
@@ -152,6 +157,7 @@ def test_review_path_reduced_approval_and_the_grant_reaches_the_scheduler(
     )
     assert approved["status"] == "approved"
     assert step(client, pm, rid, "approve").status_code == 409
+    assert ok(client.get(f"{REQUESTS}/{rid}", headers=pm.headers))["actions"] == []
 
     allocation = ok(
         client.get(f"{API}/allocations/{approved['allocation_id']}", headers=alice.headers)

@@ -37,6 +37,8 @@ from axcenter.service.access import project_target, require
 from axcenter.service.errors import Conflict, InvalidInput
 from axcenter.service.projects import project_by_ref
 from axcenter.service.requests import (
+    OPEN,
+    STEPS,
     find_request,
     request_out,
     target_allocation,
@@ -66,7 +68,6 @@ __all__ = [
     "withdraw",
 ]
 
-OPEN = ("submitted", "in_review")
 REVIEWER_ROLES = frozenset({Role.REVIEWER.value, Role.PROGRAM_MANAGER.value, Role.OPERATOR.value})
 
 
@@ -225,7 +226,7 @@ def review_tx(
     """An assigned reviewer's score (1..5) and comment; a later review by the same
     reviewer supersedes the earlier one in the mean, both stay in the history."""
     row, _ = find_request(session, who, request_id, "request.review")
-    _expect(row, ("in_review",), "reviewed")
+    _expect(row, STEPS["review"][1], "reviewed")
     if not 1 <= score <= 5:
         raise InvalidInput("score", "must be between 1 and 5")
     _event(session, who, row, "reviewed", now, score=score, comment=comment)
@@ -266,7 +267,7 @@ def approve_tx(
 ) -> RequestOut:
     """Approve inside the caller's transaction; the grant changes with it."""
     row, project = find_request(session, who, request_id, "request.decide")
-    _expect(row, OPEN, "approved")
+    _expect(row, STEPS["decide"][1], "approved")
     granted: dict[str, int] | None = None
     if row.kind in ("new", "topup"):
         granted = _granted_items(row, body.items)
@@ -315,7 +316,7 @@ def _decide(
     now = utcnow()
     with center.store.write() as session:
         row, _ = find_request(session, who, request_id, "request.decide")
-        _expect(row, OPEN, verb)
+        _expect(row, STEPS["decide"][1], verb)
         row.status = status
         _event(session, who, row, status, now, comment=comment)
         session.flush()

@@ -17,7 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from axcenter.model.access import Principal
-from axcenter.service.access import project_named, request_target, require, visible_requests
+from axcenter.service.access import (
+    allowed,
+    project_named,
+    request_target,
+    require,
+    visible_requests,
+)
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.programs import program_by_ref
 from axcenter.service.schemas import RequestEventOut, RequestOut
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
     from axcenter.service.center import Center
 
 __all__ = [
+    "OPEN",
+    "STEPS",
     "find_request",
     "get_request",
     "list_requests",
@@ -138,11 +146,27 @@ def list_requests(
         return [request_out(session, r) for r in rows]
 
 
+#: statuses of a request still on its way to a decision
+OPEN = ("submitted", "in_review")
+#: each step on a request: the access rule it needs and the statuses that admit it
+#: (``service.allocations`` checks both on every step; ``actions`` answers from the same)
+STEPS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "review": ("request.review", ("in_review",)),
+    "decide": ("request.decide", OPEN),
+}
+
+
 def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
-    """A request with its whole history."""
+    """A request with its whole history and the steps the caller may take now."""
     with center.store.read() as session:
-        row, _ = find_request(session, who, request_id, "request.read", lock=False)
-        return request_out(session, row, events=True)
+        row, project = find_request(session, who, request_id, "request.read", lock=False)
+        target = request_target(session, row, project)
+        actions = [
+            step
+            for step, (rule, statuses) in STEPS.items()
+            if row.status in statuses and allowed(who, rule, target)
+        ]
+        return request_out(session, row, events=True).model_copy(update={"actions": actions})
 
 
 def find_request(

@@ -738,6 +738,9 @@ class RequestOut(BaseModel):
     #: mean of each reviewer's latest score (None before any review)
     mean_score: float | None
     events: list[RequestEventOut] | None = None
+    #: the steps the caller may take now (``review``, ``decide``: approve, reject or
+    #: return), in a request read one at a time; None in lists
+    actions: list[str] | None = None
 
 
 class RequestListOut(BaseModel):

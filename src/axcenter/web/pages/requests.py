@@ -1,5 +1,6 @@
 """Allocation requests: the list with review stages, a request's page, and the review
-and decision forms (each action is offered only to the roles the service allows)."""
+and decision forms (each offered only where the service lists the step in the request's
+``actions``, from the rules it enforces)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from axcenter.model.access import Role
 from axcenter.service import allocations
 from axcenter.service.center import Center
 from axcenter.service.errors import InvalidInput
 from axcenter.service.requests import get_request, list_requests
-from axcenter.service.schemas import ApproveIn, RequestOut
+from axcenter.service.schemas import ApproveIn
 from axcenter.web.render import page
-from axcenter.web.session import FormViewer, PageViewer, Viewer
+from axcenter.web.session import FormViewer, PageViewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-
-OPEN = ("submitted", "in_review")
 
 
 @router.get("/requests")
@@ -31,15 +29,6 @@ def requests_page(request: Request, viewer: PageViewer, status: str | None = Non
     return page(
         request, viewer, "requests.html", lang=viewer.lang, requests=items, stage=status or ""
     )
-
-
-def _may_review(viewer: Viewer, req: RequestOut) -> bool:
-    assigned = viewer.who.name in req.reviewers
-    return req.status == "in_review" and (viewer.role is Role.OPERATOR or assigned)
-
-
-def _may_decide(viewer: Viewer, req: RequestOut) -> bool:
-    return req.status in OPEN and viewer.oversees
 
 
 @router.get("/requests/{request_id}")
@@ -52,8 +41,8 @@ def request_page(request: Request, viewer: PageViewer, request_id: str) -> HTMLR
         "request.html",
         lang=viewer.lang,
         req=req,
-        may_review=_may_review(viewer, req),
-        may_decide=_may_decide(viewer, req),
+        may_review="review" in (req.actions or ()),
+        may_decide="decide" in (req.actions or ()),
     )
 
 
