@@ -31,7 +31,9 @@ S = JobState
 
 @pytest.fixture
 def executor() -> Iterator[LocalExecutor]:
-    ex = LocalExecutor([NodeInventory("gpu-01", "H100", 4, 64, 512_000, logical=True)], print)
+    ex = LocalExecutor(
+        [NodeInventory("gpu-01", "H100", 4, 64, 512_000, logical=True)], lambda report: None
+    )
     yield ex
     ex.close(grace_s=0.5)
 

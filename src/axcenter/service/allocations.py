@@ -226,7 +226,7 @@ def review_tx(
     """An assigned reviewer's score (1..5) and comment; a later review by the same
     reviewer supersedes the earlier one in the mean, both stay in the history."""
     row, _ = find_request(session, who, request_id, "request.review")
-    _expect(row, STEPS["review"][1], "reviewed")
+    _expect(row, STEPS["review"].statuses, "reviewed")
     if not 1 <= score <= 5:
         raise InvalidInput("score", "must be between 1 and 5")
     _event(session, who, row, "reviewed", now, score=score, comment=comment)
@@ -267,7 +267,7 @@ def approve_tx(
 ) -> RequestOut:
     """Approve inside the caller's transaction; the grant changes with it."""
     row, project = find_request(session, who, request_id, "request.decide")
-    _expect(row, STEPS["decide"][1], "approved")
+    _expect(row, STEPS["decide"].statuses, "approved")
     granted: dict[str, int] | None = None
     if row.kind in ("new", "topup"):
         granted = _granted_items(row, body.items)
@@ -316,7 +316,7 @@ def _decide(
     now = utcnow()
     with center.store.write() as session:
         row, _ = find_request(session, who, request_id, "request.decide")
-        _expect(row, STEPS["decide"][1], verb)
+        _expect(row, STEPS["decide"].statuses, verb)
         row.status = status
         _event(session, who, row, status, now, comment=comment)
         session.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from statistics import fmean
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OPEN",
     "STEPS",
+    "Step",
     "find_request",
     "get_request",
     "list_requests",
@@ -60,7 +61,11 @@ def when(moment: datetime) -> str:
 
 
 def request_out(
-    session: Session, row: orm.AllocationRequest, *, events: bool = False
+    session: Session,
+    row: orm.AllocationRequest,
+    *,
+    events: bool = False,
+    actions: list[str] | None = None,
 ) -> RequestOut:
     project = session.get(orm.Project, row.project_id)
     program = session.get(orm.Program, row.program_id)
@@ -113,6 +118,7 @@ def request_out(
         ]
         if events
         else None,
+        actions=actions,
     )
 
 
@@ -148,31 +154,49 @@ def list_requests(
 
 #: statuses of a request still on its way to a decision
 OPEN = ("submitted", "in_review")
-#: each step on a request: the access rule it needs and the statuses that admit it
-#: (``service.allocations`` checks both on every step; ``actions`` answers from the same)
-STEPS: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "review": ("request.review", ("in_review",)),
-    "decide": ("request.decide", OPEN),
+
+
+class Step(NamedTuple):
+    """A step on a request: the access rule it needs and the statuses that admit it."""
+
+    rule: str
+    statuses: tuple[str, ...]
+
+
+#: ``service.allocations`` checks both on every step; a request's ``actions`` answer
+#: from the same table
+STEPS: Mapping[str, Step] = {
+    "review": Step("request.review", ("in_review",)),
+    "decide": Step("request.decide", OPEN),
 }
 
 
 def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
     """A request with its whole history and the steps the caller may take now."""
     with center.store.read() as session:
-        row, project = find_request(session, who, request_id, "request.read", lock=False)
+        row, project = _lookup(session, request_id, lock=False)
         target = request_target(session, row, project)
+        require(who, "request.read", target, request_id)
         actions = [
-            step
-            for step, (rule, statuses) in STEPS.items()
-            if row.status in statuses and allowed(who, rule, target)
+            name
+            for name, step in STEPS.items()
+            if row.status in step.statuses and allowed(who, step.rule, target)
         ]
-        return request_out(session, row, events=True).model_copy(update={"actions": actions})
+        return request_out(session, row, events=True, actions=actions)
 
 
 def find_request(
     session: Session, who: Principal, request_id: str, action: str, *, lock: bool = True
 ) -> tuple[orm.AllocationRequest, orm.Project]:
     """The request (locked for the step) if ``who`` may ``action`` it: 404, then 403."""
+    row, project = _lookup(session, request_id, lock=lock)
+    require(who, action, request_target(session, row, project), request_id)
+    return row, project
+
+
+def _lookup(
+    session: Session, request_id: str, *, lock: bool
+) -> tuple[orm.AllocationRequest, orm.Project]:
     query = select(orm.AllocationRequest).where(orm.AllocationRequest.id == request_id)
     if lock:
         query = query.with_for_update()
@@ -180,7 +204,6 @@ def find_request(
     project = session.get(orm.Project, row.project_id) if row is not None else None
     if row is None or project is None:
         raise NotFound(f"no request {request_id!r}")
-    require(who, action, request_target(session, row, project), request_id)
     return row, project
 
 
