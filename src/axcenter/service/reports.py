@@ -30,7 +30,6 @@ from axcenter.model.access import Principal, Role
 from axcenter.service.access import visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import (
-    BurndownDayOut,
     BurndownOut,
     UsageReportOut,
     UsageRowOut,
@@ -144,32 +143,8 @@ def burndown(
         if program_id is None:
             raise NotFound(f"no program {program_ref!r}")
         b = program_burndown(session, program_id, _aware(now) or utcnow())
-    return BurndownOut(
-        program_id=b.program_id,
-        program=b.program,
-        budget_won=b.budget_won,
-        granted_won=b.granted_won,
-        charged_won=b.charged_won,
-        public_won=b.public_won,
-        copay_won=b.copay_won,
-        remaining_won=b.remaining_won,
-        rate_won_per_day=b.rate_won_per_day,
-        forecast=b.forecast,
-        starts_at=b.starts_at,
-        ends_at=b.ends_at,
-        now=b.now,
-        days=[
-            BurndownDayOut(
-                day=d.day,
-                charged_won=d.charged_won,
-                public_won=d.public_won,
-                cumulative_charged_won=d.cumulative_charged_won,
-                cumulative_public_won=d.cumulative_public_won,
-                remaining_won=d.remaining_won,
-            )
-            for d in b.days
-        ],
-    )
+    # the domain value and the API shape have the same fields (days: a tuple -> a list)
+    return BurndownOut.model_validate(b, from_attributes=True)
 
 
 # -- CSV ------------------------------------------------------------------------------------
