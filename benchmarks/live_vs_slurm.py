@@ -6,7 +6,10 @@ use; if it cannot be, only axcenter's figures are printed). Workloads:
 
   latency      submit-to-start on an idle cluster: runs x samples, jittered gaps; the job
                writes its own start time (`date +%s.%N`), as Slurm's bench does
-  submit_http  N sequential HTTP submissions from one client, queue held and live
+  submit_http  N sequential HTTP submissions from one client, queue held and live: a
+               lean keep-alive client (the standard library's http.client, ~0.3 ms of its
+               own per request here, as sbatch is a C program), and axcenter's Python
+               client (`axcenter.client`, over httpx: ~0.9 ms of its own per request)
   submit_cli   the same with one `axc submit` process per job (fewer jobs: it is slow)
   array        one array of N tasks; its submit time and first submit to queue empty
   drain        N one-second jobs on 32 and on 8 GPUs; efficiency = ideal / drain time
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+from axcenter.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SLURM = ROOT.parent / "shared" / "peers" / "slurm"
@@ -208,25 +215,57 @@ def ax_latency(store: str, runs: int, samples: int, jitter: float) -> dict[str, 
     return {"median_s": statistics.median(out), "p90_s": pct(out, 0.9), "n": len(out)}
 
 
-def ax_submit_http(store: str, n: int, held: bool) -> dict[str, float]:
+def ax_submit_http(store: str, n: int, held: bool, client: str = "http") -> dict[str, float]:
+    """``client``: "http" (one keep-alive connection of http.client) or "python"."""
+    poster = lean_poster if client == "http" else python_poster
     with Center("H100:8x4", store) as center, center.client() as api:
         if held:
             center.hold(api, 32)
         body = job(["true"])
         times = []
-        t0 = time.perf_counter()
-        for _ in range(n):
-            t = time.perf_counter()
-            r = api.post("/jobs", json=body)
-            times.append(time.perf_counter() - t)
-            if r.status_code != 201:
-                raise RuntimeError(r.text)
-        wall = time.perf_counter() - t0
+        with poster(center) as post:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                t = time.perf_counter()
+                post(body)
+                times.append(time.perf_counter() - t)
+            wall = time.perf_counter() - t0
     return {
         "jobs_per_s": n / wall,
         "p50_ms": pct(times, 0.5) * 1000,
         "p99_ms": pct(times, 0.99) * 1000,
     }
+
+
+Poster = Callable[[dict[str, Any]], None]
+
+
+@contextlib.contextmanager
+def lean_poster(center: Center) -> Iterator[Poster]:
+    """POST /jobs on one keep-alive connection, checking each answer is a 201."""
+    conn = http.client.HTTPConnection("127.0.0.1", center.port, timeout=120)
+    headers = {"Authorization": f"Bearer {center.token}", "Content-Type": "application/json"}
+
+    def post(body: dict[str, Any]) -> None:
+        conn.request("POST", "/api/v1/jobs", json.dumps(body), headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        if answer.status != 201:
+            raise RuntimeError(data.decode())
+
+    with contextlib.closing(conn):
+        yield post
+
+
+@contextlib.contextmanager
+def python_poster(center: Center) -> Iterator[Poster]:
+    """``Client.submit_job``: what a script using axcenter's Python client does."""
+    with Client(center.url, center.token) as client:
+
+        def post(body: dict[str, Any]) -> None:
+            client.submit_job(**body)  # raises ApiError unless accepted
+
+        yield post
 
 
 def ax_submit_cli(store: str, n: int) -> dict[str, float]:
@@ -450,26 +489,16 @@ def main() -> None:
     with err.status("axcenter: sequential HTTP submissions"):
         held = ax_submit_http(args.store, n, held=True)
         live = ax_submit_http(args.store, n, held=False)
+        py_held = ax_submit_http(args.store, n, held=True, client="python")
+        py_live = ax_submit_http(args.store, n, held=False, client="python")
     sq = slurm("--only", "submit_loop_queued", "--runs", "1", "-n", str(n)) if use_slurm else []
     sv = slurm("--only", "submit_loop", "--runs", "1", "-n", str(n)) if use_slurm else []
-    add(
-        Row(
-            "submit_http_queued",
-            held["jobs_per_s"],
-            first(sq, "submit_loop", "jobs_per_s_median", mode="queued"),
-            "jobs/s",
-            True,
-        )
-    )
-    add(
-        Row(
-            "submit_http_live",
-            live["jobs_per_s"],
-            first(sv, "submit_loop", "jobs_per_s_median", mode="live"),
-            "jobs/s",
-            True,
-        )
-    )
+    sbatch_queued = first(sq, "submit_loop", "jobs_per_s_median", mode="queued")
+    sbatch_live = first(sv, "submit_loop", "jobs_per_s_median", mode="live")
+    add(Row("submit_http_queued", held["jobs_per_s"], sbatch_queued, "jobs/s", True))
+    add(Row("submit_http_live", live["jobs_per_s"], sbatch_live, "jobs/s", True))
+    add(Row("submit_pyclient_queued", py_held["jobs_per_s"], sbatch_queued, "jobs/s", True))
+    add(Row("submit_pyclient_live", py_live["jobs_per_s"], sbatch_live, "jobs/s", True))
 
     with err.status("axcenter: sequential CLI submissions"):
         cli = ax_submit_cli(args.store, 20 if quick else 100)
@@ -477,7 +506,7 @@ def main() -> None:
         Row(
             "submit_cli_queued",
             cli["jobs_per_s"],
-            first(sq, "submit_loop", "jobs_per_s_median", mode="queued"),
+            sbatch_queued,
             "jobs/s",
             True,
         )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from axcenter.store import orm
@@ -25,17 +25,21 @@ def writes(store: Store) -> Iterator[GroupCommit]:
     gc.close()
 
 
-def add_org(name: str) -> Callable[[Session], str]:
-    def work(session: Session) -> str:
-        return create_organization(session, name).id
+def add_org(name: str) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        with Session(bind=conn) as session:
+            org = create_organization(session, name)
+            session.flush()
+            return org.id
 
     return work
 
 
-def fail_after_writing(name: str) -> Callable[[Session], str]:
-    def work(session: Session) -> str:
-        create_organization(session, name)
-        session.flush()
+def fail_after_writing(name: str) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        with Session(bind=conn) as session:
+            create_organization(session, name)
+            session.flush()
         raise ValueError(f"{name} is refused")
 
     return work
@@ -110,10 +114,10 @@ def test_what_queues_while_the_writer_commits_goes_in_its_next_batch(
 ) -> None:
     running, proceed = threading.Event(), threading.Event()
 
-    def slow(session: Session) -> str:
+    def slow(conn: Connection) -> str:
         running.set()
         proceed.wait(30)
-        return create_organization(session, "slow").id
+        return add_org("slow")(conn)
 
     with ThreadPoolExecutor(11) as pool:
         first = pool.submit(writes.run, slow)

@@ -5,7 +5,7 @@ Every test runs on SQLite and PostgreSQL through the ``store`` fixture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 
@@ -159,6 +159,38 @@ def test_insert_jobs_writes_pending_jobs_and_their_first_event(store: Store, see
         assert (row.state, row.attempts, row.reason) == ("pending", 0, None)
         assert (row.command, row.env, row.gpu_types) == (job.command, job.env, job.gpu_types)
         assert events(store, job.id) == [(None, "pending")]
+
+
+def test_insert_jobs_writes_what_sqlalchemy_would(store: Store, seed: Seed) -> None:
+    """The precompiled driver insert (types' bind processors, column defaults) stores the
+    same values as SQLAlchemy's own insert of the same row, on either database."""
+    ours, theirs = new_job(seed, key="k1"), new_job(seed, key="k2")
+    ours = replace(ours, array_id="arr_1", array_index=7, env={"B": "ü €"}, gpu_types=[])
+    theirs = replace(theirs, array_id="arr_1", array_index=7, env={"B": "ü €"}, gpu_types=[])
+    with store.write() as session:
+        insert_jobs(session, [ours])
+        session.add(
+            orm.Job(
+                **{f: getattr(theirs, f) for f in NewJob.__dataclass_fields__},
+                state="pending",
+            )
+        )
+        session.add(
+            orm.JobEvent(job_id=theirs.id, at=T0, to_state="pending", reason="submitted")
+        )
+    a, b = job_row(store, ours.id), job_row(store, theirs.id)
+    differ = {
+        c.key: (getattr(a, c.key), getattr(b, c.key))
+        for c in orm.Job.__table__.columns
+        if c.key not in ("id", "idempotency_key") and getattr(a, c.key) != getattr(b, c.key)
+    }
+    assert differ == {}
+    assert a.submitted_at == T0 and a.submitted_at.tzinfo is not None
+    with store.read() as session:
+        ats = session.scalars(
+            select(orm.JobEvent.at).where(orm.JobEvent.job_id.in_([ours.id, theirs.id]))
+        ).all()
+    assert ats == [T0, T0]
 
 
 def test_insert_no_jobs_is_a_no_op(store: Store, seed: Seed) -> None:

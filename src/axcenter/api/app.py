@@ -39,9 +39,9 @@ def create_app(center: Center) -> FastAPI:
         description="Operating platform of a shared AI computing center.",
     )
     app.state.center = center
+    app.include_router(jobs.router, prefix="/api/v1")  # first: routes are tried in order
     app.include_router(projects.router, prefix="/api/v1")
     app.include_router(people.router, prefix="/api/v1")
-    app.include_router(jobs.router, prefix="/api/v1")
     app.include_router(charges.router, prefix="/api/v1")
     app.include_router(cluster.router, prefix="/api/v1")
     app.include_router(policy.router, prefix="/api/v1")

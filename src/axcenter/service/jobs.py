@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, union_all
+from sqlalchemy import Connection, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,13 +89,14 @@ _Written = tuple[list["Submitted"], list[NewJob]]
 
 def _submission(
     center: Center, who: Principal, requests: Sequence[JobIn]
-) -> Callable[[Session], _Written]:
+) -> Callable[[Connection], _Written]:
     """The write of a submission, safe to run again after a rollback (group commit)."""
     nodes = list(center.control.state.nodes.values())
 
-    def work(session: Session) -> _Written:
-        results, new = _prepare(center, session, who, requests, nodes, utcnow())
-        insert_jobs(session, new)
+    def work(conn: Connection) -> _Written:
+        with Session(bind=conn) as session:  # reads only (idempotency keys, projects)
+            results, new = _prepare(center, session, who, requests, nodes, utcnow())
+        insert_jobs(conn, new)
         return results, new
 
     return work

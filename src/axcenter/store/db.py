@@ -22,13 +22,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
 
-__all__ = ["Store", "WriteBusy", "make_engine"]
+__all__ = ["Store", "WriteBusy", "make_engine", "note_changed"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -114,6 +114,27 @@ class Store:
             if self.is_sqlite:
                 self._write_lock.release()
 
+    @contextmanager
+    def write_connection(self, *, wait: bool = True) -> Iterator[Connection]:
+        """``write`` without the ORM: a Core connection whose transaction commits on
+        success. For the submission path (``store.group_commit``), where a session's own
+        bookkeeping cost as much as the inserts. Mark what it writes with ``note_changed``.
+        """
+        if self.is_sqlite and not self._write_lock.acquire(blocking=wait):
+            raise WriteBusy("another write transaction is running")
+        try:
+            changed: set[str] | None = None
+            with self.engine.begin() as conn:
+                try:
+                    yield conn
+                finally:  # the info belongs to the pooled DBAPI connection: never leave it
+                    changed = conn.info.pop(_CHANGED, None)
+            if changed:
+                self._count_changes(changed)
+        finally:
+            if self.is_sqlite:
+                self._write_lock.release()
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -137,12 +158,21 @@ class Store:
     def _committed(self, session: Session) -> None:
         changed: set[str] | None = session.info.pop(_CHANGED, None)
         if changed:
-            with self._caches_lock:
-                for table in changed:
-                    self._versions[table] = self._versions.get(table, 0) + 1
+            self._count_changes(changed)
+
+    def _count_changes(self, tables: Iterable[str]) -> None:
+        with self._caches_lock:
+            for table in tables:
+                self._versions[table] = self._versions.get(table, 0) + 1
 
 
 _CHANGED = "axc_changed_tables"
+
+
+def note_changed(target: Session | Connection, *tables: str) -> None:
+    """Count ``tables`` as changed when ``target``'s transaction commits: for writes that
+    bypass the ORM (a session notes its own flushes and statements)."""
+    target.info.setdefault(_CHANGED, set()).update(tables)
 
 
 def _note_flushed(session: Session, _context: Any, _instances: Any) -> None:

@@ -15,11 +15,13 @@ Requests are therefore gathered where they arrive:
 
 Each caller waits for its own result, so an acknowledgement still means *committed*.
 
-A piece of work is a function of the session. If one of a batch fails, the batch is
-rolled back and each piece is run again in a transaction of its own, so a bad request
-fails alone and the others' results are exactly what they would have been alone. Work
-must therefore be safe to run again after a rollback: compute everything from the
-session, touch nothing outside it.
+A piece of work is a function of a Core connection in the batch's transaction (not of
+an ORM session, whose bookkeeping would cost as much as a submission's inserts; a piece
+that reads through the ORM opens a session on that connection). If one of a batch fails,
+the batch is rolled back and each piece is run again in a transaction of its own, so a
+bad request fails alone and the others' results are exactly what they would have been
+alone. Work must therefore be safe to run again after a rollback: compute everything
+from the connection, touch nothing outside it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from axcenter.store.db import Store, WriteBusy
 
@@ -41,7 +43,7 @@ __all__ = ["GroupCommit"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[Session], Any]
+Work = Callable[[Connection], Any]
 #: called with (result, None) once committed, or (None, error)
 Settle = Callable[[Any, BaseException | None], None]
 Entry = tuple[Work, Settle]
@@ -83,14 +85,14 @@ class GroupCommit:
 
     # -- callers ------------------------------------------------------------------------
 
-    def run(self, work: Callable[[Session], T]) -> T:
+    def run(self, work: Callable[[Connection], T]) -> T:
         """``work`` committed (with whatever else was queued); its result or its error."""
         future: Future[T] = Future()
         future.set_running_or_notify_cancel()
         self._hand_over([(work, _settle_future(future))])
         return future.result()
 
-    async def arun(self, work: Callable[[Session], T]) -> T:
+    async def arun(self, work: Callable[[Connection], T]) -> T:
         """``run`` for the event loop: joins this turn's batch; never blocks the loop."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -144,8 +146,8 @@ class GroupCommit:
         """Run ``batch`` in one transaction and settle each entry. ``busy``: what to do
         with the batch instead of waiting when another thread is writing (None: wait)."""
         try:
-            with self.store.write(wait=busy is None) as session:
-                results = [work(session) for work, _ in batch]
+            with self.store.write_connection(wait=busy is None) as conn:
+                results = [work(conn) for work, _ in batch]
         except WriteBusy:
             assert busy is not None
             busy(batch)
