@@ -137,18 +137,19 @@ class DriverInsert:
     defaults: tuple[Any, ...]  # the value of a column a row leaves out
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        columns = tuple(zip(self.names, self.binds, self.defaults, strict=True))
+        defaults = tuple(zip(self.names, self.defaults, strict=True))
+        processed = [(i, bind) for i, bind in enumerate(self.binds) if bind is not None]
         params: list[Any] = []
         for row in rows:
+            values = [row.get(name, default) for name, default in defaults]
             try:
-                values = tuple(
-                    value if bind is None else bind(value)
-                    for name, bind, default in columns
-                    for value in (row.get(name, default),)
-                )
+                for i, bind in processed:
+                    values[i] = bind(values[i])
             except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a bad value
                 raise StatementError(str(exc), self.sql, dict(row), exc) from exc
-            params.append(values if self.positional else dict(zip(self.names, values, strict=True)))
+            params.append(
+                tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+            )
         conn.exec_driver_sql(self.sql, params[0] if len(params) == 1 else params)
 
 
