@@ -217,13 +217,17 @@ def ax_latency(store: str, runs: int, samples: int, jitter: float) -> dict[str, 
 
 def ax_submit_http(store: str, n: int, held: bool, client: str = "http") -> dict[str, float]:
     """``client``: "http" (one keep-alive connection of http.client) or "python"."""
-    poster = lean_poster if client == "http" else python_poster
     with Center("H100:8x4", store) as center, center.client() as api:
         if held:
             center.hold(api, 32)
         body = job(["true"])
         times = []
-        with poster(center) as post:
+        poster = (
+            lean_poster(center.port, token=center.token)
+            if client == "http"
+            else python_poster(center)
+        )
+        with poster as post:
             t0 = time.perf_counter()
             for _ in range(n):
                 t = time.perf_counter()
@@ -241,13 +245,15 @@ Poster = Callable[[dict[str, Any]], None]
 
 
 @contextlib.contextmanager
-def lean_poster(center: Center) -> Iterator[Poster]:
-    """POST /jobs on one keep-alive connection, checking each answer is a 201."""
-    conn = http.client.HTTPConnection("127.0.0.1", center.port, timeout=120)
-    headers = {"Authorization": f"Bearer {center.token}", "Content-Type": "application/json"}
+def lean_poster(port: int, path: str = "/api/v1/jobs", token: str = "") -> Iterator[Poster]:
+    """POST ``path`` on one keep-alive connection, checking each answer is a 201."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
 
     def post(body: dict[str, Any]) -> None:
-        conn.request("POST", "/api/v1/jobs", json.dumps(body), headers)
+        conn.request("POST", path, json.dumps(body), headers)
         answer = conn.getresponse()
         data = answer.read()
         if answer.status != 201:

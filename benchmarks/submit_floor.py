@@ -1,25 +1,29 @@
 """How close axcenter's submission path is to the floor of this machine (issue 8).
 
-One sequential httpx client (the transport of axcenter's Python client) posts the same
-job N times to three servers, each a separate `uvicorn` process, in one run:
+One sequential client posts the same job N times to three servers, each a separate
+`uvicorn` process, in one run. The client is one keep-alive connection of the standard
+library's http.client, as live_vs_slurm.py's first figure (`--client httpx`: httpx, the
+transport of axcenter's Python client, whose own cost per request is about 3x larger):
 
   empty    a bare ASGI app that answers 201 with a fixed body: HTTP and the client alone
   durable  a bare ASGI app that parses the body and commits it, with the standard
            library's sqlite3, as a job row and its first event into axcenter's own schema
-           (WAL, synchronous=NORMAL, as axcenter's store): the least a durable
-           acknowledgement costs in Python here
+           (WAL, synchronous=NORMAL, as axcenter's store), or with psycopg into a fresh
+           PostgreSQL schema (--store postgresql): the least a durable acknowledgement
+           costs in Python here
   axcenter `axc up` (as benchmarks/live_vs_slurm.py runs it), every GPU held, so the
            submissions wait: authentication, validation, group commit, scheduler wake-up
 
 Each server is measured twice, alternating, and the better figure kept. Prints one JSON
 object per line ({"server", "jobs_per_s", "of_empty", "of_durable"}) and a Rich table.
 
-    .venv/bin/python benchmarks/submit_floor.py [-n 2000]
+    .venv/bin/python benchmarks/submit_floor.py [-n 2000] [--client http|httpx] [--store postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -27,8 +31,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,21 +64,48 @@ def _empty_app() -> Any:
     return app
 
 
-def _durable_app(db: Path) -> Any:
+def _durable_app(db: str) -> Any:
+    """``db``: a SQLite file, or ``postgresql:SCHEMA`` (a fresh schema of the bench's
+    PostgreSQL database): the driver's own connection, one transaction per request."""
     from axcenter.store.db import Store  # noqa: PLC0415 (only in the server process)
 
-    Store(f"sqlite:///{db}").migrate()  # axcenter's schema, with all its indexes
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("INSERT INTO organizations (id, name, created_at) VALUES ('o', 'o', '2026')")
+    conn: Any
+    if db.startswith("postgresql:"):
+        import psycopg  # noqa: PLC0415
+
+        schema = db.split(":", 1)[1]
+        Store(live.PG_URL, schema).migrate()  # axcenter's schema, with all its indexes
+        conn = psycopg.connect(
+            live.PG_URL.replace("+psycopg", ""), options=f"-csearch_path={schema}"
+        )
+        mark = "%s"
+    else:
+        Store(f"sqlite:///{db}").migrate()
+        conn = sqlite3.connect(db)  # transactions begin implicitly, as psycopg's do
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        mark = "?"
+    created = "'2026-01-01T00:00:00+00:00'"
+    conn.execute(f"INSERT INTO organizations (id, name, created_at) VALUES ('o', 'o', {created})")
     conn.execute(
         "INSERT INTO projects (id, name, organization_id, sector, created_at)"
-        " VALUES ('p', 'p', 'o', 'manufacturing', '2026')"
+        f" VALUES ('p', 'p', 'o', 'manufacturing', {created})"
     )
     conn.execute(
         "INSERT INTO users (id, name, organization_id, role, active, created_at)"
-        " VALUES ('u', 'u', 'o', 'member', 1, '2026')"
+        f" VALUES ('u', 'u', 'o', 'member', TRUE, {created})"
+    )
+    conn.commit()
+    insert_job = (
+        "INSERT INTO jobs (id, project_id, user_id, name, command, workdir, env,"
+        " gpus_per_node, nodes, cpus_per_node, memory_mb_per_node, time_limit_s,"
+        " priority, gpu_types, state, submitted_at, attempts, borrowed)"
+        f" VALUES ({mark}, 'p', 'u', '', {mark}, '/tmp', '{{}}', {mark}, 1, 1, 1024, 3600, 0,"
+        f" '[]', 'pending', {mark}, 0, FALSE)"
+    )
+    insert_event = (
+        "INSERT INTO job_events (job_id, at, to_state, reason)"
+        f" VALUES ({mark}, {mark}, 'pending', 'submitted')"
     )
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -89,21 +120,9 @@ def _durable_app(db: Path) -> Any:
         req = json.loads(body)
         job_id = "job_" + uuid.uuid4().hex[:16]
         now = datetime.now(UTC).isoformat()
-        conn.execute("BEGIN")
-        conn.execute(
-            "INSERT INTO jobs (id, project_id, user_id, name, command, workdir, env,"
-            " gpus_per_node, nodes, cpus_per_node, memory_mb_per_node, time_limit_s,"
-            " priority, gpu_types, state, submitted_at, attempts)"
-            " VALUES (?, 'p', 'u', '', ?, '/tmp', '{}', ?, 1, 1, 1024, 3600, 0, '[]',"
-            " 'pending', ?, 0)",
-            (job_id, json.dumps(req["command"]), req["gpus_per_node"], now),
-        )
-        conn.execute(
-            "INSERT INTO job_events (job_id, at, to_state, reason)"
-            " VALUES (?, ?, 'pending', 'submitted')",
-            (job_id, now),
-        )
-        conn.execute("COMMIT")
+        conn.execute(insert_job, (job_id, json.dumps(req["command"]), req["gpus_per_node"], now))
+        conn.execute(insert_event, (job_id, now))
+        conn.commit()
         await send(
             {
                 "type": "http.response.start",
@@ -116,7 +135,7 @@ def _durable_app(db: Path) -> Any:
     return app
 
 
-def serve(kind: str, port: int, db: Path) -> None:
+def serve(kind: str, port: int, db: str) -> None:
     import uvicorn  # noqa: PLC0415
 
     app = _empty_app() if kind == "empty" else _durable_app(db)
@@ -126,24 +145,39 @@ def serve(kind: str, port: int, db: Path) -> None:
 # -- the client ------------------------------------------------------------------------
 
 
-def post_loop(url: str, headers: dict[str, str], n: int) -> float:
+def post_loop(port: int, path: str, token: str, n: int, client: str) -> float:
     """Sequential submissions per second, after 100 untimed ones."""
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as api:
+    if client == "http":
+        poster = live.lean_poster(port, path, token)
+    else:
+        poster = httpx_poster(port, path, token)
+    with poster as post:
         for _ in range(100):
-            api.post("/jobs", json=BODY).raise_for_status()
+            post(BODY)
         t0 = time.perf_counter()
         for _ in range(n):
-            r = api.post("/jobs", json=BODY)
-            if r.status_code != 201:
-                raise RuntimeError(r.text)
+            post(BODY)
         return n / (time.perf_counter() - t0)
 
 
-def bare(kind: str, n: int) -> float:
+@contextlib.contextmanager
+def httpx_poster(port: int, path: str, token: str) -> Iterator[live.Poster]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as api:
+
+        def post(body: dict[str, Any]) -> None:
+            r = api.post(path, json=body)
+            if r.status_code != 201:
+                raise RuntimeError(r.text)
+
+        yield post
+
+
+def bare(kind: str, n: int, client: str, store: str) -> float:
     port = live.free_port()
-    with tempfile.TemporaryDirectory(prefix="axc-floor-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="axc-floor-") as tmp, database(store, tmp) as db:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", kind, "--port", str(port), "--db", f"{tmp}/f.db"]
+            [sys.executable, __file__, "--serve", kind, "--port", str(port), "--db", db]
         )
         try:
             deadline = time.monotonic() + 60
@@ -155,25 +189,48 @@ def bare(kind: str, n: int) -> float:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"the {kind} server did not start") from None
                     time.sleep(0.05)
-            return post_loop(f"http://127.0.0.1:{port}", {}, n)
+            return post_loop(port, "/jobs", "", n, client)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
 
-def axcenter(n: int) -> float:
+@contextlib.contextmanager
+def database(store: str, tmp: str) -> Iterator[str]:
+    """The bare durable server's database: a file in ``tmp``, or a PostgreSQL schema."""
+    if store == "sqlite":
+        yield f"{tmp}/f.db"
+        return
+    import psycopg  # noqa: PLC0415
+
+    schema = f"axc_floor_{uuid.uuid4().hex[:8]}"
+    try:
+        yield f"postgresql:{schema}"
+    finally:
+        with psycopg.connect(live.PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def axcenter(n: int, client: str, store: str) -> float:
     live.WORKDIR.mkdir(exist_ok=True)
-    with live.Center("H100:8x4", "sqlite") as center, center.client() as api:
+    with live.Center("H100:8x4", store) as center, center.client() as api:
         center.hold(api, 32)
-        return post_loop(f"{center.url}/api/v1", {"Authorization": f"Bearer {center.token}"}, n)
+        return post_loop(center.port, "/api/v1/jobs", center.token, n, client)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument(
+        "--client",
+        choices=["http", "httpx"],
+        default="http",
+        help="http: one keep-alive http.client connection (live_vs_slurm's); httpx: httpx",
+    )
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--serve", choices=["empty", "durable"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.db)
@@ -182,13 +239,15 @@ def main() -> None:
     best: dict[str, float] = {}
     for round_ in (1, 2):
         for name, measure in (
-            ("empty", lambda: bare("empty", args.n)),
-            ("durable", lambda: bare("durable", args.n)),
-            ("axcenter", lambda: axcenter(args.n)),
+            ("empty", lambda: bare("empty", args.n, args.client, args.store)),
+            ("durable", lambda: bare("durable", args.n, args.client, args.store)),
+            ("axcenter", lambda: axcenter(args.n, args.client, args.store)),
         ):
             with err.status(f"{name}, round {round_}"):
                 best[name] = max(best.get(name, 0.0), measure())
-    table = Table(title=f"sequential HTTP submissions, one httpx client, n={args.n}")
+    table = Table(
+        title=f"sequential HTTP submissions, one {args.client} client, {args.store}, n={args.n}"
+    )
     for column in ("server", "jobs/s", "of empty", "of durable"):
         table.add_column(column, justify="left" if column == "server" else "right")
     for name, rate in best.items():

@@ -117,6 +117,40 @@ def test_cancel_running_job(client: TestClient, tenants: Tenants, center: Center
     assert "already ended" in again.json()["detail"]
 
 
+def test_a_job_that_cannot_start_waits_for_the_next_event_without_a_cycle(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    """Every GPU is held: a submission that can neither start nor reclaim (the latest
+    cycle's start hint says so) joins the next cycle without waking the loop. Its reason
+    is known at once, and the exit of a holder starts it."""
+    alice = tenants.alice
+    center.control.safety_cycle_s = 3600.0  # from the next wait on: no timer cycle here
+    hogs = [
+        submit(client, alice, command=["sleep", "60"], gpus_per_node=n, gpu_types=[t])
+        for n, t in ((2, "A100"), (4, "H100"))
+    ]
+    for hog in hogs:
+        for _ in range(200):
+            if wait(client, alice, hog["id"], timeout=0.05)["state"] == "running":
+                break
+    for _ in range(200):  # the cycle that started the last one publishes its hint
+        hint = center.control.start_hint
+        if hint is not None and hint.free_gpus == 0:
+            break
+        wait(client, alice, hogs[0]["id"], timeout=0.05)
+    assert hint is not None and hint.free_gpus == 0 and not hint.may_reclaim
+
+    cycles = center.control.cycles
+    waiting = submit(client, alice, command=["true"], gpus_per_node=2, gpu_types=["A100"])
+    shown = client.get(f"/api/v1/jobs/{waiting['id']}", headers=alice.headers).json()
+    assert (shown["state"], shown["reason"]) == ("pending", "resources")
+    assert center.control.state.reason(waiting["id"]) is None  # no cycle has taken it
+    assert center.control.cycles == cycles
+    client.post(f"/api/v1/jobs/{hogs[0]['id']}/cancel", headers=alice.headers)
+    assert wait(client, alice, waiting["id"])["state"] == "succeeded"
+    client.post(f"/api/v1/jobs/{hogs[1]['id']}/cancel", headers=alice.headers)
+
+
 def test_waiting_job_has_a_reason_and_can_be_cancelled(
     client: TestClient, tenants: Tenants, center: Center
 ) -> None:

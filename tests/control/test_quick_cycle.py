@@ -1,6 +1,10 @@
 """``ClusterState.cannot_start``: when a cycle woken only by submissions may skip the
 scheduler. Skipping must never hide a start or a reclaim: in every case where it says the
-new jobs cannot start, a full plan on the same state admits and preempts nothing."""
+new jobs cannot start, a full plan on the same state admits and preempts nothing.
+
+``StartHint`` decides the same thing on the API thread, from the latest cycle, to spare
+the loop a wake-up: it may wake the loop where ``cannot_start`` would skip, never the
+reverse."""
 
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ class Case:
     nominal: dict[str, int] = field(default_factory=lambda: {"prj_a": 4})
     intra_project: bool = False
     cannot_start: bool = True
+    #: the hint wakes the loop although nothing can start (it does not look at types)
+    hint_wakes_anyway: bool = False
 
 
 def on(devices: range) -> list[tuple[str, list[int]]]:
@@ -61,11 +67,17 @@ CASES = [
         pending("new", gpus=2),
         nominal={"prj_a": 2, "prj_b": 6},
     ),
-    Case("full, within quota of another type only", A2_B6, pending("new", types=["A100"])),
+    Case(
+        "full, within quota of another type only",
+        A2_B6,
+        pending("new", types=["A100"]),
+        hint_wakes_anyway=True,
+    ),
     Case(
         "full, within quota, the job is larger than the quota left",
         A2_B6,
         pending("new", gpus=3),
+        hint_wakes_anyway=True,
     ),
     Case(
         "full, within quota, its own lower priority work runs, intra-project preemption on",
@@ -80,6 +92,14 @@ CASES = [
         A4_LOW_B4,
         pending("new", gpus=2, priority=5),
         nominal={"prj_a": 8, "prj_b": 4},
+    ),
+    Case(
+        "full, within quota, its own work of the same priority runs, intra-project on",
+        A4_LOW_B4,
+        pending("new", gpus=2, priority=0),
+        nominal={"prj_a": 8, "prj_b": 4},
+        intra_project=True,
+        hint_wakes_anyway=True,
     ),
     Case(
         "full of its own lower priority work, but above its quota",
@@ -118,8 +138,17 @@ def test_cannot_start(case: Case) -> None:
         assert decided.admissions or decided.preemptions
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_start_hint_wakes_the_loop_wherever_a_quick_cycle_would_plan(case: Case) -> None:
+    state = state_for(case)
+    state.forget(case.new.id)  # the hint is computed before the job arrives
+    hint = state.start_hint()
+    assert hint.could_start(case.new) is (not case.cannot_start or case.hint_wakes_anyway)
+
+
 def test_no_preemption_configured_means_no_reclaim() -> None:
     case = CASES[2]  # another project borrows
     state = state_for(case)
     state.config = replace(state.config, preemption=False)
     assert state.cannot_start([case.new])
+    assert not state.start_hint().could_start(case.new)

@@ -5,6 +5,9 @@ requests), snapshot the cache, ask ``sched.plan`` for a plan, apply it in one
 transaction whose guards drop stale parts, dispatch admitted jobs to the executor, and
 record what really started. Cycles are driven by events: a submission or an exit wakes
 the loop at once, and events that arrive during a cycle are coalesced into the next one.
+A submission that can neither start nor reclaim GPUs (``StartHint``, from the latest
+cycle) joins the next cycle without waking the loop: only an exit, a cancel or a policy
+change could let it start, and each of those wakes the loop.
 Under a stream of events cycles are paced (``MIN_CYCLE_GAP_S`` and after): each takes a
 batch, and the API thread keeps its share of the GIL. A timer cycle (``safety_cycle_s``)
 remains only as a safety net.
@@ -29,7 +32,7 @@ from axcenter.accounting.budgets import load_budgets
 from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds, settle_jobs
 from axcenter.control.convert import allocations_to_json, utc
 from axcenter.control.reconcile import reconcile, requeue
-from axcenter.control.state import ClusterState
+from axcenter.control.state import ClusterState, StartHint
 from axcenter.control.watch import JobWatch
 from axcenter.executors.base import (
     Executor,
@@ -154,6 +157,11 @@ class ControlLoop:
         self._urgent = False
         #: an exit is waiting: urgent when jobs wait for the devices it frees
         self._exited = False
+        #: from the latest cycle: whether a submission needs a cycle (read by API threads)
+        self._hint: StartHint | None = None
+        #: submitted jobs that joined the inbox without waking the loop, until a cycle
+        #: takes them (their reason meanwhile: no GPUs for them)
+        self._deferred: set[str] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,8 +171,29 @@ class ControlLoop:
     # -- called from other threads ------------------------------------------------
 
     def submitted(self, jobs: Iterable[PendingJob]) -> None:
-        """Jobs were committed as pending: consider them in the next cycle, now."""
-        self._post(_Submitted(tuple(jobs)))
+        """Jobs were committed as pending: consider them in a cycle, now if any of them
+        could start or reclaim GPUs, else in the next one something else wakes."""
+        message = _Submitted(tuple(jobs))
+        hint = self._hint
+        if hint is None or any(hint.could_start(job) for job in message.jobs):
+            self._post(message)
+            return
+        self._deferred.update(job.id for job in message.jobs)
+        self._inbox.put(message)
+        if self._hint is not hint:  # a cycle ended meanwhile and may not have seen them
+            self._wake.set()
+
+    @property
+    def start_hint(self) -> StartHint | None:
+        """The latest cycle's hint (None before the first cycle or after a failed one)."""
+        return self._hint
+
+    def reason(self, job_id: str) -> PendingReason | None:
+        """Why a pending job waits (None if it is not pending, as far as the loop knows)."""
+        found = self.state.reason(job_id)
+        if found is None and job_id in self._deferred:
+            return PendingReason.RESOURCES
+        return found
 
     def forget(self, job_id: str) -> None:
         """A pending job was cancelled in the store: drop it from the queue."""
@@ -229,7 +258,9 @@ class ControlLoop:
                 self._cycle(timer=not woken)
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
+                self._hint = None  # every submission wakes the loop until a cycle succeeds
                 self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
+                self._deferred.clear()  # the rebuilt state holds every committed job
             ended = time.monotonic()
             ran = ended - began
             log.debug("cycle %d ran %.1f ms", self.cycles, ran * 1000.0)
@@ -297,6 +328,16 @@ class ControlLoop:
                 ended += self._dispatch(admitted)
         if ended:
             self.watch.notify(ended)
+        self._publish_hint(new)
+
+    def _publish_hint(self, taken: Sequence[PendingJob]) -> None:
+        """After a cycle: the hint for the submissions to come; jobs it took are no longer
+        deferred; and if submissions arrived during it (judged by the previous hint), one
+        more cycle looks at them."""
+        self._hint = self.state.start_hint()
+        self._deferred.difference_update(job.id for job in taken)
+        if not self._inbox.empty():
+            self._wake.set()
 
     def _record_exits(self, exits: Sequence[ExitReport]) -> list[str]:
         """Write exits; return the ids of jobs that ended for good."""

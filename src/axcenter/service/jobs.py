@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -94,8 +95,7 @@ def _submission(
     nodes = list(center.control.state.nodes.values())
 
     def work(conn: Connection) -> _Written:
-        with Session(bind=conn) as session:  # reads only (idempotency keys, projects)
-            results, new = _prepare(center, session, who, requests, nodes, utcnow())
+        results, new = _prepare(center, conn, who, requests, nodes, utcnow())
         insert_jobs(conn, new)
         return results, new
 
@@ -128,7 +128,7 @@ def pending_job(job: NewJob) -> PendingJob:
 
 def _prepare(
     center: Center,
-    session: Session,
+    db: Session | Connection,
     who: Principal,
     requests: Sequence[JobIn],
     nodes: Sequence[Node],
@@ -139,15 +139,16 @@ def _prepare(
     new: list[NewJob] = []
     keys = [r.idempotency_key for r in requests if r.idempotency_key]
     seen: dict[str, JobOut] = {}
-    if keys:
-        seen = {
-            j.idempotency_key or "": job_out(session, j)
-            for j in session.scalars(
-                select(orm.Job).where(
-                    orm.Job.user_id == who.user_id, orm.Job.idempotency_key.in_(keys)
+    if keys:  # replays are answered from the ORM (on a Connection: a session on it)
+        with _orm(db) as session:
+            seen = {
+                j.idempotency_key or "": job_out(session, j)
+                for j in session.scalars(
+                    select(orm.Job).where(
+                        orm.Job.user_id == who.user_id, orm.Job.idempotency_key.in_(keys)
+                    )
                 )
-            )
-        }
+            }
     batch = len(requests) > 1
     for index, req in enumerate(requests):
         if req.idempotency_key and req.idempotency_key in seen:
@@ -156,7 +157,7 @@ def _prepare(
         prefix = f"jobs[{index}]." if batch else ""
         try:
             if req.project not in projects:
-                projects[req.project] = resolve_project(center, session, who, req.project)
+                projects[req.project] = resolve_project(center, db, who, req.project)
             project = projects[req.project]
             job = _new_job(center, who, project, req, nodes, now)
         except InvalidInput as exc:
@@ -167,6 +168,10 @@ def _prepare(
         new.append(job)
         results.append(Submitted(out, created=True))
     return results, new
+
+
+def _orm(db: Session | Connection) -> AbstractContextManager[Session]:
+    return nullcontext(db) if isinstance(db, Session) else Session(bind=db)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +189,7 @@ PROJECT_TTL_S = 5.0
 
 
 def resolve_project(
-    center: Center, session: Session, who: Principal, ref: str | None
+    center: Center, db: Session | Connection, who: Principal, ref: str | None
 ) -> ProjectRef:
     """The project ``who`` submits to when naming ``ref`` (None: its only one).
 
@@ -196,22 +201,22 @@ def resolve_project(
     found: ProjectRef | None = cache.get(key)
     if found is None:
         version = cache.version()
-        found = _resolve_project(session, who, ref)
+        found = _resolve_project(db, who, ref)
         cache.put(key, found, version)
     return found
 
 
-def _resolve_project(session: Session, who: Principal, ref: str | None) -> ProjectRef:
+def _resolve_project(db: Session | Connection, who: Principal, ref: str | None) -> ProjectRef:
     query = select(orm.Project.id, orm.Project.name).where(submittable_projects(who))
     if ref is None:
-        candidates = session.execute(query.limit(2)).all()
+        candidates = db.execute(query.limit(2)).all()
         if len(candidates) == 1:
             return ProjectRef(*candidates[0])
         raise InvalidInput(
             "project",
             "no project given and you belong to several (or none): name one with --project",
         )
-    found = session.execute(query.where(project_named(ref))).one_or_none()
+    found = db.execute(query.where(project_named(ref))).one_or_none()
     if found is None:
         raise InvalidInput("project", f"unknown project {ref!r}")
     return ProjectRef(*found)
@@ -434,7 +439,7 @@ def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
 def _live_reason(center: Center, row: orm.Job) -> str | None:
     """A pending job's reason is the scheduler's latest word, kept in memory only."""
     if row.state == JobState.PENDING.value:
-        reason = center.control.state.reason(row.id)
+        reason = center.control.reason(row.id)
         if reason is not None:
             return reason.value
     return None

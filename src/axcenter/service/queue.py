@@ -75,7 +75,7 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
                 gpu_types=list(job.gpu_types),
                 priority=job.priority,
                 submitted_at=job.submitted_at,
-                reason=state.reasons.get(job_id, PendingReason.PRIORITY).value,
+                reason=(center.control.reason(job_id) or PendingReason.PRIORITY).value,
                 estimated_start=utc(estimate) if estimate is not None else None,
             )
         )
