@@ -175,9 +175,7 @@ def test_insert_jobs_writes_what_sqlalchemy_would(store: Store, seed: Seed) -> N
                 state="pending",
             )
         )
-        session.add(
-            orm.JobEvent(job_id=theirs.id, at=T0, to_state="pending", reason="submitted")
-        )
+        session.add(orm.JobEvent(job_id=theirs.id, at=T0, to_state="pending", reason="submitted"))
     a, b = job_row(store, ours.id), job_row(store, theirs.id)
     differ = {
         c.key: (getattr(a, c.key), getattr(b, c.key))
