@@ -243,7 +243,8 @@ class ControlLoop:
         while not self._stopping.is_set():
             woken = self._wake.wait(self.safety_cycle_s)
             if woken:
-                urgent = self._urgent or (self._exited and bool(self.state.pending))
+                waiting = bool(self.state.pending or self._deferred)
+                urgent = self._urgent or (self._exited and waiting)
                 owed = max(
                     MIN_CYCLE_GAP_S, min(ran, MAX_URGENT_GAP_S if urgent else MAX_QUICK_GAP_S)
                 )
