@@ -105,14 +105,8 @@ class Store:
         ``wait=False``: raise ``WriteBusy`` at once, rather than wait, if another thread
         of this process is writing (SQLite only; PostgreSQL writers never wait here).
         """
-        if self.is_sqlite and not self._write_lock.acquire(blocking=wait):
-            raise WriteBusy("another write transaction is running")
-        try:
-            with self._sessions() as session, session.begin():
-                yield session
-        finally:
-            if self.is_sqlite:
-                self._write_lock.release()
+        with self._writer(wait), self._sessions() as session, session.begin():
+            yield session
 
     @contextmanager
     def write_connection(self, *, wait: bool = True) -> Iterator[Connection]:
@@ -120,9 +114,7 @@ class Store:
         success. For the submission path (``store.group_commit``), where a session's own
         bookkeeping cost as much as the inserts. Mark what it writes with ``note_changed``.
         """
-        if self.is_sqlite and not self._write_lock.acquire(blocking=wait):
-            raise WriteBusy("another write transaction is running")
-        try:
+        with self._writer(wait):
             changed: set[str] | None = None
             with self.engine.begin() as conn:
                 try:
@@ -131,6 +123,14 @@ class Store:
                     changed = conn.info.pop(_CHANGED, None)
             if changed:
                 self._count_changes(changed)
+
+    @contextmanager
+    def _writer(self, wait: bool) -> Iterator[None]:
+        """The one write transaction of this process at a time (SQLite's discipline)."""
+        if self.is_sqlite and not self._write_lock.acquire(blocking=wait):
+            raise WriteBusy("another write transaction is running")
+        try:
+            yield
         finally:
             if self.is_sqlite:
                 self._write_lock.release()

@@ -132,23 +132,24 @@ class DriverInsert:
 
     sql: str
     positional: bool  # parameters as tuples in column order (else as dicts)
-    names: tuple[str, ...]
-    binds: tuple[Callable[[Any], Any] | None, ...]
-    defaults: tuple[Any, ...]  # the value of a column a row leaves out
+    #: (column, the value when a row leaves it out), in the statement's order
+    columns: tuple[tuple[str, Any], ...]
+    #: (position, bind processor) of the columns whose values the driver cannot take as is
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        defaults = tuple(zip(self.names, self.defaults, strict=True))
-        processed = [(i, bind) for i, bind in enumerate(self.binds) if bind is not None]
         params: list[Any] = []
         for row in rows:
-            values = [row.get(name, default) for name, default in defaults]
+            values = [row.get(name, default) for name, default in self.columns]
             try:
-                for i, bind in processed:
+                for i, bind in self.processors:
                     values[i] = bind(values[i])
             except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a bad value
                 raise StatementError(str(exc), self.sql, dict(row), exc) from exc
             params.append(
-                tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+                tuple(values)
+                if self.positional
+                else {name: value for (name, _), value in zip(self.columns, values, strict=True)}
             )
         conn.exec_driver_sql(self.sql, params[0] if len(params) == 1 else params)
 
@@ -161,15 +162,17 @@ def _driver_insert(table: Table, dialect: Dialect) -> DriverInsert:
     keys = [c.key for c in table.c if c is not table.autoincrement_column]  # the database's
     compiled = insert(table).compile(dialect=dialect, column_keys=keys)
     names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
-    binds, defaults = [], []
-    for name in names:
+    columns, processors = [], []
+    for i, name in enumerate(names):
         column = table.c[name]
         default = column.default
         if default is not None and not isinstance(default, ScalarElementColumnDefault):
             raise TypeError(f"{table.name}.{name}: only constant defaults can be precompiled")
-        binds.append(column.type.dialect_impl(dialect).bind_processor(dialect))
-        defaults.append(default.arg if default is not None else None)
-    return DriverInsert(compiled.string, compiled.positional, names, tuple(binds), tuple(defaults))
+        columns.append((name, default.arg if default is not None else None))
+        bind = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind is not None:
+            processors.append((i, bind))
+    return DriverInsert(compiled.string, compiled.positional, tuple(columns), tuple(processors))
 
 
 def transition(
