@@ -17,6 +17,10 @@ use; if it cannot be, only axcenter's figures are printed). Workloads:
                then submit-to-start of a 1-GPU job that fits, from another project
                (target: under 1 s; Slurm's figure is not measured the same way: none)
 
+Every job discards its output (`output: discard`), as every job of Slurm's bench does
+(`sbatch -o /dev/null`); `submit_http_live_logged` repeats the live submissions with
+axcenter's default, a log file per job, for comparison.
+
 Prints one JSON object per line: {"bench", "axcenter", "slurm", "ratio", "unit"} (ratio
 = axcenter / slurm, or slurm / axcenter where lower is better, so > 1 means axcenter is
 better), then a Rich table.
@@ -183,6 +187,7 @@ def job(command: list[str], **fields: Any) -> dict[str, Any]:
         "command": command,
         "gpus_per_node": 1,
         "workdir": str(WORKDIR),
+        "output": "discard",  # as Slurm's bench: sbatch -o /dev/null
         **fields,
     }
 
@@ -215,12 +220,14 @@ def ax_latency(store: str, runs: int, samples: int, jitter: float) -> dict[str, 
     return {"median_s": statistics.median(out), "p90_s": pct(out, 0.9), "n": len(out)}
 
 
-def ax_submit_http(store: str, n: int, held: bool, client: str = "http") -> dict[str, float]:
+def ax_submit_http(
+    store: str, n: int, held: bool, client: str = "http", output: str = "discard"
+) -> dict[str, float]:
     """``client``: "http" (one keep-alive connection of http.client) or "python"."""
     with Center("H100:8x4", store) as center, center.client() as api:
         if held:
             center.hold(api, 32)
-        body = job(["true"])
+        body = job(["true"], output=output)
         times = []
         poster = (
             lean_poster(center.port, token=center.token)
@@ -282,7 +289,7 @@ def ax_submit_cli(store: str, n: int) -> dict[str, float]:
         t0 = time.perf_counter()
         for _ in range(n):
             subprocess.run(
-                [AXC, "submit", "--project", PROJECT, "--", "true"],
+                [AXC, "submit", "--project", PROJECT, "--output", "discard", "--", "true"],
                 env=env,
                 check=True,
                 capture_output=True,
@@ -497,6 +504,7 @@ def main() -> None:
         live = ax_submit_http(args.store, n, held=False)
         py_held = ax_submit_http(args.store, n, held=True, client="python")
         py_live = ax_submit_http(args.store, n, held=False, client="python")
+        logged = ax_submit_http(args.store, n, held=False, output="log")
     sq = slurm("--only", "submit_loop_queued", "--runs", "1", "-n", str(n)) if use_slurm else []
     sv = slurm("--only", "submit_loop", "--runs", "1", "-n", str(n)) if use_slurm else []
     sbatch_queued = first(sq, "submit_loop", "jobs_per_s_median", mode="queued")
@@ -505,6 +513,7 @@ def main() -> None:
     add(Row("submit_http_live", live["jobs_per_s"], sbatch_live, "jobs/s", True))
     add(Row("submit_pyclient_queued", py_held["jobs_per_s"], sbatch_queued, "jobs/s", True))
     add(Row("submit_pyclient_live", py_live["jobs_per_s"], sbatch_live, "jobs/s", True))
+    add(Row("submit_http_live_logged", logged["jobs_per_s"], sbatch_live, "jobs/s", True))
 
     with err.status("axcenter: sequential CLI submissions"):
         cli = ax_submit_cli(args.store, 20 if quick else 100)

@@ -64,6 +64,32 @@ def test_job_runs_on_its_devices_and_succeeds(client: TestClient, tenants: Tenan
     assert done["events"][-1]["to_state"] == done["state"]
 
 
+def test_discarded_output_runs_without_a_log_file(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    """``output=discard`` (Slurm's ``--output=/dev/null``): the job runs with its output
+    going nowhere, no log file is created, and asking for its log says why there is none;
+    a resubmission discards too."""
+    alice = tenants.alice
+    quiet = submit(client, alice, command=["sh", "-c", "echo x; echo y >&2"], output="discard")
+    loud = submit(client, alice, command=["echo", "kept"])
+    assert quiet["output"] == "discard" and loud["output"] == "log"
+    assert wait(client, alice, quiet["id"])["state"] == "succeeded"
+    assert wait(client, alice, loud["id"])["state"] == "succeeded"
+    logs = center.settings.logs_dir
+    assert (logs / f"{loud['id']}.log").read_text() == "kept\n"
+    assert not (logs / f"{quiet['id']}.log").exists()
+    r = client.get(f"/api/v1/jobs/{quiet['id']}/log", headers=alice.headers)
+    assert r.status_code == 409, r.text
+    assert "output=discard" in r.json()["detail"]
+    assert client.get(f"/api/v1/jobs/{quiet['id']}", headers=alice.headers).json()["output"] == (
+        "discard"
+    )
+    again = client.post(f"/api/v1/jobs/{quiet['id']}/resubmit", headers=alice.headers)
+    assert again.status_code == 201, again.text
+    assert again.json()["output"] == "discard"
+
+
 def test_failed_and_timed_out_jobs(client: TestClient, tenants: Tenants) -> None:
     alice = tenants.alice
     failing = submit(client, alice, command=["sh", "-c", "exit 3"], gpus_per_node=0)
@@ -226,6 +252,7 @@ BAD_INPUTS = [
     pytest.param({"cpus_per_node": 10**4}, "cpus_per_node", id="too many CPUs"),
     pytest.param({"memory_mb_per_node": 10**8}, "memory_mb_per_node", id="too much memory"),
     pytest.param({"priority": 5000}, "priority", id="priority out of range"),
+    pytest.param({"output": "/dev/null"}, "output", id="unknown output"),
     pytest.param({"surprise": 1}, "surprise", id="unknown field"),
 ]
 

@@ -82,6 +82,7 @@ def test_submit_prints_only_the_id_and_sends_the_spec(
         "--env", "A=1",
         "-e", "B=x=y",
         "--idempotency-key", "k-1",
+        "--output", "discard",
         "--workdir", str(tmp_path),
         "--",
         "python", "train.py", "--lr", "3e-4",
@@ -102,6 +103,7 @@ def test_submit_prints_only_the_id_and_sends_the_spec(
         "time_limit_s": 5400,
         "priority": 5,
         "gpu_types": ["H100", "A100", "L40S"],
+        "output": "discard",
         "idempotency_key": "k-1",
     }
 
@@ -118,6 +120,7 @@ def test_submit_defaults(axc: Any, fake: FakeServer) -> None:
         "nodes": 1,
         "priority": 0,
         "gpu_types": [],
+        "output": "log",
     }
     assert os.path.isabs(body["workdir"])
 

@@ -111,6 +111,15 @@ def test_success_writes_log(h: Harness) -> None:
     assert h.ex.running() == set()
 
 
+def test_no_log_path_discards_output_and_creates_no_file(h: Harness) -> None:
+    """``log_path=None`` (``output=discard``): stdout and stderr go to /dev/null."""
+    script = " && ".join(f'test "$(readlink /proc/$$/fd/{fd})" = /dev/null' for fd in (1, 2))
+    h.ex.start(dataclasses.replace(h.launch("j1", script), log_path=None))
+    r = h.next_report()
+    assert (r.outcome, r.exit_code) == (Outcome.SUCCEEDED, 0)
+    assert not (h.tmp / "logs").exists()
+
+
 def test_failure_exit_code(h: Harness) -> None:
     h.ex.start(h.launch("j1", "exit 3"))
     r = h.next_report()

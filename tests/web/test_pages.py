@@ -247,3 +247,18 @@ def test_cluster_page_filters_and_pages_nodes(center: Center, tenants: Tenants) 
     assert 'data-testid="node-count">1<' in a100 and "H100 \u00d7" not in a100
     none = client.get("/ui/?state=drain").text
     assert 'data-testid="node-count">0<' in none
+
+
+def test_job_page_of_a_job_that_discards_its_output_says_so(
+    center: Center, tenants: Tenants
+) -> None:
+    alice = tenants.alice
+    api = TestClient(create_app(center))
+    body = {"project": alice.project, "command": ["true"], "output": "discard"}
+    job = api.post("/api/v1/jobs", json=body, headers=alice.headers).json()
+    page = browser(center, alice.token).get(f"/ui/jobs/{job['id']}")
+    assert page.status_code == 200
+    assert "submitted with output=discard" in page.text
+    assert 'data-testid="log"' not in page.text
+    korean = browser(center, alice.token, lang="ko").get(f"/ui/jobs/{job['id']}")
+    assert "출력을 버리도록" in korean.text

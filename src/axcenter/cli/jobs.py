@@ -22,7 +22,7 @@ from rich.text import Text
 from axcenter.cli import render
 from axcenter.cli.durations import format_duration, parse_duration, parse_memory
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
-from axcenter.model.jobs import JobState
+from axcenter.model.jobs import JobOutput, JobState
 
 __all__ = [
     "EXIT_TIMEOUT",
@@ -203,6 +203,15 @@ def submit(
             "--idempotency-key", help="Resubmitting with the same key returns the same job."
         ),
     ] = None,
+    output: Annotated[
+        JobOutput,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where stdout and stderr go: the job's log (`axc logs`), or discard them "
+            "(no log file per job, as Slurm's --output=/dev/null).",
+        ),
+    ] = JobOutput.LOG,
     wait_: Annotated[
         bool, typer.Option("--wait", help="Wait for the job and exit like `axc wait`.")
     ] = False,
@@ -243,6 +252,7 @@ def submit(
             time_limit_s=time_limit,
             priority=priority,
             gpu_types=gpu_types,
+            output=output.value,
             idempotency_key=idempotency_key,
         )
         typer.echo(job.get("array_id") or job["id"])

@@ -242,6 +242,8 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("idempotency_key"):
         rows.append(("idempotency key", str(job["idempotency_key"])))
+    if job.get("output") == "discard":
+        rows.append(("output", Text("discarded (no log)", style="dim")))
     for key, value in rows:
         grid.add_row(key, value)
 

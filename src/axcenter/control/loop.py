@@ -43,7 +43,7 @@ from axcenter.executors.base import (
     Started,
     StopReason,
 )
-from axcenter.model.jobs import JobState
+from axcenter.model.jobs import JobOutput, JobState
 from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.store.db import Store
@@ -536,7 +536,9 @@ class ControlLoop:
             env=dict(spec.env),
             node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
             time_limit_s=spec.time_limit_s,
-            log_path=str(self.logs_dir / f"{spec.id}.log"),
+            log_path=(
+                str(self.logs_dir / f"{spec.id}.log") if spec.output == JobOutput.LOG else None
+            ),
             extra_env=(
                 {"AXC_ARRAY_ID": spec.array_id, "AXC_ARRAY_INDEX": str(spec.array_index)}
                 if spec.array_id is not None
@@ -556,6 +558,7 @@ class _Spec:
     time_limit_s: int
     array_id: str | None
     array_index: int | None
+    output: str
 
 
 _SELECT_SPECS = select(
@@ -566,6 +569,7 @@ _SELECT_SPECS = select(
     JOBS.c.time_limit_s,
     JOBS.c.array_id,
     JOBS.c.array_index,
+    JOBS.c.output,
 ).where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
 
 

@@ -80,7 +80,9 @@ class Launch:
     # ((node_name, (dev, ...)), ...); the first entry is the batch host
     node_devices: tuple[tuple[str, tuple[int, ...]], ...]
     time_limit_s: int  # <= 0 means no limit
-    log_path: str  # stdout and stderr both go here (created/truncated; parent dir created)
+    #: stdout and stderr both go here (created/truncated; parent dir created); None:
+    #: nowhere (``JobOutput.DISCARD``)
+    log_path: str | None
     extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. AXC_ARRAY_INDEX
 
 

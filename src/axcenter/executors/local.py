@@ -480,8 +480,11 @@ def _ensure_dir(path: str, what: str) -> None:
     _make_dir(path, what)  # what is left to create, or the error to report
 
 
-def _open_log(path: str) -> int:
-    """Open (create, truncate) a job's log; its directory is made only if the open fails."""
+def _open_log(path: str | None) -> int:
+    """Open (create, truncate) a job's log; its directory is made only if the open fails.
+    No path: the output is discarded (``/dev/null``, as Slurm's ``--output``)."""
+    if path is None:
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
         return os.open(path, flags, 0o640)

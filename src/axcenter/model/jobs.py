@@ -18,6 +18,7 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "InvalidTransition",
+    "JobOutput",
     "JobSpec",
     "JobState",
     "check_transition",
@@ -37,6 +38,13 @@ class JobState(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
+
+
+class JobOutput(StrEnum):
+    """Where a job's stdout and stderr go."""
+
+    LOG = "log"  # the center's log of the job (``axc logs``)
+    DISCARD = "discard"  # nowhere, as Slurm's ``--output=/dev/null``: no file per job
 
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT})

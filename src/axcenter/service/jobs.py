@@ -19,7 +19,7 @@ from axcenter.control.convert import allocations_from_json, epoch, utc
 from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
-from axcenter.model.jobs import JobState
+from axcenter.model.jobs import JobOutput, JobState
 from axcenter.model.snapshot import PendingJob
 from axcenter.service.access import (
     project_named,
@@ -269,6 +269,7 @@ def _new_job(
         gpu_types=list(dict.fromkeys(req.gpu_types)),
         idempotency_key=req.idempotency_key,
         submitted_at=now,
+        output=req.output,
     )
 
 
@@ -353,6 +354,7 @@ def _out_new(job: NewJob, project: str, user: str) -> JobOut:
         gpu_types=job.gpu_types,
         gpu_type=None,
         placement=[],
+        output=job.output.value,
         submitted_at=job.submitted_at,
         started_at=None,
         ended_at=None,
@@ -415,6 +417,7 @@ def _out(
         gpu_types=list(row.gpu_types),
         gpu_type=row.gpu_type,
         placement=placement,
+        output=row.output,
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -614,6 +617,7 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
             time_limit_s=row.time_limit_s,
             priority=row.priority,
             gpu_types=list(row.gpu_types),
+            output=JobOutput(row.output),
         )
     (result,) = submit(center, who, [spec])
     return result
@@ -639,6 +643,8 @@ def read_log(
         state = row.state
         if not _details_allowed(session, who, [job_id]):
             raise Forbidden(f"the log of job {job_id} belongs to another organization")
+        if row.output == JobOutput.DISCARD:
+            raise Conflict(f"job {job_id} has no log: it was submitted with output=discard")
     path = Path(center.settings.logs_dir) / f"{job_id}.log"
     try:
         with path.open("rb") as f:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from axcenter.model.jobs import JobOutput
+
 __all__ = [
     "AllocationListOut",
     "AllocationOut",
@@ -114,6 +116,8 @@ class JobIn(BaseModel):
     time_limit_s: Annotated[int, Field(ge=1)] | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     gpu_types: Annotated[list[GpuType], Field(max_length=16)] = []
+    #: "log": stdout and stderr to the job's log (``axc logs``); "discard": nowhere
+    output: JobOutput = JobOutput.LOG
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
@@ -170,6 +174,7 @@ class JobOut(BaseModel):
     gpu_types: list[str]
     gpu_type: str | None
     placement: list[PlacementOut]
+    output: str = JobOutput.LOG.value
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

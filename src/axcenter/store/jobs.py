@@ -22,7 +22,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from axcenter.model.cluster import Allocation
-from axcenter.model.jobs import JobState, check_transition
+from axcenter.model.jobs import JobOutput, JobState, check_transition
 from axcenter.store.db import note_changed
 from axcenter.store.orm import DeviceLease, Job, JobEvent
 
@@ -66,6 +66,7 @@ class NewJob:
     gpu_types: list[str]
     idempotency_key: str | None
     submitted_at: datetime
+    output: JobOutput = JobOutput.LOG
     array_id: str | None = None
     array_index: int | None = None
 
@@ -98,6 +99,7 @@ def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
                 "time_limit_s": j.time_limit_s,
                 "priority": j.priority,
                 "gpu_types": j.gpu_types,
+                "output": j.output.value,
                 "idempotency_key": j.idempotency_key,
                 "state": JobState.PENDING.value,
                 "reason": None,

@@ -206,6 +206,8 @@ class Job(Base):
     time_limit_s: Mapped[int]
     priority: Mapped[int]
     gpu_types: Mapped[list[Any]]
+    #: where its output goes (``JobOutput``)
+    output: Mapped[str] = mapped_column(String(16), default="log", server_default="log")
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(300))

@@ -133,6 +133,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "The log belongs to another organization.",
         "다른 기관의 로그입니다.",
     ),
+    "jobs.log_discarded": (
+        "This job discards its output (submitted with output=discard): it has no log.",
+        "이 작업은 출력을 버리도록 제출되었습니다(output=discard). 로그가 없습니다.",
+    ),
     "jobs.charges": ("Charges", "과금"),
     "jobs.charged": ("Charged", "과금액"),
     "jobs.held": ("Held", "예치액"),

@@ -15,7 +15,7 @@ from axcenter.model.jobs import JobState
 from axcenter.service import jobs as service
 from axcenter.service.center import Center
 from axcenter.service.charges import job_charges
-from axcenter.service.errors import Forbidden, InvalidInput
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput
 from axcenter.service.projects import list_projects
 from axcenter.service.schemas import JobIn, JobOut
 from axcenter.web.render import page
@@ -166,7 +166,7 @@ def job_page(request: Request, viewer: PageViewer, job_id: str) -> HTMLResponse:
     try:
         data, next_offset, _ = service.read_log(center, viewer.who, job_id, 0, LOG_CHUNK)
         log: str | None = data.decode(errors="replace")
-    except Forbidden:
+    except (Forbidden, Conflict):  # another organization's, or discarded: said on the page
         log, next_offset = None, 0
     return page(
         request,
