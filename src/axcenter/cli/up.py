@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
     from axcenter.settings import Settings
 
 __all__ = ["up"]
+
+#: how long a thread may hold the GIL while another waits for it (CPython's default is
+#: 5 ms). The service's threads mostly wait on sockets and the database, and each wait
+#: ends by taking the GIL back: while the control loop plans, the default makes every
+#: such round trip of a submission wait up to 5 ms. Measured on PostgreSQL with jobs
+#: running: 1 ms took sequential submissions from 376 to 416 jobs/s.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def up(
@@ -81,6 +89,7 @@ def up(
         # uvicorn re-raises the signal that stopped it once it has shut down; with the
         # default SIGTERM disposition that would kill us before the jobs are requeued.
         signal.signal(signal.SIGTERM, lambda *_: None)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         server.run()
     finally:
         console.print("stopping: running jobs are stopped and requeued")

@@ -8,15 +8,16 @@ scheduler was admitting it) changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -76,11 +77,36 @@ def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
 
     Run as the driver's own SQL, compiled once per dialect (``DriverInsert``): on the
     submission path SQLAlchemy's statement execution cost more than the two inserts did.
+    Both go to PostgreSQL in one round trip (``_pipelined``).
     """
     if not jobs:
         return
     conn = target.connection() if isinstance(target, Session) else target
-    dialect = conn.dialect
+    with _pipelined(conn):
+        _insert_jobs_and_events(conn, conn.dialect, jobs)
+    note_changed(target, JOBS.name, JOB_EVENTS.name)
+
+
+@contextlib.contextmanager
+def _pipelined(conn: Connection) -> Iterator[None]:
+    """Statements whose results nobody reads, sent together (psycopg's pipeline mode:
+    with the transaction's BEGIN, one round trip instead of one each; other drivers: as
+    they come). Their errors arrive at the end: raised as SQLAlchemy raises them from
+    ``execute`` (``IntegrityError`` for a duplicate key), so callers see no difference."""
+    driver = conn.connection.driver_connection
+    pipeline = getattr(driver, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with pipeline():
+            yield
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(None, None, exc, dbapi.Error, dialect=conn.dialect) from exc
+
+
+def _insert_jobs_and_events(conn: Connection, dialect: Dialect, jobs: Sequence[NewJob]) -> None:
     _driver_insert(JOBS, dialect).execute(
         conn,
         [
@@ -124,7 +150,6 @@ def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
             for j in jobs
         ],
     )
-    note_changed(target, JOBS.name, JOB_EVENTS.name)
 
 
 @dataclass(frozen=True, slots=True)
