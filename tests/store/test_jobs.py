@@ -5,6 +5,8 @@ Every test runs on SQLite and PostgreSQL through the ``store`` fixture.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
@@ -12,7 +14,7 @@ from itertools import pairwise
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from axcenter.model.access import Role
@@ -22,6 +24,7 @@ from axcenter.model.jobs import JobState, check_transition
 from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user
 from axcenter.store.db import Store
+from axcenter.store.group_commit import GroupCommit
 from axcenter.store.jobs import (
     NEXT_ATTEMPT,
     NewJob,
@@ -470,6 +473,38 @@ def test_a_batch_with_a_duplicate_key_is_rejected_whole(store: Store, seed: Seed
     with store.read() as session:
         assert session.scalar(select(func.count()).select_from(orm.Job)) == 0
         assert session.scalar(select(func.count()).select_from(orm.JobEvent)) == 0
+
+
+def test_a_duplicate_key_in_a_group_commit_fails_alone(store: Store, seed: Seed) -> None:
+    """Submissions sharing a group commit: the one whose key was taken gets SQLAlchemy's
+    IntegrityError (the service replays the earlier job on it), even where the inserts'
+    errors only arrive with the batch's end (PostgreSQL's pipeline); the others commit."""
+    first = submit(store, seed, key="run-7")
+    jobs = [new_job(seed, key="run-8"), new_job(seed, key="run-7"), new_job(seed)]
+
+    def inserting(job: NewJob) -> Callable[[Connection], str]:
+        def work(conn: Connection) -> str:
+            insert_jobs(conn, [job])
+            return job.id
+
+        return work
+
+    async def burst() -> list[str | BaseException]:
+        works = [writes.arun(inserting(job)) for job in jobs]
+        return await asyncio.gather(*works, return_exceptions=True)
+
+    writes = GroupCommit(store)
+    writes.start()
+    try:
+        ok_1, duplicate, ok_2 = asyncio.run(burst())
+    finally:
+        writes.close()
+    assert isinstance(duplicate, IntegrityError), duplicate
+    assert (ok_1, ok_2) == (jobs[0].id, jobs[2].id)
+    with store.read() as session:
+        assert set(session.scalars(select(orm.Job.id))) == {first, ok_1, ok_2}
+        events = session.scalars(select(orm.JobEvent.job_id)).all()
+        assert sorted(events) == sorted([first, ok_1, ok_2])
 
 
 # --- timestamps ---------------------------------------------------------------------
