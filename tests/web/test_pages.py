@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from starlette.routing import Route
 
 from axcenter.api.app import create_app
@@ -249,16 +250,24 @@ def test_cluster_page_filters_and_pages_nodes(center: Center, tenants: Tenants) 
     assert 'data-testid="node-count">0<' in none
 
 
-def test_job_page_of_a_job_that_discards_its_output_says_so(
+def test_the_form_submits_a_job_that_discards_its_output_and_its_page_says_so(
     center: Center, tenants: Tenants
 ) -> None:
     alice = tenants.alice
-    api = TestClient(create_app(center))
-    body = {"project": alice.project, "command": ["true"], "output": "discard"}
-    job = api.post("/api/v1/jobs", json=body, headers=alice.headers).json()
-    page = browser(center, alice.token).get(f"/ui/jobs/{job['id']}")
+    client = browser(center, alice.token)
+    assert 'name="output"' in client.get("/ui/jobs/new").text
+    body = {"project": alice.project, "command": "true", "output": "discard"}
+    made = client.post("/ui/jobs/new", data={**body, "csrf": csrf_for(alice.token)})
+    assert made.status_code == 303, made.text
+    with center.store.read() as s:
+        assert s.scalars(select(orm.Job.output)).all() == ["discard"]
+    page = client.get(made.headers["location"])
     assert page.status_code == 200
     assert "submitted with output=discard" in page.text
     assert 'data-testid="log"' not in page.text
-    korean = browser(center, alice.token, lang="ko").get(f"/ui/jobs/{job['id']}")
+    korean = browser(center, alice.token, lang="ko").get(made.headers["location"])
     assert "출력을 버리도록" in korean.text
+    bad = client.post(
+        "/ui/jobs/new", data={**body, "output": "/dev/null", "csrf": csrf_for(alice.token)}
+    )
+    assert bad.status_code == 400 and "output" in bad.text

@@ -111,6 +111,7 @@ def submit_job(
     time_limit_min: Annotated[str, Form()] = "",
     priority: Annotated[str, Form()] = "0",
     name: Annotated[str, Form()] = "",
+    output: Annotated[str, Form()] = "log",
 ) -> Response:
     center: Center = request.app.state.center
     values = {
@@ -122,6 +123,7 @@ def submit_job(
         "time_limit_min": time_limit_min,
         "priority": priority,
         "name": name,
+        "output": output,
     }
     try:
         argv = shlex.split(command)
@@ -135,6 +137,7 @@ def submit_job(
             gpu_types=[gpu_type] if gpu_type else [],
             time_limit_s=int(float(minutes) * 60) if minutes else None,
             priority=int(priority or 0),
+            output=output,
         )
     except (ValueError, ValidationError) as exc:
         return _new_form(request, viewer, _problem(exc), values)
