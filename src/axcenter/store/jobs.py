@@ -83,7 +83,7 @@ def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
         return
     conn = target.connection() if isinstance(target, Session) else target
     with _pipelined(conn):
-        _insert_jobs_and_events(conn, conn.dialect, jobs)
+        _insert_jobs_and_events(conn, jobs)
     note_changed(target, JOBS.name, JOB_EVENTS.name)
 
 
@@ -106,7 +106,8 @@ def _pipelined(conn: Connection) -> Iterator[None]:
         raise DBAPIError.instance(None, None, exc, dbapi.Error, dialect=conn.dialect) from exc
 
 
-def _insert_jobs_and_events(conn: Connection, dialect: Dialect, jobs: Sequence[NewJob]) -> None:
+def _insert_jobs_and_events(conn: Connection, jobs: Sequence[NewJob]) -> None:
+    dialect = conn.dialect
     _driver_insert(JOBS, dialect).execute(
         conn,
         [
