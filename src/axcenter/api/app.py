@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -37,6 +40,7 @@ def create_app(center: Center) -> FastAPI:
         title="axcenter",
         version=__version__,
         description="Operating platform of a shared AI computing center.",
+        lifespan=_lifespan,
     )
     app.state.center = center
     app.include_router(jobs.router, prefix="/api/v1")  # first: routes are tried in order
@@ -63,6 +67,14 @@ def create_app(center: Center) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At shutdown, close what the center's writes hold on this event loop."""
+    yield
+    center: Center = app.state.center
+    await center.writes.aclose()
 
 
 async def _service_error(request: Request, exc: ServiceError) -> Response:

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, union_all
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ from axcenter.service.access import (
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
+from axcenter.store.cache import VersionedCache
 from axcenter.store.jobs import NewJob, insert_jobs, transition
 from axcenter.store.types import utcnow
 
@@ -76,7 +77,23 @@ def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Su
 async def submit_async(
     center: Center, who: Principal, requests: Sequence[JobIn]
 ) -> list[Submitted]:
-    """``submit`` for the event loop: waits for the commit without a thread of its own."""
+    """``submit`` for the event loop: waits for the commit without a thread of its own.
+
+    When the caches hold all it needs (the projects named), the jobs are prepared without
+    reading the database and written alone (``GroupCommit.ainsert_jobs``, on PostgreSQL
+    one statement from the loop). An idempotency key used before then fails that write
+    on the table's unique key, and the submission goes the read-first way, which
+    replays the earlier job.
+    """
+    nodes = list(center.control.state.nodes.values())
+    prepared = _prepare_cached(center, who, requests, nodes)
+    if prepared is not None:
+        try:
+            await center.writes.ainsert_jobs(prepared[1])
+        except IntegrityError:
+            pass  # a key used before (or a row gone meanwhile): read first, below
+        else:
+            return _accepted(center, prepared)
     work = _submission(center, who, requests)
     try:
         written = await center.writes.arun(work)
@@ -133,10 +150,8 @@ def _prepare(
     requests: Sequence[JobIn],
     nodes: Sequence[Node],
     now: datetime,
-) -> tuple[list[Submitted], list[NewJob]]:
-    projects: dict[str | None, ProjectRef] = {}
-    results: list[Submitted] = []
-    new: list[NewJob] = []
+) -> _Written:
+    """The submission's answers and its new jobs; a reused idempotency key replays."""
     keys = [r.idempotency_key for r in requests if r.idempotency_key]
     seen: dict[str, JobOut] = {}
     if keys:  # replays are answered from the ORM (on a Connection: a session on it)
@@ -149,6 +164,35 @@ def _prepare(
                     )
                 )
             }
+    written = _prepare_using(
+        center, who, requests, nodes, now, seen, lambda ref: resolve_project(center, db, who, ref)
+    )
+    assert written is not None  # every project resolves (or raises)
+    return written
+
+
+def _prepare_cached(
+    center: Center, who: Principal, requests: Sequence[JobIn], nodes: Sequence[Node]
+) -> _Written | None:
+    """``_prepare`` from the caches alone, without replaying idempotency keys (the
+    insert's unique key catches a reuse); None when a project named is not cached."""
+    return _prepare_using(
+        center, who, requests, nodes, utcnow(), {}, lambda ref: cached_project(center, who, ref)
+    )
+
+
+def _prepare_using(
+    center: Center,
+    who: Principal,
+    requests: Sequence[JobIn],
+    nodes: Sequence[Node],
+    now: datetime,
+    seen: dict[str, JobOut],
+    project_of: Callable[[str | None], ProjectRef | None],
+) -> _Written | None:
+    projects: dict[str | None, ProjectRef] = {}
+    results: list[Submitted] = []
+    new: list[NewJob] = []
     batch = len(requests) > 1
     for index, req in enumerate(requests):
         if req.idempotency_key and req.idempotency_key in seen:
@@ -157,7 +201,10 @@ def _prepare(
         prefix = f"jobs[{index}]." if batch else ""
         try:
             if req.project not in projects:
-                projects[req.project] = resolve_project(center, db, who, req.project)
+                found = project_of(req.project)
+                if found is None:
+                    return None
+                projects[req.project] = found
             project = projects[req.project]
             job = _new_job(center, who, project, req, nodes, now)
         except InvalidInput as exc:
@@ -196,14 +243,27 @@ def resolve_project(
     Cached per (caller, reference): every submission of a loop names the same project,
     and a membership or project change drops the cache (``Store.cache``).
     """
-    cache = center.store.cache("submit-projects", PROJECT_TABLES, PROJECT_TTL_S)
-    key = (who.user_id, who.role, who.organization_id, ref)
-    found: ProjectRef | None = cache.get(key)
+    found = cached_project(center, who, ref)
     if found is None:
+        cache = _project_cache(center)
         version = cache.version()
         found = _resolve_project(db, who, ref)
-        cache.put(key, found, version)
+        cache.put(_project_key(who, ref), found, version)
     return found
+
+
+def cached_project(center: Center, who: Principal, ref: str | None) -> ProjectRef | None:
+    """``resolve_project``'s answer if it is cached (None: it must read)."""
+    found: ProjectRef | None = _project_cache(center).get(_project_key(who, ref))
+    return found
+
+
+def _project_cache(center: Center) -> VersionedCache[Any, Any]:
+    return center.store.cache("submit-projects", PROJECT_TABLES, PROJECT_TTL_S)
+
+
+def _project_key(who: Principal, ref: str | None) -> tuple[str, str, str | None, str | None]:
+    return (who.user_id, who.role, who.organization_id, ref)
 
 
 def _resolve_project(db: Session | Connection, who: Principal, ref: str | None) -> ProjectRef:

@@ -24,6 +24,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
@@ -122,7 +123,7 @@ class Store:
                 finally:  # the info belongs to the pooled DBAPI connection: never leave it
                     changed = conn.info.pop(_CHANGED, None)
             if changed:
-                self._count_changes(changed)
+                self.count_changes(changed)
 
     @contextmanager
     def _writer(self, wait: bool) -> Iterator[None]:
@@ -137,6 +138,24 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    async def connect_async(self) -> Any:
+        """A driver connection for the event loop, in autocommit mode, set up as the
+        engine's (PostgreSQL only: psycopg's ``AsyncConnection``; ``store.async_inserts``)."""
+        if self.is_sqlite:
+            raise ValueError("asynchronous connections are for PostgreSQL")
+        import psycopg  # noqa: PLC0415 (PostgreSQL only)
+
+        args, params = self.engine.dialect.create_connect_args(self.engine.url)
+        if self.schema:
+            params["options"] = f"-csearch_path={self.schema}"
+        return await psycopg.AsyncConnection.connect(*args, autocommit=True, **params)
+
+    def driver_error(self, exc: Exception, statement: str | None = None) -> StatementError:
+        """A driver's error as SQLAlchemy raises it from ``execute`` (``IntegrityError``
+        for a duplicate key), for statements sent to the driver directly."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        return DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=self.engine.dialect)
 
     # -- change versions and caches ---------------------------------------------------
 
@@ -158,9 +177,10 @@ class Store:
     def _committed(self, session: Session) -> None:
         changed: set[str] | None = session.info.pop(_CHANGED, None)
         if changed:
-            self._count_changes(changed)
+            self.count_changes(changed)
 
-    def _count_changes(self, tables: Iterable[str]) -> None:
+    def count_changes(self, tables: Iterable[str]) -> None:
+        """Count a commit that changed ``tables`` (for writes made outside ``write``)."""
         with self._caches_lock:
             for table in tables:
                 self._versions[table] = self._versions.get(table, 0) + 1

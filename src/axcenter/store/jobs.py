@@ -108,49 +108,53 @@ def _pipelined(conn: Connection) -> Iterator[None]:
 
 def _insert_jobs_and_events(conn: Connection, jobs: Sequence[NewJob]) -> None:
     dialect = conn.dialect
-    _driver_insert(JOBS, dialect).execute(
-        conn,
-        [
-            {
-                "id": j.id,
-                "project_id": j.project_id,
-                "user_id": j.user_id,
-                "name": j.name,
-                "command": j.command,
-                "workdir": j.workdir,
-                "env": j.env,
-                "gpus_per_node": j.gpus_per_node,
-                "nodes": j.nodes,
-                "cpus_per_node": j.cpus_per_node,
-                "memory_mb_per_node": j.memory_mb_per_node,
-                "time_limit_s": j.time_limit_s,
-                "priority": j.priority,
-                "gpu_types": j.gpu_types,
-                "output": j.output.value,
-                "idempotency_key": j.idempotency_key,
-                "state": JobState.PENDING.value,
-                "reason": None,
-                "submitted_at": j.submitted_at,
-                "attempts": 0,
-                "array_id": j.array_id,
-                "array_index": j.array_index,
-            }
-            for j in jobs
-        ],
-    )
-    _driver_insert(JOB_EVENTS, dialect).execute(
-        conn,
-        [
-            {
-                "job_id": j.id,
-                "at": j.submitted_at,
-                "from_state": None,
-                "to_state": JobState.PENDING.value,
-                "reason": "submitted",
-            }
-            for j in jobs
-        ],
-    )
+    driver_insert(JOBS, dialect).execute(conn, job_rows(jobs))
+    driver_insert(JOB_EVENTS, dialect).execute(conn, event_rows(jobs))
+
+
+def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
+    """The ``jobs`` rows of new jobs (state pending)."""
+    return [
+        {
+            "id": j.id,
+            "project_id": j.project_id,
+            "user_id": j.user_id,
+            "name": j.name,
+            "command": j.command,
+            "workdir": j.workdir,
+            "env": j.env,
+            "gpus_per_node": j.gpus_per_node,
+            "nodes": j.nodes,
+            "cpus_per_node": j.cpus_per_node,
+            "memory_mb_per_node": j.memory_mb_per_node,
+            "time_limit_s": j.time_limit_s,
+            "priority": j.priority,
+            "gpu_types": j.gpu_types,
+            "output": j.output.value,
+            "idempotency_key": j.idempotency_key,
+            "state": JobState.PENDING.value,
+            "reason": None,
+            "submitted_at": j.submitted_at,
+            "attempts": 0,
+            "array_id": j.array_id,
+            "array_index": j.array_index,
+        }
+        for j in jobs
+    ]
+
+
+def event_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
+    """The first ``job_events`` row of each new job."""
+    return [
+        {
+            "job_id": j.id,
+            "at": j.submitted_at,
+            "from_state": None,
+            "to_state": JobState.PENDING.value,
+            "reason": "submitted",
+        }
+        for j in jobs
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +172,7 @@ class DriverInsert:
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         params: list[Any] = []
         for row in rows:
-            values = [row.get(name, default) for name, default in self.columns]
-            try:
-                for i, bind in self.processors:
-                    values[i] = bind(values[i])
-            except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a bad value
-                raise StatementError(str(exc), self.sql, dict(row), exc) from exc
+            values = self.values(row)
             params.append(
                 tuple(values)
                 if self.positional
@@ -181,9 +180,19 @@ class DriverInsert:
             )
         conn.exec_driver_sql(self.sql, params[0] if len(params) == 1 else params)
 
+    def values(self, row: Mapping[str, Any]) -> list[Any]:
+        """``row``'s values in the statement's column order, as the driver takes them."""
+        values = [row.get(name, default) for name, default in self.columns]
+        try:
+            for i, bind in self.processors:
+                values[i] = bind(values[i])
+        except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a bad value
+            raise StatementError(str(exc), self.sql, dict(row), exc) from exc
+        return values
+
 
 @functools.lru_cache(maxsize=16)
-def _driver_insert(table: Table, dialect: Dialect) -> DriverInsert:
+def driver_insert(table: Table, dialect: Dialect) -> DriverInsert:
     """``table``'s INSERT for ``dialect`` (all columns but an autoincrementing key). A
     column a row may leave out must have a constant default (taken here, as SQLAlchemy
     would)."""
