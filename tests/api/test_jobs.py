@@ -213,6 +213,36 @@ def test_idempotent_submission(client: TestClient, tenants: Tenants, center: Cen
     assert other.json()["id"] != first.json()["id"]
 
 
+def test_a_cached_submission_is_written_alone_and_a_reused_key_still_replays(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    """Once the project is cached, a submission is prepared without reading and written
+    alone (on PostgreSQL one statement from the event loop, no group-commit transaction).
+    A key used before then fails that write on the unique key and is replayed, leaving
+    neither a second job nor a stray event."""
+    alice = tenants.alice
+    submit(client, alice, command=["true"])  # reads the project: now cached
+    commits, inserted = center.writes.committed, _statement_inserts(center)
+    body = {"project": alice.project, "command": ["true"], "idempotency_key": "k-2"}
+    first = client.post("/api/v1/jobs", json=body, headers=alice.headers)
+    assert first.status_code == 201, first.text
+    if center.writes.job_inserts is not None:  # PostgreSQL
+        assert (center.writes.committed, _statement_inserts(center)) == (commits, inserted + 1)
+    again = client.post("/api/v1/jobs", json=body, headers=alice.headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    r = client.post("/api/v1/jobs:batch", json={"jobs": [body, body]}, headers=alice.headers)
+    assert r.status_code == 201 and {j["id"] for j in r.json()["items"]} == {first.json()["id"]}
+    with center.store.read() as s:
+        events = s.scalar(
+            select(func.count()).select_from(orm.JobEvent).where(orm.JobEvent.reason == "submitted")
+        )
+    assert job_count(center) == events == 2
+
+
+def _statement_inserts(center: Center) -> int:
+    return center.writes.job_inserts.written if center.writes.job_inserts is not None else 0
+
+
 def test_batch_is_all_or_nothing(client: TestClient, tenants: Tenants, center: Center) -> None:
     alice = tenants.alice
     good = {"project": alice.project, "command": ["true"], "gpus_per_node": 0}
