@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import stat
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from axcenter.client import ApiError, Client, Config, ConfigError, config_path, resolve
 from axcenter.client import config as config_module
-from axcenter.client.http import TERMINAL_STATES
+from axcenter.client.http import TERMINAL_STATES, _tls
 from axcenter.model.jobs import TERMINAL
 
 from . import TOKEN, URL, FakeServer
@@ -282,3 +283,14 @@ def test_config_repr_hides_token() -> None:
 def test_normalize_url() -> None:
     assert config_module.normalize_url("localhost:8080/") == "http://localhost:8080"
     assert config_module.normalize_url("https://a.b") == "https://a.b"
+
+
+def test_plain_http_loads_no_certificates_and_trusts_none() -> None:
+    """http:// needs no CA bundle (loading it was a tenth of every command); the context it
+    gets instead still requires a verified certificate, so TLS would fail, not go
+    unchecked. https:// keeps httpx's default checks."""
+    plain = _tls("http://127.0.0.1:8000")
+    assert isinstance(plain, ssl.SSLContext)
+    assert (plain.verify_mode, plain.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert _tls("https://axc.example.kr") is True
