@@ -6,7 +6,8 @@ use; if it cannot be, only axcenter's figures are printed). Workloads:
 
   latency      submit-to-start on an idle cluster: runs x samples, jittered gaps; the job
                writes its own start time (`date +%s.%N`), as Slurm's bench does
-  submit_http  N sequential HTTP submissions from one client, queue held and live: a
+  submit_http  N sequential HTTP submissions from one client, queue held and live, in 3
+               rounds alternating with sbatch's (medians; the machine drifts): a
                lean keep-alive client (the standard library's http.client, ~0.3 ms of its
                own per request here, as sbatch is a C program), and axcenter's Python
                client (`axcenter.client`, over httpx: ~0.9 ms of its own per request)
@@ -49,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ err = Console(stderr=True)
 #: where the jobs run: one shared directory, as Slurm's bench runs its jobs in one
 #: ``--chdir`` directory (axcenter's default, a new directory per job, costs an inode each)
 WORKDIR = Path(tempfile.gettempdir()) / "axc-bench-work"
+#: rounds of the submission rows with targets (axcenter and sbatch alternating; medians)
+SUBMIT_ROUNDS = 3
 
 
 def free_port() -> int:
@@ -408,6 +411,12 @@ def slurm(*args: str) -> list[dict[str, Any]]:
     return [rec for rec in lines if rec.get("kind") == "summary"]
 
 
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values measured (None where a side measured nothing)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def first(records: list[dict[str, Any]], bench: str, key: str, **match: Any) -> float | None:
     for rec in records:
         if rec.get("bench") == bench and all(rec.get(k) == v for k, v in match.items()):
@@ -500,24 +509,45 @@ def main() -> None:
         )
     )
 
-    with err.status("axcenter: sequential HTTP submissions"):
-        held = ax_submit_http(args.store, n, held=True)
-        live = ax_submit_http(args.store, n, held=False)
+    # The machine drifts by the minute: the rows with targets alternate axcenter and
+    # sbatch in rounds and compare medians, so both sides are measured over the same span.
+    rounds = 1 if quick else SUBMIT_ROUNDS
+    held: list[float] = []
+    live: list[float] = []
+    sbatch_held: list[float | None] = []
+    sbatch_live: list[float | None] = []
+    for round_ in range(1, rounds + 1):
+        with err.status(f"axcenter: sequential HTTP submissions, round {round_}/{rounds}"):
+            held.append(ax_submit_http(args.store, n, held=True)["jobs_per_s"])
+            live.append(ax_submit_http(args.store, n, held=False)["jobs_per_s"])
+        if use_slurm:
+            with err.status(f"slurm: sequential sbatch, round {round_}/{rounds}"):
+                sl = slurm("--only", "submit_loop_queued,submit_loop", "--runs", "1", "-n", str(n))
+            sbatch_held.append(first(sl, "submit_loop", "jobs_per_s_median", mode="queued"))
+            sbatch_live.append(first(sl, "submit_loop", "jobs_per_s_median", mode="live"))
+    with err.status("axcenter: sequential HTTP submissions, rows without a target"):
         # no targets: not in --quick, which must stay under 2 minutes
         py_held = None if quick else ax_submit_http(args.store, n, held=True, client="python")
         py_live = None if quick else ax_submit_http(args.store, n, held=False, client="python")
         logged = None if quick else ax_submit_http(args.store, n, held=False, output="log")
-    sq = slurm("--only", "submit_loop_queued", "--runs", "1", "-n", str(n)) if use_slurm else []
-    sv = slurm("--only", "submit_loop", "--runs", "1", "-n", str(n)) if use_slurm else []
-    sbatch_queued = first(sq, "submit_loop", "jobs_per_s_median", mode="queued")
-    sbatch_live = first(sv, "submit_loop", "jobs_per_s_median", mode="live")
-    add(Row("submit_http_queued", held["jobs_per_s"], sbatch_queued, "jobs/s", True))
-    add(Row("submit_http_live", live["jobs_per_s"], sbatch_live, "jobs/s", True))
+    sbatch_queued = median(sbatch_held)
+    sbatch_live_rate = median(sbatch_live)
+    if rounds > 1:
+        for name, values in (
+            ("axcenter held", held),
+            ("sbatch held", sbatch_held),
+            ("axcenter live", live),
+            ("sbatch live", sbatch_live),
+        ):
+            shown = ", ".join("-" if v is None else f"{v:.1f}" for v in values)
+            err.print(f"submissions, {name}, jobs/s by round: {shown}")
+    add(Row("submit_http_queued", statistics.median(held), sbatch_queued, "jobs/s", True))
+    add(Row("submit_http_live", statistics.median(live), sbatch_live_rate, "jobs/s", True))
     if py_held is not None and py_live is not None:
         add(Row("submit_pyclient_queued", py_held["jobs_per_s"], sbatch_queued, "jobs/s", True))
-        add(Row("submit_pyclient_live", py_live["jobs_per_s"], sbatch_live, "jobs/s", True))
+        add(Row("submit_pyclient_live", py_live["jobs_per_s"], sbatch_live_rate, "jobs/s", True))
     if logged is not None:
-        add(Row("submit_http_live_logged", logged["jobs_per_s"], sbatch_live, "jobs/s", True))
+        add(Row("submit_http_live_logged", logged["jobs_per_s"], sbatch_live_rate, "jobs/s", True))
 
     with err.status("axcenter: sequential CLI submissions"):
         cli = ax_submit_cli(args.store, 20 if quick else 100)
