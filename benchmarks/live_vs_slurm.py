@@ -550,7 +550,7 @@ def main() -> None:
         add(Row("submit_http_live_logged", logged["jobs_per_s"], sbatch_live_rate, "jobs/s", True))
 
     with err.status("axcenter: sequential CLI submissions"):
-        cli = ax_submit_cli(args.store, 20 if quick else 100)
+        cli = ax_submit_cli(args.store, 10 if quick else 100)
     add(
         Row(
             "submit_cli_queued",
