@@ -138,6 +138,25 @@ def test_a_lost_connection_fails_the_write_and_the_next_one_reconnects(
     assert count(store, orm.Job) == 2
 
 
+def test_a_cancelled_writer_leaves_no_submission_waiting_forever(store: Store, seed: Seed) -> None:
+    """When the loop closes and cancels the writer mid-statement, every submission it
+    carried or had queued is cancelled too, rather than left waiting for an answer."""
+    inserts = AsyncJobInserts(store)
+
+    async def scenario() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        first = loop.create_task(inserts.insert([new_job(seed)]))
+        await asyncio.sleep(0)  # the writer starts its statement
+        queued = loop.create_task(inserts.insert([new_job(seed)]))
+        await asyncio.sleep(0)
+        inserts._writers[loop].cancel()
+        done, _ = await asyncio.wait([first, queued], timeout=10)
+        await inserts.aclose()
+        return [t in done and t.cancelled() for t in (first, queued)]
+
+    assert asyncio.run(scenario()) == [True, True]
+
+
 def test_group_commit_takes_this_path_on_postgresql_and_the_batch_path_beyond_it(
     store: Store, seed: Seed
 ) -> None:

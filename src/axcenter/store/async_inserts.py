@@ -104,6 +104,7 @@ class AsyncJobInserts:
 
     async def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         """Batches of everything pending on ``loop``, one statement each, until none is."""
+        batch: list[_Entry] = []
         try:
             while pending := self._pending.pop(loop, None):
                 batch, rows = [], 0
@@ -114,6 +115,10 @@ class AsyncJobInserts:
                 if pending:  # the rest waits for the next statement
                     self._pending.setdefault(loop, [])[:0] = pending
                 await self._write(loop, batch)
+        except BaseException:  # cancelled (the loop is closing): nobody waits forever
+            for _, done in [*batch, *self._pending.pop(loop, [])]:
+                done.cancel()
+            raise
         finally:
             del self._writers[loop]
 
