@@ -73,6 +73,8 @@ err = Console(stderr=True)
 WORKDIR = Path(tempfile.gettempdir()) / "axc-bench-work"
 #: rounds of the submission rows with targets (axcenter and sbatch alternating; medians)
 SUBMIT_ROUNDS = 3
+#: --quick's drain: four full waves of one-second jobs on 32 GPUs
+QUICK_DRAIN = 128
 
 
 def free_port() -> int:
@@ -586,7 +588,7 @@ def main() -> None:
     for gpus, part in ((32, "gpu"), (8, "gpu8")):
         if quick and gpus == 8:
             break
-        drain_n = n if gpus == 32 else max(n // 4, 50)
+        drain_n = QUICK_DRAIN if quick else n if gpus == 32 else max(n // 4, 50)
         with err.status(f"axcenter: drain on {gpus} GPUs"):
             dr = ax_drain(args.store, drain_n, gpus)
         sd = (
