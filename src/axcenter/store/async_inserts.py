@@ -15,7 +15,8 @@ goes on serving requests while PostgreSQL flushes its WAL.
 Batching follows the group commit's rule: submissions that arrive while a statement is
 in flight go together in the next one (up to ``MAX_ROWS`` jobs). If a batch fails, each
 submission in it is written alone, so a bad one (a reused idempotency key) fails alone.
-Errors are raised as SQLAlchemy raises them (``IntegrityError`` for a duplicate key).
+Errors are raised as SQLAlchemy raises them (``db.driver_error``: ``IntegrityError``
+for a duplicate key).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from axcenter.store.db import Store
+from axcenter.store.db import Store, driver_error
 from axcenter.store.jobs import (
     JOB_EVENTS,
     JOBS,
@@ -148,7 +149,7 @@ class AsyncJobInserts:
             conn = self._connections.get(loop)
             if conn is not None and conn.closed:  # the server went away: connect again
                 del self._connections[loop]
-            raise self.store.driver_error(exc, sql) from exc
+            raise driver_error(self._dialect, exc, sql) from exc
         self.store.count_changes((JOBS.name, JOB_EVENTS.name))
         self.statements += 1
         self.written += len(jobs)

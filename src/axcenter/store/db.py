@@ -23,13 +23,13 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
 
-__all__ = ["Store", "WriteBusy", "make_engine", "note_changed"]
+__all__ = ["Store", "WriteBusy", "driver_error", "make_engine", "note_changed"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -60,6 +60,12 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
     return create_engine(url, connect_args=connect_args, pool_size=10, max_overflow=10)
+
+
+def driver_error(dialect: Dialect, exc: Exception, statement: str | None = None) -> StatementError:
+    """A driver's error as SQLAlchemy raises it from ``execute`` (``IntegrityError`` for
+    a duplicate key), for statements whose errors reach us from the driver directly."""
+    return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
 class WriteBusy(Exception):
@@ -150,12 +156,6 @@ class Store:
         if self.schema:
             params["options"] = f"-csearch_path={self.schema}"
         return await psycopg.AsyncConnection.connect(*args, autocommit=True, **params)
-
-    def driver_error(self, exc: Exception, statement: str | None = None) -> StatementError:
-        """A driver's error as SQLAlchemy raises it from ``execute`` (``IntegrityError``
-        for a duplicate key), for statements sent to the driver directly."""
-        dbapi = self.engine.dialect.loaded_dbapi
-        return DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=self.engine.dialect)
 
     # -- change versions and caches ---------------------------------------------------
 

@@ -17,14 +17,14 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from axcenter.model.cluster import Allocation
 from axcenter.model.jobs import JobOutput, JobState, check_transition
-from axcenter.store.db import note_changed
+from axcenter.store.db import driver_error, note_changed
 from axcenter.store.orm import DeviceLease, Job, JobEvent
 
 __all__ = [
@@ -98,12 +98,11 @@ def _pipelined(conn: Connection) -> Iterator[None]:
     if pipeline is None:
         yield
         return
-    dbapi = conn.dialect.loaded_dbapi
     try:
         with pipeline():
             yield
-    except dbapi.Error as exc:
-        raise DBAPIError.instance(None, None, exc, dbapi.Error, dialect=conn.dialect) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn.dialect, exc) from exc
 
 
 def _insert_jobs_and_events(conn: Connection, jobs: Sequence[NewJob]) -> None:
