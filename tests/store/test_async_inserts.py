@@ -19,7 +19,7 @@ from axcenter.store.db import Store
 from axcenter.store.group_commit import GroupCommit
 from axcenter.store.jobs import NewJob, insert_jobs
 from tests.conftest import PG_URL, _pg_dsn
-from tests.store.test_jobs import T0, Seed, job_row, new_job, seed
+from tests.store.test_jobs import T0, Seed, new_job, seed, stored_differences
 
 __all__ = ["seed"]  # the fixture, used by name
 
@@ -55,13 +55,7 @@ def test_it_writes_what_the_transaction_path_writes(store: Store, seed: Seed) ->
     assert asyncio.run(insert_all(inserts, [[ours]])) == [None]
     with store.write() as session:
         insert_jobs(session, [theirs])
-    a, b = job_row(store, ours.id), job_row(store, theirs.id)
-    differ = {
-        c.key: (getattr(a, c.key), getattr(b, c.key))
-        for c in orm.Job.__table__.columns
-        if c.key not in ("id", "idempotency_key") and getattr(a, c.key) != getattr(b, c.key)
-    }
-    assert differ == {}
+    assert stored_differences(store, ours.id, theirs.id) == {}
     with store.read() as session:
         first = session.execute(
             select(orm.JobEvent.at, orm.JobEvent.to_state, orm.JobEvent.reason).where(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -142,6 +143,17 @@ def job_row(store: Store, job_id: str) -> orm.Job:
         return row
 
 
+def stored_differences(store: Store, one: str, other: str) -> dict[str, tuple[Any, Any]]:
+    """The columns (but id and idempotency key) whose stored values differ between two
+    jobs, with both values."""
+    a, b = job_row(store, one), job_row(store, other)
+    return {
+        c.key: (getattr(a, c.key), getattr(b, c.key))
+        for c in orm.Job.__table__.columns
+        if c.key not in ("id", "idempotency_key") and getattr(a, c.key) != getattr(b, c.key)
+    }
+
+
 def leases(store: Store) -> set[tuple[str, int, str]]:
     with store.read() as session:
         rows = session.execute(
@@ -179,13 +191,8 @@ def test_insert_jobs_writes_what_sqlalchemy_would(store: Store, seed: Seed) -> N
             )
         )
         session.add(orm.JobEvent(job_id=theirs.id, at=T0, to_state="pending", reason="submitted"))
-    a, b = job_row(store, ours.id), job_row(store, theirs.id)
-    differ = {
-        c.key: (getattr(a, c.key), getattr(b, c.key))
-        for c in orm.Job.__table__.columns
-        if c.key not in ("id", "idempotency_key") and getattr(a, c.key) != getattr(b, c.key)
-    }
-    assert differ == {}
+    assert stored_differences(store, ours.id, theirs.id) == {}
+    a = job_row(store, ours.id)
     assert a.submitted_at == T0 and a.submitted_at.tzinfo is not None
     with store.read() as session:
         ats = session.scalars(
