@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     database_schema: str | None = Field(
         default=None, description="PostgreSQL schema to use (search_path); default public"
     )
+    config: Path | None = Field(
+        default=None,
+        description="the center's configuration file (node pools and their engines); "
+        "without it, one local pool from local_gpus",
+    )
+    stop_jobs_on_shutdown: bool = Field(
+        default=False,
+        description="stop and requeue running jobs when the service stops; by default "
+        "they keep running and are adopted at the next start",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     local_gpus: str | None = Field(
@@ -65,6 +75,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def engine_dir(self) -> Path:
+        """The local engine's run records (docs/engines.md)."""
+        return self.data_dir / "engine"
 
     @property
     def jobs_dir(self) -> Path:

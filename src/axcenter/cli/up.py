@@ -1,4 +1,4 @@
-"""``axc up``: run a whole center in one process (API, control loop, local executor)."""
+"""``axc up``: run a whole center in one process (API, control loop, engines)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,22 @@ def up(
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL [env AXC_DATABASE_URL]")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="the center's configuration: node pools and engines [env AXC_CONFIG]"),
+    ] = None,
+    stop_jobs: Annotated[
+        bool | None,
+        typer.Option(
+            "--stop-jobs/--keep-jobs",
+            help="on exit, stop and requeue running jobs (default: keep them running, "
+            "adopted at the next start) [env AXC_STOP_JOBS_ON_SHUTDOWN]",
+        ),
+    ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
-    """Start the center: API, scheduler and local executor in one process."""
+    """Start the center: API, scheduler and engines in one process."""
     # Imported here: the server's dependencies would slow down every other `axc` command.
     import uvicorn
 
@@ -57,6 +69,8 @@ def up(
         "port": port,
         "local_gpus": gpus,
         "database_url": database_url,
+        "config": config,
+        "stop_jobs_on_shutdown": stop_jobs,
     }
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
     if demo and settings.local_gpus is None:
@@ -65,7 +79,11 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console(stderr=True)
-    center = Center(settings)
+    try:
+        center = Center(settings)
+    except ValueError as e:  # the configuration file (ConfigError) or the GPU spec
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
     center.start()
     try:
         credentials = []
@@ -87,12 +105,15 @@ def up(
             )
         )
         # uvicorn re-raises the signal that stopped it once it has shut down; with the
-        # default SIGTERM disposition that would kill us before the jobs are requeued.
+        # default SIGTERM disposition that would kill us before the store is closed.
         signal.signal(signal.SIGTERM, lambda *_: None)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         server.run()
     finally:
-        console.print("stopping: running jobs are stopped and requeued")
+        if settings.stop_jobs_on_shutdown:
+            console.print("stopping: running jobs are stopped and requeued")
+        else:
+            console.print("stopping: running jobs keep running and are adopted at the next start")
         center.stop()
 
 

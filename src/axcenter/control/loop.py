@@ -23,24 +23,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.budgets import load_budgets
-from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds, settle_jobs
+from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds
 from axcenter.control.convert import allocations_to_json, utc
-from axcenter.control.reconcile import reconcile, requeue
+from axcenter.control.reconcile import reconcile
+from axcenter.control.runs import job_of, record_runs
 from axcenter.control.state import ClusterState, StartHint
 from axcenter.control.watch import JobWatch
 from axcenter.executors.base import (
-    Executor,
-    ExitReport,
-    Launch,
+    Engine,
+    EngineEvent,
+    EngineFactory,
     LaunchError,
+    NodesChanged,
     Outcome,
-    Started,
+    RunEnded,
+    RunSpec,
+    RunStarted,
     StopReason,
 )
 from axcenter.model.jobs import JobOutput, JobState
@@ -48,14 +51,7 @@ from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.store.db import Store
 from axcenter.store.jobs import JOBS, NEXT_ATTEMPT
-from axcenter.store.lifecycle import (
-    Move,
-    movable,
-    move_jobs,
-    release_leases_many,
-    take_leases_many,
-    write_moves,
-)
+from axcenter.store.lifecycle import Move, movable, take_leases_many, write_moves
 from axcenter.store.policy import load_policy
 
 __all__ = ["ControlLoop"]
@@ -66,8 +62,8 @@ log = logging.getLogger(__name__)
 POLICY_REFRESH_S = 60.0
 #: jobs that may wait in a quick cycle (woken by submissions only) before it ends
 QUICK_DEPTH = 32
-#: jobs launched side by side (each fork waits for its child's exec)
-LAUNCH_THREADS = 8
+#: engine calls (submissions, stops, acknowledgements) side by side, off the loop thread
+ENGINE_THREADS = 8
 #: shortest pause between two cycles woken by events, so that events arriving together
 #: (a wave of exits, a burst of submissions) are taken by one cycle
 MIN_CYCLE_GAP_S = 0.005
@@ -80,13 +76,6 @@ MAX_QUICK_GAP_S = 0.05
 MAX_URGENT_GAP_S = 0.02
 
 Policy = Callable[[Snapshot, float], Plan]
-
-_TERMINAL_OUTCOMES = {
-    Outcome.SUCCEEDED: JobState.SUCCEEDED,
-    Outcome.FAILED: JobState.FAILED,
-    Outcome.CANCELLED: JobState.CANCELLED,
-    Outcome.TIMED_OUT: JobState.TIMED_OUT,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +94,18 @@ class _Cancel:
 
 
 @dataclass(frozen=True, slots=True)
-class _Exited:
-    report: ExitReport
+class _Event:
+    """What an engine reported."""
+
+    event: EngineEvent
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispatched:
+    """The engine accepted a run (it may still queue it)."""
+
+    run_id: str
+    ref: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +113,16 @@ class _PolicyChanged:
     pass
 
 
-_Message = _Submitted | _Forget | _Cancel | _Exited | _PolicyChanged
+_Message = _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged
 
 
 class ControlLoop:
     def __init__(
         self,
         store: Store,
-        executor_factory: Callable[[Callable[[ExitReport], None]], Executor],
+        engine_factory: EngineFactory,
         policy: Policy,
         *,
-        logs_dir: Path,
         kill_grace_s: float,
         safety_cycle_s: float = 5.0,
         config: SchedulerConfig | None = None,
@@ -135,7 +133,6 @@ class ControlLoop:
     ) -> None:
         self.store = store
         self.policy = policy
-        self.logs_dir = logs_dir
         self.kill_grace_s = kill_grace_s
         self.safety_cycle_s = safety_cycle_s
         self.watch = watch or JobWatch()
@@ -152,6 +149,11 @@ class ControlLoop:
         self._budgets_stale = False
         #: why each job being preempted is stopped, for its preempted event
         self._preempt_reasons: dict[str, str] = {}
+        #: the current run of each job that holds devices (job id -> run id): an engine's
+        #: event about any other run is stale (a duplicate, or of an earlier attempt)
+        self.runs: dict[str, str] = {}
+        #: stops asked of runs the engine may not know yet (dispatch in flight)
+        self._stops: dict[str, StopReason] = {}
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         #: a cancel or a policy change is waiting (see MAX_URGENT_GAP_S)
         self._urgent = False
@@ -165,8 +167,8 @@ class ControlLoop:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self.executor = executor_factory(self._on_exit)
-        self._launcher = ThreadPoolExecutor(LAUNCH_THREADS, thread_name_prefix="axc-launch")
+        self.engine: Engine = engine_factory(self._on_event)
+        self._calls = ThreadPoolExecutor(ENGINE_THREADS, thread_name_prefix="axc-engine")
 
     # -- called from other threads ------------------------------------------------
 
@@ -208,12 +210,14 @@ class ControlLoop:
         reload them (and the budgets they imply)."""
         self._post(_PolicyChanged())
 
-    def _on_exit(self, report: ExitReport) -> None:
-        self._post(_Exited(report))
+    def _on_event(self, event: EngineEvent) -> None:
+        self._post(_Event(event))
 
     def _post(self, message: _Message) -> None:
-        if isinstance(message, _Exited):
+        if isinstance(message, _Event) and isinstance(message.event, RunEnded):
             self._exited = True
+        elif isinstance(message, _Event | _Dispatched):
+            pass  # recorded by the next cycle, which they wake
         elif not isinstance(message, _Submitted):
             self._urgent = True
         self._inbox.put(message)
@@ -222,20 +226,29 @@ class ControlLoop:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
-        self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
+        """Make the store agree with the engine (adopting what still runs, recording what
+        ended meanwhile), then start cycling."""
+        self._resync()
         self._thread = threading.Thread(target=self._run, name="axc-control", daemon=True)
         self._thread.start()
         self._wake.set()
 
-    def stop(self) -> None:
-        """Stop cycling, stop the executor's jobs and requeue them (they were accepted)."""
+    def stop(self, *, stop_jobs: bool = False) -> None:
+        """Stop cycling and detach from the engine: jobs keep running and are adopted at
+        the next start. With ``stop_jobs`` (an operator's choice), stop them and requeue
+        them instead (they were accepted)."""
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        self.executor.close(self.kill_grace_s)
-        self._launcher.shutdown()
-        self._cycle(plan=False)  # record the shutdown exits as requeues
+        self._calls.shutdown(wait=True)  # dispatches in flight reach the engine, and us
+        self.engine.close(stop_runs=stop_jobs, grace_s=self.kill_grace_s)
+        self._cycle(plan=False)  # record what the engine reported until now
+
+    def _resync(self) -> None:
+        """Rebuild the cache from the store after making the store agree with the engine."""
+        self.state, self.runs = reconcile(self.store, self.engine, utc(self.clock()), self.state)
+        self._stops = {job_id: r for job_id, r in self._stops.items() if job_id in self.runs}
 
     def _run(self) -> None:
         ran = 0.0  # how long the last cycle ran (see MAX_QUICK_GAP_S)
@@ -260,7 +273,7 @@ class ControlLoop:
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
                 self._hint = None  # every submission wakes the loop until a cycle succeeds
-                self.state = reconcile(self.store, self.executor, utc(self.clock()), self.state)
+                self._resync()  # the engine still holds every end it reported
                 self._deferred.clear()  # the rebuilt state holds every committed job
             ended = time.monotonic()
             ran = ended - began
@@ -274,7 +287,9 @@ class ControlLoop:
         same on submit with ``default_queue_depth``); exits, cancels, policy changes and
         the timer run full cycles."""
         self.cycles += 1
-        exits: list[ExitReport] = []
+        events: list[RunStarted | RunEnded] = []
+        dispatched: dict[str, str] = {}
+        resync = False
         new: list[PendingJob] = []
         full, self._full_next = timer or self._full_next, False
         while True:
@@ -292,11 +307,14 @@ class ControlLoop:
                     full = True
                 case _Cancel(job_id):
                     full = True
-                    if job_id in self.state.running:
-                        self.executor.stop(job_id, StopReason.CANCEL, self.kill_grace_s)
-                case _Exited(report):
-                    exits.append(report)
-                    full = True
+                    self._stop(job_id, StopReason.CANCEL)
+                case _Event(RunStarted() | RunEnded() as event):
+                    events.append(event)
+                    full = full or isinstance(event, RunEnded)
+                case _Event(NodesChanged()):
+                    resync = full = True
+                case _Dispatched(run_id, ref):
+                    dispatched[run_id] = ref
                 case _PolicyChanged():
                     full = True
                     with self.store.read() as session:
@@ -307,7 +325,9 @@ class ControlLoop:
             # allocation windows open and close, reservations start and end, with no event
             self._policy_loaded_at = now
             self._post(_PolicyChanged())
-        ended = self._record_exits(exits)
+        ended = self._record(events, dispatched)
+        if resync:  # the engine's nodes changed: the store, then the cache, follow
+            self._resync()
         if plan and (full or not self.state.cannot_start(new)):
             if self._budgets_stale:  # once per cycle, however many writes changed them
                 with self.store.read() as session:
@@ -326,7 +346,7 @@ class ControlLoop:
             self._preempt(decided.preemptions)
             admitted = self._apply(decided.admissions, now)
             if admitted:
-                ended += self._dispatch(admitted)
+                self._dispatch(admitted)
         if ended:
             self.watch.notify(ended)
         self._publish_hint(new)
@@ -340,38 +360,76 @@ class ControlLoop:
         if not self._inbox.empty():
             self._wake.set()
 
-    def _record_exits(self, exits: Sequence[ExitReport]) -> list[str]:
-        """Write exits; return the ids of jobs that ended for good."""
-        if not exits:
+    def _record(
+        self, events: Sequence[RunStarted | RunEnded], refs: Mapping[str, str]
+    ) -> list[str]:
+        """Record what the engine reported; returns the ids of jobs that ended for good.
+
+        Only events about a job's current run count (``runs``); the ends of the others
+        are acknowledged, so the engine forgets them, and change nothing."""
+        for run_id in refs:
+            job_id = job_of(run_id)
+            if self.runs.get(job_id) == run_id and job_id in self._stops:
+                self._send_stop(run_id, self._stops[job_id])  # asked while in flight
+        current = [e for e in events if self.runs.get(job_of(e.run_id)) == e.run_id]
+        stale = [
+            e.run_id
+            for e in events
+            if isinstance(e, RunEnded) and self.runs.get(job_of(e.run_id)) != e.run_id
+        ]
+        if not current and not refs:
+            if stale:
+                self._calls.submit(self.engine.acknowledge, stale)
             return []
-        ended: list[_End] = []
         with self.store.write() as session:
-            for report in exits:
-                at = utc(report.ended_at)
-                terminal = _TERMINAL_OUTCOMES.get(report.outcome)
-                if terminal is None:  # preempted or lost: back to the queue
-                    reason = self._preempt_reasons.pop(report.job_id, report.message)
-                    requeue(session, report.job_id, JobState.RUNNING, at, reason)
-                    continue
-                values = {"ended_at": at, "exit_code": report.exit_code, "pid": None}
-                ended.append(_End(report.job_id, at, terminal, report.message, values))
-            _end_runs(session, JobState.RUNNING, ended)
-        self._budgets_stale = True
-        ids = {e.job_id for e in ended}
-        for report in exits:
-            if report.job_id in ids:
-                self.state.forget(report.job_id)
+            done = record_runs(session, current, refs, self._preempt_reasons)
+        ends = [e for e in current if isinstance(e, RunEnded)]
+        if ends:
+            self._budgets_stale = True
+        for event in current:
+            job_id = job_of(event.run_id)
+            if isinstance(event, RunStarted):
+                if job_id not in done.ended and job_id not in done.requeued:
+                    running = self.state.running.get(job_id)
+                    if running is not None:
+                        self.state.update_running(replace(running, started_at=event.started_at))
+                continue
+            self.runs.pop(job_id, None)
+            self._stops.pop(job_id, None)
+            self._preempt_reasons.pop(job_id, None)
+            if job_id in done.requeued:
+                self.state.requeue(job_id)
             else:
-                self.state.requeue(report.job_id)
-        return [e.job_id for e in ended]
+                self.state.forget(job_id)
+        if ends or stale:
+            self._calls.submit(self.engine.acknowledge, [e.run_id for e in ends] + stale)
+        return sorted(done.ended)
+
+    def _stop(self, job_id: str, reason: StopReason) -> None:
+        """Ask the engine to stop the job's current run (off the loop thread)."""
+        run_id = self.runs.get(job_id)
+        if run_id is None:
+            return
+        self._stops.setdefault(job_id, reason)
+        self._send_stop(run_id, reason)
+
+    def _send_stop(self, run_id: str, reason: StopReason) -> None:
+        self._calls.submit(self._call, self.engine.stop, run_id, reason, self.kill_grace_s)
+
+    @staticmethod
+    def _call(fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("engine call %s failed", getattr(fn, "__name__", fn))
 
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
-        """Ask the executor to stop victims (SIGTERM, grace, SIGKILL); their exits requeue them."""
+        """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them."""
         for p in preemptions:
             if p.job_id in self.state.running and p.job_id not in self._preempt_reasons:
                 self._preempt_reasons[p.job_id] = p.reason
                 self.state.mark_preempting(p.job_id)
-                self.executor.stop(p.job_id, StopReason.PREEMPT, self.kill_grace_s)
+                self._stop(p.job_id, StopReason.PREEMPT)
 
     def _apply(self, admissions: Sequence[Admission], now: float) -> list[tuple[Admission, _Spec]]:
         """Admit in one transaction; drop admissions whose job is no longer pending.
@@ -406,6 +464,7 @@ class ControlLoop:
                     "placement": allocations_to_json(adm.placement),
                     "borrowed": adm.borrowed,
                     "allocation_id": funding.id if funding else None,
+                    "attempts": NEXT_ATTEMPT,  # this admission's run is the next attempt
                 }
                 moves.append(Move(adm.job_id, at, reason, values))
                 admitted.append(adm)
@@ -472,73 +531,39 @@ class ControlLoop:
         self.state.budgets = load_budgets(session, at, self.state.hold_grace_s)
         self._budgets_stale = False
 
-    def _dispatch(self, admitted: Sequence[tuple[Admission, _Spec]]) -> list[str]:
-        """Start admitted jobs; record starts and launch failures. Returns failed ids.
-
-        Launches run side by side (``LAUNCH_THREADS``): a fork returns only once the child
-        has exec'd, milliseconds each, and a wave of exits admits many jobs at once.
-        """
-        started: list[Started] = []
-        failed: list[_End] = []
+    def _dispatch(self, admitted: Sequence[tuple[Admission, _Spec]]) -> None:
+        """Hand each admitted job's run to the engine, off the loop thread: the engine
+        reports its start (and end) as events, which the next cycles record. A run is
+        running, and charged, from the start the engine reports."""
         names = {node_id: node.name for node_id, node in self.state.nodes.items()}
-        launches = [self._launch(adm, spec, names) for adm, spec in admitted]
-        for launch, outcome in zip(launches, self._start_all(launches), strict=True):
-            if isinstance(outcome, LaunchError):
-                at = utc(self.clock())
-                message = f"launch failed: {outcome}"
-                failed.append(_End(launch.job_id, at, JobState.FAILED, message, {"ended_at": at}))
-            else:
-                started.append(outcome)
-        with self.store.write() as session:
-            move_jobs(
-                session,
-                [
-                    Move(
-                        s.job_id,
-                        utc(s.started_at),
-                        "started",
-                        {"started_at": utc(s.started_at), "pid": s.pid, "attempts": NEXT_ATTEMPT},
-                    )
-                    for s in started
-                ],
-                [JobState.ADMITTED],
-                JobState.RUNNING,
-            )
-            _end_runs(session, JobState.ADMITTED, failed)
-        if failed:
-            self._budgets_stale = True
-        for s in started:
-            running = self.state.running.get(s.job_id)
-            if running is not None:
-                self.state.update_running(replace(running, started_at=s.started_at))
-        for end in failed:
-            self.state.forget(end.job_id)
-        return [end.job_id for end in failed]
+        for adm, spec in admitted:
+            run = self._run_spec(adm, spec, names)
+            self.runs[spec.id] = run.run_id
+            self._calls.submit(self._submit, run)
 
-    def _start_all(self, launches: Sequence[Launch]) -> list[Started | LaunchError]:
-        """``executor.start`` for each launch, in parallel; a LaunchError is returned."""
+    def _submit(self, run: RunSpec) -> None:
+        """On an engine thread: submit, and tell the loop what became of it."""
+        try:
+            ref = self.engine.submit(run)
+        except Exception as exc:
+            if not isinstance(exc, LaunchError):
+                log.exception("engine failed to take run %s", run.run_id)
+            message = f"launch failed: {exc}"
+            ended = RunEnded(run.run_id, "", Outcome.FAILED, None, None, self.clock(), message)
+            self._post(_Event(ended))
+        else:
+            self._post(_Dispatched(run.run_id, ref))
 
-        def start(launch: Launch) -> Started | LaunchError:
-            try:
-                return self.executor.start(launch)
-            except LaunchError as exc:
-                return exc
-
-        if len(launches) == 1:
-            return [start(launches[0])]
-        return list(self._launcher.map(start, launches))
-
-    def _launch(self, adm: Admission, spec: _Spec, names: dict[str, str]) -> Launch:
-        return Launch(
+    def _run_spec(self, adm: Admission, spec: _Spec, names: dict[str, str]) -> RunSpec:
+        return RunSpec(
             job_id=spec.id,
+            attempt=spec.attempts,
             command=tuple(spec.command),
             workdir=spec.workdir,
             env=dict(spec.env),
             node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
             time_limit_s=spec.time_limit_s,
-            log_path=(
-                str(self.logs_dir / f"{spec.id}.log") if spec.output == JobOutput.LOG else None
-            ),
+            output=JobOutput(spec.output),
             extra_env=(
                 {"AXC_ARRAY_ID": spec.array_id, "AXC_ARRAY_INDEX": str(spec.array_index)}
                 if spec.array_id is not None
@@ -559,6 +584,7 @@ class _Spec:
     array_id: str | None
     array_index: int | None
     output: str
+    attempts: int
 
 
 _SELECT_SPECS = select(
@@ -570,32 +596,8 @@ _SELECT_SPECS = select(
     JOBS.c.array_id,
     JOBS.c.array_index,
     JOBS.c.output,
+    JOBS.c.attempts,
 ).where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
-
-
-@dataclass(frozen=True, slots=True)
-class _End:
-    """A run that ends for good: its job, when, in which state, why, and the columns set."""
-
-    job_id: str
-    at: datetime
-    state: JobState
-    reason: str
-    values: Mapping[str, object]
-
-
-def _end_runs(session: Session, from_state: JobState, ends: Sequence[_End]) -> None:
-    """Settle the runs, move their jobs to their end states and free their devices: as
-    ``settle_job``, ``transition`` and ``release_leases`` for each, in a few statements."""
-    if not ends:
-        return
-    settle_jobs(session, [(e.job_id, e.at) for e in ends])
-    by_state: dict[JobState, list[Move]] = {}
-    for e in ends:
-        by_state.setdefault(e.state, []).append(Move(e.job_id, e.at, e.reason, e.values))
-    for state, moves in by_state.items():
-        move_jobs(session, moves, [from_state], state)
-    release_leases_many(session, [e.job_id for e in ends])
 
 
 def _where(adm: Admission, state: ClusterState) -> str:

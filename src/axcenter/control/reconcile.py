@@ -1,9 +1,13 @@
-"""Make the store agree with reality, then rebuild the loop's cache from the store.
+"""Make the store agree with the engine, then rebuild the loop's cache from the store.
 
-Run at start and after any failed cycle. Reality is what the executor reports: its nodes
-and the jobs it is still running. An active job the executor does not run (the service
-was killed, a launch never happened) goes back to pending with its history kept, after
-any process it left behind is killed: a job is never running twice.
+Run at start and after any failed cycle. Reality is what the engine reports
+(``Engine.recover``): the nodes it offers, the runs it still runs (adopted: the job stays
+running, or becomes running with its real start), and the runs that ended while nobody
+listened (recorded once, with their real times and exit status: a job that finished
+while the service was down is never run again). An active job whose current run the
+engine has no record of (the service died before handing it over) goes back to pending
+with its history kept; the engine reports a run it cannot account for as lost only once
+its processes are proven gone, so a job is never running twice.
 """
 
 from __future__ import annotations
@@ -15,66 +19,73 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.budgets import load_budgets
-from axcenter.accounting.ledger import settle_job
 from axcenter.control.convert import node_from_row, pending_from_row, running_from_row
+from axcenter.control.runs import record_runs, requeue
 from axcenter.control.state import ClusterState
 from axcenter.control.usage import UsageTracker
-from axcenter.executors.base import Executor, NodeInventory
+from axcenter.executors.base import Engine, NodeInventory, RunEnded, RunStarted, run_id_of
 from axcenter.model.cluster import NodeState
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import ACTIVE, JobState
 from axcenter.sched.fairshare import decay
 from axcenter.store import orm
 from axcenter.store.db import Store
-from axcenter.store.jobs import release_leases, transition
 from axcenter.store.policy import load_policy
 
-__all__ = ["load_state", "reconcile", "requeue"]
+__all__ = ["load_state", "reconcile"]
 
 log = logging.getLogger(__name__)
 
 
 def reconcile(
-    store: Store, executor: Executor, now: datetime, template: ClusterState
-) -> ClusterState:
-    inventory = {n.name: n for n in executor.inventory()}
-    alive = executor.running()
+    store: Store, engine: Engine, now: datetime, template: ClusterState
+) -> tuple[ClusterState, dict[str, str]]:
+    """Returns the rebuilt cache and the current run of each job holding devices."""
+    inventory = {n.name: n for n in engine.inventory() if n.up}
+    recovery = engine.recover()
+    ended = {e.run_id: e for e in recovery.ended}
     with store.write() as session:
-        _sync_nodes(session, inventory, now)
+        sync_nodes(session, inventory, now)
         active_states = orm.Job.state.in_([s.value for s in ACTIVE])
-        active = session.scalars(select(orm.Job).where(active_states))
-        lost = [job for job in active if job.id not in alive]
-        # admitted jobs may have a process without a recorded pid (killed mid-dispatch)
-        executor.kill_orphans({job.id: job.pid or None for job in lost})
-        for job in lost:
-            requeue(session, job.id, JobState(job.state), now, "requeued: service restarted")
+        active = session.execute(
+            select(orm.Job.id, orm.Job.state, orm.Job.attempts).where(active_states)
+        ).all()
+        events: list[RunStarted | RunEnded] = []
+        missing: list[tuple[str, JobState, int]] = []
+        for job_id, state, attempts in active:
+            run_id = run_id_of(job_id, attempts)
+            if run_id in ended:
+                events.append(ended[run_id])
+            elif run_id in recovery.running:
+                events.append(recovery.running[run_id])
+            else:
+                missing.append((job_id, JobState(state), attempts))
+        recorded = record_runs(session, events, {}, {})
+        for job_id, state, attempts in missing:
+            reason = f"requeued: run {attempts} never reached the engine"
+            requeue(session, job_id, [state], now, reason)
         session.execute(
             delete(orm.DeviceLease)
             .where(orm.DeviceLease.job_id.not_in(select(orm.Job.id).where(active_states)))
             .execution_options(synchronize_session=False)
         )
-    return load_state(store, now, template)
-
-
-def requeue(session: Session, job_id: str, current: JobState, at: datetime, reason: str) -> None:
-    """Back to pending with history kept: running -> preempted -> pending, releasing devices
-    and settling what the run used."""
-    settle_job(session, job_id, at)
-    if current is JobState.RUNNING:
-        transition(session, job_id, [JobState.RUNNING], JobState.PREEMPTED, at=at, reason=reason)
-        current = JobState.PREEMPTED
-    transition(
-        session,
-        job_id,
-        [current],
-        JobState.PENDING,
-        at=at,
-        reason=reason,
-        placement=None,
-        gpu_type=None,
-        pid=None,
-    )
-    release_leases(session, job_id)
+        runs = {
+            job_id: run_id_of(job_id, attempts)
+            for job_id, attempts in session.execute(
+                select(orm.Job.id, orm.Job.attempts).where(active_states)
+            ).tuples()
+        }
+    if recorded.ended or recorded.requeued or missing:
+        log.info(
+            "reconcile: %d run(s) adopted, %d ended while away, %d requeued, %d never started",
+            len(recovery.running),
+            len(recorded.ended),
+            len(recorded.requeued),
+            len(missing),
+        )
+    if ended:
+        engine.acknowledge(list(ended))
+    return load_state(store, now, template), runs
 
 
 def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterState:
@@ -94,14 +105,18 @@ def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterSt
             state.nodes[node.id] = node_from_row(node)
         rows = session.scalars(
             select(orm.Job)
-            .where(orm.Job.state.in_([JobState.PENDING.value, JobState.RUNNING.value]))
+            .where(orm.Job.state.in_([s.value for s in _CACHED]))
             .order_by(orm.Job.submitted_at)
         ).all()
         for row in rows:
             state.add_pending(pending_from_row(row))
-            if row.state == JobState.RUNNING.value:
+            if row.state != JobState.PENDING.value:  # holds its devices
                 state.start(running_from_row(row))
     return state
+
+
+#: jobs the cache holds: waiting, or holding devices (admitted: queued in the engine)
+_CACHED = (JobState.PENDING, JobState.ADMITTED, JobState.RUNNING)
 
 
 def _decayed_usage(session: Session, now: datetime, half_life_s: float) -> dict[str, float]:
@@ -126,7 +141,9 @@ def _decayed_usage(session: Session, now: datetime, half_life_s: float) -> dict[
     return usage
 
 
-def _sync_nodes(session: Session, inventory: dict[str, NodeInventory], now: datetime) -> None:
+def sync_nodes(session: Session, inventory: dict[str, NodeInventory], now: datetime) -> None:
+    """The store's nodes as the engine offers them: new ones added, changed ones updated,
+    missing (or down) ones marked down."""
     known = {n.name: n for n in session.scalars(select(orm.Node))}
     for name, inv in inventory.items():
         row = known.get(name)

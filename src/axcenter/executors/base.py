@@ -1,15 +1,30 @@
-"""The executor interface: what the control loop may ask of any backend.
+"""The execution contract: what the control loop may ask of any engine, and what an engine
+tells it back (docs/engines.md).
 
-The control loop decides *what* runs *where*; an executor only makes it so and reports
-what really happened. The contract is deliberately small so that local, Ray and Slurm
-backends (and a fake for tests) can share it:
+The control loop decides *what* runs *where* and *when*, and charges for it; an engine
+(the local one, Slurm, later Ray or Kubernetes) makes a decision real and reports what
+really happened. Shaped after slurmctld's view of its nodes, not after a local process:
 
-- ``inventory()`` says which nodes and devices the executor offers;
-- ``start()`` launches one job and returns at once (it never waits for the job);
-- ``stop()`` asks a job to end, for a reason that decides its reported outcome;
-- ``on_exit`` (given to the constructor) is called exactly once per started job.
+- ``submit(run)`` hands one run to the engine and returns an engine reference (a string:
+  a Slurm job id, a local run directory). ``run.run_id`` is the idempotency key: one
+  run of one job (``JOB.ATTEMPT``). The engine may queue it; submit may block (it is
+  called off the loop thread) but never waits for the job itself.
+- The engine reports through the ``on_event`` callback given to its factory:
+  ``RunStarted`` with the real start time and devices, ``RunEnded`` with the real end
+  time, exit status and (again) the real start, or none if the run never started;
+  ``NodesChanged`` whenever what it offers changes. Events may come late, twice, or an
+  end before its start: the control loop records each run's end exactly once.
+- ``stop(run_id, reason, grace_s)``: SIGTERM (or the engine's equivalent), SIGKILL after
+  the grace period; the first reason wins.
+- ``recover()`` after a restart of the control plane: what the engine still runs (now
+  watched again) and which runs ended while nobody listened, with their real times. A run
+  the engine cannot account for is ended as ``LOST`` only once its processes are proven
+  gone. ``acknowledge(run_ids)`` tells it the ends are recorded and may be forgotten.
+- ``read_log(job_id, offset, limit)``: the job's output, through the engine.
+- ``close(stop_runs=False)``: the control plane goes away; runs keep running unless the
+  operator asked to stop them.
 
-Outcome rules shared by all executors:
+Outcome rules shared by all engines:
 
 ========================================  =============
 what happened                              outcome
@@ -18,42 +33,53 @@ exit code 0                                SUCCEEDED
 any other exit (code or signal)            FAILED
 ``stop(CANCEL)``                           CANCELLED
 ``stop(PREEMPT)``                          PREEMPTED
-``stop(SHUTDOWN)`` / ``close()``           LOST (the control loop requeues it)
+``stop(SHUTDOWN)``, lost by the engine     LOST (the control loop requeues it)
 time limit exceeded                        TIMED_OUT
 ========================================  =============
 
-The first cause wins: once a job is being stopped or has hit its time limit, its outcome
+The first cause wins: once a run is being stopped or has hit its time limit, its outcome
 is fixed, even if the process then exits 0 (it may trap SIGTERM, or finish just before
 the signal lands). The user's or operator's intent is what the record must show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import signal
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from axcenter.model.jobs import JobOutput
+
 __all__ = [
-    "Executor",
-    "ExitCallback",
-    "ExitReport",
-    "Launch",
+    "Engine",
+    "EngineEvent",
+    "EngineFactory",
+    "EventCallback",
     "LaunchError",
     "NodeInventory",
+    "NodesChanged",
     "Outcome",
-    "Started",
+    "Recovery",
+    "RunEnded",
+    "RunSpec",
+    "RunStarted",
     "StopReason",
+    "describe_status",
+    "outcome_of",
+    "run_id_of",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class NodeInventory:
-    """One node an executor offers, with ``gpu_count`` devices numbered 0..gpu_count-1.
+    """One node an engine offers, with ``gpu_count`` devices numbered 0..gpu_count-1.
 
     ``device_ids`` maps those numbers to the real device indices when they differ
     (``device_ids[i]`` is the real index of device ``i``); empty means "the same
-    numbers", which is the usual case and always the case for logical GPUs.
+    numbers", which is the usual case and always the case for logical GPUs. ``up`` is
+    False for a node the engine still knows but cannot run on (down, drained).
     """
 
     name: str
@@ -63,27 +89,36 @@ class NodeInventory:
     memory_mb: int
     logical: bool  # True = logical GPUs, no real device behind them
     device_ids: tuple[int, ...] = ()
+    up: bool = True
 
     def real_device(self, device: int) -> int:
         """The device index to hand to CUDA for scheduler device ``device``."""
         return self.device_ids[device] if self.device_ids else device
 
 
+def run_id_of(job_id: str, attempt: int) -> str:
+    """The idempotency key of one run: ``JOB.ATTEMPT``."""
+    return f"{job_id}.{attempt}"
+
+
 @dataclass(frozen=True, slots=True)
-class Launch:
-    """Everything an executor needs to start one job."""
+class RunSpec:
+    """Everything an engine needs to run one attempt of one job."""
 
     job_id: str
+    attempt: int  # 1 for the first run; each requeue runs the next
     command: tuple[str, ...]
-    workdir: str  # absolute; the executor creates it if missing
-    env: Mapping[str, str]  # user-supplied extra environment
+    workdir: str  # absolute; the engine creates it if missing
+    env: Mapping[str, str]  # the user's environment
     # ((node_name, (dev, ...)), ...); the first entry is the batch host
     node_devices: tuple[tuple[str, tuple[int, ...]], ...]
     time_limit_s: int  # <= 0 means no limit
-    #: stdout and stderr both go here (created/truncated; parent dir created); None:
-    #: nowhere (``JobOutput.DISCARD``)
-    log_path: str | None
+    output: JobOutput = JobOutput.LOG
     extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. AXC_ARRAY_INDEX
+
+    @property
+    def run_id(self) -> str:
+        return run_id_of(self.job_id, self.attempt)
 
 
 class Outcome(StrEnum):
@@ -92,7 +127,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     PREEMPTED = "preempted"
-    LOST = "lost"  # the executor went away (shutdown); the control loop requeues the job
+    LOST = "lost"  # the engine lost it or was shut down with it: the control loop requeues
 
 
 class StopReason(StrEnum):
@@ -102,56 +137,104 @@ class StopReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Started:
-    job_id: str
-    pid: int
-    started_at: float  # time.time()
+class RunStarted:
+    run_id: str
+    ref: str
+    started_at: float  # epoch seconds, as the engine saw it
+    devices: str = ""  # what the run was given, as the engine names it (CUDA ids)
 
 
 @dataclass(frozen=True, slots=True)
-class ExitReport:
-    job_id: str
+class RunEnded:
+    run_id: str
+    ref: str
     outcome: Outcome
-    exit_code: int | None  # returncode; negative = killed by that signal (as subprocess does)
-    ended_at: float  # time.time()
+    exit_code: int | None  # negative = killed by that signal (as subprocess does)
+    started_at: float | None  # None: it never started (costs nothing)
+    ended_at: float
     message: str  # human readable, e.g. "exit code 3", "killed after time limit 2s"
 
 
-ExitCallback = Callable[[ExitReport], None]
+@dataclass(frozen=True, slots=True)
+class NodesChanged:
+    """The engine's whole current inventory, after a node came, went or changed."""
+
+    nodes: tuple[NodeInventory, ...]
+
+
+EngineEvent = RunStarted | RunEnded | NodesChanged
+EventCallback = Callable[[EngineEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What an engine found after a restart of the control plane."""
+
+    running: Mapping[str, RunStarted]  # run id -> its start, watched again
+    ended: Sequence[RunEnded]  # ended and not yet acknowledged
 
 
 class LaunchError(Exception):
-    """``start()`` could not start the process; the message names the cause."""
+    """``submit()`` could not start the run; the message names the cause in the user's terms."""
 
 
-class Executor(Protocol):
-    """What the control loop needs from a backend (see the module docstring)."""
+class Engine(Protocol):
+    """What the control loop needs from an engine (see the module docstring)."""
 
     def inventory(self) -> list[NodeInventory]: ...
 
-    def start(self, launch: Launch) -> Started:
-        """Start the job and return at once; raises ``LaunchError``."""
+    def submit(self, run: RunSpec) -> str:
+        """Hand the run to the engine; returns its reference. Raises ``LaunchError``."""
         ...
 
-    def stop(self, job_id: str, reason: StopReason, grace_s: float | None = None) -> None:
-        """Ask a job to end (SIGTERM, then SIGKILL after grace); no-op if unknown/finished."""
+    def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
+        """Ask a run to end; no-op if unknown or ended."""
         ...
 
-    def running(self) -> set[str]:
-        """Ids of the jobs still alive (started and not yet reported)."""
+    def recover(self) -> Recovery: ...
+
+    def acknowledge(self, run_ids: Sequence[str]) -> None: ...
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+        """Bytes of the job's output from ``offset``; None if this engine has none."""
         ...
 
-    def close(self, grace_s: float | None = None) -> None:
-        """Stop everything with SHUTDOWN, wait for the exits, release threads. Idempotent."""
+    def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
+        """Detach (runs go on) or, with ``stop_runs``, stop them and report their ends."""
         ...
 
-    def kill_orphans(self, jobs: Mapping[str, int | None]) -> set[str]:
-        """Kill what an earlier incarnation of this executor left running for ``jobs``.
 
-        Called by reconcile for the active jobs this executor does not run (the service
-        was killed), each with the pid the store recorded, or None where the service
-        died between starting the process and recording it. Returns the ids of the jobs
-        whose processes were killed. Must never kill an unrelated process that happens
-        to reuse a pid.
-        """
-        ...
+EngineFactory = Callable[[EventCallback], Engine]
+
+_STOP_OUTCOME = {
+    "cancel": Outcome.CANCELLED,
+    "preempt": Outcome.PREEMPTED,
+    "shutdown": Outcome.LOST,
+    "time_limit": Outcome.TIMED_OUT,
+}
+
+
+def describe_status(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "exit status unknown"
+    if exit_code >= 0:
+        return f"exit code {exit_code}"
+    try:
+        name = signal.Signals(-exit_code).name
+    except ValueError:
+        name = str(-exit_code)
+    return f"killed by signal {name}"
+
+
+def outcome_of(cause: str | None, exit_code: int | None, time_limit_s: int) -> tuple[Outcome, str]:
+    """The outcome and message of a run from why it was stopped (``None``: it was not)
+    and how it exited: the table of the module docstring, for every engine."""
+    detail = describe_status(exit_code)
+    if cause is None or cause == "none":
+        return (Outcome.SUCCEEDED if exit_code == 0 else Outcome.FAILED), detail
+    outcome = _STOP_OUTCOME.get(cause, Outcome.LOST)
+    if outcome is Outcome.TIMED_OUT:
+        return outcome, f"killed after time limit {time_limit_s}s ({detail})"
+    if outcome is Outcome.LOST:
+        return outcome, f"lost: stopped at shutdown ({detail})"
+    return outcome, f"{outcome.value} ({detail})"

@@ -142,8 +142,11 @@ def host_memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
 
 
-def parse_logical_spec(spec: str, cpus: int, memory_mb: int) -> list[NodeInventory]:
-    """Logical nodes ``local-0``, ``local-1``, ... from a spec like ``"H100:8x4"``.
+def parse_logical_spec(
+    spec: str, cpus: int, memory_mb: int, prefix: str = "local"
+) -> list[NodeInventory]:
+    """Logical nodes ``local-0``, ``local-1``, ... (``PREFIX-N``) from a spec like
+    ``"H100:8x4"``.
 
     ``cpus`` and ``memory_mb`` are per node. Raises ValueError naming the bad part.
     """
@@ -168,7 +171,7 @@ def parse_logical_spec(spec: str, cpus: int, memory_mb: int) -> list[NodeInvento
         first = len(nodes)
         nodes.extend(
             NodeInventory(
-                name=f"local-{first + i}",
+                name=f"{prefix}-{first + i}",
                 gpu_type=m["type"],
                 gpu_count=gpus,
                 cpus=cpus,
@@ -181,7 +184,7 @@ def parse_logical_spec(spec: str, cpus: int, memory_mb: int) -> list[NodeInvento
 
 
 def local_inventory(
-    spec: str | None, cpus: int | None = None, memory_mb: int | None = None
+    spec: str | None, cpus: int | None = None, memory_mb: int | None = None, prefix: str = "local"
 ) -> list[NodeInventory]:
     """The nodes a local executor offers.
 
@@ -208,4 +211,4 @@ def local_inventory(
                 for n in real
             ]
         spec = DEFAULT_LOGICAL_SPEC
-    return parse_logical_spec(spec, cpus, memory_mb)
+    return parse_logical_spec(spec, cpus, memory_mb, prefix)

@@ -6,17 +6,19 @@ one with a temporary data directory and a PostgreSQL or SQLite store.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import replace
 
 from axcenter import sched
 from axcenter.control.loop import ControlLoop
 from axcenter.control.watch import JobWatch
-from axcenter.executors.base import Executor, ExitReport, NodeInventory
+from axcenter.executors.base import Engine, EngineFactory, EventCallback, NodeInventory
+from axcenter.executors.fake import FakeEngine
 from axcenter.executors.gpus import local_inventory
-from axcenter.executors.local import LocalExecutor
+from axcenter.executors.local import LocalEngine
+from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.settings import Settings
 from axcenter.store.db import Store
@@ -25,8 +27,6 @@ from axcenter.store.group_commit import GroupCommit
 __all__ = ["Center"]
 
 log = logging.getLogger(__name__)
-
-ExecutorFactory = Callable[[Callable[[ExitReport], None]], Executor]
 
 #: seconds past the kill grace a run may take to be reported (held with every job)
 HOLD_SLACK_S = 5
@@ -49,7 +49,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     )
 
 
-def _size_logical(node: NodeInventory, settings: Settings) -> NodeInventory:
+def _size_logical(node: NodeInventory, cpus: int | None, memory_mb: int | None) -> NodeInventory:
     """Give logical nodes CPUs and memory in proportion to their GPUs, unless configured.
 
     Logical nodes exist for scheduling only; sizing them from this host (2 cores, say)
@@ -59,26 +59,33 @@ def _size_logical(node: NodeInventory, settings: Settings) -> NodeInventory:
         return node
     return replace(
         node,
-        cpus=settings.node_cpus or node.gpu_count * LOGICAL_CPUS_PER_GPU,
-        memory_mb=settings.node_memory_mb or node.gpu_count * LOGICAL_MEMORY_MB_PER_GPU,
+        cpus=cpus or node.gpu_count * LOGICAL_CPUS_PER_GPU,
+        memory_mb=memory_mb or node.gpu_count * LOGICAL_MEMORY_MB_PER_GPU,
     )
 
 
 class Center:
-    def __init__(self, settings: Settings, executor_factory: ExecutorFactory | None = None) -> None:
+    """``engine_factory`` replaces the engines of the configuration (tests)."""
+
+    def __init__(self, settings: Settings, engine_factory: EngineFactory | None = None) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.logs_dir.mkdir(parents=True, exist_ok=True)
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        #: the node pools (``--config``), validated before anything starts
+        self.pools = (
+            load_config(settings.config).pools
+            if settings.config is not None
+            else [PoolConfig(name="local", engine="local", gpus=settings.local_gpus)]
+        )
         self.store = Store(settings.resolved_database_url, settings.database_schema)
         #: submissions are committed through it, a burst in one transaction
         self.writes = GroupCommit(self.store)
         self.watch = JobWatch()
         self.control = ControlLoop(
             self.store,
-            executor_factory or self._local_executor,
+            engine_factory or self._engines,
             sched.plan,
-            logs_dir=settings.logs_dir,
             kill_grace_s=settings.kill_grace_s,
             safety_cycle_s=settings.safety_cycle_s,
             config=scheduler_config(settings),
@@ -87,12 +94,31 @@ class Center:
             watch=self.watch,
         )
 
-    def _local_executor(self, on_exit: Callable[[ExitReport], None]) -> Executor:
-        nodes = local_inventory(
-            self.settings.local_gpus, self.settings.node_cpus, self.settings.node_memory_mb
+    def _engines(self, on_event: EventCallback) -> Engine:
+        """The engine of each pool; one pool's engine alone when there is one."""
+        if len(self.pools) == 1:
+            return self._engine(self.pools[0], on_event)
+        return Pools(
+            {pool.name: functools.partial(self._engine, pool) for pool in self.pools}, on_event
         )
-        nodes = [_size_logical(n, self.settings) for n in nodes]
-        return LocalExecutor(nodes, on_exit, grace_s=self.settings.kill_grace_s)
+
+    def _engine(self, pool: PoolConfig, on_event: EventCallback) -> Engine:
+        cpus = pool.cpus_per_node or self.settings.node_cpus
+        memory = pool.memory_mb_per_node or self.settings.node_memory_mb
+        prefix = "local" if len(self.pools) == 1 else pool.name
+        nodes = [
+            _size_logical(n, cpus, memory) for n in local_inventory(pool.gpus, cpus, memory, prefix)
+        ]
+        if pool.engine == "fake":
+            return FakeEngine(nodes, on_event, name=pool.name)
+        state_dir = self.settings.engine_dir / pool.name if len(self.pools) > 1 else None
+        return LocalEngine(
+            nodes,
+            on_event,
+            state_dir=state_dir or self.settings.engine_dir,
+            logs_dir=self.settings.logs_dir,
+            grace_s=self.settings.kill_grace_s,
+        )
 
     def start(self) -> None:
         self.store.migrate()
@@ -100,6 +126,8 @@ class Center:
         self.control.start()
 
     def stop(self) -> None:
+        """Stop serving; running jobs go on under the engine (and are adopted at the next
+        start) unless the operator chose ``stop_jobs_on_shutdown``."""
         self.writes.close()
-        self.control.stop()
+        self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()

@@ -705,11 +705,5 @@ def read_log(
             raise Forbidden(f"the log of job {job_id} belongs to another organization")
         if row.output == JobOutput.DISCARD:
             raise Conflict(f"job {job_id} has no log: it was submitted with output=discard")
-    path = Path(center.settings.logs_dir) / f"{job_id}.log"
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            data = f.read(limit)
-    except FileNotFoundError:
-        data = b""
+    data = center.control.engine.read_log(job_id, offset, limit) or b""
     return data, offset + len(data), state

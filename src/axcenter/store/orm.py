@@ -218,7 +218,8 @@ class Job(Base):
     ended_at: Mapped[datetime | None]
     exit_code: Mapped[int | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    pid: Mapped[int | None]
+    #: the engine's name of the current run (docs/engines.md), once it accepted it
+    engine_ref: Mapped[str | None] = mapped_column(String(200))
     #: admitted beyond its project's nominal quota, so preemptible
     borrowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: a task of a job array: the array's id and this task's index (AXC_ARRAY_INDEX)

@@ -1,0 +1,191 @@
+"""An engine that runs nothing and does what its test tells it, as httpx ships a mock
+transport: for testing the control loop against every ordering of events an engine may
+produce (late, duplicated, lost, an end before its start), and for trying a center's
+configuration without running jobs (``engine: fake`` in a pool).
+
+By default a submitted run starts at once and runs until the test ends it, and a stop
+ends it with the stop's outcome. Each of those can be turned off, and the test then
+drives the run: ``start``, ``end``, ``lose``, ``duplicate_last``, ``set_nodes``. With
+``hold_events`` set, events are kept until ``release()``, in order or shuffled by the
+test. ``fail_next(message)`` makes the next submissions fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from axcenter.executors.base import (
+    EngineEvent,
+    EventCallback,
+    LaunchError,
+    NodeInventory,
+    NodesChanged,
+    Outcome,
+    Recovery,
+    RunEnded,
+    RunSpec,
+    RunStarted,
+    StopReason,
+    outcome_of,
+)
+
+__all__ = ["FakeEngine", "FakeRun"]
+
+
+@dataclass(slots=True)
+class FakeRun:
+    spec: RunSpec
+    ref: str
+    started_at: float | None = None
+    ended: RunEnded | None = None
+    stops: list[tuple[StopReason, float]] = field(default_factory=list)
+    acknowledged: bool = False
+
+
+class FakeEngine:
+    def __init__(
+        self,
+        nodes: Sequence[NodeInventory],
+        on_event: EventCallback,
+        *,
+        name: str = "fake",
+        auto_start: bool = True,
+        auto_stop: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.nodes = list(nodes)
+        self.on_event = on_event
+        self.auto_start = auto_start
+        self.auto_stop = auto_stop
+        self.clock = clock
+        self.hold_events = False
+        self.held: list[EngineEvent] = []
+        self.runs: dict[str, FakeRun] = {}
+        self.logs: dict[str, bytes] = {}
+        self.closed_with: bool | None = None  # stop_runs of close(), once closed
+        self._failures: list[str] = []
+        self._lock = threading.Lock()
+        self._last: EngineEvent | None = None
+
+    # -- the contract ----------------------------------------------------------------
+
+    def inventory(self) -> list[NodeInventory]:
+        return list(self.nodes)
+
+    def submit(self, run: RunSpec) -> str:
+        with self._lock:
+            if self.closed_with is not None:
+                raise LaunchError("the fake engine is closed")
+            if self._failures:
+                raise LaunchError(self._failures.pop(0))
+            known = self.runs.get(run.run_id)
+            if known is not None:
+                return known.ref  # idempotent
+            fake = FakeRun(run, f"{self.name}-{len(self.runs) + 1}")
+            self.runs[run.run_id] = fake
+        if self.auto_start:
+            self.start(run.run_id)
+        return fake.ref
+
+    def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
+        run = self.runs.get(run_id)
+        if run is None or run.ended is not None:
+            return
+        run.stops.append((reason, grace_s))
+        if self.auto_stop and len(run.stops) == 1:
+            self.end(run_id, cause=reason.value, exit_code=-15)
+
+    def recover(self) -> Recovery:
+        running = {
+            r.spec.run_id: RunStarted(r.spec.run_id, r.ref, r.started_at)
+            for r in self.runs.values()
+            if r.ended is None and r.started_at is not None
+        }
+        ended = [r.ended for r in self.runs.values() if r.ended and not r.acknowledged]
+        return Recovery(running=running, ended=ended)
+
+    def acknowledge(self, run_ids: Sequence[str]) -> None:
+        for run_id in run_ids:
+            run = self.runs.get(run_id)
+            if run is not None and run.ended is not None:
+                run.acknowledged = True
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+        data = self.logs.get(job_id)
+        return None if data is None else data[offset : offset + limit]
+
+    def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
+        self.closed_with = stop_runs
+        if stop_runs:
+            for run_id, run in list(self.runs.items()):
+                if run.ended is None:
+                    self.end(run_id, cause="shutdown", exit_code=-15)
+
+    # -- what a test drives ------------------------------------------------------------
+
+    def fail_next(self, message: str, count: int = 1) -> None:
+        """The next ``count`` submissions raise ``LaunchError(message)``."""
+        self._failures += [message] * count
+
+    def start(self, run_id: str, at: float | None = None) -> None:
+        run = self.runs[run_id]
+        run.started_at = self.clock() if at is None else at
+        self._emit(RunStarted(run_id, run.ref, run.started_at, "fake"))
+
+    def end(
+        self,
+        run_id: str,
+        exit_code: int | None = 0,
+        *,
+        cause: str | None = None,
+        at: float | None = None,
+    ) -> RunEnded:
+        """End the run as it would end with ``exit_code`` after ``cause`` (a stop
+        reason's value, ``time_limit``, or None)."""
+        run = self.runs[run_id]
+        outcome, message = outcome_of(cause, exit_code, run.spec.time_limit_s)
+        ended = RunEnded(
+            run_id,
+            run.ref,
+            outcome,
+            exit_code,
+            run.started_at,
+            self.clock() if at is None else at,
+            message,
+        )
+        run.ended = ended
+        self._emit(ended)
+        return ended
+
+    def lose(self, run_id: str, message: str = "lost: the node went away") -> RunEnded:
+        run = self.runs[run_id]
+        ended = RunEnded(run_id, run.ref, Outcome.LOST, None, run.started_at, self.clock(), message)
+        run.ended = ended
+        self._emit(ended)
+        return ended
+
+    def duplicate_last(self) -> None:
+        """Deliver the last event once more, as engines that retry do."""
+        assert self._last is not None, "no event yet"
+        self._emit(self._last)
+
+    def set_nodes(self, nodes: Sequence[NodeInventory]) -> None:
+        self.nodes = list(nodes)
+        self._emit(NodesChanged(tuple(nodes)))
+
+    def release(self, order: Sequence[int] | None = None) -> None:
+        """Deliver the held events, in the order given (indices into ``held``)."""
+        held, self.held = self.held, []
+        for i in order if order is not None else range(len(held)):
+            self.on_event(held[i])
+
+    def _emit(self, event: EngineEvent) -> None:
+        self._last = event
+        if self.hold_events:
+            self.held.append(event)
+        else:
+            self.on_event(event)

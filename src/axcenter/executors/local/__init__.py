@@ -1,0 +1,6 @@
+"""The embedded local engine: jobs on this machine, each under a detached supervisor
+(``supervisor.c``) so that they outlive the service (docs/engines.md)."""
+
+from axcenter.executors.local.engine import LocalEngine
+
+__all__ = ["LocalEngine"]

@@ -1,0 +1,526 @@
+"""The embedded local engine: each run under its own supervisor, on this machine.
+
+Design, and why (docs/engines.md):
+
+- **Runs outlive the service.** ``submit`` starts ``axc-supervisor`` (``supervisor.c``),
+  which detaches (its parent is init), starts the job in its own session and process
+  group, enforces the time limit, takes stop requests, and writes the run's end durably
+  into the run's directory (``RUNS/<run id>/exit``) before it exits. Stopping, upgrading
+  or killing ``axc up`` leaves every job running; ``recover()`` at the next start adopts
+  the runs whose supervisor is alive and reports the ends recorded meanwhile, with their
+  real times.
+- **Nothing is requeued on a guess.** A run whose supervisor is gone without a record
+  (killed with SIGKILL, the machine's OOM killer) has its processes found by the
+  ``AXC_RUN_ID`` in their environment and SIGKILLed until none is left; only then is it
+  reported ``LOST``.
+- **One watcher thread, no polling.** Each supervisor is watched through a pidfd (which
+  works for a process that is not our child) in a ``selectors`` loop; when it exits, its
+  record is read and reported.
+- **The run directory is the engine's state**: ``started`` (supervisor pid, job pid,
+  start time) and ``exit`` written by the supervisor, ``stop`` written by us. A run is
+  forgotten (its directory removed) once the control loop acknowledges its end.
+
+Devices: ``CUDA_VISIBLE_DEVICES`` is set to the batch host's devices (translated through
+``NodeInventory.device_ids`` when a node has them). For logical GPUs those are just
+numbers: nothing enforces them, they only tell the job which share is its own.
+
+Logs: ``LOGS/<job id>.log``, appended by each run of the job after a header line, so a
+requeued job keeps the output of its earlier attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from axcenter.executors.base import (
+    EventCallback,
+    LaunchError,
+    NodeInventory,
+    Outcome,
+    Recovery,
+    RunEnded,
+    RunSpec,
+    RunStarted,
+    StopReason,
+    outcome_of,
+)
+from axcenter.executors.local.build import supervisor_binary
+from axcenter.model.jobs import JobOutput
+
+__all__ = ["LocalEngine"]
+
+log = logging.getLogger(__name__)
+
+#: seconds ``close(stop_runs=True)`` waits beyond the grace period for the ends
+_CLOSE_SLACK_S = 5.0
+#: how long recover() waits for a supervisor caught between its start and its record
+_STARTING_WAIT_S = 2.0
+
+
+@dataclass(slots=True)
+class _Run:
+    """A run this engine watches; guarded by ``LocalEngine._lock``."""
+
+    run_id: str
+    supervisor: int
+    job_pid: int
+    started_at: float
+    pidfd: int
+    registered: bool = False
+
+
+class LocalEngine:
+    """Runs jobs on this machine, each under a detached supervisor.
+
+    ``state_dir`` holds the run directories, ``logs_dir`` the jobs' output; ``grace_s``
+    is the time between SIGTERM and SIGKILL at a time limit.
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeInventory],
+        on_event: EventCallback,
+        *,
+        state_dir: Path,
+        logs_dir: Path,
+        grace_s: float = 10.0,
+    ) -> None:
+        names = [n.name for n in nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names must be unique: {names}")
+        self._nodes = list(nodes)
+        self._by_name = {n.name: n for n in nodes}
+        self._on_event = on_event
+        self._grace_s = grace_s
+        self._runs_dir = Path(state_dir) / "runs"
+        self._runs_dir.mkdir(parents=True, exist_ok=True)
+        self._logs_dir = Path(logs_dir)
+        self._logs_dir.mkdir(parents=True, exist_ok=True)
+        self._supervisor = str(supervisor_binary())
+        #: the service's environment without its own ``AXC_*`` (read once: jobs start often)
+        self._base_env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._runs: dict[str, _Run] = {}
+        self._closing = False
+        self._torn_down = False  # the watcher closed its fds
+        self._selector = selectors.DefaultSelector()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._watch, name="axc-local-engine", daemon=True)
+        self._thread.start()
+
+    # -- the contract ----------------------------------------------------------------
+
+    def inventory(self) -> list[NodeInventory]:
+        return list(self._nodes)
+
+    def submit(self, run: RunSpec) -> str:
+        """Start ``run`` under a supervisor; returns once the job's process exists."""
+        if not run.command:
+            raise LaunchError(f"job {run.job_id}: empty command")
+        if not os.path.isabs(run.workdir):
+            raise LaunchError(f"working directory {run.workdir!r} is not an absolute path")
+        env = self._environment(run)
+        run_dir = self._runs_dir / run.run_id
+        with self._lock:
+            if self._closing:
+                raise LaunchError("the local engine is closed")
+            if run.run_id in self._runs:
+                return run.run_id  # idempotent: already running
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise LaunchError(f"run {run.run_id} was submitted before") from None
+        try:
+            _ensure_dir(run.workdir, "working directory")
+            log_fd = self._open_log(run)
+        except LaunchError:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        grace_ms = round(self._grace_s * 1000)
+        argv = [self._supervisor, str(run_dir), run.workdir, str(max(run.time_limit_s, 0))]
+        argv += [str(grace_ms), "--", *run.command]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_fd,
+                close_fds=True,
+            )
+        except OSError as e:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise LaunchError(f"cannot start the job supervisor: {e.strerror}") from e
+        finally:
+            os.close(log_fd)
+        assert proc.stdout is not None
+        with proc.stdout:
+            line = proc.stdout.readline().decode(errors="replace").split()
+        proc.wait()  # the supervisor's first half, which exits at once (it detached)
+        if line[:1] == ["F"]:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise LaunchError(_launch_failure(run, int(line[1])))
+        if line[:1] != ["R"] or len(line) != 4:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise LaunchError(f"job {run.job_id}: the job supervisor failed to start it")
+        supervisor, job_pid, started_at = int(line[1]), int(line[2]), int(line[3]) / 1e9
+        self._watch_run(run.run_id, supervisor, job_pid, started_at)
+        devices = env["CUDA_VISIBLE_DEVICES"]
+        self._on_event(RunStarted(run.run_id, run.run_id, started_at, devices))
+        log.debug("started run %s (supervisor %d, job %d)", run.run_id, supervisor, job_pid)
+        return run.run_id
+
+    def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
+        """Write the stop request and signal the run's supervisor (through its pidfd: a
+        recycled pid is never signalled)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return
+            _write_atomic(
+                self._runs_dir / run_id / "stop", f"{reason.value} {round(grace_s * 1000)}\n"
+            )
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(run.pidfd, signal.SIGUSR1)
+
+    def recover(self) -> Recovery:
+        """Adopt the runs whose supervisor lives; report the ends recorded, and end as
+        LOST (after killing what is left of them) the runs nobody can account for."""
+        running: dict[str, RunStarted] = {}
+        ended: list[RunEnded] = []
+        for run_dir in sorted(self._runs_dir.iterdir()):
+            run_id = run_dir.name
+            if not run_dir.is_dir() or run_id.startswith("."):
+                continue
+            with self._lock:
+                if run_id in self._runs:
+                    watched = self._runs[run_id]
+                    running[run_id] = RunStarted(run_id, run_id, watched.started_at)
+                    continue
+            found = self._recover_one(run_dir)
+            if isinstance(found, RunStarted):
+                running[run_id] = found
+            elif found is not None:
+                ended.append(found)
+        return Recovery(running=running, ended=ended)
+
+    def acknowledge(self, run_ids: Sequence[str]) -> None:
+        for run_id in run_ids:
+            with self._lock:
+                if run_id in self._runs:
+                    continue  # still running: not ended after all
+            shutil.rmtree(self._runs_dir / run_id, ignore_errors=True)
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+        try:
+            with (self._logs_dir / f"{job_id}.log").open("rb") as f:
+                f.seek(offset)
+                return f.read(limit)
+        except FileNotFoundError:
+            return None
+
+    def running(self) -> set[str]:
+        """Ids of the runs watched now."""
+        with self._lock:
+            return set(self._runs)
+
+    def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
+        """Stop watching. Runs go on under their supervisors, unless ``stop_runs``: then
+        each is stopped (SHUTDOWN) and its end reported before this returns."""
+        grace = self._grace_s if grace_s is None else grace_s
+        if stop_runs:
+            for run_id in self.running():
+                self.stop(run_id, StopReason.SHUTDOWN, grace)
+            deadline = time.monotonic() + grace + _CLOSE_SLACK_S
+            with self._idle:
+                while self._runs and (left := deadline - time.monotonic()) > 0:
+                    self._idle.wait(left)
+        with self._lock:
+            self._closing = True
+            self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _watch_run(self, run_id: str, supervisor: int, job_pid: int, started_at: float) -> None:
+        """Watch a supervisor (one gone already is reported from its record at once)."""
+        try:
+            pidfd = os.pidfd_open(supervisor)
+        except ProcessLookupError:
+            pidfd = -1
+        with self._lock:
+            if pidfd < 0:
+                # gone within a millisecond: report from its record on the watcher thread
+                pidfd = os.eventfd(1, os.EFD_CLOEXEC)
+            self._runs[run_id] = _Run(run_id, supervisor, job_pid, started_at, pidfd)
+            self._wake()
+
+    def _recover_one(self, run_dir: Path) -> RunStarted | RunEnded | None:
+        run_id = run_dir.name
+        ended = _read_exit(run_dir)
+        if ended is not None:
+            return ended
+        started = _read_started(run_dir)
+        if started is None and _supervisor_of(run_dir) is not None:
+            # caught between its start and its record (the service died in submit)
+            deadline = time.monotonic() + _STARTING_WAIT_S
+            while started is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                started = _read_started(run_dir)
+        if started is not None:
+            supervisor, job_pid, started_at = started
+            if _supervisor_of(run_dir) == supervisor:
+                self._watch_run(run_id, supervisor, job_pid, started_at)
+                return RunStarted(run_id, run_id, started_at)
+            ended = _read_exit(run_dir)  # it may have just finished
+            if ended is not None:
+                return ended
+        killed = _kill_run(run_id)
+        ended = _read_exit(run_dir)
+        if ended is not None:
+            return ended
+        what = f"{killed} process(es) killed" if killed else "no process left"
+        return RunEnded(
+            run_id,
+            run_id,
+            Outcome.LOST,
+            None,
+            started[2] if started is not None else None,
+            time.time(),
+            f"lost: its supervisor ended without a record ({what})",
+        )
+
+    def _open_log(self, run: RunSpec) -> int:
+        if run.output is JobOutput.DISCARD:
+            return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        path = self._logs_dir / f"{run.job_id}.log"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        except OSError as e:
+            raise LaunchError(f"cannot open log file {path}: {e.strerror}") from e
+        if run.attempt > 1:
+            os.write(fd, f"\n[axcenter] run {run.attempt} of job {run.job_id}\n".encode())
+        return fd
+
+    def _environment(self, run: RunSpec) -> dict[str, str]:
+        """The service's environment without its own ``AXC_*``, plus the job's."""
+        env = self._base_env.copy()
+        env.update(run.env)
+        cuda: list[str] = []
+        gpus: list[str] = []
+        for i, (node_name, devices) in enumerate(run.node_devices):
+            node = self._by_name.get(node_name)
+            if node is None:
+                raise LaunchError(f"job {run.job_id}: unknown node {node_name!r}")
+            for dev in devices:
+                if not 0 <= dev < node.gpu_count:
+                    raise LaunchError(
+                        f"job {run.job_id}: node {node_name} has no device {dev}"
+                        f" (it has {node.gpu_count})"
+                    )
+                gpus.append(f"{node_name}:{dev}")
+                if i == 0:
+                    cuda.append(str(node.real_device(dev)))
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(cuda)
+        env["AXC_JOB_ID"] = run.job_id
+        env["AXC_RUN_ID"] = run.run_id
+        env["AXC_GPUS"] = ",".join(gpus)
+        env["AXC_NODELIST"] = ",".join(name for name, _ in run.node_devices)
+        env["AXC_NUM_NODES"] = str(len(run.node_devices))
+        env.update(run.extra_env)
+        return env
+
+    def _wake(self) -> None:
+        """Wake the watcher so it re-reads the runs. Call with the lock held."""
+        if self._torn_down:
+            return
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _watch(self) -> None:
+        """The watcher thread: register new runs, report the ends of those that exit."""
+        try:
+            while True:
+                with self._lock:
+                    if self._closing:
+                        break
+                    for run in self._runs.values():
+                        if not run.registered:
+                            self._selector.register(run.pidfd, selectors.EVENT_READ, run)
+                            run.registered = True
+                events = self._selector.select()
+                ended: list[_Run] = []
+                with self._lock:
+                    for key, _ in events:
+                        run = key.data
+                        if run is None:
+                            with contextlib.suppress(BlockingIOError):
+                                os.eventfd_read(self._wake_fd)
+                        elif self._runs.get(run.run_id) is run:
+                            self._selector.unregister(run.pidfd)
+                            ended.append(run)
+                for run in ended:
+                    self._report_end(run)
+        except Exception:
+            log.exception("local engine watcher crashed")
+            raise
+        finally:
+            with self._lock:
+                for run in self._runs.values():
+                    os.close(run.pidfd)
+                self._runs.clear()
+                self._torn_down = True
+                self._selector.close()
+                os.close(self._wake_fd)
+                self._idle.notify_all()
+
+    def _report_end(self, run: _Run) -> None:
+        """The supervisor exited: report its record, or end the run as LOST."""
+        run_dir = self._runs_dir / run.run_id
+        report = _read_exit(run_dir)
+        if report is None:
+            killed = _kill_run(run.run_id)
+            report = _read_exit(run_dir) or RunEnded(
+                run.run_id,
+                run.run_id,
+                Outcome.LOST,
+                None,
+                run.started_at,
+                time.time(),
+                f"lost: its supervisor ended without a record ({killed} process(es) killed)",
+            )
+        with self._idle:
+            os.close(run.pidfd)
+            del self._runs[run.run_id]
+            self._idle.notify_all()
+        try:
+            self._on_event(report)
+        except Exception:
+            log.exception("on_event failed for the end of run %s", run.run_id)
+
+
+# -- run records -------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_started(run_dir: Path) -> tuple[int, int, float] | None:
+    try:
+        supervisor, job_pid, started_ns = (run_dir / "started").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(supervisor), int(job_pid), int(started_ns) / 1e9
+
+
+def _read_exit(run_dir: Path) -> RunEnded | None:
+    """The supervisor's end record as a ``RunEnded``, or None if it wrote none."""
+    try:
+        started_ns, ended_ns, cause, status, limit = (run_dir / "exit").read_text().split()
+    except (OSError, ValueError):
+        return None
+    kind, _, value = status.partition(":")
+    run_id = run_dir.name
+    if kind == "launch_failed":
+        message = f"launch failed: {os.strerror(int(value))}"
+        return RunEnded(run_id, run_id, Outcome.FAILED, None, None, int(ended_ns) / 1e9, message)
+    code = int(value) if kind == "exited" else -int(value)
+    outcome, message = outcome_of(cause, code, int(limit))
+    return RunEnded(
+        run_id, run_id, outcome, code, int(started_ns) / 1e9, int(ended_ns) / 1e9, message
+    )
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
+def _supervisor_of(run_dir: Path) -> int | None:
+    """The pid of the live supervisor of ``run_dir``, found by its command line."""
+    wanted = str(run_dir)
+    for pid in _pids():
+        argv = _cmdline(pid)
+        if (
+            len(argv) > 1
+            and argv[1] == wanted
+            and argv[0].rsplit("/", 1)[-1].startswith("axc-supervisor")
+        ):
+            return pid
+    return None
+
+
+def _pids() -> Iterator[int]:
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            yield int(name)
+
+
+def _run_of(pid: int) -> str | None:
+    """The ``AXC_RUN_ID`` in the environment of process ``pid``, if it is ours to read."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    for entry in environ.split(b"\0"):
+        if entry.startswith(b"AXC_RUN_ID="):
+            return entry[len(b"AXC_RUN_ID=") :].decode(errors="replace")
+    return None
+
+
+def _kill_run(run_id: str) -> int:
+    """SIGKILL every process whose environment names the run (the job and everything it
+    spawned, in or out of its group) until none is left; returns how many were killed."""
+    killed = 0
+    for _ in range(100):
+        found = [pid for pid in _pids() if _run_of(pid) == run_id]
+        if not found:
+            return killed
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.01)  # zombies leave /proc/PID/environ unreadable once reaped
+    raise RuntimeError(f"run {run_id}: processes survive SIGKILL")
+
+
+def _ensure_dir(path: str, what: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError as e:
+        raise LaunchError(f"{what} {path} is not a directory") from e
+    except NotADirectoryError as e:
+        raise LaunchError(f"{what} {path}: a parent is not a directory") from e
+    except OSError as e:
+        raise LaunchError(f"cannot create {what} {path}: {e.strerror}") from e
+
+
+def _launch_failure(run: RunSpec, code: int) -> str:
+    """The message of a failed exec or chdir, naming the cause."""
+    program = run.command[0]
+    if code == errno.ENOENT:
+        return f"command not found: {program}"
+    if code == errno.EACCES:
+        return f"permission denied: {program}"
+    return f"cannot start {program}: {os.strerror(code)}"

@@ -1,0 +1,225 @@
+"""Node pools: the center's nodes grouped by the engine that runs them, behind one contract.
+
+A center declares its pools in a configuration file (``axc up --config center.yaml``)::
+
+    pools:
+      - name: gpu
+        engine: local          # local | fake (slurm next)
+        gpus: H100:8x2         # logical nodes; leave out for the machine's real GPUs
+        cpus_per_node: 64
+        memory_mb_per_node: 524288
+      - name: sandbox
+        engine: fake
+        gpus: A100:4
+
+The file is validated when ``axc up`` starts, and every error names its line. Without
+a file, ``--gpus``/``AXC_LOCAL_GPUS`` is the shorthand for one local pool. Quotas, fair
+share, reservations, budgets and the won ledger know nodes and GPU types, not pools, so
+they span all pools; a run is handed to the engine of its batch host's pool, and a gang
+never spans pools (refused at launch).
+
+``Pools`` is itself an ``Engine``: the control loop sees one engine, whatever the mix.
+References are ``POOL/REF``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from axcenter.executors.base import (
+    Engine,
+    EngineEvent,
+    EventCallback,
+    LaunchError,
+    NodeInventory,
+    NodesChanged,
+    Recovery,
+    RunEnded,
+    RunSpec,
+    RunStarted,
+    StopReason,
+)
+
+__all__ = ["CenterConfig", "ConfigError", "PoolConfig", "Pools", "load_config"]
+
+_NAME = r"[a-z][a-z0-9-]{0,30}"
+
+
+class PoolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=f"^{_NAME}$", description="the pool's name, e.g. gpu")
+    engine: Literal["local", "fake"]
+    gpus: str | None = Field(
+        default=None, description="logical nodes TYPE:GPUS[xNODES],...; none: real GPUs"
+    )
+    cpus_per_node: int | None = Field(default=None, ge=1)
+    memory_mb_per_node: int | None = Field(default=None, ge=1)
+
+
+class CenterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pools: list[PoolConfig] = Field(min_length=1)
+
+    @field_validator("pools")
+    @classmethod
+    def _unique(cls, pools: list[PoolConfig]) -> list[PoolConfig]:
+        seen: set[str] = set()
+        for pool in pools:
+            if pool.name in seen:
+                raise ValueError(f"two pools are named {pool.name!r}")
+            seen.add(pool.name)
+        return pools
+
+
+class ConfigError(ValueError):
+    """The configuration file is wrong; the message names the file, line and field."""
+
+
+def load_config(path: Path) -> CenterConfig:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration: {e.strerror}") from e
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
+    if root is None:
+        raise ConfigError(f"{path}: the configuration is empty (it needs pools:)")
+    lines: dict[tuple[str | int, ...], int] = {}
+    _note_lines(root, (), lines)
+    data = yaml.safe_load(text)
+    try:
+        return CenterConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
+            field = ".".join(str(part) for part in loc) or "(top)"
+            problems.append(f"{path}:{line}: {field}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from e
+
+
+def _note_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[Any, int]) -> None:
+    """Note in ``lines`` the line of each path in a YAML document (for error messages)."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _note_lines(value, (*path, str(key.value)), lines)
+            lines[(*path, str(key.value))] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _note_lines(item, (*path, i), lines)
+
+
+class Pools:
+    """Several engines as one (see the module docstring)."""
+
+    def __init__(
+        self,
+        factories: Mapping[str, Callable[[EventCallback], Engine]],
+        on_event: EventCallback,
+    ) -> None:
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._where: dict[str, str] = {}  # run id -> pool
+        self._nodes: dict[str, list[NodeInventory]] = {}
+        self._engines: dict[str, Engine] = {}
+        for name, factory in factories.items():
+            self._engines[name] = factory(self._forward(name))
+        owners: dict[str, str] = {}
+        for name, engine in self._engines.items():
+            self._nodes[name] = engine.inventory()
+            for node in self._nodes[name]:
+                if node.name in owners:
+                    raise ValueError(
+                        f"node {node.name} is in pools {owners[node.name]} and {name}:"
+                        " node names must be unique across pools"
+                    )
+                owners[node.name] = name
+        self._pool_of = owners
+
+    def _forward(self, pool: str) -> EventCallback:
+        def forward(event: EngineEvent) -> None:
+            if isinstance(event, NodesChanged):
+                with self._lock:
+                    self._nodes[pool] = list(event.nodes)
+                    self._pool_of.update({n.name: pool for n in event.nodes})
+                    nodes = [n for group in self._nodes.values() for n in group]
+                self._on_event(NodesChanged(tuple(nodes)))
+                return
+            with self._lock:
+                self._where[event.run_id] = pool
+            self._on_event(replace(event, ref=f"{pool}/{event.ref}" if event.ref else ""))
+
+        return forward
+
+    def inventory(self) -> list[NodeInventory]:
+        with self._lock:
+            return [n for group in self._nodes.values() for n in group]
+
+    def submit(self, run: RunSpec) -> str:
+        pools = {self._pool_of.get(node) for node, _ in run.node_devices}
+        if None in pools or not pools:
+            raise LaunchError(f"job {run.job_id}: placed on a node no pool has")
+        if len(pools) > 1:
+            raise LaunchError(f"job {run.job_id}: its nodes span pools {sorted(map(str, pools))}")
+        pool = str(pools.pop())
+        with self._lock:
+            self._where[run.run_id] = pool
+        return f"{pool}/{self._engines[pool].submit(run)}"
+
+    def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
+        for engine in self._engines_of(run_id):
+            engine.stop(run_id, reason, grace_s)
+
+    def recover(self) -> Recovery:
+        running: dict[str, RunStarted] = {}
+        ended: list[RunEnded] = []
+        for pool, engine in self._engines.items():
+            found = engine.recover()
+            for run_id, started in found.running.items():
+                running[run_id] = replace(started, ref=f"{pool}/{started.ref}")
+                self._where[run_id] = pool
+            for end in found.ended:
+                ended.append(replace(end, ref=f"{pool}/{end.ref}" if end.ref else ""))
+                self._where[end.run_id] = pool
+        return Recovery(running=running, ended=ended)
+
+    def acknowledge(self, run_ids: Sequence[str]) -> None:
+        by_pool: dict[str, list[str]] = {}
+        for run_id in run_ids:
+            with self._lock:
+                pool = self._where.pop(run_id, None)
+            for name in [pool] if pool else list(self._engines):
+                by_pool.setdefault(name, []).append(run_id)
+        for name, ids in by_pool.items():
+            self._engines[name].acknowledge(ids)
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+        for engine in self._engines.values():
+            data = engine.read_log(job_id, offset, limit)
+            if data is not None:
+                return data
+        return None
+
+    def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
+        for engine in self._engines.values():
+            engine.close(stop_runs=stop_runs, grace_s=grace_s)
+
+    def _engines_of(self, run_id: str) -> list[Engine]:
+        with self._lock:
+            pool = self._where.get(run_id)
+        return [self._engines[pool]] if pool else list(self._engines.values())
