@@ -41,6 +41,7 @@ class Tenants:
 def center(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Center]:
     url, schema = db
     settings = Settings(
+        stop_jobs_on_shutdown=True,  # a test leaves no job behind
         data_dir=tmp_path / "data",
         database_url=url,
         database_schema=schema,

@@ -336,6 +336,7 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("authz")
     settings = Settings(
+        stop_jobs_on_shutdown=True,  # a test leaves no job behind
         data_dir=tmp / "data",
         database_url=f"sqlite:///{tmp / 'axcenter.db'}",
         local_gpus="H100:4",

@@ -135,3 +135,29 @@ def service(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Service]:
     yield svc
     if svc.proc is not None:
         svc.stop()
+    stop_supervisors(svc.data_dir)
+
+
+def supervisors(data_dir: Path) -> list[int]:
+    """The pids of the job supervisors of the center in ``data_dir`` (by their argv)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if len(argv) > 1 and argv[1].startswith(str(data_dir).encode()):
+                found.append(int(name))
+    return found
+
+
+def stop_supervisors(data_dir: Path) -> None:
+    """Jobs outlive their service: a test stops those it left (SIGTERM to a supervisor
+    stops its job as a shutdown would) and waits until they are gone."""
+    for pid in supervisors(data_dir):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not supervisors(data_dir) or None, timeout=30)

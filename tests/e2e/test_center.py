@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Service, wait_for
+from tests.e2e.conftest import Service, supervisors, wait_for
 
 PROJECT = "hanbit-adas"  # from the demo data
 
@@ -123,54 +124,89 @@ def test_bad_input_is_refused_with_the_field_named(service: Service) -> None:
         assert api.get("/jobs").json()["items"] == []
 
 
-def test_restart_loses_nothing(service: Service) -> None:
-    # all four GPUs busy, three more jobs queued behind them
+def test_a_restart_leaves_jobs_running_and_adopts_them(service: Service) -> None:
+    """Stopping or upgrading ``axc up`` stops no job: the restarted service adopts the
+    running ones (same run, same start) and the queue goes on."""
     holders = [
         submit(service, "--gpus", "2", "--gpu-type", t, "--", "sleep", "60")
         for t in ("A100", "H100")
     ]
     queued = [submit(service, "--gpus", "2", "--", "sh", "-c", "echo ran") for _ in range(3)]
-    for job_id in holders:
-        wait_state(service, job_id, "running")
+    started = {job_id: wait_state(service, job_id, "running")["started_at"] for job_id in holders}
     assert service.stop(signal.SIGTERM) == 0
+    assert len(supervisors(service.data_dir)) == 2, "the jobs outlive the service"
     service.start()
-    # the running holders were stopped and requeued; nothing was lost
-    for job_id in holders + queued:
-        assert show(service, job_id)["state"] in {"pending", "running"}
+    for job_id in holders:
+        job = show(service, job_id)
+        assert (job["state"], job["attempts"]) == ("running", 1)
+        assert job["started_at"] == started[job_id]
+    for job_id in queued:
+        assert show(service, job_id)["state"] == "pending"
     for job_id in holders:
         service.axc("cancel", job_id, check=True)
     for job_id in queued:
         assert service.axc("wait", job_id).returncode == 0
-    requeued = show(service, holders[0])
-    assert [e["to_state"] for e in requeued["events"]][:5] == [
+    assert [e["to_state"] for e in show(service, holders[0])["events"]] == [
+        "pending",
+        "admitted",
+        "running",
+        "cancelled",
+    ]
+
+
+def test_stop_jobs_is_the_operators_choice(service: Service) -> None:
+    holder = submit(service, "--gpus", "1", "--", "sleep", "60")
+    wait_state(service, holder, "running")
+    service.stop()
+    service.env["AXC_STOP_JOBS_ON_SHUTDOWN"] = "true"
+    service.start()  # adopts the holder; this incarnation stops its jobs on exit
+    assert show(service, holder)["state"] == "running"
+    assert service.stop(signal.SIGTERM) == 0
+    assert supervisors(service.data_dir) == []
+    del service.env["AXC_STOP_JOBS_ON_SHUTDOWN"]
+    service.start()
+    job = show(service, holder)
+    assert job["state"] in {"pending", "admitted", "running"}
+    assert [e["to_state"] for e in job["events"]][:5] == [
         "pending",
         "admitted",
         "running",
         "preempted",
         "pending",
     ]
+    service.axc("cancel", holder, check=True)
 
 
 def test_kill_9_neither_loses_nor_doubles_a_job(service: Service) -> None:
+    """The service is killed: the running job goes on under its supervisor and is
+    adopted; the one that ended meanwhile is recorded with its real exit and never runs
+    again."""
     pids = service.data_dir.parent / "pids.txt"
     job = submit(service, "--gpus", "1", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 60")
+    ends = service.data_dir.parent / "go"
+    short = submit(
+        service, "--gpus", "1", "--", "sh", "-c", f"echo short >> {pids}; while [ ! -e {ends} ];"
+        " do sleep 0.05; done; exit 7"
+    )
     wait_state(service, job, "running")
-    [first_pid] = wait_for(lambda: _lines(pids) if len(_lines(pids)) == 1 else None)
+    wait_state(service, short, "running")
+    [first_pid, _] = wait_for(lambda: _lines(pids) if len(_lines(pids)) == 2 else None)
     service.stop(signal.SIGKILL)
-    assert alive(int(first_pid)), "the job outlives its service (own session)"
+    ends.touch()  # the short job ends while nobody listens
+    wait_for(lambda: len(supervisors(service.data_dir)) == 1 or None)
+    restarted_at = datetime.now(UTC)
     service.start()
-    # reconcile killed the orphaned process and requeued the job, which runs again
-    restarted = wait_state(service, job, "running")
-    assert restarted["attempts"] == 2
-    wait_for(lambda: len(_lines(pids)) == 2 or None)
-    assert not alive(int(first_pid))
+    adopted = show(service, job)
+    assert (adopted["state"], adopted["attempts"]) == ("running", 1)
+    assert alive(int(first_pid))
+    ended = show(service, short)
+    assert (ended["state"], ended["exit_code"], ended["attempts"]) == ("failed", 7, 1)
+    assert datetime.fromisoformat(ended["ended_at"]) < restarted_at, "its real end"
     service.axc("cancel", job, check=True)
-    states = [e["to_state"] for e in show(service, job)["events"]]
-    assert states == [
-        "pending",
-        "admitted",
-        "running",
-        "preempted",
+    assert wait_state(service, job, "cancelled")["state"] == "cancelled"
+    assert not alive(int(first_pid))
+    assert _lines(pids).count("short") == 1, "a finished job never runs again"
+    assert [e["to_state"] for e in show(service, job)["events"]] == [
         "pending",
         "admitted",
         "running",

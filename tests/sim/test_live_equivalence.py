@@ -72,6 +72,7 @@ async def _wait_all(center: Center, job_ids: list[str], timeout: float) -> None:
 
 def test_simulator_decides_as_the_live_loop(tmp_path: Path) -> None:
     settings = Settings(
+        stop_jobs_on_shutdown=True,  # a test leaves no job behind
         data_dir=tmp_path / "data",
         database_url=f"sqlite:///{tmp_path / 'axcenter.db'}",
         local_gpus="H100:4x2",

@@ -169,6 +169,7 @@ class ControlLoop:
         self._thread: threading.Thread | None = None
         self.engine: Engine = engine_factory(self._on_event)
         self._calls = ThreadPoolExecutor(ENGINE_THREADS, thread_name_prefix="axc-engine")
+        self._detached = False  # the loop stopped: engine calls are made in place
 
     # -- called from other threads ------------------------------------------------
 
@@ -242,6 +243,7 @@ class ControlLoop:
         if self._thread is not None:
             self._thread.join()
         self._calls.shutdown(wait=True)  # dispatches in flight reach the engine, and us
+        self._detached = True
         self.engine.close(stop_runs=stop_jobs, grace_s=self.kill_grace_s)
         self._cycle(plan=False)  # record what the engine reported until now
 
@@ -379,7 +381,7 @@ class ControlLoop:
         ]
         if not current and not refs:
             if stale:
-                self._calls.submit(self.engine.acknowledge, stale)
+                self._background(self.engine.acknowledge, stale)
             return []
         with self.store.write() as session:
             done = record_runs(session, current, refs, self._preempt_reasons)
@@ -402,7 +404,7 @@ class ControlLoop:
             else:
                 self.state.forget(job_id)
         if ends or stale:
-            self._calls.submit(self.engine.acknowledge, [e.run_id for e in ends] + stale)
+            self._background(self.engine.acknowledge, [e.run_id for e in ends] + stale)
         return sorted(done.ended)
 
     def _stop(self, job_id: str, reason: StopReason) -> None:
@@ -414,7 +416,14 @@ class ControlLoop:
         self._send_stop(run_id, reason)
 
     def _send_stop(self, run_id: str, reason: StopReason) -> None:
-        self._calls.submit(self._call, self.engine.stop, run_id, reason, self.kill_grace_s)
+        self._background(self.engine.stop, run_id, reason, self.kill_grace_s)
+
+    def _background(self, fn: Callable[..., object], *args: object) -> None:
+        """Call the engine off the loop thread (here, once the loop has stopped)."""
+        if self._detached:
+            self._call(fn, *args)
+        else:
+            self._calls.submit(self._call, fn, *args)
 
     @staticmethod
     def _call(fn: Callable[..., object], *args: object) -> None:
