@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -156,8 +157,6 @@ def stop_supervisors(data_dir: Path) -> None:
     """Jobs outlive their service: a test stops those it left (SIGTERM to a supervisor
     stops its job as a shutdown would) and waits until they are gone."""
     for pid in supervisors(data_dir):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     wait_for(lambda: not supervisors(data_dir) or None, timeout=30)

@@ -185,8 +185,13 @@ def test_kill_9_neither_loses_nor_doubles_a_job(service: Service) -> None:
     job = submit(service, "--gpus", "1", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 60")
     ends = service.data_dir.parent / "go"
     short = submit(
-        service, "--gpus", "1", "--", "sh", "-c", f"echo short >> {pids}; while [ ! -e {ends} ];"
-        " do sleep 0.05; done; exit 7"
+        service,
+        "--gpus",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        f"echo short >> {pids}; while [ ! -e {ends} ]; do sleep 0.05; done; exit 7",
     )
     wait_state(service, job, "running")
     wait_state(service, short, "running")
