@@ -79,6 +79,8 @@ class _Run:
     started_at: float
     pidfd: int
     registered: bool = False
+    #: the first stop asked (its reason wins) and the shortest grace asked
+    stop: tuple[StopReason, float] | None = None
 
 
 class LocalEngine:
@@ -191,6 +193,9 @@ class LocalEngine:
             run = self._runs.get(run_id)
             if run is None:
                 return
+            if run.stop is not None:  # the first reason wins; the grace may only shorten
+                reason, grace_s = run.stop[0], min(run.stop[1], grace_s)
+            run.stop = (reason, grace_s)
             _write_atomic(
                 self._runs_dir / run_id / "stop", f"{reason.value} {round(grace_s * 1000)}\n"
             )
