@@ -58,7 +58,7 @@ def reconcile(
                 events.append(ended[run_id])
             elif run_id in recovery.running:
                 events.append(recovery.running[run_id])
-            else:
+            elif run_id not in recovery.queued:
                 missing.append((job_id, JobState(state), attempts))
         recorded = record_runs(session, events, {}, {})
         for job_id, state, attempts in missing:

@@ -16,8 +16,8 @@ really happened. Shaped after slurmctld's view of its nodes, not after a local p
   end before its start: the control loop records each run's end exactly once.
 - ``stop(run_id, reason, grace_s)``: SIGTERM (or the engine's equivalent), SIGKILL after
   the grace period; the first reason wins.
-- ``recover()`` after a restart of the control plane: what the engine still runs (now
-  watched again) and which runs ended while nobody listened, with their real times. A run
+- ``recover()`` after a restart of the control plane: what the engine still runs or
+  queues (now watched again) and which runs ended while nobody listened, with their real times. A run
   the engine cannot account for is ended as ``LOST`` only once its processes are proven
   gone. ``acknowledge(run_ids)`` tells it the ends are recorded and may be forgotten.
 - ``read_log(job_id, offset, limit)``: the job's output, through the engine.
@@ -172,6 +172,7 @@ class Recovery:
 
     running: Mapping[str, RunStarted]  # run id -> its start, watched again
     ended: Sequence[RunEnded]  # ended and not yet acknowledged
+    queued: frozenset[str] = frozenset()  # accepted, not started yet (run ids)
 
 
 class LaunchError(Exception):

@@ -106,7 +106,10 @@ class FakeEngine:
             if r.ended is None and r.started_at is not None
         }
         ended = [r.ended for r in self.runs.values() if r.ended and not r.acknowledged]
-        return Recovery(running=running, ended=ended)
+        queued = frozenset(
+            r.spec.run_id for r in self.runs.values() if r.ended is None and r.started_at is None
+        )
+        return Recovery(running=running, ended=ended, queued=queued)
 
     def acknowledge(self, run_ids: Sequence[str]) -> None:
         for run_id in run_ids:

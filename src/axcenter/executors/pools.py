@@ -188,15 +188,18 @@ class Pools:
     def recover(self) -> Recovery:
         running: dict[str, RunStarted] = {}
         ended: list[RunEnded] = []
+        queued: set[str] = set()
         for pool, engine in self._engines.items():
             found = engine.recover()
+            queued |= found.queued
+            self._where.update(dict.fromkeys(found.queued, pool))
             for run_id, started in found.running.items():
                 running[run_id] = replace(started, ref=f"{pool}/{started.ref}")
                 self._where[run_id] = pool
             for end in found.ended:
                 ended.append(replace(end, ref=f"{pool}/{end.ref}" if end.ref else ""))
                 self._where[end.run_id] = pool
-        return Recovery(running=running, ended=ended)
+        return Recovery(running=running, ended=ended, queued=frozenset(queued))
 
     def acknowledge(self, run_ids: Sequence[str]) -> None:
         by_pool: dict[str, list[str]] = {}
