@@ -113,10 +113,10 @@ def main() -> None:
                         statistics.median(s_delays),
                     )
                 )
-                print(
-                    f"round {r + 1}: {[f'{x * 1000:.2f} ms' for x in rounds[-1]]}", file=sys.stderr
-                )
-            b_call, s_call, b_delay, s_delay = (statistics.median(col) for col in zip(*rounds, strict=True))
+                shown = [f"{x * 1000:.2f} ms" for x in rounds[-1]]
+                print(f"round {r + 1} (bare, supervised; call, to job): {shown}", file=sys.stderr)
+            columns = zip(*rounds, strict=True)
+            b_call, s_call, b_delay, s_delay = (statistics.median(col) for col in columns)
             added = s_delay - b_delay
             print(
                 json.dumps(
