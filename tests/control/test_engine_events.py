@@ -89,7 +89,7 @@ class World:
 
     def state(self, job_id: str, state: str) -> dict[str, Any]:
         return until(
-            lambda: (j := self.job(job_id))["state"] == state and j or None,
+            lambda: ((j := self.job(job_id))["state"] == state and j) or None,
             f"{job_id} {state}",
         )
 
@@ -294,3 +294,50 @@ def test_the_engine_nodes_changed_event_updates_the_cluster(world: World) -> Non
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_a_cycle_that_fails_while_recording_an_end_loses_no_end(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write of an end fails (the database went away for a moment): the engine keeps
+    the end until it is acknowledged, and the rebuilt state records it once."""
+    from sqlalchemy.exc import OperationalError
+
+    from axcenter.control import loop
+
+    job = world.submit()
+    run = world.dispatched(job)
+    t0 = time.time()
+    world.engine.start(run, at=t0)
+    world.state(job, "running")
+    real = loop.record_runs
+    failures = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "record_runs", failing)
+    world.engine.end(run, 4, at=t0 + 20)
+    done = world.state(job, "failed")
+    assert failures == [1]
+    assert (done["exit_code"], done["ended_at"]) == (4, _iso(t0 + 20))
+    assert world.charges(job) == (20, 0)
+    assert world.events(job) == ["pending", "admitted", "running", "failed"]
+
+
+def test_a_failed_launch_after_a_requeue_costs_nothing_more(world: World) -> None:
+    job = world.submit()
+    run = world.dispatched(job)
+    t0 = time.time()
+    world.engine.start(run, at=t0)
+    world.state(job, "running")
+    world.engine.fail_next("node n-0: no such directory")
+    world.engine.lose(run)  # lost after 0 s... at the engine's clock: now
+    failed = world.state(job, "failed")
+    assert failed["attempts"] == 2 and failed["started_at"] is None
+    charged, held = world.charges(job)
+    ran = world.engine.runs[run].ended.ended_at - t0  # type: ignore[union-attr]
+    assert (charged, held) == (int(ran + 0.5), 0), "run 1 only, from its own start"

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -154,6 +155,8 @@ class ControlLoop:
         self.runs: dict[str, str] = {}
         #: stops asked of runs the engine may not know yet (dispatch in flight)
         self._stops: dict[str, StopReason] = {}
+        #: current runs whose start is recorded (their duplicates and refs need no write)
+        self._started: set[str] = set()
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         #: a cancel or a policy change is waiting (see MAX_URGENT_GAP_S)
         self._urgent = False
@@ -170,6 +173,7 @@ class ControlLoop:
         self.engine: Engine = engine_factory(self._on_event)
         self._calls = ThreadPoolExecutor(ENGINE_THREADS, thread_name_prefix="axc-engine")
         self._detached = False  # the loop stopped: engine calls are made in place
+        self._in_flight: set[futures.Future[None]] = set()  # submissions being made
 
     # -- called from other threads ------------------------------------------------
 
@@ -248,9 +252,14 @@ class ControlLoop:
         self._cycle(plan=False)  # record what the engine reported until now
 
     def _resync(self) -> None:
-        """Rebuild the cache from the store after making the store agree with the engine."""
+        """Rebuild the cache from the store after making the store agree with the engine.
+
+        Submissions in flight are waited for first: a run the engine is being handed must
+        not be taken for one it never received."""
+        futures.wait(list(self._in_flight))
         self.state, self.runs = reconcile(self.store, self.engine, utc(self.clock()), self.state)
         self._stops = {job_id: r for job_id, r in self._stops.items() if job_id in self.runs}
+        self._started.clear()
 
     def _run(self) -> None:
         ran = 0.0  # how long the last cycle ran (see MAX_QUICK_GAP_S)
@@ -369,11 +378,20 @@ class ControlLoop:
 
         Only events about a job's current run count (``runs``); the ends of the others
         are acknowledged, so the engine forgets them, and change nothing."""
+        refs = {
+            run_id: ref for run_id, ref in refs.items() if self.runs.get(job_of(run_id)) == run_id
+        }
         for run_id in refs:
-            job_id = job_of(run_id)
-            if self.runs.get(job_id) == run_id and job_id in self._stops:
-                self._send_stop(run_id, self._stops[job_id])  # asked while in flight
-        current = [e for e in events if self.runs.get(job_of(e.run_id)) == e.run_id]
+            if (reason := self._stops.get(job_of(run_id))) is not None:
+                self._send_stop(run_id, reason)  # asked while the submission was in flight
+        # a reference is written with the start; only a run the engine queues needs its own
+        refs = {run_id: ref for run_id, ref in refs.items() if run_id not in self._started}
+        current = [
+            e
+            for e in events
+            if self.runs.get(job_of(e.run_id)) == e.run_id
+            and not (isinstance(e, RunStarted) and e.run_id in self._started)  # a duplicate
+        ]
         stale = [
             e.run_id
             for e in events
@@ -391,6 +409,7 @@ class ControlLoop:
         for event in current:
             job_id = job_of(event.run_id)
             if isinstance(event, RunStarted):
+                self._started.add(event.run_id)
                 if job_id not in done.ended and job_id not in done.requeued:
                     running = self.state.running.get(job_id)
                     if running is not None:
@@ -403,6 +422,7 @@ class ControlLoop:
                 self.state.requeue(job_id)
             else:
                 self.state.forget(job_id)
+        self._started.difference_update(e.run_id for e in ends)
         if ends or stale:
             self._background(self.engine.acknowledge, [e.run_id for e in ends] + stale)
         return sorted(done.ended)
@@ -548,7 +568,9 @@ class ControlLoop:
         for adm, spec in admitted:
             run = self._run_spec(adm, spec, names)
             self.runs[spec.id] = run.run_id
-            self._calls.submit(self._submit, run)
+            future = self._calls.submit(self._submit, run)
+            self._in_flight.add(future)
+            future.add_done_callback(self._in_flight.discard)
 
     def _submit(self, run: RunSpec) -> None:
         """On an engine thread: submit, and tell the loop what became of it."""

@@ -17,9 +17,10 @@ really happened. Shaped after slurmctld's view of its nodes, not after a local p
 - ``stop(run_id, reason, grace_s)``: SIGTERM (or the engine's equivalent), SIGKILL after
   the grace period; the first reason wins.
 - ``recover()`` after a restart of the control plane: what the engine still runs or
-  queues (now watched again) and which runs ended while nobody listened, with their real times. A run
-  the engine cannot account for is ended as ``LOST`` only once its processes are proven
-  gone. ``acknowledge(run_ids)`` tells it the ends are recorded and may be forgotten.
+  queues (now watched again) and which runs ended while nobody listened, with their
+  real times. A run the engine cannot account for is ended as ``LOST`` only once its
+  processes are proven gone. ``acknowledge(run_ids)`` tells it the ends are recorded
+  and may be forgotten.
 - ``read_log(job_id, offset, limit)``: the job's output, through the engine.
 - ``close(stop_runs=False)``: the control plane goes away; runs keep running unless the
   operator asked to stop them.
