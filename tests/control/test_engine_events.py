@@ -341,3 +341,43 @@ def test_a_failed_launch_after_a_requeue_costs_nothing_more(world: World) -> Non
     charged, held = world.charges(job)
     ran = world.engine.runs[run].ended.ended_at - t0  # type: ignore[union-attr]
     assert (charged, held) == (int(ran + 0.5), 0), "run 1 only, from its own start"
+
+
+def test_the_loop_heals_after_failing_rebuilds_and_keeps_a_cancel_it_took(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle fails while the store is away, and so do the first rebuilds: the loop
+    retries until the store answers, and the cancel the failed cycle took still lands."""
+    from sqlalchemy.exc import OperationalError
+
+    from axcenter.control import loop
+
+    job = world.submit()
+    run = world.dispatched(job)
+    world.engine.start(run)
+    world.state(job, "running")
+    outage = {"cycles": 1, "rebuilds": 2}
+    real_stop, real_reconcile = loop.ControlLoop._stop, loop.reconcile
+
+    def down(what: str) -> None:
+        if outage[what]:
+            outage[what] -= 1
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    def stop(self: Any, *args: Any) -> Any:
+        down("cycles")  # the cycle fails as it takes the cancel, before it reaches the engine
+        return real_stop(self, *args)
+
+    def reconcile(*args: Any) -> Any:
+        down("rebuilds")
+        return real_reconcile(*args)
+
+    monkeypatch.setattr(loop.ControlLoop, "_stop", stop)
+    monkeypatch.setattr(loop, "reconcile", reconcile)
+    monkeypatch.setattr(loop, "HEAL_FIRST_S", 0.01)
+    world.api().post(f"/api/v1/jobs/{job}/cancel")
+    world.state(job, "cancelled")
+    assert outage == {"cycles": 0, "rebuilds": 0}
+    assert world.engine.runs[run].stops[0][0].value == "cancel"
+    other = world.submit()  # the loop cycles on
+    world.dispatched(other)

@@ -76,6 +76,11 @@ MAX_QUICK_GAP_S = 0.05
 #: cancel or policy change to apply
 MAX_URGENT_GAP_S = 0.02
 
+#: a failed cycle rebuilds the state at once, then retries after this, doubling up to
+#: ``HEAL_MAX_S``, until the store answers
+HEAL_FIRST_S = 0.1
+HEAL_MAX_S = 5.0
+
 Policy = Callable[[Snapshot, float], Plan]
 
 
@@ -174,6 +179,7 @@ class ControlLoop:
         self._calls = ThreadPoolExecutor(ENGINE_THREADS, thread_name_prefix="axc-engine")
         self._detached = False  # the loop stopped: engine calls are made in place
         self._in_flight: set[futures.Future[None]] = set()  # submissions being made
+        self._taken: list[_Message] = []  # what the current cycle took from the inbox
 
     # -- called from other threads ------------------------------------------------
 
@@ -283,12 +289,31 @@ class ControlLoop:
                 self._cycle(timer=not woken)
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
-                self._hint = None  # every submission wakes the loop until a cycle succeeds
-                self._resync()  # the engine still holds every end it reported
-                self._deferred.clear()  # the rebuilt state holds every committed job
+                self._heal()
             ended = time.monotonic()
             ran = ended - began
             log.debug("cycle %d ran %.1f ms", self.cycles, ran * 1000.0)
+
+    def _heal(self) -> None:
+        """After a failed cycle: rebuild the state from the store and the engine, retrying
+        with backoff until the store answers again (the loop never dies while the process
+        lives). Nothing the cycle took is lost: submissions are in the store, the engine
+        keeps every end until it is acknowledged, and cancel requests are posted again."""
+        self._hint = None  # every submission wakes the loop until a cycle succeeds
+        retry = [m for m in self._taken if isinstance(m, _Cancel | _Forget)]
+        delay = HEAL_FIRST_S
+        while not self._stopping.is_set():
+            try:
+                self._resync()
+            except Exception:
+                log.exception("rebuilding the state failed; next try in %.1f s", delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, HEAL_MAX_S)
+                continue
+            self._deferred.clear()  # the rebuilt state holds every committed job
+            for message in retry:
+                self._post(message)
+            return
 
     # -- one cycle ------------------------------------------------------------------
 
@@ -303,11 +328,13 @@ class ControlLoop:
         resync = False
         new: list[PendingJob] = []
         full, self._full_next = timer or self._full_next, False
+        self._taken = []
         while True:
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
                 break
+            self._taken.append(message)
             match message:
                 case _Submitted(jobs):
                     for job in jobs:
@@ -358,6 +385,9 @@ class ControlLoop:
             admitted = self._apply(decided.admissions, now)
             if admitted:
                 self._dispatch(admitted)
+        elif plan:  # nothing was freed and the new jobs can neither start nor reclaim
+            for job in new:
+                self.state.reasons.setdefault(job.id, PendingReason.RESOURCES)
         if ended:
             self.watch.notify(ended)
         self._publish_hint(new)
