@@ -124,6 +124,7 @@ def _center(root: Path, jobs: int, progress: Progress) -> tuple[Center, str]:
         data_dir=root / "data",
         database_url=f"sqlite:///{root / 'axcenter.db'}",
         local_gpus="A100:8x2,H100:8x2",
+        stop_jobs_on_shutdown=True,  # a benchmark leaves no job behind
     )
     center = Center(settings)
     center.store.migrate()

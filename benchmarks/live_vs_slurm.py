@@ -103,6 +103,7 @@ class Center:
     def __enter__(self) -> Center:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
         env["AXC_KILL_GRACE_S"] = "2"
+        env["AXC_STOP_JOBS_ON_SHUTDOWN"] = "true"  # a benchmark leaves no job behind
         if self.store == "postgresql":
             import psycopg  # noqa: PLC0415 (only for this store)
 
