@@ -63,7 +63,12 @@ def test_moves_write_each_jobs_row_and_event(store: Store, seed: Seed) -> None:
         move_jobs(
             session,
             [
-                Move(j, T0, "started", {"pid": 7, "started_at": T0, "attempts": NEXT_ATTEMPT})
+                Move(
+                    j,
+                    T0,
+                    "started",
+                    {"engine_ref": "r7", "started_at": T0, "attempts": NEXT_ATTEMPT},
+                )
                 for j in (a, b)
             ],
             [S.ADMITTED],
@@ -79,12 +84,19 @@ def test_moves_write_each_jobs_row_and_event(store: Store, seed: Seed) -> None:
         move_jobs(session, [Move(a, T0, "admitted again")], [S.PENDING], S.ADMITTED)
         move_jobs(
             session,
-            [Move(a, T0, "started", {"pid": 8, "started_at": T0, "attempts": NEXT_ATTEMPT})],
+            [
+                Move(
+                    a,
+                    T0,
+                    "started",
+                    {"engine_ref": "r8", "started_at": T0, "attempts": NEXT_ATTEMPT},
+                )
+            ],
             [S.ADMITTED],
             S.RUNNING,
         )
-    assert (job_row(store, a).attempts, job_row(store, a).pid) == (2, 8)
-    assert (job_row(store, b).attempts, job_row(store, b).pid) == (1, 7)
+    assert (job_row(store, a).attempts, job_row(store, a).engine_ref) == (2, "r8")
+    assert (job_row(store, b).attempts, job_row(store, b).engine_ref) == (1, "r7")
 
 
 def test_stale_and_illegal_moves_write_nothing(store: Store, seed: Seed) -> None:
@@ -115,7 +127,9 @@ def test_moves_with_different_columns_and_end_states(store: Store, seed: Seed) -
         done = move_jobs(
             session,
             [
-                Move(jobs[0], T0, "exit code 0", {"ended_at": T0, "exit_code": 0, "pid": None}),
+                Move(
+                    jobs[0], T0, "exit code 0", {"ended_at": T0, "exit_code": 0, "engine_ref": None}
+                ),
                 Move(jobs[1], T0, "launch failed", {"ended_at": T0}),
             ],
             [S.RUNNING],

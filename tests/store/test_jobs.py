@@ -215,15 +215,18 @@ def test_lifecycle_to_success(store: Store, seed: Seed) -> None:
     job_id = submit(store, seed)
     assert move(store, job_id, [S.PENDING], S.ADMITTED, gpu_type="H100") is S.PENDING
     started = T0 + timedelta(seconds=5)
-    assert move(store, job_id, [S.ADMITTED], S.RUNNING, started_at=started, pid=42) is S.ADMITTED
+    assert (
+        move(store, job_id, [S.ADMITTED], S.RUNNING, started_at=started, engine_ref="r42")
+        is S.ADMITTED
+    )
     assert move(store, job_id, [S.RUNNING], S.SUCCEEDED, exit_code=0) is S.RUNNING
 
     row = job_row(store, job_id)
-    assert (row.state, row.reason, row.gpu_type, row.pid, row.exit_code) == (
+    assert (row.state, row.reason, row.gpu_type, row.engine_ref, row.exit_code) == (
         "succeeded",
         "to succeeded",
         "H100",
-        42,
+        "r42",
         0,
     )
     assert row.started_at == started
