@@ -37,7 +37,6 @@ import os
 import selectors
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -150,34 +149,17 @@ class LocalEngine:
             _ensure_dir(run.workdir, "working directory")
             log_fd = self._open_log(run)
         except LaunchError:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)
             raise
         grace_ms = round(self._grace_s * 1000)
         argv = [self._supervisor, str(run_dir), run.workdir, str(max(run.time_limit_s, 0))]
         argv += [str(grace_ms), "--", *run.command]
-        try:
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_fd,
-                close_fds=True,
-            )
-        except OSError as e:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise LaunchError(f"cannot start the job supervisor: {e.strerror}") from e
-        finally:
-            os.close(log_fd)
-        assert proc.stdout is not None
-        with proc.stdout:
-            line = proc.stdout.readline().decode(errors="replace").split()
-        proc.wait()  # the supervisor's first half, which exits at once (it detached)
+        line = self._spawn(argv, env, log_fd, run_dir)
         if line[:1] == ["F"]:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)
             raise LaunchError(_launch_failure(run, int(line[1])))
         if line[:1] != ["R"] or len(line) != 4:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run_dir(run_dir)
             raise LaunchError(f"job {run.job_id}: the job supervisor failed to start it")
         supervisor, job_pid, started_at = int(line[1]), int(line[2]), int(line[3]) / 1e9
         self._watch_run(run.run_id, supervisor, job_pid, started_at)
@@ -185,6 +167,40 @@ class LocalEngine:
         self._on_event(RunStarted(run.run_id, run.run_id, started_at, devices))
         log.debug("started run %s (supervisor %d, job %d)", run.run_id, supervisor, job_pid)
         return run.run_id
+
+    @staticmethod
+    def _spawn(argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path) -> list[str]:
+        """Start the supervisor (``posix_spawn``: no Python between the fork and the exec)
+        and read its one line: ``R SUP JOB STARTED_NS`` or ``F ERRNO``. Its stdout is a
+        pipe, its stderr the job's log, its stdin /dev/null; every other descriptor of
+        ours is close-on-exec."""
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.posix_spawn(
+                argv[0],
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                ],
+            )
+        except OSError as e:
+            os.close(read_fd)
+            _remove_run_dir(run_dir)
+            raise LaunchError(f"cannot start the job supervisor: {e.strerror}") from e
+        finally:
+            os.close(write_fd)
+            os.close(log_fd)
+        try:
+            out = b""
+            while not out.endswith(b"\n") and (chunk := os.read(read_fd, 128)):
+                out += chunk
+        finally:
+            os.close(read_fd)
+            os.waitpid(pid, 0)  # the supervisor's first half, which exits at once (detached)
+        return out.decode(errors="replace").split()
 
     def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
         """Write the stop request and signal the run's supervisor (through its pidfd: a
@@ -228,7 +244,7 @@ class LocalEngine:
             with self._lock:
                 if run_id in self._runs:
                     continue  # still running: not ended after all
-            shutil.rmtree(self._runs_dir / run_id, ignore_errors=True)
+            _remove_run_dir(self._runs_dir / run_id)
 
     def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
         try:
@@ -420,6 +436,23 @@ class LocalEngine:
 
 
 # -- run records -------------------------------------------------------------------------
+
+
+#: what a run directory may hold (records, and their temporary names while written)
+_RECORDS = ("started", "exit", "stop", ".started.tmp", ".exit.tmp", ".stop.tmp")
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    """Remove a run directory: a few unlinks, not a tree walk (one per ended run)."""
+    for name in _RECORDS:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(run_dir / name)
+    try:
+        os.rmdir(run_dir)
+    except FileNotFoundError:
+        pass
+    except OSError:  # something else in it: not ours to guess, remove it all
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _write_atomic(path: Path, text: str) -> None:
