@@ -94,7 +94,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--running", type=int, default=50, help="jobs for the memory row")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    # the run records where the engine keeps them: in memory (Settings.engine_dir)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
         work = Path(tmp)
         events: queue.Queue[object] = queue.Queue()
         engine = LocalEngine(

@@ -6,6 +6,7 @@ gives explicit arguments precedence over the environment.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import Field
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
         default=False,
         description="stop and requeue running jobs when the service stops; by default "
         "they keep running and are adopted at the next start",
+    )
+    run_dir: Path | None = Field(
+        default=None,
+        description="the local engine's run records (tmpfs, as /run: they live as long as "
+        "the machine's processes do); default /dev/shm/axcenter-<hash of data_dir>",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -78,8 +84,15 @@ class Settings(BaseSettings):
 
     @property
     def engine_dir(self) -> Path:
-        """The local engine's run records (docs/engines.md)."""
-        return self.data_dir / "engine"
+        """The local engine's run records (docs/engines.md): in memory, as conmon keeps
+        its exit files under /run. They outlive the service, not the machine, whose
+        reboot ends their jobs too; creating and removing a few files per job on a disk
+        cost as much as the rest of a job's start and end together (journalled metadata)."""
+        if self.run_dir is not None:
+            return self.run_dir
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        # shared tmpfs: the engine refuses the directory unless it is its own (0700)
+        return Path("/dev/shm") / f"axcenter-{digest}"  # noqa: S108
 
     @property
     def jobs_dir(self) -> Path:

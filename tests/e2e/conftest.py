@@ -18,6 +18,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from axcenter.settings import Settings
+
 AXC = str(Path(sys.executable).with_name("axc"))
 STARTUP_TIMEOUT_S = 60.0
 T = TypeVar("T")
@@ -141,6 +143,7 @@ def service(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Service]:
 
 def supervisors(data_dir: Path) -> list[int]:
     """The pids of the job supervisors of the center in ``data_dir`` (by their argv)."""
+    runs = str(Settings(data_dir=data_dir).engine_dir).encode()
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -148,7 +151,7 @@ def supervisors(data_dir: Path) -> list[int]:
                 argv = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if len(argv) > 1 and argv[1].startswith(str(data_dir).encode()):
+            if len(argv) > 1 and argv[1].startswith(runs):
                 found.append(int(name))
     return found
 

@@ -76,6 +76,8 @@ MAX_QUICK_GAP_S = 0.05
 #: cancel or policy change to apply
 MAX_URGENT_GAP_S = 0.02
 
+#: a start the engine reported is recorded by the next cycle, at most this much later
+START_RECORD_S = 0.05
 #: a failed cycle rebuilds the state at once, then retries after this, doubling up to
 #: ``HEAL_MAX_S``, until the store answers
 HEAL_FIRST_S = 0.1
@@ -180,6 +182,7 @@ class ControlLoop:
         self._detached = False  # the loop stopped: engine calls are made in place
         self._in_flight: set[futures.Future[None]] = set()  # submissions being made
         self._taken: list[_Message] = []  # what the current cycle took from the inbox
+        self._record_soon = False  # starts wait in the inbox (see START_RECORD_S)
 
     # -- called from other threads ------------------------------------------------
 
@@ -225,10 +228,16 @@ class ControlLoop:
         self._post(_Event(event))
 
     def _post(self, message: _Message) -> None:
+        if isinstance(message, _Dispatched) or (
+            isinstance(message, _Event) and isinstance(message.event, RunStarted)
+        ):
+            # a start frees nothing: it rides with the next cycle, at most START_RECORD_S
+            # away, so that a wave of starts is one transaction, not one cycle each
+            self._inbox.put(message)
+            self._record_soon = True
+            return
         if isinstance(message, _Event) and isinstance(message.event, RunEnded):
             self._exited = True
-        elif isinstance(message, _Event | _Dispatched):
-            pass  # recorded by the next cycle, which they wake
         elif not isinstance(message, _Submitted):
             self._urgent = True
         self._inbox.put(message)
@@ -271,7 +280,8 @@ class ControlLoop:
         ran = 0.0  # how long the last cycle ran (see MAX_QUICK_GAP_S)
         ended = time.monotonic()
         while not self._stopping.is_set():
-            woken = self._wake.wait(self.safety_cycle_s)
+            woken = self._wake.wait(START_RECORD_S if self._record_soon else self.safety_cycle_s)
+            woken = woken or self._record_soon
             if woken:
                 waiting = bool(self.state.pending or self._deferred)
                 urgent = self._urgent or (self._exited and waiting)
@@ -281,7 +291,7 @@ class ControlLoop:
                 if (pause := ended + owed - time.monotonic()) > 0:
                     self._stopping.wait(pause)  # more events arrive: one cycle takes them all
             self._wake.clear()
-            self._urgent = self._exited = False
+            self._urgent = self._exited = self._record_soon = False
             if self._stopping.is_set():
                 break
             began = time.monotonic()

@@ -111,11 +111,13 @@ class Center:
         ]
         if pool.engine == "fake":
             return FakeEngine(nodes, on_event, name=pool.name)
-        state_dir = self.settings.engine_dir / pool.name if len(self.pools) > 1 else None
+        state_dir = self.settings.engine_dir
+        if len(self.pools) > 1:
+            state_dir = state_dir.with_name(f"{state_dir.name}-{pool.name}")
         return LocalEngine(
             nodes,
             on_event,
-            state_dir=state_dir or self.settings.engine_dir,
+            state_dir=state_dir,
             logs_dir=self.settings.logs_dir,
             grace_s=self.settings.kill_grace_s,
         )

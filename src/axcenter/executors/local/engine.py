@@ -37,6 +37,8 @@ import os
 import selectors
 import shutil
 import signal
+import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -105,8 +107,9 @@ class LocalEngine:
         self._by_name = {n.name: n for n in nodes}
         self._on_event = on_event
         self._grace_s = grace_s
+        _own_directory(Path(state_dir))
         self._runs_dir = Path(state_dir) / "runs"
-        self._runs_dir.mkdir(parents=True, exist_ok=True)
+        self._runs_dir.mkdir(mode=0o700, exist_ok=True)
         self._logs_dir = Path(logs_dir)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._supervisor = str(supervisor_binary())
@@ -170,36 +173,31 @@ class LocalEngine:
 
     @staticmethod
     def _spawn(argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path) -> list[str]:
-        """Start the supervisor (``posix_spawn``: no Python between the fork and the exec)
-        and read its one line: ``R SUP JOB STARTED_NS`` or ``F ERRNO``. Its stdout is a
-        pipe, its stderr the job's log, its stdin /dev/null; every other descriptor of
-        ours is close-on-exec."""
-        read_fd, write_fd = os.pipe()
+        """Start the supervisor and read its one line: ``R SUP JOB STARTED_NS`` or
+        ``F ERRNO``. Its stdout is a pipe, its stderr the job's log, its stdin /dev/null.
+        (``subprocess`` releases the GIL across its vfork and exec; ``os.posix_spawn``
+        holds it, which halved the rate of live submissions.)"""
         try:
-            pid = os.posix_spawn(
-                argv[0],
+            proc = subprocess.Popen(
                 argv,
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                    (os.POSIX_SPAWN_DUP2, log_fd, 2),
-                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_fd,
+                bufsize=0,
             )
         except OSError as e:
-            os.close(read_fd)
             _remove_run_dir(run_dir)
             raise LaunchError(f"cannot start the job supervisor: {e.strerror}") from e
         finally:
-            os.close(write_fd)
             os.close(log_fd)
-        try:
+        assert proc.stdout is not None
+        with proc.stdout:
+            fd = proc.stdout.fileno()
             out = b""
-            while not out.endswith(b"\n") and (chunk := os.read(read_fd, 128)):
+            while not out.endswith(b"\n") and (chunk := os.read(fd, 128)):
                 out += chunk
-        finally:
-            os.close(read_fd)
-            os.waitpid(pid, 0)  # the supervisor's first half, which exits at once (detached)
+        proc.wait()  # the supervisor's first half, which exits at once (it detached)
         return out.decode(errors="replace").split()
 
     def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
@@ -436,6 +434,21 @@ class LocalEngine:
 
 
 # -- run records -------------------------------------------------------------------------
+
+
+def _own_directory(path: Path) -> None:
+    """Make ``path`` (0700), or accept it only if it is a directory of ours: it may sit
+    in a shared tmpfs, where another user could have made it first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+        raise RuntimeError(
+            f"{path} is not a directory owned by this service (uid {os.geteuid()}): "
+            "remove it, or set AXC_RUN_DIR"
+        )
+    os.chmod(path, 0o700)
 
 
 #: what a run directory may hold (records, and their temporary names while written)
