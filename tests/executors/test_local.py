@@ -204,12 +204,14 @@ def test_launch_errors_name_the_cause(h: Harness) -> None:
 
 def test_a_run_is_started_once_for_its_run_id(h: Harness) -> None:
     spec = h.run("j1", "echo once >> ../count; sleep 30")
+    count = h.tmp / "work" / "count"
+    wait_for(count.exists, "the job to start")
     assert h.engine.submit(spec) == spec.run_id  # still running: the same run, not a new one
     h.engine.stop(spec.run_id, StopReason.CANCEL, 0.1)
     h.end()
     with pytest.raises(LaunchError, match="submitted before"):
         h.engine.submit(spec)
-    assert (h.tmp / "work" / "count").read_text() == "once\n"
+    assert count.read_text() == "once\n"
 
 
 def test_a_supervisor_killed_without_a_record_ends_its_run_as_lost_after_killing_it(

@@ -2,7 +2,8 @@
 
 The supervisor is C, not Python, because it lives as long as each job and starts with each
 job: a Python interpreter costs 8 ms and 8 MiB per run, the compiled supervisor well
-under a millisecond and a few hundred KiB (``benchmarks/supervisor.py``). It is built
+under a millisecond and a few hundred KiB (``benchmarks/supervisor.py``). It is linked
+statically where the C library allows, so that no dynamic loading precedes a job. It is built
 with the system's C compiler into a cache named by the source's hash, so an upgrade of
 axcenter builds a new one while running jobs keep the binary they were started with.
 ``AXC_SUPERVISOR`` names a prebuilt binary instead (packagers).
@@ -22,6 +23,8 @@ from axcenter.executors.base import LaunchError
 __all__ = ["SOURCE", "supervisor_binary"]
 
 SOURCE = Path(__file__).with_name("supervisor.c")
+#: part of the build's name: a change of how it is built builds it anew
+_FLAGS = b"-O2 -Wall [-static]"
 
 
 def _cache_dir() -> Path:
@@ -39,7 +42,7 @@ def supervisor_binary() -> Path:
             raise LaunchError(f"AXC_SUPERVISOR={given} is not an executable file")
         return path
     source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()[:16]
+    digest = hashlib.sha256(source + _FLAGS).hexdigest()[:16]
     target = _cache_dir() / f"axc-supervisor-{digest}"
     if os.access(target, os.X_OK):
         return target
@@ -53,13 +56,17 @@ def supervisor_binary() -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".axc-supervisor-", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run(
-            [compiler, "-O2", "-Wall", "-o", tmp, str(SOURCE)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
+        # static where the C library allows it: no dynamic loading at each job's start
+        for flags in (["-static"], []):
+            done = subprocess.run(
+                [compiler, "-O2", "-Wall", *flags, "-o", tmp, str(SOURCE)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode == 0:
+                break
+        else:
             raise LaunchError(f"building the job supervisor failed: {done.stderr.strip()}")
         os.chmod(tmp, 0o755)  # noqa: S103 (a program everyone runs, as /usr/bin's)
         os.replace(tmp, target)  # atomic: concurrent builders agree on the result

@@ -557,6 +557,17 @@ def _kill_run(run_id: str) -> int:
 
 
 def _ensure_dir(path: str, what: str) -> None:
+    """Make ``path`` and its parents; one system call when the parent exists (a job's
+    own new working directory) or the directory does (a shared one)."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if os.path.isdir(path):
+            return
+    except OSError:
+        pass
+    else:
+        return
     try:
         os.makedirs(path, exist_ok=True)
     except FileExistsError as e:
