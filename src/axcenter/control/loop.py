@@ -300,6 +300,11 @@ class ControlLoop:
             except Exception:
                 log.exception("control cycle failed; rebuilding state from the store")
                 self._heal()
+            # the runs this cycle handed over are part of its work: wait (bounded, so a
+            # slow engine stalls nothing) while they are taken, and pace the next cycle
+            # by the whole, so that what arrives meanwhile is taken by one cycle
+            if self._in_flight:
+                futures.wait(list(self._in_flight), timeout=MAX_QUICK_GAP_S)
             ended = time.monotonic()
             ran = ended - began
             log.debug("cycle %d ran %.1f ms", self.cycles, ran * 1000.0)
