@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import Service, supervisors, wait_for
+from tests.e2e.conftest import AXC, Service, free_port, supervisors, wait_for
 
 PROJECT = "hanbit-adas"  # from the demo data
 
@@ -230,3 +231,25 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_second_center_on_the_same_store_refuses_to_start(service: Service) -> None:
+    """Two controllers on one store would settle each other's runs twice: the second
+    says who holds the store and exits before it answers anything."""
+    second = subprocess.run(
+        [AXC, "up", "--data-dir", str(service.data_dir), "--port", str(free_port())],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 2
+    assert "another axcenter" in second.stderr and "stop it first" in second.stderr
+    assert "is up" not in second.stdout + second.stderr
+    assert show_health(service)
+
+
+def show_health(service: Service) -> bool:
+    with service.api() as api:
+        return bool(api.get("/jobs").status_code == 200)

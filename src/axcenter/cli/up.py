@@ -79,12 +79,14 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console(stderr=True)
+    from axcenter.store.db import AnotherController
+
     try:
         center = Center(settings)
-    except ValueError as e:  # the configuration file (ConfigError) or the GPU spec
+        center.start()
+    except (ValueError, AnotherController) as e:  # the configuration, or a second center
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(2) from None
-    center.start()
     try:
         credentials = []
         operator = ensure_operator(center.store)

@@ -123,6 +123,9 @@ class Center:
         )
 
     def start(self) -> None:
+        """Claim the store (one controller per store: ``AnotherController`` otherwise),
+        bring its schema up to date, then adopt what the engines run and start cycling."""
+        self.store.claim_control()
         self.store.migrate()
         self.writes.start()
         self.control.start()

@@ -14,6 +14,10 @@ soon as one of its tables changes, with a short time-to-live for writes made els
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,7 +33,14 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
 
-__all__ = ["Store", "WriteBusy", "driver_error", "make_engine", "note_changed"]
+__all__ = [
+    "AnotherController",
+    "Store",
+    "WriteBusy",
+    "driver_error",
+    "make_engine",
+    "note_changed",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -68,8 +79,17 @@ def driver_error(dialect: Dialect, exc: Exception, statement: str | None = None)
     return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
+def _lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 class WriteBusy(Exception):
     """``Store.write(wait=False)`` found another write transaction running."""
+
+
+class AnotherController(RuntimeError):
+    """Another axcenter controls this store; the message says which and what to do."""
 
 
 class Store:
@@ -85,10 +105,70 @@ class Store:
         self._versions: dict[str, int] = {}
         self._caches: dict[str, VersionedCache[Any, Any]] = {}
         self._caches_lock = threading.Lock()
+        #: what makes this process the store's controller (``claim_control``)
+        self._control: Any = None
         event.listen(self._sessions, "before_flush", _note_flushed)
         event.listen(self._sessions, "do_orm_execute", _note_statement)
         event.listen(self._sessions, "after_commit", self._committed)
         event.listen(self._sessions, "after_rollback", _forget_changes)
+
+    def claim_control(self) -> None:
+        """Become the one controller of this store, for this object's life, or raise
+        ``AnotherController``: two control loops on one store would each settle the other's
+        runs and adopt each other's jobs. SQLite: an exclusive ``flock`` on a file beside
+        the database; PostgreSQL: a session advisory lock, named by the schema, held on a
+        connection of its own. Both go with the process, however it ends."""
+        if self._control is not None:
+            return
+        me = f"pid {os.getpid()} on {socket.gethostname()}"
+        if self.is_sqlite:
+            database = make_url(self.url).database
+            path = Path(f"{database}.controller") if database else None
+            if path is None or database == ":memory:":
+                self._control = "memory"
+                return
+            handle = path.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise AnotherController(
+                    f"another axcenter ({holder}) controls the database {database}: stop it "
+                    "first, or give this one its own data directory"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(me)
+            handle.flush()
+            self._control = handle
+            return
+        conn = self.engine.connect()
+        key = _lock_key(f"axcenter-controller:{self.schema or 'public'}")
+        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            backend = conn.execute(
+                text(
+                    "SELECT a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a"
+                    " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objid = :o"
+                ),
+                {"o": key & 0xFFFFFFFF},
+            ).first()
+            conn.close()
+            who = f"PostgreSQL backend {backend.pid}" if backend else "another process"
+            raise AnotherController(
+                f"another axcenter ({who}) controls schema {self.schema or 'public'} of "
+                f"{make_url(self.url).render_as_string(hide_password=True)}: stop it first, "
+                "or give this one its own schema (AXC_DATABASE_SCHEMA)"
+            )
+        conn.commit()
+        conn.detach()  # never back to the pool: closing it ends the session and the lock
+        self._control = conn
+
+    def release_control(self) -> None:
+        control, self._control = self._control, None
+        if control is not None and not isinstance(control, str):
+            control.close()  # the lock's file or connection: the lock goes with it
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent; run at every start)."""
@@ -143,6 +223,7 @@ class Store:
                 self._write_lock.release()
 
     def dispose(self) -> None:
+        self.release_control()
         self.engine.dispose()
 
     async def connect_async(self) -> Any:
