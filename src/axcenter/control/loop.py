@@ -304,7 +304,9 @@ class ControlLoop:
             # slow engine stalls nothing) while they are taken, and pace the next cycle
             # by the whole, so that what arrives meanwhile is taken by one cycle
             if self._in_flight:
-                futures.wait(list(self._in_flight), timeout=MAX_QUICK_GAP_S)
+                waiting = bool(self.state.pending)  # then exits to come are urgent
+                cap = MAX_URGENT_GAP_S if waiting else MAX_QUICK_GAP_S
+                futures.wait(list(self._in_flight), timeout=cap)
             ended = time.monotonic()
             ran = ended - began
             log.debug("cycle %d ran %.1f ms", self.cycles, ran * 1000.0)

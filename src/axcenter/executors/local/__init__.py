@@ -1,4 +1,4 @@
-"""The embedded local engine: jobs on this machine, each under a detached supervisor
+"""The embedded local engine: jobs on this machine, each under a supervisor in a session of its own
 (``supervisor.c``) so that they outlive the service (docs/engines.md)."""
 
 from axcenter.executors.local.engine import LocalEngine

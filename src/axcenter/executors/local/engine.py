@@ -2,9 +2,9 @@
 
 Design, and why (docs/engines.md):
 
-- **Runs outlive the service.** ``submit`` starts ``axc-supervisor`` (``supervisor.c``),
-  which detaches (its parent is init), starts the job in its own session and process
-  group, enforces the time limit, takes stop requests, and writes the run's end durably
+- **Runs outlive the service.** ``submit`` starts ``axc-supervisor`` (``supervisor.c``)
+  in a session of its own (when the service dies it is reparented to init and goes on),
+  which starts the job in its own session and process group, enforces the time limit, takes stop requests, and writes the run's end durably
   into the run's directory (``RUNS/<run id>/exit``) before it exits. Stopping, upgrading
   or killing ``axc up`` leaves every job running; ``recover()`` at the next start adopts
   the runs whose supervisor is alive and reports the ends recorded meanwhile, with their
@@ -79,13 +79,15 @@ class _Run:
     job_pid: int
     started_at: float
     pidfd: int
+    #: the supervisor, if this service started it (its child until it exits: reaped then)
+    proc: subprocess.Popen[bytes] | None = None
     registered: bool = False
     #: the first stop asked (its reason wins) and the shortest grace asked
     stop: tuple[StopReason, float] | None = None
 
 
 class LocalEngine:
-    """Runs jobs on this machine, each under a detached supervisor.
+    """Runs jobs on this machine, each under a supervisor of its own.
 
     ``state_dir`` holds the run directories, ``logs_dir`` the jobs' output; ``grace_s``
     is the time between SIGTERM and SIGKILL at a time limit.
@@ -157,22 +159,24 @@ class LocalEngine:
         grace_ms = round(self._grace_s * 1000)
         argv = [self._supervisor, str(run_dir), run.workdir, str(max(run.time_limit_s, 0))]
         argv += [str(grace_ms), "--", *run.command]
-        line = self._spawn(argv, env, log_fd, run_dir)
-        if line[:1] == ["F"]:
-            _remove_run_dir(run_dir)
-            raise LaunchError(_launch_failure(run, int(line[1])))
+        proc, line = self._spawn(argv, env, log_fd, run_dir)
         if line[:1] != ["R"] or len(line) != 4:
+            proc.wait()  # it ended, having said why (or not)
             _remove_run_dir(run_dir)
+            if line[:1] == ["F"]:
+                raise LaunchError(_launch_failure(run, int(line[1])))
             raise LaunchError(f"job {run.job_id}: the job supervisor failed to start it")
         supervisor, job_pid, started_at = int(line[1]), int(line[2]), int(line[3]) / 1e9
-        self._watch_run(run.run_id, supervisor, job_pid, started_at)
+        self._watch_run(run.run_id, supervisor, job_pid, started_at, proc)
         devices = env["CUDA_VISIBLE_DEVICES"]
         self._on_event(RunStarted(run.run_id, run.run_id, started_at, devices))
         log.debug("started run %s (supervisor %d, job %d)", run.run_id, supervisor, job_pid)
         return run.run_id
 
     @staticmethod
-    def _spawn(argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path) -> list[str]:
+    def _spawn(
+        argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path
+    ) -> tuple[subprocess.Popen[bytes], list[str]]:
         """Start the supervisor and read its one line: ``R SUP JOB STARTED_NS`` or
         ``F ERRNO``. Its stdout is a pipe, its stderr the job's log, its stdin /dev/null.
         (``subprocess`` releases the GIL across its vfork and exec; ``os.posix_spawn``
@@ -197,8 +201,7 @@ class LocalEngine:
             out = b""
             while not out.endswith(b"\n") and (chunk := os.read(fd, 128)):
                 out += chunk
-        proc.wait()  # the supervisor's first half, which exits at once (it detached)
-        return out.decode(errors="replace").split()
+        return proc, out.decode(errors="replace").split()
 
     def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
         """Write the stop request and signal the run's supervisor (through its pidfd: a
@@ -276,8 +279,16 @@ class LocalEngine:
 
     # -- internals -------------------------------------------------------------------
 
-    def _watch_run(self, run_id: str, supervisor: int, job_pid: int, started_at: float) -> None:
-        """Watch a supervisor (one gone already is reported from its record at once)."""
+    def _watch_run(
+        self,
+        run_id: str,
+        supervisor: int,
+        job_pid: int,
+        started_at: float,
+        proc: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        """Watch a supervisor (one gone already is reported from its record at once);
+        ``proc``: it is our child (started by this service), to be reaped."""
         try:
             pidfd = os.pidfd_open(supervisor)
         except ProcessLookupError:
@@ -286,7 +297,7 @@ class LocalEngine:
             if pidfd < 0:
                 # gone within a millisecond: report from its record on the watcher thread
                 pidfd = os.eventfd(1, os.EFD_CLOEXEC)
-            self._runs[run_id] = _Run(run_id, supervisor, job_pid, started_at, pidfd)
+            self._runs[run_id] = _Run(run_id, supervisor, job_pid, started_at, pidfd, proc)
             self._wake()
 
     def _recover_one(self, run_dir: Path) -> RunStarted | RunEnded | None:
@@ -411,6 +422,11 @@ class LocalEngine:
     def _report_end(self, run: _Run) -> None:
         """The supervisor exited: report its record, or end the run as LOST."""
         run_dir = self._runs_dir / run.run_id
+        if run.proc is not None:
+            run.proc.wait()  # exited (its pidfd said so): reap it
+        else:  # adopted: our child only if an earlier engine of this process started it
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(run.supervisor, os.WNOHANG)
         report = _read_exit(run_dir)
         if report is None:
             killed = _kill_run(run.run_id)

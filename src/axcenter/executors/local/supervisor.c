@@ -5,7 +5,8 @@
  * the service's process tree, so that stopping, upgrading or killing `axc up` leaves the
  * job running and its end recorded. It:
  *
- *   - detaches (double fork and setsid: its parent is init, or the nearest subreaper);
+ *   - leads a session of its own, so that it outlives the service (which is its parent
+ *     until it dies; init, or the nearest subreaper, after that);
  *   - starts the job in a session and process group of its own, stdout and stderr on the
  *     log it was given as its own stderr, stdin on /dev/null, the job's leader killed if
  *     the supervisor dies (PR_SET_PDEATHSIG);
@@ -143,11 +144,8 @@ int main(int argc, char **argv) {
     long long grace_ms = atoll(argv[4]);
     char **command = argv + 6;
 
-    /* Detach: the service reaps the intermediate at once; init (or a subreaper) is our
-     * parent from now on, and a signal to the service's group never reaches us. */
-    pid_t first = fork();
-    if (first < 0) die("fork");
-    if (first > 0) _exit(0);
+    /* A session of our own: a signal to the service's group or terminal never reaches
+     * us, and when the service dies we go on (reparented to init or a subreaper). */
     if (setsid() < 0) die("setsid");
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     pid_t self = getpid();
