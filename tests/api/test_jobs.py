@@ -379,3 +379,26 @@ def test_cluster_shows_holders_only_to_those_who_may_see_them(
     assert len(hidden) == 2
     assert all(d["job_id"] is None and d["user"] == "(other tenant)" for d in hidden)
     client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=alice.headers)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("env", {"A": "x\u0000y"}),
+        ("command", ["echo", "a\u0000b"]),
+        ("workdir", "/tmp/a\u0000b"),
+    ],
+)
+def test_a_nul_byte_is_refused_with_its_field_and_others_still_run(
+    client: TestClient, tenants: Tenants, field: str, value: object
+) -> None:
+    """The operating system refuses a NUL byte in an argument, a variable or a path: such
+    a job is refused at the API (it once failed every control cycle), and the next job
+    runs."""
+    alice = tenants.alice
+    body = {"project": alice.project, "command": ["true"], field: value}
+    r = client.post("/api/v1/jobs", json=body, headers=alice.headers)
+    assert r.status_code == 422
+    assert field in r.text
+    ok = submit(client, alice, command=["true"])
+    assert wait(client, alice, ok["id"])["state"] == "succeeded"

@@ -108,6 +108,7 @@ def test_the_job_sees_its_devices_and_only_its_own_environment(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AXC_TOKEN", "service-secret")  # read when the engine is made
+    monkeypatch.setenv("DATABASE_PASSWORD", "service-secret")
     engine = LocalEngine(
         NODES, h.events.put, state_dir=h.tmp / "e2", logs_dir=h.tmp / "logs", grace_s=1
     )
@@ -118,7 +119,7 @@ def test_the_job_sees_its_devices_and_only_its_own_environment(
                 1,
                 ("env",),
                 str(h.tmp / "w"),
-                {"FOO": "bar", "CUDA_VISIBLE_DEVICES": "7"},
+                {"FOO": "bar", "CUDA_VISIBLE_DEVICES": "7", "AXC_JOB_ID": "someone-else"},
                 (("local-1", (2, 3)), ("local-0", (0,))),
                 60,
                 extra_env={"AXC_ARRAY_INDEX": "5"},
@@ -133,7 +134,8 @@ def test_the_job_sees_its_devices_and_only_its_own_environment(
     assert env["AXC_GPUS"] == "local-1:2,local-1:3,local-0:0"
     assert (env["AXC_NODELIST"], env["AXC_NUM_NODES"]) == ("local-1,local-0", "2")
     assert (env["AXC_ARRAY_INDEX"], env["FOO"]) == ("5", "bar")
-    assert "AXC_TOKEN" not in env
+    assert (env["NVIDIA_VISIBLE_DEVICES"], env["CUDA_DEVICE_ORDER"]) == ("2,3", "PCI_BUS_ID")
+    assert "AXC_TOKEN" not in env and "DATABASE_PASSWORD" not in env
     assert env["PATH"] == os.environ["PATH"]
 
 

@@ -95,9 +95,13 @@ __all__ = [
     "WhoAmIOut",
 ]
 
-Arg = Annotated[str, StringConstraints(max_length=4096)]
+#: what the operating system takes in an argument, a variable or a path: no NUL byte
+#: (one would fail the launch, never the cycle, but it is refused here with its field)
+_NO_NUL = r"^[^\x00]*$"
+Arg = Annotated[str, StringConstraints(max_length=4096, pattern=_NO_NUL)]
 EnvKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
-EnvValue = Annotated[str, StringConstraints(max_length=4096)]
+EnvValue = Annotated[str, StringConstraints(max_length=4096, pattern=_NO_NUL)]
+Path_ = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_NO_NUL)]
 GpuType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
 
 
@@ -107,7 +111,9 @@ class JobIn(BaseModel):
     project: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     name: Annotated[str, StringConstraints(max_length=200)] = ""
     command: Annotated[list[Arg], Field(min_length=1, max_length=1000)]
-    workdir: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    workdir: (
+        Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_NO_NUL)] | None
+    ) = None
     env: Annotated[dict[EnvKey, EnvValue], Field(max_length=200)] = {}
     gpus_per_node: Annotated[int, Field(ge=0, le=64)] = 1
     nodes: Annotated[int, Field(ge=1, le=1024)] = 1

@@ -4,18 +4,19 @@ Design, and why (docs/engines.md):
 
 - **Runs outlive the service.** ``submit`` starts ``axc-supervisor`` (``supervisor.c``)
   in a session of its own (when the service dies it is reparented to init and goes on),
-  which starts the job in its own session and process group, enforces the time limit, takes stop requests, and writes the run's end durably
-  into the run's directory (``RUNS/<run id>/exit``) before it exits. Stopping, upgrading
-  or killing ``axc up`` leaves every job running; ``recover()`` at the next start adopts
-  the runs whose supervisor is alive and reports the ends recorded meanwhile, with their
-  real times.
+  which starts the job in its own session and process group, enforces the time limit,
+  takes stop requests, and writes the run's end into the run's directory
+  (``RUNS/<run id>/exit``, in memory: ``Settings.engine_dir``) before it exits.
+  Stopping, upgrading or killing ``axc up`` leaves every job running; ``recover()`` at
+  the next start adopts the runs whose supervisor is alive and reports the ends
+  recorded meanwhile, with their real times.
 - **Nothing is requeued on a guess.** A run whose supervisor is gone without a record
   (killed with SIGKILL, the machine's OOM killer) has its processes found by the
   ``AXC_RUN_ID`` in their environment and SIGKILLed until none is left; only then is it
   reported ``LOST``.
 - **One watcher thread, no polling.** Each supervisor is watched through a pidfd (which
-  works for a process that is not our child) in a ``selectors`` loop; when it exits, its
-  record is read and reported.
+  works for a process that is not our child: an adopted one) in a ``selectors`` loop;
+  when it exits, its record is read and reported.
 - **The run directory is the engine's state**: ``started`` (supervisor pid, job pid,
   start time) and ``exit`` written by the supervisor, ``stop`` written by us. A run is
   forgotten (its directory removed) once the control loop acknowledges its end.
@@ -64,6 +65,9 @@ __all__ = ["LocalEngine"]
 
 log = logging.getLogger(__name__)
 
+#: what a job inherits of the service's environment: enough to find programs and speak
+#: the locale, nothing that could hold a secret
+BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL")
 #: seconds ``close(stop_runs=True)`` waits beyond the grace period for the ends
 _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
@@ -115,8 +119,9 @@ class LocalEngine:
         self._logs_dir = Path(logs_dir)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._supervisor = str(supervisor_binary())
-        #: the service's environment without its own ``AXC_*`` (read once: jobs start often)
-        self._base_env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+        #: a clean base for every job, not the service's environment (which may hold its
+        #: database URL or tokens): read once, since jobs start often
+        self._base_env = {k: os.environ[k] for k in BASE_ENVIRONMENT if k in os.environ}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._runs: dict[str, _Run] = {}
@@ -348,9 +353,10 @@ class LocalEngine:
         return fd
 
     def _environment(self, run: RunSpec) -> dict[str, str]:
-        """The service's environment without its own ``AXC_*``, plus the job's."""
+        """A clean base, the user's variables, then axcenter's, which the user's cannot
+        override (the devices, and every ``AXC_*``)."""
         env = self._base_env.copy()
-        env.update(run.env)
+        env.update((k, v) for k, v in run.env.items() if not k.startswith("AXC_"))
         cuda: list[str] = []
         gpus: list[str] = []
         for i, (node_name, devices) in enumerate(run.node_devices):
@@ -366,7 +372,8 @@ class LocalEngine:
                 gpus.append(f"{node_name}:{dev}")
                 if i == 0:
                     cuda.append(str(node.real_device(dev)))
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(cuda)
+        env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(cuda)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the numbering nvidia-smi shows
         env["AXC_JOB_ID"] = run.job_id
         env["AXC_RUN_ID"] = run.run_id
         env["AXC_GPUS"] = ",".join(gpus)
