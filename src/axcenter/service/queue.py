@@ -5,6 +5,10 @@ cycle first reached them (fair share and quota tiers decide that order), each pr
 jobs by priority class, then submission time (the order its queue holds them in);
 projects the cycle did not reach come last, their jobs by priority and submission. Each
 job carries the reason it waits and, where backfill reserved one, its estimated start.
+
+A position is the job's place in the whole queue, not among the jobs its caller may see:
+a member whose job is fourth behind three jobs of other companies reads 4, not 1 (the
+other jobs stay hidden; their number is no secret, the cluster page shows it to all).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from axcenter.control.convert import utc
 from axcenter.model.access import Principal
@@ -25,9 +30,10 @@ from axcenter.store import orm
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["MAX_PAGE", "queue"]
+__all__ = ["MAX_PAGE", "queue", "queue_position"]
 
 MAX_PAGE = 500
+_PENDING = JobState.PENDING.value
 
 
 def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -> QueueOut:
@@ -37,19 +43,14 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
     state = center.control.state
-    rank: dict[str, int] = {}
-    for job_id in list(state.reasons):  # a copy: the control loop replaces it each cycle
-        waiting = state.pending.get(job_id)
-        if waiting is not None:
-            rank.setdefault(waiting.project_id, len(rank))
-    last = len(rank)
     with center.store.read() as session:
-        pending = select(
-            orm.Job.id, orm.Job.project_id, orm.Job.priority, orm.Job.submitted_at
-        ).where(orm.Job.state == JobState.PENDING.value, visible_jobs(who))
-        keys = list(session.execute(pending).tuples())
-        keys.sort(key=lambda k: (rank.get(k[1], last), -k[2], k[3], k[0]))
-        page_ids = [k[0] for k in keys[offset : offset + limit]]
+        order = _order(center, session)
+        mine = set(
+            session.scalars(select(orm.Job.id).where(orm.Job.state == _PENDING, visible_jobs(who)))
+        )
+        positions = {job_id: n for n, job_id in enumerate(order, start=1)}
+        keys = [job_id for job_id in order if job_id in mine]
+        page_ids = keys[offset : offset + limit]
         rows = {
             job.id: (job, project, user)
             for job, project, user in session.execute(
@@ -60,12 +61,12 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
             ).tuples()
         }
     items = []
-    for position, job_id in enumerate(page_ids, start=offset + 1):
+    for job_id in page_ids:
         job, project, user = rows[job_id]
         estimate = state.estimates.get(job_id)
         items.append(
             QueueItemOut(
-                position=position,
+                position=positions[job_id],
                 id=job_id,
                 name=job.name,
                 project=project,
@@ -79,4 +80,34 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
                 estimated_start=utc(estimate) if estimate is not None else None,
             )
         )
-    return QueueOut(items=items, total=len(keys))
+    return QueueOut(items=items, total=len(keys), queue_length=len(order))
+
+
+def queue_position(center: Center, session: Session, job_id: str) -> tuple[int, int] | None:
+    """A pending job's place in the whole queue and the queue's length (None: not
+    pending). The caller has checked that ``who`` may see the job."""
+    order = _order(center, session)
+    try:
+        return order.index(job_id) + 1, len(order)
+    except ValueError:
+        return None
+
+
+def _order(center: Center, session: Session) -> list[str]:
+    """Every pending job's id, in the order the scheduler walks the queue."""
+    state = center.control.state
+    rank: dict[str, int] = {}
+    for job_id in list(state.reasons):  # a copy: the control loop replaces it each cycle
+        waiting = state.pending.get(job_id)
+        if waiting is not None:
+            rank.setdefault(waiting.project_id, len(rank))
+    last = len(rank)
+    keys = list(
+        session.execute(
+            select(orm.Job.id, orm.Job.project_id, orm.Job.priority, orm.Job.submitted_at).where(
+                orm.Job.state == _PENDING
+            )
+        ).tuples()
+    )
+    keys.sort(key=lambda k: (rank.get(k[1], last), -k[2], k[3], k[0]))
+    return [k[0] for k in keys]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from axcenter.accounting import reports
+from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import visible_projects
@@ -142,9 +143,13 @@ def burndown(
         program_id = session.scalar(select(orm.Program.id).where(column == program_ref))
         if program_id is None:
             raise NotFound(f"no program {program_ref!r}")
-        b = program_burndown(session, program_id, _aware(now) or utcnow())
+        at = _aware(now) or utcnow()
+        b = program_burndown(session, program_id, at)
+        live = accrual(session, at, program_id=program_id)
     # the domain value and the API shape have the same fields (days: a tuple -> a list)
-    return BurndownOut.model_validate(b, from_attributes=True)
+    out = BurndownOut.model_validate(b, from_attributes=True)
+    out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
+    return out
 
 
 # -- CSV ------------------------------------------------------------------------------------

@@ -185,6 +185,9 @@ class JobOut(BaseModel):
     array_index: int | None = None
     borrowed: bool = False  # runs beyond its project's nominal quota: may be preempted
     estimated_start: datetime | None = None  # the backfill reservation of a waiting job
+    #: a pending job's place in the whole queue, and the queue's length (``/queue``)
+    queue_position: int | None = None
+    queue_length: int | None = None
     events: list[EventOut] | None = None
 
 
@@ -262,13 +265,14 @@ class HistoryOut(BaseModel):
     bucket_s: float
     #: GPUs per GPU type now
     capacity: dict[str, int]
+    #: buckets from the one holding the center's first job event (none before it)
     points: list[HistoryPointOut]
 
 
 class QueueItemOut(BaseModel):
     """A pending job in scheduling order."""
 
-    #: 1 = the first job the scheduler considers
+    #: 1 = the first job the scheduler considers, counted over the whole queue
     position: int
     id: str
     name: str
@@ -287,6 +291,8 @@ class QueueOut(BaseModel):
     items: list[QueueItemOut]
     #: pending jobs the caller may see
     total: int
+    #: pending jobs in the whole queue (positions count these)
+    queue_length: int = 0
 
 
 class ChargeOut(BaseModel):
@@ -308,6 +314,8 @@ class ChargesOut(BaseModel):
     charged_won: int
     #: holds not yet released
     held_won: int
+    #: a running job's usage so far, rated as it will be charged at its end (not charged yet)
+    accrued_won: int = 0
 
 
 # -- scheduling policy (operators): quotas, cohorts, project limits, reservations ---------
@@ -918,3 +926,8 @@ class BurndownOut(BaseModel):
     ends_at: datetime | None
     now: datetime
     days: list[BurndownDayOut]
+    #: running jobs' open holds, and their usage so far rated as it will be charged: not
+    #: in ``charged_won`` until they end (``accounting.accrual``)
+    held_won: int = 0
+    accrued_won: int = 0
+    running_jobs: int = 0
