@@ -271,3 +271,55 @@ def test_the_form_submits_a_job_that_discards_its_output_and_its_page_says_so(
         "/ui/jobs/new", data={**body, "output": "/dev/null", "csrf": csrf_for(alice.token)}
     )
     assert bad.status_code == 400 and "output" in bad.text
+
+
+def _shown_values(html: str) -> set[str]:
+    """The words in badges and select options: where a raw enum value would show."""
+    badges = re.findall(r'<span class="badge[^"]*"[^>]*>([^<]*)</span>', html)
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", html)
+    return {text.strip() for text in [*badges, *options]}
+
+
+def test_korean_pages_show_words_not_raw_values_and_times_in_kst(
+    center: Center, tenants: Tenants
+) -> None:
+    from tests.web.test_i18n import vocabularies
+
+    api = TestClient(create_app(center))
+    h = tenants.alice.headers
+    base = {"project": "acme-vision", "gpu_types": ["A100"], "gpus_per_node": 2}
+    running = api.post("/api/v1/jobs", json={**base, "command": ["sleep", "30"]}, headers=h)
+    waiting = api.post("/api/v1/jobs", json={**base, "command": ["true"]}, headers=h)
+    done = api.post("/api/v1/jobs", json={"project": "acme-vision", "command": ["true"]}, headers=h)
+    ids = [r.json()["id"] for r in (running, waiting, done)]
+    raw = set().union(*(v for k, v in vocabularies().items() if k not in ("size",)))
+    try:
+        api.get(f"/api/v1/jobs/{ids[2]}/wait", params={"timeout": 20}, headers=h)
+        client = browser(center, tenants.alice.token, lang="ko-KR")
+        for url in ("/ui/", "/ui/jobs", "/ui/queue", *(f"/ui/jobs/{i}" for i in ids)):
+            r = client.get(url)
+            assert r.status_code == 200, url
+            shown = _shown_values(r.text)
+            assert shown, url
+            assert not shown & raw, (url, sorted(shown & raw))
+            assert "KST" in r.text and "UTC" not in r.text, url
+        job_page = client.get(f"/ui/jobs/{ids[2]}").text
+        assert "성공" in job_page and "대기 → " in job_page  # pending → succeeded, in words
+        queue_page = client.get(f"/ui/jobs/{ids[1]}").text
+        assert 'data-testid="queue-position">대기열 1개 중 1번째' in queue_page
+    finally:
+        for job_id in ids:
+            api.post(f"/api/v1/jobs/{job_id}/cancel", headers=h)
+
+
+def test_error_pages_speak_the_users_language_and_keep_the_navigation(
+    center: Center, tenants: Tenants
+) -> None:
+    korean = browser(center, tenants.alice.token, lang="ko").get("/ui/jobs/job_nope")
+    assert korean.status_code == 404
+    assert "찾을 수 없습니다" in korean.text and 'href="/ui/queue"' in korean.text
+    assert "job_nope" in korean.text  # the service's own words stay, as details
+    stale = browser(center, tenants.alice.token, lang="ko").post(
+        "/ui/jobs/new", data={"project": "acme-vision", "command": "true"}
+    )
+    assert stale.status_code == 403 and "양식이 만료" in stale.text

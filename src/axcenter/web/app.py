@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from axcenter.web.pages import auth, cluster, jobs, programs, projects, requests
 from axcenter.web.render import page
-from axcenter.web.session import BadForm, SignInRequired, language
+from axcenter.web.session import BadForm, SignInRequired, language, optional_viewer
 
 __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 
@@ -35,10 +35,25 @@ def is_page(request: Request) -> bool:
     return request.url.path == "/ui" or request.url.path.startswith("/ui/")
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    """A service error on a page: the same status and message as the API, as HTML."""
-    lang = language(request)
-    return page(request, None, "error.html", lang=lang, status=status, message=message)
+def error_page(request: Request, status: int, message: str, key: str = "") -> HTMLResponse:
+    """A service error on a page: the same status as the API, said in the page's language
+    (``error.<status>``, or ``key``), the service's own message under it as the details,
+    and the navigation kept (when the caller is signed in)."""
+    viewer = optional_viewer(request)
+    lang = viewer.lang if viewer is not None else language(request)
+    return page(
+        request,
+        viewer,
+        "error.html",
+        lang=lang,
+        status=status,
+        headline=key or f"error.{status if status in _SAID else 400}",
+        message=message,
+    )
+
+
+#: statuses with their own sentence in the catalog
+_SAID = frozenset({400, 403, 404, 409, 422})
 
 
 async def _sign_in(_: Request, exc: SignInRequired) -> Response:
@@ -46,4 +61,9 @@ async def _sign_in(_: Request, exc: SignInRequired) -> Response:
 
 
 async def _bad_form(request: Request, _: BadForm) -> Response:
-    return error_page(request, 403, "the form is stale or came from another site: reload the page")
+    return error_page(
+        request,
+        403,
+        "the form is stale or came from another site: reload the page",
+        "error.stale_form",
+    )

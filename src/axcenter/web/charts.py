@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from typing import Any
 
 from axcenter.service.schemas import (
@@ -17,7 +17,7 @@ from axcenter.service.schemas import (
     ProjectDetailOut,
     UsageReportOut,
 )
-from axcenter.web.i18n import translate
+from axcenter.web.i18n import label, translate, zone_name
 
 __all__ = [
     "Chart",
@@ -65,22 +65,23 @@ def _series(label: str, values: Sequence[float | None], i: int, **extra: Any) ->
 
 def _table(header: list[str], labels: list[str], columns: list[list[Any]]) -> list[list[str]]:
     rows = [header]
-    for i, label in enumerate(labels):
-        rows.append([label, *(DASH if c[i] is None else str(c[i]) for c in columns)])
+    for i, name in enumerate(labels):
+        rows.append([name, *(DASH if c[i] is None else str(c[i]) for c in columns)])
     return rows
 
 
-def history_charts(history: HistoryOut, lang: str) -> list[Chart]:
-    """Utilization per GPU type, queue length, and wait percentiles over the window."""
+def history_charts(history: HistoryOut, lang: str, zone: tzinfo) -> list[Chart]:
+    """Utilization per GPU type, queue length, and wait percentiles over the window, at
+    times of the center's zone."""
     long = history.until - history.since > timedelta(days=2)
     fmt = "%m-%d %H:%M" if long else "%H:%M"
-    labels = [p.at.strftime(fmt) for p in history.points]
+    labels = [p.at.astimezone(zone).strftime(fmt) for p in history.points]
     types = list(history.capacity)
     utilization = [[round(p.utilization.get(t, 0) * 100, 1) for p in history.points] for t in types]
     pending = [p.pending_jobs for p in history.points]
     p50 = [p.wait_p50_s for p in history.points]
     p90 = [p.wait_p90_s for p in history.points]
-    time = translate("chart.time", lang)
+    time = translate("chart.time", lang).format(zone=zone_name(zone, history.until))
     return [
         Chart(
             "utilization",
@@ -189,7 +190,11 @@ def burndown_chart(b: BurndownOut, lang: str) -> Chart:
             f"won-{lang}",
         ),
         _table(
-            ["day", translate("chart.remaining", lang), translate("chart.forecast", lang)],
+            [
+                translate("chart.day", lang).format(zone="UTC"),
+                translate("chart.remaining", lang),
+                translate("chart.forecast", lang),
+            ],
             labels,
             [remaining, forecast],
         ),
@@ -211,7 +216,10 @@ def _days_between(last: date, forecast: date, most: int = 120) -> list[date]:
 def spending_chart(chart_id: str, title: str, report: UsageReportOut, dim: str, lang: str) -> Chart:
     """Won charged per group of ``dim`` (public and co-pay stacked)."""
     rows = sorted(report.rows, key=lambda r: -r.charged_won)
-    labels = [r.keys.get(dim) or DASH for r in rows]
+    group = "size" if dim == "size_class" else None
+    labels = [
+        (label(group, r.keys.get(dim), lang) if group else r.keys.get(dim)) or DASH for r in rows
+    ]
     public = [r.public_won for r in rows]
     copay = [r.copay_won for r in rows]
     return Chart(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,19 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from axcenter.model.access import Role
-from axcenter.web.i18n import LANGUAGES, moment, translate, won, won_words
+from axcenter.web.i18n import (
+    LANGUAGES,
+    event_note,
+    label,
+    moment,
+    translate,
+    won,
+    won_words,
+    zone_name,
+)
 from axcenter.web.session import Viewer
 
-__all__ = ["SECURITY_HEADERS", "TEMPLATES", "chart_json", "page"]
+__all__ = ["SECURITY_HEADERS", "TEMPLATES", "center_zone", "chart_json", "page"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -55,6 +65,12 @@ def chart_json(config: Mapping[str, Any]) -> str:
     return json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
 
 
+def center_zone(request: Request) -> tzinfo:
+    """The center's time zone (``Settings.time_zone``), in which pages show times."""
+    zone: tzinfo = request.app.state.center.settings.zone
+    return zone
+
+
 def page(
     request: Request,
     viewer: Viewer | None,
@@ -67,12 +83,7 @@ def page(
     def t(key: str) -> str:
         return translate(key, lang)
 
-    def why(reason: str) -> str:
-        """A pending reason in words (the raw reason where the catalog has none)."""
-        key = f"reason.{reason}"
-        text = translate(key, lang)
-        return reason if text == key else text
-
+    zone = center_zone(request)
     html = _env.get_template(template).render(
         request=request,
         viewer=viewer,
@@ -85,10 +96,13 @@ def page(
             if roles is None or (viewer is not None and viewer.role in roles)
         ],
         t=t,
-        why=why,
+        why=lambda reason: label("reason", reason, lang),
         won=lambda amount: won(int(amount), lang),
         won_words=lambda amount: won_words(int(amount), lang),
-        moment=lambda value: moment(value, lang),
+        moment=lambda value: moment(value, lang, zone),
+        zone=zone_name(zone),
+        label=lambda group, value: label(group, value, lang),
+        note=lambda text: event_note(text, lang),
         chart_json=chart_json,
         **context,
     )

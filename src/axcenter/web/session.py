@@ -32,6 +32,7 @@ __all__ = [
     "Viewer",
     "csrf_for",
     "language",
+    "optional_viewer",
 ]
 
 SESSION_COOKIE = "axc_session"
@@ -98,6 +99,14 @@ async def _form_viewer(request: Request) -> Viewer:
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf):
         raise BadForm
     return viewer
+
+
+def optional_viewer(request: Request) -> Viewer | None:
+    """The signed-in viewer, or None (for pages that also show to strangers: errors)."""
+    try:
+        return _viewer(request)
+    except SignInRequired:
+        return None
 
 
 PageViewer = Annotated[Viewer, Depends(_viewer)]
