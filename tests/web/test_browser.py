@@ -268,3 +268,87 @@ def test_korean_pages(chromium: object, center: Service, tokens: dict[str, str])
     page.goto("/ui/requests")
     check(page, "ko-03-requests")
     page.context.close()
+
+
+def test_a_job_page_follows_its_job_without_a_reload(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    """Submitted from the form, the page shows the job start (time, placement), end, and
+    what it was charged, all in the same document."""
+    page = open_page(chromium, center, tokens["hanbit-engineer"], locale="ko-KR")
+    page.goto("/ui/jobs/new")
+    page.select_option("#project", "hanbit-adas")
+    page.fill("#command", "bash -c 'sleep 4; echo done'")
+    page.fill("#gpus_per_node", "1")
+    page.click("form[action='/ui/jobs/new'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/jobs/job_\w+$"))
+    page.evaluate("window.sameDocument = true")
+    badge = page.locator("h1 [data-state]")
+    playwright.expect(badge).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+    assert page.inner_text("h1 [data-state]") == "실행 중"
+    playwright.expect(page.locator("[data-testid=placement]")).to_be_visible()
+    assert "KST" in page.inner_text("[data-testid=started]")
+    check(page, "ko-05-job-running")
+    playwright.expect(badge).to_have_attribute("data-state", "succeeded", timeout=WAIT_MS)
+    assert page.inner_text("h1 [data-state]") == "성공"
+    playwright.expect(page.locator("[data-testid=events]")).to_contain_text("실행 중 → 성공")
+    playwright.expect(page.locator("[data-testid=ended]")).to_contain_text("KST")
+    assert page.evaluate("window.sameDocument") is True  # never reloaded
+    assert page.locator("main[data-refresh-s]").count() == 0  # ended: polling stopped
+    check(page, "ko-06-job-ended")
+    page.context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+#: the innermost elements reaching past the screen (to say what overflows)
+WIDER_THAN_SCREEN = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > 390 + 1
+    && ![...e.children].some(c => c.getBoundingClientRect().right > 390 + 1))
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40))"""
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
+def test_pages_fit_a_phone(
+    chromium: object, center: Service, tokens: dict[str, str], locale: str
+) -> None:
+    """At 390 px nothing is wider than the screen but a table's own scroller, and a job's
+    state is on screen without scrolling."""
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        job = hanbit.post("/jobs", json={"command": ["sleep", "20"], "gpus_per_node": 1})
+        assert job.status_code == 201, job.text
+    context = chromium.new_context(  # type: ignore[attr-defined]
+        locale=locale, viewport=PHONE, base_url=center.url, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto("/ui/login")
+    page.fill("#token", tokens["pm-kim"])
+    page.click("form[action='/ui/login'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/$"))
+    lang = locale[:2]
+    pages = [
+        ("cluster", "/ui/"),
+        ("queue", "/ui/queue"),
+        ("jobs", "/ui/jobs"),
+        ("job", f"/ui/jobs/{job.json()['id']}"),
+        ("requests", "/ui/requests"),
+        ("program", "/ui/programs/AX%20Manufacturing%20Demonstration%202026"),
+    ]
+    for name, url in pages:
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(WIDER_THAN_SCREEN) if width > PHONE["width"] else []
+        assert width <= PHONE["width"], (url, width, wide)
+        for canvas in page.locator("canvas").all():
+            box = canvas.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= PHONE["width"], url
+        OUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUT / f"phone-{lang}-{name}.png"), full_page=True)
+    page.goto("/ui/jobs")
+    for badge in page.locator("[data-testid=jobs] tbody [data-state]").all()[:5]:
+        box = badge.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+    context.close()
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        hanbit.post(f"/jobs/{job.json()['id']}/cancel")

@@ -44,7 +44,10 @@ def vocabularies() -> dict[str, set[str]]:
     from axcenter.web.pages.jobs import VIEWS
 
     decided = _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
+    from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
+
     return {
+        "csv": {*USAGE_COLUMNS, *DAY_COLUMNS, TOTAL, "program", "organization"},
         "state": {s.value for s in JobState},
         "node": {s.value for s in NodeState},
         "reason": {r.value for r in PendingReason},
@@ -93,6 +96,12 @@ def test_times_show_in_the_centers_zone_with_its_name() -> None:
 def test_event_notes_in_korean() -> None:
     assert event_note("admitted on n1:0,1", "ko") == "n1:0,1에 배치"
     assert event_note("cancelled by alice", "ko") == "alice 님이 취소"
+    assert event_note("exit code 3", "ko") == "종료 코드 3"
+    assert (
+        event_note("killed after time limit 60s (killed by signal SIGTERM)", "ko")
+        == "시간 제한 60초 초과로 종료 (SIGTERM 신호로 종료)"
+    )
+    assert event_note("cancelled (exit code 143)", "ko") == "취소됨 (종료 코드 143)"
     assert event_note("something new", "ko") == "something new"  # unknown: as written
 
 

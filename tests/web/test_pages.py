@@ -166,6 +166,18 @@ def test_program_page_and_its_csv_equal_the_apis(center: Center, tenants: Tenant
     assert 'data-testid="sme-share">100.0%' in html.text
     for chart in ("burndown", "by-org", "by-sector", "by-type", "by-size"):
         assert f'id="{chart}-data"' in html.text
+    with center.store.write() as s:  # another program's spending stays out of Voucher's CSV
+        other = program(s, "Other", 10**9)
+        bolt = s.query(orm.Project).filter_by(name="bolt-llm").one()
+        theirs_alloc = allocation(
+            s,
+            bolt,
+            other,
+            now - timedelta(days=3),
+            now + timedelta(days=30),
+            {"H100": (10**6, 10**8)},
+        )
+        charge(s, theirs_alloc, "H100", 3600, 4_321, now - timedelta(days=1))
     api = TestClient(create_app(center))
     headers = tenants.operator.headers
     for page_csv, api_csv in (
@@ -177,7 +189,23 @@ def test_program_page_and_its_csv_equal_the_apis(center: Center, tenants: Tenant
     ):
         mine, theirs = op.get(page_csv), api.get(api_csv, headers=headers)
         assert mine.status_code == theirs.status_code == 200
-        assert mine.text == theirs.text and "6000" in mine.text
+        # for Excel on Korean Windows: a byte-order mark, and Korean column names
+        assert mine.content.startswith(b"\xef\xbb\xbf")
+        mine_rows = mine.content.decode("utf-8-sig").splitlines()
+        theirs_rows = theirs.text.splitlines()
+        assert re.search("[가-힣]", mine_rows[0]) and not re.search("[가-힣]", theirs_rows[0])
+        # the program's rows only, with the same figures as the API's
+        program_rows = [r for r in theirs_rows[1:-1] if not r.startswith("Other,")]
+        assert mine_rows[1:-1] == program_rows and "6000" in mine.text
+        if "usage" in page_csv:
+            assert "4321" in theirs.text and "4321" not in mine.text
+        assert mine_rows[-1].startswith("합계,")
+    english = browser(center, tenants.operator.token).get("/ui/programs/Voucher/burndown.csv")
+    assert (
+        english.content.decode("utf-8-sig")
+        == api.get("/api/v1/reports/burndown/Voucher?format=csv", headers=headers).text
+    )
+    assert english.text.lstrip("\ufeff").startswith("day (Asia/Seoul),charged_won")
     # members see their own usage but no program-wide burn-down
     member = browser(center, tenants.alice.token).get("/ui/programs/Voucher")
     assert member.status_code == 200 and 'id="burndown-data"' not in member.text

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -41,11 +41,20 @@ from axcenter.store.types import utcnow
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["DEFAULT_GROUP_BY", "burndown", "burndown_csv", "usage", "usage_csv"]
+__all__ = [
+    "DAY_COLUMNS",
+    "DEFAULT_GROUP_BY",
+    "TOTAL",
+    "USAGE_COLUMNS",
+    "burndown",
+    "burndown_csv",
+    "usage",
+    "usage_csv",
+]
 
 DEFAULT_GROUP_BY = ("program",)
 TOTAL = "TOTAL"
-_USAGE_COLUMNS = (
+USAGE_COLUMNS = (
     "granted_gpu_hours",
     "used_gpu_hours",
     "utilization",
@@ -59,7 +68,7 @@ _USAGE_COLUMNS = (
     "granted_gpu_seconds",
     "used_gpu_seconds",
 )
-_DAY_COLUMNS = (
+DAY_COLUMNS = (
     "day",
     "charged_won",
     "public_won",
@@ -144,7 +153,7 @@ def burndown(
         if program_id is None:
             raise NotFound(f"no program {program_ref!r}")
         at = _aware(now) or utcnow()
-        b = program_burndown(session, program_id, at)
+        b = program_burndown(session, program_id, at, center.settings.zone)
         live = accrual(session, at, program_id=program_id)
     # the domain value and the API shape have the same fields (days: a tuple -> a list)
     out = BurndownOut.model_validate(b, from_attributes=True)
@@ -159,29 +168,33 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def usage_csv(report: UsageReportOut) -> str:
+def usage_csv(report: UsageReportOut, header: Callable[[str], str] = str) -> str:
     """The report as CSV: the group columns, then the figures; the last row is ``TOTAL``
-    (in the first group column)."""
+    (in the first group column). ``header`` names the columns and the total (the
+    dashboard's Korean export says them in Korean)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*report.group_by, *_USAGE_COLUMNS])
+    writer.writerow([header(c) for c in (*report.group_by, *USAGE_COLUMNS)])
     for row in [*report.rows, report.total]:
         keys = [_cell(row.keys.get(d)) for d in report.group_by]
         if row is report.total:
-            keys = [TOTAL] + [""] * (len(keys) - 1)
-        writer.writerow([*keys, *(_cell(getattr(row, c)) for c in _USAGE_COLUMNS)])
+            keys = [header(TOTAL)] + [""] * (len(keys) - 1)
+        writer.writerow([*keys, *(_cell(getattr(row, c)) for c in USAGE_COLUMNS)])
     return buffer.getvalue()
 
 
-def burndown_csv(b: BurndownOut) -> str:
-    """One row per UTC day, then ``TOTAL`` (the sums of the day columns, and the final
-    cumulative and remaining figures)."""
+def burndown_csv(b: BurndownOut, header: Callable[[str], str] = str) -> str:
+    """One row per day of the center's zone (named in the first header), then ``TOTAL``
+    (the sums of the day columns, and the final cumulative and remaining figures);
+    ``header`` names the columns as in ``usage_csv``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(_DAY_COLUMNS)
-    for d in b.days:
-        writer.writerow([_cell(getattr(d, c)) for c in _DAY_COLUMNS])
     writer.writerow(
-        [TOTAL, b.charged_won, b.public_won, b.charged_won, b.public_won, b.remaining_won]
+        [f"{header(DAY_COLUMNS[0])} ({b.time_zone})", *(header(c) for c in DAY_COLUMNS[1:])]
+    )
+    for d in b.days:
+        writer.writerow([_cell(getattr(d, c)) for c in DAY_COLUMNS])
+    writer.writerow(
+        [header(TOTAL), b.charged_won, b.public_won, b.charged_won, b.public_won, b.remaining_won]
     )
     return buffer.getvalue()

@@ -920,12 +920,15 @@ class BurndownOut(BaseModel):
     remaining_won: int
     #: won per day that count against the budget, averaged over the last 7 days
     rate_won_per_day: Decimal
-    #: the UTC day the budget runs out at that rate (null: it does not at a zero rate)
+    #: the day (of ``time_zone``) the budget runs out at that rate (null: it does not at
+    #: a zero rate)
     forecast: date | None
     starts_at: datetime | None
     ends_at: datetime | None
     now: datetime
     days: list[BurndownDayOut]
+    #: the time zone whose days ``days`` and ``forecast`` are (the center's)
+    time_zone: str = "UTC"
     #: running jobs' open holds, and their usage so far rated as it will be charged: not
     #: in ``charged_won`` until they end (``accounting.accrual``)
     held_won: int = 0

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from axcenter.service.schemas import (
     BurndownOut,
@@ -164,41 +165,56 @@ def grant_chart(project: ProjectDetailOut, lang: str) -> Chart | None:
 
 
 def burndown_chart(b: BurndownOut, lang: str) -> Chart:
-    """Remaining budget per day, and a dashed forecast line to the day it reaches zero."""
+    """Remaining budget per day from the program's first day; a dashed forecast to the
+    day it reaches zero at the current rate; and, where the program has an end, the even
+    pace that would spend the budget exactly by then, so a program a day old already
+    shows where it stands against its plan."""
     days = [d.day for d in b.days]
-    labels = [d.isoformat() for d in days]
-    remaining: list[float | None] = [float(d.remaining_won) for d in b.days]
-    forecast: list[float | None] = [None] * len(days)
-    if b.forecast is not None and days:
-        last = days[-1]
-        extra = _days_between(last, b.forecast)
-        step = (b.remaining_won / len(extra)) if extra else 0
-        forecast[-1] = float(b.remaining_won)
-        for i, day in enumerate(extra, start=1):
-            labels.append(day.isoformat())
-            remaining.append(None)
-            forecast.append(round(max(0.0, b.remaining_won - step * i)))
+    actual = {d.day: float(d.remaining_won) for d in b.days}
+    today = days[-1] if days else b.now.date()
+    end = b.ends_at.astimezone(ZoneInfo(b.time_zone)).date() if b.ends_at else None
+    # up to the program's end (a forecast beyond it stops there, above zero), else to
+    # the forecast day
+    horizon = max(today, end if end is not None else (b.forecast or today))
+    axis = days + _days_between(today, horizon)
+    first = axis[0]
+    forecast: list[float | None] = []
+    pace: list[float | None] = []
+    for day in axis:
+        forecast.append(_towards_zero(b.remaining_won, today, b.forecast, day))
+        pace.append(_towards_zero(b.budget_won, first, end, day) if end else None)
+    remaining = [actual.get(day) for day in axis]
+    labels = [day.isoformat() for day in axis]
+    series = [
+        _series(translate("chart.remaining", lang), remaining, 0, fill=False),
+        _series(translate("chart.forecast", lang), forecast, 1, borderDash=[6, 4]),
+    ]
+    columns: list[list[Any]] = [remaining, forecast]
+    header = [
+        translate("chart.day", lang).format(zone=b.time_zone),
+        translate("chart.remaining", lang),
+        translate("chart.forecast", lang),
+    ]
+    if end is not None:
+        series.append(_series(translate("chart.even_pace", lang), pace, 2, borderDash=[2, 3]))
+        columns.append(pace)
+        header.append(translate("chart.even_pace", lang))
     return Chart(
         "burndown",
         translate("programs.burndown", lang),
-        _line(
-            labels,
-            [
-                _series(translate("chart.remaining", lang), remaining, 0, fill=False),
-                _series(translate("chart.forecast", lang), forecast, 1, borderDash=[6, 4]),
-            ],
-            f"won-{lang}",
-        ),
-        _table(
-            [
-                translate("chart.day", lang).format(zone="UTC"),
-                translate("chart.remaining", lang),
-                translate("chart.forecast", lang),
-            ],
-            labels,
-            [remaining, forecast],
-        ),
+        _line(labels, series, f"won-{lang}"),
+        _table(header, labels, columns),
     )
+
+
+def _towards_zero(start_won: int, since: date, until: date | None, day: date) -> float | None:
+    """A straight line from ``start_won`` on ``since`` to zero on ``until`` (None off it)."""
+    if until is None or day < since or day > until:
+        return None
+    span = (until - since).days
+    if span <= 0:
+        return 0.0
+    return float(round(start_won * (until - day).days / span))
 
 
 def _days_between(last: date, forecast: date, most: int = 120) -> list[date]:

@@ -98,21 +98,39 @@ def label(group: str, value: str | None, lang: str) -> str:
     return translate(key, lang) if key in CATALOG else value
 
 
-#: the free-text notes the control loop and the service write on job events
+#: the free-text notes the control loop, the executor and the service write on a job
+#: (``detail``: a note itself, said in turn)
 _NOTES = (
     (re.compile(r"^admitted on (?P<where>.+)$"), "event.admitted_on"),
     (re.compile(r"^cancelled by (?P<who>\S+)$"), "event.cancelled_by"),
+    (re.compile(r"^started$"), "event.started"),
+    (re.compile(r"^exit code (?P<code>-?\d+)$"), "event.exit_code"),
+    (re.compile(r"^exit status unknown$"), "event.exit_unknown"),
+    (re.compile(r"^killed by signal (?P<signal>\S+)$"), "event.signal"),
+    (
+        re.compile(r"^killed after time limit (?P<limit>\d+)s \((?P<detail>.+)\)$"),
+        "event.time_limit",
+    ),
+    (re.compile(r"^preempted to reclaim quota for (?P<job>\S+)$"), "event.reclaimed"),
+    (re.compile(r"^requeued: service restarted$"), "event.restarted"),
+    (re.compile(r"^lost: executor shut down \((?P<detail>.+)\)$"), "event.lost"),
+    (re.compile(r"^(?P<state>cancelled|preempted) \((?P<detail>.+)\)$"), "event.outcome"),
 )
 
 
 def event_note(note: str | None, lang: str) -> str:
-    """A job event's note in the page's language where it has a known shape, else as is."""
+    """A job's note in the page's language where it has a known shape, else as written."""
     if not note:
         return ""
     for pattern, key in _NOTES:
         found = pattern.match(note)
         if found:
-            return translate(key, lang).format(**found.groupdict())
+            parts = found.groupdict()
+            if "detail" in parts:
+                parts["detail"] = event_note(parts["detail"], lang)
+            if "state" in parts:
+                parts["state"] = label("state", parts["state"], lang)
+            return translate(key, lang).format(**parts)
     return note
 
 
