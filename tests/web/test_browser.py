@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -352,3 +353,62 @@ def test_pages_fit_a_phone(
     context.close()
     with api(center, tokens["hanbit-engineer"]) as hanbit:
         hanbit.post(f"/jobs/{job.json()['id']}/cancel")
+
+
+def test_the_job_list_and_queue_refresh_themselves(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    page = open_page(chromium, center, tokens["hanbit-engineer"])
+    page.goto("/ui/jobs")
+    page.evaluate("window.sameDocument = true")
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        job = hanbit.post("/jobs", json={"command": ["sleep", "1"], "gpus_per_node": 0}).json()
+    row = page.locator(f"[data-testid=jobs] tr[data-job={job['id']}]")
+    playwright.expect(row).to_be_visible(timeout=WAIT_MS)  # came in by itself
+    playwright.expect(row.locator("[data-state]")).to_have_attribute(
+        "data-state", "succeeded", timeout=WAIT_MS
+    )
+    assert page.evaluate("window.sameDocument") is True
+    page.context.close()
+
+
+def test_a_waiting_job_shows_its_place_in_the_whole_queue(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    """A member reads her waiting job's place in the whole queue (the operator's number),
+    while another company's waiting job stays hidden."""
+    spec = {"gpu_types": ["H100"], "gpus_per_node": 4, "time_limit_s": 600}
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        hog = hanbit.post("/jobs", json={**spec, "command": ["sleep", "120"]}).json()
+        for _ in range(100):
+            if hanbit.get(f"/jobs/{hog['id']}").json()["state"] == "running":
+                break
+            time.sleep(0.1)
+    with api(center, tokens["daeil-engineer"]) as daeil:
+        ahead = daeil.post("/jobs", json={**spec, "command": ["true"]}).json()
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        mine = hanbit.post("/jobs", json={**spec, "command": ["true"]}).json()
+    try:
+        with api(center, tokens["operator"]) as op:
+            whole = op.get("/queue").json()
+        assert whole["queue_length"] == 2
+        truth = {i["id"]: i["position"] for i in whole["items"]}[mine["id"]]
+        for locale, name in (("ko-KR", "ko-04-queue"), ("en-US", "en-15-queue-waiting")):
+            page = open_page(chromium, center, tokens["hanbit-engineer"], locale=locale)
+            page.goto("/ui/queue")
+            rows = page.locator("[data-testid=queue] tbody tr")
+            assert rows.count() == 1 and ahead["id"] not in page.content()
+            assert rows.first.locator("[data-testid=position]").inner_text() == str(truth)
+            check(page, name)
+            page.goto(f"/ui/jobs/{mine['id']}")
+            said = page.inner_text("[data-testid=queue-position]")
+            ko, en = f"대기열 2개 중 {truth}번째", f"#{truth} of 2 in the queue"
+            assert said == (ko if locale == "ko-KR" else en)
+            check(page, f"{name}-job")
+            page.context.close()
+    finally:
+        with api(center, tokens["daeil-engineer"]) as daeil:
+            daeil.post(f"/jobs/{ahead['id']}/cancel")
+        with api(center, tokens["hanbit-engineer"]) as hanbit:
+            for job in (hog, mine):
+                hanbit.post(f"/jobs/{job['id']}/cancel")

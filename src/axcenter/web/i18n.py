@@ -103,6 +103,7 @@ def label(group: str, value: str | None, lang: str) -> str:
 _NOTES = (
     (re.compile(r"^admitted on (?P<where>.+)$"), "event.admitted_on"),
     (re.compile(r"^cancelled by (?P<who>\S+)$"), "event.cancelled_by"),
+    (re.compile(r"^submitted$"), "event.submitted"),
     (re.compile(r"^started$"), "event.started"),
     (re.compile(r"^exit code (?P<code>-?\d+)$"), "event.exit_code"),
     (re.compile(r"^exit status unknown$"), "event.exit_unknown"),
