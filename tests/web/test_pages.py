@@ -6,7 +6,8 @@ Each test runs on a real center, on SQLite and on PostgreSQL (the API's fixtures
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -351,3 +352,72 @@ def test_error_pages_speak_the_users_language_and_keep_the_navigation(
         "/ui/jobs/new", data={"project": "acme-vision", "command": "true"}
     )
     assert stale.status_code == 403 and "양식이 만료" in stale.text
+
+
+def test_a_company_files_resubmits_and_withdraws_a_request_on_the_web(
+    center: Center, tenants: Tenants
+) -> None:
+    """The org admin files a request in a form (days of the center's zone), gets it
+    returned, resubmits it edited, and withdraws it; a reviewer's view shows its worth
+    in won and the applicant's size. Members are not offered the requests page."""
+    from tests.api.test_allocations import setup, step
+
+    seoul = ZoneInfo("Asia/Seoul")
+    first = datetime.now(seoul).date() + timedelta(days=10)
+    last = first + timedelta(days=30)
+    starts_utc = datetime.combine(first, time(), seoul).astimezone(UTC)
+    ends_utc = datetime.combine(last + timedelta(days=1), time(), seoul).astimezone(UTC)
+    api = TestClient(create_app(center))
+    staff = setup(api, tenants)  # prices: H100 4,500 won per GPU-hour
+    with center.store.write() as s:
+        acme = s.query(orm.Project).filter_by(name="acme-vision").one()
+        s.get(orm.Organization, acme.organization_id).size_class = "SME"
+    admin = browser(center, tenants.acme_admin.token, lang="ko")
+    csrf = csrf_for(tenants.acme_admin.token)
+    listing = admin.get("/ui/requests").text
+    assert 'href="/ui/requests/new"' in listing
+    form = admin.get("/ui/requests/new")
+    assert form.status_code == 200 and 'name="hours.H100"' in form.text
+    bad = admin.post(
+        "/ui/requests/new",
+        data={"csrf": csrf, "project": "acme-vision", "kind": "new", "hours.H100": "lots",
+              "justification": "x"},
+    )  # fmt: skip
+    assert bad.status_code == 400 and "hours.H100" in bad.text and "lots" in bad.text
+    made = admin.post(
+        "/ui/requests/new",
+        data={"csrf": csrf, "project": "acme-vision", "kind": "new", "hours.H100": "100",
+              "starts_on": first.isoformat(), "ends_on": last.isoformat(),
+              "justification": "vision inspection model"},
+    )  # fmt: skip
+    assert made.status_code == 303, made.text
+    rid = made.headers["location"].rsplit("/", 1)[1]
+    filed = api.get(f"/api/v1/allocation-requests/{rid}", headers=tenants.operator.headers).json()
+    # the days are Seoul's: 00:00 KST of the first to 24:00 KST of the last
+    assert datetime.fromisoformat(filed["starts_at"]) == starts_utc
+    assert datetime.fromisoformat(filed["ends_at"]) == ends_utc
+    assert filed["context"]["value_won"] == 100 * 4_500
+    assert filed["context"]["size_class"] == "SME"
+    page = browser(center, tenants.operator.token, lang="ko").get(f"/ui/requests/{rid}").text
+    assert 'data-testid="value">45만원' in page and 'data-testid="size">중소기업' in page
+
+    assert step(api, staff.pm, rid, "return", comment="say which line").is_success
+    returned = admin.get(f"/ui/requests/{rid}").text
+    assert 'action="/ui/requests/' + rid + '/resubmit"' in returned
+    again = admin.post(
+        f"/ui/requests/{rid}/resubmit",
+        data={"csrf": csrf, "hours.H100": "80", "ends_on": last.isoformat(),
+              "justification": "line 3 vision inspection", "comment": "line 3"},
+    )  # fmt: skip
+    assert again.status_code == 303
+    back = api.get(f"/api/v1/allocation-requests/{rid}", headers=tenants.operator.headers).json()
+    assert (back["status"], back["items"]) == ("submitted", {"H100": 80})
+    assert datetime.fromisoformat(back["ends_at"]) == ends_utc  # the same last day
+    gone = admin.post(f"/ui/requests/{rid}/withdraw", data={"csrf": csrf})
+    assert gone.status_code == 303
+    assert 'data-stage="withdrawn"' in admin.get(f"/ui/requests/{rid}").text
+
+    member = browser(center, tenants.alice.token).get("/ui/jobs").text
+    assert 'href="/ui/requests"' not in member and 'href="/ui/jobs/new"' in member
+    refused = browser(center, tenants.alice.token).get("/ui/requests/new").text
+    assert 'name="project"' in refused and "<option" not in refused.split('name="project"')[1][:40]

@@ -730,6 +730,20 @@ class RequestEventOut(BaseModel):
     items: dict[str, int] | None
 
 
+class RequestContextOut(BaseModel):
+    """What a reviewer weighs beside the request itself (a request read one at a time)."""
+
+    organization: str
+    size_class: str | None
+    #: the GPU-hours asked at today's prices (types without a price count 0)
+    value_won: int
+    #: the project's charges over the last 30 days, and its running jobs' usage so far
+    charged_30d_won: int
+    accrued_won: int
+    #: won left on the project's active allocations
+    left_won: int
+
+
 class RequestOut(BaseModel):
     id: str
     project: str
@@ -751,9 +765,10 @@ class RequestOut(BaseModel):
     #: mean of each reviewer's latest score (None before any review)
     mean_score: float | None
     events: list[RequestEventOut] | None = None
-    #: the steps the caller may take now (``review``, ``decide``: approve, reject or
-    #: return), in a request read one at a time; None in lists
+    #: the steps the caller may take now (``review``; ``decide``: approve, reject or
+    #: return; ``resubmit``, ``withdraw``), in a request read one at a time; None in lists
     actions: list[str] | None = None
+    context: RequestContextOut | None = None
 
 
 class RequestListOut(BaseModel):

@@ -54,7 +54,12 @@ NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/ui/queue", "nav.queue", None),
     ("/ui/jobs", "nav.jobs", None),
     ("/ui/projects", "nav.projects", None),
-    ("/ui/requests", "nav.requests", None),
+    # members read no requests (``request.read``): the page would always be empty
+    (
+        "/ui/requests",
+        "nav.requests",
+        frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.REVIEWER}),
+    ),
     ("/ui/programs", "nav.programs", None),
 )
 

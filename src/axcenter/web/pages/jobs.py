@@ -16,7 +16,7 @@ from axcenter.service import jobs as service
 from axcenter.service.center import Center
 from axcenter.service.charges import job_charges
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput
-from axcenter.service.projects import list_projects
+from axcenter.service.projects import submittable_names
 from axcenter.service.schemas import JobIn, JobOut
 from axcenter.web.render import page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
@@ -69,6 +69,7 @@ def jobs_page(
         state=state or "",
         project=project or "",
         mine=mine,
+        may_submit=bool(submittable_names(center, viewer.who)),
     )
 
 
@@ -79,7 +80,7 @@ def _new_form(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     center: Center = request.app.state.center
-    projects = [p.name for p in list_projects(center, viewer.who)]
+    projects = submittable_names(center, viewer.who)
     types = sorted({n.gpu_type for n in center.control.state.nodes.values()})
     return page(
         request,
