@@ -236,6 +236,9 @@ def test_review_and_approve_a_request(
     reviewer = open_page(chromium, center, tokens["reviewer-lee"])
     reviewer.goto("/ui/requests")
     reviewer.click(f"a[href='/ui/requests/{request_id}']")
+    # what the reviewer weighs: the ask in won at today's prices, the applicant's size
+    assert re.search(r"₩[1-9][\d,]*", reviewer.inner_text("[data-testid=value]"))
+    assert reviewer.inner_text("[data-testid=size]") != "\u2013"
     reviewer.fill("#score", "4")
     reviewer.fill("#review-comment", "clear plan, modest ask")
     reviewer.click("form[action$='/review'] button")
@@ -251,6 +254,11 @@ def test_review_and_approve_a_request(
     manager.wait_for_selector("[data-testid=stage]:has-text('approved')")
     check(manager, "en-14-request-approved")
     manager.context.close()
+    korean = open_page(chromium, center, tokens["pm-kim"], locale="ko-KR")
+    korean.goto(f"/ui/requests/{request_id}")
+    assert korean.inner_text("[data-testid=stage]") == "승인"
+    check(korean, "ko-07-request-approved")
+    korean.context.close()
     with api(center, tokens["operator"]) as op:
         allocations = op.get("/allocations", params={"project": "hanbit-adas"}).json()["items"]
     granted = [a for a in allocations if a["request_id"] == request_id]

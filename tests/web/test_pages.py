@@ -106,7 +106,7 @@ def test_a_bad_form_says_what_is_wrong_and_keeps_the_input(
         },
     )
     assert r.status_code == 400
-    assert "many" in r.text and 'value="train.py"' in r.text
+    assert "many" in r.text and ">train.py</textarea>" in r.text
     r = client.post("/ui/jobs/new", data={"project": "bolt-llm", "command": "true", "csrf": csrf})
     assert r.status_code == 400 and "bolt-llm" in r.text  # not her project: refused
 
@@ -421,3 +421,35 @@ def test_a_company_files_resubmits_and_withdraws_a_request_on_the_web(
     assert 'href="/ui/requests"' not in member and 'href="/ui/jobs/new"' in member
     refused = browser(center, tenants.alice.token).get("/ui/requests/new").text
     assert 'name="project"' in refused and "<option" not in refused.split('name="project"')[1][:40]
+
+
+def test_a_multi_line_command_runs_as_a_script_that_stops_at_a_failure(
+    center: Center, tenants: Tenants
+) -> None:
+    alice = tenants.alice
+    client = browser(center, alice.token)
+    script = "echo one\r\nfalse\r\necho never"
+    made = client.post(
+        "/ui/jobs/new",
+        data={"project": alice.project, "command": script, "gpus_per_node": "0",
+              "csrf": csrf_for(alice.token)},
+    )  # fmt: skip
+    assert made.status_code == 303, made.text
+    job_id = made.headers["location"].rsplit("/", 1)[1]
+    api = TestClient(create_app(center))
+    done = api.get(f"/api/v1/jobs/{job_id}/wait", params={"timeout": 20}, headers=alice.headers)
+    body = done.json()
+    assert body["command"][:4] == ["bash", "-euo", "pipefail", "-c"]
+    assert body["state"] == "failed" and body["exit_code"] == 1
+    log = client.get(f"/ui/jobs/{job_id}/log").json()["text"]
+    assert "one" in log and "never" not in log
+    one_line = client.post(
+        "/ui/jobs/new",
+        data={"project": alice.project, "command": "echo 'a b'", "gpus_per_node": "0",
+              "csrf": csrf_for(alice.token)},
+    )  # fmt: skip
+    again = one_line.headers["location"].rsplit("/", 1)[1]
+    assert api.get(f"/api/v1/jobs/{again}", headers=alice.headers).json()["command"] == [
+        "echo",
+        "a b",
+    ]

@@ -104,8 +104,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "jobs.empty": ("No job matches.", "해당하는 작업이 없습니다."),
     "jobs.command": ("Command", "명령"),
     "jobs.command_help": (
-        "Split like a shell command line, e.g. python train.py --epochs 3",
-        "셸 명령줄처럼 나뉩니다. 예: python train.py --epochs 3",
+        "One line is split like a shell command line (python train.py --epochs 3); "
+        "several lines run as a bash script that stops at the first failing line.",
+        "한 줄은 셸 명령줄처럼 나뉩니다(python train.py --epochs 3). 여러 줄은 bash "
+        "스크립트로 실행되며, 실패한 줄에서 멈춥니다.",
     ),
     "jobs.gpus_per_node": ("GPUs per node", "노드당 GPU"),
     "jobs.nodes": ("Nodes", "노드 수"),

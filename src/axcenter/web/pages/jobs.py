@@ -127,7 +127,7 @@ def submit_job(
         "output": output,
     }
     try:
-        argv = shlex.split(command)
+        argv = command_line(command)
         minutes = time_limit_min.strip()
         spec = JobIn(
             project=project,
@@ -147,6 +147,18 @@ def submit_job(
     except (InvalidInput, Forbidden) as exc:
         return _new_form(request, viewer, exc.message, values)
     return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
+
+
+#: how a script typed in the form runs: bash, stopping at the first failing line
+SCRIPT = ("bash", "-euo", "pipefail", "-c")
+
+
+def command_line(text: str) -> list[str]:
+    """The form's command: one line split as a shell would, several lines a bash script."""
+    script = text.replace("\r\n", "\n").strip()
+    if "\n" in script:
+        return [*SCRIPT, script + "\n"]
+    return shlex.split(script)
 
 
 def _problem(exc: Exception) -> str:
