@@ -53,6 +53,8 @@ def row(spec: str) -> dict[str, str]:
 #: reviewer, org_admin, member), each own + other
 RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/whoami"): row("AA AA AA AA AA"),
+    # each caller's own feed
+    ("GET", "/notifications"): row("AA AA AA AA AA"),
     # projects and their members (project.read / project.write)
     ("GET", "/projects"): row("SS SS NN SN SN"),
     # the organization is named in the body: another tenant's reads as unknown (422)

@@ -135,6 +135,8 @@ def test_keyboard_sign_in_and_every_main_page_is_accessible(
         ("en-09-programs", "/ui/programs"),
         ("en-10-program", "/ui/programs/AX%20Manufacturing%20Demonstration%202026"),
         ("en-11-submit", "/ui/jobs/new"),
+        ("en-16-notifications", "/ui/notifications"),
+        ("en-17-file-request", "/ui/requests/new"),
     ]
     for name, url in pages:
         response = page.goto(url)
@@ -276,6 +278,8 @@ def test_korean_pages(chromium: object, center: Service, tokens: dict[str, str])
     check(page, "ko-02-program")
     page.goto("/ui/requests")
     check(page, "ko-03-requests")
+    page.goto("/ui/notifications")
+    check(page, "ko-08-notifications")
     page.context.close()
 
 

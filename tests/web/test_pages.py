@@ -453,3 +453,41 @@ def test_a_multi_line_command_runs_as_a_script_that_stops_at_a_failure(
         "echo",
         "a b",
     ]
+
+
+def test_notifications_tell_each_person_what_concerns_them(
+    center: Center, tenants: Tenants
+) -> None:
+    """A failed job tells its owner (and nobody else); a returned request tells the
+    applicant's admin; opening the page marks everything read."""
+    from tests.api.test_allocations import file_request, setup, step
+
+    api = TestClient(create_app(center))
+    staff = setup(api, tenants)
+    alice = tenants.alice
+    failed = api.post(
+        "/api/v1/jobs",
+        json={"project": alice.project, "command": ["false"], "gpus_per_node": 0},
+        headers=alice.headers,
+    ).json()["id"]
+    api.get(f"/api/v1/jobs/{failed}/wait", params={"timeout": 20}, headers=alice.headers)
+    feed = api.get("/api/v1/notifications", headers=alice.headers).json()
+    assert [(n["kind"], n["ref"]) for n in feed if n["at"]] == [("job.failed", failed)]
+    assert api.get("/api/v1/notifications", headers=tenants.bob.headers).json() == []
+
+    reader = browser(center, alice.token, lang="ko")
+    jobs_page = reader.get("/ui/jobs").text
+    assert 'data-testid="unread">1<' in jobs_page
+    opened = reader.get("/ui/notifications")
+    assert opened.status_code == 200 and f'href="/ui/jobs/{failed}"' in opened.text
+    assert "실패했습니다" in opened.text
+    reader.cookies.set("axc_seen", opened.cookies["axc_seen"])
+    assert 'data-testid="unread"' not in reader.get("/ui/jobs").text  # read now
+
+    request = file_request(api, tenants.acme_admin, "acme-vision", {"H100": 10})
+    assert step(api, staff.pm, request["id"], "return", comment="more detail").is_success
+    admin_feed = api.get("/api/v1/notifications", headers=tenants.acme_admin.headers).json()
+    assert ("request.returned", request["id"]) in [(n["kind"], n["ref"]) for n in admin_feed]
+    pm_feed = api.get("/api/v1/notifications", headers=staff.pm.headers).json()
+    assert ("request.submitted", request["id"]) in [(n["kind"], n["ref"]) for n in pm_feed]
+    assert all(n["kind"] != "request.returned" for n in pm_feed)  # their own step: no news

@@ -949,3 +949,16 @@ class BurndownOut(BaseModel):
     held_won: int = 0
     accrued_won: int = 0
     running_jobs: int = 0
+
+
+class NotificationOut(BaseModel):
+    """Something its reader should hear about (``service.notifications``)."""
+
+    #: when it happened (None: a standing alert, such as a grant 80% used)
+    at: datetime | None
+    #: ``job.<state>``, ``request.<action>``, ``grant.80%``, ``grant.100%``, ``grant.expiring``
+    kind: str
+    #: the job, request or allocation it is about, and a name for it
+    ref: str
+    subject: str
+    until: datetime | None = None

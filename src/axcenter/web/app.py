@@ -8,7 +8,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from axcenter.web.pages import auth, cluster, jobs, programs, projects, requests
+from axcenter.web.pages import (
+    auth,
+    cluster,
+    jobs,
+    notifications,
+    programs,
+    projects,
+    requests,
+)
 from axcenter.web.render import page
 from axcenter.web.session import BadForm, SignInRequired, language, optional_viewer
 
@@ -16,7 +24,9 @@ __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 
 STATIC = Path(__file__).parent / "static"
 #: every page of the dashboard (tests walk this table: each page must need a session)
-ROUTERS = tuple(m.router for m in (auth, cluster, jobs, projects, requests, programs))
+ROUTERS = tuple(
+    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications)
+)
 
 
 def mount(app: FastAPI) -> None:

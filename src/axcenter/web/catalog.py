@@ -24,6 +24,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "nav.projects": ("Projects", "과제"),
     "nav.requests": ("Requests", "배정 신청"),
     "nav.programs": ("Programs", "지원사업"),
+    "nav.notifications": ("Notifications", "알림"),
     "nav.language": ("Language", "언어"),
     "nav.signed_in_as": ("Signed in as", "로그인 사용자"),
     "nav.sign_out": ("Sign out", "로그아웃"),
@@ -339,6 +340,67 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "csv.cumulative_charged_won": ("cumulative_charged_won", "누적 집행액(원)"),
     "csv.cumulative_public_won": ("cumulative_public_won", "누적 정부 지원액(원)"),
     "csv.remaining_won": ("remaining_won", "잔액(원)"),
+    "notify.unread": ("unread", "읽지 않음"),
+    "notify.new": ("new", "새 알림"),
+    "notify.alerts": ("Grants to watch", "확인할 배정"),
+    "notify.none": (
+        "Nothing in the last {days} days.",
+        "최근 {days}일 동안 알림이 없습니다.",
+    ),
+    "notify.job.succeeded": ("Job {subject} succeeded.", "작업 {subject}이(가) 성공했습니다."),
+    "notify.job.failed": ("Job {subject} failed.", "작업 {subject}이(가) 실패했습니다."),
+    "notify.job.timed_out": (
+        "Job {subject} reached its time limit.",
+        "작업 {subject}이(가) 시간 제한에 도달했습니다.",
+    ),
+    "notify.job.cancelled": (
+        "Job {subject} was cancelled.",
+        "작업 {subject}이(가) 취소되었습니다.",
+    ),
+    "notify.job.preempted": (
+        "Job {subject} was preempted and waits to start again.",
+        "작업 {subject}이(가) 선점되어 다시 시작을 기다립니다.",
+    ),
+    "notify.request.submitted": (
+        "{subject} filed request {ref}.",
+        "{subject} 과제가 배정 신청 {ref}을(를) 제출했습니다.",
+    ),
+    "notify.request.resubmitted": (
+        "{subject} resubmitted request {ref}.",
+        "{subject} 과제가 배정 신청 {ref}을(를) 재신청했습니다.",
+    ),
+    "notify.request.reviewed": (
+        "Request {ref} of {subject} has a new review.",
+        "{subject} 과제의 배정 신청 {ref}에 새 심사가 있습니다.",
+    ),
+    "notify.request.assigned": (
+        "You were assigned to review request {ref} of {subject}.",
+        "{subject} 과제의 배정 신청 {ref} 심사를 배정받았습니다.",
+    ),
+    "notify.request.approved": (
+        "Request {ref} of {subject} was approved.",
+        "{subject} 과제의 배정 신청 {ref}이(가) 승인되었습니다.",
+    ),
+    "notify.request.rejected": (
+        "Request {ref} of {subject} was rejected.",
+        "{subject} 과제의 배정 신청 {ref}이(가) 반려되었습니다.",
+    ),
+    "notify.request.returned": (
+        "Request {ref} of {subject} was returned for changes.",
+        "{subject} 과제의 배정 신청 {ref}에 보완 요청이 있습니다.",
+    ),
+    "notify.grant.80%": (
+        "Allocation {ref} of {subject} is 80% used.",
+        "{subject} 과제의 배정 {ref}을(를) 80% 사용했습니다.",
+    ),
+    "notify.grant.100%": (
+        "Allocation {ref} of {subject} is exhausted.",
+        "{subject} 과제의 배정 {ref}이(가) 모두 소진되었습니다.",
+    ),
+    "notify.grant.expiring": (
+        "Allocation {ref} of {subject} ends {until}.",
+        "{subject} 과제의 배정 {ref}이(가) {until}에 끝납니다.",
+    ),
     "time.zone": ("Times are in {zone}.", "시각은 {zone} 기준입니다."),
     "queue.of": ("of {total} in the whole queue", "전체 대기열 {total}개 중"),
     "queue.position_of": (

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from axcenter.model.access import Role
+from axcenter.service.notifications import unread as count_unread
 from axcenter.web.i18n import (
     LANGUAGES,
     event_note,
@@ -23,7 +24,7 @@ from axcenter.web.i18n import (
     won_words,
     zone_name,
 )
-from axcenter.web.session import Viewer
+from axcenter.web.session import Viewer, seen
 
 __all__ = ["SECURITY_HEADERS", "TEMPLATES", "center_zone", "chart_json", "page"]
 
@@ -61,6 +62,7 @@ NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
         frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.REVIEWER}),
     ),
     ("/ui/programs", "nav.programs", None),
+    ("/ui/notifications", "nav.notifications", None),
 )
 
 
@@ -89,6 +91,9 @@ def page(
         return translate(key, lang)
 
     zone = center_zone(request)
+    unread = 0
+    if viewer is not None and request.headers.get("x-refresh") is None:
+        unread = count_unread(request.app.state.center, viewer.who, seen(request))
     html = _env.get_template(template).render(
         request=request,
         viewer=viewer,
@@ -109,6 +114,7 @@ def page(
         label=lambda group, value: label(group, value, lang),
         note=lambda text: event_note(text, lang),
         chart_json=chart_json,
+        unread=unread,
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=dict(SECURITY_HEADERS))
