@@ -60,6 +60,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # the organization is named in the body: another tenant's reads as unknown (422)
     ("POST", "/projects"): row("AA FF FV AV FV"),
     ("GET", "/projects/{project}"): row("AA AA FH AH AH"),
+    # usage over time: who may read the project's allocations
+    ("GET", "/projects/{project}/usage"): row("AA AA FH AH AH"),
     ("PATCH", "/projects/{project}"): row("AA FF FH AH FH"),
     ("POST", "/projects/{project}/members"): row("AA FF FH AH FH"),
     ("DELETE", "/projects/{project}/members/{user}"): row("AA FF FH AH FH"),

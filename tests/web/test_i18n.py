@@ -12,6 +12,7 @@ import pytest
 
 from axcenter.web.i18n import (
     CATALOG,
+    duration,
     event_note,
     label,
     moment,
@@ -171,3 +172,18 @@ def test_every_pending_reason_and_role_has_words() -> None:
         assert f"reason.{reason.value}" in CATALOG
     for role in Role:
         assert f"role.{role.value}" in CATALOG
+
+
+@pytest.mark.parametrize(
+    ("seconds", "en", "ko"),
+    [
+        (0, "0 s", "0초"),
+        (45, "45 s", "45초"),
+        (3_600, "1 h", "1시간"),
+        (5_400, "1 h 30 min", "1시간 30분"),
+        (86_400 + 300, "1 d", "1일"),  # 1 d 0 h 5 min: the two leading units
+        (2 * 86_400 + 4 * 3_600 + 59, "2 d 4 h", "2일 4시간"),
+    ],
+)
+def test_durations_for_people(seconds: int, en: str, ko: str) -> None:
+    assert duration(seconds, "en") == en and duration(seconds, "ko") == ko

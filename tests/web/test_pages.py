@@ -18,7 +18,7 @@ from axcenter.service.center import Center
 from axcenter.store import orm
 from axcenter.web.app import ROUTERS
 from axcenter.web.session import SESSION_COOKIE, csrf_for
-from tests.accounting import allocation, charge, organization, program
+from tests.accounting import allocation, charge, job, organization, program
 from tests.api.conftest import Tenants
 
 
@@ -491,3 +491,43 @@ def test_notifications_tell_each_person_what_concerns_them(
     pm_feed = api.get("/api/v1/notifications", headers=staff.pm.headers).json()
     assert ("request.submitted", request["id"]) in [(n["kind"], n["ref"]) for n in pm_feed]
     assert all(n["kind"] != "request.returned" for n in pm_feed)  # their own step: no news
+
+
+def test_project_usage_per_day_and_user_in_the_centers_days(
+    center: Center, tenants: Tenants
+) -> None:
+    """Charges at 20:00 UTC count on the next day in Seoul; each user is a series."""
+    seoul = ZoneInfo("Asia/Seoul")
+    today = datetime.now(seoul).date()
+    evening = datetime.combine(today - timedelta(days=2), time(20), UTC)  # 05:00 KST next day
+    with center.store.write() as s:
+        prog = program(s, "Usage", 10**9)
+        prj = s.query(orm.Project).filter_by(name="acme-vision").one()
+        alice = s.query(orm.User).filter_by(name="alice").one()
+        admin = s.query(orm.User).filter_by(name="acme-admin").one()
+        alloc = allocation(
+            s,
+            prj,
+            prog,
+            evening - timedelta(days=5),
+            evening + timedelta(days=5),
+            {"H100": (10**7, 10**8)},
+        )
+        for who, secs in ((alice, 7_200), (admin, 3_600), (alice, 1_800)):
+            run = job(s, prj, who, evening, evening, evening, alloc=alloc)
+            charge(s, alloc, "H100", secs, secs, evening, job_id=run.id)
+    api = TestClient(create_app(center))
+    body = api.get("/api/v1/projects/acme-vision/usage", headers=tenants.alice.headers).json()
+    assert body["time_zone"] == "Asia/Seoul"
+    day = (today - timedelta(days=1)).isoformat()
+    assert {(r["day"], r["user"], r["gpu_seconds"]) for r in body["rows"]} == {
+        (day, "alice", 9_000),
+        (day, "acme-admin", 3_600),
+    }
+    assert (
+        api.get("/api/v1/projects/acme-vision/usage", headers=tenants.bob.headers).status_code
+        == 404
+    )
+    page = browser(center, tenants.alice.token, lang="ko").get("/ui/projects/acme-vision").text
+    assert 'id="usage-data"' in page and "사용자별 일일 GPU 시간" in page
+    assert "2.5" in page  # alice's 9,000 GPU-seconds as GPU-hours in the chart's table

@@ -19,19 +19,22 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from axcenter.accounting import reports
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
 from axcenter.model.access import Principal, Role
-from axcenter.service.access import visible_projects
+from axcenter.service.access import allowed, project_target, require, visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
+from axcenter.service.projects import project_by_ref
 from axcenter.service.schemas import (
     BurndownOut,
+    DailyUsageOut,
+    ProjectUsageOut,
     UsageReportOut,
     UsageRowOut,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "USAGE_COLUMNS",
     "burndown",
     "burndown_csv",
+    "project_usage",
     "usage",
     "usage_csv",
 ]
@@ -159,6 +163,46 @@ def burndown(
     out = BurndownOut.model_validate(b, from_attributes=True)
     out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
     return out
+
+
+def project_usage(
+    center: Center, who: Principal, project_ref: str, days: int = 30
+) -> ProjectUsageOut:
+    """A project's charges per day (of the center's zone) and user, over the last
+    ``days`` days: usage over time, with who used it (``allocation.read``)."""
+    if not 1 <= days <= 366:
+        raise InvalidInput("days", "must be between 1 and 366")
+    zone = center.settings.zone
+    now = utcnow()
+    entry = orm.LedgerEntry
+    with center.store.read() as session:
+        project = project_by_ref(session, project_ref)
+        target = project_target(session, project)
+        require(who, "project.read", target, project_ref)
+        if not allowed(who, "allocation.read", target):
+            raise Forbidden(f"your role ({who.role.value}) may not see the usage of {project_ref}")
+        hour = reports.utc_text(session, entry.at, "%Y-%m-%d %H")
+        sums: dict[tuple[date, str], list[int]] = {}
+        for h, user, won, secs in session.execute(
+            select(hour, orm.User.name, func.sum(entry.amount_won), func.sum(entry.gpu_seconds))
+            .join(orm.Job, orm.Job.id == entry.job_id)
+            .join(orm.User, orm.User.id == orm.Job.user_id)
+            .where(
+                entry.project_id == project.id,
+                entry.kind == "charge",
+                entry.at > now - timedelta(days=days),
+            )
+            .group_by(hour, orm.User.name)
+        ).tuples():
+            at = datetime.strptime(str(h)[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+            acc = sums.setdefault((at.astimezone(zone).date(), str(user)), [0, 0])
+            acc[0] += int(won)
+            acc[1] += int(secs)
+    rows = [
+        DailyUsageOut(day=d, user=u, charged_won=won, gpu_seconds=secs)
+        for (d, u), (won, secs) in sorted(sums.items())
+    ]
+    return ProjectUsageOut(project=project.name, days=days, time_zone=str(zone), rows=rows)
 
 
 # -- CSV ------------------------------------------------------------------------------------

@@ -962,3 +962,21 @@ class NotificationOut(BaseModel):
     ref: str
     subject: str
     until: datetime | None = None
+
+
+class DailyUsageOut(BaseModel):
+    """Charges of one user on one day (of the center's zone)."""
+
+    day: date
+    user: str
+    charged_won: int
+    gpu_seconds: int
+
+
+class ProjectUsageOut(BaseModel):
+    """A project's charges per day and user over the last ``days`` days."""
+
+    project: str
+    days: int
+    time_zone: str
+    rows: list[DailyUsageOut]

@@ -115,6 +115,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "jobs.gpu_types": ("GPU type", "GPU 종류"),
     "jobs.any_type": ("any type", "모든 종류"),
     "jobs.time_limit": ("Time limit (minutes)", "시간 제한 (분)"),
+    "jobs.time_limit_short": ("Time limit", "시간 제한"),
     "jobs.priority": ("Priority", "우선순위"),
     "jobs.output": ("Output", "출력"),
     "jobs.output_log": ("keep a log", "로그로 보관"),
@@ -159,6 +160,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "GPU 종류별 사용 시간 대비 배정 시간",
     ),
     "projects.left_hours": ("GPU-hours left", "잔여 GPU 시간"),
+    "projects.usage": (
+        "GPU-hours per day by user (last {days} days)",
+        "사용자별 일일 GPU 시간 (최근 {days}일)",
+    ),
     "projects.warnings": ("Warnings", "경고"),
     "projects.warn_used": (
         "Allocation {id} is {pct}% used: {left} left.",

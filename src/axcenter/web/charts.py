@@ -16,6 +16,7 @@ from axcenter.service.schemas import (
     BurndownOut,
     HistoryOut,
     ProjectDetailOut,
+    ProjectUsageOut,
     UsageReportOut,
 )
 from axcenter.web.i18n import label, translate, zone_name
@@ -26,6 +27,7 @@ __all__ = [
     "grant_chart",
     "history_charts",
     "spending_chart",
+    "usage_chart",
 ]
 
 #: shown for a missing value
@@ -260,5 +262,33 @@ def spending_chart(chart_id: str, title: str, report: UsageReportOut, dim: str, 
             ],
             labels,
             [public, copay],
+        ),
+    )
+
+
+def usage_chart(usage: ProjectUsageOut, today: date, lang: str) -> Chart:
+    """GPU-hours charged per day over the window, stacked by user (who used the grant)."""
+    days = [today - timedelta(days=n) for n in range(usage.days - 1, -1, -1)]
+    users = sorted({r.user for r in usage.rows})
+    hours = {(r.day, r.user): round(r.gpu_seconds / 3600, 2) for r in usage.rows}
+    columns = [[hours.get((d, u), 0) for d in days] for u in users]
+    labels = [d.isoformat() for d in days]
+    return Chart(
+        "usage",
+        translate("projects.usage", lang).format(days=usage.days),
+        {
+            "type": "bar",
+            "data": {
+                "labels": labels,
+                "datasets": [
+                    _series(u, c, i) for i, (u, c) in enumerate(zip(users, columns, strict=True))
+                ],
+            },
+            "options": {"yFormat": "number", "stacked": True},
+        },
+        _table(
+            [translate("chart.day", lang).format(zone=usage.time_zone), *users],
+            labels,
+            columns,
         ),
     )

@@ -20,6 +20,7 @@ __all__ = [
     "CATALOG",
     "DEFAULT",
     "LANGUAGES",
+    "duration",
     "event_note",
     "label",
     "moment",
@@ -151,3 +152,22 @@ def moment(value: datetime | date | None, lang: str, zone: tzinfo = UTC) -> str:
         local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
         return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
     return value.isoformat()
+
+
+def duration(seconds: float | None, lang: str) -> str:
+    """A span as people say it: ``1 h 30 min`` / ``1시간 30분``, ``2 d 4 h`` / ``2일 4시간``,
+    ``45 s`` / ``45초`` (two units at most, the rest dropped)."""
+    if seconds is None:
+        return "\u2013"
+    rest = round(seconds)
+    units = (("d", "일", 86_400), ("h", "시간", 3_600), ("min", "분", 60), ("s", "초", 1))
+    parts: list[str] = []
+    for en, ko, size in units:
+        count, rest = divmod(rest, size)
+        if count and len(parts) < 2:
+            parts.append(f"{count}{ko}" if lang == "ko" else f"{count} {en}")
+        elif parts:
+            break  # keep the two units next to each other: 1 d 0 h 5 min is 1 d
+    if not parts:
+        return "0초" if lang == "ko" else "0 s"
+    return " ".join(parts)

@@ -16,6 +16,7 @@ from axcenter.model.access import Role
 from axcenter.service.notifications import unread as count_unread
 from axcenter.web.i18n import (
     LANGUAGES,
+    duration,
     event_note,
     label,
     moment,
@@ -113,6 +114,7 @@ def page(
         zone=zone_name(zone),
         label=lambda group, value: label(group, value, lang),
         note=lambda text: event_note(text, lang),
+        duration=lambda seconds: duration(seconds, lang),
         chart_json=chart_json,
         unread=unread,
         **context,
