@@ -187,3 +187,10 @@ def test_every_pending_reason_and_role_has_words() -> None:
 )
 def test_durations_for_people(seconds: int, en: str, ko: str) -> None:
     assert duration(seconds, "en") == en and duration(seconds, "ko") == ko
+
+
+def test_every_form_label_and_problem_has_words() -> None:
+    from axcenter.web.problems import KINDS, LABELS
+
+    missing = sorted(k for k in [*LABELS.values(), *KINDS.values()] if k not in CATALOG)
+    assert not missing, missing

@@ -5,6 +5,7 @@ Each test runs on a real center, on SQLite and on PostgreSQL (the API's fixtures
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -383,7 +384,7 @@ def test_a_company_files_resubmits_and_withdraws_a_request_on_the_web(
         data={"csrf": csrf, "project": "acme-vision", "kind": "new", "hours.H100": "lots",
               "justification": "x"},
     )  # fmt: skip
-    assert bad.status_code == 400 and "hours.H100" in bad.text and "lots" in bad.text
+    assert bad.status_code == 400 and "'lots'은(는) 정수가 아닙니다" in html.unescape(bad.text)
     made = admin.post(
         "/ui/requests/new",
         data={"csrf": csrf, "project": "acme-vision", "kind": "new", "hours.H100": "100",
@@ -531,3 +532,18 @@ def test_project_usage_per_day_and_user_in_the_centers_days(
     page = browser(center, tenants.alice.token, lang="ko").get("/ui/projects/acme-vision").text
     assert 'id="usage-data"' in page and "사용자별 일일 GPU 시간" in page
     assert "2.5" in page  # alice's 9,000 GPU-seconds as GPU-hours in the chart's table
+
+
+def test_form_problems_are_said_in_the_readers_language(center: Center, tenants: Tenants) -> None:
+    alice = tenants.alice
+    client = browser(center, alice.token, lang="ko")
+    body = {"project": alice.project, "command": "true", "csrf": csrf_for(alice.token)}
+    many = client.post("/ui/jobs/new", data={**body, "gpus_per_node": "many"})
+    said = html.unescape(many.text)
+    assert many.status_code == 400 and "노드당 GPU: 'many'은(는) 정수가 아닙니다" in said
+    zero = client.post("/ui/jobs/new", data={**body, "nodes": "0"})
+    assert zero.status_code == 400 and "노드 수: 1 이상이어야 합니다" in zero.text
+    quote = client.post("/ui/jobs/new", data={**body, "command": "echo 'open"})
+    assert quote.status_code == 400 and "따옴표가 닫히지 않았습니다" in quote.text
+    english = browser(center, alice.token).post("/ui/jobs/new", data={**body, "nodes": "0"})
+    assert "Nodes: must be at least 1" in english.text

@@ -24,6 +24,7 @@ from axcenter.service.programs import list_programs
 from axcenter.service.projects import get_project, requestable_names
 from axcenter.service.requests import get_request, list_requests
 from axcenter.service.schemas import ApproveIn, RequestIn, ResubmitIn
+from axcenter.web.problems import FormProblem, say, whole
 from axcenter.web.render import center_zone, page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
 
@@ -88,10 +89,7 @@ def _hours(form: dict[str, str]) -> dict[str, int]:
     items: dict[str, int] = {}
     for key, value in form.items():
         if key.startswith("hours.") and value.strip():
-            try:
-                items[key.removeprefix("hours.")] = int(value)
-            except ValueError as exc:
-                raise InvalidInput(key, f"must be a whole number, not {value!r}") from exc
+            items[key.removeprefix("hours.")] = whole(value, "items", 0)
     return items
 
 
@@ -128,11 +126,8 @@ async def file_request(request: Request, viewer: FormViewer) -> Response:
             justification=values.get("justification", ""),
         )
         made = await run_in_threadpool(allocations.create_request, center, viewer.who, body)
-    except ValidationError as exc:
-        problem = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
-        )
-        return _new_form(request, viewer, problem, values)
+    except (ValidationError, FormProblem) as exc:
+        return _new_form(request, viewer, say(exc, viewer.lang), values)
     except (InvalidInput, Forbidden, NotFound) as exc:
         return _new_form(request, viewer, exc.message, values)
     return RedirectResponse(f"/ui/requests/{made.id}", status_code=303)
@@ -182,10 +177,7 @@ async def approve(request: Request, viewer: FormViewer, request_id: str) -> Resp
     items: dict[str, int] = {}
     for key, value in form.multi_items():
         if key.startswith("hours.") and isinstance(value, str) and value.strip():
-            try:
-                items[key.removeprefix("hours.")] = int(value)
-            except ValueError as exc:
-                raise InvalidInput(key, f"must be a whole number, not {value!r}") from exc
+            items[key.removeprefix("hours.")] = whole(value, "items", 0)
     comment = form.get("comment")
     try:
         body = ApproveIn(items=items or None, comment=comment if isinstance(comment, str) else "")
@@ -243,7 +235,7 @@ async def resubmit(request: Request, viewer: FormViewer, request_id: str) -> Res
             justification=values.get("justification") or None,
             comment=values.get("comment", ""),
         )
-    except ValidationError as exc:
-        raise InvalidInput("resubmission", str(exc.errors()[0]["msg"])) from exc
+    except (ValidationError, FormProblem) as exc:
+        raise InvalidInput("resubmission", say(exc, viewer.lang)) from exc
     await run_in_threadpool(allocations.resubmit, center, viewer.who, request_id, body)
     return _back(request_id)
