@@ -219,6 +219,42 @@ def test_queue_positions_count_the_whole_queue(center: Center, tenants: Tenants)
             client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers)
 
 
+def test_a_jobs_counted_place_equals_its_place_in_the_sorted_queue(
+    center: Center, tenants: Tenants
+) -> None:
+    """``queue_position`` counts in SQL what ``queue`` sorts: the same place for every
+    job, with ties in priority and submission time (jobs the scheduler has not reached)."""
+    import random
+
+    from axcenter.service.queue import _order, queue, queue_position
+
+    rng = random.Random(7)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with center.store.write() as s:
+        projects = [
+            s.query(orm.Project).filter_by(name=n).one() for n in ("acme-vision", "bolt-llm")
+        ]
+        user = s.query(orm.User).filter_by(name="alice").one()
+        for _ in range(40):
+            row = job(
+                s,
+                rng.choice(projects),
+                user,
+                t0 + timedelta(seconds=rng.choice([0, 1, 2])),
+                state="pending",
+            )
+            row.priority = rng.choice([0, 1, 2])
+    with center.store.read() as s:
+        order = _order(center, s)
+        assert len(order) == 40
+        for place, job_id in enumerate(order, start=1):
+            assert queue_position(center, s, job_id) == (place, 40), job_id
+    listed = queue(center, OPERATOR, limit=500)
+    assert [(i.position, i.id) for i in listed.items] == list(enumerate(order, start=1))
+    second_page = queue(center, OPERATOR, offset=10, limit=5)
+    assert [i.id for i in second_page.items] == order[10:15]
+
+
 def test_charges_sum_a_jobs_ledger_rows(center: Center, tenants: Tenants) -> None:
     now = datetime.now(UTC)
     with center.store.write() as s:

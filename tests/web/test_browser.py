@@ -346,6 +346,8 @@ def test_pages_fit_a_phone(
         ("job", f"/ui/jobs/{job.json()['id']}"),
         ("requests", "/ui/requests"),
         ("program", "/ui/programs/AX%20Manufacturing%20Demonstration%202026"),
+        ("project", "/ui/projects/hanbit-adas"),
+        ("notifications", "/ui/notifications"),
     ]
     for name, url in pages:
         page.goto(url)
