@@ -45,10 +45,12 @@ def vocabularies() -> dict[str, set[str]]:
     from axcenter.web.pages.jobs import VIEWS
 
     decided = _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
+    from axcenter.service.access import RULES
     from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
     from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
 
     return {
+        "rule": set(RULES),
         "csv": {*USAGE_COLUMNS, *DAY_COLUMNS, TOTAL, "program", "organization"},
         "notify": {f"job.{s}" for s in _JOB_ENDS}
         | {f"request.{a}" for a in (*_DECISIONS, *_FOR_STAFF, "assigned")}

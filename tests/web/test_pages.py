@@ -547,3 +547,20 @@ def test_form_problems_are_said_in_the_readers_language(center: Center, tenants:
     assert quote.status_code == 400 and "따옴표가 닫히지 않았습니다" in quote.text
     english = browser(center, alice.token).post("/ui/jobs/new", data={**body, "nodes": "0"})
     assert "Nodes: must be at least 1" in english.text
+
+
+def test_a_refusal_says_what_the_role_may_not_do_in_words(center: Center, tenants: Tenants) -> None:
+    from tests.api.test_allocations import file_request, setup
+
+    api = TestClient(create_app(center))
+    setup(api, tenants)
+    rid = file_request(api, tenants.acme_admin, "acme-vision", {"H100": 10})["id"]
+    korean = browser(center, tenants.alice.token, lang="ko").get(f"/ui/requests/{rid}")
+    assert korean.status_code == 403
+    said = html.unescape(korean.text)
+    assert f"현재 역할(구성원)에는 {rid}의 배정 신청 조회 권한이 없습니다." in said
+    assert "request.read" not in said
+    english = browser(center, tenants.alice.token).get(f"/ui/requests/{rid}")
+    assert f"Your role (member) may not read allocation requests {rid}." in html.unescape(
+        english.text
+    )

@@ -180,7 +180,9 @@ def project_usage(
         target = project_target(session, project)
         require(who, "project.read", target, project_ref)
         if not allowed(who, "allocation.read", target):
-            raise Forbidden(f"your role ({who.role.value}) may not see the usage of {project_ref}")
+            raise Forbidden(
+                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+            )
         hour = reports.utc_text(session, entry.at, "%Y-%m-%d %H")
         sums: dict[tuple[date, str], list[int]] = {}
         for h, user, won, secs in session.execute(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from axcenter.web.i18n import label, translate
 from axcenter.web.pages import (
     auth,
     cluster,
@@ -51,6 +53,15 @@ def error_page(request: Request, status: int, message: str, key: str = "") -> HT
     and the navigation kept (when the caller is signed in)."""
     viewer = optional_viewer(request)
     lang = viewer.lang if viewer is not None else language(request)
+    refused = _REFUSAL.match(message) if status == 403 else None
+    if refused is not None:  # the access rule's refusal, in words
+        named = re.match(r"^\w+ '(.*)'$", refused["what"] or "")
+        what = named[1] if named else ""
+        message = translate("error.may_not", lang).format(
+            role=label("role", refused["role"], lang),
+            action=label("rule", refused["action"], lang),
+            what=(f" {what}" if lang != "ko" else f"{what}의 ") if what else "",
+        )
     return page(
         request,
         viewer,
@@ -62,6 +73,10 @@ def error_page(request: Request, status: int, message: str, key: str = "") -> HT
     )
 
 
+#: ``access.require``'s refusal: "your role (member) may not request.read on request 'req_1'"
+_REFUSAL = re.compile(
+    r"^your role \((?P<role>\w+)\) may not (?P<action>[\w.]+)(?: on (?P<what>.+))?$"
+)
 #: statuses with their own sentence in the catalog
 _SAID = frozenset({400, 403, 404, 409, 422})
 
