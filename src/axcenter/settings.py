@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -71,6 +72,26 @@ class Settings(BaseSettings):
     fair_share_half_life_s: float = Field(default=7 * 86400.0, gt=0)
     max_running_jobs_per_user: int | None = Field(default=None, ge=1)
     max_gpus_per_user: int | None = Field(default=None, ge=1)
+
+    time_zone: str = Field(
+        default="Asia/Seoul",
+        description="IANA time zone the dashboard shows times in (stored times stay UTC)",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Asia/Seoul)"
+            ) from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @property
     def resolved_database_url(self) -> str:

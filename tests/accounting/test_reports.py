@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 from itertools import combinations, pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -302,6 +303,26 @@ def test_burndown_forecast_on_a_hand_computed_example(store: Store) -> None:
     assert idle.rate_won_per_day == 0 and idle.forecast is None
 
 
+def test_burndown_days_are_the_zones_days(store: Store) -> None:
+    """A charge at 20:00 UTC is booked on the next day in Seoul (05:00 KST), and the
+    forecast is a Seoul day too."""
+    seoul = ZoneInfo("Asia/Seoul")
+    with store.write() as s:
+        prog = program(s, "Zoned", 100_000, starts_at=at("2025-03-01", "00:00:00"))
+        prj = project(s, "p", organization(s, "Org"), prog)
+        a = allocation(s, prj, prog, at("2025-03-01"), at("2025-06-01"), {"H100": (99 * H, 99_000)})
+        charge(s, a, "H100", H, 7_000, at("2025-03-03", "20:00:00"))
+        charge(s, a, "H100", H, 1_000, at("2025-03-03", "14:59:00"))  # 23:59 KST, same day
+        prog_id = prog.id
+    with store.read() as s:
+        utc = burndown(s, prog_id, at("2025-03-05"))
+        kst = burndown(s, prog_id, at("2025-03-05"), seoul)
+    assert {d.day.day: d.charged_won for d in utc.days if d.charged_won} == {3: 8_000}
+    assert {d.day.day: d.charged_won for d in kst.days if d.charged_won} == {3: 1_000, 4: 7_000}
+    assert kst.days[0].day == date(2025, 3, 1) and kst.days[-1].day == date(2025, 3, 5)
+    assert kst.time_zone == "Asia/Seoul" and kst.charged_won == utc.charged_won == 8_000
+
+
 def test_burndown_of_a_huge_budget_at_a_trickle_has_no_forecast(store: Store) -> None:
     with store.write() as s:
         prog = program(s, "Huge", 10**15)
@@ -415,9 +436,10 @@ def test_api_burndown_json_and_csv(center: Center, tenants: Tenants, client: Tes
         30_002,
     )
     assert body["days"][0]["day"] == "2025-01-05" and body["forecast"] is None
+    assert body["time_zone"] == "Asia/Seoul"  # days of the center's zone (09:00 KST)
     r = client.get(f"{API}/reports/burndown/Voucher?format=csv", headers=tenants.operator.headers)
     lines = list(csv.reader(io.StringIO(r.text)))
-    assert lines[0][0] == "day" and lines[-1][:2] == ["TOTAL", "30002"]
+    assert lines[0][0] == "day (Asia/Seoul)" and lines[-1][:2] == ["TOTAL", "30002"]
     assert sum(int(line[1]) for line in lines[1:-1]) == 30_002
 
 

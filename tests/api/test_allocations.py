@@ -127,8 +127,8 @@ def test_review_path_reduced_approval_and_the_grant_reaches_the_scheduler(
     assert (assigned["status"], assigned["reviewers"]) == ("in_review", ["rev", "rev2"])
     assert ok(client.get(f"{REQUESTS}/{rid}", headers=rev.headers))["id"] == rid
     # each reader is told which steps it may take now, by the rules the steps enforce
-    for who, actions in ((rev, ["review"]), (pm, ["decide"]), (admin, []),
-                         (tenants.operator, ["review", "decide"])):  # fmt: skip
+    for who, actions in ((rev, ["review"]), (pm, ["decide"]), (admin, ["withdraw"]),
+                         (tenants.operator, ["review", "decide", "withdraw"])):  # fmt: skip
         assert ok(client.get(f"{REQUESTS}/{rid}", headers=who.headers))["actions"] == actions
     assert all(r["actions"] is None for r in ok(client.get(REQUESTS, headers=pm.headers))["items"])
 

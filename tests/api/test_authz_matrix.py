@@ -53,11 +53,15 @@ def row(spec: str) -> dict[str, str]:
 #: reviewer, org_admin, member), each own + other
 RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/whoami"): row("AA AA AA AA AA"),
+    # each caller's own feed
+    ("GET", "/notifications"): row("AA AA AA AA AA"),
     # projects and their members (project.read / project.write)
     ("GET", "/projects"): row("SS SS NN SN SN"),
     # the organization is named in the body: another tenant's reads as unknown (422)
     ("POST", "/projects"): row("AA FF FV AV FV"),
     ("GET", "/projects/{project}"): row("AA AA FH AH AH"),
+    # usage over time: who may read the project's allocations
+    ("GET", "/projects/{project}/usage"): row("AA AA FH AH AH"),
     ("PATCH", "/projects/{project}"): row("AA FF FH AH FH"),
     ("POST", "/projects/{project}/members"): row("AA FF FH AH FH"),
     ("DELETE", "/projects/{project}/members/{user}"): row("AA FF FH AH FH"),

@@ -104,6 +104,25 @@ def test_history_from_hand_checked_events(center: Center, tenants: Tenants) -> N
     assert (second.starts, second.wait_p50_s) == (1, 0.0)
 
 
+def test_history_starts_when_the_center_does(center: Center, tenants: Tenants) -> None:
+    """No zeros before the first event; its bucket is averaged over the time after it."""
+    until = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    born = until - timedelta(minutes=30)
+    with center.store.write() as s:
+        prj = s.query(orm.Project).filter_by(name="acme-vision").one()
+        user = s.query(orm.User).filter_by(name="alice").one()
+        a = job(s, prj, user, born, born, gpus=2, state="running")
+        _event(s, a.id, born, None, "pending")
+        _event(s, a.id, born, "pending", "running")
+    out = cluster_history(center, OPERATOR, hours=2, buckets=2, until=until)
+    [only] = out.points  # the first hour had no center yet
+    assert only.at == until - timedelta(hours=1)
+    assert only.gpus_used["H100"] == 2.0  # busy all the 30 minutes there were, not 1.0
+    assert only.utilization["H100"] == 0.5
+    empty = cluster_history(center, OPERATOR, hours=1, buckets=2, until=born)
+    assert empty.points == []  # before anything happened
+
+
 def test_history_refuses_bad_windows(center: Center, tenants: Tenants) -> None:
     client = TestClient(create_app(center))
     for query, field in (("hours=0", "hours"), ("buckets=100000", "buckets")):
@@ -138,10 +157,102 @@ def test_queue_follows_scheduling_order_and_scope(center: Center, tenants: Tenan
         assert [i["id"] for i in second["items"]] == [low.json()["id"]]
         # another tenant sees neither the jobs nor their number
         other = client.get("/api/v1/queue", headers=tenants.bob.headers).json()
-        assert other == {"items": [], "total": 0}
+        assert other["items"] == [] and other["total"] == 0
+        assert other["queue_length"] == 2  # their number only, as the cluster page shows it
     finally:
         for r in (high, low, hog):
             client.post(f"/api/v1/jobs/{r.json()['id']}/cancel", headers=h)
+
+
+def test_queue_positions_count_the_whole_queue(center: Center, tenants: Tenants) -> None:
+    """A member reads her jobs' places in the whole queue (not among her own), the same
+    numbers the operator sees, and her job's page says the same."""
+    client = TestClient(create_app(center))
+    a, b = tenants.alice.headers, tenants.bob.headers
+    hog = client.post(
+        "/api/v1/jobs",
+        json={
+            "project": "acme-vision",
+            "gpu_types": ["A100"],
+            "gpus_per_node": 2,
+            "command": ["sleep", "60"],
+        },
+        headers=a,
+    )
+    _until_state(client, a, hog.json()["id"], "running")
+    made = []
+    for headers, project in (
+        (b, "bolt-llm"),
+        (a, "acme-vision"),
+        (b, "bolt-llm"),
+        (a, "acme-vision"),
+    ):
+        r = client.post(
+            "/api/v1/jobs",
+            json={
+                "project": project,
+                "gpu_types": ["A100"],
+                "gpus_per_node": 2,
+                "command": ["true"],
+            },
+            headers=headers,
+        )
+        made.append((headers, r.json()["id"]))
+    try:
+        whole = client.get("/api/v1/queue", headers=tenants.operator.headers).json()
+        assert whole["queue_length"] == whole["total"] == 4
+        truth = {i["id"]: i["position"] for i in whole["items"]}
+        assert sorted(truth.values()) == [1, 2, 3, 4]
+        seen: dict[str, int] = {}
+        for headers in (a, b):
+            mine = client.get("/api/v1/queue", headers=headers).json()
+            assert mine["total"] == 2 and mine["queue_length"] == 4
+            seen |= {i["id"]: i["position"] for i in mine["items"]}
+        assert seen == truth  # the same places as in the whole queue, for both tenants
+        for headers, job_id in made:
+            page = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+            assert (page["queue_position"], page["queue_length"]) == (truth[job_id], 4)
+        running = client.get(f"/api/v1/jobs/{hog.json()['id']}", headers=a).json()
+        assert running["queue_position"] is None
+    finally:
+        for headers, job_id in [(a, hog.json()["id"]), *made]:
+            client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers)
+
+
+def test_a_jobs_counted_place_equals_its_place_in_the_sorted_queue(
+    center: Center, tenants: Tenants
+) -> None:
+    """``queue_position`` counts in SQL what ``queue`` sorts: the same place for every
+    job, with ties in priority and submission time (jobs the scheduler has not reached)."""
+    import random
+
+    from axcenter.service.queue import _order, queue, queue_position
+
+    rng = random.Random(7)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with center.store.write() as s:
+        projects = [
+            s.query(orm.Project).filter_by(name=n).one() for n in ("acme-vision", "bolt-llm")
+        ]
+        user = s.query(orm.User).filter_by(name="alice").one()
+        for _ in range(40):
+            row = job(
+                s,
+                rng.choice(projects),
+                user,
+                t0 + timedelta(seconds=rng.choice([0, 1, 2])),
+                state="pending",
+            )
+            row.priority = rng.choice([0, 1, 2])
+    with center.store.read() as s:
+        order = _order(center, s)
+        assert len(order) == 40
+        for place, job_id in enumerate(order, start=1):
+            assert queue_position(center, s, job_id) == (place, 40), job_id
+    listed = queue(center, OPERATOR, limit=500)
+    assert [(i.position, i.id) for i in listed.items] == list(enumerate(order, start=1))
+    second_page = queue(center, OPERATOR, offset=10, limit=5)
+    assert [i.id for i in second_page.items] == order[10:15]
 
 
 def test_charges_sum_a_jobs_ledger_rows(center: Center, tenants: Tenants) -> None:

@@ -319,6 +319,13 @@ def test_show(axc: Any, fake: FakeServer) -> None:
     assert json.loads(axc("show", job["id"], "--json").stdout)["id"] == job["id"]
 
 
+def test_show_says_where_a_waiting_job_is_in_the_queue(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job(queue_position=4, queue_length=9)
+    result = axc("show", job["id"])
+    assert result.exit_code == 0, result.output
+    assert "#4 of 9 waiting jobs" in result.stdout
+
+
 def test_cancel_reports_each_job(axc: Any, fake: FakeServer) -> None:
     running = fake.add_job(state="running")
     done = fake.add_job(state="succeeded")

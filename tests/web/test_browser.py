@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,6 +135,8 @@ def test_keyboard_sign_in_and_every_main_page_is_accessible(
         ("en-09-programs", "/ui/programs"),
         ("en-10-program", "/ui/programs/AX%20Manufacturing%20Demonstration%202026"),
         ("en-11-submit", "/ui/jobs/new"),
+        ("en-16-notifications", "/ui/notifications"),
+        ("en-17-file-request", "/ui/requests/new"),
     ]
     for name, url in pages:
         response = page.goto(url)
@@ -235,6 +238,9 @@ def test_review_and_approve_a_request(
     reviewer = open_page(chromium, center, tokens["reviewer-lee"])
     reviewer.goto("/ui/requests")
     reviewer.click(f"a[href='/ui/requests/{request_id}']")
+    # what the reviewer weighs: the ask in won at today's prices, the applicant's size
+    assert re.search(r"₩[1-9][\d,]*", reviewer.inner_text("[data-testid=value]"))
+    assert reviewer.inner_text("[data-testid=size]") != "\u2013"
     reviewer.fill("#score", "4")
     reviewer.fill("#review-comment", "clear plan, modest ask")
     reviewer.click("form[action$='/review'] button")
@@ -250,6 +256,11 @@ def test_review_and_approve_a_request(
     manager.wait_for_selector("[data-testid=stage]:has-text('approved')")
     check(manager, "en-14-request-approved")
     manager.context.close()
+    korean = open_page(chromium, center, tokens["pm-kim"], locale="ko-KR")
+    korean.goto(f"/ui/requests/{request_id}")
+    assert korean.inner_text("[data-testid=stage]") == "승인"
+    check(korean, "ko-07-request-approved")
+    korean.context.close()
     with api(center, tokens["operator"]) as op:
         allocations = op.get("/allocations", params={"project": "hanbit-adas"}).json()["items"]
     granted = [a for a in allocations if a["request_id"] == request_id]
@@ -267,4 +278,151 @@ def test_korean_pages(chromium: object, center: Service, tokens: dict[str, str])
     check(page, "ko-02-program")
     page.goto("/ui/requests")
     check(page, "ko-03-requests")
+    page.goto("/ui/notifications")
+    check(page, "ko-08-notifications")
     page.context.close()
+
+
+def test_a_job_page_follows_its_job_without_a_reload(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    """Submitted from the form, the page shows the job start (time, placement), end, and
+    what it was charged, all in the same document."""
+    page = open_page(chromium, center, tokens["hanbit-engineer"], locale="ko-KR")
+    page.goto("/ui/jobs/new")
+    page.select_option("#project", "hanbit-adas")
+    page.fill("#command", "bash -c 'sleep 4; echo done'")
+    page.fill("#gpus_per_node", "1")
+    page.click("form[action='/ui/jobs/new'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/jobs/job_\w+$"))
+    page.evaluate("window.sameDocument = true")
+    badge = page.locator("h1 [data-state]")
+    playwright.expect(badge).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+    assert page.inner_text("h1 [data-state]") == "실행 중"
+    playwright.expect(page.locator("[data-testid=placement]")).to_be_visible()
+    assert "KST" in page.inner_text("[data-testid=started]")
+    check(page, "ko-05-job-running")
+    playwright.expect(badge).to_have_attribute("data-state", "succeeded", timeout=WAIT_MS)
+    assert page.inner_text("h1 [data-state]") == "성공"
+    playwright.expect(page.locator("[data-testid=events]")).to_contain_text("실행 중 → 성공")
+    playwright.expect(page.locator("[data-testid=ended]")).to_contain_text("KST")
+    assert page.evaluate("window.sameDocument") is True  # never reloaded
+    assert page.locator("main[data-refresh-s]").count() == 0  # ended: polling stopped
+    check(page, "ko-06-job-ended")
+    page.context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+#: the innermost elements reaching past the screen (to say what overflows)
+WIDER_THAN_SCREEN = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > 390 + 1
+    && ![...e.children].some(c => c.getBoundingClientRect().right > 390 + 1))
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40))"""
+
+
+@pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
+def test_pages_fit_a_phone(
+    chromium: object, center: Service, tokens: dict[str, str], locale: str
+) -> None:
+    """At 390 px nothing is wider than the screen but a table's own scroller, and a job's
+    state is on screen without scrolling."""
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        job = hanbit.post("/jobs", json={"command": ["sleep", "20"], "gpus_per_node": 1})
+        assert job.status_code == 201, job.text
+    context = chromium.new_context(  # type: ignore[attr-defined]
+        locale=locale, viewport=PHONE, base_url=center.url, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto("/ui/login")
+    page.fill("#token", tokens["pm-kim"])
+    page.click("form[action='/ui/login'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui/$"))
+    lang = locale[:2]
+    pages = [
+        ("cluster", "/ui/"),
+        ("queue", "/ui/queue"),
+        ("jobs", "/ui/jobs"),
+        ("job", f"/ui/jobs/{job.json()['id']}"),
+        ("requests", "/ui/requests"),
+        ("program", "/ui/programs/AX%20Manufacturing%20Demonstration%202026"),
+        ("project", "/ui/projects/hanbit-adas"),
+        ("notifications", "/ui/notifications"),
+    ]
+    for name, url in pages:
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(WIDER_THAN_SCREEN) if width > PHONE["width"] else []
+        assert width <= PHONE["width"], (url, width, wide)
+        for canvas in page.locator("canvas").all():
+            box = canvas.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= PHONE["width"], url
+        OUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUT / f"phone-{lang}-{name}.png"), full_page=True)
+    page.goto("/ui/jobs")
+    for badge in page.locator("[data-testid=jobs] tbody [data-state]").all()[:5]:
+        box = badge.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+    context.close()
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        hanbit.post(f"/jobs/{job.json()['id']}/cancel")
+
+
+def test_the_job_list_and_queue_refresh_themselves(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    page = open_page(chromium, center, tokens["hanbit-engineer"])
+    page.goto("/ui/jobs")
+    page.evaluate("window.sameDocument = true")
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        job = hanbit.post("/jobs", json={"command": ["sleep", "1"], "gpus_per_node": 0}).json()
+    row = page.locator(f"[data-testid=jobs] tr[data-job={job['id']}]")
+    playwright.expect(row).to_be_visible(timeout=WAIT_MS)  # came in by itself
+    playwright.expect(row.locator("[data-state]")).to_have_attribute(
+        "data-state", "succeeded", timeout=WAIT_MS
+    )
+    assert page.evaluate("window.sameDocument") is True
+    page.context.close()
+
+
+def test_a_waiting_job_shows_its_place_in_the_whole_queue(
+    chromium: object, center: Service, tokens: dict[str, str]
+) -> None:
+    """A member reads her waiting job's place in the whole queue (the operator's number),
+    while another company's waiting job stays hidden."""
+    spec = {"gpu_types": ["H100"], "gpus_per_node": 4, "time_limit_s": 600}
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        hog = hanbit.post("/jobs", json={**spec, "command": ["sleep", "120"]}).json()
+        for _ in range(100):
+            if hanbit.get(f"/jobs/{hog['id']}").json()["state"] == "running":
+                break
+            time.sleep(0.1)
+    with api(center, tokens["daeil-engineer"]) as daeil:
+        ahead = daeil.post("/jobs", json={**spec, "command": ["true"]}).json()
+    with api(center, tokens["hanbit-engineer"]) as hanbit:
+        mine = hanbit.post("/jobs", json={**spec, "command": ["true"]}).json()
+    try:
+        with api(center, tokens["operator"]) as op:
+            whole = op.get("/queue").json()
+        assert whole["queue_length"] == 2
+        truth = {i["id"]: i["position"] for i in whole["items"]}[mine["id"]]
+        for locale, name in (("ko-KR", "ko-04-queue"), ("en-US", "en-15-queue-waiting")):
+            page = open_page(chromium, center, tokens["hanbit-engineer"], locale=locale)
+            page.goto("/ui/queue")
+            rows = page.locator("[data-testid=queue] tbody tr")
+            assert rows.count() == 1 and ahead["id"] not in page.content()
+            assert rows.first.locator("[data-testid=position]").inner_text() == str(truth)
+            check(page, name)
+            page.goto(f"/ui/jobs/{mine['id']}")
+            said = page.inner_text("[data-testid=queue-position]")
+            ko, en = f"대기열 2개 중 {truth}번째", f"#{truth} of 2 in the queue"
+            assert said == (ko if locale == "ko-KR" else en)
+            check(page, f"{name}-job")
+            page.context.close()
+    finally:
+        with api(center, tokens["daeil-engineer"]) as daeil:
+            daeil.post(f"/jobs/{ahead['id']}/cancel")
+        with api(center, tokens["hanbit-engineer"]) as hanbit:
+            for job in (hog, mine):
+                hanbit.post(f"/jobs/{job['id']}/cancel")

@@ -3,14 +3,113 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import get_args
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from axcenter.web.i18n import CATALOG, negotiate, translate, won, won_words
+from axcenter.web.i18n import (
+    CATALOG,
+    duration,
+    event_note,
+    label,
+    moment,
+    negotiate,
+    translate,
+    won,
+    won_words,
+)
 
 TEMPLATES = Path(__file__).parents[2] / "src" / "axcenter" / "web" / "templates"
 PAGES = Path(__file__).parents[2] / "src" / "axcenter" / "web"
+SRC = Path(__file__).parents[2] / "src" / "axcenter"
+
+
+def _literals(path: str, *patterns: str) -> set[str]:
+    """String values the source writes through ``patterns`` (a vocabulary with no enum)."""
+    text = (SRC / path).read_text()
+    found = {m for p in patterns for m in re.findall(p, text)}
+    assert found, f"no value found in {path}: the pattern is stale"
+    return found
+
+
+def vocabularies() -> dict[str, set[str]]:
+    """Every fixed vocabulary a page shows, from its source of truth."""
+    from axcenter.model.access import Role
+    from axcenter.model.cluster import NodeState
+    from axcenter.model.jobs import JobState
+    from axcenter.model.plan import PendingReason
+    from axcenter.service.schemas import RequestKind, SizeClass, WarningLevel
+    from axcenter.web.pages.jobs import VIEWS
+
+    decided = _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
+    from axcenter.service.access import RULES
+    from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
+    from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
+
+    return {
+        "rule": set(RULES),
+        "csv": {*USAGE_COLUMNS, *DAY_COLUMNS, TOTAL, "program", "organization"},
+        "notify": {f"job.{s}" for s in _JOB_ENDS}
+        | {f"request.{a}" for a in (*_DECISIONS, *_FOR_STAFF, "assigned")}
+        | {"grant.80%", "grant.100%", "grant.expiring"},
+        "state": {s.value for s in JobState},
+        "node": {s.value for s in NodeState},
+        "reason": {r.value for r in PendingReason},
+        "role": {r.value for r in Role},
+        "size": set(get_args(SizeClass)),
+        "request_kind": set(get_args(RequestKind)),
+        "warning": set(get_args(WarningLevel)) - {"none"},
+        "view": set(VIEWS),
+        "stage": _literals("service/allocations.py", r'status\s*=\s*"(\w+)"') | decided,
+        "action": _literals("service/allocations.py", r'_event\(\s*session, who, row, "(\w+)"')
+        | decided,
+        "charge": _literals("accounting/ledger.py", r'_(?:entry|row)\(\s*\w+, "(\w+)"'),
+        "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"'),
+    }
+
+
+@pytest.mark.parametrize("group", sorted(vocabularies()))
+def test_every_value_of_every_vocabulary_has_korean_words(group: str) -> None:
+    """A new job state, request stage, ledger kind, ... fails here until it has words."""
+    values = vocabularies()[group]
+    missing = sorted(v for v in values if f"{group}.{v}" not in CATALOG)
+    assert not missing, f"{group} values without an entry in web/catalog.py: {missing}"
+    for value in values:
+        korean = label(group, value, "ko")
+        assert korean != value and not re.fullmatch(r"[A-Za-z_ %0-9-]+", korean), (group, value)
+
+
+def test_the_pending_reasons_say_what_the_job_lacks_in_korean() -> None:
+    """The three that once said the opposite: idle devices, preemption done, enough nodes."""
+    assert translate("reason.resources", "ko") == "빈 장치 부족"
+    assert "대기" in translate("reason.preempting", "ko")
+    assert "부족" in translate("reason.nodes", "ko")
+    for reason in ("resources", "preempting", "nodes"):
+        assert translate(f"reason.{reason}", "ko") not in ("유휴 장치", "선점 완료", "충분한 노드")
+
+
+def test_times_show_in_the_centers_zone_with_its_name() -> None:
+    at = datetime(2026, 11, 25, 18, 20, tzinfo=UTC)
+    assert moment(at, "ko", ZoneInfo("Asia/Seoul")) == "2026-11-26 03:20 KST"
+    assert moment(at, "en", UTC) == "2026-11-25 18:20 UTC"
+    assert moment(at, "en", ZoneInfo("Europe/Berlin")) == "2026-11-25 19:20 CET"
+    assert moment(date(2026, 11, 25), "ko", ZoneInfo("Asia/Seoul")) == "2026-11-25"
+    assert moment(None, "ko") == "\u2013"
+
+
+def test_event_notes_in_korean() -> None:
+    assert event_note("admitted on n1:0,1", "ko") == "n1:0,1에 배치"
+    assert event_note("cancelled by alice", "ko") == "alice 님이 취소"
+    assert event_note("exit code 3", "ko") == "종료 코드 3"
+    assert (
+        event_note("killed after time limit 60s (killed by signal SIGTERM)", "ko")
+        == "시간 제한 60초 초과로 종료 (SIGTERM 신호로 종료)"
+    )
+    assert event_note("cancelled (exit code 143)", "ko") == "취소됨 (종료 코드 143)"
+    assert event_note("something new", "ko") == "something new"  # unknown: as written
 
 
 @pytest.mark.parametrize(
@@ -75,3 +174,25 @@ def test_every_pending_reason_and_role_has_words() -> None:
         assert f"reason.{reason.value}" in CATALOG
     for role in Role:
         assert f"role.{role.value}" in CATALOG
+
+
+@pytest.mark.parametrize(
+    ("seconds", "en", "ko"),
+    [
+        (0, "0 s", "0초"),
+        (45, "45 s", "45초"),
+        (3_600, "1 h", "1시간"),
+        (5_400, "1 h 30 min", "1시간 30분"),
+        (86_400 + 300, "1 d", "1일"),  # 1 d 0 h 5 min: the two leading units
+        (2 * 86_400 + 4 * 3_600 + 59, "2 d 4 h", "2일 4시간"),
+    ],
+)
+def test_durations_for_people(seconds: int, en: str, ko: str) -> None:
+    assert duration(seconds, "en") == en and duration(seconds, "ko") == ko
+
+
+def test_every_form_label_and_problem_has_words() -> None:
+    from axcenter.web.problems import KINDS, LABELS
+
+    missing = sorted(k for k in [*LABELS.values(), *KINDS.values()] if k not in CATALOG)
+    assert not missing, missing

@@ -1,11 +1,16 @@
-"""A program's budget burn-down: won charged per UTC day, what remains, and the day the
+"""A program's budget burn-down: won charged per day, what remains, and the day the
 budget runs out at the current rate (docs/accounting.md). From the same ledger as the
-usage reports (``accounting.reports``), so the two always agree on charged won."""
+usage reports (``accounting.reports``), so the two always agree on charged won.
+
+Days are those of a time zone (the center's, ``Settings.time_zone``; UTC by default):
+the database sums charges per UTC hour, and each hour goes to its day in the zone, which
+is exact for every zone whose offset is whole hours (Korea's, and nearly all others).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import func, select
@@ -22,7 +27,7 @@ RATE_WINDOW_DAYS = 7
 
 @dataclass(frozen=True, slots=True)
 class BurndownDay:
-    """Charges booked on one UTC day and the running totals at its end."""
+    """Charges booked on one day (of the burn-down's zone) and the running totals at its end."""
 
     day: date
     charged_won: int
@@ -39,8 +44,8 @@ class Burndown:
     The budget caps the won the program grants (``service.programs``: grants may not
     exceed it), and grants are spent by whole charges, so the budget burns by charged won;
     the public and co-pay parts say who pays. ``rate_won_per_day`` is the won charged in the
-    last ``RATE_WINDOW_DAYS`` days divided by that many days; ``forecast`` is the UTC day
-    on which the remaining budget is used up at that rate (None: the rate is zero, or the
+    last ``RATE_WINDOW_DAYS`` days divided by that many days; ``forecast`` is the day (of
+    ``zone``) on which the remaining budget is used up at that rate (None: the rate is zero, or the
     day is past the year 9999), or the day it was used up if that already happened.
     """
 
@@ -58,11 +63,13 @@ class Burndown:
     ends_at: datetime | None
     now: datetime
     days: tuple[BurndownDay, ...]
+    #: the zone whose days ``days`` and ``forecast`` are
+    time_zone: str = "UTC"
 
 
-def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
+def burndown(session: Session, program_id: str, now: datetime, zone: tzinfo = UTC) -> Burndown:
     """The burn-down of ``program_id`` up to ``now`` (charges booked at or before it), one
-    day per UTC day from the program's start (or its first charge) to ``now``."""
+    day per day of ``zone`` from the program's start (or its first charge) to ``now``."""
     program = session.get(orm.Program, program_id)
     if program is None:
         raise LookupError(program_id)
@@ -73,19 +80,21 @@ def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
         .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id)
         .where(orm.Allocation.program_id == program_id)
     )
-    day = utc_text(session, entry.at, "%Y-%m-%d")
-    booked = {
-        date.fromisoformat(str(d)[:10]): (int(won), int(public))
-        for d, won, public in session.execute(
-            select(day, func.sum(entry.amount_won), func.sum(entry.public_won))
-            .where(*charges)
-            .group_by(day)
-        )
-    }
-    today = now.astimezone(UTC).date()
+    hour = utc_text(session, entry.at, "%Y-%m-%d %H")
+    booked: dict[date, tuple[int, int]] = {}
+    for h, won_h, public_h in session.execute(
+        select(hour, func.sum(entry.amount_won), func.sum(entry.public_won))
+        .where(*charges)
+        .group_by(hour)
+    ):
+        local = datetime.strptime(str(h)[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+        d = local.astimezone(zone).date()
+        won0, pub0 = booked.get(d, (0, 0))
+        booked[d] = (won0 + int(won_h), pub0 + int(public_h))
+    today = now.astimezone(zone).date()
     first = min(booked, default=today)
     if program.starts_at is not None:
-        first = min(first, program.starts_at.astimezone(UTC).date())
+        first = min(first, program.starts_at.astimezone(zone).date())
     days: list[BurndownDay] = []
     charged = public = 0
     crossed: date | None = None
@@ -117,16 +126,17 @@ def burndown(session: Session, program_id: str, now: datetime) -> Burndown:
         rate_won_per_day=(Decimal(recent) / RATE_WINDOW_DAYS).quantize(
             Decimal("0.01"), ROUND_HALF_UP
         ),
-        forecast=crossed if remaining <= 0 else _forecast(now, remaining, recent),
+        forecast=crossed if remaining <= 0 else _forecast(now, remaining, recent, zone),
         starts_at=program.starts_at,
         ends_at=program.ends_at,
         now=now,
         days=tuple(days),
+        time_zone=str(zone),
     )
 
 
-def _forecast(now: datetime, remaining: int, recent: int) -> date | None:
-    """The UTC day ``remaining`` won are spent at ``recent`` won per rate window (exact:
+def _forecast(now: datetime, remaining: int, recent: int, zone: tzinfo) -> date | None:
+    """The day (of ``zone``) ``remaining`` won are spent at ``recent`` won per rate window (exact:
     seconds are rounded up, so the day is never early); None at a zero rate, or when the
     day lies beyond what a date can hold (a huge budget at a trickle)."""
     if recent <= 0:
@@ -134,4 +144,4 @@ def _forecast(now: datetime, remaining: int, recent: int) -> date | None:
     seconds = -(-remaining * RATE_WINDOW_DAYS * 86_400 // recent)
     if seconds // 86_400 >= date.max.toordinal() - now.date().toordinal():
         return None
-    return (now + timedelta(seconds=seconds)).astimezone(UTC).date()
+    return (now + timedelta(seconds=seconds)).astimezone(zone).date()

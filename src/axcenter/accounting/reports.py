@@ -211,9 +211,10 @@ def _period(column: Any, since: datetime | None, until: datetime | None) -> list
 
 
 def utc_text(session: Session, column: Any, pattern: str) -> ColumnElement[str]:
-    """A UTC timestamp column as text (``pattern`` in strftime terms: %Y-%m[-%d])."""
+    """A UTC timestamp column as text (``pattern`` in strftime terms: %Y-%m[-%d[ %H]])."""
     if session.get_bind().dialect.name == "postgresql":
         pg = pattern.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+        pg = pg.replace("%H", "HH24")
         return func.to_char(func.timezone("UTC", column), pg)
     return func.strftime(pattern, column)  # SQLite stores naive UTC
 

@@ -238,6 +238,9 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
     ]
     if job.get("borrowed"):
         rows.append(("capacity", Text("borrowed (preemptible)", style="yellow")))
+    if job.get("queue_position"):
+        place = f"#{job['queue_position']} of {job.get('queue_length', '?')} waiting jobs"
+        rows.append(("queue", place))
     if job.get("estimated_start"):
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("idempotency_key"):

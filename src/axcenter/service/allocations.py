@@ -148,7 +148,7 @@ def resubmit(center: Center, who: Principal, request_id: str, body: ResubmitIn) 
     now = utcnow()
     with center.store.write() as session:
         row, project = find_request(session, who, request_id, "request.change")
-        _expect(row, ("returned",), "resubmitted")
+        _expect(row, STEPS["resubmit"].statuses, "resubmitted")
         fields = validated(
             session,
             project,
@@ -174,7 +174,7 @@ def withdraw(center: Center, who: Principal, request_id: str, comment: str = "")
     now = utcnow()
     with center.store.write() as session:
         row, _ = find_request(session, who, request_id, "request.change")
-        _expect(row, (*OPEN, "returned"), "withdrawn")
+        _expect(row, STEPS["withdraw"].statuses, "withdrawn")
         row.status = "withdrawn"
         _event(session, who, row, "withdrawn", now, comment=comment)
         session.flush()

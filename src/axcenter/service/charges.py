@@ -1,4 +1,5 @@
-"""What a job cost: its ledger rows (holds, releases, charges) as its owner may see them."""
+"""What a job cost: its ledger rows (holds, releases, charges) as its owner may see them,
+and, while it runs, what it has used so far (``accounting.accrual``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from axcenter.accounting.accrual import accrual
 from axcenter.model.access import Principal
 from axcenter.service.access import visible_jobs
 from axcenter.service.errors import NotFound
 from axcenter.service.schemas import ChargeOut, ChargesOut
 from axcenter.store import orm
+from axcenter.store.types import utcnow
 
 if TYPE_CHECKING:
     from axcenter.service.center import Center
@@ -44,6 +47,7 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
             )
             for r in rows
         ]
+        accrued = accrual(session, utcnow(), job_id=job_id).accrued_won
     held = sum(i.amount_won for i in items if i.kind == "hold") - sum(
         i.amount_won for i in items if i.kind == "release"
     )
@@ -52,4 +56,5 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
         items=items,
         charged_won=sum(i.amount_won for i in items if i.kind == "charge"),
         held_won=held,
+        accrued_won=accrued,
     )

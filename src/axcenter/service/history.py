@@ -6,6 +6,10 @@ it, plus the jobs still pending or running from before it (indexes on ``job_even
 and ``jobs.state``), so its cost grows with the activity in the window, not with the
 length of the center's history.
 
+Buckets before the center's first job event are left out (zeros there would be no
+measurement), and the bucket holding that event is averaged over the time after it, so a
+center an hour old does not show its busy hour spread thin over a longer bucket.
+
 These are center-wide aggregates (like ``/cluster``'s summary): every signed-in caller
 sees them, and they name no job, user or project. Being the same for everyone, a window's
 figures are kept for a twentieth of a bucket (at most a minute), so a dashboard open on
@@ -188,6 +192,9 @@ def _compute(center: Center, hours: int, buckets: int, end_at: datetime) -> Hist
             ).tuples():
                 sizes[job] = (per_node * nodes, gpu_type)
         waits = _waits(session, events, start_at)
+        first_event = session.scalar(
+            select(func.min(orm.JobEvent.at)).where(orm.JobEvent.at < end_at)
+        )
 
     pending = intervals(events, [j for j, s in steady if s == _PENDING], _PENDING, start, end)
     gpu_seconds: list[dict[str, float]] = [defaultdict(float) for _ in range(buckets)]
@@ -205,9 +212,16 @@ def _compute(center: Center, hours: int, buckets: int, end_at: datetime) -> Hist
         started[min(buckets - 1, int((at - start) // width))].append(wait)
 
     types = sorted(capacity)
+    # no point before the center's first event: zeros there would be no measurement, and
+    # the bucket it falls in is averaged over the part after it
+    born = end if first_event is None else max(start, _ts(first_event))
     points = []
     for b in range(buckets):
-        used = {t: round(gpu_seconds[b].get(t, 0.0) / width, 3) for t in types}
+        lo = start + b * width
+        span = min(width, lo + width - born)
+        if span <= 0:
+            continue
+        used = {t: round(gpu_seconds[b].get(t, 0.0) / span, 3) for t in types}
         points.append(
             HistoryPointOut(
                 at=datetime.fromtimestamp(start + b * width, UTC),
@@ -215,7 +229,7 @@ def _compute(center: Center, hours: int, buckets: int, end_at: datetime) -> Hist
                 utilization={
                     t: round(used[t] / capacity[t], 4) if capacity[t] else 0.0 for t in types
                 },
-                pending_jobs=round(pending_seconds[b] / width, 3),
+                pending_jobs=round(pending_seconds[b] / span, 3),
                 starts=len(started[b]),
                 wait_p50_s=round(percentile(started[b], 50), 3) if started[b] else None,
                 wait_p90_s=round(percentile(started[b], 90), 3) if started[b] else None,

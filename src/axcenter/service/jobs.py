@@ -28,6 +28,7 @@ from axcenter.service.access import (
     visible_jobs,
 )
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.queue import queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
 from axcenter.store.cache import VersionedCache
@@ -528,6 +529,10 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
             ]
         out = job_out(session, row, reason=_live_reason(center, row), events=history)
         out.estimated_start = _estimate(center, row)
+        if row.state == JobState.PENDING.value:
+            place = queue_position(center, session, row.id)
+            if place is not None:
+                out.queue_position, out.queue_length = place
         if not _details_allowed(session, who, [row.id]):
             out.env = {}  # may hold another company's secrets
         return out

@@ -26,6 +26,7 @@ from axcenter.service.access import (
     project_target,
     readable_projects,
     require,
+    submittable_projects,
     visible_allocations,
 )
 from axcenter.service.audit import record
@@ -54,6 +55,8 @@ __all__ = [
     "list_projects",
     "project_by_ref",
     "remove_member",
+    "requestable_names",
+    "submittable_names",
     "update_project",
 ]
 
@@ -93,6 +96,25 @@ def list_projects(center: Center, who: Principal) -> list[ProjectInfoOut]:
             select(orm.Project).where(readable_projects(who)).order_by(orm.Project.name)
         ).all()
         return [_info(session, p) for p in rows]
+
+
+def submittable_names(center: Center, who: Principal) -> list[str]:
+    """Names of the projects ``who`` may submit jobs to (what the submission checks)."""
+    with center.store.read() as session:
+        return list(
+            session.scalars(
+                select(orm.Project.name).where(submittable_projects(who)).order_by(orm.Project.name)
+            )
+        )
+
+
+def requestable_names(center: Center, who: Principal) -> list[str]:
+    """Names of the projects ``who`` may file allocation requests for (``request.create``)."""
+    with center.store.read() as session:
+        rows = session.scalars(
+            select(orm.Project).where(readable_projects(who)).order_by(orm.Project.name)
+        ).all()
+        return [p.name for p in rows if allowed(who, "request.create", project_target(session, p))]
 
 
 def get_project(center: Center, who: Principal, ref: str) -> ProjectDetailOut:

@@ -18,19 +18,23 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from axcenter.accounting import reports
+from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
 from axcenter.model.access import Principal, Role
-from axcenter.service.access import visible_projects
+from axcenter.service.access import allowed, project_target, require, visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
+from axcenter.service.projects import project_by_ref
 from axcenter.service.schemas import (
     BurndownOut,
+    DailyUsageOut,
+    ProjectUsageOut,
     UsageReportOut,
     UsageRowOut,
 )
@@ -40,11 +44,21 @@ from axcenter.store.types import utcnow
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["DEFAULT_GROUP_BY", "burndown", "burndown_csv", "usage", "usage_csv"]
+__all__ = [
+    "DAY_COLUMNS",
+    "DEFAULT_GROUP_BY",
+    "TOTAL",
+    "USAGE_COLUMNS",
+    "burndown",
+    "burndown_csv",
+    "project_usage",
+    "usage",
+    "usage_csv",
+]
 
 DEFAULT_GROUP_BY = ("program",)
 TOTAL = "TOTAL"
-_USAGE_COLUMNS = (
+USAGE_COLUMNS = (
     "granted_gpu_hours",
     "used_gpu_hours",
     "utilization",
@@ -58,7 +72,7 @@ _USAGE_COLUMNS = (
     "granted_gpu_seconds",
     "used_gpu_seconds",
 )
-_DAY_COLUMNS = (
+DAY_COLUMNS = (
     "day",
     "charged_won",
     "public_won",
@@ -142,9 +156,55 @@ def burndown(
         program_id = session.scalar(select(orm.Program.id).where(column == program_ref))
         if program_id is None:
             raise NotFound(f"no program {program_ref!r}")
-        b = program_burndown(session, program_id, _aware(now) or utcnow())
+        at = _aware(now) or utcnow()
+        b = program_burndown(session, program_id, at, center.settings.zone)
+        live = accrual(session, at, program_id=program_id)
     # the domain value and the API shape have the same fields (days: a tuple -> a list)
-    return BurndownOut.model_validate(b, from_attributes=True)
+    out = BurndownOut.model_validate(b, from_attributes=True)
+    out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
+    return out
+
+
+def project_usage(
+    center: Center, who: Principal, project_ref: str, days: int = 30
+) -> ProjectUsageOut:
+    """A project's charges per day (of the center's zone) and user, over the last
+    ``days`` days: usage over time, with who used it (``allocation.read``)."""
+    if not 1 <= days <= 366:
+        raise InvalidInput("days", "must be between 1 and 366")
+    zone = center.settings.zone
+    now = utcnow()
+    entry = orm.LedgerEntry
+    with center.store.read() as session:
+        project = project_by_ref(session, project_ref)
+        target = project_target(session, project)
+        require(who, "project.read", target, project_ref)
+        if not allowed(who, "allocation.read", target):
+            raise Forbidden(
+                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+            )
+        hour = reports.utc_text(session, entry.at, "%Y-%m-%d %H")
+        sums: dict[tuple[date, str], list[int]] = {}
+        for h, user, won, secs in session.execute(
+            select(hour, orm.User.name, func.sum(entry.amount_won), func.sum(entry.gpu_seconds))
+            .join(orm.Job, orm.Job.id == entry.job_id)
+            .join(orm.User, orm.User.id == orm.Job.user_id)
+            .where(
+                entry.project_id == project.id,
+                entry.kind == "charge",
+                entry.at > now - timedelta(days=days),
+            )
+            .group_by(hour, orm.User.name)
+        ).tuples():
+            at = datetime.strptime(str(h)[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+            acc = sums.setdefault((at.astimezone(zone).date(), str(user)), [0, 0])
+            acc[0] += int(won)
+            acc[1] += int(secs)
+    rows = [
+        DailyUsageOut(day=d, user=u, charged_won=won, gpu_seconds=secs)
+        for (d, u), (won, secs) in sorted(sums.items())
+    ]
+    return ProjectUsageOut(project=project.name, days=days, time_zone=str(zone), rows=rows)
 
 
 # -- CSV ------------------------------------------------------------------------------------
@@ -154,29 +214,33 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def usage_csv(report: UsageReportOut) -> str:
+def usage_csv(report: UsageReportOut, header: Callable[[str], str] = str) -> str:
     """The report as CSV: the group columns, then the figures; the last row is ``TOTAL``
-    (in the first group column)."""
+    (in the first group column). ``header`` names the columns and the total (the
+    dashboard's Korean export says them in Korean)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*report.group_by, *_USAGE_COLUMNS])
+    writer.writerow([header(c) for c in (*report.group_by, *USAGE_COLUMNS)])
     for row in [*report.rows, report.total]:
         keys = [_cell(row.keys.get(d)) for d in report.group_by]
         if row is report.total:
-            keys = [TOTAL] + [""] * (len(keys) - 1)
-        writer.writerow([*keys, *(_cell(getattr(row, c)) for c in _USAGE_COLUMNS)])
+            keys = [header(TOTAL)] + [""] * (len(keys) - 1)
+        writer.writerow([*keys, *(_cell(getattr(row, c)) for c in USAGE_COLUMNS)])
     return buffer.getvalue()
 
 
-def burndown_csv(b: BurndownOut) -> str:
-    """One row per UTC day, then ``TOTAL`` (the sums of the day columns, and the final
-    cumulative and remaining figures)."""
+def burndown_csv(b: BurndownOut, header: Callable[[str], str] = str) -> str:
+    """One row per day of the center's zone (named in the first header), then ``TOTAL``
+    (the sums of the day columns, and the final cumulative and remaining figures);
+    ``header`` names the columns as in ``usage_csv``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(_DAY_COLUMNS)
-    for d in b.days:
-        writer.writerow([_cell(getattr(d, c)) for c in _DAY_COLUMNS])
     writer.writerow(
-        [TOTAL, b.charged_won, b.public_won, b.charged_won, b.public_won, b.remaining_won]
+        [f"{header(DAY_COLUMNS[0])} ({b.time_zone})", *(header(c) for c in DAY_COLUMNS[1:])]
+    )
+    for d in b.days:
+        writer.writerow([_cell(getattr(d, c)) for c in DAY_COLUMNS])
+    writer.writerow(
+        [header(TOTAL), b.charged_won, b.public_won, b.charged_won, b.public_won, b.remaining_won]
     )
     return buffer.getvalue()

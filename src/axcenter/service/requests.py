@@ -1,7 +1,9 @@
 """Allocation requests as callers read them, and the checks a request's content passes.
 
 ``allocations`` takes requests through their review; this module answers what a request
-is (``request_out``, with its history and the reviewers' mean score), finds one for a step
+is (``request_out``, with its history and the reviewers' mean score; read alone, also what
+a reviewer weighs: the applicant's size, the request's worth in won at today's prices and
+the project's current spending), finds one for a step
 (``find_request``: 404 before 403, row locked), and checks what a request asks for its
 kind (``validated``), as filed and as resubmitted.
 """
@@ -9,13 +11,16 @@ kind (``validated``), as filed and as resubmitted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from statistics import fmean
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.accrual import accrual
+from axcenter.accounting.ledger import balances
+from axcenter.accounting.prices import prices_at
 from axcenter.model.access import Principal
 from axcenter.service.access import (
     allowed,
@@ -26,8 +31,9 @@ from axcenter.service.access import (
 )
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.programs import program_by_ref
-from axcenter.service.schemas import RequestEventOut, RequestOut
+from axcenter.service.schemas import RequestContextOut, RequestEventOut, RequestOut
 from axcenter.store import orm
+from axcenter.store.types import utcnow
 
 if TYPE_CHECKING:
     from axcenter.service.center import Center
@@ -168,6 +174,9 @@ class Step(NamedTuple):
 STEPS: Mapping[str, Step] = {
     "review": Step("request.review", ("in_review",)),
     "decide": Step("request.decide", OPEN),
+    # the applicant's: send a returned request back (edited), or take it back
+    "resubmit": Step("request.change", ("returned",)),
+    "withdraw": Step("request.change", (*OPEN, "returned")),
 }
 
 
@@ -182,7 +191,43 @@ def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
             for name, step in STEPS.items()
             if row.status in step.statuses and allowed(who, step.rule, target)
         ]
-        return request_out(session, row, events=True, actions=actions)
+        out = request_out(session, row, events=True, actions=actions)
+        out.context = _context(session, row, project)
+        return out
+
+
+#: the window of a request's "current burn"
+BURN_DAYS = 30
+
+
+def _context(
+    session: Session, row: orm.AllocationRequest, project: orm.Project
+) -> RequestContextOut:
+    """The applicant, the request's worth in won, and how the project spends now."""
+    now = utcnow()
+    org = session.get(orm.Organization, project.organization_id)
+    prices = prices_at(session, now)
+    entry = orm.LedgerEntry
+    charged = session.scalar(
+        select(func.coalesce(func.sum(entry.amount_won), 0)).where(
+            entry.project_id == project.id,
+            entry.kind == "charge",
+            entry.at > now - timedelta(days=BURN_DAYS),
+        )
+    )
+    active = session.scalars(
+        select(orm.Allocation.id).where(
+            orm.Allocation.project_id == project.id, orm.Allocation.status == "active"
+        )
+    ).all()
+    return RequestContextOut(
+        organization=org.name if org else "?",
+        size_class=org.size_class if org else None,
+        value_won=sum(int(hours) * prices.get(t, 0) for t, hours in row.items.items()),
+        charged_30d_won=int(charged or 0),
+        accrued_won=accrual(session, now, project_id=project.id).accrued_won,
+        left_won=sum(b.won_left for b in balances(session, active).values()),
+    )
 
 
 def find_request(

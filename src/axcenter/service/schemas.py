@@ -191,6 +191,9 @@ class JobOut(BaseModel):
     array_index: int | None = None
     borrowed: bool = False  # runs beyond its project's nominal quota: may be preempted
     estimated_start: datetime | None = None  # the backfill reservation of a waiting job
+    #: a pending job's place in the whole queue, and the queue's length (``/queue``)
+    queue_position: int | None = None
+    queue_length: int | None = None
     events: list[EventOut] | None = None
 
 
@@ -268,13 +271,14 @@ class HistoryOut(BaseModel):
     bucket_s: float
     #: GPUs per GPU type now
     capacity: dict[str, int]
+    #: buckets from the one holding the center's first job event (none before it)
     points: list[HistoryPointOut]
 
 
 class QueueItemOut(BaseModel):
     """A pending job in scheduling order."""
 
-    #: 1 = the first job the scheduler considers
+    #: 1 = the first job the scheduler considers, counted over the whole queue
     position: int
     id: str
     name: str
@@ -293,6 +297,8 @@ class QueueOut(BaseModel):
     items: list[QueueItemOut]
     #: pending jobs the caller may see
     total: int
+    #: pending jobs in the whole queue (positions count these)
+    queue_length: int = 0
 
 
 class ChargeOut(BaseModel):
@@ -314,6 +320,8 @@ class ChargesOut(BaseModel):
     charged_won: int
     #: holds not yet released
     held_won: int
+    #: a running job's usage so far, rated as it will be charged at its end (not charged yet)
+    accrued_won: int = 0
 
 
 # -- scheduling policy (operators): quotas, cohorts, project limits, reservations ---------
@@ -728,6 +736,20 @@ class RequestEventOut(BaseModel):
     items: dict[str, int] | None
 
 
+class RequestContextOut(BaseModel):
+    """What a reviewer weighs beside the request itself (a request read one at a time)."""
+
+    organization: str
+    size_class: str | None
+    #: the GPU-hours asked at today's prices (types without a price count 0)
+    value_won: int
+    #: the project's charges over the last 30 days, and its running jobs' usage so far
+    charged_30d_won: int
+    accrued_won: int
+    #: won left on the project's active allocations
+    left_won: int
+
+
 class RequestOut(BaseModel):
     id: str
     project: str
@@ -749,9 +771,10 @@ class RequestOut(BaseModel):
     #: mean of each reviewer's latest score (None before any review)
     mean_score: float | None
     events: list[RequestEventOut] | None = None
-    #: the steps the caller may take now (``review``, ``decide``: approve, reject or
-    #: return), in a request read one at a time; None in lists
+    #: the steps the caller may take now (``review``; ``decide``: approve, reject or
+    #: return; ``resubmit``, ``withdraw``), in a request read one at a time; None in lists
     actions: list[str] | None = None
+    context: RequestContextOut | None = None
 
 
 class RequestListOut(BaseModel):
@@ -918,9 +941,48 @@ class BurndownOut(BaseModel):
     remaining_won: int
     #: won per day that count against the budget, averaged over the last 7 days
     rate_won_per_day: Decimal
-    #: the UTC day the budget runs out at that rate (null: it does not at a zero rate)
+    #: the day (of ``time_zone``) the budget runs out at that rate (null: it does not at
+    #: a zero rate)
     forecast: date | None
     starts_at: datetime | None
     ends_at: datetime | None
     now: datetime
     days: list[BurndownDayOut]
+    #: the time zone whose days ``days`` and ``forecast`` are (the center's)
+    time_zone: str = "UTC"
+    #: running jobs' open holds, and their usage so far rated as it will be charged: not
+    #: in ``charged_won`` until they end (``accounting.accrual``)
+    held_won: int = 0
+    accrued_won: int = 0
+    running_jobs: int = 0
+
+
+class NotificationOut(BaseModel):
+    """Something its reader should hear about (``service.notifications``)."""
+
+    #: when it happened (None: a standing alert, such as a grant 80% used)
+    at: datetime | None
+    #: ``job.<state>``, ``request.<action>``, ``grant.80%``, ``grant.100%``, ``grant.expiring``
+    kind: str
+    #: the job, request or allocation it is about, and a name for it
+    ref: str
+    subject: str
+    until: datetime | None = None
+
+
+class DailyUsageOut(BaseModel):
+    """Charges of one user on one day (of the center's zone)."""
+
+    day: date
+    user: str
+    charged_won: int
+    gpu_seconds: int
+
+
+class ProjectUsageOut(BaseModel):
+    """A project's charges per day and user over the last ``days`` days."""
+
+    project: str
+    days: int
+    time_zone: str
+    rows: list[DailyUsageOut]

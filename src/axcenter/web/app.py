@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from axcenter.web.pages import auth, cluster, jobs, programs, projects, requests
+from axcenter.web.i18n import label, translate
+from axcenter.web.pages import (
+    auth,
+    cluster,
+    jobs,
+    notifications,
+    programs,
+    projects,
+    requests,
+)
 from axcenter.web.render import page
-from axcenter.web.session import BadForm, SignInRequired, language
+from axcenter.web.session import BadForm, SignInRequired, language, optional_viewer
 
 __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 
 STATIC = Path(__file__).parent / "static"
 #: every page of the dashboard (tests walk this table: each page must need a session)
-ROUTERS = tuple(m.router for m in (auth, cluster, jobs, projects, requests, programs))
+ROUTERS = tuple(
+    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications)
+)
 
 
 def mount(app: FastAPI) -> None:
@@ -35,10 +47,38 @@ def is_page(request: Request) -> bool:
     return request.url.path == "/ui" or request.url.path.startswith("/ui/")
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    """A service error on a page: the same status and message as the API, as HTML."""
-    lang = language(request)
-    return page(request, None, "error.html", lang=lang, status=status, message=message)
+def error_page(request: Request, status: int, message: str, key: str = "") -> HTMLResponse:
+    """A service error on a page: the same status as the API, said in the page's language
+    (``error.<status>``, or ``key``), the service's own message under it as the details,
+    and the navigation kept (when the caller is signed in)."""
+    viewer = optional_viewer(request)
+    lang = viewer.lang if viewer is not None else language(request)
+    refused = _REFUSAL.match(message) if status == 403 else None
+    if refused is not None:  # the access rule's refusal, in words
+        named = re.match(r"^\w+ '(.*)'$", refused["what"] or "")
+        what = named[1] if named else ""
+        message = translate("error.may_not", lang).format(
+            role=label("role", refused["role"], lang),
+            action=label("rule", refused["action"], lang),
+            what=(f" {what}" if lang != "ko" else f"{what}의 ") if what else "",
+        )
+    return page(
+        request,
+        viewer,
+        "error.html",
+        lang=lang,
+        status=status,
+        headline=key or f"error.{status if status in _SAID else 400}",
+        message=message,
+    )
+
+
+#: ``access.require``'s refusal: "your role (member) may not request.read on request 'req_1'"
+_REFUSAL = re.compile(
+    r"^your role \((?P<role>\w+)\) may not (?P<action>[\w.]+)(?: on (?P<what>.+))?$"
+)
+#: statuses with their own sentence in the catalog
+_SAID = frozenset({400, 403, 404, 409, 422})
 
 
 async def _sign_in(_: Request, exc: SignInRequired) -> Response:
@@ -46,4 +86,9 @@ async def _sign_in(_: Request, exc: SignInRequired) -> Response:
 
 
 async def _bad_form(request: Request, _: BadForm) -> Response:
-    return error_page(request, 403, "the form is stale or came from another site: reload the page")
+    return error_page(
+        request,
+        403,
+        "the form is stale or came from another site: reload the page",
+        "error.stale_form",
+    )

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from axcenter.service.schemas import (
     BurndownOut,
     HistoryOut,
     ProjectDetailOut,
+    ProjectUsageOut,
     UsageReportOut,
 )
-from axcenter.web.i18n import translate
+from axcenter.web.i18n import label, translate, zone_name
 
 __all__ = [
     "Chart",
@@ -25,6 +27,7 @@ __all__ = [
     "grant_chart",
     "history_charts",
     "spending_chart",
+    "usage_chart",
 ]
 
 #: shown for a missing value
@@ -65,22 +68,23 @@ def _series(label: str, values: Sequence[float | None], i: int, **extra: Any) ->
 
 def _table(header: list[str], labels: list[str], columns: list[list[Any]]) -> list[list[str]]:
     rows = [header]
-    for i, label in enumerate(labels):
-        rows.append([label, *(DASH if c[i] is None else str(c[i]) for c in columns)])
+    for i, name in enumerate(labels):
+        rows.append([name, *(DASH if c[i] is None else str(c[i]) for c in columns)])
     return rows
 
 
-def history_charts(history: HistoryOut, lang: str) -> list[Chart]:
-    """Utilization per GPU type, queue length, and wait percentiles over the window."""
+def history_charts(history: HistoryOut, lang: str, zone: tzinfo) -> list[Chart]:
+    """Utilization per GPU type, queue length, and wait percentiles over the window, at
+    times of the center's zone."""
     long = history.until - history.since > timedelta(days=2)
     fmt = "%m-%d %H:%M" if long else "%H:%M"
-    labels = [p.at.strftime(fmt) for p in history.points]
+    labels = [p.at.astimezone(zone).strftime(fmt) for p in history.points]
     types = list(history.capacity)
     utilization = [[round(p.utilization.get(t, 0) * 100, 1) for p in history.points] for t in types]
     pending = [p.pending_jobs for p in history.points]
     p50 = [p.wait_p50_s for p in history.points]
     p90 = [p.wait_p90_s for p in history.points]
-    time = translate("chart.time", lang)
+    time = translate("chart.time", lang).format(zone=zone_name(zone, history.until))
     return [
         Chart(
             "utilization",
@@ -163,37 +167,56 @@ def grant_chart(project: ProjectDetailOut, lang: str) -> Chart | None:
 
 
 def burndown_chart(b: BurndownOut, lang: str) -> Chart:
-    """Remaining budget per day, and a dashed forecast line to the day it reaches zero."""
+    """Remaining budget per day from the program's first day; a dashed forecast to the
+    day it reaches zero at the current rate; and, where the program has an end, the even
+    pace that would spend the budget exactly by then, so a program a day old already
+    shows where it stands against its plan."""
     days = [d.day for d in b.days]
-    labels = [d.isoformat() for d in days]
-    remaining: list[float | None] = [float(d.remaining_won) for d in b.days]
-    forecast: list[float | None] = [None] * len(days)
-    if b.forecast is not None and days:
-        last = days[-1]
-        extra = _days_between(last, b.forecast)
-        step = (b.remaining_won / len(extra)) if extra else 0
-        forecast[-1] = float(b.remaining_won)
-        for i, day in enumerate(extra, start=1):
-            labels.append(day.isoformat())
-            remaining.append(None)
-            forecast.append(round(max(0.0, b.remaining_won - step * i)))
+    actual = {d.day: float(d.remaining_won) for d in b.days}
+    today = days[-1] if days else b.now.date()
+    end = b.ends_at.astimezone(ZoneInfo(b.time_zone)).date() if b.ends_at else None
+    # up to the program's end (a forecast beyond it stops there, above zero), else to
+    # the forecast day
+    horizon = max(today, end if end is not None else (b.forecast or today))
+    axis = days + _days_between(today, horizon)
+    first = axis[0]
+    forecast: list[float | None] = []
+    pace: list[float | None] = []
+    for day in axis:
+        forecast.append(_towards_zero(b.remaining_won, today, b.forecast, day))
+        pace.append(_towards_zero(b.budget_won, first, end, day) if end else None)
+    remaining = [actual.get(day) for day in axis]
+    labels = [day.isoformat() for day in axis]
+    series = [
+        _series(translate("chart.remaining", lang), remaining, 0, fill=False),
+        _series(translate("chart.forecast", lang), forecast, 1, borderDash=[6, 4]),
+    ]
+    columns: list[list[Any]] = [remaining, forecast]
+    header = [
+        translate("chart.day", lang).format(zone=b.time_zone),
+        translate("chart.remaining", lang),
+        translate("chart.forecast", lang),
+    ]
+    if end is not None:
+        series.append(_series(translate("chart.even_pace", lang), pace, 2, borderDash=[2, 3]))
+        columns.append(pace)
+        header.append(translate("chart.even_pace", lang))
     return Chart(
         "burndown",
         translate("programs.burndown", lang),
-        _line(
-            labels,
-            [
-                _series(translate("chart.remaining", lang), remaining, 0, fill=False),
-                _series(translate("chart.forecast", lang), forecast, 1, borderDash=[6, 4]),
-            ],
-            f"won-{lang}",
-        ),
-        _table(
-            ["day", translate("chart.remaining", lang), translate("chart.forecast", lang)],
-            labels,
-            [remaining, forecast],
-        ),
+        _line(labels, series, f"won-{lang}"),
+        _table(header, labels, columns),
     )
+
+
+def _towards_zero(start_won: int, since: date, until: date | None, day: date) -> float | None:
+    """A straight line from ``start_won`` on ``since`` to zero on ``until`` (None off it)."""
+    if until is None or day < since or day > until:
+        return None
+    span = (until - since).days
+    if span <= 0:
+        return 0.0
+    return float(round(start_won * (until - day).days / span))
 
 
 def _days_between(last: date, forecast: date, most: int = 120) -> list[date]:
@@ -211,7 +234,10 @@ def _days_between(last: date, forecast: date, most: int = 120) -> list[date]:
 def spending_chart(chart_id: str, title: str, report: UsageReportOut, dim: str, lang: str) -> Chart:
     """Won charged per group of ``dim`` (public and co-pay stacked)."""
     rows = sorted(report.rows, key=lambda r: -r.charged_won)
-    labels = [r.keys.get(dim) or DASH for r in rows]
+    group = "size" if dim == "size_class" else None
+    labels = [
+        (label(group, r.keys.get(dim), lang) if group else r.keys.get(dim)) or DASH for r in rows
+    ]
     public = [r.public_won for r in rows]
     copay = [r.copay_won for r in rows]
     return Chart(
@@ -236,5 +262,33 @@ def spending_chart(chart_id: str, title: str, report: UsageReportOut, dim: str, 
             ],
             labels,
             [public, copay],
+        ),
+    )
+
+
+def usage_chart(usage: ProjectUsageOut, today: date, lang: str) -> Chart:
+    """GPU-hours charged per day over the window, stacked by user (who used the grant)."""
+    days = [today - timedelta(days=n) for n in range(usage.days - 1, -1, -1)]
+    users = sorted({r.user for r in usage.rows})
+    hours = {(r.day, r.user): round(r.gpu_seconds / 3600, 2) for r in usage.rows}
+    columns = [[hours.get((d, u), 0) for d in days] for u in users]
+    labels = [d.isoformat() for d in days]
+    return Chart(
+        "usage",
+        translate("projects.usage", lang).format(days=usage.days),
+        {
+            "type": "bar",
+            "data": {
+                "labels": labels,
+                "datasets": [
+                    _series(u, c, i) for i, (u, c) in enumerate(zip(users, columns, strict=True))
+                ],
+            },
+            "options": {"yFormat": "number", "stacked": True},
+        },
+        _table(
+            [translate("chart.day", lang).format(zone=usage.time_zone), *users],
+            labels,
+            columns,
         ),
     )

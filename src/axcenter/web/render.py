@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,21 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from axcenter.model.access import Role
-from axcenter.web.i18n import LANGUAGES, moment, translate, won, won_words
-from axcenter.web.session import Viewer
+from axcenter.service.notifications import unread as count_unread
+from axcenter.web.i18n import (
+    LANGUAGES,
+    duration,
+    event_note,
+    label,
+    moment,
+    translate,
+    won,
+    won_words,
+    zone_name,
+)
+from axcenter.web.session import Viewer, seen
 
-__all__ = ["SECURITY_HEADERS", "TEMPLATES", "chart_json", "page"]
+__all__ = ["SECURITY_HEADERS", "TEMPLATES", "center_zone", "chart_json", "page"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -44,8 +56,14 @@ NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/ui/queue", "nav.queue", None),
     ("/ui/jobs", "nav.jobs", None),
     ("/ui/projects", "nav.projects", None),
-    ("/ui/requests", "nav.requests", None),
+    # members read no requests (``request.read``): the page would always be empty
+    (
+        "/ui/requests",
+        "nav.requests",
+        frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.REVIEWER}),
+    ),
     ("/ui/programs", "nav.programs", None),
+    ("/ui/notifications", "nav.notifications", None),
 )
 
 
@@ -53,6 +71,12 @@ def chart_json(config: Mapping[str, Any]) -> str:
     """A chart's configuration for ``<script type="application/json">``: ``<`` escaped so
     no value can close the script element."""
     return json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def center_zone(request: Request) -> tzinfo:
+    """The center's time zone (``Settings.time_zone``), in which pages show times."""
+    zone: tzinfo = request.app.state.center.settings.zone
+    return zone
 
 
 def page(
@@ -67,12 +91,10 @@ def page(
     def t(key: str) -> str:
         return translate(key, lang)
 
-    def why(reason: str) -> str:
-        """A pending reason in words (the raw reason where the catalog has none)."""
-        key = f"reason.{reason}"
-        text = translate(key, lang)
-        return reason if text == key else text
-
+    zone = center_zone(request)
+    unread = 0
+    if viewer is not None and request.headers.get("x-refresh") is None:
+        unread = count_unread(request.app.state.center, viewer.who, seen(request))
     html = _env.get_template(template).render(
         request=request,
         viewer=viewer,
@@ -85,11 +107,16 @@ def page(
             if roles is None or (viewer is not None and viewer.role in roles)
         ],
         t=t,
-        why=why,
+        why=lambda reason: label("reason", reason, lang),
         won=lambda amount: won(int(amount), lang),
         won_words=lambda amount: won_words(int(amount), lang),
-        moment=lambda value: moment(value, lang),
+        moment=lambda value: moment(value, lang, zone),
+        zone=zone_name(zone),
+        label=lambda group, value: label(group, value, lang),
+        note=lambda text: event_note(text, lang),
+        duration=lambda seconds: duration(seconds, lang),
         chart_json=chart_json,
+        unread=unread,
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=dict(SECURITY_HEADERS))

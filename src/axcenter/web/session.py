@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from axcenter.web.i18n import negotiate
 
 __all__ = [
     "LANG_COOKIE",
+    "SEEN_COOKIE",
     "SESSION_COOKIE",
     "BadForm",
     "FormViewer",
@@ -32,10 +34,14 @@ __all__ = [
     "Viewer",
     "csrf_for",
     "language",
+    "optional_viewer",
+    "seen",
 ]
 
 SESSION_COOKIE = "axc_session"
 LANG_COOKIE = "axc_lang"
+#: when the reader last opened the notifications (what is newer counts as unread)
+SEEN_COOKIE = "axc_seen"
 
 
 class SignInRequired(Exception):
@@ -98,6 +104,24 @@ async def _form_viewer(request: Request) -> Viewer:
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf):
         raise BadForm
     return viewer
+
+
+def seen(request: Request) -> datetime | None:
+    """When this browser last showed the notifications (None: never)."""
+    value = request.cookies.get(SEEN_COOKIE)
+    try:
+        at = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def optional_viewer(request: Request) -> Viewer | None:
+    """The signed-in viewer, or None (for pages that also show to strangers: errors)."""
+    try:
+        return _viewer(request)
+    except SignInRequired:
+        return None
 
 
 PageViewer = Annotated[Viewer, Depends(_viewer)]

@@ -1,11 +1,14 @@
-"""Who am I, and which projects can I see."""
+"""Who am I, and what should I hear about (notifications)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service.schemas import WhoAmIOut
+from axcenter.service.notifications import notifications
+from axcenter.service.schemas import NotificationOut, WhoAmIOut
 from axcenter.store import orm
 
 router = APIRouter(tags=["people"])
@@ -22,3 +25,13 @@ def whoami(center: CenterDep, who: PrincipalDep) -> WhoAmIOut:
         organization=org.name if org else "",
         role=who.role.value,
     )
+
+
+@router.get("/notifications")
+def my_notifications(
+    center: CenterDep, who: PrincipalDep, since: datetime | None = None
+) -> list[NotificationOut]:
+    """The caller's notifications newer than ``since`` (at most two weeks old), newest
+    first, then standing alerts on grants (``at`` null)."""
+    at = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    return notifications(center, who, since=at)

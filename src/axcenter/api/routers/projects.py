@@ -1,11 +1,14 @@
-"""Projects: information, members, and their allocations with warnings."""
+"""Projects: information, members, their allocations with warnings, usage over time."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import projects as service
+from axcenter.service.reports import project_usage
 from axcenter.service.schemas import (
     MemberIn,
     ProjectDetailOut,
@@ -13,6 +16,7 @@ from axcenter.service.schemas import (
     ProjectInfoListOut,
     ProjectInfoOut,
     ProjectPatchIn,
+    ProjectUsageOut,
 )
 
 router = APIRouter(tags=["projects"])
@@ -33,6 +37,17 @@ def create_project(body: ProjectIn, center: CenterDep, who: PrincipalDep) -> Pro
 def get_project(project: str, center: CenterDep, who: PrincipalDep) -> ProjectDetailOut:
     """A project with its members and allocations (balances, warnings at 80% and 100%)."""
     return service.get_project(center, who, project)
+
+
+@router.get("/projects/{project}/usage")
+def get_project_usage(
+    project: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> ProjectUsageOut:
+    """The project's charges per day (of the center's time zone) and user."""
+    return project_usage(center, who, project, days)
 
 
 @router.patch("/projects/{project}")

@@ -12,7 +12,7 @@ from axcenter.service.cluster import cluster_view
 from axcenter.service.history import cluster_history
 from axcenter.service.queue import queue
 from axcenter.web.charts import history_charts
-from axcenter.web.render import page
+from axcenter.web.render import center_zone, page
 from axcenter.web.session import PageViewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -56,7 +56,7 @@ def cluster_page(
         node_states=sorted({n.state for n in view.nodes}),
         gpu_type=gpu_type,
         state=state,
-        charts=history_charts(history, viewer.lang),
+        charts=history_charts(history, viewer.lang, center_zone(request)),
         hours=hours,
         windows=list(WINDOWS),
     )

@@ -16,8 +16,9 @@ from axcenter.service import jobs as service
 from axcenter.service.center import Center
 from axcenter.service.charges import job_charges
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput
-from axcenter.service.projects import list_projects
+from axcenter.service.projects import submittable_names
 from axcenter.service.schemas import JobIn, JobOut
+from axcenter.web.problems import FormProblem, number, say, whole
 from axcenter.web.render import page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
 
@@ -69,6 +70,7 @@ def jobs_page(
         state=state or "",
         project=project or "",
         mine=mine,
+        may_submit=bool(submittable_names(center, viewer.who)),
     )
 
 
@@ -79,7 +81,7 @@ def _new_form(
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     center: Center = request.app.state.center
-    projects = [p.name for p in list_projects(center, viewer.who)]
+    projects = submittable_names(center, viewer.who)
     types = sorted({n.gpu_type for n in center.control.state.nodes.values()})
     return page(
         request,
@@ -126,21 +128,20 @@ def submit_job(
         "output": output,
     }
     try:
-        argv = shlex.split(command)
-        minutes = time_limit_min.strip()
+        minutes = number(time_limit_min, "time_limit_min")
         spec = JobIn(
             project=project,
             name=name,
-            command=argv,
-            gpus_per_node=int(gpus_per_node or 0),
-            nodes=int(nodes or 1),
+            command=command_line(command),
+            gpus_per_node=whole(gpus_per_node, "gpus_per_node", 0),
+            nodes=whole(nodes, "nodes", 1),
             gpu_types=[gpu_type] if gpu_type else [],
-            time_limit_s=int(float(minutes) * 60) if minutes else None,
-            priority=int(priority or 0),
+            time_limit_s=int(minutes * 60) if minutes is not None else None,
+            priority=whole(priority, "priority", 0),
             output=output,
         )
     except (ValueError, ValidationError) as exc:
-        return _new_form(request, viewer, _problem(exc), values)
+        return _new_form(request, viewer, say(exc, viewer.lang), values)
     try:
         submitted = service.submit(center, viewer.who, [spec])
     except (InvalidInput, Forbidden) as exc:
@@ -148,12 +149,19 @@ def submit_job(
     return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
 
 
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in exc.errors()
-        )
-    return str(exc) or "invalid input"
+#: how a script typed in the form runs: bash, stopping at the first failing line
+SCRIPT = ("bash", "-euo", "pipefail", "-c")
+
+
+def command_line(text: str) -> list[str]:
+    """The form's command: one line split as a shell would, several lines a bash script."""
+    script = text.replace("\r\n", "\n").strip()
+    if "\n" in script:
+        return [*SCRIPT, script + "\n"]
+    try:
+        return shlex.split(script)
+    except ValueError:  # an unclosed quote
+        raise FormProblem("command", "form.quote", script) from None
 
 
 def _may_manage(viewer: Viewer, job: JobOut) -> bool:

@@ -3,6 +3,9 @@ GPU type and company size (SME share), and the same CSV exports as the API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -10,7 +13,7 @@ from axcenter.model.access import Role
 from axcenter.service import reports
 from axcenter.service.center import Center
 from axcenter.service.programs import get_program, list_programs
-from axcenter.service.schemas import UsageReportOut
+from axcenter.service.schemas import UsageReportOut, UsageRowOut
 from axcenter.web.charts import burndown_chart, spending_chart
 from axcenter.web.i18n import translate
 from axcenter.web.render import page
@@ -98,24 +101,57 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
 
 
 def _csv(body: str, name: str) -> Response:
+    """A CSV for people: UTF-8 with a byte-order mark, so that Excel on Korean Windows
+    reads the Hangul instead of guessing a legacy code page."""
     return Response(
-        body,
+        "\ufeff" + body,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
 
 
+def _header(lang: str) -> Callable[[str], str]:
+    """Column names in the page's language (the API's own names in English)."""
+    if lang != "ko":
+        return str
+    return lambda column: translate(f"csv.{column}", lang)
+
+
 @router.get("/programs/{ref}/usage.csv")
 def usage_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
-    """The API's ``/reports/usage?group_by=program&group_by=organization&format=csv``."""
+    """This program's usage by organization: the rows of the API's
+    ``/reports/usage?group_by=program&group_by=organization&format=csv`` that are the
+    program's, and the program's own total."""
     center: Center = request.app.state.center
-    get_program(center, viewer.who, ref)
+    program = get_program(center, viewer.who, ref)
     report = reports.usage(center, viewer.who, ("program", "organization"))
-    return _csv(reports.usage_csv(report), "usage")
+    totals = reports.usage(center, viewer.who, ("program",), waits=True)
+    mine = [r for r in totals.rows if r.keys.get("program") == program.name]
+    total = mine[0] if mine else _nothing(totals.total)
+    one = report.model_copy(
+        update={
+            "rows": [r for r in report.rows if r.keys.get("program") == program.name],
+            "total": total.model_copy(update={"keys": {"program": None}}),
+        }
+    )
+    return _csv(reports.usage_csv(one, _header(viewer.lang)), "usage")
+
+
+def _nothing(total: UsageRowOut) -> UsageRowOut:
+    """A total row of zeros (a program nobody used yet)."""
+    zero = {
+        name: (0 if isinstance(value, int) else None)
+        for name, value in total.model_dump().items()
+        if name != "keys"
+    }
+    return total.model_copy(
+        update={**zero, "granted_gpu_hours": Decimal(0), "used_gpu_hours": Decimal(0)}
+    )
 
 
 @router.get("/programs/{ref}/burndown.csv")
 def burndown_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
-    """The API's ``/reports/burndown/{program}?format=csv``."""
+    """The API's ``/reports/burndown/{program}?format=csv`` (days of the center's zone)."""
     center: Center = request.app.state.center
-    return _csv(reports.burndown_csv(reports.burndown(center, viewer.who, ref)), "burndown")
+    b = reports.burndown(center, viewer.who, ref)
+    return _csv(reports.burndown_csv(b, _header(viewer.lang)), "burndown")

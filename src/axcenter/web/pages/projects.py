@@ -1,14 +1,19 @@
-"""Projects: the list, and a project's grants (used vs granted), balances and warnings."""
+"""Projects: the list, and a project's grants (used vs granted), balances, warnings and
+usage over the last 30 days per day and user."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from axcenter.service.center import Center
+from axcenter.service.errors import Forbidden
 from axcenter.service.projects import get_project, list_projects
-from axcenter.web.charts import grant_chart
-from axcenter.web.render import page
+from axcenter.service.reports import project_usage
+from axcenter.web.charts import grant_chart, usage_chart
+from axcenter.web.render import center_zone, page
 from axcenter.web.session import PageViewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -25,6 +30,11 @@ def projects_page(request: Request, viewer: PageViewer) -> HTMLResponse:
 def project_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse:
     center: Center = request.app.state.center
     project = get_project(center, viewer.who, ref)
+    try:
+        usage = project_usage(center, viewer.who, ref)
+    except Forbidden:  # reviewers see a project's basic information only
+        usage = None
+    today = datetime.now(center_zone(request)).date()
     return page(
         request,
         viewer,
@@ -32,4 +42,5 @@ def project_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         lang=viewer.lang,
         project=project,
         grant=grant_chart(project, viewer.lang),
+        usage=usage_chart(usage, today, viewer.lang) if usage is not None else None,
     )

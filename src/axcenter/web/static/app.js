@@ -1,5 +1,12 @@
-// axcenter dashboard: charts from embedded JSON, live log tail, confirmations.
+// axcenter dashboard: charts from embedded JSON, live regions, live log tail, confirmations.
 // No inline scripts (the Content-Security-Policy forbids them).
+//
+// Live regions: a page whose <main> has data-refresh-s="N" is fetched again every N
+// seconds (while the tab is visible) and each element marked data-refresh="name" takes
+// the new page's element of that name where it changed (htmx's hx-select, in a few
+// lines). The server renders the same template, so a refreshed region is exactly what a
+// reload would show. A page that stops being live (a job that ended) drops the attribute
+// and the polling stops.
 "use strict";
 
 const LANG = document.documentElement.lang || "en";
@@ -19,20 +26,28 @@ function wonShort(value, lang) {
 
 function formatter(kind) {
   if (kind === "percent") return (v) => v + "%";
-  if (kind === "seconds") return (v) => (v >= 120 ? Math.round(v / 60) + "m" : v + "s");
+  if (kind === "seconds") {
+    const [min, sec] = LANG === "ko" ? ["분", "초"] : ["m", "s"];
+    return (v) => (v >= 120 ? Math.round(v / 60) + min : Math.round(v) + sec);
+  }
   if (kind && kind.startsWith("won-")) return (v) => wonShort(v, kind.slice(4));
   return (v) => Number(v).toLocaleString(LANG === "ko" ? "ko-KR" : "en-US");
 }
 
-function drawCharts() {
+function drawCharts(root) {
   if (typeof Chart === "undefined") return;
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
-  for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
+  for (const canvas of (root || document).querySelectorAll("canvas[data-chart]")) {
     const source = document.getElementById(canvas.dataset.chart);
     if (!source) continue;
     const config = JSON.parse(source.textContent);
     const extra = config.options || {};
+    // a series with one or two values draws its points (a line needs two to show)
+    for (const set of config.data.datasets || []) {
+      const values = (set.data || []).filter((v) => v !== null && v !== undefined);
+      if (config.type === "line" && values.length <= 2) set.pointRadius = 3;
+    }
     const format = formatter(extra.yFormat);
     const valueAxis = extra.horizontal ? "x" : "y";
     const options = {
@@ -77,15 +92,60 @@ function tailLogs() {
 }
 
 function confirmations() {
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
+  // delegated: forms inside refreshed regions are new elements
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
+  });
+}
+
+function replaceRegion(old, fresh) {
+  if (old.innerHTML === fresh.innerHTML) return false;
+  const open = [...old.querySelectorAll("details")].map((d) => d.open);
+  for (const canvas of old.querySelectorAll("canvas")) {
+    const chart = typeof Chart !== "undefined" && Chart.getChart(canvas);
+    if (chart) chart.destroy();
   }
+  old.innerHTML = fresh.innerHTML;
+  old.querySelectorAll("details").forEach((d, i) => { if (open[i]) d.open = true; });
+  drawCharts(old);
+  return true;
+}
+
+function liveRegions() {
+  const main = document.querySelector("main[data-refresh-s]");
+  if (!main) return;
+  let every = Number(main.dataset.refreshS) * 1000;
+  const poll = async () => {
+    if (!document.hidden) {
+      try {
+        const r = await fetch(location.href, { credentials: "same-origin", headers: { "X-Refresh": "1" } });
+        if (r.ok) {
+          const fresh = new DOMParser().parseFromString(await r.text(), "text/html");
+          for (const region of document.querySelectorAll("[data-refresh]")) {
+            const next = fresh.querySelector(`[data-refresh="${region.dataset.refresh}"]`);
+            if (next) replaceRegion(region, next);
+          }
+          const freshMain = fresh.querySelector("main");
+          if (freshMain && !freshMain.dataset.refreshS) {
+            main.removeAttribute("data-refresh-s");
+            return; // nothing changes any more (a job that ended)
+          }
+          if (freshMain) every = Number(freshMain.dataset.refreshS) * 1000;
+          main.dataset.refreshed = String(Date.now());
+        }
+      } catch (e) { /* the next poll retries */ }
+    }
+    setTimeout(poll, every);
+  };
+  setTimeout(poll, every);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   drawCharts();
   tailLogs();
   confirmations();
+  liveRegions();
 });
