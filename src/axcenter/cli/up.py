@@ -13,7 +13,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from axcenter.service.bootstrap import Credential
-    from axcenter.service.center import Center
+    from axcenter.service.center import AnotherController, Center
     from axcenter.settings import Settings
 
 __all__ = ["up"]
@@ -60,7 +60,7 @@ def up(
 
     from axcenter.api.app import create_app
     from axcenter.service.bootstrap import DEMO_GPUS, ensure_operator, load_demo
-    from axcenter.service.center import Center
+    from axcenter.service.center import AnotherController, Center
     from axcenter.settings import Settings
 
     flags: dict[str, Any] = {
@@ -79,8 +79,6 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console(stderr=True)
-    from axcenter.store.db import AnotherController
-
     try:
         center = Center(settings)
         center.start()

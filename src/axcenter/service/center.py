@@ -21,10 +21,10 @@ from axcenter.executors.local import LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.settings import Settings
-from axcenter.store.db import Store
+from axcenter.store.db import AnotherController, Store
 from axcenter.store.group_commit import GroupCommit
 
-__all__ = ["Center"]
+__all__ = ["AnotherController", "Center"]
 
 log = logging.getLogger(__name__)
 
