@@ -13,7 +13,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from axcenter.service.bootstrap import Credential
-    from axcenter.service.center import AnotherController, Center
+    from axcenter.service.center import Center
     from axcenter.settings import Settings
 
 __all__ = ["up"]
