@@ -139,6 +139,15 @@ class FakeServer:
                     return response
                 items.append(response.json())
             return httpx.Response(201, json={"items": items})
+        if path == "/api/v1/arrays" and method == "POST":
+            indices = body.pop("indices")
+            response = self._submit(user, body)
+            if response.is_error:
+                return response
+            task = response.json()
+            array = {"array_id": "arr_1", "tasks": 1, "first_index": 0, "last_index": 0}
+            task["array_id"], task["indices"] = "arr_1", indices
+            return httpx.Response(201, json={**array, "states": {"pending": 1}})
         if path == "/api/v1/jobs" and method == "GET":
             return self._list(user, query)
         if path == "/api/v1/cluster" and method == "GET":

@@ -1,4 +1,4 @@
-"""Job commands: ``submit``, ``jobs``, ``show``, ``logs``, ``cancel``, ``wait``.
+"""Job commands (``submit`` has its own module): ``jobs``, ``show``, ``logs``, ``cancel``, ``wait``.
 
 The functions here are plain Typer commands registered by ``axcenter.cli.main``. They get
 their API client from ``ctx.obj``, a zero-argument opener that the app callback stores, so
@@ -7,11 +7,8 @@ the way clients are made (and replaced in tests) is decided in one place.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -20,9 +17,9 @@ import typer
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.durations import format_duration, parse_duration, parse_memory
+from axcenter.cli.durations import format_duration, parse_duration
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
-from axcenter.model.jobs import JobOutput, JobState
+from axcenter.model.jobs import JobState
 
 __all__ = [
     "EXIT_TIMEOUT",
@@ -33,8 +30,8 @@ __all__ = [
     "logs",
     "print_json",
     "show",
-    "submit",
     "wait",
+    "wait_and_exit",
 ]
 
 #: ``axc wait`` exit status when the job is still not finished at the timeout (as timeout(1)).
@@ -90,7 +87,7 @@ def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
     return f"{text} ({', '.join(details)})" if details else text
 
 
-def _wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
+def wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
     job = client.wait_job(job_id, timeout)
     code = exit_code_for(job)
     style = "green" if code == 0 else "yellow" if code == EXIT_TIMEOUT else "red"
@@ -99,13 +96,6 @@ def _wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
 
 
 # -- parsers for options -------------------------------------------------------------------
-
-
-def _time_limit(text: str) -> int:
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise ValueError("the time limit must be more than zero")
-    return seconds
 
 
 def _timeout(text: str) -> float:
@@ -119,146 +109,7 @@ def _timeout(text: str) -> float:
     return seconds
 
 
-def _env_pairs(items: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key or key != key.strip():
-            raise typer.BadParameter(f"{item!r}: use KEY=VALUE or KEY", param_hint="'--env'")
-        if not sep:  # KEY alone passes this shell's value through, like `docker run -e`
-            if key not in os.environ:
-                raise typer.BadParameter(
-                    f"{key} is not set here; use {key}=VALUE", param_hint="'--env'"
-                )
-            value = os.environ[key]
-        env[key] = value
-    return env
-
-
 # -- commands ------------------------------------------------------------------------------
-
-
-def submit(
-    ctx: typer.Context,
-    command: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="-- CMD",
-            help="The command to run; put it after `--` so its options stay its own.",
-            show_default=False,
-        ),
-    ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project name or prj_ id.")
-    ] = None,
-    gpus: Annotated[int, typer.Option("--gpus", "-g", min=0, help="GPUs per node.")] = 1,
-    gpu_type: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--gpu-type",
-            help="Accepted GPU type (repeatable, or comma-separated); default: any.",
-            show_default=False,
-        ),
-    ] = None,
-    nodes: Annotated[int, typer.Option("--nodes", "-N", min=1, help="Nodes (gang).")] = 1,
-    cpus: Annotated[int | None, typer.Option("--cpus", "-c", min=1, help="CPUs per node.")] = None,
-    mem: Annotated[
-        int | None,
-        typer.Option(
-            "--mem",
-            parser=parse_memory,
-            metavar="SIZE",
-            help="Memory per node: 16G, 512M, or plain MB.",
-        ),
-    ] = None,
-    time_limit: Annotated[
-        int | None,
-        typer.Option(
-            "--time-limit",
-            "-t",
-            parser=_time_limit,
-            metavar="DURATION",
-            help="Wall-clock limit: 90s, 30m, 2h, 1d, 1h30m, HH:MM:SS, or plain seconds.",
-        ),
-    ] = None,
-    priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="A label.")] = None,
-    workdir: Annotated[
-        str | None,
-        typer.Option("--workdir", "-w", help="Working directory; default: the current one."),
-    ] = None,
-    env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--env",
-            "-e",
-            metavar="KEY=VALUE",
-            help="Environment variable (repeatable); KEY alone copies it from here.",
-            show_default=False,
-        ),
-    ] = None,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key", help="Resubmitting with the same key returns the same job."
-        ),
-    ] = None,
-    output: Annotated[
-        JobOutput,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Where stdout and stderr go: the job's log (`axc logs`), or discard them "
-            "(no log file per job, as Slurm's --output=/dev/null).",
-        ),
-    ] = JobOutput.LOG,
-    wait_: Annotated[
-        bool, typer.Option("--wait", help="Wait for the job and exit like `axc wait`.")
-    ] = False,
-    array: Annotated[
-        str | None,
-        typer.Option(
-            "--array",
-            metavar="FIRST-LAST[:STEP]",
-            help="Run one task per index (AXC_ARRAY_INDEX); prints the array id.",
-        ),
-    ] = None,
-) -> None:
-    """Submit a job and print its id (so `JOB=$(axc submit -- ...)` works)."""
-    if not command:
-        render.print_error(
-            "no command given: put the command after `--`, e.g. "
-            "`axc submit --gpus 1 -- python train.py`"
-        )
-        raise typer.Exit(2)
-    gpu_types = [t.strip() for item in gpu_type or [] for t in item.split(",") if t.strip()]
-    with connect(ctx) as client:
-        submit_ = client.submit_job
-        if array is not None:
-            if wait_:
-                render.print_error("--wait takes one job; wait for array tasks one by one")
-                raise typer.Exit(2)
-            submit_ = functools.partial(client.submit_array, indices=array)
-        job = submit_(
-            project=project,
-            name=name,
-            command=command,
-            workdir=os.path.abspath(workdir or os.getcwd()),
-            env=_env_pairs(env or []),
-            gpus_per_node=gpus,
-            nodes=nodes,
-            cpus_per_node=cpus,
-            memory_mb_per_node=mem,
-            time_limit_s=time_limit,
-            priority=priority,
-            gpu_types=gpu_types,
-            output=output.value,
-            idempotency_key=idempotency_key,
-        )
-        typer.echo(job.get("array_id") or job["id"])
-        if wait_:
-            sys.stdout.flush()
-            _wait_and_exit(client, str(job["id"]), None)
 
 
 def list_jobs(
@@ -387,4 +238,4 @@ def wait(
     ended otherwise (cancelled, timed out, failed without a code), 124 on timeout.
     """
     with connect(ctx) as client:
-        _wait_and_exit(client, job_id, timeout)
+        wait_and_exit(client, job_id, timeout)

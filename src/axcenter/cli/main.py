@@ -32,6 +32,7 @@ from axcenter.cli import (
     projects,
     render,
     reports,
+    submit,
     users,
 )
 from axcenter.cli.up import up
@@ -217,7 +218,9 @@ def cluster(
         render.out_console().print(render.cluster_view(state))
 
 
-app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
+app.command(
+    "submit", cls=submit.SubmitCommand, context_settings={"allow_interspersed_args": False}
+)(submit.submit)
 app.command("jobs")(jobs.list_jobs)
 app.command("show")(jobs.show)
 app.command("logs")(jobs.logs)

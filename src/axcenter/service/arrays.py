@@ -1,8 +1,9 @@
 """Job arrays: one spec run once per index, each task scheduled and accounted as a job.
 
-``axc submit --array 0-1999 -- CMD`` makes 2,000 jobs in one transaction, all sharing an
-``arr_…`` id; each task sees its index in ``AXC_ARRAY_INDEX``. Tasks can be listed,
-shown and cancelled one by one, or all at once through the array id.
+``axc submit --array 0-1999 -- CMD`` (or ``1,3,5-9:2``, as Slurm writes it) makes 2,000
+jobs in one transaction, all sharing an ``arr_…`` id; each task sees its index in
+``AXC_ARRAY_INDEX``. Tasks can be listed, shown and cancelled one by one, or all at once
+through the array id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select, update
 
 from axcenter.model.access import Principal
+from axcenter.model.arrays import parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
@@ -32,19 +34,21 @@ __all__ = ["MAX_TASKS", "array_view", "cancel_array", "parse_indices", "submit_a
 MAX_TASKS = 100_000
 
 
-def parse_indices(spec: str) -> range:
-    """``"0-1999"``, ``"0-1999:10"`` (every 10th) or ``"7"`` -> the indices."""
-    body, _, step_text = spec.partition(":")
-    first_text, _, last_text = body.partition("-")
-    first = int(first_text)
-    last = int(last_text) if last_text else first
-    step = int(step_text) if step_text else 1
-    if last < first or step < 1:
-        raise InvalidInput("indices", f"{spec!r} is empty: write FIRST-LAST[:STEP], FIRST <= LAST")
-    indices = range(first, last + 1, step)
-    if len(indices) > MAX_TASKS:
-        raise InvalidInput("indices", f"{len(indices)} tasks; an array has at most {MAX_TASKS}")
-    return indices
+def parse_indices(spec: str) -> tuple[int, ...]:
+    """The indices of Slurm's ``--array`` forms (``model.arrays``): ``0-1999``,
+    ``0-1999:10``, ``1,3,5-9``, ``7``. A ``%`` throttle is refused, as the scheduler
+    cannot keep to it yet."""
+    try:
+        parsed = parse_array(spec, max_tasks=MAX_TASKS)
+    except ValueError as exc:
+        raise InvalidInput("indices", str(exc)) from None
+    if parsed.throttle is not None:
+        raise InvalidInput(
+            "indices",
+            f"array {spec!r}: a % throttle (at most N tasks at once) is not supported yet; "
+            "submit without it, or cap the project's running jobs (axc project limits)",
+        )
+    return parsed.indices
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:

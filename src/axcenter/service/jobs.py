@@ -303,12 +303,19 @@ def _new_job(
     if time_limit > settings.max_time_limit_s:
         raise InvalidInput(
             "time_limit_s",
-            f"{time_limit} s is above the center's maximum of {settings.max_time_limit_s} s",
+            f"{_duration(time_limit)} is above the center's maximum of "
+            f"{_duration(settings.max_time_limit_s)}",
         )
     job_id = new_id("job")
     if req.workdir is not None:
         if not os.path.isabs(req.workdir):
             raise InvalidInput("workdir", f"must be an absolute path, got {req.workdir!r}")
+        if not os.path.isdir(req.workdir):
+            raise InvalidInput(
+                "workdir",
+                f"{req.workdir} is not a directory on this center: create it, or leave the "
+                "working directory out (a new directory of the job's own)",
+            )
         workdir = req.workdir
     else:
         workdir = os.path.join(_real_dir(settings.jobs_dir), job_id)
@@ -330,6 +337,8 @@ def _new_job(
         idempotency_key=req.idempotency_key,
         submitted_at=now,
         output=req.output,
+        output_path=req.output_path,
+        error_path=req.error_path,
     )
 
 
@@ -353,8 +362,8 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.gpus_per_node > most:
             raise InvalidInput(
                 "gpus_per_node",
-                f"{req.gpus_per_node} GPUs per node requested, but the largest node "
-                f"{'of the accepted types ' if req.gpu_types else ''}has {most}",
+                f"{_count(req.gpus_per_node, 'GPU')} per node requested, but the largest "
+                f"node {'of the accepted types ' if req.gpu_types else ''}has {most}",
             )
         by_type: dict[str, int] = {}
         for n in usable:
@@ -363,17 +372,36 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.nodes > max(by_type.values(), default=0):
             raise InvalidInput(
                 "nodes",
-                f"{req.nodes} nodes with {req.gpus_per_node} GPUs each requested, but at most "
-                f"{max(by_type.values(), default=0)} nodes of one GPU type have that many",
+                f"{_count(req.nodes, 'node')} with {_count(req.gpus_per_node, 'GPU')} each "
+                f"requested, but {_count(max(by_type.values(), default=0), 'node')} of one "
+                "GPU type at most have that many",
             )
     elif req.nodes > len(nodes):
-        raise InvalidInput("nodes", f"{req.nodes} nodes requested, the center has {len(nodes)}")
+        raise InvalidInput(
+            "nodes",
+            f"{_count(req.nodes, 'node')} requested, the center has {_count(len(nodes), 'node')}",
+        )
     cpus = req.cpus_per_node or DEFAULT_CPUS
     if cpus > max((n.cpus for n in usable), default=0):
         raise InvalidInput("cpus_per_node", f"no node has {cpus} CPUs")
     memory = req.memory_mb_per_node or DEFAULT_MEMORY_MB
     if memory > max((n.memory_mb for n in usable), default=0):
         raise InvalidInput("memory_mb_per_node", f"no node has {memory} MB of memory")
+
+
+def _duration(seconds: int) -> str:
+    """``7 days``, ``1 day 2 h``, ``90 min``, ``45 s``: as a person would say it."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [_count(days, "day")] if days else []
+    parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
+    return " ".join(parts) or "0 s"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 node``, ``2 nodes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _pending(job: NewJob) -> PendingJob:
@@ -415,6 +443,8 @@ def _out_new(job: NewJob, project: str, user: str) -> JobOut:
         gpu_type=None,
         placement=[],
         output=job.output.value,
+        output_path=job.output_path,
+        error_path=job.error_path,
         submitted_at=job.submitted_at,
         started_at=None,
         ended_at=None,
@@ -478,6 +508,8 @@ def _out(
         gpu_type=row.gpu_type,
         placement=placement,
         output=row.output,
+        output_path=row.output_path,
+        error_path=row.error_path,
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -678,6 +710,8 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
             priority=row.priority,
             gpu_types=list(row.gpu_types),
             output=JobOutput(row.output),
+            output_path=row.output_path,
+            error_path=row.error_path,
         )
     (result,) = submit(center, who, [spec])
     return result

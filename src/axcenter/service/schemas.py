@@ -10,9 +10,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from axcenter.model.jobs import JobOutput
+from axcenter.model.logpath import check_log_pattern
 
 __all__ = [
     "AllocationListOut",
@@ -101,6 +102,14 @@ EnvValue = Annotated[str, StringConstraints(max_length=4096)]
 GpuType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
 
 
+def _log_pattern(value: str) -> str:
+    check_log_pattern(value)  # its ValueError names the fault and the accepted symbols
+    return value
+
+
+LogPattern = Annotated[str, AfterValidator(_log_pattern)]
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -118,13 +127,18 @@ class JobIn(BaseModel):
     gpu_types: Annotated[list[GpuType], Field(max_length=16)] = []
     #: "log": stdout and stderr to the job's log (``axc logs``); "discard": nowhere
     output: JobOutput = JobOutput.LOG
+    #: Slurm's ``--output``/``--error`` file name patterns (``model.logpath``): stored as
+    #: written, expanded at launch; None: the center's log of the job
+    output_path: LogPattern | None = None
+    error_path: LogPattern | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 class ArrayIn(JobIn):
-    """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``)."""
+    """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``); ``indices`` as
+    Slurm's ``--array`` writes them (``model.arrays``)."""
 
-    indices: Annotated[str, StringConstraints(pattern=r"^\d{1,6}-\d{1,6}(:\d{1,6})?$|^\d{1,6}$")]
+    indices: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
 
 class ArrayOut(BaseModel):
@@ -175,6 +189,8 @@ class JobOut(BaseModel):
     gpu_type: str | None
     placement: list[PlacementOut]
     output: str = JobOutput.LOG.value
+    output_path: str | None = None
+    error_path: str | None = None
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

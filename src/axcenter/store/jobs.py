@@ -68,6 +68,8 @@ class NewJob:
     idempotency_key: str | None
     submitted_at: datetime
     output: JobOutput = JobOutput.LOG
+    output_path: str | None = None
+    error_path: str | None = None
     array_id: str | None = None
     array_index: int | None = None
 
@@ -130,6 +132,8 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "priority": j.priority,
             "gpu_types": j.gpu_types,
             "output": j.output.value,
+            "output_path": j.output_path,
+            "error_path": j.error_path,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,

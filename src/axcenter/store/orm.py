@@ -208,6 +208,9 @@ class Job(Base):
     gpu_types: Mapped[list[Any]]
     #: where its output goes (``JobOutput``)
     output: Mapped[str] = mapped_column(String(16), default="log", server_default="log")
+    #: Slurm's --output/--error file name patterns (``model.logpath``); None: the log
+    output_path: Mapped[str | None] = mapped_column(Text)
+    error_path: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(300))

@@ -1,0 +1,30 @@
+"""a job's output and error file name patterns (jobs.output_path, jobs.error_path)
+
+Slurm's ``--output``/``--error`` patterns (``%j %A %a %x %u %N``), stored as the user
+wrote them and expanded when the job starts (``axcenter.model.logpath``). NULL, as for
+every job until now: the center's log of the job.
+
+Revision ID: 0010_i20_job_log_paths
+Revises: 0008
+Create Date: 2026-12-07 06:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_i20_job_log_paths"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("output_path", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("error_path", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("error_path")
+        batch_op.drop_column("output_path")
