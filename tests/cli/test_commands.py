@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from axcenter.cli import main
@@ -438,3 +439,74 @@ def test_sim_is_listed_and_loaded_on_use() -> None:
     shown = runner.invoke(main.app, ["sim", "--help"])
     assert shown.exit_code == 0, shown.output
     assert "capacity" in shown.output and "--install-completion" not in shown.output
+
+
+def _all_commands() -> list[list[str]]:
+    """Every command and sub-command of ``axc``, as words (loads each lazily)."""
+    root = typer.main.get_command(main.app)
+    ctx = root.make_context("axc", ["--help"], resilient_parsing=True)
+    found = []
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        found.append([name])
+        for sub in getattr(command, "commands", {}):
+            found.append([name, sub])
+    return found
+
+
+def test_every_help_renders_as_written() -> None:
+    """No Rich markup eats brackets, no reStructuredText quotes leak into help."""
+    runner = CliRunner()
+    commands = _all_commands()
+    assert ["submit"] in commands and ["quota", "set"] in commands and ["sim", "run"] in commands
+    for words in commands:
+        result = runner.invoke(main.app, [*words, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (words, result.output)
+        assert "``" not in result.output, words
+    up = runner.invoke(main.app, ["up", "--help"], env={"COLUMNS": "200"}).output
+    assert "[env AXC_PORT]" in up and "TYPE:GPUS[xNODES]" in up
+
+
+def test_the_root_help_lists_each_command_with_its_own_words() -> None:
+    """``axc --help`` lists commands from main's tables without importing them: the
+    tables must say what each command says of itself."""
+    root = typer.main.get_command(main.app)
+    ctx = root.make_context("axc", ["--help"], resilient_parsing=True)
+    for name, (_, _, text) in {**main._COMMANDS, **main._GROUPS}.items():
+        assert root.get_command(ctx, name).get_short_help_str(limit=1000) == text, name
+    code = "import sys; from axcenter.cli.main import app; app(['--help'])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "sim          Replay traces" in done.stdout
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert not loaded & {"rich", "httpx", "axcenter.cli.alloc", "axcenter.cli.sim"}
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [("axc su", 1, "submit"), ("axc quota ", 2, "set"), ("axc submit --gre", 2, "--gres")],
+)
+def test_bash_completion(words: str, cword: int, expected: str) -> None:
+    """What completions/axc.bash asks ``axc`` for on each TAB, lazy commands included."""
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    env["_AXC_COMPLETE"] = "complete_bash"
+    code = "from axcenter.cli.main import app; app(prog_name='axc')"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
+    )
+    assert expected in done.stdout.split(), done
+
+
+def test_completion_scripts_are_what_axc_generates() -> None:
+    scripts = Path(__file__).parents[2] / "completions"
+    for shell, name in (("bash", "axc.bash"), ("zsh", "_axc")):
+        env = {**os.environ, "_AXC_COMPLETE": f"source_{shell}"}
+        code = "from axcenter.cli.main import app; app(prog_name='axc')"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
+        )
+        assert done.stdout == (scripts / name).read_text(), shell

@@ -7,92 +7,23 @@ the way clients are made (and replaced in tests) is decided in one place.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.durations import format_duration, parse_duration
-from axcenter.client.http import TERMINAL_STATES, ApiError, Client
+from axcenter.cli.common import connect, new_app, option_parser, print_json, wait_and_exit
+from axcenter.cli.durations import parse_duration
+from axcenter.client.http import TERMINAL_STATES, ApiError
 from axcenter.model.jobs import JobState
 
-__all__ = [
-    "EXIT_TIMEOUT",
-    "cancel",
-    "connect",
-    "exit_code_for",
-    "list_jobs",
-    "logs",
-    "print_json",
-    "show",
-    "wait",
-    "wait_and_exit",
-]
+__all__ = ["cancel", "commands", "list_jobs", "logs", "show", "wait"]
 
-#: ``axc wait`` exit status when the job is still not finished at the timeout (as timeout(1)).
-EXIT_TIMEOUT = 124
 #: Pause between log reads that returned nothing while following a live job.
 _FOLLOW_PAUSE_S = 0.3
-
-ClientOpener = Callable[[], Client]
-
-
-def connect(ctx: typer.Context) -> Client:
-    """The API client for this invocation (see ``axcenter.cli.main.client_factory``)."""
-    opener: ClientOpener | None = ctx.obj
-    if opener is None:
-        raise RuntimeError("axc commands must run under the axc app callback")
-    return opener()
-
-
-def print_json(value: Any) -> None:
-    """Machine-readable output: plain JSON on stdout, no Rich markup or wrapping."""
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def exit_code_for(job: dict[str, Any]) -> int:
-    """``axc wait``'s exit status for the last state seen of a job.
-
-    0 succeeded, the job's own code (1..255) if it failed with one, 1 for any other end,
-    124 if the job has not finished.
-    """
-    state = job.get("state")
-    if state not in TERMINAL_STATES:
-        return EXIT_TIMEOUT
-    if state == JobState.SUCCEEDED:
-        return 0
-    code = job.get("exit_code")
-    if state == JobState.FAILED and isinstance(code, int) and 1 <= code <= 255:
-        return code
-    return 1
-
-
-def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
-    state = str(job.get("state", "?"))
-    text = f"{job.get('id', '?')}: {state}"
-    if state not in TERMINAL_STATES:
-        waited = "" if timeout is None else f" after {format_duration(timeout)}"
-        return f"{text} (not finished{waited})"
-    details = []
-    if job.get("exit_code") is not None:
-        details.append(f"exit code {job['exit_code']}")
-    reason = job.get("reason")
-    if reason and str(reason) not in details:  # the server's reason may be "exit code 3"
-        details.append(str(reason))
-    return f"{text} ({', '.join(details)})" if details else text
-
-
-def wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
-    job = client.wait_job(job_id, timeout)
-    code = exit_code_for(job)
-    style = "green" if code == 0 else "yellow" if code == EXIT_TIMEOUT else "red"
-    render.err_console().print(_describe_end(job, timeout), style=style, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 # -- parsers for options -------------------------------------------------------------------
@@ -152,7 +83,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
     """Show one job (spec, state and reason, placement, times, exit code, events), or an
-    array's tasks per state when given an ``arr_`` id."""
+    array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
         if job_id.startswith("arr_"):
             view = client.get_array(job_id)
@@ -226,7 +157,7 @@ def wait(
         float | None,
         typer.Option(
             "--timeout",
-            parser=_timeout,
+            parser=option_parser(_timeout),
             metavar="DURATION",
             help="Give up after this long (seconds or 10m, 1h...); exit status 124.",
         ),
@@ -239,3 +170,12 @@ def wait(
     """
     with connect(ctx) as client:
         wait_and_exit(client, job_id, timeout)
+
+
+#: the commands of this module, as ``axcenter.cli.main`` loads them
+commands = new_app()
+commands.command("jobs")(list_jobs)
+commands.command("show")(show)
+commands.command("logs")(logs)
+commands.command("cancel")(cancel)
+commands.command("wait")(wait)

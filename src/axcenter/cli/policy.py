@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.durations import parse_duration
-from axcenter.cli.jobs import connect, print_json
 
 __all__ = [
     "cohort_app",
@@ -37,16 +37,16 @@ __all__ = [
     "reservations_table",
 ]
 
-quota_app = typer.Typer(
+quota_app = new_app(
     help="GPU quotas of projects: guaranteed (nominal), borrowing and lending limits.",
     no_args_is_help=True,
 )
-cohort_app = typer.Typer(
+cohort_app = new_app(
     help="Cohorts: groups of projects that lend idle quota to each other.",
     no_args_is_help=True,
 )
-project_app = typer.Typer(help="Project scheduling settings.", no_args_is_help=True)
-reservation_app = typer.Typer(
+project_app = new_app(help="Projects: members, allocations, limits.", no_args_is_help=True)
+reservation_app = new_app(
     help="Reservations: devices held for one project during a time window.",
     no_args_is_help=True,
 )

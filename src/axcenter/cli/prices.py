@@ -12,12 +12,12 @@ from rich.text import Text
 
 from axcenter.cli import render
 from axcenter.cli.alloc import say, table, text, utc, won
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.policy import parse_when
 
 __all__ = ["app", "prices_table"]
 
-app = typer.Typer(help="The price book: won per GPU-hour.", no_args_is_help=True)
+app = new_app(help="The price book: won per GPU-hour.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

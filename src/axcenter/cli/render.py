@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from axcenter.cli.common import print_error
 from axcenter.cli.durations import format_duration
 
 __all__ = [
@@ -69,11 +70,6 @@ def out_console() -> Console:
 def err_console() -> Console:
     """A console on the current stderr, for messages that must not pollute stdout."""
     return Console(stderr=True)
-
-
-def print_error(message: str) -> None:
-    """``error: message`` in red on stderr, never re-wrapped (scripts grep for it)."""
-    err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def state_text(state: str | None) -> Text:

@@ -22,13 +22,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from axcenter.cli import render
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.durations import format_duration
-from axcenter.cli.jobs import connect, print_json
 from axcenter.cli.policy import parse_when
 
 __all__ = ["app", "burndown", "usage"]
 
-app = typer.Typer(help="Usage reports and program burn-downs.", no_args_is_help=True)
+app = new_app(help="Usage reports and program burn-downs.", no_args_is_help=True)
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _FIGURES = (

@@ -25,18 +25,18 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
-from axcenter.cli import batch, render
+from axcenter.cli import batch
+from axcenter.cli.common import connect, new_app, option_parser, print_error, wait_and_exit
 from axcenter.cli.durations import (
     DURATION_FORMS,
     parse_gpus,
     parse_memory,
     parse_time_limit,
 )
-from axcenter.cli.jobs import connect, wait_and_exit
 from axcenter.model.arrays import parse_array
 from axcenter.model.logpath import LOG_SYMBOLS, check_log_pattern
 
-__all__ = ["SubmitCommand", "submit"]
+__all__ = ["SubmitCommand", "commands", "submit"]
 
 #: ``--output`` values that are not file name patterns
 _DISCARD = {"discard", "/dev/null"}
@@ -165,7 +165,10 @@ def submit(
     mem: Annotated[
         int | None,
         typer.Option(
-            "--mem", parser=parse_memory, metavar="SIZE", help="Memory per node: 16G, 512M, MB."
+            "--mem",
+            parser=option_parser(parse_memory),
+            metavar="SIZE",
+            help="Memory per node: 16G, 512M, MB.",
         ),
     ] = None,
     time_limit: Annotated[
@@ -174,7 +177,7 @@ def submit(
             "--time",
             "-t",
             "--time-limit",
-            parser=_time,
+            parser=option_parser(_time),
             metavar="TIME",
             help=f"Wall-clock limit: {DURATION_FORMS}.",
         ),
@@ -218,7 +221,7 @@ def submit(
         typer.Option(
             "--output",
             "-o",
-            parser=_pattern,
+            parser=option_parser(_pattern),
             metavar="PATTERN",
             help="Where stdout (and stderr, unless --error) goes: the center's log of the "
             f"job (log, read by `axc logs`), nowhere (discard or /dev/null), or a file "
@@ -230,7 +233,7 @@ def submit(
         typer.Option(
             "--error",
             "-e",
-            parser=_pattern,
+            parser=option_parser(_pattern),
             metavar="PATTERN",
             help="Where stderr goes, as --output; default: with stdout.",
         ),
@@ -243,7 +246,7 @@ def submit(
         typer.Option(
             "--array",
             "-a",
-            parser=_array,
+            parser=option_parser(_array),
             metavar="INDICES",
             help="One task per index (AXC_ARRAY_INDEX): 0-15, 0-15:4, 1,3,5; prints the array id.",
         ),
@@ -272,7 +275,7 @@ def submit(
 
 
 def _usage(message: str) -> NoReturn:
-    render.print_error(message)
+    print_error(message)
     raise typer.Exit(2)
 
 
@@ -303,7 +306,7 @@ def _from_script(
             + "\n(remove or change these lines, or give other options on the command line)"
         )
     for note in translation.ignored:
-        render.err_console().print(f"{path}: {note}", style="yellow", soft_wrap=True, markup=False)
+        typer.secho(f"{path}: {note}", fg="yellow", err=True)
     command = ctx.command
     from_script: dict[str, Any] = {}
     merged: dict[str, list[str]] = {}
@@ -368,7 +371,7 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
     env, notes = _export(params.get("export") or [])
     env.update(_env_pairs(params.get("env") or []))
     for note in notes:
-        render.err_console().print(note, style="yellow", soft_wrap=True, markup=False)
+        typer.secho(note, fg="yellow", err=True)
     output = params["output"]
     fields: dict[str, Any] = {
         "project": params.get("project"),
@@ -402,3 +405,10 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         if wait_:
             sys.stdout.flush()
             wait_and_exit(client, str(job["id"]), None)
+
+
+#: this module's command, as ``axcenter.cli.main`` loads it
+commands = new_app()
+commands.command("submit", cls=SubmitCommand, context_settings={"allow_interspersed_args": False})(
+    submit
+)

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from axcenter.cli.common import new_app
+
 if TYPE_CHECKING:
     from axcenter.service.bootstrap import Credential
     from axcenter.service.center import Center
     from axcenter.settings import Settings
 
-__all__ = ["up"]
+__all__ = ["commands", "up"]
 
 #: how long a thread may hold the GIL while another waits for it (CPython's default is
 #: 5 ms). The service's threads mostly wait on sockets and the database, and each wait
@@ -117,3 +119,8 @@ def _announce(
         for c in creds:
             console.print(f"  {c.user} ({c.role}, {c.organization}): {c.token}", soft_wrap=True)
         console.print(f"export AXC_URL={url} AXC_TOKEN={creds[0].token}", soft_wrap=True)
+
+
+#: this module's command, as ``axcenter.cli.main`` loads it
+commands = new_app()
+commands.command("up")(up)

@@ -3,21 +3,26 @@
 Methods return the server's JSON as plain dicts so that the CLI, scripts and notebooks can
 use them without another layer of models. Every failure, HTTP or network, becomes one
 exception type, ``ApiError``, carrying the server's human-readable ``detail``.
+
+httpx is imported when the first ``Client`` is made, not with this module: ``axc``
+commands that never reach the server (help, bad input) start without it.
 """
 
 from __future__ import annotations
 
 import math
-import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
-import httpx
-
 from axcenter import __version__
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 __all__ = ["TERMINAL_STATES", "ApiError", "Client"]
 
@@ -73,6 +78,8 @@ def _tls(url: str) -> ssl.SSLContext | bool:
     the bundle, which cost 40 ms, a tenth of every ``axc`` command."""
     if url.startswith("https://"):
         return True
+    import ssl  # noqa: PLC0415  (httpx imports it anyway; not before a client is made)
+
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
@@ -86,8 +93,11 @@ class Client:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        import httpx  # noqa: PLC0415  (see the module docstring)
+
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._httpx = httpx
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
             headers={
@@ -122,9 +132,9 @@ class Client:
                 json=json,
                 timeout=self.timeout if timeout is None else timeout,
             )
-        except httpx.TimeoutException as exc:
+        except self._httpx.TimeoutException as exc:
             raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
+        except self._httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
         if response.is_error:
             raise ApiError(response.status_code, _detail(response))
@@ -406,9 +416,9 @@ class Client:
                     response.read()
                     raise ApiError(response.status_code, _detail(response))
                 yield from response.iter_bytes(chunk_size)
-        except httpx.TimeoutException as exc:
+        except self._httpx.TimeoutException as exc:
             raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
+        except self._httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
 
     # -- reports ------------------------------------------------------------------------------
