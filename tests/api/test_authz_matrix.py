@@ -75,6 +75,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/arrays/{array_id}"): row("AA AA HH AH AH"),
     ("POST", "/arrays/{array_id}/cancel"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/charges"): row("AA AA HH AH AH"),
+    ("GET", "/accounting/jobs"): row("SS SS NN SN SN"),
     ("GET", "/cluster"): row("AA AA AA AA AA"),
     # center-wide figures that name no tenant
     ("GET", "/cluster/history"): row("AA AA AA AA AA"),
@@ -513,6 +514,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/cohorts": side.project,
         "/reservations": side.project,
         "/export/history": side.job,
+        "/accounting/jobs": side.job,
         "/reports/usage": side.project,
         "/programs": w.program,
         "/organizations": side.org,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ __all__ = [
     "cancel",
     "get_job",
     "job_out",
+    "job_ref",
     "list_jobs",
     "read_log",
     "submit",
@@ -522,6 +524,29 @@ def _out(
     )
 
 
+#: a task of an array as Slurm's JOBID_IDX writes it: ``arr_…_7``
+_TASK_REF = re.compile(r"(?P<array>arr_[0-9a-z]+)_(?P<index>\d{1,7})")
+
+
+def job_ref(center: Center, who: Principal, ref: str) -> str:
+    """The job id that ``ref`` names: a job id as it is, or an array task written
+    ``ARRAY_INDEX`` (``arr_…_7``, as Slurm's ``JOBID_IDX``), looked up."""
+    task = _TASK_REF.fullmatch(ref)
+    if task is None:
+        return ref
+    with center.store.read() as session:
+        found = session.scalar(
+            select(orm.Job.id).where(
+                orm.Job.array_id == task["array"],
+                orm.Job.array_index == int(task["index"]),
+                visible_jobs(who),
+            )
+        )
+    if found is None:
+        raise NotFound(f"no task {task['index']} in array {task['array']!r}")
+    return found
+
+
 def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
     row = session.scalars(
         select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
@@ -587,6 +612,8 @@ def list_jobs(
     project: str | None = None,
     mine: bool = False,
     array: str | None = None,
+    users: Sequence[str] = (),
+    names: Sequence[str] = (),
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[JobOut], str | None]:
@@ -603,6 +630,12 @@ def list_jobs(
         where.append(orm.Job.user_id == who.user_id)
     if array:
         where.append(orm.Job.array_id == array)
+    if users:
+        ids = [u for u in users if u.startswith("usr_")]
+        named = select(orm.User.id).where(orm.User.name.in_([u for u in users if u not in ids]))
+        where.append(orm.Job.user_id.in_(ids) | orm.Job.user_id.in_(named))
+    if names:
+        where.append(orm.Job.name.in_(list(names)))
     if cursor:
         where.append(orm.Job.id < cursor)
     if project:
@@ -631,7 +664,7 @@ def list_jobs(
                 select(orm.Project).where(orm.Project.id.in_({r.project_id for r in rows}))
             )
         }
-        users = {
+        user_names = {
             u.id: u.name
             for u in session.scalars(
                 select(orm.User).where(orm.User.id.in_({r.user_id for r in rows}))
@@ -643,7 +676,7 @@ def list_jobs(
             _out(
                 r,
                 projects.get(r.project_id, "?"),
-                users.get(r.user_id, "?"),
+                user_names.get(r.user_id, "?"),
                 node_names,
                 _live_reason(center, r),
             )

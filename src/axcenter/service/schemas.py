@@ -317,6 +317,38 @@ class ChargeOut(BaseModel):
     copay_won: int
 
 
+class JobAccountOut(BaseModel):
+    """One job as ``sacct`` shows it: its runs' time, GPU use and what it cost."""
+
+    id: str
+    name: str
+    user: str
+    project: str
+    state: str
+    array_id: str | None
+    array_index: int | None
+    gpus: int  # all nodes
+    gpu_type: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    #: the latest run, start to end (to now while it runs)
+    elapsed_s: int
+    #: every run: the ledger's GPU-seconds, or the latest run's for a job charged nothing
+    gpu_seconds: int
+    #: the rated charges of every run, in won
+    charged_won: int
+    exit_code: int | None
+
+
+class JobAccountsOut(BaseModel):
+    items: list[JobAccountOut]
+    since: datetime
+    until: datetime
+    #: more jobs matched than ``limit``: narrow the period or the filters
+    truncated: bool
+
+
 class ChargesOut(BaseModel):
     job_id: str
     items: list[ChargeOut]
