@@ -46,6 +46,8 @@ class FakeServer:
             {"id": "prj_1", "name": "vision", "organization": "uni", "sector": "academia"},
             {"id": "prj_2", "name": "nlp", "organization": "uni", "sector": "academia"},
         ]
+        #: the answer of ``/accounting/jobs``
+        self.accounting: dict[str, Any] = {"items": [], "truncated": False}
         self._idem: dict[str, str] = {}
         self._seq = 0
 
@@ -152,6 +154,40 @@ class FakeServer:
             return self._list(user, query)
         if path == "/api/v1/cluster" and method == "GET":
             return httpx.Response(200, json=self._cluster())
+        if path == "/api/v1/queue" and method == "GET":
+            pending = [j for j in self.jobs.values() if j["state"] == "pending"]
+            items = [
+                {**j, "position": n, "estimated_start": None, "reason": "resources"}
+                for n, j in enumerate(pending, start=1)
+            ]
+            start, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
+            return httpx.Response(
+                200, json={"items": items[start : start + limit], "total": len(items)}
+            )
+        if path == "/api/v1/accounting/jobs" and method == "GET":
+            return httpx.Response(200, json=self.accounting)
+        if path.startswith("/api/v1/arrays/") and method == "GET":
+            array_id = path.rsplit("/", 1)[1]
+            tasks = sorted(
+                (j for j in self.jobs.values() if j.get("array_id") == array_id),
+                key=lambda j: j["array_index"],
+            )
+            if not tasks:
+                return _error(404, f"no array {array_id!r}")
+            states: dict[str, int] = {}
+            for t in tasks:
+                states[t["state"]] = states.get(t["state"], 0) + 1
+            return httpx.Response(
+                200,
+                json={
+                    "array_id": array_id,
+                    "tasks": len(tasks),
+                    "first_index": tasks[0]["array_index"],
+                    "last_index": tasks[-1]["array_index"],
+                    "states": states,
+                    "job_ids": [t["id"] for t in tasks],
+                },
+            )
 
         match = _JOB_PATH.match(path)
         if match:
@@ -206,6 +242,9 @@ class FakeServer:
             if (not states or j["state"] in states)
             and (not query.get("project") or j["project"] == query["project"])
             and (query.get("mine") != "true" or j["user"] == user)
+            and (not query.get_list("user") or j["user"] in query.get_list("user"))
+            and (not query.get_list("name") or j["name"] in query.get_list("name"))
+            and (not query.get("array") or j.get("array_id") == query["array"])
         ]
         start = int(query.get("cursor", "0"))
         limit = int(query.get("limit", "50"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
@@ -113,7 +113,7 @@ def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
     return f"{text} ({', '.join(details)})" if details else text
 
 
-def wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
+def wait_and_exit(client: Client, job_id: str, timeout: float | None) -> NoReturn:
     job = client.wait_job(job_id, timeout)
     code = exit_code_for(job)
     color = "green" if code == 0 else "yellow" if code == EXIT_TIMEOUT else "red"

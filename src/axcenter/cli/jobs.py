@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, new_app, option_parser, print_json, wait_and_exit
+from axcenter.cli.common import (
+    EXIT_TIMEOUT,
+    connect,
+    exit_code_for,
+    new_app,
+    option_parser,
+    print_json,
+    wait_and_exit,
+)
 from axcenter.cli.durations import parse_duration
-from axcenter.client.http import TERMINAL_STATES, ApiError
+from axcenter.client.http import TERMINAL_STATES, ApiError, Client
 from axcenter.model.jobs import JobState
 
 __all__ = ["cancel", "commands", "list_jobs", "logs", "show", "wait"]
@@ -43,6 +51,26 @@ def _timeout(text: str) -> float:
 # -- commands ------------------------------------------------------------------------------
 
 
+def _words(items: list[str] | None) -> list[str]:
+    """Values of a repeatable option that also takes comma-separated lists."""
+    return [w.strip() for item in items or [] for w in item.split(",") if w.strip()]
+
+
+UserOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--user", "-u", help="Only jobs of these users (repeatable, or a,b).", show_default=False
+    ),
+]
+NameOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--name", "-n", help="Only jobs of these names (repeatable, or a,b).", show_default=False
+    ),
+]
+ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")]
+
+
 def list_jobs(
     ctx: typer.Context,
     state: Annotated[
@@ -51,30 +79,84 @@ def list_jobs(
             "--state", "-s", help="Only jobs in this state (repeatable).", show_default=False
         ),
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Only this project.")
-    ] = None,
+    project: ProjectOption = None,
+    user: UserOption = None,
+    name: NameOption = None,
     mine: Annotated[bool, typer.Option("--mine", help="Only my jobs.")] = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="Pending jobs in scheduling order, with why each waits and its estimated "
+            "start (squeue --start).",
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs.")] = 50,
     all_: Annotated[
         bool, typer.Option("--all", "-a", help="Every matching job, fetching all pages.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """List jobs, newest first (all states unless --state is given)."""
+    """List jobs, newest first, or with --start the pending ones in scheduling order.
+
+    All states unless --state is given. --start lists the pending jobs in the order the
+    scheduler considers them, each with why it waits and, where the scheduler reserved
+    one, its estimated start (squeue --start)."""
     states = [s.value for s in state or []]
+    users, names = _words(user), _words(name)
     with connect(ctx) as client:
-        if all_:
-            jobs = list(client.iter_jobs(states, project, limit=max(limit, 100), mine=mine))
+        if start:
+            if states and states != [JobState.PENDING.value]:
+                raise typer.BadParameter("--start lists pending jobs only", param_hint="'--state'")
+            me = client.whoami().get("name") if mine else None
+            jobs = _queue(client, project, [*users, *([me] if me else [])], names, limit, all_)
+        elif all_:
+            jobs = list(
+                client.iter_jobs(
+                    states, project, limit=max(limit, 100), mine=mine, users=users, names=names
+                )
+            )
         else:
-            jobs = list(client.list_jobs(states, project, limit=limit, mine=mine)["items"])
+            page = client.list_jobs(
+                states, project, limit=limit, mine=mine, users=users, names=names
+            )
+            jobs = list(page["items"])
     if as_json:
         print_json(jobs)
     elif not jobs:
         render.err_console().print("no jobs")
+    elif start:
+        render.out_console().print(render.queue_table(jobs))
     else:
         console = render.out_console()
         console.print(render.jobs_table(jobs, width=console.width))
+
+
+def _queue(
+    client: Client,
+    project: str | None,
+    users: list[str],
+    names: list[str],
+    limit: int,
+    all_: bool,
+) -> list[dict[str, Any]]:
+    """The visible queue in scheduling order, filtered here (positions stay the queue's)."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = client.queue(offset=offset, limit=500)
+        for item in page.get("items", []):
+            if (
+                (not project or item.get("project") == project)
+                and (not users or item.get("user") in users)
+                and (not names or item.get("name") in names)
+            ):
+                found.append(item)
+                if len(found) >= limit and not all_:
+                    return found
+        offset += 500
+        if offset >= int(page.get("total", 0)):
+            return found
 
 
 def show(
@@ -85,7 +167,7 @@ def show(
     """Show one job (spec, state and reason, placement, times, exit code, events), or an
     array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
-        if job_id.startswith("arr_"):
+        if _is_array(job_id):
             view = client.get_array(job_id)
             if as_json:
                 print_json(view)
@@ -101,38 +183,120 @@ def show(
 
 def logs(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB", help="Job id, ARRAY_INDEX task, or array id.")
+    ],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
     ] = False,
 ) -> None:
-    """Print a job's log (stdout and stderr of its command) as raw bytes."""
+    """Print a job's log (stdout and stderr of its command) as raw bytes.
+
+    For an array, each task's log in index order, under a ==> ARRAY_INDEX <== line."""
     out = typer.get_binary_stream("stdout")
-    offset = 0
     with connect(ctx) as client:
-        while True:
-            data, offset, state = client.read_log(job_id, offset)
-            if data:
-                out.write(data)
-                out.flush()
-                continue
-            # Empty read: the log is drained up to now. Stop unless following a live job;
-            # a terminal state seen on an empty read means nothing more will come.
-            if not follow or state in TERMINAL_STATES:
-                return
-            time.sleep(_FOLLOW_PAUSE_S)
+        if _is_array(job_id):
+            if follow:
+                raise typer.BadParameter(
+                    f"follow one task at a time: axc logs {job_id}_INDEX --follow",
+                    param_hint="'--follow'",
+                )
+            tasks = sorted(client.iter_jobs(array=job_id, limit=1000), key=_index)
+            if not tasks:
+                raise ApiError(404, f"no array {job_id!r}")
+            for task in tasks:
+                out.write(f"==> {render.job_ref(task)} <==\n".encode())
+                if task.get("output") == "discard":
+                    out.write(b"(output discarded)\n")
+                    continue
+                _copy_log(client, str(task["id"]), out, follow=False)
+            return
+        _copy_log(client, job_id, out, follow=follow)
+
+
+def _copy_log(client: Client, job_id: str, out: Any, *, follow: bool) -> None:
+    offset = 0
+    told = False
+    while True:
+        data, offset, state = client.read_log(job_id, offset)
+        if data:
+            out.write(data)
+            out.flush()
+            continue
+        # Empty read: the log is drained up to now. Stop unless following a live job;
+        # a terminal state seen on an empty read means nothing more will come.
+        if not follow or state in TERMINAL_STATES:
+            return
+        if not told and state in (JobState.PENDING, JobState.ADMITTED, JobState.PREEMPTED):
+            typer.secho(f"{job_id} is {state}: waiting for it to start", fg="yellow", err=True)
+            told = True
+        time.sleep(_FOLLOW_PAUSE_S)
+
+
+def _is_array(ref: str) -> bool:
+    """An array's own id (``arr_…``), not one of its tasks (``arr_…_INDEX``)."""
+    return ref.startswith("arr_") and ref.count("_") == 1
+
+
+def _index(job: dict[str, Any]) -> int:
+    return int(job.get("array_index") or 0)
+
+
+#: states a job can be cancelled in, the default of a cancel by filter
+_CANCELLABLE = [JobState.PENDING, JobState.ADMITTED, JobState.RUNNING, JobState.PREEMPTED]
 
 
 def cancel(
     ctx: typer.Context,
-    job_ids: Annotated[list[str], typer.Argument(metavar="JOB...", help="Job ids.")],
+    job_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[JOB...]",
+            help="Job ids, arrays (arr_…) or array tasks (arr_…_INDEX).",
+            show_default=False,
+        ),
+    ] = None,
+    user: UserOption = None,
+    name: NameOption = None,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help="With no JOB: only jobs in this state (default: all that have not ended).",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOption = None,
 ) -> None:
-    """Cancel jobs; prints each job's new state (exit 1 if any could not be cancelled)."""
+    """Cancel jobs by id, or every job that matches the filters.
+
+    The filters (--user, --name, --state, --project) select your own jobs unless --user
+    names others, as scancel. Prints each job's new state; exits 1 if any could not be
+    cancelled."""
+    filtered = bool(user or name or state or project)
+    if job_ids and filtered:
+        raise typer.BadParameter("give job ids or filters, not both", param_hint="'JOB...'")
+    if not job_ids and not filtered:
+        raise typer.BadParameter(
+            "name the jobs, or filter them (--user, --name, --state, --project)",
+            param_hint="'JOB...'",
+        )
     failed = False
     with connect(ctx) as client:
-        for job_id in job_ids:
+        if filtered:
+            states = [s.value for s in state or _CANCELLABLE]
+            users = _words(user)
+            matched = client.iter_jobs(
+                states, project, limit=500, mine=not users, users=users, names=_words(name)
+            )
+            job_ids = [str(job["id"]) for job in matched]
+            if not job_ids:
+                render.err_console().print("no job matches")
+                return
+        for job_id in job_ids or []:
             try:
-                if job_id.startswith("arr_"):
+                if _is_array(job_id):
                     view = client.cancel_array(job_id)
                     counts = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
                     render.out_console().print(f"{job_id}: {counts}", soft_wrap=True)
@@ -152,7 +316,9 @@ def cancel(
 
 def wait(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB", help="Job id, ARRAY_INDEX task, or array id.")
+    ],
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -163,13 +329,29 @@ def wait(
         ),
     ] = None,
 ) -> None:
-    """Wait for a job to end; the exit status tells how it ended.
+    """Wait for a job (or every task of an array) to end; the exit status tells how.
 
     0 if it succeeded, the job's own exit code (1..255) if it failed with one, 1 if it
-    ended otherwise (cancelled, timed out, failed without a code), 124 on timeout.
+    ended otherwise (cancelled, timed out, failed without a code), 124 on timeout. For
+    an array: 0 if every task succeeded, else the highest of its tasks' statuses.
     """
     with connect(ctx) as client:
-        wait_and_exit(client, job_id, timeout)
+        if not _is_array(job_id):
+            wait_and_exit(client, job_id, timeout)
+        ids = client.get_array(job_id, ids=True).get("job_ids") or []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worst = 0
+        ends: dict[str, int] = {}
+        for task_id in ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            job = client.wait_job(str(task_id), left)
+            code = exit_code_for(job)
+            worst = max(worst, code)
+            ends[str(job.get("state"))] = ends.get(str(job.get("state")), 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(ends.items()))
+    color = "green" if worst == 0 else "yellow" if worst == EXIT_TIMEOUT else "red"
+    typer.secho(f"{job_id}: {summary}", fg=color, err=True)
+    raise typer.Exit(worst)
 
 
 #: the commands of this module, as ``axcenter.cli.main`` loads them

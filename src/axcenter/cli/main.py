@@ -74,7 +74,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "jobs": (
         "axcenter.cli.jobs",
         "commands",
-        "List jobs, newest first (all states unless --state is given).",
+        "List jobs, newest first, or with --start the pending ones in scheduling order.",
     ),
     "show": (
         "axcenter.cli.jobs",
@@ -90,12 +90,17 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": (
         "axcenter.cli.jobs",
         "commands",
-        "Cancel jobs; prints each job's new state (exit 1 if any could not be cancelled).",
+        "Cancel jobs by id, or every job that matches the filters.",
     ),
     "wait": (
         "axcenter.cli.jobs",
         "commands",
-        "Wait for a job to end; the exit status tells how it ended.",
+        "Wait for a job (or every task of an array) to end; the exit status tells how.",
+    ),
+    "acct": (
+        "axcenter.cli.reports",
+        "commands",
+        "Jobs that ran in a period with elapsed time, GPU-hours and won charged (sacct).",
     ),
     "up": (
         "axcenter.cli.up",

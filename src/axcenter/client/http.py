@@ -200,11 +200,19 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
         mine: bool = False,
+        users: Iterable[str] = (),
+        names: Iterable[str] = (),
+        array: str | None = None,
     ) -> JSON:
-        """One page of jobs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+        """One page of jobs, newest first: ``{"items": [...], "next_cursor": str | None}``;
+        ``users`` and ``names`` keep the jobs of those users, of those names."""
         params: list[tuple[str, Any]] = []
         states = [state] if isinstance(state, str) else list(state or ())
         params.extend(("state", s) for s in states)
+        params.extend(("user", u) for u in users)
+        params.extend(("name", n) for n in names)
+        if array:
+            params.append(("array", array))
         if project:
             params.append(("project", project))
         params.append(("limit", limit))
@@ -220,12 +228,16 @@ class Client:
         project: str | None = None,
         limit: int = 50,
         mine: bool = False,
+        users: Iterable[str] = (),
+        names: Iterable[str] = (),
+        array: str | None = None,
     ) -> Iterator[JSON]:
         """Every matching job, newest first, fetching pages of ``limit`` as needed."""
         states = [state] if isinstance(state, str) else list(state or ())
+        users, names = list(users), list(names)
         cursor: str | None = None
         while True:
-            page = self.list_jobs(states, project, limit, cursor, mine)
+            page = self.list_jobs(states, project, limit, cursor, mine, users, names, array)
             yield from page.get("items", [])
             cursor = page.get("next_cursor")
             if not cursor:
@@ -288,11 +300,33 @@ class Client:
                     pause = min(pause, max(deadline - time.monotonic(), 0.0))
                 time.sleep(pause)
 
+    def accounting(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        users: Iterable[str] = (),
+        project: str | None = None,
+        limit: int = 10_000,
+    ) -> JSON:
+        """The jobs that ran during a period (ISO-8601 bounds; default: the last 7 days),
+        each with its elapsed time, GPU-seconds and won charged (``items``)."""
+        params: list[tuple[str, Any]] = [("user", u) for u in users]
+        params += [(k, v) for k, v in (("since", since), ("until", until)) if v is not None]
+        if project:
+            params.append(("project", project))
+        params.append(("limit", limit))
+        return self._json("GET", "/accounting/jobs", params=params)
+
     # -- cluster ------------------------------------------------------------------------------
 
     def cluster(self) -> JSON:
         """Nodes, their devices and who holds them, plus a summary."""
         return self._json("GET", "/cluster")
+
+    def queue(self, offset: int = 0, limit: int = 500) -> JSON:
+        """Pending jobs in scheduling order (``items`` with ``position``, ``reason`` and
+        ``estimated_start``; ``total``)."""
+        return self._json("GET", "/queue", params={"offset": offset, "limit": limit})
 
     # -- scheduling policy ----------------------------------------------------------------------
 

@@ -1,0 +1,132 @@
+"""``axc jobs``/``cancel``/``wait``/``logs``/``show``/``acct`` as a Slurm user reaches for
+``squeue``, ``scancel`` and ``sacct``: filters, scheduling order, array tasks, accounting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from . import FakeServer
+
+
+def _array(fake: FakeServer, states: list[str]) -> list[dict[str, Any]]:
+    return [
+        fake.add_job(array_id="arr_x", array_index=i * 2, state=s, name="sweep")
+        for i, s in enumerate(states)
+    ]
+
+
+def test_jobs_filters_by_user_and_name(axc: Any, fake: FakeServer) -> None:
+    fake.add_job(name="train", user="alice")
+    fake.add_job(name="eval", user="bob")
+    fake.add_job(name="train", user="bob")
+    result = axc("jobs", "--user", "bob", "--name", "train,eval", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted((j["user"], j["name"]) for j in json.loads(result.stdout)) == [
+        ("bob", "eval"),
+        ("bob", "train"),
+    ]
+    assert fake.requests[-1].url.params.get_list("user") == ["bob"]
+
+
+def test_jobs_start_lists_the_queue_in_order(axc: Any, fake: FakeServer) -> None:
+    first = fake.add_job(name="a")
+    fake.add_job(name="b", state="running")
+    second = fake.add_job(name="c")
+    result = axc("jobs", "--start")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "job_" in line]
+    assert [line.split()[:2] for line in lines] == [["1", first["id"]], ["2", second["id"]]]
+    assert "resources" in lines[0]
+
+
+def test_task_ids_are_shown_as_array_index(axc: Any, fake: FakeServer) -> None:
+    _array(fake, ["pending", "running"])
+    result = axc("jobs")
+    assert "arr_x_0" in result.stdout and "arr_x_2" in result.stdout
+
+
+def test_cancel_by_filter_takes_own_jobs_not_ended(axc: Any, fake: FakeServer) -> None:
+    mine = fake.add_job(name="sweep", user="alice")
+    fake.add_job(name="sweep", user="alice", state="succeeded")
+    theirs = fake.add_job(name="sweep", user="bob")
+    result = axc("cancel", "--name", "sweep")
+    assert result.exit_code == 0, result.output
+    assert fake.jobs[mine["id"]]["state"] == "cancelled"
+    assert fake.jobs[theirs["id"]]["state"] == "pending"
+    assert result.stdout.split() == [f"{mine['id']}:", "cancelled"]
+
+
+def test_cancel_needs_ids_or_filters_not_both(axc: Any, fake: FakeServer) -> None:
+    job = fake.add_job()
+    assert axc("cancel").exit_code == 2
+    both = axc("cancel", job["id"], "--user", "alice")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    assert fake.jobs[job["id"]]["state"] == "pending"
+
+
+def test_wait_on_an_array_exits_with_its_worst_task(axc: Any, fake: FakeServer) -> None:
+    tasks = _array(fake, ["succeeded", "failed", "succeeded"])
+    tasks[1]["exit_code"] = 3
+    result = axc("wait", "arr_x")
+    assert result.exit_code == 3
+    assert "arr_x: 1 failed, 2 succeeded" in result.stderr
+    tasks[1]["state"], tasks[1]["exit_code"] = "succeeded", 0
+    assert axc("wait", "arr_x").exit_code == 0
+
+
+def test_logs_of_an_array_in_index_order(axc: Any, fake: FakeServer) -> None:
+    tasks = _array(fake, ["succeeded", "succeeded"])
+    fake.logs[tasks[0]["id"]] = b"zero\n"
+    fake.logs[tasks[1]["id"]] = b"two\n"
+    result = axc("logs", "arr_x")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "==> arr_x_0 <==\nzero\n==> arr_x_2 <==\ntwo\n"
+    follow = axc("logs", "arr_x", "--follow")
+    assert follow.exit_code == 2 and "axc logs arr_x_INDEX --follow" in follow.stderr
+
+
+def test_show_a_task_says_its_array_and_index(axc: Any, fake: FakeServer) -> None:
+    (task,) = _array(fake, ["running"])
+    result = axc("show", task["id"])
+    assert result.exit_code == 0, result.output
+    assert "array task" in result.stdout and "arr_x_0 (index 0)" in result.stdout
+
+
+ACCOUNT = {
+    "id": "job_1",
+    "name": "train",
+    "user": "alice",
+    "project": "vision",
+    "state": "succeeded",
+    "array_id": None,
+    "array_index": None,
+    "gpus": 2,
+    "gpu_type": "H100",
+    "submitted_at": "2026-12-01T00:00:00Z",
+    "started_at": "2026-12-01T00:00:00Z",
+    "ended_at": "2026-12-01T01:30:00Z",
+    "elapsed_s": 5400,
+    "gpu_seconds": 10800,
+    "charged_won": 3000,
+    "exit_code": 0,
+}
+
+
+def test_acct_table_and_csv(axc: Any, fake: FakeServer) -> None:
+    task = {**ACCOUNT, "id": "job_2", "array_id": "arr_y", "array_index": 4, "charged_won": 500}
+    fake.accounting = {"items": [ACCOUNT, task], "truncated": False}
+    table = axc("acct", "-S", "7d", "-u", "alice,bob")
+    assert table.exit_code == 0, table.output
+    assert "1h30m" in table.stdout and "3.00" in table.stdout and "arr_y_4" in table.stdout
+    assert "2 jobs" in table.stdout and "6.00" in table.stdout and "3,500" in table.stdout
+    params = fake.requests[-1].url.params
+    assert params.get_list("user") == ["alice", "bob"] and "since" in params
+    out = axc("acct", "--csv", "-")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [(r["job_id"], r["task"], r["gpu_hours"], r["charged_won"]) for r in rows] == [
+        ("job_1", "", "3.00", "3000"),
+        ("job_2", "arr_y_4", "3.00", "500"),
+    ]
