@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from axcenter.cli.common import new_app
 
@@ -43,15 +47,33 @@ def up(
     ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    operator_token: Annotated[
+        bool,
+        typer.Option(
+            "--operator-token",
+            help="print a new token for the center's operator and exit, without starting "
+            "it (works while it runs; needs to read the data directory or the database)",
+        ),
+    ] = False,
 ) -> None:
-    """Start the center: API, scheduler and local executor in one process."""
+    """Start the center: API, scheduler and local executor in one process.
+
+    Every start-up problem (the port taken, the database unreachable) is reported before
+    the center says it is up.
+    """
     # Imported here: the server's dependencies would slow down every other `axc` command.
     import uvicorn
 
     from axcenter.api.app import create_app
-    from axcenter.service.bootstrap import DEMO_GPUS, ensure_operator, load_demo
+    from axcenter.service.bootstrap import (
+        DEMO_GPUS,
+        ensure_operator,
+        load_demo,
+        reissue_operator_token,
+    )
     from axcenter.service.center import Center
     from axcenter.settings import Settings
+    from axcenter.store.db import Store
 
     flags: dict[str, Any] = {
         "data_dir": data_dir,
@@ -67,8 +89,28 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console(stderr=True)
-    center = Center(settings)
-    center.start()
+    if operator_token:
+        store = Store(settings.resolved_database_url, settings.database_schema)
+        try:
+            store.migrate()
+            cred = reissue_operator_token(store)
+        except Exception as exc:  # any failure: one sentence, no traceback
+            _fail(console, f"cannot open the center's database: {exc}", _DATABASE_HINT)
+        finally:
+            store.dispose()
+        typer.echo(f"{cred.user} ({cred.role}, {cred.organization}): {cred.token}")
+        return
+    sock = _listen(console, settings.host, settings.port)
+    center: Center | None = None
+    try:
+        center = Center(settings)
+        center.start()
+    except Exception as exc:  # as above
+        sock.close()
+        if center is not None:
+            with contextlib.suppress(Exception):
+                center.stop()
+        _fail(console, f"the center could not start: {exc}", _DATABASE_HINT)
     try:
         credentials = []
         operator = ensure_operator(center.store)
@@ -92,10 +134,49 @@ def up(
         # default SIGTERM disposition that would kill us before the jobs are requeued.
         signal.signal(signal.SIGTERM, lambda *_: None)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        server.run()
+        server.run(sockets=[sock])
     finally:
         console.print("stopping: running jobs are stopped and requeued")
         center.stop()
+
+
+_DATABASE_HINT = (
+    "check --data-dir (AXC_DATA_DIR) and --database-url (AXC_DATABASE_URL); a second "
+    "center on the same data directory or database is refused"
+)
+
+
+def _fail(console: Console, message: str, hint: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {escape(message)}\n  {escape(hint)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _listen(console: Console, host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything starts: a taken port is
+    reported before the center says it is up, with the setting that changes it."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _fail(console, f"cannot listen on {host}: {exc.strerror}", "set --host or AXC_HOST")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        taken = exc.errno == errno.EADDRINUSE
+        _fail(
+            console,
+            f"cannot listen on {host}:{port}: "
+            + ("the port is in use (another axcenter?)" if taken else str(exc.strerror)),
+            "choose another port with --port or AXC_PORT"
+            if taken
+            else "choose another address with --host/--port or AXC_HOST/AXC_PORT",
+        )
+    sock.set_inheritable(True)
+    return sock
 
 
 def _announce(
