@@ -107,6 +107,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("PATCH", "/programs/{program}"): row("AA AA FF FF FF"),
     ("GET", "/prices"): row("AA AA AA AA AA"),
     ("POST", "/prices"): row("AA FF FF FF FF"),
+    ("DELETE", "/prices/{price_id}"): row("AA FF FF FF FF"),
     ("GET", "/audit"): row("AA FF FF FF FF"),
     # organizations, users, tokens
     ("GET", "/organizations"): row("SS SS SN SN SN"),
@@ -405,6 +406,15 @@ def _fresh_token(w: World, side: Side) -> str:
         return token.id
 
 
+def _fresh_price(w: World) -> str:
+    """A price that has not taken effect (only those may be removed)."""
+    price_id = new_id("prc")
+    when = datetime.now(UTC) + timedelta(days=400 + next(_serial))
+    with w.write() as s:
+        s.add(orm.Price(id=price_id, gpu_type="H100", won_per_gpu_hour=1, effective_from=when))
+    return price_id
+
+
 def _fresh_cohort(w: World) -> str:
     name = unique("cohort")
     with w.write() as s:
@@ -458,6 +468,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         params["name"] = _fresh_cohort(w)
     if path.startswith("/reservations/"):
         params["name"] = _fresh_reservation(w, side)
+    if path.startswith("/prices/"):
+        params["price_id"] = _fresh_price(w)
     if path.startswith("/tokens/"):
         params["token_id"] = _fresh_token(w, side)
     if path == "/projects/{project}/members/{user}":

@@ -637,6 +637,10 @@ class Client:
         )
         return self._json("POST", "/prices", json=body)
 
+    def remove_price(self, price_id: str) -> JSON:
+        """Remove a price not yet in force (the server answers 409 for one in force)."""
+        return self._json("DELETE", f"/prices/{self._segment(price_id)}")
+
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""
         return self._json("GET", "/audit", params=self._query(**filters))

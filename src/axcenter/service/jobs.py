@@ -293,6 +293,7 @@ def _new_job(
     now: datetime,
 ) -> NewJob:
     settings = center.settings
+    req = _spelled_as_nodes(req, nodes)
     _check_fits(req, nodes)
     if any(not arg for arg in req.command[:1]):
         raise InvalidInput("command", "the program to run is empty")
@@ -348,6 +349,16 @@ def _new_job(
 def _real_dir(path: Path) -> str:
     """``path`` resolved once: a job's default working directory is a new child of it."""
     return str(path.resolve())
+
+
+def _spelled_as_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
+    """``req`` with its GPU types spelled as the nodes spell them (``h100`` is ``H100``)."""
+    known = {n.gpu_type for n in nodes}
+    if all(t in known for t in req.gpu_types):
+        return req  # the usual case: nothing to copy
+    folded = {t.casefold(): t for t in known}
+    types = [t if t in known else folded.get(t.casefold(), t) for t in req.gpu_types]
+    return req.model_copy(update={"gpu_types": types})
 
 
 def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
