@@ -166,6 +166,11 @@ class FakeServer:
             )
         if path == "/api/v1/accounting/jobs" and method == "GET":
             return httpx.Response(200, json=self.accounting)
+        if path == "/api/v1/reports/usage" and method == "GET":
+            report = {"group_by": query.get_list("group_by") or ["program"], "rows": []}
+            return httpx.Response(
+                200, json={**report, "since": query.get("since"), "until": query.get("until")}
+            )
         if path.startswith("/api/v1/arrays/") and method == "GET":
             array_id = path.rsplit("/", 1)[1]
             tasks = sorted(

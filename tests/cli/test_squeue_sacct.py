@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from . import FakeServer
@@ -130,3 +131,15 @@ def test_acct_table_and_csv(axc: Any, fake: FakeServer) -> None:
         ("job_1", "", "3.00", "3000"),
         ("job_2", "arr_y_4", "3.00", "500"),
     ]
+
+
+def test_usage_report_ends_now_unless_told(axc: Any, fake: FakeServer) -> None:
+    """ "to now" means to now: grants are counted up to now, not to their end."""
+    before = datetime.now(UTC)
+    assert axc("report", "usage").exit_code == 0
+    until = datetime.fromisoformat(fake.requests[-1].url.params["until"])
+    assert before <= until <= datetime.now(UTC)
+    assert axc("report", "usage", "--until", "2030-01").exit_code == 0
+    assert fake.requests[-1].url.params["until"].startswith("2030-01-01T00:00:00")
+    assert axc("report", "usage", "--since", "2999-01").exit_code == 0
+    assert "until" not in fake.requests[-1].url.params  # a future start: no end of "now"

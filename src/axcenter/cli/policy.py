@@ -116,7 +116,8 @@ def _utc(value: object) -> str:
 
 
 def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
-    """``axc quota list``: one row per project and GPU type; borrowers marked."""
+    """``axc quota list``: one row per project and GPU type, set by an operator or derived
+    from the project's grant (FROM); borrowers marked."""
     table = _table()
     table.add_column("PROJECT", overflow="fold")
     table.add_column("TYPE", no_wrap=True)
@@ -124,6 +125,7 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("BORROW LIMIT", justify="right", no_wrap=True)
     table.add_column("LEND LIMIT", justify="right", no_wrap=True)
     table.add_column("IN USE", justify="right", no_wrap=True)
+    table.add_column("FROM", no_wrap=True)
     table.add_column("", no_wrap=True)
     for q in quotas:
         table.add_row(
@@ -133,6 +135,7 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
             _limit(q.get("borrowing_limit")),
             _limit(q.get("lending_limit")),
             _text(q.get("in_use")),
+            _text(q.get("source", "set")),
             Text("borrowing", style="yellow") if q.get("borrowing") else "",
         )
     return table

@@ -160,10 +160,16 @@ def usage(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """GPU-hours granted vs used, won charged (public and co-pay) and queue waits."""
+    """GPU-hours granted vs used, won charged (public and co-pay) and queue waits.
+
+    Without --until the report ends now: grants count up to now, not to their end, so
+    utilization compares like with like."""
     if csv_out is not None and as_json:
         raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
     start, end = _when(since, "--since"), _when(until, "--until")
+    now = datetime.now(UTC)
+    if end is None and (start is None or datetime.fromisoformat(start) < now):
+        end = now.isoformat()
     with connect(ctx) as client:
         if csv_out is not None:
             _write_csv(client.usage_report_csv(by or (), start, end), csv_out)

@@ -390,6 +390,9 @@ class QuotaOut(BaseModel):
     in_use: int
     #: in_use above nominal: the excess is borrowed and may be reclaimed by preemption
     borrowing: bool
+    #: "set" by an operator, or derived from the project's active "grant" (its GPU-hours
+    #: spread evenly over the grant's window); an operator's quota replaces a grant's
+    source: Literal["set", "grant"] = "set"
 
 
 class QuotaListOut(BaseModel):
