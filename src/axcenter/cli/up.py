@@ -73,7 +73,6 @@ def up(
     )
     from axcenter.service.center import Center
     from axcenter.settings import Settings
-    from axcenter.store.db import Store
 
     flags: dict[str, Any] = {
         "data_dir": data_dir,
@@ -90,14 +89,10 @@ def up(
     )
     console = Console(stderr=True)
     if operator_token:
-        store = Store(settings.resolved_database_url, settings.database_schema)
         try:
-            store.migrate()
-            cred = reissue_operator_token(store)
+            cred = reissue_operator_token(settings)
         except Exception as exc:  # any failure: one sentence, no traceback
             _fail(console, f"cannot open the center's database: {exc}", _DATABASE_HINT)
-        finally:
-            store.dispose()
         typer.echo(f"{cred.user} ({cred.role}, {cred.organization}): {cred.token}")
         return
     sock = _listen(console, settings.host, settings.port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,6 +28,9 @@ from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user, issue_token
 from axcenter.store.db import Store
 from axcenter.store.types import utcnow
+
+if TYPE_CHECKING:
+    from axcenter.settings import Settings
 
 __all__ = ["DEMO_GPUS", "Credential", "ensure_operator", "load_demo", "reissue_operator_token"]
 
@@ -55,11 +59,21 @@ def ensure_operator(store: Store) -> Credential | None:
         return Credential(user.name, Role.OPERATOR.value, org.name, token)
 
 
-def reissue_operator_token(store: Store) -> Credential:
+def reissue_operator_token(settings: Settings) -> Credential:
     """A new token for the center's first active operator (the operator and its first
     token on an empty store). For whoever can open the store, i.e. read the data
     directory or reach the database: the way back in when the operator's token is lost.
-    Earlier tokens stay valid; revoke them with ``axc user`` once signed in."""
+    Earlier tokens stay valid; revoke them with ``axc user`` once signed in. Opens the
+    store alone (no scheduler, no executor), so it works while the center runs."""
+    store = Store(settings.resolved_database_url, settings.database_schema)
+    try:
+        store.migrate()
+        return _reissue(store)
+    finally:
+        store.dispose()
+
+
+def _reissue(store: Store) -> Credential:
     created = ensure_operator(store)
     if created is not None:
         return created
