@@ -166,6 +166,8 @@ class FakeServer:
             )
         if path == "/api/v1/accounting/jobs" and method == "GET":
             return httpx.Response(200, json=self.accounting)
+        if path.startswith("/api/v1/reports/burndown/") and query.get("format") == "csv":
+            return httpx.Response(200, text="day,charged_won\n2026-12-01,10\n2026-12-02,5\n")
         if path == "/api/v1/reports/usage" and method == "GET":
             report = {"group_by": query.get_list("group_by") or ["program"], "rows": []}
             return httpx.Response(

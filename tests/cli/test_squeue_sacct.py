@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from . import FakeServer
@@ -143,3 +144,14 @@ def test_usage_report_ends_now_unless_told(axc: Any, fake: FakeServer) -> None:
     assert fake.requests[-1].url.params["until"].startswith("2030-01-01T00:00:00")
     assert axc("report", "usage", "--since", "2999-01").exit_code == 0
     assert "until" not in fake.requests[-1].url.params  # a future start: no end of "now"
+
+
+def test_burndown_csv_goes_to_a_file_as_usage_does(
+    axc: Any, fake: FakeServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "burn.csv"
+    result = axc("report", "burndown", "AX", "--csv", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "day,charged_won\n2026-12-01,10\n2026-12-02,5\n"
+    assert result.stdout == "" and "wrote 2 days" in result.stderr
+    assert axc("report", "burndown", "AX", "--csv", "-").stdout.startswith("day,")

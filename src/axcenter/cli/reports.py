@@ -210,15 +210,21 @@ def forecast_line(b: Mapping[str, Any]) -> str:
 def burndown(
     ctx: typer.Context,
     program: Annotated[str, typer.Argument(help="Program name or id.", show_default=False)],
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print the server's CSV.")] = False,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", help="Write the server's CSV to FILE ('-': stdout).", show_default=False
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A program's charges per day against its budget, and when the budget runs out."""
-    if as_csv and as_json:
+    if csv_out is not None and as_json:
         raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
     with connect(ctx) as client:
-        if as_csv:
-            typer.echo(client.burndown_csv(program), nl=False)
+        if csv_out is not None:
+            text = client.burndown_csv(program)
+            _write_csv(text, csv_out, f"{max(text.count(chr(10)) - 1, 0):,} days")
             return
         b = client.burndown(program)
     if as_json:
