@@ -68,6 +68,9 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/jobs/{job_id}"): row("AA AA HH AH AH"),
     ("POST", "/jobs/{job_id}/cancel"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/hold"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/release"): row("AA FF HH AH FH"),
+    ("PATCH", "/jobs/{job_id}"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs
     ("GET", "/jobs/{job_id}/log"): row("AA AF HH AH AH"),
@@ -517,6 +520,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/allocation-requests/{request_id}/reject"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/return"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/resubmit"): {},
+        ("PATCH", "/jobs/{job_id}"): {"name": "matrix"},
     }
     markers = {
         "/projects": side.project,

@@ -21,7 +21,7 @@ TOKEN = "tok-alice"
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
-_JOB_PATH = re.compile(r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|log|wait))?$")
+_JOB_PATH = re.compile(r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|log|wait|hold|release))?$")
 
 
 def _now() -> str:
@@ -203,6 +203,15 @@ class FakeServer:
                 return _error(404, f"no job {match['id']}")
             rest = match["rest"]
             if rest is None and method == "GET":
+                return httpx.Response(200, json=job)
+            if rest in ("/hold", "/release") and method == "POST":
+                if job["state"] != "pending":
+                    return _error(409, f"job {job['id']} is no longer pending")
+                job["held"] = rest == "/hold"
+                job["reason"] = "held" if job["held"] else None
+                return httpx.Response(200, json=job)
+            if rest is None and method == "PATCH":
+                job.update(body)
                 return httpx.Response(200, json=job)
             if rest == "/cancel" and method == "POST":
                 if job["state"] in TERMINAL:

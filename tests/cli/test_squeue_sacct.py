@@ -155,3 +155,30 @@ def test_burndown_csv_goes_to_a_file_as_usage_does(
     assert out.read_text() == "day,charged_won\n2026-12-01,10\n2026-12-02,5\n"
     assert result.stdout == "" and "wrote 2 days" in result.stderr
     assert axc("report", "burndown", "AX", "--csv", "-").stdout.startswith("day,")
+
+
+def test_hold_release_update(axc: Any, fake: FakeServer) -> None:
+    waiting = fake.add_job()
+    done = fake.add_job(state="succeeded")
+    held = axc("hold", waiting["id"], done["id"])
+    assert held.exit_code == 1  # one of them could not be held
+    assert f"{waiting['id']}: pending (held)" in held.stdout
+    assert f"{done['id']}: job {done['id']} is no longer pending" in held.stderr
+    assert fake.jobs[waiting["id"]]["held"] is True
+    updated = axc("update", waiting["id"], "-t", "90", "--priority", "3")
+    assert updated.exit_code == 0, updated.output
+    assert fake.bodies[-1] == {"time_limit_s": 5400, "priority": 3}
+    assert axc("update", waiting["id"]).exit_code == 2  # nothing to change
+    assert axc("release", waiting["id"]).exit_code == 0
+    assert fake.jobs[waiting["id"]]["held"] is False
+
+
+def test_submit_held_and_sbatch_hold_directive(axc: Any, fake: FakeServer, tmp_path: Path) -> None:
+    assert axc("submit", "-H", "--", "true").exit_code == 0
+    assert fake.bodies[-1]["held"] is True
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n#SBATCH --hold\ntrue\n")
+    assert axc("submit", str(script)).exit_code == 0
+    assert fake.bodies[-1]["held"] is True
+    both = axc("submit", "--hold", "--wait", "--", "true")
+    assert both.exit_code == 2 and "a held job would never end" in both.stderr

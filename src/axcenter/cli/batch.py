@@ -110,7 +110,7 @@ SLURM_OPTIONS: dict[str, _Rule] = {
     "quiet": _ignore("nothing to say", takes_value=False),
     "exclusive": _refuse(_NOT_YET, takes_value=False),
     "dependency": _refuse(_NOT_YET),
-    "hold": _refuse(_NOT_YET, takes_value=False),
+    "hold": _map("--hold", takes_value=False),
     "begin": _refuse(_NOT_YET),
     "deadline": _refuse(_NOT_YET),
     "constraint": _refuse(f"axcenter has no node features; {_PLACES}"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -24,11 +25,21 @@ from axcenter.cli.common import (
     print_json,
     wait_and_exit,
 )
-from axcenter.cli.durations import parse_duration
+from axcenter.cli.durations import parse_duration, parse_time_limit
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
 from axcenter.model.jobs import JobState
 
-__all__ = ["cancel", "commands", "list_jobs", "logs", "show", "wait"]
+__all__ = [
+    "cancel",
+    "commands",
+    "hold",
+    "list_jobs",
+    "logs",
+    "release",
+    "show",
+    "update",
+    "wait",
+]
 
 #: Pause between log reads that returned nothing while following a live job.
 _FOLLOW_PAUSE_S = 0.3
@@ -354,6 +365,67 @@ def wait(
     raise typer.Exit(worst)
 
 
+def _each(ctx: typer.Context, job_ids: list[str], act: Callable[[Client, str], Any]) -> None:
+    """``act`` on every job, printing each one's state and reason; exit 1 if one fails."""
+    failed = False
+    with connect(ctx) as client:
+        for job_id in job_ids:
+            try:
+                job = act(client, job_id)
+            except ApiError as exc:
+                if exc.status_code == 0:
+                    raise
+                render.print_error(f"{job_id}: {exc.detail}")
+                failed = True
+                continue
+            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
+            if job.get("reason"):
+                line.append(f" ({job['reason']})")
+            render.out_console().print(line, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+JobsArgument = Annotated[
+    list[str], typer.Argument(metavar="JOB...", help="Job ids or array tasks (arr_…_INDEX).")
+]
+
+
+def hold(ctx: typer.Context, job_ids: JobsArgument) -> None:
+    """Keep pending jobs from starting, in their place in the queue (scontrol hold)."""
+    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id))
+
+
+def release(ctx: typer.Context, job_ids: JobsArgument) -> None:
+    """Let held jobs start again (scontrol release)."""
+    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id))
+
+
+def update(
+    ctx: typer.Context,
+    job_ids: JobsArgument,
+    time_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--time",
+            "-t",
+            parser=option_parser(parse_time_limit),
+            metavar="TIME",
+            help="A new time limit (pending jobs): 90 (minutes), 1-00:00:00, 2h...",
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option("--priority", help="A new priority (pending jobs).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", "-J", help="A new name.")] = None,
+) -> None:
+    """Change jobs' time limit or priority while they wait, or their name (scontrol update)."""
+    if time_limit is None and priority is None and name is None:
+        raise typer.BadParameter("give --time, --priority or --name", param_hint="'JOB...'")
+    changes = {"time_limit_s": time_limit, "priority": priority, "name": name}
+    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes))
+
+
 #: the commands of this module, as ``axcenter.cli.main`` loads them
 commands = new_app()
 commands.command("jobs")(list_jobs)
@@ -361,3 +433,6 @@ commands.command("show")(show)
 commands.command("logs")(logs)
 commands.command("cancel")(cancel)
 commands.command("wait")(wait)
+commands.command("hold")(hold)
+commands.command("release")(release)
+commands.command("update")(update)

@@ -97,6 +97,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "commands",
         "Wait for a job (or every task of an array) to end; the exit status tells how.",
     ),
+    "hold": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Keep pending jobs from starting, in their place in the queue (scontrol hold).",
+    ),
+    "release": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Let held jobs start again (scontrol release).",
+    ),
+    "update": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Change jobs' time limit or priority while they wait, or their name (scontrol update).",
+    ),
     "acct": (
         "axcenter.cli.reports",
         "commands",

@@ -273,6 +273,8 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
     ]
     if job.get("borrowed"):
         rows.append(("capacity", Text("borrowed (preemptible)", style="yellow")))
+    if job.get("held"):
+        rows.append(("held", Text("until released (axc release)", style="yellow")))
     if job.get("estimated_start"):
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("idempotency_key"):

@@ -241,6 +241,10 @@ def submit(
     wait_: Annotated[
         bool, typer.Option("--wait", "-W", help="Wait for the job and exit like `axc wait`.")
     ] = False,
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", "-H", help="Submit held: it waits until `axc release JOB`."),
+    ] = False,
     array: Annotated[
         str | None,
         typer.Option(
@@ -389,11 +393,14 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         "output": "discard" if output in _DISCARD else "log",
         "output_path": None if output in _DISCARD or output == _LOG else output,
         "error_path": params.get("error"),
+        "held": params.get("hold") or None,
         "idempotency_key": params.get("idempotency_key"),
     }
     if fields["error_path"] in _DISCARD or fields["error_path"] == _LOG:
         _usage("--error takes a file name pattern; stderr goes with stdout without it")
     array, wait_ = params.get("array"), params.get("wait_")
+    if wait_ and params.get("hold"):
+        _usage("--wait and --hold: a held job would never end; release it first")
     with connect(ctx) as client:
         if array is not None:
             if wait_:

@@ -257,6 +257,19 @@ class Client:
             "POST", self._job_path(job_id, "/cancel"), timeout=self.timeout + _CANCEL_EXTRA_S
         )
 
+    def hold_job(self, job_id: str) -> JSON:
+        """Keep a pending job from starting (409 once it has started)."""
+        return self._json("POST", self._job_path(job_id, "/hold"))
+
+    def release_job(self, job_id: str) -> JSON:
+        """Let a held job start."""
+        return self._json("POST", self._job_path(job_id, "/release"))
+
+    def update_job(self, job_id: str, **changes: Any) -> JSON:
+        """Change ``name``, or a pending job's ``time_limit_s`` or ``priority``."""
+        body = {k: v for k, v in changes.items() if v is not None}
+        return self._json("PATCH", self._job_path(job_id), json=body)
+
     def read_log(self, job_id: str, offset: int = 0) -> tuple[bytes, int, str]:
         """Log bytes from ``offset``: ``(data, next_offset, job_state)``."""
         response = self._send("GET", self._job_path(job_id, "/log"), params={"offset": offset})

@@ -23,6 +23,7 @@ class PendingReason(StrEnum):
     GANG = "gang"  # it would delay the reserved start of a higher-priority gang job
     PREEMPTING = "preempting"  # borrowers are being preempted to give it its quota
     NODES = "nodes"  # no node of an accepted type is up
+    HELD = "held"  # held by its owner or an operator until released
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ __all__ = [
     "read_log",
     "submit",
     "submit_async",
+    "visible_job",
 ]
 
 RESERVED_ENV_PREFIXES = ("AXC_", "CUDA_VISIBLE_DEVICES")
@@ -342,6 +343,7 @@ def _new_job(
         output=req.output,
         output_path=req.output_path,
         error_path=req.error_path,
+        held=req.held,
     )
 
 
@@ -430,6 +432,7 @@ def _pending(job: NewJob) -> PendingJob:
         time_limit_s=job.time_limit_s,
         priority=job.priority,
         gpu_types=tuple(job.gpu_types),
+        held=job.held,
     )
 
 
@@ -458,6 +461,7 @@ def _out_new(job: NewJob, project: str, user: str) -> JobOut:
         output=job.output.value,
         output_path=job.output_path,
         error_path=job.error_path,
+        held=job.held,
         submitted_at=job.submitted_at,
         started_at=None,
         ended_at=None,
@@ -523,6 +527,7 @@ def _out(
         output=row.output,
         output_path=row.output_path,
         error_path=row.error_path,
+        held=bool(row.held),
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -558,7 +563,8 @@ def job_ref(center: Center, who: Principal, ref: str) -> str:
     return found
 
 
-def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
+def visible_job(session: Session, who: Principal, job_id: str) -> orm.Job:
+    """The job row ``who`` may see (``NotFound`` otherwise, as for a job that is not)."""
     row = session.scalars(
         select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
     ).one_or_none()
@@ -583,7 +589,7 @@ def _estimate(center: Center, row: orm.Job) -> datetime | None:
 
 def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True) -> JobOut:
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         history = None
         if events:
             history = [
@@ -612,7 +618,7 @@ def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> se
 
 def job_state(center: Center, who: Principal, job_id: str) -> JobState:
     with center.store.read() as session:
-        return JobState(_visible(session, who, job_id).state)
+        return JobState(visible_job(session, who, job_id).state)
 
 
 def list_jobs(
@@ -706,7 +712,7 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     while its processes are being stopped).
     """
     with center.store.write() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
             raise Forbidden(f"you may not cancel job {job_id}: it belongs to another user")
         state = JobState(row.state)
@@ -737,7 +743,7 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
     Only those who may cancel the job may resubmit it (its environment may hold secrets).
     """
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
             raise Forbidden(f"you may not resubmit job {job_id}: it belongs to another user")
         spec = JobIn(
@@ -777,7 +783,7 @@ def read_log(
     if offset < 0:
         raise InvalidInput("offset", "must be 0 or more")
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         state = row.state
         if not _details_allowed(session, who, [job_id]):
             raise Forbidden(f"the log of job {job_id} belongs to another organization")

@@ -131,6 +131,8 @@ class JobIn(BaseModel):
     #: written, expanded at launch; None: the center's log of the job
     output_path: LogPattern | None = None
     error_path: LogPattern | None = None
+    #: submitted held (Slurm's ``sbatch --hold``): pending until released
+    held: bool = False
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
@@ -148,6 +150,17 @@ class ArrayOut(BaseModel):
     last_index: int
     states: dict[str, int]  # tasks per state
     job_ids: list[str] | None = None
+
+
+class JobUpdateIn(BaseModel):
+    """What may change in a job that has not started (Slurm's ``scontrol update``); the
+    name may change at any time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    time_limit_s: Annotated[int, Field(ge=1)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
 
 
 class JobBatchIn(BaseModel):
@@ -191,6 +204,7 @@ class JobOut(BaseModel):
     output: str = JobOutput.LOG.value
     output_path: str | None = None
     error_path: str | None = None
+    held: bool = False
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

@@ -70,6 +70,7 @@ class NewJob:
     output: JobOutput = JobOutput.LOG
     output_path: str | None = None
     error_path: str | None = None
+    held: bool = False
     array_id: str | None = None
     array_index: int | None = None
 
@@ -134,6 +135,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "output": j.output.value,
             "output_path": j.output_path,
             "error_path": j.error_path,
+            "held": j.held,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,

@@ -208,6 +208,8 @@ class Job(Base):
     gpu_types: Mapped[list[Any]]
     #: where its output goes (``JobOutput``)
     output: Mapped[str] = mapped_column(String(16), default="log", server_default="log")
+    #: held by its owner or an operator: pending, not started until released
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Slurm's --output/--error file name patterns (``model.logpath``); None: the log
     output_path: Mapped[str | None] = mapped_column(Text)
     error_path: Mapped[str | None] = mapped_column(Text)

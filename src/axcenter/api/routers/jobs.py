@@ -9,6 +9,7 @@ when nothing else is writing; one commit per burst when many arrive together).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -18,10 +19,18 @@ from starlette.concurrency import run_in_threadpool
 
 from axcenter.api.deps import BEARER_SECURITY, CenterDep, PrincipalDep, authenticated
 from axcenter.model.jobs import JobState
-from axcenter.service import arrays
+from axcenter.service import arrays, holds
 from axcenter.service import jobs as service
 from axcenter.service.center import Center
-from axcenter.service.schemas import ArrayIn, ArrayOut, JobBatchIn, JobIn, JobListOut, JobOut
+from axcenter.service.schemas import (
+    ArrayIn,
+    ArrayOut,
+    JobBatchIn,
+    JobIn,
+    JobListOut,
+    JobOut,
+    JobUpdateIn,
+)
 
 router = APIRouter(tags=["jobs"])
 
@@ -117,6 +126,29 @@ async def cancel(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
     if not state.terminal:
         await _wait(center, who, job_id, center.settings.kill_grace_s + 5.0)
     return await run_in_threadpool(service.get_job, center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/hold")
+async def hold(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """Keep a pending job from starting, in its place in the queue (reason ``held``)."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(functools.partial(holds.hold, held=True), center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/release")
+async def release(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """Let a held job start again."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(functools.partial(holds.hold, held=False), center, who, job_id)
+
+
+@router.patch("/jobs/{job_id}")
+async def update_job(
+    job_id: str, body: JobUpdateIn, center: CenterDep, who: PrincipalDep
+) -> JobOut:
+    """Change a job's name, or a pending job's time limit or priority."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(holds.update_job, center, who, job_id, body)
 
 
 @router.post("/jobs/{job_id}/resubmit", status_code=status.HTTP_201_CREATED)

@@ -1,8 +1,10 @@
-"""a job's output and error file name patterns (jobs.output_path, jobs.error_path)
+"""a job's output and error file name patterns (jobs.output_path, jobs.error_path), and
+whether it is held (jobs.held)
 
 Slurm's ``--output``/``--error`` patterns (``%j %A %a %x %u %N``), stored as the user
 wrote them and expanded when the job starts (``axcenter.model.logpath``). NULL, as for
-every job until now: the center's log of the job.
+every job until now: the center's log of the job. ``held``: a pending job its owner or
+an operator holds (``axc hold``); the scheduler passes it over until it is released.
 
 Revision ID: 0010_i20_job_log_paths
 Revises: 0008
@@ -22,9 +24,13 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("output_path", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("error_path", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("held")
         batch_op.drop_column("error_path")
         batch_op.drop_column("output_path")
