@@ -176,3 +176,18 @@ def test_relative_script_path_is_resolved(
     Path("run.sh").write_text("#!/usr/bin/env bash\ntrue\n")
     assert axc("submit", "run.sh").exit_code == 0
     assert _body(fake)["command"] == ["/usr/bin/env", "bash", os.path.join(tmp_path, "run.sh")]
+
+
+def test_dependency_on_the_command_line_and_in_a_script(
+    axc: Any, fake: FakeServer, tmp_path: Path
+) -> None:
+    assert axc("submit", "-d", "afterok:job_1:job_2,singleton", "--", "true").exit_code == 0
+    assert _body(fake)["dependency"] == "afterok:job_1:job_2,singleton"
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n#SBATCH --dependency=afterany:arr_x_3\ntrue\n")
+    assert axc("submit", str(script)).exit_code == 0
+    assert _body(fake)["dependency"] == "afterany:arr_x_3"
+    bad = axc("submit", "--dependency", "after:5", "--", "true")
+    assert bad.exit_code == 2 and "cannot read 'after:5'" in " ".join(bad.stderr.split())
+    either = axc("submit", "--dependency", "afterok:job_1?afterok:job_2", "--", "true")
+    assert either.exit_code == 2 and "'?' (any of) is not supported" in either.stderr

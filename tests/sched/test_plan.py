@@ -793,3 +793,11 @@ def test_a_held_job_keeps_its_place_and_is_passed_over() -> None:
     assert result.waiting == {"job_held": PendingReason.HELD}
     released = replace(snap, queues={"prj_a": (replace(first, held=False),)})
     assert admitted_ids(plan(released, NOW)) == ["job_held"]
+
+
+def test_a_job_waiting_on_a_dependency_is_passed_over() -> None:
+    waiting = replace(pending("job_after", gpus=1, submitted=1), dependent=True)
+    snap = snapshot(nodes=[node("n1", H, 1)], pending=[waiting, pending("job_free", submitted=2)])
+    result = plan(snap, NOW)
+    assert admitted_ids(result) == ["job_free"]
+    assert result.waiting == {"job_after": PendingReason.DEPENDENCY}

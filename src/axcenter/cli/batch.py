@@ -109,7 +109,7 @@ SLURM_OPTIONS: dict[str, _Rule] = {
     "verbose": _ignore("nothing to say", takes_value=False),
     "quiet": _ignore("nothing to say", takes_value=False),
     "exclusive": _refuse(_NOT_YET, takes_value=False),
-    "dependency": _refuse(_NOT_YET),
+    "dependency": _map("--dependency"),
     "hold": _map("--hold", takes_value=False),
     "begin": _refuse(_NOT_YET),
     "deadline": _refuse(_NOT_YET),

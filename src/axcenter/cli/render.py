@@ -273,6 +273,8 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
     ]
     if job.get("borrowed"):
         rows.append(("capacity", Text("borrowed (preemptible)", style="yellow")))
+    if job.get("dependency"):
+        rows.append(("dependency", str(job["dependency"])))
     if job.get("held"):
         rows.append(("held", Text("until released (axc release)", style="yellow")))
     if job.get("estimated_start"):

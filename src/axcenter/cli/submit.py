@@ -34,6 +34,7 @@ from axcenter.cli.durations import (
     parse_time_limit,
 )
 from axcenter.model.arrays import parse_array
+from axcenter.model.dependencies import DEPENDENCY_FORMS, parse_dependency
 from axcenter.model.logpath import LOG_SYMBOLS, check_log_pattern
 
 __all__ = ["SubmitCommand", "commands", "submit"]
@@ -69,6 +70,11 @@ def _time(text: str) -> int:
 
 def _array(text: str) -> str:
     parse_array(text)  # refused here, in the user's terms, before any request
+    return text.strip()
+
+
+def _dependency(text: str) -> str:
+    parse_dependency(text)  # refused here, in the user's terms, before any request
     return text.strip()
 
 
@@ -245,6 +251,16 @@ def submit(
         bool,
         typer.Option("--hold", "-H", help="Submit held: it waits until `axc release JOB`."),
     ] = False,
+    dependency: Annotated[
+        str | None,
+        typer.Option(
+            "--dependency",
+            "-d",
+            parser=option_parser(_dependency),
+            metavar="DEP",
+            help=f"Start only after other jobs: {DEPENDENCY_FORMS}.",
+        ),
+    ] = None,
     array: Annotated[
         str | None,
         typer.Option(
@@ -394,6 +410,7 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         "output_path": None if output in _DISCARD or output == _LOG else output,
         "error_path": params.get("error"),
         "held": params.get("hold") or None,
+        "dependency": params.get("dependency"),
         "idempotency_key": params.get("idempotency_key"),
     }
     if fields["error_path"] in _DISCARD or fields["error_path"] == _LOG:

@@ -57,6 +57,7 @@ def pending_from_row(row: orm.Job) -> PendingJob:
         priority=row.priority,
         gpu_types=tuple(row.gpu_types),
         held=bool(row.held),
+        dependent=bool(row.dependency_pending),
     )
 
 

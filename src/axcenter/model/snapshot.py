@@ -51,6 +51,8 @@ class PendingJob:
     #: held by its owner or an operator (``axc hold``, Slurm's ``scontrol hold``): it keeps
     #: its place in the queue but is not started until released
     held: bool = False
+    #: waits for other jobs (``--dependency``) until the service finds them ended as asked
+    dependent: bool = False
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
 

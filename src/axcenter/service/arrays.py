@@ -18,6 +18,7 @@ from axcenter.model.arrays import parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
+from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
 from axcenter.service.jobs import cancel, may_manage, new_jobs, pending_job
 from axcenter.service.schemas import ArrayIn, ArrayOut
@@ -54,6 +55,7 @@ def parse_indices(spec: str) -> tuple[int, ...]:
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
     """Validate the spec once, then write every task in one transaction."""
     indices = parse_indices(req.indices)
+    check_dependencies(center.store, who, [req])
     if req.idempotency_key:
         with center.store.read() as session:
             earlier = session.scalars(
@@ -83,6 +85,8 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
         ]
         insert_jobs(session, tasks)
     center.control.submitted(pending_job(t) for t in tasks)
+    if req.dependency:
+        center.dependencies.submitted(t.id for t in tasks)
     return ArrayOut(
         array_id=array_id,
         tasks=len(tasks),

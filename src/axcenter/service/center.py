@@ -18,6 +18,7 @@ from axcenter.executors.base import Executor, ExitReport, NodeInventory
 from axcenter.executors.gpus import local_inventory
 from axcenter.executors.local import LocalExecutor
 from axcenter.model.snapshot import Limits, SchedulerConfig
+from axcenter.service.dependencies import DependencyResolver
 from axcenter.settings import Settings
 from axcenter.store.db import Store
 from axcenter.store.group_commit import GroupCommit
@@ -86,6 +87,9 @@ class Center:
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
         )
+        #: lets jobs submitted with --dependency go when what they wait for has ended
+        self.dependencies = DependencyResolver(self.store, self.control)
+        self.watch.add_listener(self.dependencies.ended)
 
     def _local_executor(self, on_exit: Callable[[ExitReport], None]) -> Executor:
         nodes = local_inventory(
@@ -98,8 +102,10 @@ class Center:
         self.store.migrate()
         self.writes.start()
         self.control.start()
+        self.dependencies.start()
 
     def stop(self) -> None:
+        self.dependencies.stop()
         self.writes.close()
         self.control.stop()
         self.store.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import re
@@ -28,6 +29,7 @@ from axcenter.service.access import (
     visible_job_details,
     visible_jobs,
 )
+from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
@@ -69,6 +71,7 @@ def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Su
     The write goes through the center's group commit (``store.group_commit``): it is
     acknowledged once committed, together with whatever else was submitted meanwhile.
     """
+    check_dependencies(center.store, who, requests)
     work = _submission(center, who, requests)
     try:
         written = center.writes.run(work)
@@ -88,6 +91,8 @@ async def submit_async(
     on the table's unique key, and the submission goes the read-first way, which
     replays the earlier job.
     """
+    if any(r.dependency for r in requests):  # reads the jobs named: off the event loop
+        await asyncio.to_thread(check_dependencies, center.store, who, requests)
     nodes = list(center.control.state.nodes.values())
     prepared = _prepare_cached(center, who, requests, nodes)
     if prepared is not None:
@@ -126,6 +131,9 @@ def _accepted(center: Center, written: _Written) -> list[Submitted]:
     results, new = written
     if new:
         center.control.submitted(_pending(j) for j in new)
+        dependent = [j.id for j in new if j.dependency is not None]
+        if dependent:
+            center.dependencies.submitted(dependent)
     return results
 
 
@@ -344,6 +352,7 @@ def _new_job(
         output_path=req.output_path,
         error_path=req.error_path,
         held=req.held,
+        dependency=req.dependency,
     )
 
 
@@ -433,6 +442,7 @@ def _pending(job: NewJob) -> PendingJob:
         priority=job.priority,
         gpu_types=tuple(job.gpu_types),
         held=job.held,
+        dependent=job.dependency is not None,
     )
 
 
@@ -462,6 +472,7 @@ def _out_new(job: NewJob, project: str, user: str) -> JobOut:
         output_path=job.output_path,
         error_path=job.error_path,
         held=job.held,
+        dependency=job.dependency,
         submitted_at=job.submitted_at,
         started_at=None,
         ended_at=None,
@@ -528,6 +539,7 @@ def _out(
         output_path=row.output_path,
         error_path=row.error_path,
         held=bool(row.held),
+        dependency=row.dependency,
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         ended_at=row.ended_at,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from axcenter.model.dependencies import parse_dependency
 from axcenter.model.jobs import JobOutput
 from axcenter.model.logpath import check_log_pattern
 
@@ -110,6 +111,14 @@ def _log_pattern(value: str) -> str:
 LogPattern = Annotated[str, AfterValidator(_log_pattern)]
 
 
+def _dependency(value: str) -> str:
+    parse_dependency(value)  # its ValueError names the part at fault
+    return value.strip()
+
+
+Dependency = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_dependency)]
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -133,6 +142,8 @@ class JobIn(BaseModel):
     error_path: LogPattern | None = None
     #: submitted held (Slurm's ``sbatch --hold``): pending until released
     held: bool = False
+    #: Slurm's ``--dependency`` (``model.dependencies``): afterok:JOB, singleton, ...
+    dependency: Dependency | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
@@ -205,6 +216,7 @@ class JobOut(BaseModel):
     output_path: str | None = None
     error_path: str | None = None
     held: bool = False
+    dependency: str | None = None
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

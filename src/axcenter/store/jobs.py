@@ -71,6 +71,7 @@ class NewJob:
     output_path: str | None = None
     error_path: str | None = None
     held: bool = False
+    dependency: str | None = None
     array_id: str | None = None
     array_index: int | None = None
 
@@ -136,6 +137,8 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "output_path": j.output_path,
             "error_path": j.error_path,
             "held": j.held,
+            "dependency": j.dependency,
+            "dependency_pending": j.dependency is not None,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,

@@ -210,6 +210,10 @@ class Job(Base):
     output: Mapped[str] = mapped_column(String(16), default="log", server_default="log")
     #: held by its owner or an operator: pending, not started until released
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Slurm's --dependency as written (``model.dependencies``), and whether the job still
+    #: waits for it (cleared by ``service.dependencies`` when it holds)
+    dependency: Mapped[str | None] = mapped_column(Text)
+    dependency_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Slurm's --output/--error file name patterns (``model.logpath``); None: the log
     output_path: Mapped[str | None] = mapped_column(Text)
     error_path: Mapped[str | None] = mapped_column(Text)

@@ -96,6 +96,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "reason.budget": ("budget", "예산"),
     "reason.preempting": ("preemption to finish", "선점 완료"),
     "reason.held": ("held until released", "해제될 때까지 보류"),
+    "reason.dependency": ("jobs it depends on", "선행 작업"),
     "reason.nodes": ("enough nodes", "충분한 노드"),
     "jobs.title": ("Jobs", "작업"),
     "jobs.new": ("Submit a job", "작업 제출"),

@@ -1,10 +1,12 @@
 """a job's output and error file name patterns (jobs.output_path, jobs.error_path), and
-whether it is held (jobs.held)
+whether it is held or waits for other jobs (jobs.held, jobs.dependency)
 
 Slurm's ``--output``/``--error`` patterns (``%j %A %a %x %u %N``), stored as the user
 wrote them and expanded when the job starts (``axcenter.model.logpath``). NULL, as for
 every job until now: the center's log of the job. ``held``: a pending job its owner or
 an operator holds (``axc hold``); the scheduler passes it over until it is released.
+``dependency``: Slurm's ``--dependency`` as written; ``dependency_pending``: the job still
+waits for it.
 
 Revision ID: 0010_i20_job_log_paths
 Revises: 0008
@@ -27,10 +29,16 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("held", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(sa.Column("dependency", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column("dependency_pending", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("dependency_pending")
+        batch_op.drop_column("dependency")
         batch_op.drop_column("held")
         batch_op.drop_column("error_path")
         batch_op.drop_column("output_path")
