@@ -75,3 +75,25 @@ def test_a_dependency_names_a_job_that_is(client: TestClient, tenants: Tenants) 
         "/api/v1/jobs", json=body | {"dependency": f"afterany:{theirs}"}, headers=headers
     )
     assert other.status_code == 422  # another tenant's job is not there for alice
+
+
+def test_an_array_throttle_keeps_at_most_n_tasks_running(
+    client: TestClient, tenants: Tenants
+) -> None:
+    body = {"project": tenants.alice.project, "command": ["sleep", "0.3"], "gpus_per_node": 0}
+    r = client.post(
+        "/api/v1/arrays", json=body | {"indices": "0-5%2"}, headers=tenants.alice.headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["throttle"] == 2
+    array = r.json()["array_id"]
+    ids = client.get(
+        f"/api/v1/arrays/{array}", params={"ids": True}, headers=tenants.alice.headers
+    ).json()["job_ids"]
+    runs = [wait(client, tenants.alice, job_id) for job_id in ids]
+    assert all(run["state"] == "succeeded" for run in runs)
+    for run in runs:  # when any task started, at most one other ran
+        overlapping = [
+            o for o in runs if o["started_at"] <= run["started_at"] < o["ended_at"] and o != run
+        ]
+        assert len(overlapping) <= 1, (run, overlapping)

@@ -78,7 +78,7 @@ def test_array_of_a_slurm_list(client: TestClient, tenants: Tenants) -> None:
     ("indices", "message"),
     [
         ("1,x", "indices: array '1,x': cannot read 'x'"),
-        ("0-9%2", "indices: array '0-9%2': a % throttle"),
+        ("0-9%0", "indices: array '0-9%0': the throttle after %"),
         ("9-1", "indices: array '9-1': '9-1' ends before it starts"),
     ],
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select, update
 
 from axcenter.model.access import Principal
-from axcenter.model.arrays import parse_array
+from axcenter.model.arrays import ArraySpec, parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
@@ -35,26 +35,19 @@ __all__ = ["MAX_TASKS", "array_view", "cancel_array", "parse_indices", "submit_a
 MAX_TASKS = 100_000
 
 
-def parse_indices(spec: str) -> tuple[int, ...]:
-    """The indices of Slurm's ``--array`` forms (``model.arrays``): ``0-1999``,
-    ``0-1999:10``, ``1,3,5-9``, ``7``. A ``%`` throttle is refused, as the scheduler
-    cannot keep to it yet."""
+def parse_indices(spec: str) -> ArraySpec:
+    """The indices and throttle of Slurm's ``--array`` forms (``model.arrays``):
+    ``0-1999``, ``0-1999:10``, ``1,3,5-9``, ``7``, ``0-99%8``."""
     try:
-        parsed = parse_array(spec, max_tasks=MAX_TASKS)
+        return parse_array(spec, max_tasks=MAX_TASKS)
     except ValueError as exc:
         raise InvalidInput("indices", str(exc)) from None
-    if parsed.throttle is not None:
-        raise InvalidInput(
-            "indices",
-            f"array {spec!r}: a % throttle (at most N tasks at once) is not supported yet; "
-            "submit without it, or cap the project's running jobs (axc project limits)",
-        )
-    return parsed.indices
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
     """Validate the spec once, then write every task in one transaction."""
-    indices = parse_indices(req.indices)
+    parsed = parse_indices(req.indices)
+    indices, throttle = parsed.indices, parsed.throttle
     check_dependencies(center.store, who, [req])
     if req.idempotency_key:
         with center.store.read() as session:
@@ -80,18 +73,21 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
                 array_index=index,
                 idempotency_key=template.idempotency_key if n == 0 else None,
                 workdir=workdir,
+                array_throttle=throttle,
+                throttled=throttle is not None and n >= throttle,
             )
             for n, index in enumerate(indices)
         ]
         insert_jobs(session, tasks)
     center.control.submitted(pending_job(t) for t in tasks)
-    if req.dependency:
-        center.dependencies.submitted(t.id for t in tasks)
+    if req.dependency or throttle is not None:
+        center.dependencies.submitted(t.id for t in tasks if t.dependency or t.throttled)
     return ArrayOut(
         array_id=array_id,
         tasks=len(tasks),
         first_index=indices[0],
         last_index=indices[-1],
+        throttle=throttle,
         states={JobState.PENDING.value: len(tasks)},
     )
 
@@ -107,8 +103,12 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
         }
         if not counts:
             raise NotFound(f"no array {array_id!r}")
-        first, last = session.execute(
-            select(func.min(orm.Job.array_index), func.max(orm.Job.array_index)).where(scope)
+        first, last, throttle = session.execute(
+            select(
+                func.min(orm.Job.array_index),
+                func.max(orm.Job.array_index),
+                func.max(orm.Job.array_throttle),
+            ).where(scope)
         ).one()
         job_ids = (
             list(session.scalars(select(orm.Job.id).where(scope).order_by(orm.Job.array_index)))
@@ -120,6 +120,7 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
         tasks=sum(counts.values()),
         first_index=first,
         last_index=last,
+        throttle=throttle,
         states=counts,
         job_ids=job_ids,
     )

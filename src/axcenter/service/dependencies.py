@@ -1,5 +1,5 @@
-"""Jobs that wait for other jobs (Slurm's ``--dependency``), and the resolver that lets
-them go.
+"""Jobs that wait for other jobs (Slurm's ``--dependency``) or for a place under their
+array's ``%`` throttle, and the resolver that lets them go.
 
 A job submitted with a dependency is pending with ``dependency_pending`` set; the
 scheduler passes it over (``PendingJob.dependent``, reason ``dependency``). The
@@ -8,7 +8,9 @@ whenever the control loop reports jobs ended (``JobWatch`` listeners), and every
 seconds as a safety net: a job whose dependency holds is handed back to the scheduler
 (the flag cleared where the job is still pending, then ``forget`` and ``submitted``); one
 whose dependency never can hold is cancelled through the one gate for state changes
-(``store.jobs.transition``), its reason naming the job that ended the other way.
+(``store.jobs.transition``), its reason naming the job that ended the other way. The
+tasks of an array submitted with ``%N`` beyond the first N wait the same way, and go,
+lowest index first, as the array's started tasks end.
 
 The resolver keeps the ids of the waiting jobs in memory (loaded at start, added at each
 such submission), so a center without dependent jobs never queries for them.
@@ -161,39 +163,45 @@ class DependencyResolver:
         decided: set[str] = set()
         with self._store.write() as session:
             rows = session.scalars(select(orm.Job).where(orm.Job.id.in_(waiting))).all()
-            specs = {r.id: parse_dependency(r.dependency or "") for r in rows if r.dependency}
+            specs = {r.id: parse_dependency(r.dependency) for r in rows if r.dependency}
             refs = {job for spec in specs.values() for _, job in spec.after}
             states = _states(session, refs)
             now = utcnow()
+            ready: list[orm.Job] = []
             for row in rows:
                 if row.state != JobState.PENDING.value or not row.dependency_pending:
                     decided.add(row.id)  # cancelled or started meanwhile: nothing to do
                     continue
-                spec = specs[row.id]
-                clear = not spec.singleton or self._singleton_clear(session, row)
-                verdict = judge(spec, states, clear)
-                if verdict is Verdict.MET:
-                    done = session.execute(
-                        update(orm.Job)
-                        .where(orm.Job.id == row.id, orm.Job.state == JobState.PENDING.value)
-                        .values(dependency_pending=False)
-                        .execution_options(synchronize_session=False)
-                    )
-                    if done.rowcount == 1:  # type: ignore[attr-defined]
-                        released.append(replace(pending_from_row(row), dependent=False))
-                    decided.add(row.id)
-                elif verdict is Verdict.NEVER:
-                    transition(
-                        session,
-                        row.id,
-                        [JobState.PENDING],
-                        JobState.CANCELLED,
-                        at=now,
-                        reason=f"dependency never satisfied: {_why(spec, states)}",
-                        ended_at=now,
-                    )
-                    decided.add(row.id)
-                    self._control.forget(row.id)
+                spec = specs.get(row.id)
+                if spec is not None:
+                    clear = not spec.singleton or self._singleton_clear(session, row)
+                    verdict = judge(spec, states, clear)
+                    if verdict is Verdict.NEVER:
+                        transition(
+                            session,
+                            row.id,
+                            [JobState.PENDING],
+                            JobState.CANCELLED,
+                            at=now,
+                            reason=f"dependency never satisfied: {_why(spec, states)}",
+                            ended_at=now,
+                        )
+                        decided.add(row.id)
+                        self._control.forget(row.id)
+                        continue
+                    if verdict is Verdict.WAIT:
+                        continue
+                ready.append(row)
+            for row in _under_throttles(session, ready):
+                done = session.execute(
+                    update(orm.Job)
+                    .where(orm.Job.id == row.id, orm.Job.state == JobState.PENDING.value)
+                    .values(dependency_pending=False)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    released.append(replace(pending_from_row(row), dependent=False))
+                decided.add(row.id)
         with self._lock:
             self._waiting -= decided
         for job in released:
@@ -225,3 +233,27 @@ def _why(spec: Dependency, states: dict[str, str]) -> str:
         if kind == "afternotok" and state == JobState.SUCCEEDED.value:
             return f"{job} succeeded (afternotok)"
     return "a job it depends on ended the other way"
+
+
+def _under_throttles(session: Session, ready: list[orm.Job]) -> list[orm.Job]:
+    """Of the jobs free to go, those an array's ``%`` throttle lets start now: per array,
+    as many as it has places (tasks started and not ended below the throttle), lowest
+    index first. Jobs of no throttled array all go."""
+    free = [r for r in ready if r.array_throttle is None or r.array_id is None]
+    by_array: dict[str, list[orm.Job]] = {}
+    for row in ready:
+        if row.array_throttle is not None and row.array_id is not None:
+            by_array.setdefault(row.array_id, []).append(row)
+    for array_id, tasks in by_array.items():
+        active = session.scalar(
+            select(func.count())
+            .select_from(orm.Job)
+            .where(
+                orm.Job.array_id == array_id,
+                orm.Job.state.not_in(_ENDED),
+                orm.Job.dependency_pending.is_(False),
+            )
+        )
+        places = (tasks[0].array_throttle or 0) - int(active or 0)
+        free += sorted(tasks, key=lambda r: r.array_index or 0)[: max(places, 0)]
+    return free

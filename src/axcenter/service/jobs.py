@@ -442,7 +442,7 @@ def _pending(job: NewJob) -> PendingJob:
         priority=job.priority,
         gpu_types=tuple(job.gpu_types),
         held=job.held,
-        dependent=job.dependency is not None,
+        dependent=job.dependency is not None or job.throttled,
     )
 
 

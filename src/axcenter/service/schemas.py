@@ -159,6 +159,8 @@ class ArrayOut(BaseModel):
     tasks: int
     first_index: int
     last_index: int
+    #: at most this many tasks started and not ended at once (``%`` in the indices)
+    throttle: int | None = None
     states: dict[str, int]  # tasks per state
     job_ids: list[str] | None = None
 

@@ -74,6 +74,9 @@ class NewJob:
     dependency: str | None = None
     array_id: str | None = None
     array_index: int | None = None
+    #: the array's ``%`` throttle, and whether this task waits for a place under it
+    array_throttle: int | None = None
+    throttled: bool = False
 
 
 def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
@@ -138,7 +141,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "error_path": j.error_path,
             "held": j.held,
             "dependency": j.dependency,
-            "dependency_pending": j.dependency is not None,
+            "dependency_pending": j.dependency is not None or j.throttled,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,
@@ -146,6 +149,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "attempts": 0,
             "array_id": j.array_id,
             "array_index": j.array_index,
+            "array_throttle": j.array_throttle,
         }
         for j in jobs
     ]

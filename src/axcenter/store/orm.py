@@ -233,6 +233,8 @@ class Job(Base):
     #: a task of a job array: the array's id and this task's index (AXC_ARRAY_INDEX)
     array_id: Mapped[str | None] = mapped_column(String(32), index=True)
     array_index: Mapped[int | None]
+    #: the array's ``%`` throttle: at most this many of its tasks started and not ended
+    array_throttle: Mapped[int | None]
     #: the allocation its current run is charged to (None: unfunded)
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
 

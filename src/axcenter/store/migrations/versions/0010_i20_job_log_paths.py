@@ -6,7 +6,7 @@ wrote them and expanded when the job starts (``axcenter.model.logpath``). NULL, 
 every job until now: the center's log of the job. ``held``: a pending job its owner or
 an operator holds (``axc hold``); the scheduler passes it over until it is released.
 ``dependency``: Slurm's ``--dependency`` as written; ``dependency_pending``: the job still
-waits for it.
+waits for it, or for a free place under its array's ``%`` throttle (``array_throttle``).
 
 Revision ID: 0010_i20_job_log_paths
 Revises: 0008
@@ -33,10 +33,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("dependency_pending", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(sa.Column("array_throttle", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("array_throttle")
         batch_op.drop_column("dependency_pending")
         batch_op.drop_column("dependency")
         batch_op.drop_column("held")
