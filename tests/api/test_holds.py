@@ -61,3 +61,20 @@ def test_only_a_pending_job_is_held_or_rescheduled(client: TestClient, tenants: 
     assert renamed.status_code == 200 and renamed.json()["name"] == "kept"
     empty = client.patch(f"/api/v1/jobs/{job['id']}", json={}, headers=alice)
     assert empty.status_code == 422 and "nothing to change" in empty.json()["detail"]
+
+
+def test_an_exclusive_job_takes_whole_nodes(client: TestClient, tenants: Tenants) -> None:
+    whole = _submit(client, tenants, exclusive=True, gpu_types=["H100"], gpus_per_node=1)
+    assert (whole["gpus_per_node"], whole["nodes"]) == (4, 1)  # the H100 node's all
+    cluster = client.get("/api/v1/cluster", headers=tenants.alice.headers).json()
+    (h100,) = [n for n in cluster["nodes"] if n["gpu_type"] == "H100"]
+    assert (whole["cpus_per_node"], whole["memory_mb_per_node"]) == (
+        h100["cpus"],
+        h100["memory_mb"],
+    )
+    body = {"project": tenants.alice.project, "command": ["true"], "exclusive": True}
+    mixed = client.post("/api/v1/jobs", json=body, headers=tenants.alice.headers)
+    assert mixed.status_code == 422
+    assert mixed.json()["detail"].startswith(
+        "exclusive: whole nodes of different sizes could be chosen (A100x2, H100x4)"
+    )

@@ -191,3 +191,12 @@ def test_dependency_on_the_command_line_and_in_a_script(
     assert bad.exit_code == 2 and "cannot read 'after:5'" in " ".join(bad.stderr.split())
     either = axc("submit", "--dependency", "afterok:job_1?afterok:job_2", "--", "true")
     assert either.exit_code == 2 and "'?' (any of) is not supported" in either.stderr
+
+
+def test_exclusive(axc: Any, fake: FakeServer, tmp_path: Path) -> None:
+    assert axc("submit", "--exclusive", "--gpu-type", "H100", "--", "true").exit_code == 0
+    assert _body(fake)["exclusive"] is True
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\n#SBATCH --exclusive\ntrue\n")
+    assert axc("submit", str(script)).exit_code == 0
+    assert _body(fake)["exclusive"] is True

@@ -108,7 +108,7 @@ SLURM_OPTIONS: dict[str, _Rule] = {
     "gpu-bind": _ignore("CUDA_VISIBLE_DEVICES names the job's GPUs"),
     "verbose": _ignore("nothing to say", takes_value=False),
     "quiet": _ignore("nothing to say", takes_value=False),
-    "exclusive": _refuse(_NOT_YET, takes_value=False),
+    "exclusive": _map("--exclusive", takes_value=False),
     "dependency": _map("--dependency"),
     "hold": _map("--hold", takes_value=False),
     "begin": _refuse(_NOT_YET),

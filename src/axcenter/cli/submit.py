@@ -251,6 +251,13 @@ def submit(
         bool,
         typer.Option("--hold", "-H", help="Submit held: it waits until `axc release JOB`."),
     ] = False,
+    exclusive: Annotated[
+        bool,
+        typer.Option(
+            "--exclusive",
+            help="Whole nodes: every GPU, CPU and MB of each node (their size must be one).",
+        ),
+    ] = False,
     dependency: Annotated[
         str | None,
         typer.Option(
@@ -410,6 +417,7 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         "output_path": None if output in _DISCARD or output == _LOG else output,
         "error_path": params.get("error"),
         "held": params.get("hold") or None,
+        "exclusive": params.get("exclusive") or None,
         "dependency": params.get("dependency"),
         "idempotency_key": params.get("idempotency_key"),
     }

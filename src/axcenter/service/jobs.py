@@ -303,6 +303,8 @@ def _new_job(
 ) -> NewJob:
     settings = center.settings
     req = _spelled_as_nodes(req, nodes)
+    if req.exclusive:
+        req = _whole_nodes(req, nodes)
     _check_fits(req, nodes)
     if any(not arg for arg in req.command[:1]):
         raise InvalidInput("command", "the program to run is empty")
@@ -370,6 +372,24 @@ def _spelled_as_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
     folded = {t.casefold(): t for t in known}
     types = [t if t in known else folded.get(t.casefold(), t) for t in req.gpu_types]
     return req.model_copy(update={"gpu_types": types})
+
+
+def _whole_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
+    """An exclusive job asks for all of a node: its GPUs, CPUs and memory (so nothing else
+    can share it, and it is charged for the whole node, as Slurm does)."""
+    usable = [n for n in nodes if not req.gpu_types or n.gpu_type in req.gpu_types]
+    sizes = {(n.gpu_count, n.cpus, n.memory_mb) for n in usable}
+    if len(sizes) != 1:
+        found = ", ".join(sorted({f"{n.gpu_type}x{n.gpu_count}" for n in usable})) or "none"
+        raise InvalidInput(
+            "exclusive",
+            f"whole nodes of different sizes could be chosen ({found}): name one --gpu-type "
+            "whose nodes are all alike, or ask for GPUs, CPUs and memory instead",
+        )
+    ((gpus, cpus, memory),) = sizes
+    return req.model_copy(
+        update={"gpus_per_node": gpus, "cpus_per_node": cpus, "memory_mb_per_node": memory}
+    )
 
 
 def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:

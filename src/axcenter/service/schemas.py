@@ -142,6 +142,9 @@ class JobIn(BaseModel):
     error_path: LogPattern | None = None
     #: submitted held (Slurm's ``sbatch --hold``): pending until released
     held: bool = False
+    #: whole nodes (Slurm's ``--exclusive``): every GPU, CPU and MB of each node it gets;
+    #: the accepted types' nodes must be all of one size
+    exclusive: bool = False
     #: Slurm's ``--dependency`` (``model.dependencies``): afterok:JOB, singleton, ...
     dependency: Dependency | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
