@@ -459,6 +459,7 @@ def test_every_help_renders_as_written() -> None:
     runner = CliRunner()
     commands = _all_commands()
     assert ["submit"] in commands and ["quota", "set"] in commands and ["sim", "run"] in commands
+    assert ["export", "history"] in commands  # a group of one command stays a group
     for words in commands:
         result = runner.invoke(main.app, [*words, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, (words, result.output)

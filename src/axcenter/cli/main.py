@@ -140,11 +140,7 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
         "reservation_app",
         "Reservations: devices held for one project during a time window.",
     ),
-    "export": (
-        "axcenter.cli.export",
-        "app",
-        "Write the finished jobs you may see as a native trace CSV (for `axc sim`).",
-    ),
+    "export": ("axcenter.cli.export", "app", "Export data from the center."),
     "report": ("axcenter.cli.reports", "app", "Usage reports and program burn-downs."),
     "program": ("axcenter.cli.programs", "app", "Funding programs: budgets, periods, co-funding."),
     "org": ("axcenter.cli.orgs", "app", "Organizations: companies and institutes."),
@@ -173,7 +169,8 @@ class _AxcGroup(TyperGroup):
             return typer.main.get_group(holder).get_command(ctx, cmd_name)
         if cmd_name in _GROUPS:
             module, attribute, _ = _GROUPS[cmd_name]
-            command = typer.main.get_command(getattr(importlib.import_module(module), attribute))
+            # a group even with one command (``axc export history``), as add_typer made it
+            command = typer.main.get_group(getattr(importlib.import_module(module), attribute))
             command.name = cmd_name
             return command
         return super().get_command(ctx, cmd_name)
