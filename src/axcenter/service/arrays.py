@@ -74,14 +74,15 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
                 idempotency_key=template.idempotency_key if n == 0 else None,
                 workdir=workdir,
                 array_throttle=throttle,
-                throttled=throttle is not None and n >= throttle,
+                dependency_pending=template.dependency_pending
+                or (throttle is not None and n >= throttle),
             )
             for n, index in enumerate(indices)
         ]
         insert_jobs(session, tasks)
     center.control.submitted(pending_job(t) for t in tasks)
     if req.dependency or throttle is not None:
-        center.dependencies.submitted(t.id for t in tasks if t.dependency or t.throttled)
+        center.dependencies.submitted(t.id for t in tasks if t.dependency_pending)
     return ArrayOut(
         array_id=array_id,
         tasks=len(tasks),

@@ -355,6 +355,7 @@ def _new_job(
         error_path=req.error_path,
         held=req.held,
         dependency=req.dependency,
+        dependency_pending=req.dependency is not None,
     )
 
 
@@ -462,7 +463,7 @@ def _pending(job: NewJob) -> PendingJob:
         priority=job.priority,
         gpu_types=tuple(job.gpu_types),
         held=job.held,
-        dependent=job.dependency is not None or job.throttled,
+        dependent=job.dependency_pending,
     )
 
 

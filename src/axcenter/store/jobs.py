@@ -72,11 +72,12 @@ class NewJob:
     error_path: str | None = None
     held: bool = False
     dependency: str | None = None
+    #: waits for its dependency, or for a place under its array's throttle
+    dependency_pending: bool = False
     array_id: str | None = None
     array_index: int | None = None
-    #: the array's ``%`` throttle, and whether this task waits for a place under it
+    #: the array's ``%`` throttle
     array_throttle: int | None = None
-    throttled: bool = False
 
 
 def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
@@ -141,7 +142,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "error_path": j.error_path,
             "held": j.held,
             "dependency": j.dependency,
-            "dependency_pending": j.dependency is not None or j.throttled,
+            "dependency_pending": j.dependency_pending,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,
