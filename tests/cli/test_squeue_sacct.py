@@ -182,3 +182,15 @@ def test_submit_held_and_sbatch_hold_directive(axc: Any, fake: FakeServer, tmp_p
     assert fake.bodies[-1]["held"] is True
     both = axc("submit", "--hold", "--wait", "--", "true")
     assert both.exit_code == 2 and "a held job would never end" in both.stderr
+
+
+def test_a_forecast_beyond_the_calendar_says_so_in_years() -> None:
+    from axcenter.cli.reports import forecast_line
+
+    line = forecast_line(
+        {"budget_won": 10**9, "remaining_won": 10**9, "rate_won_per_day": "1", "forecast": None}
+    )
+    assert line == (
+        "1,000,000,000 of 1,000,000,000 won left; at 1 won/day (last 7 days) it lasts more "
+        "than 2,739,726 years: no end in sight"
+    )

@@ -189,7 +189,11 @@ def forecast_line(b: Mapping[str, Any]) -> str:
     if remaining <= 0:
         return f"budget of {budget:,} won spent" + (f" on {day}" if day else "")
     if not day and rate > 0:
-        return f"{remaining:,} of {budget:,} won left; at {rate:,} won/day it lasts past 9999"
+        years = int(Decimal(remaining) / rate / 365)
+        return (
+            f"{remaining:,} of {budget:,} won left; at {rate:,.0f} won/day (last 7 days) it "
+            f"lasts more than {years:,} years: no end in sight"
+        )
     if not day:
         return (
             f"{remaining:,} of {budget:,} won left; nothing charged in the last 7 days: no forecast"
