@@ -33,6 +33,7 @@ from axcenter.cli.durations import (
     parse_memory,
     parse_time_limit,
 )
+from axcenter.client.http import ApiError
 from axcenter.model.arrays import parse_array
 from axcenter.model.dependencies import DEPENDENCY_FORMS, parse_dependency
 from axcenter.model.logpath import LOG_SYMBOLS, check_log_pattern
@@ -423,6 +424,45 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
     }
     if fields["error_path"] in _DISCARD or fields["error_path"] == _LOG:
         _usage("--error takes a file name pattern; stderr goes with stdout without it")
+    try:
+        _submit(ctx, fields, params)
+    except ApiError as exc:
+        if exc.status_code != 422:
+            raise
+        raise ApiError(exc.status_code, _in_option_terms(exc.detail)) from None
+
+
+#: the API's job fields as ``axc submit`` spells them, for the server's refusals
+_OPTIONS = {
+    "project": "--project",
+    "name": "--name",
+    "command": "the command",
+    "workdir": "--workdir",
+    "env": "--env",
+    "gpus_per_node": "--gpus",
+    "nodes": "--nodes",
+    "cpus_per_node": "--cpus",
+    "memory_mb_per_node": "--mem",
+    "time_limit_s": "--time",
+    "priority": "--priority",
+    "gpu_types": "--gpu-type",
+    "output_path": "--output",
+    "error_path": "--error",
+    "dependency": "--dependency",
+    "exclusive": "--exclusive",
+    "indices": "--array",
+    "idempotency_key": "--idempotency-key",
+}
+
+
+def _in_option_terms(detail: str) -> str:
+    """``gpus_per_node: 5 GPUs ...`` as ``--gpus: 5 GPUs ...``: the option the user wrote."""
+    field, sep, rest = detail.partition(": ")
+    option = _OPTIONS.get(field)
+    return f"{option}: {rest}" if sep and option else detail
+
+
+def _submit(ctx: typer.Context, fields: dict[str, Any], params: dict[str, Any]) -> None:
     array, wait_ = params.get("array"), params.get("wait_")
     if wait_ and params.get("hold"):
         _usage("--wait and --hold: a held job would never end; release it first")
