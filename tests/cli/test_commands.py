@@ -132,7 +132,7 @@ def test_submit_bad_local_input_exits_2(
 def test_submit_api_validation_error_exits_1(axc: Any, fake: FakeServer) -> None:
     result = axc("submit", "--project", "nope", "--", "true")
     assert result.exit_code == 1
-    assert result.stderr == "error: --project: unknown project 'nope'\n"  # the option written
+    assert result.stderr == "error: --project (project): unknown project 'nope'\n"
     assert result.stdout == ""
     assert result.exception is None or isinstance(result.exception, SystemExit)
 

@@ -456,10 +456,11 @@ _OPTIONS = {
 
 
 def _in_option_terms(detail: str) -> str:
-    """``gpus_per_node: 5 GPUs ...`` as ``--gpus: 5 GPUs ...``: the option the user wrote."""
+    """``gpus_per_node: 5 GPUs ...`` as ``--gpus (gpus_per_node): 5 GPUs ...``: the option
+    the user wrote, then the API's field (what scripts and the API's users know)."""
     field, sep, rest = detail.partition(": ")
     option = _OPTIONS.get(field)
-    return f"{option}: {rest}" if sep and option else detail
+    return f"{option} ({field}): {rest}" if sep and option else detail
 
 
 def _submit(ctx: typer.Context, fields: dict[str, Any], params: dict[str, Any]) -> None:
