@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import (
+    PHRASES,
     RULES,
     Target,
     allowed,
@@ -262,7 +263,13 @@ def test_rule_table_relations() -> None:
     assert not visible(outsider_member, project)
     with pytest.raises(NotFound, match="no project 'p'"):
         require(outsider_member, "project.read", project)
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden, match=r"^your role \(member\) may not read project 'p'$"):
         require(colleague, "project.read", project)
     with pytest.raises(KeyError):
         require(member, "project.explode", project)
+
+
+def test_every_action_has_words_for_its_refusal() -> None:
+    """A refusal never shows an internal action name such as ``request.decide``."""
+    assert set(PHRASES) == set(RULES)
+    assert all("." not in phrase for phrase in PHRASES.values())

@@ -72,6 +72,9 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/jobs/{job_id}"): row("AA AA HH AH AH"),
     ("POST", "/jobs/{job_id}/cancel"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/hold"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/release"): row("AA FF HH AH FH"),
+    ("PATCH", "/jobs/{job_id}"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs
     ("GET", "/jobs/{job_id}/log"): row("AA AF HH AH AH"),
@@ -79,6 +82,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/arrays/{array_id}"): row("AA AA HH AH AH"),
     ("POST", "/arrays/{array_id}/cancel"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/charges"): row("AA AA HH AH AH"),
+    ("GET", "/accounting/jobs"): row("SS SS NN SN SN"),
     ("GET", "/cluster"): row("AA AA AA AA AA"),
     # center-wide figures that name no tenant
     ("GET", "/cluster/history"): row("AA AA AA AA AA"),
@@ -110,6 +114,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("PATCH", "/programs/{program}"): row("AA AA FF FF FF"),
     ("GET", "/prices"): row("AA AA AA AA AA"),
     ("POST", "/prices"): row("AA FF FF FF FF"),
+    ("DELETE", "/prices/{price_id}"): row("AA FF FF FF FF"),
     ("GET", "/audit"): row("AA FF FF FF FF"),
     # organizations, users, tokens
     ("GET", "/organizations"): row("SS SS SN SN SN"),
@@ -409,6 +414,15 @@ def _fresh_token(w: World, side: Side) -> str:
         return token.id
 
 
+def _fresh_price(w: World) -> str:
+    """A price that has not taken effect (only those may be removed)."""
+    price_id = new_id("prc")
+    when = datetime.now(UTC) + timedelta(days=400 + next(_serial))
+    with w.write() as s:
+        s.add(orm.Price(id=price_id, gpu_type="H100", won_per_gpu_hour=1, effective_from=when))
+    return price_id
+
+
 def _fresh_cohort(w: World) -> str:
     name = unique("cohort")
     with w.write() as s:
@@ -462,6 +476,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         params["name"] = _fresh_cohort(w)
     if path.startswith("/reservations/"):
         params["name"] = _fresh_reservation(w, side)
+    if path.startswith("/prices/"):
+        params["price_id"] = _fresh_price(w)
     if path.startswith("/tokens/"):
         params["token_id"] = _fresh_token(w, side)
     if path == "/projects/{project}/members/{user}":
@@ -509,6 +525,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/allocation-requests/{request_id}/reject"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/return"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/resubmit"): {},
+        ("PATCH", "/jobs/{job_id}"): {"name": "matrix"},
     }
     markers = {
         "/projects": side.project,
@@ -518,6 +535,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/cohorts": side.project,
         "/reservations": side.project,
         "/export/history": side.job,
+        "/accounting/jobs": side.job,
         "/reports/usage": side.project,
         "/programs": w.program,
         "/organizations": side.org,

@@ -98,6 +98,7 @@ def test_operator_sets_quota_and_list_shows_live_usage(
         "lending_limit": 1,
         "in_use": 0,
         "borrowing": False,
+        "source": "set",
     }
     # upsert: a second PUT replaces all three values
     r = put_quota(client, op, "bolt-llm", "H100", nominal=2, borrowing_limit=2)

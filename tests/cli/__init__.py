@@ -21,7 +21,7 @@ TOKEN = "tok-alice"
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
-_JOB_PATH = re.compile(r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|log|wait))?$")
+_JOB_PATH = re.compile(r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|log|wait|hold|release))?$")
 
 
 def _now() -> str:
@@ -46,6 +46,8 @@ class FakeServer:
             {"id": "prj_1", "name": "vision", "organization": "uni", "sector": "academia"},
             {"id": "prj_2", "name": "nlp", "organization": "uni", "sector": "academia"},
         ]
+        #: the answer of ``/accounting/jobs``
+        self.accounting: dict[str, Any] = {"items": [], "truncated": False}
         self._idem: dict[str, str] = {}
         self._seq = 0
 
@@ -139,10 +141,60 @@ class FakeServer:
                     return response
                 items.append(response.json())
             return httpx.Response(201, json={"items": items})
+        if path == "/api/v1/arrays" and method == "POST":
+            indices = body.pop("indices")
+            response = self._submit(user, body)
+            if response.is_error:
+                return response
+            task = response.json()
+            array = {"array_id": "arr_1", "tasks": 1, "first_index": 0, "last_index": 0}
+            task["array_id"], task["indices"] = "arr_1", indices
+            return httpx.Response(201, json={**array, "states": {"pending": 1}})
         if path == "/api/v1/jobs" and method == "GET":
             return self._list(user, query)
         if path == "/api/v1/cluster" and method == "GET":
             return httpx.Response(200, json=self._cluster())
+        if path == "/api/v1/queue" and method == "GET":
+            pending = [j for j in self.jobs.values() if j["state"] == "pending"]
+            items = [
+                {**j, "position": n, "estimated_start": None, "reason": "resources"}
+                for n, j in enumerate(pending, start=1)
+            ]
+            start, limit = int(query.get("offset", "0")), int(query.get("limit", "50"))
+            return httpx.Response(
+                200, json={"items": items[start : start + limit], "total": len(items)}
+            )
+        if path == "/api/v1/accounting/jobs" and method == "GET":
+            return httpx.Response(200, json=self.accounting)
+        if path.startswith("/api/v1/reports/burndown/") and query.get("format") == "csv":
+            return httpx.Response(200, text="day,charged_won\n2026-12-01,10\n2026-12-02,5\n")
+        if path == "/api/v1/reports/usage" and method == "GET":
+            report = {"group_by": query.get_list("group_by") or ["program"], "rows": []}
+            return httpx.Response(
+                200, json={**report, "since": query.get("since"), "until": query.get("until")}
+            )
+        if path.startswith("/api/v1/arrays/") and method == "GET":
+            array_id = path.rsplit("/", 1)[1]
+            tasks = sorted(
+                (j for j in self.jobs.values() if j.get("array_id") == array_id),
+                key=lambda j: j["array_index"],
+            )
+            if not tasks:
+                return _error(404, f"no array {array_id!r}")
+            states: dict[str, int] = {}
+            for t in tasks:
+                states[t["state"]] = states.get(t["state"], 0) + 1
+            return httpx.Response(
+                200,
+                json={
+                    "array_id": array_id,
+                    "tasks": len(tasks),
+                    "first_index": tasks[0]["array_index"],
+                    "last_index": tasks[-1]["array_index"],
+                    "states": states,
+                    "job_ids": [t["id"] for t in tasks],
+                },
+            )
 
         match = _JOB_PATH.match(path)
         if match:
@@ -151,6 +203,15 @@ class FakeServer:
                 return _error(404, f"no job {match['id']}")
             rest = match["rest"]
             if rest is None and method == "GET":
+                return httpx.Response(200, json=job)
+            if rest in ("/hold", "/release") and method == "POST":
+                if job["state"] != "pending":
+                    return _error(409, f"job {job['id']} is no longer pending")
+                job["held"] = rest == "/hold"
+                job["reason"] = "held" if job["held"] else None
+                return httpx.Response(200, json=job)
+            if rest is None and method == "PATCH":
+                job.update(body)
                 return httpx.Response(200, json=job)
             if rest == "/cancel" and method == "POST":
                 if job["state"] in TERMINAL:
@@ -197,6 +258,9 @@ class FakeServer:
             if (not states or j["state"] in states)
             and (not query.get("project") or j["project"] == query["project"])
             and (query.get("mine") != "true" or j["user"] == user)
+            and (not query.get_list("user") or j["user"] in query.get_list("user"))
+            and (not query.get_list("name") or j["name"] in query.get_list("name"))
+            and (not query.get("array") or j.get("array_id") == query["array"])
         ]
         start = int(query.get("cursor", "0"))
         limit = int(query.get("limit", "50"))

@@ -7,59 +7,17 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+import typer
+from typer.testing import CliRunner
 
 from axcenter.cli import main
-from axcenter.client import Client, Config
+from axcenter.client import Config
 
 from . import TOKEN, URL, FakeServer
-
-
-@pytest.fixture
-def fake() -> FakeServer:
-    return FakeServer()
-
-
-@pytest.fixture
-def configs(fake: FakeServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Config]]:
-    """Route every client to the fake; record the config each command resolved."""
-    seen: list[Config] = []
-
-    def factory(cfg: Config) -> Client:
-        seen.append(cfg)
-        return Client(cfg.url, cfg.token, transport=fake.transport)
-
-    monkeypatch.setattr(main, "client_factory", factory)
-    yield seen
-
-
-@pytest.fixture
-def xdg(tmp_path: Path) -> Path:
-    return tmp_path / "xdg"
-
-
-@pytest.fixture
-def axc(configs: list[Config], xdg: Path) -> Any:
-    """Run ``axc ARGS`` with the fake server configured through the environment."""
-    runner = CliRunner()
-
-    def run(*args: str, env: dict[str, str | None] | None = None, **kwargs: Any) -> Result:
-        full_env: dict[str, str | None] = {
-            "AXC_URL": URL,
-            "AXC_TOKEN": TOKEN,
-            "XDG_CONFIG_HOME": str(xdg),
-            "COLUMNS": "200",
-        }
-        full_env.update(env or {})
-        return runner.invoke(main.app, list(args), env=full_env, **kwargs)
-
-    return run
-
 
 # -- submit ---------------------------------------------------------------------------------
 
@@ -80,7 +38,7 @@ def test_submit_prints_only_the_id_and_sends_the_spec(
         "--priority", "5",
         "--name", "train",
         "--env", "A=1",
-        "-e", "B=x=y",
+        "--env", "B=x=y",
         "--idempotency-key", "k-1",
         "--output", "discard",
         "--workdir", str(tmp_path),
@@ -138,7 +96,7 @@ def test_submit_without_dashes_keeps_command_options(axc: Any, fake: FakeServer)
 
 
 def test_submit_env_key_alone_copies_local_value(axc: Any, fake: FakeServer) -> None:
-    result = axc("submit", "-e", "AXC_TEST_VAR", "--", "env", env={"AXC_TEST_VAR": "v"})
+    result = axc("submit", "--env", "AXC_TEST_VAR", "--", "env", env={"AXC_TEST_VAR": "v"})
     assert result.exit_code == 0, result.output
     assert fake.bodies[-1]["env"] == {"AXC_TEST_VAR": "v"}
 
@@ -156,7 +114,7 @@ def test_submit_empty_command_is_usage_error(axc: Any, fake: FakeServer) -> None
     ("args", "message"),
     [
         (["--time-limit", "soon"], "invalid duration"),
-        (["--time-limit", "0"], "more than zero"),
+        (["--time", "0"], "no time limit in Slurm"),
         (["--mem", "lots"], "invalid memory size"),
         (["--gpus", "-1"], "--gpus"),
         (["--env", "=x"], "KEY=VALUE"),
@@ -174,7 +132,7 @@ def test_submit_bad_local_input_exits_2(
 def test_submit_api_validation_error_exits_1(axc: Any, fake: FakeServer) -> None:
     result = axc("submit", "--project", "nope", "--", "true")
     assert result.exit_code == 1
-    assert result.stderr == "error: project: unknown project 'nope'\n"
+    assert result.stderr == "error: --project (project): unknown project 'nope'\n"
     assert result.stdout == ""
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
@@ -488,3 +446,75 @@ def test_sim_is_listed_and_loaded_on_use() -> None:
     shown = runner.invoke(main.app, ["sim", "--help"])
     assert shown.exit_code == 0, shown.output
     assert "capacity" in shown.output and "--install-completion" not in shown.output
+
+
+def _all_commands() -> list[list[str]]:
+    """Every command and sub-command of ``axc``, as words (loads each lazily)."""
+    root = typer.main.get_command(main.app)
+    ctx = root.make_context("axc", ["--help"], resilient_parsing=True)
+    found = []
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        found.append([name])
+        for sub in getattr(command, "commands", {}):
+            found.append([name, sub])
+    return found
+
+
+def test_every_help_renders_as_written() -> None:
+    """No Rich markup eats brackets, no reStructuredText quotes leak into help."""
+    runner = CliRunner()
+    commands = _all_commands()
+    assert ["submit"] in commands and ["quota", "set"] in commands and ["sim", "run"] in commands
+    assert ["export", "history"] in commands  # a group of one command stays a group
+    for words in commands:
+        result = runner.invoke(main.app, [*words, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (words, result.output)
+        assert "``" not in result.output, words
+    up = runner.invoke(main.app, ["up", "--help"], env={"COLUMNS": "200"}).output
+    assert "[env AXC_PORT]" in up and "TYPE:GPUS[xNODES]" in up
+
+
+def test_the_root_help_lists_each_command_with_its_own_words() -> None:
+    """``axc --help`` lists commands from main's tables without importing them: the
+    tables must say what each command says of itself."""
+    root = typer.main.get_command(main.app)
+    ctx = root.make_context("axc", ["--help"], resilient_parsing=True)
+    for name, (_, _, text) in {**main._COMMANDS, **main._GROUPS}.items():
+        assert root.get_command(ctx, name).get_short_help_str(limit=1000) == text, name
+    code = "import sys; from axcenter.cli.main import app; app(['--help'])"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "sim          Replay traces" in done.stdout
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert not loaded & {"rich", "httpx", "axcenter.cli.alloc", "axcenter.cli.sim"}
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [("axc su", 1, "submit"), ("axc quota ", 2, "set"), ("axc submit --gre", 2, "--gres")],
+)
+def test_bash_completion(words: str, cword: int, expected: str) -> None:
+    """What completions/axc.bash asks ``axc`` for on each TAB, lazy commands included."""
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    env["_AXC_COMPLETE"] = "complete_bash"
+    code = "from axcenter.cli.main import app; app(prog_name='axc')"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
+    )
+    assert expected in done.stdout.split(), done
+
+
+def test_completion_scripts_are_what_axc_generates() -> None:
+    scripts = Path(__file__).parents[2] / "completions"
+    for shell, name in (("bash", "axc.bash"), ("zsh", "_axc")):
+        env = {**os.environ, "_AXC_COMPLETE": f"source_{shell}"}
+        code = "from axcenter.cli.main import app; app(prog_name='axc')"
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
+        )
+        assert done.stdout == (scripts / name).read_text(), shell

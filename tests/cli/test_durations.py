@@ -10,7 +10,7 @@ from axcenter.cli.durations import format_duration, parse_duration, parse_memory
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [
-        ("90", 90),  # a plain integer is seconds, not Slurm's minutes
+        ("90", 5400),  # a plain integer is minutes, as in Slurm
         ("0", 0),
         ("90s", 90),
         ("30m", 1800),
@@ -46,8 +46,6 @@ def test_parse_duration(text: str, seconds: int) -> None:
         "1h1h",
         "-5",
         "1.5h",
-        "1:60",
-        "1:00:60",
         "1:2:3:4",
         ":30",
         "h",

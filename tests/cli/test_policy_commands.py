@@ -188,10 +188,10 @@ def test_quota_list_marks_borrowers(axc: Any) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
-        "PROJECT", "TYPE", "NOMINAL", "BORROW", "LIMIT", "LEND", "LIMIT", "IN", "USE",
+        "PROJECT", "TYPE", "NOMINAL", "BORROW", "LIMIT", "LEND", "LIMIT", "IN", "USE", "FROM",
     ]  # fmt: skip
-    assert lines[1].split() == ["vision", "H100", "4", "2", "none", "6", "borrowing"]
-    assert lines[2].split() == ["nlp", "A100", "2", "none", "1", "1"]
+    assert lines[1].split() == ["vision", "H100", "4", "2", "none", "6", "set", "borrowing"]
+    assert lines[2].split() == ["nlp", "A100", "2", "none", "1", "1", "set"]
     as_json = axc("quota", "list", "--json")
     assert json.loads(as_json.stdout)[0]["borrowing"] is True
 

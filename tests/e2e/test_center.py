@@ -244,7 +244,7 @@ def test_a_second_center_on_the_same_store_refuses_to_start(service: Service) ->
         timeout=60,
         check=False,
     )
-    assert second.returncode == 2
+    assert second.returncode != 0
     assert "another axcenter" in second.stderr and "stop it first" in second.stderr
     assert "is up" not in second.stdout + second.stderr
     assert show_health(service)

@@ -777,3 +777,27 @@ def test_reclaimed_devices_go_to_the_reclaiming_job_when_the_victim_exits() -> N
     )
     assert placements(second) == {"a_small": (H, (("n1", (0, 1, 2, 3)),))}
     assert not second.preemptions
+
+
+def test_a_held_job_keeps_its_place_and_is_passed_over() -> None:
+    """``held`` (axc hold): never admitted, reason ``held``, the jobs behind it go on, and
+    it costs no backfill test (bf_max_job_test 1 still reaches the job behind it)."""
+    first = replace(pending("job_held", gpus=1, submitted=1), held=True)
+    snap = snapshot(
+        nodes=[node("n1", H, 1)],
+        pending=[first, pending("job_next", gpus=1, submitted=2)],
+        config=SchedulerConfig(bf_max_job_test=1),
+    )
+    result = plan(snap, NOW)
+    assert admitted_ids(result) == ["job_next"]
+    assert result.waiting == {"job_held": PendingReason.HELD}
+    released = replace(snap, queues={"prj_a": (replace(first, held=False),)})
+    assert admitted_ids(plan(released, NOW)) == ["job_held"]
+
+
+def test_a_job_waiting_on_a_dependency_is_passed_over() -> None:
+    waiting = replace(pending("job_after", gpus=1, submitted=1), dependent=True)
+    snap = snapshot(nodes=[node("n1", H, 1)], pending=[waiting, pending("job_free", submitted=2)])
+    result = plan(snap, NOW)
+    assert admitted_ids(result) == ["job_free"]
+    assert result.waiting == {"job_after": PendingReason.DEPENDENCY}

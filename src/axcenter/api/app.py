@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -100,10 +101,29 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "body"
-        problems.append(f"{field}: {err.get('msg', 'invalid')}")
+        problems.append(f"{field}: {_problem(err)}")
     if web.is_page(request):
         return web.error_page(request, 422, "; ".join(problems))
     return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+
+def _problem(err: Any) -> str:
+    """Pydantic's message in the words of this API: the value given and the bound it
+    broke, not pydantic's phrasing (``Input should be less than or equal to ...``)."""
+    kind, ctx, given = err.get("type"), err.get("ctx") or {}, err.get("input")
+    if kind in ("less_than_equal", "less_than") and ("le" in ctx or "lt" in ctx):
+        return f"{given!r} is too large: at most {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("greater_than_equal", "greater_than") and ("ge" in ctx or "gt" in ctx):
+        return f"{given!r} is too small: at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a field of this request"
+    if kind == "string_pattern_mismatch":
+        return f"{given!r} is not a valid value here"
+    return str(err.get("msg", "invalid"))
 
 
 class BodyLimit:

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.policy import parse_when
 
 __all__ = [
@@ -42,7 +42,10 @@ __all__ = [
     "won",
 ]
 
-app = typer.Typer(help="Allocation requests, review and grant balances.", no_args_is_help=True)
+app = new_app(
+    help="Allocation requests, review and grant balances.",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 HoursOption = Annotated[

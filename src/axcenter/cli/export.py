@@ -16,12 +16,12 @@ from typing import Annotated
 import typer
 
 from axcenter.cli import render
-from axcenter.cli.jobs import connect
+from axcenter.cli.common import connect, new_app
 from axcenter.cli.policy import parse_when
 
 __all__ = ["app", "history"]
 
-app = typer.Typer(help="Export data from the center.", no_args_is_help=True)
+app = new_app(help="Export data from the center.", no_args_is_help=True)
 
 
 def _when(text: str | None, option: str) -> str | None:
@@ -49,7 +49,7 @@ def history(
         typer.Option("--until", help="Jobs submitted before this time.", show_default=False),
     ] = None,
 ) -> None:
-    """Write the finished jobs you may see as a native trace CSV (for ``axc sim``)."""
+    """Write the finished jobs you may see as a native trace CSV (for `axc sim`)."""
     start, end = _when(since, "--since"), _when(until, "--until")
     with connect(ctx) as client:
         chunks = client.export_history(since=start, until=end)

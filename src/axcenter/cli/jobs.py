@@ -1,4 +1,4 @@
-"""Job commands: ``submit``, ``jobs``, ``show``, ``logs``, ``cancel``, ``wait``.
+"""Job commands (``submit`` has its own module): ``jobs``, ``show``, ``logs``, ``cancel``, ``wait``.
 
 The functions here are plain Typer commands registered by ``axcenter.cli.main``. They get
 their API client from ``ctx.obj``, a zero-argument opener that the app callback stores, so
@@ -7,11 +7,7 @@ the way clients are made (and replaced in tests) is decided in one place.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import os
-import sys
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -20,92 +16,36 @@ import typer
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.durations import format_duration, parse_duration, parse_memory
+from axcenter.cli.common import (
+    EXIT_TIMEOUT,
+    connect,
+    exit_code_for,
+    new_app,
+    option_parser,
+    print_json,
+    wait_and_exit,
+)
+from axcenter.cli.durations import parse_duration, parse_time_limit
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
-from axcenter.model.jobs import JobOutput, JobState
+from axcenter.model.jobs import JobState
 
 __all__ = [
-    "EXIT_TIMEOUT",
     "cancel",
-    "connect",
-    "exit_code_for",
+    "commands",
+    "hold",
     "list_jobs",
     "logs",
-    "print_json",
+    "release",
     "show",
-    "submit",
+    "update",
     "wait",
 ]
 
-#: ``axc wait`` exit status when the job is still not finished at the timeout (as timeout(1)).
-EXIT_TIMEOUT = 124
 #: Pause between log reads that returned nothing while following a live job.
 _FOLLOW_PAUSE_S = 0.3
 
-ClientOpener = Callable[[], Client]
-
-
-def connect(ctx: typer.Context) -> Client:
-    """The API client for this invocation (see ``axcenter.cli.main.client_factory``)."""
-    opener: ClientOpener | None = ctx.obj
-    if opener is None:
-        raise RuntimeError("axc commands must run under the axc app callback")
-    return opener()
-
-
-def print_json(value: Any) -> None:
-    """Machine-readable output: plain JSON on stdout, no Rich markup or wrapping."""
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def exit_code_for(job: dict[str, Any]) -> int:
-    """``axc wait``'s exit status for the last state seen of a job.
-
-    0 succeeded, the job's own code (1..255) if it failed with one, 1 for any other end,
-    124 if the job has not finished.
-    """
-    state = job.get("state")
-    if state not in TERMINAL_STATES:
-        return EXIT_TIMEOUT
-    if state == JobState.SUCCEEDED:
-        return 0
-    code = job.get("exit_code")
-    if state == JobState.FAILED and isinstance(code, int) and 1 <= code <= 255:
-        return code
-    return 1
-
-
-def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
-    state = str(job.get("state", "?"))
-    text = f"{job.get('id', '?')}: {state}"
-    if state not in TERMINAL_STATES:
-        waited = "" if timeout is None else f" after {format_duration(timeout)}"
-        return f"{text} (not finished{waited})"
-    details = []
-    if job.get("exit_code") is not None:
-        details.append(f"exit code {job['exit_code']}")
-    reason = job.get("reason")
-    if reason and str(reason) not in details:  # the server's reason may be "exit code 3"
-        details.append(str(reason))
-    return f"{text} ({', '.join(details)})" if details else text
-
-
-def _wait_and_exit(client: Client, job_id: str, timeout: float | None) -> None:
-    job = client.wait_job(job_id, timeout)
-    code = exit_code_for(job)
-    style = "green" if code == 0 else "yellow" if code == EXIT_TIMEOUT else "red"
-    render.err_console().print(_describe_end(job, timeout), style=style, soft_wrap=True)
-    raise typer.Exit(code)
-
 
 # -- parsers for options -------------------------------------------------------------------
-
-
-def _time_limit(text: str) -> int:
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise ValueError("the time limit must be more than zero")
-    return seconds
 
 
 def _timeout(text: str) -> float:
@@ -119,146 +59,27 @@ def _timeout(text: str) -> float:
     return seconds
 
 
-def _env_pairs(items: list[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key or key != key.strip():
-            raise typer.BadParameter(f"{item!r}: use KEY=VALUE or KEY", param_hint="'--env'")
-        if not sep:  # KEY alone passes this shell's value through, like `docker run -e`
-            if key not in os.environ:
-                raise typer.BadParameter(
-                    f"{key} is not set here; use {key}=VALUE", param_hint="'--env'"
-                )
-            value = os.environ[key]
-        env[key] = value
-    return env
-
-
 # -- commands ------------------------------------------------------------------------------
 
 
-def submit(
-    ctx: typer.Context,
-    command: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="-- CMD",
-            help="The command to run; put it after `--` so its options stay its own.",
-            show_default=False,
-        ),
-    ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Project name or prj_ id.")
-    ] = None,
-    gpus: Annotated[int, typer.Option("--gpus", "-g", min=0, help="GPUs per node.")] = 1,
-    gpu_type: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--gpu-type",
-            help="Accepted GPU type (repeatable, or comma-separated); default: any.",
-            show_default=False,
-        ),
-    ] = None,
-    nodes: Annotated[int, typer.Option("--nodes", "-N", min=1, help="Nodes (gang).")] = 1,
-    cpus: Annotated[int | None, typer.Option("--cpus", "-c", min=1, help="CPUs per node.")] = None,
-    mem: Annotated[
-        int | None,
-        typer.Option(
-            "--mem",
-            parser=parse_memory,
-            metavar="SIZE",
-            help="Memory per node: 16G, 512M, or plain MB.",
-        ),
-    ] = None,
-    time_limit: Annotated[
-        int | None,
-        typer.Option(
-            "--time-limit",
-            "-t",
-            parser=_time_limit,
-            metavar="DURATION",
-            help="Wall-clock limit: 90s, 30m, 2h, 1d, 1h30m, HH:MM:SS, or plain seconds.",
-        ),
-    ] = None,
-    priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="A label.")] = None,
-    workdir: Annotated[
-        str | None,
-        typer.Option("--workdir", "-w", help="Working directory; default: the current one."),
-    ] = None,
-    env: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--env",
-            "-e",
-            metavar="KEY=VALUE",
-            help="Environment variable (repeatable); KEY alone copies it from here.",
-            show_default=False,
-        ),
-    ] = None,
-    idempotency_key: Annotated[
-        str | None,
-        typer.Option(
-            "--idempotency-key", help="Resubmitting with the same key returns the same job."
-        ),
-    ] = None,
-    output: Annotated[
-        JobOutput,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Where stdout and stderr go: the job's log (`axc logs`), or discard them "
-            "(no log file per job, as Slurm's --output=/dev/null).",
-        ),
-    ] = JobOutput.LOG,
-    wait_: Annotated[
-        bool, typer.Option("--wait", help="Wait for the job and exit like `axc wait`.")
-    ] = False,
-    array: Annotated[
-        str | None,
-        typer.Option(
-            "--array",
-            metavar="FIRST-LAST[:STEP]",
-            help="Run one task per index (AXC_ARRAY_INDEX); prints the array id.",
-        ),
-    ] = None,
-) -> None:
-    """Submit a job and print its id (so `JOB=$(axc submit -- ...)` works)."""
-    if not command:
-        render.print_error(
-            "no command given: put the command after `--`, e.g. "
-            "`axc submit --gpus 1 -- python train.py`"
-        )
-        raise typer.Exit(2)
-    gpu_types = [t.strip() for item in gpu_type or [] for t in item.split(",") if t.strip()]
-    with connect(ctx) as client:
-        submit_ = client.submit_job
-        if array is not None:
-            if wait_:
-                render.print_error("--wait takes one job; wait for array tasks one by one")
-                raise typer.Exit(2)
-            submit_ = functools.partial(client.submit_array, indices=array)
-        job = submit_(
-            project=project,
-            name=name,
-            command=command,
-            workdir=os.path.abspath(workdir or os.getcwd()),
-            env=_env_pairs(env or []),
-            gpus_per_node=gpus,
-            nodes=nodes,
-            cpus_per_node=cpus,
-            memory_mb_per_node=mem,
-            time_limit_s=time_limit,
-            priority=priority,
-            gpu_types=gpu_types,
-            output=output.value,
-            idempotency_key=idempotency_key,
-        )
-        typer.echo(job.get("array_id") or job["id"])
-        if wait_:
-            sys.stdout.flush()
-            _wait_and_exit(client, str(job["id"]), None)
+def _words(items: list[str] | None) -> list[str]:
+    """Values of a repeatable option that also takes comma-separated lists."""
+    return [w.strip() for item in items or [] for w in item.split(",") if w.strip()]
+
+
+UserOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--user", "-u", help="Only jobs of these users (repeatable, or a,b).", show_default=False
+    ),
+]
+NameOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--name", "-n", help="Only jobs of these names (repeatable, or a,b).", show_default=False
+    ),
+]
+ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Only this project.")]
 
 
 def list_jobs(
@@ -269,30 +90,84 @@ def list_jobs(
             "--state", "-s", help="Only jobs in this state (repeatable).", show_default=False
         ),
     ] = None,
-    project: Annotated[
-        str | None, typer.Option("--project", "-p", help="Only this project.")
-    ] = None,
+    project: ProjectOption = None,
+    user: UserOption = None,
+    name: NameOption = None,
     mine: Annotated[bool, typer.Option("--mine", help="Only my jobs.")] = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="Pending jobs in scheduling order, with why each waits and its estimated "
+            "start (squeue --start).",
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs.")] = 50,
     all_: Annotated[
         bool, typer.Option("--all", "-a", help="Every matching job, fetching all pages.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """List jobs, newest first (all states unless --state is given)."""
+    """List jobs, newest first, or with --start the pending ones in scheduling order.
+
+    All states unless --state is given. --start lists the pending jobs in the order the
+    scheduler considers them, each with why it waits and, where the scheduler reserved
+    one, its estimated start (squeue --start)."""
     states = [s.value for s in state or []]
+    users, names = _words(user), _words(name)
     with connect(ctx) as client:
-        if all_:
-            jobs = list(client.iter_jobs(states, project, limit=max(limit, 100), mine=mine))
+        if start:
+            if states and states != [JobState.PENDING.value]:
+                raise typer.BadParameter("--start lists pending jobs only", param_hint="'--state'")
+            me = client.whoami().get("name") if mine else None
+            jobs = _queue(client, project, [*users, *([me] if me else [])], names, limit, all_)
+        elif all_:
+            jobs = list(
+                client.iter_jobs(
+                    states, project, limit=max(limit, 100), mine=mine, users=users, names=names
+                )
+            )
         else:
-            jobs = list(client.list_jobs(states, project, limit=limit, mine=mine)["items"])
+            page = client.list_jobs(
+                states, project, limit=limit, mine=mine, users=users, names=names
+            )
+            jobs = list(page["items"])
     if as_json:
         print_json(jobs)
     elif not jobs:
         render.err_console().print("no jobs")
+    elif start:
+        render.out_console().print(render.queue_table(jobs))
     else:
         console = render.out_console()
         console.print(render.jobs_table(jobs, width=console.width))
+
+
+def _queue(
+    client: Client,
+    project: str | None,
+    users: list[str],
+    names: list[str],
+    limit: int,
+    all_: bool,
+) -> list[dict[str, Any]]:
+    """The visible queue in scheduling order, filtered here (positions stay the queue's)."""
+    found: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = client.queue(offset=offset, limit=500)
+        for item in page.get("items", []):
+            if (
+                (not project or item.get("project") == project)
+                and (not users or item.get("user") in users)
+                and (not names or item.get("name") in names)
+            ):
+                found.append(item)
+                if len(found) >= limit and not all_:
+                    return found
+        offset += 500
+        if offset >= int(page.get("total", 0)):
+            return found
 
 
 def show(
@@ -301,9 +176,9 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
     """Show one job (spec, state and reason, placement, times, exit code, events), or an
-    array's tasks per state when given an ``arr_`` id."""
+    array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
-        if job_id.startswith("arr_"):
+        if _is_array(job_id):
             view = client.get_array(job_id)
             if as_json:
                 print_json(view)
@@ -319,38 +194,120 @@ def show(
 
 def logs(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB", help="Job id, ARRAY_INDEX task, or array id.")
+    ],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
     ] = False,
 ) -> None:
-    """Print a job's log (stdout and stderr of its command) as raw bytes."""
+    """Print a job's log (stdout and stderr of its command) as raw bytes.
+
+    For an array, each task's log in index order, under a ==> ARRAY_INDEX <== line."""
     out = typer.get_binary_stream("stdout")
-    offset = 0
     with connect(ctx) as client:
-        while True:
-            data, offset, state = client.read_log(job_id, offset)
-            if data:
-                out.write(data)
-                out.flush()
-                continue
-            # Empty read: the log is drained up to now. Stop unless following a live job;
-            # a terminal state seen on an empty read means nothing more will come.
-            if not follow or state in TERMINAL_STATES:
-                return
-            time.sleep(_FOLLOW_PAUSE_S)
+        if _is_array(job_id):
+            if follow:
+                raise typer.BadParameter(
+                    f"follow one task at a time: axc logs {job_id}_INDEX --follow",
+                    param_hint="'--follow'",
+                )
+            tasks = sorted(client.iter_jobs(array=job_id, limit=1000), key=_index)
+            if not tasks:
+                raise ApiError(404, f"no array {job_id!r}")
+            for task in tasks:
+                out.write(f"==> {render.job_ref(task)} <==\n".encode())
+                if task.get("output") == "discard":
+                    out.write(b"(output discarded)\n")
+                    continue
+                _copy_log(client, str(task["id"]), out, follow=False)
+            return
+        _copy_log(client, job_id, out, follow=follow)
+
+
+def _copy_log(client: Client, job_id: str, out: Any, *, follow: bool) -> None:
+    offset = 0
+    told = False
+    while True:
+        data, offset, state = client.read_log(job_id, offset)
+        if data:
+            out.write(data)
+            out.flush()
+            continue
+        # Empty read: the log is drained up to now. Stop unless following a live job;
+        # a terminal state seen on an empty read means nothing more will come.
+        if not follow or state in TERMINAL_STATES:
+            return
+        if not told and state in (JobState.PENDING, JobState.ADMITTED, JobState.PREEMPTED):
+            typer.secho(f"{job_id} is {state}: waiting for it to start", fg="yellow", err=True)
+            told = True
+        time.sleep(_FOLLOW_PAUSE_S)
+
+
+def _is_array(ref: str) -> bool:
+    """An array's own id (``arr_…``), not one of its tasks (``arr_…_INDEX``)."""
+    return ref.startswith("arr_") and ref.count("_") == 1
+
+
+def _index(job: dict[str, Any]) -> int:
+    return int(job.get("array_index") or 0)
+
+
+#: states a job can be cancelled in, the default of a cancel by filter
+_CANCELLABLE = [JobState.PENDING, JobState.ADMITTED, JobState.RUNNING, JobState.PREEMPTED]
 
 
 def cancel(
     ctx: typer.Context,
-    job_ids: Annotated[list[str], typer.Argument(metavar="JOB...", help="Job ids.")],
+    job_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[JOB...]",
+            help="Job ids, arrays (arr_…) or array tasks (arr_…_INDEX).",
+            show_default=False,
+        ),
+    ] = None,
+    user: UserOption = None,
+    name: NameOption = None,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help="With no JOB: only jobs in this state (default: all that have not ended).",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOption = None,
 ) -> None:
-    """Cancel jobs; prints each job's new state (exit 1 if any could not be cancelled)."""
+    """Cancel jobs by id, or every job that matches the filters.
+
+    The filters (--user, --name, --state, --project) select your own jobs unless --user
+    names others, as scancel. Prints each job's new state; exits 1 if any could not be
+    cancelled."""
+    filtered = bool(user or name or state or project)
+    if job_ids and filtered:
+        raise typer.BadParameter("give job ids or filters, not both", param_hint="'JOB...'")
+    if not job_ids and not filtered:
+        raise typer.BadParameter(
+            "name the jobs, or filter them (--user, --name, --state, --project)",
+            param_hint="'JOB...'",
+        )
     failed = False
     with connect(ctx) as client:
-        for job_id in job_ids:
+        if filtered:
+            states = [s.value for s in state or _CANCELLABLE]
+            users = _words(user)
+            matched = client.iter_jobs(
+                states, project, limit=500, mine=not users, users=users, names=_words(name)
+            )
+            job_ids = [str(job["id"]) for job in matched]
+            if not job_ids:
+                render.err_console().print("no job matches")
+                return
+        for job_id in job_ids or []:
             try:
-                if job_id.startswith("arr_"):
+                if _is_array(job_id):
                     view = client.cancel_array(job_id)
                     counts = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
                     render.out_console().print(f"{job_id}: {counts}", soft_wrap=True)
@@ -370,21 +327,112 @@ def cancel(
 
 def wait(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
+    job_id: Annotated[
+        str, typer.Argument(metavar="JOB", help="Job id, ARRAY_INDEX task, or array id.")
+    ],
     timeout: Annotated[
         float | None,
         typer.Option(
             "--timeout",
-            parser=_timeout,
+            parser=option_parser(_timeout),
             metavar="DURATION",
             help="Give up after this long (seconds or 10m, 1h...); exit status 124.",
         ),
     ] = None,
 ) -> None:
-    """Wait for a job to end; the exit status tells how it ended.
+    """Wait for a job (or every task of an array) to end; the exit status tells how.
 
     0 if it succeeded, the job's own exit code (1..255) if it failed with one, 1 if it
-    ended otherwise (cancelled, timed out, failed without a code), 124 on timeout.
+    ended otherwise (cancelled, timed out, failed without a code), 124 on timeout. For
+    an array: 0 if every task succeeded, else the highest of its tasks' statuses.
     """
     with connect(ctx) as client:
-        _wait_and_exit(client, job_id, timeout)
+        if not _is_array(job_id):
+            wait_and_exit(client, job_id, timeout)
+        ids = client.get_array(job_id, ids=True).get("job_ids") or []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        worst = 0
+        ends: dict[str, int] = {}
+        for task_id in ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            job = client.wait_job(str(task_id), left)
+            code = exit_code_for(job)
+            worst = max(worst, code)
+            ends[str(job.get("state"))] = ends.get(str(job.get("state")), 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(ends.items()))
+    color = "green" if worst == 0 else "yellow" if worst == EXIT_TIMEOUT else "red"
+    typer.secho(f"{job_id}: {summary}", fg=color, err=True)
+    raise typer.Exit(worst)
+
+
+def _each(ctx: typer.Context, job_ids: list[str], act: Callable[[Client, str], Any]) -> None:
+    """``act`` on every job, printing each one's state and reason; exit 1 if one fails."""
+    failed = False
+    with connect(ctx) as client:
+        for job_id in job_ids:
+            try:
+                job = act(client, job_id)
+            except ApiError as exc:
+                if exc.status_code == 0:
+                    raise
+                render.print_error(f"{job_id}: {exc.detail}")
+                failed = True
+                continue
+            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
+            if job.get("reason"):
+                line.append(f" ({job['reason']})")
+            render.out_console().print(line, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+JobsArgument = Annotated[
+    list[str], typer.Argument(metavar="JOB...", help="Job ids or array tasks (arr_…_INDEX).")
+]
+
+
+def hold(ctx: typer.Context, job_ids: JobsArgument) -> None:
+    """Keep pending jobs from starting, in their place in the queue (scontrol hold)."""
+    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id))
+
+
+def release(ctx: typer.Context, job_ids: JobsArgument) -> None:
+    """Let held jobs start again (scontrol release)."""
+    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id))
+
+
+def update(
+    ctx: typer.Context,
+    job_ids: JobsArgument,
+    time_limit: Annotated[
+        int | None,
+        typer.Option(
+            "--time",
+            "-t",
+            parser=option_parser(parse_time_limit),
+            metavar="TIME",
+            help="A new time limit (pending jobs): 90 (minutes), 1-00:00:00, 2h...",
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None, typer.Option("--priority", help="A new priority (pending jobs).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", "-J", help="A new name.")] = None,
+) -> None:
+    """Change jobs' time limit or priority while they wait, or their name (scontrol update)."""
+    if time_limit is None and priority is None and name is None:
+        raise typer.BadParameter("give --time, --priority or --name", param_hint="'JOB...'")
+    changes = {"time_limit_s": time_limit, "priority": priority, "name": name}
+    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes))
+
+
+#: the commands of this module, as ``axcenter.cli.main`` loads them
+commands = new_app()
+commands.command("jobs")(list_jobs)
+commands.command("show")(show)
+commands.command("logs")(logs)
+commands.command("cancel")(cancel)
+commands.command("wait")(wait)
+commands.command("hold")(hold)
+commands.command("release")(release)
+commands.command("update")(update)

@@ -13,38 +13,34 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-from rich.markup import escape
-from typer.core import TyperGroup
+# httpx imports its own command line tool (Click, Rich, Pygments) unless that fails; axc
+# never runs it, and it cost 40-60 ms of every command that makes a request.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from axcenter import __version__
-from axcenter.cli import (
-    alloc,
-    export,
-    jobs,
-    orgs,
-    policy,
-    prices,
-    programs,
-    projects,
-    render,
-    reports,
-    users,
-)
-from axcenter.cli.up import up
-from axcenter.client import config
-from axcenter.client.http import ApiError, Client
+import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
+
+from axcenter import __version__  # noqa: E402
+from axcenter.cli.common import connect, print_error, print_json  # noqa: E402
+from axcenter.client import config  # noqa: E402
+from axcenter.client.http import ApiError  # noqa: E402
+
+if TYPE_CHECKING:
+    from axcenter.client.http import Client
 
 __all__ = ["ClientFactory", "app", "client_factory", "default_client_factory"]
 
-ClientFactory = Callable[[config.Config], Client]
+ClientFactory = Callable[[config.Config], "Client"]
 
 
 def default_client_factory(cfg: config.Config) -> Client:
     """A real HTTP client for ``cfg``."""
+    from axcenter.client.http import Client
+
     return Client(cfg.url, cfg.token)
 
 
@@ -62,34 +58,146 @@ def _api_message(exc: ApiError) -> str:
     return exc.detail
 
 
-#: sub-apps imported only when named: ``axc sim`` pulls in the scheduler and the
-#: simulator, which no other command needs (``axc submit`` starts twice as fast without)
-_LAZY_APPS = {"sim": "axcenter.cli.sim"}
+#: Every command but these three lives in a module imported only when it is named (Click's
+#: lazy group): ``axc submit`` does not load Rich tables, the price book or the simulator,
+#: and ``axc --help`` lists them from here without importing any.
+#: name -> (module, attribute, short help). The attribute is a ``typer.Typer`` holding the
+#: command of that name, or a sub-app (a group of commands); the short help is the
+#: command's own (tests/cli/test_commands.py checks that they agree).
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "submit": (
+        "axcenter.cli.submit",
+        "commands",
+        "Submit a job, an array or a batch script and print its id (so `JOB=$(axc submit "
+        "...)` works).",
+    ),
+    "jobs": (
+        "axcenter.cli.jobs",
+        "commands",
+        "List jobs, newest first, or with --start the pending ones in scheduling order.",
+    ),
+    "show": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Show one job (spec, state and reason, placement, times, exit code, events), or an "
+        "array's tasks per state when given an `arr_` id.",
+    ),
+    "logs": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Print a job's log (stdout and stderr of its command) as raw bytes.",
+    ),
+    "cancel": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Cancel jobs by id, or every job that matches the filters.",
+    ),
+    "wait": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Wait for a job (or every task of an array) to end; the exit status tells how.",
+    ),
+    "hold": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Keep pending jobs from starting, in their place in the queue (scontrol hold).",
+    ),
+    "release": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Let held jobs start again (scontrol release).",
+    ),
+    "update": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Change jobs' time limit or priority while they wait, or their name (scontrol update).",
+    ),
+    "acct": (
+        "axcenter.cli.reports",
+        "commands",
+        "Jobs that ran in a period with elapsed time, GPU-hours and won charged (sacct).",
+    ),
+    "up": (
+        "axcenter.cli.up",
+        "commands",
+        "Start the center: API, scheduler and local executor in one process.",
+    ),
+}
+_GROUPS: dict[str, tuple[str, str, str]] = {
+    "quota": (
+        "axcenter.cli.policy",
+        "quota_app",
+        "GPU quotas of projects: guaranteed (nominal), borrowing and lending limits.",
+    ),
+    "cohort": (
+        "axcenter.cli.policy",
+        "cohort_app",
+        "Cohorts: groups of projects that lend idle quota to each other.",
+    ),
+    "project": ("axcenter.cli.projects", "app", "Projects: members, allocations, limits."),
+    "reservation": (
+        "axcenter.cli.policy",
+        "reservation_app",
+        "Reservations: devices held for one project during a time window.",
+    ),
+    "export": ("axcenter.cli.export", "app", "Export data from the center."),
+    "report": ("axcenter.cli.reports", "app", "Usage reports and program burn-downs."),
+    "program": ("axcenter.cli.programs", "app", "Funding programs: budgets, periods, co-funding."),
+    "org": ("axcenter.cli.orgs", "app", "Organizations: companies and institutes."),
+    "user": ("axcenter.cli.users", "app", "Users, roles and API tokens."),
+    "alloc": ("axcenter.cli.alloc", "app", "Allocation requests, review and grant balances."),
+    "price": ("axcenter.cli.prices", "app", "The price book: won per GPU-hour."),
+    "sim": (
+        "axcenter.cli.sim",
+        "app",
+        "Replay traces in simulated time: compare policies, plan capacity, make traces.",
+    ),
+}
 
 
 class _AxcGroup(TyperGroup):
     """Turns the errors users are expected to meet into one-line messages and exit codes,
-    and loads the sub-apps of ``_LAZY_APPS`` when they are used (Click's lazy group)."""
+    and loads the commands of ``_COMMANDS`` and ``_GROUPS`` when they are used."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *_LAZY_APPS]
+        return [*_COMMANDS, *super().list_commands(ctx), *_GROUPS]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        module = _LAZY_APPS.get(cmd_name)
-        if module is None:
-            return super().get_command(ctx, cmd_name)
-        command = typer.main.get_command(importlib.import_module(module).app)
-        command.name = cmd_name
-        return command
+        if cmd_name in _COMMANDS:
+            module, attribute, _ = _COMMANDS[cmd_name]
+            holder = getattr(importlib.import_module(module), attribute)
+            return typer.main.get_group(holder).get_command(ctx, cmd_name)
+        if cmd_name in _GROUPS:
+            module, attribute, _ = _GROUPS[cmd_name]
+            # a group even with one command (``axc export history``), as add_typer made it
+            command = typer.main.get_group(getattr(importlib.import_module(module), attribute))
+            command.name = cmd_name
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list of ``axc --help``, from the tables above (imports nothing)."""
+        lazy = {name: text for name, (_, _, text) in {**_COMMANDS, **_GROUPS}.items()}
+        rows = []
+        for name in self.list_commands(ctx):
+            text = lazy.get(name)
+            if text is None:
+                command = super().get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                text = command.get_short_help_str(limit=1000)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:  # ``ctx`` is Click's Context, private in Typer
         try:
             return super().invoke(ctx)
         except ApiError as exc:
-            render.print_error(_api_message(exc))
+            print_error(_api_message(exc))
             raise typer.Exit(1) from None
         except config.ConfigError as exc:
-            render.print_error(str(exc))
+            print_error(str(exc))
             raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -99,6 +207,7 @@ app = typer.Typer(
     help="axcenter: submit and follow jobs on the shared GPU cluster.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals would include the token
+    rich_markup_mode=None,  # help as written, and fast (cli/common.py: new_app)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -171,6 +280,10 @@ def login(
         or os.environ.get(config.ENV_TOKEN)
         or typer.prompt("API token", hide_input=True)
     )
+    from rich.markup import escape
+
+    from axcenter.cli import render
+
     cfg = config.Config(url=config.normalize_url(url), token=token.strip())
     with client_factory(cfg) as client:
         me = client.whoami()
@@ -189,12 +302,16 @@ def whoami(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show who the configured token belongs to."""
-    with jobs.connect(ctx) as client:
+    with connect(ctx) as client:
         me = client.whoami()
         server = client.url
     if as_json:
-        jobs.print_json(me)
+        print_json(me)
         return
+    from rich.markup import escape
+
+    from axcenter.cli import render
+
     name, user_id, role, org = (
         escape(str(me.get(key, "?"))) for key in ("name", "id", "role", "organization")
     )
@@ -209,29 +326,15 @@ def cluster(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show nodes, which job, user and project holds each GPU, and queue totals."""
-    with jobs.connect(ctx) as client:
+    with connect(ctx) as client:
         state = client.cluster()
     if as_json:
-        jobs.print_json(state)
+        print_json(state)
     else:
+        from axcenter.cli import render
+
         render.out_console().print(render.cluster_view(state))
 
 
-app.command("submit", context_settings={"allow_interspersed_args": False})(jobs.submit)
-app.command("jobs")(jobs.list_jobs)
-app.command("show")(jobs.show)
-app.command("logs")(jobs.logs)
-app.command("cancel")(jobs.cancel)
-app.command("wait")(jobs.wait)
-app.command("up")(up)
-app.add_typer(policy.quota_app, name="quota")
-app.add_typer(policy.cohort_app, name="cohort")
-app.add_typer(projects.app, name="project", help="Projects: members, allocations, limits.")
-app.add_typer(policy.reservation_app, name="reservation")
-app.add_typer(export.app, name="export")
-app.add_typer(reports.app, name="report")
-app.add_typer(programs.app, name="program")
-app.add_typer(orgs.app, name="org")
-app.add_typer(users.app, name="user")
-app.add_typer(alloc.app, name="alloc")
-app.add_typer(prices.app, name="price")
+if __name__ == "__main__":  # python -m axcenter.cli.main
+    app()

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from axcenter.cli import render
 from axcenter.cli.alloc import say, table, text
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 
 __all__ = ["app", "orgs_table"]
 
-app = typer.Typer(help="Organizations: companies and institutes.", no_args_is_help=True)
+app = new_app(help="Organizations: companies and institutes.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.durations import parse_duration
-from axcenter.cli.jobs import connect, print_json
 
 __all__ = [
     "cohort_app",
@@ -37,16 +37,16 @@ __all__ = [
     "reservations_table",
 ]
 
-quota_app = typer.Typer(
+quota_app = new_app(
     help="GPU quotas of projects: guaranteed (nominal), borrowing and lending limits.",
     no_args_is_help=True,
 )
-cohort_app = typer.Typer(
+cohort_app = new_app(
     help="Cohorts: groups of projects that lend idle quota to each other.",
     no_args_is_help=True,
 )
-project_app = typer.Typer(help="Project scheduling settings.", no_args_is_help=True)
-reservation_app = typer.Typer(
+project_app = new_app(help="Projects: members, allocations, limits.", no_args_is_help=True)
+reservation_app = new_app(
     help="Reservations: devices held for one project during a time window.",
     no_args_is_help=True,
 )
@@ -116,7 +116,8 @@ def _utc(value: object) -> str:
 
 
 def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
-    """``axc quota list``: one row per project and GPU type; borrowers marked."""
+    """``axc quota list``: one row per project and GPU type, set by an operator or derived
+    from the project's grant (FROM); borrowers marked."""
     table = _table()
     table.add_column("PROJECT", overflow="fold")
     table.add_column("TYPE", no_wrap=True)
@@ -124,6 +125,7 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
     table.add_column("BORROW LIMIT", justify="right", no_wrap=True)
     table.add_column("LEND LIMIT", justify="right", no_wrap=True)
     table.add_column("IN USE", justify="right", no_wrap=True)
+    table.add_column("FROM", no_wrap=True)
     table.add_column("", no_wrap=True)
     for q in quotas:
         table.add_row(
@@ -133,6 +135,7 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]]) -> Table:
             _limit(q.get("borrowing_limit")),
             _limit(q.get("lending_limit")),
             _text(q.get("in_use")),
+            _text(q.get("source", "set")),
             Text("borrowing", style="yellow") if q.get("borrowing") else "",
         )
     return table

@@ -12,24 +12,26 @@ from rich.text import Text
 
 from axcenter.cli import render
 from axcenter.cli.alloc import say, table, text, utc, won
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.policy import parse_when
 
 __all__ = ["app", "prices_table"]
 
-app = typer.Typer(help="The price book: won per GPU-hour.", no_args_is_help=True)
+app = new_app(help="The price book: won per GPU-hour.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def prices_table(prices: Sequence[Mapping[str, Any]]) -> Table:
     t = table()
+    t.add_column("ID", no_wrap=True)
     t.add_column("TYPE")
     t.add_column("WON/GPU-HOUR", justify="right")
     t.add_column("FROM")
     t.add_column("")
     for p in prices:
         t.add_row(
+            text(p.get("id")),
             text(p.get("gpu_type")),
             won(p.get("won_per_gpu_hour")),
             utc(p.get("effective_from")),
@@ -75,4 +77,24 @@ def set_price(
     say(
         f"{escape(text(out.get('gpu_type')))}: {won(out.get('won_per_gpu_hour'))} won per "
         f"GPU-hour from {utc(out.get('effective_from'))}"
+    )
+
+
+@app.command("rm")
+def remove_price(
+    ctx: typer.Context,
+    price_id: Annotated[str, typer.Argument(metavar="PRICE", help="prc_ id (axc price list).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a price that has not taken effect yet (operators); to change one in force,
+    set a new price from now."""
+    with connect(ctx) as client:
+        out = client.remove_price(price_id)
+    if as_json:
+        print_json(out)
+        return
+    say(
+        f"removed {escape(text(out.get('id')))}: {escape(text(out.get('gpu_type')))} at "
+        f"{won(out.get('won_per_gpu_hour'))} won per GPU-hour from "
+        f"{utc(out.get('effective_from'))}"
     )

@@ -11,12 +11,15 @@ from rich.table import Table
 
 from axcenter.cli import render
 from axcenter.cli.alloc import say, table, text, utc, won
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 from axcenter.cli.policy import parse_when
 
 __all__ = ["app", "programs_table", "share"]
 
-app = typer.Typer(help="Funding programs: budgets, periods, co-funding.", no_args_is_help=True)
+app = new_app(
+    help="Funding programs: budgets, periods, co-funding.",
+    no_args_is_help=True,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from axcenter.cli import render
 from axcenter.cli.alloc import WARNING_STYLES, allocations_table, say, table, text
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, print_json
 from axcenter.cli.policy import project_app as app
 
 __all__ = ["app", "projects_table"]

@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from axcenter.cli.common import print_error
 from axcenter.cli.durations import format_duration
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "format_memory",
     "gpus_label",
     "job_panel",
+    "job_ref",
     "jobs_table",
     "out_console",
     "parse_time",
     "print_error",
+    "queue_table",
     "runtime_s",
     "state_text",
 ]
@@ -69,11 +72,6 @@ def out_console() -> Console:
 def err_console() -> Console:
     """A console on the current stderr, for messages that must not pollute stdout."""
     return Console(stderr=True)
-
-
-def print_error(message: str) -> None:
-    """``error: message`` in red on stderr, never re-wrapped (scripts grep for it)."""
-    err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def state_text(state: str | None) -> Text:
@@ -170,7 +168,7 @@ def jobs_table(jobs: Iterable[Job], now: datetime | None = None, width: int = 20
     for job in jobs:
         run = runtime_s(job, now)
         table.add_row(
-            _text(job.get("id")),
+            job_ref(job),
             _text(job.get("name")),
             _text(job.get("project")),
             _text(job.get("user")),
@@ -179,6 +177,43 @@ def jobs_table(jobs: Iterable[Job], now: datetime | None = None, width: int = 20
             _text(job.get("reason")),
             _age(parse_time(job.get("submitted_at")), now),
             "-" if run is None else format_duration(run),
+        )
+    return table
+
+
+def job_ref(job: Job) -> str:
+    """How a job is named in tables: its id, or ``ARRAY_INDEX`` for an array's task (as
+    ``squeue`` writes ``JOBID_IDX``; every command takes both)."""
+    if job.get("array_id") is not None and job.get("array_index") is not None:
+        return f"{job['array_id']}_{job['array_index']}"
+    return _text(job.get("id"))
+
+
+def queue_table(items: Iterable[Job], now: datetime | None = None) -> Table:
+    """``axc jobs --start``: pending jobs in scheduling order, each with why it waits and,
+    where the scheduler has reserved one, when it should start (``squeue --start``)."""
+    now = now or datetime.now(UTC)
+    table = _table()
+    for name, justify in (("POS", "right"), ("ID", "left"), ("NAME", "left")):
+        table.add_column(name, no_wrap=name != "NAME", justify=justify)  # type: ignore[arg-type]
+    table.add_column("PROJECT")
+    table.add_column("USER")
+    table.add_column("GPUS", no_wrap=True)
+    table.add_column("PRIO", justify="right")
+    table.add_column("REASON")
+    table.add_column("START", no_wrap=True)
+    for item in items:
+        start = parse_time(item.get("estimated_start"))
+        table.add_row(
+            _text(item.get("position")),
+            _text(item.get("id")),
+            _text(item.get("name")),
+            _text(item.get("project")),
+            _text(item.get("user")),
+            gpus_label(item, compact=True),
+            _text(item.get("priority")),
+            _text(item.get("reason")),
+            "-" if start is None else f"{start:%Y-%m-%d %H:%M} UTC (in {_age(now, start)})",
         )
     return table
 
@@ -241,12 +276,21 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
     if job.get("queue_position"):
         place = f"#{job['queue_position']} of {job.get('queue_length', '?')} waiting jobs"
         rows.append(("queue", place))
+    if job.get("dependency"):
+        rows.append(("dependency", str(job["dependency"])))
+    if job.get("held"):
+        rows.append(("held", Text("until released (axc release)", style="yellow")))
     if job.get("estimated_start"):
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("idempotency_key"):
         rows.append(("idempotency key", str(job["idempotency_key"])))
     if job.get("output") == "discard":
         rows.append(("output", Text("discarded (no log)", style="dim")))
+    for key, label in (("output_path", "output"), ("error_path", "error")):
+        if job.get(key):
+            rows.append((label, str(job[key])))
+    if job.get("array_id") is not None:
+        rows.insert(1, ("array task", f"{job_ref(job)} (index {job.get('array_index')})"))
     for key, value in rows:
         grid.add_row(key, value)
 

@@ -9,10 +9,12 @@ the figures a ministry receives are the server's, never re-rounded here.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,13 +24,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from axcenter.cli import render
-from axcenter.cli.durations import format_duration
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
+from axcenter.cli.durations import format_duration, parse_duration
 from axcenter.cli.policy import parse_when
 
-__all__ = ["app", "burndown", "usage"]
+__all__ = ["acct", "acct_csv", "acct_table", "app", "burndown", "commands", "usage"]
 
-app = typer.Typer(help="Usage reports and program burn-downs.", no_args_is_help=True)
+app = new_app(help="Usage reports and program burn-downs.", no_args_is_help=True)
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _FIGURES = (
@@ -109,7 +111,9 @@ def usage_table(report: Mapping[str, Any]) -> Table:
     return table
 
 
-def _write_csv(text: str, out: Path) -> None:
+def _write_csv(text: str, out: Path, what: str | None = None) -> None:
+    """Write ``text`` to the file ``out`` whole (never half), or to stdout for ``-``;
+    ``what`` says on stderr what was written (default: a report's rows and total)."""
     if str(out) == "-":
         typer.echo(text, nl=False)
         return
@@ -120,7 +124,8 @@ def _write_csv(text: str, out: Path) -> None:
     finally:
         partial.unlink(missing_ok=True)
     rows = max(text.count("\n") - 2, 0)  # less the header and the TOTAL row
-    render.err_console().print(f"wrote {rows:,} rows and the total to {out}", markup=False)
+    what = what or f"{rows:,} rows and the total"
+    render.err_console().print(f"wrote {what} to {out}", markup=False)
 
 
 @app.command("usage")
@@ -155,10 +160,16 @@ def usage(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """GPU-hours granted vs used, won charged (public and co-pay) and queue waits."""
+    """GPU-hours granted vs used, won charged (public and co-pay) and queue waits.
+
+    Without --until the report ends now: grants count up to now, not to their end, so
+    utilization compares like with like."""
     if csv_out is not None and as_json:
         raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
     start, end = _when(since, "--since"), _when(until, "--until")
+    now = datetime.now(UTC)
+    if end is None and (start is None or datetime.fromisoformat(start) < now):
+        end = now.isoformat()
     with connect(ctx) as client:
         if csv_out is not None:
             _write_csv(client.usage_report_csv(by or (), start, end), csv_out)
@@ -178,7 +189,11 @@ def forecast_line(b: Mapping[str, Any]) -> str:
     if remaining <= 0:
         return f"budget of {budget:,} won spent" + (f" on {day}" if day else "")
     if not day and rate > 0:
-        return f"{remaining:,} of {budget:,} won left; at {rate:,} won/day it lasts past 9999"
+        years = int(Decimal(remaining) / rate / 365)
+        return (
+            f"{remaining:,} of {budget:,} won left; at {rate:,.0f} won/day (last 7 days) it "
+            f"lasts more than {years:,} years: no end in sight"
+        )
     if not day:
         return (
             f"{remaining:,} of {budget:,} won left; nothing charged in the last 7 days: no forecast"
@@ -199,15 +214,21 @@ def forecast_line(b: Mapping[str, Any]) -> str:
 def burndown(
     ctx: typer.Context,
     program: Annotated[str, typer.Argument(help="Program name or id.", show_default=False)],
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print the server's CSV.")] = False,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", help="Write the server's CSV to FILE ('-': stdout).", show_default=False
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A program's charges per day against its budget, and when the budget runs out."""
-    if as_csv and as_json:
+    if csv_out is not None and as_json:
         raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
     with connect(ctx) as client:
-        if as_csv:
-            typer.echo(client.burndown_csv(program), nl=False)
+        if csv_out is not None:
+            text = client.burndown_csv(program)
+            _write_csv(text, csv_out, f"{max(text.count(chr(10)) - 1, 0):,} days")
             return
         b = client.burndown(program)
     if as_json:
@@ -249,3 +270,150 @@ def burndown(
     console = render.out_console()
     console.print(table)
     console.print(f"forecast: {forecast_line(b)}", markup=False, soft_wrap=True)
+
+
+# -- axc acct: jobs of a period, as sacct -------------------------------------------------
+
+_ACCT_CSV = (
+    "job_id,task,name,user,project,state,gpus,gpu_type,submitted_at,started_at,ended_at,"
+    "elapsed_s,gpu_hours,charged_won,exit_code"
+)
+
+
+def _since(text: str | None, option: str) -> str | None:
+    """``--since``/``--until``: ISO-8601, ``YYYY-MM``, or a duration meaning that long ago
+    (``7d``, ``12h``: Slurm's ``now-7days``)."""
+    if text is None:
+        return None
+    try:
+        ago = parse_duration(text)
+    except ValueError:
+        return _when(text, option)
+    return (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()
+
+
+def _gpu_hours(row: Mapping[str, Any]) -> Decimal:
+    return (Decimal(int(row.get("gpu_seconds") or 0)) / 3600).quantize(Decimal("0.01"))
+
+
+def acct_csv(rows: list[Mapping[str, Any]]) -> str:
+    """The rows of ``axc acct`` as CSV, with a header, one line per job."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_ACCT_CSV.split(","))
+    for r in rows:
+        writer.writerow(
+            [
+                r.get("id"),
+                render.job_ref(r) if r.get("array_id") else "",
+                r.get("name"),
+                r.get("user"),
+                r.get("project"),
+                r.get("state"),
+                r.get("gpus"),
+                r.get("gpu_type") or "",
+                r.get("submitted_at"),
+                r.get("started_at") or "",
+                r.get("ended_at") or "",
+                r.get("elapsed_s"),
+                _gpu_hours(r),
+                r.get("charged_won"),
+                "" if r.get("exit_code") is None else r.get("exit_code"),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def acct_table(rows: list[Mapping[str, Any]]) -> Table:
+    """The rows of ``axc acct`` as a table with a total line."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("JOB", "NAME", "USER", "PROJECT", "STATE", "GPUS", "ELAPSED"):
+        table.add_column(name, no_wrap=name in ("JOB", "STATE"))
+    for name in ("GPU-H", "WON", "EXIT"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(
+            render.job_ref(r),
+            escape(str(r.get("name") or "-")),
+            escape(str(r.get("user") or "-")),
+            escape(str(r.get("project") or "-")),
+            render.state_text(r.get("state")),
+            f"{r.get('gpus')}x{r.get('gpu_type')}" if r.get("gpu_type") else str(r.get("gpus")),
+            format_duration(int(r.get("elapsed_s") or 0)),
+            f"{_gpu_hours(r):,}",
+            f"{int(r.get('charged_won') or 0):,}",
+            "-" if r.get("exit_code") is None else str(r.get("exit_code")),
+        )
+    table.add_section()
+    hours = sum((_gpu_hours(r) for r in rows), Decimal(0))
+    won = sum(int(r.get("charged_won") or 0) for r in rows)
+    table.add_row(f"{len(rows):,} jobs", *[""] * 6, f"{hours:,}", f"{won:,}", "", style="bold")
+    return table
+
+
+def acct(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            "-S",
+            "--starttime",
+            help="Jobs that ran from this time: ISO-8601, YYYY-MM, or that long ago (7d, "
+            "12h). Default: 7 days ago.",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            "-E",
+            "--endtime",
+            help="... up to this time (default: now).",
+            show_default=False,
+        ),
+    ] = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user", "-u", help="Only these users' jobs (repeatable, or a,b).", show_default=False
+        ),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", "--account", "-A", help="Only this project.")
+    ] = None,
+    csv_out: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write CSV to FILE ('-': stdout).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Jobs that ran in a period with elapsed time, GPU-hours and won charged (sacct)."""
+    if csv_out is not None and as_json:
+        raise typer.BadParameter("choose one of --csv and --json", param_hint="'--csv'")
+    users = [u.strip() for item in user or [] for u in item.split(",") if u.strip()]
+    with connect(ctx) as client:
+        answer = client.accounting(
+            _since(since, "--since"), _since(until, "--until"), users, project
+        )
+    rows = list(answer.get("items") or [])
+    if answer.get("truncated"):
+        render.err_console().print(
+            f"only the first {len(rows):,} jobs: narrow the period or filter by user or project",
+            style="yellow",
+            markup=False,
+        )
+    if as_json:
+        print_json(answer)
+    elif csv_out is not None:
+        _write_csv(acct_csv(rows), csv_out, f"{len(rows):,} jobs")
+    elif not rows:
+        render.err_console().print("no job ran in the period")
+    else:
+        render.out_console().print(acct_table(rows))
+
+
+#: the top-level commands of this module, as ``axcenter.cli.main`` loads them
+commands = new_app()
+commands.command("acct")(acct)

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from axcenter.cli import render
+from axcenter.cli.common import new_app
 from axcenter.sim.cluster import ClusterSpec, load_cluster
 from axcenter.sim.policies import POLICIES
 from axcenter.sim.workload import Workload
@@ -36,10 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(
+app = new_app(
     help="Replay traces in simulated time: compare policies, plan capacity, make traces.",
-    no_args_is_help=True,
-    add_completion=False,  # a sub-app of `axc`, loaded on use (cli/main.py)
+    no_args_is_help=True,  # a sub-app of `axc`, loaded on use (cli/main.py)
 )
 
 EXIT_USAGE = 2

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from axcenter.cli.common import new_app
 
 if TYPE_CHECKING:
     from axcenter.service.bootstrap import Credential
     from axcenter.service.center import Center
     from axcenter.settings import Settings
 
-__all__ = ["up"]
+__all__ = ["commands", "up"]
 
 #: how long a thread may hold the GIL while another waits for it (CPython's default is
 #: 5 ms). The service's threads mostly wait on sockets and the database, and each wait
@@ -53,13 +59,31 @@ def up(
     ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    operator_token: Annotated[
+        bool,
+        typer.Option(
+            "--operator-token",
+            help="print a new token for the center's operator and exit, without starting "
+            "it (works while it runs; needs to read the data directory or the database)",
+        ),
+    ] = False,
 ) -> None:
-    """Start the center: API, scheduler and engines in one process."""
+    """Start the center: API, scheduler and engines in one process.
+
+    Every start-up problem (the port taken, the configuration wrong, the database
+    unreachable or controlled by another center) is reported before the center says it
+    is up.
+    """
     # Imported here: the server's dependencies would slow down every other `axc` command.
     import uvicorn
 
     from axcenter.api.app import create_app
-    from axcenter.service.bootstrap import DEMO_GPUS, ensure_operator, load_demo
+    from axcenter.service.bootstrap import (
+        DEMO_GPUS,
+        ensure_operator,
+        load_demo,
+        reissue_operator_token,
+    )
     from axcenter.service.center import AnotherController, Center
     from axcenter.settings import Settings
 
@@ -79,12 +103,27 @@ def up(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     console = Console(stderr=True)
+    if operator_token:
+        try:
+            cred = reissue_operator_token(settings)
+        except Exception as exc:  # any failure: one sentence, no traceback
+            _fail(console, f"cannot open the center's database: {exc}", _DATABASE_HINT)
+        typer.echo(f"{cred.user} ({cred.role}, {cred.organization}): {cred.token}")
+        return
+    sock = _listen(console, settings.host, settings.port)
+    center: Center | None = None
     try:
         center = Center(settings)
         center.start()
-    except (ValueError, AnotherController) as e:  # the configuration, or a second center
-        print(f"error: {e}", file=sys.stderr)
-        raise typer.Exit(2) from None
+    except (ValueError, AnotherController) as exc:  # the configuration, a second center
+        sock.close()
+        _fail(console, str(exc), "")
+    except Exception as exc:  # as above
+        sock.close()
+        if center is not None:
+            with contextlib.suppress(Exception):
+                center.stop()
+        _fail(console, f"the center could not start: {exc}", _DATABASE_HINT)
     try:
         credentials = []
         operator = ensure_operator(center.store)
@@ -108,13 +147,52 @@ def up(
         # default SIGTERM disposition that would kill us before the store is closed.
         signal.signal(signal.SIGTERM, lambda *_: None)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        server.run()
+        server.run(sockets=[sock])
     finally:
         if settings.stop_jobs_on_shutdown:
             console.print("stopping: running jobs are stopped and requeued")
         else:
             console.print("stopping: running jobs keep running and are adopted at the next start")
         center.stop()
+
+
+_DATABASE_HINT = (
+    "check --data-dir (AXC_DATA_DIR) and --database-url (AXC_DATABASE_URL); a second "
+    "center on the same data directory or database is refused"
+)
+
+
+def _fail(console: Console, message: str, hint: str) -> NoReturn:
+    console.print(f"[bold red]error:[/] {escape(message)}\n  {escape(hint)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _listen(console: Console, host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything starts: a taken port is
+    reported before the center says it is up, with the setting that changes it."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        _fail(console, f"cannot listen on {host}: {exc.strerror}", "set --host or AXC_HOST")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        taken = exc.errno == errno.EADDRINUSE
+        _fail(
+            console,
+            f"cannot listen on {host}:{port}: "
+            + ("the port is in use (another axcenter?)" if taken else str(exc.strerror)),
+            "choose another port with --port or AXC_PORT"
+            if taken
+            else "choose another address with --host/--port or AXC_HOST/AXC_PORT",
+        )
+    sock.set_inheritable(True)
+    return sock
 
 
 def _announce(
@@ -138,3 +216,8 @@ def _announce(
         for c in creds:
             console.print(f"  {c.user} ({c.role}, {c.organization}): {c.token}", soft_wrap=True)
         console.print(f"export AXC_URL={url} AXC_TOKEN={creds[0].token}", soft_wrap=True)
+
+
+#: this module's command, as ``axcenter.cli.main`` loads it
+commands = new_app()
+commands.command("up")(up)

@@ -15,11 +15,11 @@ from rich.text import Text
 
 from axcenter.cli import render
 from axcenter.cli.alloc import say, table, text, utc
-from axcenter.cli.jobs import connect, print_json
+from axcenter.cli.common import connect, new_app, print_json
 
 __all__ = ["ROLES", "app", "users_table"]
 
-app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
+app = new_app(help="Users, roles and API tokens.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ROLES = ("operator", "program_manager", "reviewer", "org_admin", "member")

@@ -3,21 +3,26 @@
 Methods return the server's JSON as plain dicts so that the CLI, scripts and notebooks can
 use them without another layer of models. Every failure, HTTP or network, becomes one
 exception type, ``ApiError``, carrying the server's human-readable ``detail``.
+
+httpx is imported when the first ``Client`` is made, not with this module: ``axc``
+commands that never reach the server (help, bad input) start without it.
 """
 
 from __future__ import annotations
 
 import math
-import ssl
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
-import httpx
-
 from axcenter import __version__
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 __all__ = ["TERMINAL_STATES", "ApiError", "Client"]
 
@@ -73,6 +78,8 @@ def _tls(url: str) -> ssl.SSLContext | bool:
     the bundle, which cost 40 ms, a tenth of every ``axc`` command."""
     if url.startswith("https://"):
         return True
+    import ssl  # noqa: PLC0415  (httpx imports it anyway; not before a client is made)
+
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
@@ -86,8 +93,11 @@ class Client:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        import httpx  # noqa: PLC0415  (see the module docstring)
+
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._httpx = httpx
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
             headers={
@@ -122,9 +132,9 @@ class Client:
                 json=json,
                 timeout=self.timeout if timeout is None else timeout,
             )
-        except httpx.TimeoutException as exc:
+        except self._httpx.TimeoutException as exc:
             raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
+        except self._httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
         if response.is_error:
             raise ApiError(response.status_code, _detail(response))
@@ -190,11 +200,19 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
         mine: bool = False,
+        users: Iterable[str] = (),
+        names: Iterable[str] = (),
+        array: str | None = None,
     ) -> JSON:
-        """One page of jobs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+        """One page of jobs, newest first: ``{"items": [...], "next_cursor": str | None}``;
+        ``users`` and ``names`` keep the jobs of those users, of those names."""
         params: list[tuple[str, Any]] = []
         states = [state] if isinstance(state, str) else list(state or ())
         params.extend(("state", s) for s in states)
+        params.extend(("user", u) for u in users)
+        params.extend(("name", n) for n in names)
+        if array:
+            params.append(("array", array))
         if project:
             params.append(("project", project))
         params.append(("limit", limit))
@@ -210,12 +228,16 @@ class Client:
         project: str | None = None,
         limit: int = 50,
         mine: bool = False,
+        users: Iterable[str] = (),
+        names: Iterable[str] = (),
+        array: str | None = None,
     ) -> Iterator[JSON]:
         """Every matching job, newest first, fetching pages of ``limit`` as needed."""
         states = [state] if isinstance(state, str) else list(state or ())
+        users, names = list(users), list(names)
         cursor: str | None = None
         while True:
-            page = self.list_jobs(states, project, limit, cursor, mine)
+            page = self.list_jobs(states, project, limit, cursor, mine, users, names, array)
             yield from page.get("items", [])
             cursor = page.get("next_cursor")
             if not cursor:
@@ -234,6 +256,19 @@ class Client:
         return self._json(
             "POST", self._job_path(job_id, "/cancel"), timeout=self.timeout + _CANCEL_EXTRA_S
         )
+
+    def hold_job(self, job_id: str) -> JSON:
+        """Keep a pending job from starting (409 once it has started)."""
+        return self._json("POST", self._job_path(job_id, "/hold"))
+
+    def release_job(self, job_id: str) -> JSON:
+        """Let a held job start."""
+        return self._json("POST", self._job_path(job_id, "/release"))
+
+    def update_job(self, job_id: str, **changes: Any) -> JSON:
+        """Change ``name``, or a pending job's ``time_limit_s`` or ``priority``."""
+        body = {k: v for k, v in changes.items() if v is not None}
+        return self._json("PATCH", self._job_path(job_id), json=body)
 
     def read_log(self, job_id: str, offset: int = 0) -> tuple[bytes, int, str]:
         """Log bytes from ``offset``: ``(data, next_offset, job_state)``."""
@@ -278,11 +313,33 @@ class Client:
                     pause = min(pause, max(deadline - time.monotonic(), 0.0))
                 time.sleep(pause)
 
+    def accounting(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        users: Iterable[str] = (),
+        project: str | None = None,
+        limit: int = 10_000,
+    ) -> JSON:
+        """The jobs that ran during a period (ISO-8601 bounds; default: the last 7 days),
+        each with its elapsed time, GPU-seconds and won charged (``items``)."""
+        params: list[tuple[str, Any]] = [("user", u) for u in users]
+        params += [(k, v) for k, v in (("since", since), ("until", until)) if v is not None]
+        if project:
+            params.append(("project", project))
+        params.append(("limit", limit))
+        return self._json("GET", "/accounting/jobs", params=params)
+
     # -- cluster ------------------------------------------------------------------------------
 
     def cluster(self) -> JSON:
         """Nodes, their devices and who holds them, plus a summary."""
         return self._json("GET", "/cluster")
+
+    def queue(self, offset: int = 0, limit: int = 500) -> JSON:
+        """Pending jobs in scheduling order (``items`` with ``position``, ``reason`` and
+        ``estimated_start``; ``total``)."""
+        return self._json("GET", "/queue", params={"offset": offset, "limit": limit})
 
     # -- scheduling policy ----------------------------------------------------------------------
 
@@ -406,9 +463,9 @@ class Client:
                     response.read()
                     raise ApiError(response.status_code, _detail(response))
                 yield from response.iter_bytes(chunk_size)
-        except httpx.TimeoutException as exc:
+        except self._httpx.TimeoutException as exc:
             raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except httpx.TransportError as exc:
+        except self._httpx.TransportError as exc:
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
 
     # -- reports ------------------------------------------------------------------------------
@@ -592,6 +649,10 @@ class Client:
             gpu_type=gpu_type, won_per_gpu_hour=won_per_gpu_hour, effective_from=effective_from
         )
         return self._json("POST", "/prices", json=body)
+
+    def remove_price(self, price_id: str) -> JSON:
+        """Remove a price not yet in force (the server answers 409 for one in force)."""
+        return self._json("DELETE", f"/prices/{self._segment(price_id)}")
 
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""

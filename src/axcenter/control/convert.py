@@ -56,6 +56,8 @@ def pending_from_row(row: orm.Job) -> PendingJob:
         time_limit_s=row.time_limit_s,
         priority=row.priority,
         gpu_types=tuple(row.gpu_types),
+        held=bool(row.held),
+        dependent=bool(row.dependency_pending),
     )
 
 

@@ -18,6 +18,12 @@ class JobWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+        #: told of every end, on the loop's thread: each must only note it (no I/O)
+        self._listeners: list[Callable[[list[str]], None]] = []
+
+    def add_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener(job_ids)`` on each ``notify`` (e.g. to wake a thread)."""
+        self._listeners.append(listener)
 
     async def wait(
         self, job_id: str, timeout: float, is_done: Callable[[], Awaitable[bool]]
@@ -42,8 +48,11 @@ class JobWatch:
                     self._waiters.pop(job_id, None)
 
     def notify(self, job_ids: Iterable[str]) -> None:
+        ended = list(job_ids)
+        for listener in self._listeners:
+            listener(ended)
         with self._lock:
-            woken = [e for j in job_ids for e in self._waiters.pop(j, [])]
+            woken = [e for j in ended for e in self._waiters.pop(j, [])]
         for loop, fut in woken:
             loop.call_soon_threadsafe(_resolve, fut)
 

@@ -23,6 +23,8 @@ class PendingReason(StrEnum):
     GANG = "gang"  # it would delay the reserved start of a higher-priority gang job
     PREEMPTING = "preempting"  # borrowers are being preempted to give it its quota
     NODES = "nodes"  # no node of an accepted type is up
+    HELD = "held"  # held by its owner or an operator until released
+    DEPENDENCY = "dependency"  # waits for jobs it depends on (--dependency) to end
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,11 @@ class PendingJob:
     time_limit_s: int
     priority: int = 0
     gpu_types: tuple[str, ...] = ()
+    #: held by its owner or an operator (``axc hold``, Slurm's ``scontrol hold``): it keeps
+    #: its place in the queue but is not started until released
+    held: bool = False
+    #: waits for other jobs (``--dependency``) until the service finds them ended as asked
+    dependent: bool = False
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
 

@@ -200,6 +200,9 @@ class _Cycle:
     def decide(self, job: PendingJob, *, guaranteed_only: bool = False) -> None:
         """Admit ``job`` or record why it waits. ``guaranteed_only``: it was taken ahead of
         its project's queue for fitting the guarantee, so it may not start borrowing."""
+        if job.held or job.dependent:  # not a miss: nothing was searched
+            self.waiting[job.id] = PendingReason.HELD if job.held else PendingReason.DEPENDENCY
+            return None
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
         types = job.gpu_types or self.free.gpu_types

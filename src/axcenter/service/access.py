@@ -103,6 +103,32 @@ RULES: dict[str, frozenset[Grant]] = {
 }
 
 
+#: each action as a refusal says it ("your role (member) may not <phrase> <target>")
+PHRASES: dict[str, str] = {
+    "program.read": "read",
+    "program.write": "change",
+    "price.read": "read",
+    "price.write": "change",
+    "audit.read": "read",
+    "organization.read": "read",
+    "organization.create": "create",
+    "user.read": "read",
+    "user.create": "create users in",
+    "user.role": "change the role of",
+    "token.manage": "manage the tokens of",
+    "project.read": "read",
+    "project.members.read": "see the members of",
+    "project.write": "change",
+    "request.read": "read",
+    "request.create": "create allocation requests for",
+    "request.change": "edit or withdraw",
+    "request.assign": "assign reviewers to",
+    "request.review": "review",
+    "request.decide": "approve, reject or return",
+    "allocation.read": "read",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """What the rules need to know of an object: what it is, whose it is, and who is
@@ -164,7 +190,8 @@ def require(who: Principal, action: str, target: Target, ref: str | None = None)
     if not visible(who, target):
         raise NotFound(f"no {target.kind} {ref or target.name!r}")
     if not allowed(who, action, target):
-        raise Forbidden(f"your role ({who.role.value}) may not {action} on {target.label}")
+        phrase = PHRASES.get(action, action)
+        raise Forbidden(f"your role ({who.role.value}) may not {phrase} {target.label}")
 
 
 # -- targets ----------------------------------------------------------------------------

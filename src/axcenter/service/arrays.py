@@ -1,8 +1,9 @@
 """Job arrays: one spec run once per index, each task scheduled and accounted as a job.
 
-``axc submit --array 0-1999 -- CMD`` makes 2,000 jobs in one transaction, all sharing an
-``arr_…`` id; each task sees its index in ``AXC_ARRAY_INDEX``. Tasks can be listed,
-shown and cancelled one by one, or all at once through the array id.
+``axc submit --array 0-1999 -- CMD`` (or ``1,3,5-9:2``, as Slurm writes it) makes 2,000
+jobs in one transaction, all sharing an ``arr_…`` id; each task sees its index in
+``AXC_ARRAY_INDEX``. Tasks can be listed, shown and cancelled one by one, or all at once
+through the array id.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select, update
 
 from axcenter.model.access import Principal
+from axcenter.model.arrays import ArraySpec, parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
+from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
 from axcenter.service.jobs import cancel, may_manage, new_jobs, pending_job
 from axcenter.service.schemas import ArrayIn, ArrayOut
@@ -32,24 +35,20 @@ __all__ = ["MAX_TASKS", "array_view", "cancel_array", "parse_indices", "submit_a
 MAX_TASKS = 100_000
 
 
-def parse_indices(spec: str) -> range:
-    """``"0-1999"``, ``"0-1999:10"`` (every 10th) or ``"7"`` -> the indices."""
-    body, _, step_text = spec.partition(":")
-    first_text, _, last_text = body.partition("-")
-    first = int(first_text)
-    last = int(last_text) if last_text else first
-    step = int(step_text) if step_text else 1
-    if last < first or step < 1:
-        raise InvalidInput("indices", f"{spec!r} is empty: write FIRST-LAST[:STEP], FIRST <= LAST")
-    indices = range(first, last + 1, step)
-    if len(indices) > MAX_TASKS:
-        raise InvalidInput("indices", f"{len(indices)} tasks; an array has at most {MAX_TASKS}")
-    return indices
+def parse_indices(spec: str) -> ArraySpec:
+    """The indices and throttle of Slurm's ``--array`` forms (``model.arrays``):
+    ``0-1999``, ``0-1999:10``, ``1,3,5-9``, ``7``, ``0-99%8``."""
+    try:
+        return parse_array(spec, max_tasks=MAX_TASKS)
+    except ValueError as exc:
+        raise InvalidInput("indices", str(exc)) from None
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
     """Validate the spec once, then write every task in one transaction."""
-    indices = parse_indices(req.indices)
+    parsed = parse_indices(req.indices)
+    indices, throttle = parsed.indices, parsed.throttle
+    check_dependencies(center.store, who, [req])
     if req.idempotency_key:
         with center.store.read() as session:
             earlier = session.scalars(
@@ -74,16 +73,22 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
                 array_index=index,
                 idempotency_key=template.idempotency_key if n == 0 else None,
                 workdir=workdir,
+                array_throttle=throttle,
+                dependency_pending=template.dependency_pending
+                or (throttle is not None and n >= throttle),
             )
             for n, index in enumerate(indices)
         ]
         insert_jobs(session, tasks)
     center.control.submitted(pending_job(t) for t in tasks)
+    if req.dependency or throttle is not None:
+        center.dependencies.submitted(t.id for t in tasks if t.dependency_pending)
     return ArrayOut(
         array_id=array_id,
         tasks=len(tasks),
         first_index=indices[0],
         last_index=indices[-1],
+        throttle=throttle,
         states={JobState.PENDING.value: len(tasks)},
     )
 
@@ -99,8 +104,12 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
         }
         if not counts:
             raise NotFound(f"no array {array_id!r}")
-        first, last = session.execute(
-            select(func.min(orm.Job.array_index), func.max(orm.Job.array_index)).where(scope)
+        first, last, throttle = session.execute(
+            select(
+                func.min(orm.Job.array_index),
+                func.max(orm.Job.array_index),
+                func.max(orm.Job.array_throttle),
+            ).where(scope)
         ).one()
         job_ids = (
             list(session.scalars(select(orm.Job.id).where(scope).order_by(orm.Job.array_index)))
@@ -112,6 +121,7 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
         tasks=sum(counts.values()),
         first_index=first,
         last_index=last,
+        throttle=throttle,
         states=counts,
         job_ids=job_ids,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,7 +29,10 @@ from axcenter.store.accounts import create_organization, create_user, issue_toke
 from axcenter.store.db import Store
 from axcenter.store.types import utcnow
 
-__all__ = ["DEMO_GPUS", "Credential", "ensure_operator", "load_demo"]
+if TYPE_CHECKING:
+    from axcenter.settings import Settings
+
+__all__ = ["DEMO_GPUS", "Credential", "ensure_operator", "load_demo", "reissue_operator_token"]
 
 #: 8 logical GPUs of two types, as the demo promises
 DEMO_GPUS = "A100:4,H100:4"
@@ -53,6 +57,38 @@ def ensure_operator(store: Store) -> Credential | None:
         user = create_user(session, "operator", org.id, Role.OPERATOR)
         token = issue_token(session, user.id, "created at first start")
         return Credential(user.name, Role.OPERATOR.value, org.name, token)
+
+
+def reissue_operator_token(settings: Settings) -> Credential:
+    """A new token for the center's first active operator (the operator and its first
+    token on an empty store). For whoever can open the store, i.e. read the data
+    directory or reach the database: the way back in when the operator's token is lost.
+    Earlier tokens stay valid; revoke them with ``axc user`` once signed in. Opens the
+    store alone (no scheduler, no executor), so it works while the center runs."""
+    store = Store(settings.resolved_database_url, settings.database_schema)
+    try:
+        store.migrate()
+        return _reissue(store)
+    finally:
+        store.dispose()
+
+
+def _reissue(store: Store) -> Credential:
+    created = ensure_operator(store)
+    if created is not None:
+        return created
+    with store.write() as session:
+        user = session.scalars(
+            select(orm.User)
+            .where(orm.User.role == Role.OPERATOR.value, orm.User.active.is_(True))
+            .order_by(orm.User.created_at, orm.User.id)
+            .limit(1)
+        ).one_or_none()
+        if user is None:
+            raise LookupError("this center has users but no active operator")
+        org = session.get(orm.Organization, user.organization_id)
+        token = issue_token(session, user.id, f"reissued by axc up at {utcnow():%Y-%m-%d %H:%M}Z")
+        return Credential(user.name, Role.OPERATOR.value, org.name if org else "?", token)
 
 
 # name, budget (won), public share (basis points): 80/20 and 70/30 co-funding

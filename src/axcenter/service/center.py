@@ -20,6 +20,7 @@ from axcenter.executors.gpus import local_inventory
 from axcenter.executors.local import LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
+from axcenter.service.dependencies import DependencyResolver
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Store
 from axcenter.store.group_commit import GroupCommit
@@ -93,6 +94,9 @@ class Center:
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
         )
+        #: lets jobs submitted with --dependency go when what they wait for has ended
+        self.dependencies = DependencyResolver(self.store, self.control)
+        self.watch.add_listener(self.dependencies.ended)
 
     def _engines(self, on_event: EventCallback) -> Engine:
         """The engine of each pool; one pool's engine alone when there is one."""
@@ -129,10 +133,12 @@ class Center:
         self.store.migrate()
         self.writes.start()
         self.control.start()
+        self.dependencies.start()
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next
         start) unless the operator chose ``stop_jobs_on_shutdown``."""
+        self.dependencies.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()

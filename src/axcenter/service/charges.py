@@ -1,24 +1,31 @@
-"""What a job cost: its ledger rows (holds, releases, charges) as its owner may see them,
-and, while it runs, what it has used so far (``accounting.accrual``)."""
+"""What jobs cost: one job's ledger rows (holds, releases, charges) as its owner may see
+them and, while it runs, what it has used so far (``accounting.accrual``); and every
+visible job of a period with its time, GPU-hours and won (``sacct``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from axcenter.accounting.accrual import accrual
 from axcenter.model.access import Principal
-from axcenter.service.access import visible_jobs
-from axcenter.service.errors import NotFound
-from axcenter.service.schemas import ChargeOut, ChargesOut
+from axcenter.service.access import project_named, visible_jobs
+from axcenter.service.errors import InvalidInput, NotFound
+from axcenter.service.schemas import ChargeOut, ChargesOut, JobAccountOut, JobAccountsOut
 from axcenter.store import orm
 from axcenter.store.types import utcnow
 
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["job_charges"]
+__all__ = ["DEFAULT_PERIOD", "MAX_ACCOUNTS", "job_accounts", "job_charges"]
+
+#: ``sacct`` without ``--starttime``: the last week
+DEFAULT_PERIOD = timedelta(days=7)
+MAX_ACCOUNTS = 100_000
 
 
 def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
@@ -58,3 +65,83 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
         held_won=held,
         accrued_won=accrued,
     )
+
+
+def job_accounts(
+    center: Center,
+    who: Principal,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    users: Sequence[str] = (),
+    project: str | None = None,
+    limit: int = 10_000,
+) -> JobAccountsOut:
+    """The visible jobs that ran during ``[since, until)``, oldest start first, with what
+    each used and cost (defaults: the last ``DEFAULT_PERIOD`` up to now)."""
+    now = utcnow()
+    until = until or now
+    since = since or until - DEFAULT_PERIOD
+    if since >= until:
+        raise InvalidInput("since", "the period must start before it ends")
+    if not 1 <= limit <= MAX_ACCOUNTS:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_ACCOUNTS}")
+    where = [
+        visible_jobs(who),
+        orm.Job.started_at.is_not(None),
+        orm.Job.started_at < until,
+        or_(orm.Job.ended_at.is_(None), orm.Job.ended_at >= since),
+    ]
+    if users:
+        ids = [u for u in users if u.startswith("usr_")]
+        named = select(orm.User.id).where(orm.User.name.in_([u for u in users if u not in ids]))
+        where.append(orm.Job.user_id.in_(ids) | orm.Job.user_id.in_(named))
+    if project:
+        where.append(orm.Job.project_id.in_(select(orm.Project.id).where(project_named(project))))
+    charged = (
+        select(
+            orm.LedgerEntry.job_id,
+            func.sum(orm.LedgerEntry.amount_won).label("won"),
+            func.sum(orm.LedgerEntry.gpu_seconds).label("gpu_seconds"),
+        )
+        .where(orm.LedgerEntry.kind == "charge", orm.LedgerEntry.job_id.is_not(None))
+        .group_by(orm.LedgerEntry.job_id)
+        .subquery()
+    )
+    query = (
+        select(orm.Job, orm.User.name, orm.Project.name, charged.c.won, charged.c.gpu_seconds)
+        .join(orm.User, orm.User.id == orm.Job.user_id)
+        .join(orm.Project, orm.Project.id == orm.Job.project_id)
+        .outerjoin(charged, charged.c.job_id == orm.Job.id)
+        .where(*where)
+        .order_by(orm.Job.started_at, orm.Job.id)
+        .limit(limit + 1)
+    )
+    with center.store.read() as session:
+        rows = session.execute(query).tuples().all()
+    items = []
+    for job, user, project_name, won, gpu_seconds in rows[:limit]:
+        assert job.started_at is not None  # the query's own condition
+        elapsed = int(((job.ended_at or now) - job.started_at).total_seconds())
+        gpus = job.gpus_per_node * job.nodes
+        items.append(
+            JobAccountOut(
+                id=job.id,
+                name=job.name,
+                user=user,
+                project=project_name,
+                state=job.state,
+                array_id=job.array_id,
+                array_index=job.array_index,
+                gpus=gpus,
+                gpu_type=job.gpu_type,
+                submitted_at=job.submitted_at,
+                started_at=job.started_at,
+                ended_at=job.ended_at,
+                elapsed_s=max(elapsed, 0),
+                gpu_seconds=int(gpu_seconds) if gpu_seconds is not None else elapsed * gpus,
+                charged_won=int(won or 0),
+                exit_code=job.exit_code,
+            )
+        )
+    return JobAccountsOut(items=items, since=since, until=until, truncated=len(rows) > limit)

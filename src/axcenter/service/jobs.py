@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -27,6 +29,7 @@ from axcenter.service.access import (
     visible_job_details,
     visible_jobs,
 )
+from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.queue import queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
@@ -42,10 +45,12 @@ __all__ = [
     "cancel",
     "get_job",
     "job_out",
+    "job_ref",
     "list_jobs",
     "read_log",
     "submit",
     "submit_async",
+    "visible_job",
 ]
 
 RESERVED_ENV_PREFIXES = ("AXC_", "CUDA_VISIBLE_DEVICES")
@@ -67,6 +72,7 @@ def submit(center: Center, who: Principal, requests: Sequence[JobIn]) -> list[Su
     The write goes through the center's group commit (``store.group_commit``): it is
     acknowledged once committed, together with whatever else was submitted meanwhile.
     """
+    check_dependencies(center.store, who, requests)
     work = _submission(center, who, requests)
     try:
         written = center.writes.run(work)
@@ -86,6 +92,8 @@ async def submit_async(
     on the table's unique key, and the submission goes the read-first way, which
     replays the earlier job.
     """
+    if any(r.dependency for r in requests):  # reads the jobs named: off the event loop
+        await asyncio.to_thread(check_dependencies, center.store, who, requests)
     nodes = list(center.control.state.nodes.values())
     prepared = _prepare_cached(center, who, requests, nodes)
     if prepared is not None:
@@ -124,6 +132,9 @@ def _accepted(center: Center, written: _Written) -> list[Submitted]:
     results, new = written
     if new:
         center.control.submitted(_pending(j) for j in new)
+        dependent = [j.id for j in new if j.dependency is not None]
+        if dependent:
+            center.dependencies.submitted(dependent)
     return results
 
 
@@ -292,6 +303,9 @@ def _new_job(
     now: datetime,
 ) -> NewJob:
     settings = center.settings
+    req = _spelled_as_nodes(req, nodes)
+    if req.exclusive:
+        req = _whole_nodes(req, nodes)
     _check_fits(req, nodes)
     if any(not arg for arg in req.command[:1]):
         raise InvalidInput("command", "the program to run is empty")
@@ -304,12 +318,19 @@ def _new_job(
     if time_limit > settings.max_time_limit_s:
         raise InvalidInput(
             "time_limit_s",
-            f"{time_limit} s is above the center's maximum of {settings.max_time_limit_s} s",
+            f"{_duration(time_limit)} is above the center's maximum of "
+            f"{_duration(settings.max_time_limit_s)}",
         )
     job_id = new_id("job")
     if req.workdir is not None:
         if not os.path.isabs(req.workdir):
             raise InvalidInput("workdir", f"must be an absolute path, got {req.workdir!r}")
+        if not os.path.isdir(req.workdir):
+            raise InvalidInput(
+                "workdir",
+                f"{req.workdir} is not a directory on this center: create it, or leave the "
+                "working directory out (a new directory of the job's own)",
+            )
         workdir = req.workdir
     else:
         workdir = os.path.join(_real_dir(settings.jobs_dir), job_id)
@@ -331,6 +352,11 @@ def _new_job(
         idempotency_key=req.idempotency_key,
         submitted_at=now,
         output=req.output,
+        output_path=req.output_path,
+        error_path=req.error_path,
+        held=req.held,
+        dependency=req.dependency,
+        dependency_pending=req.dependency is not None,
     )
 
 
@@ -338,6 +364,34 @@ def _new_job(
 def _real_dir(path: Path) -> str:
     """``path`` resolved once: a job's default working directory is a new child of it."""
     return str(path.resolve())
+
+
+def _spelled_as_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
+    """``req`` with its GPU types spelled as the nodes spell them (``h100`` is ``H100``)."""
+    known = {n.gpu_type for n in nodes}
+    if all(t in known for t in req.gpu_types):
+        return req  # the usual case: nothing to copy
+    folded = {t.casefold(): t for t in known}
+    types = [t if t in known else folded.get(t.casefold(), t) for t in req.gpu_types]
+    return req.model_copy(update={"gpu_types": types})
+
+
+def _whole_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
+    """An exclusive job asks for all of a node: its GPUs, CPUs and memory (so nothing else
+    can share it, and it is charged for the whole node, as Slurm does)."""
+    usable = [n for n in nodes if not req.gpu_types or n.gpu_type in req.gpu_types]
+    sizes = {(n.gpu_count, n.cpus, n.memory_mb) for n in usable}
+    if len(sizes) != 1:
+        found = ", ".join(sorted({f"{n.gpu_type}x{n.gpu_count}" for n in usable})) or "none"
+        raise InvalidInput(
+            "exclusive",
+            f"whole nodes of different sizes could be chosen ({found}): name one --gpu-type "
+            "whose nodes are all alike, or ask for GPUs, CPUs and memory instead",
+        )
+    ((gpus, cpus, memory),) = sizes
+    return req.model_copy(
+        update={"gpus_per_node": gpus, "cpus_per_node": cpus, "memory_mb_per_node": memory}
+    )
 
 
 def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
@@ -354,8 +408,8 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.gpus_per_node > most:
             raise InvalidInput(
                 "gpus_per_node",
-                f"{req.gpus_per_node} GPUs per node requested, but the largest node "
-                f"{'of the accepted types ' if req.gpu_types else ''}has {most}",
+                f"{_count(req.gpus_per_node, 'GPU')} per node requested, but the largest "
+                f"node {'of the accepted types ' if req.gpu_types else ''}has {most}",
             )
         by_type: dict[str, int] = {}
         for n in usable:
@@ -364,17 +418,36 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.nodes > max(by_type.values(), default=0):
             raise InvalidInput(
                 "nodes",
-                f"{req.nodes} nodes with {req.gpus_per_node} GPUs each requested, but at most "
-                f"{max(by_type.values(), default=0)} nodes of one GPU type have that many",
+                f"{_count(req.nodes, 'node')} with {_count(req.gpus_per_node, 'GPU')} each "
+                f"requested, but {_count(max(by_type.values(), default=0), 'node')} of one "
+                "GPU type at most have that many",
             )
     elif req.nodes > len(nodes):
-        raise InvalidInput("nodes", f"{req.nodes} nodes requested, the center has {len(nodes)}")
+        raise InvalidInput(
+            "nodes",
+            f"{_count(req.nodes, 'node')} requested, the center has {_count(len(nodes), 'node')}",
+        )
     cpus = req.cpus_per_node or DEFAULT_CPUS
     if cpus > max((n.cpus for n in usable), default=0):
         raise InvalidInput("cpus_per_node", f"no node has {cpus} CPUs")
     memory = req.memory_mb_per_node or DEFAULT_MEMORY_MB
     if memory > max((n.memory_mb for n in usable), default=0):
         raise InvalidInput("memory_mb_per_node", f"no node has {memory} MB of memory")
+
+
+def _duration(seconds: int) -> str:
+    """``7 days``, ``1 day 2 h``, ``90 min``, ``45 s``: as a person would say it."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [_count(days, "day")] if days else []
+    parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
+    return " ".join(parts) or "0 s"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 node``, ``2 nodes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _pending(job: NewJob) -> PendingJob:
@@ -390,6 +463,8 @@ def _pending(job: NewJob) -> PendingJob:
         time_limit_s=job.time_limit_s,
         priority=job.priority,
         gpu_types=tuple(job.gpu_types),
+        held=job.held,
+        dependent=job.dependency_pending,
     )
 
 
@@ -416,6 +491,10 @@ def _out_new(job: NewJob, project: str, user: str) -> JobOut:
         gpu_type=None,
         placement=[],
         output=job.output.value,
+        output_path=job.output_path,
+        error_path=job.error_path,
+        held=job.held,
+        dependency=job.dependency,
         submitted_at=job.submitted_at,
         started_at=None,
         ended_at=None,
@@ -479,6 +558,10 @@ def _out(
         gpu_type=row.gpu_type,
         placement=placement,
         output=row.output,
+        output_path=row.output_path,
+        error_path=row.error_path,
+        held=bool(row.held),
+        dependency=row.dependency,
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         ended_at=row.ended_at,
@@ -491,7 +574,31 @@ def _out(
     )
 
 
-def _visible(session: Session, who: Principal, job_id: str) -> orm.Job:
+#: a task of an array as Slurm's JOBID_IDX writes it: ``arr_…_7``
+_TASK_REF = re.compile(r"(?P<array>arr_[0-9a-z]+)_(?P<index>\d{1,7})")
+
+
+def job_ref(center: Center, who: Principal, ref: str) -> str:
+    """The job id that ``ref`` names: a job id as it is, or an array task written
+    ``ARRAY_INDEX`` (``arr_…_7``, as Slurm's ``JOBID_IDX``), looked up."""
+    task = _TASK_REF.fullmatch(ref)
+    if task is None:
+        return ref
+    with center.store.read() as session:
+        found = session.scalar(
+            select(orm.Job.id).where(
+                orm.Job.array_id == task["array"],
+                orm.Job.array_index == int(task["index"]),
+                visible_jobs(who),
+            )
+        )
+    if found is None:
+        raise NotFound(f"no task {task['index']} in array {task['array']!r}")
+    return found
+
+
+def visible_job(session: Session, who: Principal, job_id: str) -> orm.Job:
+    """The job row ``who`` may see (``NotFound`` otherwise, as for a job that is not)."""
     row = session.scalars(
         select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
     ).one_or_none()
@@ -516,7 +623,7 @@ def _estimate(center: Center, row: orm.Job) -> datetime | None:
 
 def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True) -> JobOut:
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         history = None
         if events:
             history = [
@@ -549,7 +656,7 @@ def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> se
 
 def job_state(center: Center, who: Principal, job_id: str) -> JobState:
     with center.store.read() as session:
-        return JobState(_visible(session, who, job_id).state)
+        return JobState(visible_job(session, who, job_id).state)
 
 
 def list_jobs(
@@ -560,6 +667,8 @@ def list_jobs(
     project: str | None = None,
     mine: bool = False,
     array: str | None = None,
+    users: Sequence[str] = (),
+    names: Sequence[str] = (),
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[JobOut], str | None]:
@@ -576,6 +685,12 @@ def list_jobs(
         where.append(orm.Job.user_id == who.user_id)
     if array:
         where.append(orm.Job.array_id == array)
+    if users:
+        ids = [u for u in users if u.startswith("usr_")]
+        named = select(orm.User.id).where(orm.User.name.in_([u for u in users if u not in ids]))
+        where.append(orm.Job.user_id.in_(ids) | orm.Job.user_id.in_(named))
+    if names:
+        where.append(orm.Job.name.in_(list(names)))
     if cursor:
         where.append(orm.Job.id < cursor)
     if project:
@@ -604,7 +719,7 @@ def list_jobs(
                 select(orm.Project).where(orm.Project.id.in_({r.project_id for r in rows}))
             )
         }
-        users = {
+        user_names = {
             u.id: u.name
             for u in session.scalars(
                 select(orm.User).where(orm.User.id.in_({r.user_id for r in rows}))
@@ -616,7 +731,7 @@ def list_jobs(
             _out(
                 r,
                 projects.get(r.project_id, "?"),
-                users.get(r.user_id, "?"),
+                user_names.get(r.user_id, "?"),
                 node_names,
                 _live_reason(center, r),
             )
@@ -635,7 +750,7 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     while its processes are being stopped).
     """
     with center.store.write() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
             raise Forbidden(f"you may not cancel job {job_id}: it belongs to another user")
         state = JobState(row.state)
@@ -666,7 +781,7 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
     Only those who may cancel the job may resubmit it (its environment may hold secrets).
     """
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
             raise Forbidden(f"you may not resubmit job {job_id}: it belongs to another user")
         spec = JobIn(
@@ -683,6 +798,8 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
             priority=row.priority,
             gpu_types=list(row.gpu_types),
             output=JobOutput(row.output),
+            output_path=row.output_path,
+            error_path=row.error_path,
         )
     (result,) = submit(center, who, [spec])
     return result
@@ -704,7 +821,7 @@ def read_log(
     if offset < 0:
         raise InvalidInput("offset", "must be 0 or more")
     with center.store.read() as session:
-        row = _visible(session, who, job_id)
+        row = visible_job(session, who, job_id)
         state = row.state
         if not _details_allowed(session, who, [job_id]):
             raise Forbidden(f"the log of job {job_id} belongs to another organization")

@@ -42,6 +42,7 @@ from axcenter.service.schemas import (
     ReservationOut,
 )
 from axcenter.store import orm
+from axcenter.store.policy import granted_quotas
 from axcenter.store.types import utcnow
 
 if TYPE_CHECKING:
@@ -150,8 +151,16 @@ def set_quota(
     borrowing_limit: int | None = None,
     lending_limit: int | None = None,
 ) -> QuotaOut:
-    """Create or replace a project's quota of one GPU type (all three values at once)."""
-    known = sorted({n.gpu_type for n in tuple(center.control.state.nodes.values())})
+    """Create or replace a project's quota of one GPU type (all three values at once).
+
+    The type is spelled as the nodes spell it (``h100`` is ``H100``); a nominal quota is a
+    guarantee, so it may not exceed the center's GPUs of that type."""
+    nodes = tuple(center.control.state.nodes.values())
+    capacity: dict[str, int] = {}
+    for node in nodes:
+        capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + node.gpu_count
+    known = sorted(capacity)
+    gpu_type = next((t for t in known if t.casefold() == gpu_type.casefold()), gpu_type)
     for attempt in range(2):
         try:
             with center.store.write() as session:
@@ -162,6 +171,13 @@ def set_quota(
                         f"unknown GPU type {gpu_type!r} (this center has {', '.join(known)})",
                     )
                 _check_gpus("nominal", nominal)
+                if nominal > capacity[gpu_type]:
+                    raise InvalidInput(
+                        "nominal",
+                        f"{nominal} {gpu_type} GPUs guaranteed, but the center has "
+                        f"{capacity[gpu_type]}: a nominal quota is a guarantee, give at most "
+                        f"{capacity[gpu_type]} (borrowing_limit lets a project use more)",
+                    )
                 _check_gpus("borrowing_limit", borrowing_limit)
                 _check_gpus("lending_limit", lending_limit)
                 if lending_limit is not None and lending_limit > nominal:
@@ -222,18 +238,42 @@ def delete_quota(center: Center, who: Principal, project_ref: str, gpu_type: str
 
 
 def list_quotas(center: Center, who: Principal, project_ref: str | None = None) -> list[QuotaOut]:
-    """Quotas of the projects ``who`` may see, with what each project holds right now."""
+    """Quotas of the projects ``who`` may see, as the scheduler applies them: those set by
+    operators and, for the other GPU types, those derived from active grants; with what
+    each project holds right now."""
     in_use = _in_use(center)
     with center.store.read() as session:
-        query = (
-            select(orm.ProjectQuota, orm.Project)
-            .join(orm.Project, orm.Project.id == orm.ProjectQuota.project_id)
-            .where(visible_projects(who))
-            .order_by(orm.Project.name, orm.ProjectQuota.gpu_type)
-        )
+        projects = select(orm.Project).where(visible_projects(who))
         if project_ref is not None:
-            query = query.where(orm.Project.id == _project(session, who, project_ref).id)
-        return [_quota_out(q, p, in_use) for q, p in session.execute(query).tuples()]
+            projects = projects.where(orm.Project.id == _project(session, who, project_ref).id)
+        visible = {p.id: p for p in session.scalars(projects)}
+        out = [
+            _quota_out(q, visible[q.project_id], in_use)
+            for q in session.scalars(
+                select(orm.ProjectQuota).where(orm.ProjectQuota.project_id.in_(list(visible)))
+            )
+        ]
+        set_by_operator = {(q.project_id, q.gpu_type) for q in out}
+        for project_id, types in granted_quotas(session, utcnow()).items():
+            project = visible.get(project_id)
+            for gpu_type, quota in types.items():
+                if project is None or (project_id, gpu_type) in set_by_operator:
+                    continue
+                used = in_use.get((project_id, gpu_type), 0)
+                out.append(
+                    QuotaOut(
+                        project=project.name,
+                        project_id=project_id,
+                        gpu_type=gpu_type,
+                        nominal=quota.nominal,
+                        borrowing_limit=None,
+                        lending_limit=None,
+                        in_use=used,
+                        borrowing=used > quota.nominal,
+                        source="grant",
+                    )
+                )
+    return sorted(out, key=lambda q: (q.project, q.gpu_type))
 
 
 # -- cohorts --------------------------------------------------------------------------------

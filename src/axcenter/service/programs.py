@@ -40,6 +40,7 @@ __all__ = [
     "list_prices",
     "list_programs",
     "program_by_ref",
+    "remove_price",
     "set_price",
     "set_price_tx",
     "update_program",
@@ -246,6 +247,7 @@ def set_price_tx(
         )
     if won_per_gpu_hour < 0:
         raise InvalidInput("won_per_gpu_hour", "must not be negative")
+    gpu_type = _known_gpu_type(session, gpu_type)
     clash = session.scalars(
         select(orm.Price.id).where(
             orm.Price.gpu_type == gpu_type, orm.Price.effective_from == start
@@ -280,6 +282,61 @@ def set_price_tx(
         created_by=who.name,
         created_at=now,
     )
+
+
+def _known_gpu_type(session: Session, gpu_type: str) -> str:
+    """``gpu_type`` as the center's nodes spell it (``h100`` is ``H100``). A type no node
+    has is refused: jobs could never ask for it, and a price under another spelling
+    would leave the real type unpriced. A center without nodes yet takes any type."""
+    known = sorted(set(session.scalars(select(orm.Node.gpu_type))))
+    if not known or gpu_type in known:
+        return gpu_type
+    for spelling in known:
+        if spelling.casefold() == gpu_type.casefold():
+            return spelling
+    raise InvalidInput(
+        "gpu_type",
+        f"no node of this center has GPU type {gpu_type!r} (it has {', '.join(known)}): "
+        "price the types the center runs",
+    )
+
+
+def remove_price(center: Center, who: Principal, price_id: str) -> PriceOut:
+    """Take a price out of the book before it takes effect (a typo, a wrong amount). A
+    price in force or past rated charges: it stays, and a new price corrects it from now
+    on (prices are never retroactive)."""
+    require(who, "price.write", center_target("the price book"))
+    with center.store.write() as session:
+        row = session.get(orm.Price, price_id)
+        if row is None:
+            raise NotFound(f"no price {price_id!r}")
+        now = utcnow()
+        if row.effective_from <= now:
+            raise Conflict(
+                f"price {price_id} ({row.gpu_type}, {row.won_per_gpu_hour} won per GPU-hour) "
+                f"has been in force since {row.effective_from:%Y-%m-%d %H:%M} UTC and rated "
+                "charges: set a new price from now to change it"
+            )
+        out = PriceOut(
+            id=row.id,
+            gpu_type=row.gpu_type,
+            won_per_gpu_hour=row.won_per_gpu_hour,
+            effective_from=row.effective_from,
+            in_force=False,
+            created_by=None,
+            created_at=row.created_at,
+        )
+        session.delete(row)
+        record(
+            session,
+            who,
+            "price.remove",
+            "price",
+            price_id,
+            {"gpu_type": out.gpu_type, "won_per_gpu_hour": out.won_per_gpu_hour},
+        )
+    center.control.policy_changed()
+    return out
 
 
 def set_price(

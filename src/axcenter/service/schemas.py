@@ -10,9 +10,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from axcenter.model.dependencies import parse_dependency
 from axcenter.model.jobs import JobOutput
+from axcenter.model.logpath import check_log_pattern
 
 __all__ = [
     "AllocationListOut",
@@ -105,6 +107,22 @@ Path_ = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=
 GpuType = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
 
 
+def _log_pattern(value: str) -> str:
+    check_log_pattern(value)  # its ValueError names the fault and the accepted symbols
+    return value
+
+
+LogPattern = Annotated[str, AfterValidator(_log_pattern)]
+
+
+def _dependency(value: str) -> str:
+    parse_dependency(value)  # its ValueError names the part at fault
+    return value.strip()
+
+
+Dependency = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_dependency)]
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -124,13 +142,25 @@ class JobIn(BaseModel):
     gpu_types: Annotated[list[GpuType], Field(max_length=16)] = []
     #: "log": stdout and stderr to the job's log (``axc logs``); "discard": nowhere
     output: JobOutput = JobOutput.LOG
+    #: Slurm's ``--output``/``--error`` file name patterns (``model.logpath``): stored as
+    #: written, expanded at launch; None: the center's log of the job
+    output_path: LogPattern | None = None
+    error_path: LogPattern | None = None
+    #: submitted held (Slurm's ``sbatch --hold``): pending until released
+    held: bool = False
+    #: whole nodes (Slurm's ``--exclusive``): every GPU, CPU and MB of each node it gets;
+    #: the accepted types' nodes must be all of one size
+    exclusive: bool = False
+    #: Slurm's ``--dependency`` (``model.dependencies``): afterok:JOB, singleton, ...
+    dependency: Dependency | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
 class ArrayIn(JobIn):
-    """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``)."""
+    """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``); ``indices`` as
+    Slurm's ``--array`` writes them (``model.arrays``)."""
 
-    indices: Annotated[str, StringConstraints(pattern=r"^\d{1,6}-\d{1,6}(:\d{1,6})?$|^\d{1,6}$")]
+    indices: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 
 
 class ArrayOut(BaseModel):
@@ -138,8 +168,21 @@ class ArrayOut(BaseModel):
     tasks: int
     first_index: int
     last_index: int
+    #: at most this many tasks started and not ended at once (``%`` in the indices)
+    throttle: int | None = None
     states: dict[str, int]  # tasks per state
     job_ids: list[str] | None = None
+
+
+class JobUpdateIn(BaseModel):
+    """What may change in a job that has not started (Slurm's ``scontrol update``); the
+    name may change at any time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    time_limit_s: Annotated[int, Field(ge=1)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
 
 
 class JobBatchIn(BaseModel):
@@ -181,6 +224,10 @@ class JobOut(BaseModel):
     gpu_type: str | None
     placement: list[PlacementOut]
     output: str = JobOutput.LOG.value
+    output_path: str | None = None
+    error_path: str | None = None
+    held: bool = False
+    dependency: str | None = None
     submitted_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
@@ -313,6 +360,38 @@ class ChargeOut(BaseModel):
     copay_won: int
 
 
+class JobAccountOut(BaseModel):
+    """One job as ``sacct`` shows it: its runs' time, GPU use and what it cost."""
+
+    id: str
+    name: str
+    user: str
+    project: str
+    state: str
+    array_id: str | None
+    array_index: int | None
+    gpus: int  # all nodes
+    gpu_type: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    #: the latest run, start to end (to now while it runs)
+    elapsed_s: int
+    #: every run: the ledger's GPU-seconds, or the latest run's for a job charged nothing
+    gpu_seconds: int
+    #: the rated charges of every run, in won
+    charged_won: int
+    exit_code: int | None
+
+
+class JobAccountsOut(BaseModel):
+    items: list[JobAccountOut]
+    since: datetime
+    until: datetime
+    #: more jobs matched than ``limit``: narrow the period or the filters
+    truncated: bool
+
+
 class ChargesOut(BaseModel):
     job_id: str
     items: list[ChargeOut]
@@ -356,6 +435,9 @@ class QuotaOut(BaseModel):
     in_use: int
     #: in_use above nominal: the excess is borrowed and may be reclaimed by preemption
     borrowing: bool
+    #: "set" by an operator, or derived from the project's active "grant" (its GPU-hours
+    #: spread evenly over the grant's window); an operator's quota replaces a grant's
+    source: Literal["set", "grant"] = "set"
 
 
 class QuotaListOut(BaseModel):

@@ -68,8 +68,16 @@ class NewJob:
     idempotency_key: str | None
     submitted_at: datetime
     output: JobOutput = JobOutput.LOG
+    output_path: str | None = None
+    error_path: str | None = None
+    held: bool = False
+    dependency: str | None = None
+    #: waits for its dependency, or for a place under its array's throttle
+    dependency_pending: bool = False
     array_id: str | None = None
     array_index: int | None = None
+    #: the array's ``%`` throttle
+    array_throttle: int | None = None
 
 
 def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
@@ -130,6 +138,11 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "priority": j.priority,
             "gpu_types": j.gpu_types,
             "output": j.output.value,
+            "output_path": j.output_path,
+            "error_path": j.error_path,
+            "held": j.held,
+            "dependency": j.dependency,
+            "dependency_pending": j.dependency_pending,
             "idempotency_key": j.idempotency_key,
             "state": JobState.PENDING.value,
             "reason": None,
@@ -137,6 +150,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "attempts": 0,
             "array_id": j.array_id,
             "array_index": j.array_index,
+            "array_throttle": j.array_throttle,
         }
         for j in jobs
     ]

@@ -208,6 +208,15 @@ class Job(Base):
     gpu_types: Mapped[list[Any]]
     #: where its output goes (``JobOutput``)
     output: Mapped[str] = mapped_column(String(16), default="log", server_default="log")
+    #: held by its owner or an operator: pending, not started until released
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Slurm's --dependency as written (``model.dependencies``), and whether the job still
+    #: waits for it (cleared by ``service.dependencies`` when it holds)
+    dependency: Mapped[str | None] = mapped_column(Text)
+    dependency_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Slurm's --output/--error file name patterns (``model.logpath``); None: the log
+    output_path: Mapped[str | None] = mapped_column(Text)
+    error_path: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(300))
@@ -225,6 +234,8 @@ class Job(Base):
     #: a task of a job array: the array's id and this task's index (AXC_ARRAY_INDEX)
     array_id: Mapped[str | None] = mapped_column(String(32), index=True)
     array_index: Mapped[int | None]
+    #: the array's ``%`` throttle: at most this many of its tasks started and not ended
+    array_throttle: Mapped[int | None]
     #: the allocation its current run is charged to (None: unfunded)
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
 

@@ -13,7 +13,7 @@ from axcenter.model.quota import ROOT_COHORT, Quota, QuotaNode
 from axcenter.model.snapshot import Limits, Reservation
 from axcenter.store import orm
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["Policy", "granted_quotas", "load_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class Policy:
 
 
 def load_policy(session: Session, now: datetime) -> Policy:
-    quotas = _granted_quotas(session, now)
+    quotas = granted_quotas(session, now)
     for q in session.scalars(select(orm.ProjectQuota)):  # set by operators: they win
         quotas.setdefault(q.project_id, {})[q.gpu_type] = Quota(
             nominal=q.nominal, borrowing_limit=q.borrowing_limit, lending_limit=q.lending_limit
@@ -62,7 +62,7 @@ def load_policy(session: Session, now: datetime) -> Policy:
     return Policy(projects, cohorts, reservations, limits)
 
 
-def _granted_quotas(session: Session, now: datetime) -> dict[str, dict[str, Quota]]:
+def granted_quotas(session: Session, now: datetime) -> dict[str, dict[str, Quota]]:
     """Nominal quotas from active grants: the GPUs that use the grant's GPU-hours evenly
     over its window, rounded up (10,000 GPU-hours over 30 days: 14 GPUs)."""
     nominal: dict[str, dict[str, int]] = {}

@@ -86,6 +86,8 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "reason.budget": ("budget", "예산 부족"),
     "reason.preempting": ("preemption to finish", "선점된 작업의 종료 대기"),
     "reason.nodes": ("enough nodes", "쓸 수 있는 노드 부족"),
+    "reason.held": ("held until released", "해제될 때까지 보류"),
+    "reason.dependency": ("jobs it depends on", "선행 작업 종료 대기"),
     "jobs.title": ("Jobs", "작업"),
     "jobs.new": ("Submit a job", "작업 제출"),
     "jobs.id": ("Job", "작업"),

@@ -9,6 +9,7 @@ when nothing else is writing; one commit per burst when many arrive together).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -18,10 +19,18 @@ from starlette.concurrency import run_in_threadpool
 
 from axcenter.api.deps import BEARER_SECURITY, CenterDep, PrincipalDep, authenticated
 from axcenter.model.jobs import JobState
-from axcenter.service import arrays
+from axcenter.service import arrays, holds
 from axcenter.service import jobs as service
 from axcenter.service.center import Center
-from axcenter.service.schemas import ArrayIn, ArrayOut, JobBatchIn, JobIn, JobListOut, JobOut
+from axcenter.service.schemas import (
+    ArrayIn,
+    ArrayOut,
+    JobBatchIn,
+    JobIn,
+    JobListOut,
+    JobOut,
+    JobUpdateIn,
+)
 
 router = APIRouter(tags=["jobs"])
 
@@ -76,6 +85,8 @@ async def list_jobs(
     project: str | None = None,
     mine: bool = False,
     array: str | None = None,
+    user: Annotated[list[str] | None, Query(description="user names or usr_ ids")] = None,
+    name: Annotated[list[str] | None, Query(description="job names")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> JobListOut:
@@ -87,29 +98,63 @@ async def list_jobs(
         project=project,
         mine=mine,
         array=array,
+        users=user or (),
+        names=name or (),
         limit=limit,
         cursor=cursor,
     )
     return JobListOut(items=items, next_cursor=next_cursor)
 
 
+async def _job_id(center: Center, who: PrincipalDep, ref: str) -> str:
+    """The job that a path names: its id, or an array task as ``arr_…_INDEX``."""
+    return await run_in_threadpool(service.job_ref, center, who, ref) if ref[:4] == "arr_" else ref
+
+
 @router.get("/jobs/{job_id}")
 async def show(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """A job, by id or as an array task (``arr_…_INDEX``, Slurm's ``JOBID_IDX``)."""
+    job_id = await _job_id(center, who, job_id)
     return await run_in_threadpool(service.get_job, center, who, job_id)
 
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
     """Cancel; for a running job, answer once its processes are gone (or after the grace)."""
+    job_id = await _job_id(center, who, job_id)
     state = await run_in_threadpool(service.cancel, center, who, job_id)
     if not state.terminal:
         await _wait(center, who, job_id, center.settings.kill_grace_s + 5.0)
     return await run_in_threadpool(service.get_job, center, who, job_id)
 
 
+@router.post("/jobs/{job_id}/hold")
+async def hold(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """Keep a pending job from starting, in its place in the queue (reason ``held``)."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(functools.partial(holds.hold, held=True), center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/release")
+async def release(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """Let a held job start again."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(functools.partial(holds.hold, held=False), center, who, job_id)
+
+
+@router.patch("/jobs/{job_id}")
+async def update_job(
+    job_id: str, body: JobUpdateIn, center: CenterDep, who: PrincipalDep
+) -> JobOut:
+    """Change a job's name, or a pending job's time limit or priority."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(holds.update_job, center, who, job_id, body)
+
+
 @router.post("/jobs/{job_id}/resubmit", status_code=status.HTTP_201_CREATED)
 async def resubmit(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
     """A new job with this job's specification (for those who may cancel it)."""
+    job_id = await _job_id(center, who, job_id)
     result = await run_in_threadpool(service.resubmit, center, who, job_id)
     return result.job
 
@@ -122,6 +167,7 @@ async def wait(
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 30.0,
 ) -> JobOut:
     """Long poll: answers when the job has ended or after ``timeout`` seconds."""
+    job_id = await _job_id(center, who, job_id)
     await _wait(center, who, job_id, timeout)
     return await run_in_threadpool(service.get_job, center, who, job_id)
 
@@ -142,6 +188,7 @@ async def log(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """Log bytes from ``offset``; ``X-Log-Offset`` is where to continue."""
+    job_id = await _job_id(center, who, job_id)
     data, next_offset, state = await run_in_threadpool(
         service.read_log, center, who, job_id, offset, LOG_CHUNK
     )

@@ -26,3 +26,10 @@ def list_prices(
 def set_price(body: PriceIn, center: CenterDep, who: PrincipalDep) -> PriceOut:
     """Add a price from ``effective_from`` (default now; never in the past)."""
     return service.set_price(center, who, body.gpu_type, body.won_per_gpu_hour, body.effective_from)
+
+
+@router.delete("/prices/{price_id}")
+def remove_price(price_id: str, center: CenterDep, who: PrincipalDep) -> PriceOut:
+    """Remove a price that has not taken effect yet (409 for one in force or past: set a
+    new price instead)."""
+    return service.remove_price(center, who, price_id)

@@ -1,0 +1,121 @@
+"""What every ``axc`` command shares, kept light: the API client of this invocation, JSON
+output, error lines and ``axc wait``'s exit status.
+
+Nothing here imports Rich (or httpx, which ``axcenter.client`` loads when a client is
+made), so a command that fails on bad input, or prints only an id, starts without them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+from axcenter.cli.durations import format_duration
+from axcenter.client.http import TERMINAL_STATES
+from axcenter.model.jobs import JobState
+
+if TYPE_CHECKING:
+    from axcenter.client.http import Client
+
+T = TypeVar("T")
+
+__all__ = [
+    "EXIT_TIMEOUT",
+    "connect",
+    "exit_code_for",
+    "new_app",
+    "option_parser",
+    "print_error",
+    "print_json",
+    "wait_and_exit",
+]
+
+ClientOpener = Callable[[], "Client"]
+
+
+def connect(ctx: typer.Context) -> Client:
+    """The API client for this invocation (see ``axcenter.cli.main.client_factory``)."""
+    opener: ClientOpener | None = ctx.obj
+    if opener is None:
+        raise RuntimeError("axc commands must run under the axc app callback")
+    return opener()
+
+
+def option_parser(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as a Typer option parser: its ``ValueError`` becomes the usage error's
+    message (``Invalid value for '--time': invalid duration 'soon': use ...``), as every
+    Typer version shows it."""
+
+    def parser(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parser
+
+
+def new_app(**settings: Any) -> typer.Typer:
+    """A Typer app (a command group, or a module's commands) as ``axc`` loads them: no
+    completion options of its own (``axc --install-completion`` covers all) and help
+    printed as written: Rich markup would eat ``[env AXC_PORT]`` or ``TYPE[xNODES]``, and
+    Rich's help formatter costs every ``--help`` a tenth of a second to import."""
+    return typer.Typer(**{"add_completion": False, "rich_markup_mode": None, **settings})
+
+
+def print_json(value: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, no Rich markup or wrapping."""
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_error(message: str) -> None:
+    """``error: message`` on stderr, ``error:`` in red on a terminal, never re-wrapped
+    (scripts grep for it)."""
+    typer.echo(f"{typer.style('error:', fg='red', bold=True)} {message}", err=True)
+
+
+#: ``axc wait`` exit status when the job is still not finished at the timeout (as timeout(1)).
+EXIT_TIMEOUT = 124
+
+
+def exit_code_for(job: dict[str, Any]) -> int:
+    """``axc wait``'s exit status for the last state seen of a job.
+
+    0 succeeded, the job's own code (1..255) if it failed with one, 1 for any other end,
+    124 if the job has not finished.
+    """
+    state = job.get("state")
+    if state not in TERMINAL_STATES:
+        return EXIT_TIMEOUT
+    if state == JobState.SUCCEEDED:
+        return 0
+    code = job.get("exit_code")
+    if state == JobState.FAILED and isinstance(code, int) and 1 <= code <= 255:
+        return code
+    return 1
+
+
+def _describe_end(job: dict[str, Any], timeout: float | None) -> str:
+    state = str(job.get("state", "?"))
+    text = f"{job.get('id', '?')}: {state}"
+    if state not in TERMINAL_STATES:
+        waited = "" if timeout is None else f" after {format_duration(timeout)}"
+        return f"{text} (not finished{waited})"
+    details = []
+    if job.get("exit_code") is not None:
+        details.append(f"exit code {job['exit_code']}")
+    reason = job.get("reason")
+    if reason and str(reason) not in details:  # the server's reason may be "exit code 3"
+        details.append(str(reason))
+    return f"{text} ({', '.join(details)})" if details else text
+
+
+def wait_and_exit(client: Client, job_id: str, timeout: float | None) -> NoReturn:
+    job = client.wait_job(job_id, timeout)
+    code = exit_code_for(job)
+    color = "green" if code == 0 else "yellow" if code == EXIT_TIMEOUT else "red"
+    typer.secho(_describe_end(job, timeout), fg=color, err=True)
+    raise typer.Exit(code)

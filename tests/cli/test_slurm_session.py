@@ -1,0 +1,61 @@
+"""A Slurm user's session against a real center: a real ``axc up`` process and the real
+``axc`` CLI, a batch script with ``#SBATCH`` directives and an array, a job that depends
+on the array, then squeue/sacct-like views of what ran."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from tests.e2e.conftest import Service
+
+SCRIPT = """#!/bin/bash
+#SBATCH --job-name=sweep
+#SBATCH --time=5              # minutes, as in Slurm
+#SBATCH --gres=gpu:1
+#SBATCH --array=1,3,5
+#SBATCH -A hanbit-adas
+#SBATCH --mail-type=END
+echo "task $AXC_ARRAY_INDEX of $1"
+"""
+
+
+def test_a_slurm_users_session(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+    env.update({"AXC_KILL_GRACE_S": "2", "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
+    center.start()
+    try:
+        script = tmp_path / "sweep.sh"
+        script.write_text(SCRIPT)
+        submitted = center.axc("submit", str(script), "grid", check=True)
+        array = submitted.stdout.strip()
+        assert array.startswith("arr_")
+        assert "--mail-type ignored: axcenter sends no mail" in " ".join(submitted.stderr.split())
+
+        after = center.axc(
+            "submit", "-A", "hanbit-adas", "-d", f"afterok:{array}", "-J", "report",
+            "--wrap", "echo after", check=True,
+        ).stdout.strip()  # fmt: skip
+        assert center.axc("wait", array, "--timeout", "60").returncode == 0
+        assert center.axc("wait", after, "--timeout", "60").returncode == 0
+
+        assert center.axc("logs", f"{array}_3", check=True).stdout == "task 3 of grid\n"
+        listed = center.axc("jobs", "--name", "sweep", check=True).stdout
+        assert all(f"{array}_{i}" in listed for i in (1, 3, 5))
+        shown = center.axc("show", after, check=True).stdout
+        assert f"afterok:{array}" in shown
+        task = center.axc("show", f"{array}_5", "--json", check=True).stdout
+        assert '"time_limit_s": 300' in task and '"array_index": 5' in task
+
+        rows = list(
+            csv.DictReader(io.StringIO(center.axc("acct", "--csv", "-", check=True).stdout))
+        )
+        ran = {r["task"] or r["name"]: r for r in rows}
+        assert {f"{array}_1", f"{array}_3", f"{array}_5", "report"} <= set(ran)
+        assert all(r["state"] == "succeeded" for r in ran.values())
+        assert center.axc("cancel", "--name", "sweep").stderr.strip() == "no job matches"
+    finally:
+        center.stop()
