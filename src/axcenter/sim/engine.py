@@ -53,13 +53,14 @@ from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched.fairshare import decay
 from axcenter.sim.cluster import ClusterSpec
+from axcenter.sim.limits import LimitRule
 from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
 from axcenter.sim.policies import POLICIES, PolicyFactory
 from axcenter.sim.workload import TraceJob, Workload
 
 __all__ = ["NodeFailure", "SimOptions", "simulate"]
 
-_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE = range(6)
+_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _LATE = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,8 @@ class SimOptions:
     #: preemption grace: a victim keeps its devices this long after SIGTERM
     grace_s: float = 30.0
     seed: int = 0
-    #: a job without a trace time limit gets ceil(duration x factor) (users over-request)
-    time_limit_factor: float = 2.0
+    #: the time limits jobs ask for (``sim.limits``): as users give them, by default
+    limits: LimitRule = field(default_factory=LimitRule)
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     failures: tuple[NodeFailure, ...] = ()
     #: node ids in reservations are cluster node names
@@ -208,6 +209,8 @@ class _Engine:
                         self.stop(i, t, requeue=kind == _STOPPED)
                 elif kind == _CYCLE:
                     self.cycle_at = math.inf
+                elif kind == _LATE:
+                    self.late(i, attempt, t)
                 elif kind == _WAKE:
                     self.dirty = self.dirty or bool(self.queues)
                 else:
@@ -235,7 +238,7 @@ class _Engine:
             cycles=self.cycles,
             wall_s=time.perf_counter() - began,
             starts=self.starts,
-            notes=self.workload.notes,
+            notes=(*self.workload.notes, self.opt.limits.describe()),
         )
 
     def arrive(self, i: int) -> None:
@@ -246,9 +249,6 @@ class _Engine:
             return
         if tj.id in self.ids:
             raise ValueError(f"job id {tj.id!r} appears twice in the workload")
-        limit = tj.time_limit
-        if limit is None:
-            limit = tj.duration * self.opt.time_limit_factor
         spec = PendingJob(
             id=tj.id,
             project_id=tj.tenant,
@@ -258,7 +258,7 @@ class _Engine:
             nodes=tj.nodes,
             cpus_per_node=tj.cpus_per_node,
             memory_mb_per_node=tj.memory_mb_per_node,
-            time_limit_s=max(1, math.ceil(limit)),
+            time_limit_s=self.opt.limits.limit(tj, self.opt.seed),
             priority=tj.priority,
             gpu_types=tj.gpu_types,
         )
@@ -291,8 +291,19 @@ class _Engine:
         if queue is None:
             queue = self.queues[name] = SortedKeyList(key=self.policy.queue_key)
         queue.add(spec)
-        self.rec.account(self.tenant_ix[spec.project_id], self.now, 0, spec.total_gpus)
+        i = self.ids[spec.id]
+        if 0 < spec.total_gpus <= self.rec.quota[self.tenant_ix[spec.project_id]]:
+            # it counts towards its tenant's quota violation once it waited one cycle
+            self.push(self.now + self.opt.interval_s, _LATE, i, self.attempt[i])
         self.dirty = True
+
+    def late(self, i: int, attempt: int, t: float) -> None:
+        """Job ``i`` has waited one cycle since it was queued: it is overdue."""
+        spec = self.specs.get(i)
+        if attempt != self.attempt[i] or spec is None or spec.id in self.index.jobs:
+            return  # it started (or ended) meanwhile
+        self.rec.overdue[i] = True
+        self.rec.account(self.tenant_ix[spec.project_id], t, 0, spec.total_gpus)
 
     def cycle(self, t: float) -> None:
         self.dirty = False
@@ -363,7 +374,10 @@ class _Engine:
             borrowed=a.borrowed,
         )
         self.index.add(r)
-        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -spec.total_gpus)
+        overdue = self.rec.overdue[i]
+        self.rec.overdue[i] = False
+        waited = spec.total_gpus if overdue else 0
+        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -waited)
         self.rec.started(i, t, r.gpus, self.type_ix.get(a.gpu_type, -1))
         self.push(t + min(self.jobs[i].duration, spec.time_limit_s), _DONE, i, self.attempt[i])
         wake = self.policy.wake_at(r, t)
