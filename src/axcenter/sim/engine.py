@@ -7,14 +7,18 @@ decayed usage), builds a ``Snapshot`` from it each cycle and applies the ``Plan`
 the live loop does. Admissions start at once; a preempted job gets SIGTERM, keeps its
 devices for ``grace_s`` (marked ``preempting`` in the index), then exits and is requeued
 with its original submit time; a requeued job restarts from scratch, as the local
-executor's jobs do. So ``policy="axcenter"`` replays the very decisions the live center
-would make (``tests/sim/test_live_equivalence.py`` checks it).
+executor's jobs do, unless it checkpoints (``checkpoint_every_s``, for a seeded share
+``checkpoint_share`` of jobs): such a job reports a checkpoint every so many seconds of
+run (the scheduler sees ``RunningJob.last_checkpoint_at``) and resumes from the last.
+So ``policy="axcenter"`` replays the very decisions the live center would make
+(``tests/sim/test_live_equivalence.py`` checks it).
 
 Events: arrivals (read lazily from the time-sorted job list, never pushed up front),
 completions, preemption exits, node failures and repairs, reservation boundaries and
 policy wake-ups sit in one heap keyed by (time, sequence number), so equal times resolve
-in insertion order and a run is deterministic. The engine itself draws no random numbers;
-``seed`` is recorded with the result.
+in insertion order and a run is deterministic. The engine draws no random numbers: the
+seeded choices (time limits asking the maximum, jobs that checkpoint) are hashes of job
+ids and ``seed`` (``sim.limits.draw``); ``seed`` is recorded with the result.
 
 Cycles: after all events at time t, a cycle runs if something changed (an arrival, an
 exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
@@ -53,14 +57,14 @@ from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched.fairshare import decay
 from axcenter.sim.cluster import ClusterSpec
-from axcenter.sim.limits import LimitRule
+from axcenter.sim.limits import LimitRule, draw
 from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
 from axcenter.sim.policies import POLICIES, PolicyFactory
 from axcenter.sim.workload import TraceJob, Workload
 
 __all__ = ["NodeFailure", "SimOptions", "simulate"]
 
-_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _LATE = range(7)
+_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _LATE, _CHECKPOINT = range(8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,10 @@ class SimOptions:
     usage_half_life_s: float | None = None
     #: keep every admission (time, job, type, placement) in ``SimResult.starts``
     record_starts: bool = False
+    #: jobs that checkpoint do so every this many seconds of run (0: none do)
+    checkpoint_every_s: float = 0.0
+    #: the share of jobs that checkpoint (a seeded draw per job id)
+    checkpoint_share: float = 1.0
 
 
 class _View:
@@ -145,6 +153,13 @@ class _Engine:
         self.ids: dict[str, int] = {}  # active job id -> position in ``jobs``
         self.specs: dict[int, PendingJob] = {}
         self.attempt = [0] * len(jobs)  # bumped when a run ends: older events are stale
+        #: seconds of its duration a job has saved by checkpoints (it resumes there)
+        self.saved = [0.0] * len(jobs)
+        every = options.checkpoint_every_s
+        self.checkpointing = [
+            every > 0 and draw(j.id, options.seed, "checkpoint") < options.checkpoint_share
+            for j in jobs
+        ]
         first = jobs[0].submit if jobs else 0.0
         quota = [sum(workload.quotas.get(t, {}).values()) for t in self.tenants]
         capacity = sum(node.gpu_count for node in self.node_tuple)
@@ -211,6 +226,8 @@ class _Engine:
                     self.cycle_at = math.inf
                 elif kind == _LATE:
                     self.late(i, attempt, t)
+                elif kind == _CHECKPOINT:
+                    self.checkpoint(i, attempt, t)
                 elif kind == _WAKE:
                     self.dirty = self.dirty or bool(self.queues)
                 else:
@@ -258,7 +275,9 @@ class _Engine:
             nodes=tj.nodes,
             cpus_per_node=tj.cpus_per_node,
             memory_mb_per_node=tj.memory_mb_per_node,
-            time_limit_s=self.opt.limits.limit(tj, self.opt.seed),
+            time_limit_s=self.policy.time_limit(
+                self.opt.limits.limit(tj, self.opt.seed), tj.duration
+            ),
             priority=tj.priority,
             gpu_types=tj.gpu_types,
         )
@@ -296,6 +315,17 @@ class _Engine:
             # it counts towards its tenant's quota violation once it waited one cycle
             self.push(self.now + self.opt.interval_s, _LATE, i, self.attempt[i])
         self.dirty = True
+
+    def checkpoint(self, i: int, attempt: int, t: float) -> None:
+        """Job ``i`` saves its progress and reports it (the next one is due later)."""
+        spec = self.specs.get(i)
+        r = None if spec is None else self.index.jobs.get(spec.id)
+        if attempt != self.attempt[i] or r is None:
+            return
+        self.index.replace(replace(r, last_checkpoint_at=t))
+        every = self.opt.checkpoint_every_s
+        if t + every < r.started_at + self.jobs[i].duration - self.saved[i]:
+            self.push(t + every, _CHECKPOINT, i, attempt)
 
     def late(self, i: int, attempt: int, t: float) -> None:
         """Job ``i`` has waited one cycle since it was queued: it is overdue."""
@@ -379,7 +409,10 @@ class _Engine:
         waited = spec.total_gpus if overdue else 0
         self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -waited)
         self.rec.started(i, t, r.gpus, self.type_ix.get(a.gpu_type, -1))
-        self.push(t + min(self.jobs[i].duration, spec.time_limit_s), _DONE, i, self.attempt[i])
+        remaining = self.jobs[i].duration - self.saved[i]
+        self.push(t + min(remaining, spec.time_limit_s), _DONE, i, self.attempt[i])
+        if self.checkpointing[i] and self.opt.checkpoint_every_s < remaining:
+            self.push(t + self.opt.checkpoint_every_s, _CHECKPOINT, i, self.attempt[i])
         wake = self.policy.wake_at(r, t)
         if wake is not None and wake > t:
             self.push(wake, _WAKE, 0, 0)
@@ -394,7 +427,7 @@ class _Engine:
             return
         self.index.replace(replace(r, preempting=True))
         i = self.ids[job_id]
-        natural = r.started_at + min(self.jobs[i].duration, r.time_limit_s)
+        natural = r.started_at + min(self.jobs[i].duration - self.saved[i], r.time_limit_s)
         if t + self.opt.grace_s < natural:  # else it finishes within its grace period
             self.push(t + self.opt.grace_s, _STOPPED, i, self.attempt[i])
 
@@ -411,12 +444,14 @@ class _Engine:
         rec.account(self.tenant_ix[spec.project_id], t, -r.gpus, 0)
         self.attempt[i] += 1
         self.dirty = True
-        if requeue:  # from scratch, with its original submit time
-            rec.lost += ran
+        if requeue:  # from its last checkpoint (or scratch), with its original submit time
+            rec.lost += r.loss(t)
+            self.saved[i] += r.saved_at - r.started_at
             self.enqueue(spec)
             return
         rec.end[i] = t
-        rec.state[i] = TIMED_OUT if self.jobs[i].duration > spec.time_limit_s else SUCCEEDED
+        remaining = self.jobs[i].duration - self.saved[i]
+        rec.state[i] = TIMED_OUT if remaining > spec.time_limit_s else SUCCEEDED
         del self.specs[i]
         del self.ids[spec.id]
         self.done += 1

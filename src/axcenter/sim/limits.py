@@ -32,7 +32,7 @@ from typing import Literal
 
 from axcenter.sim.workload import TraceJob
 
-__all__ = ["BUCKETS_S", "KINDS", "MAX_LIMIT_S", "LimitRule", "bucket_limit"]
+__all__ = ["BUCKETS_S", "KINDS", "MAX_LIMIT_S", "LimitRule", "bucket_limit", "draw"]
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -76,7 +76,7 @@ class LimitRule:
         if self.kind == "trace" and job.time_limit is not None:
             return max(1, math.ceil(job.time_limit))
         covering = bucket_limit(job.duration)
-        if self.max_share > 0 and _draw(job.id, seed) < self.max_share:
+        if self.max_share > 0 and draw(job.id, seed) < self.max_share:
             return max(MAX_LIMIT_S, covering)
         return covering
 
@@ -94,7 +94,7 @@ class LimitRule:
         return f"time limits as users give them: {buckets}; {asking}"
 
 
-def _draw(job_id: str, seed: int) -> float:
-    """A uniform number in [0, 1) fixed by the job id and the seed."""
-    digest = hashlib.blake2b(f"{seed}:{job_id}".encode(), digest_size=8).digest()
+def draw(job_id: str, seed: int, purpose: str = "limit") -> float:
+    """A uniform number in [0, 1) fixed by the job id, the seed and what it decides."""
+    digest = hashlib.blake2b(f"{purpose}:{seed}:{job_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
