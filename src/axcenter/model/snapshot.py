@@ -63,8 +63,8 @@ class PendingJob:
 
 
 #: a job's queue position moves back this long per doubling of its requested time limit
-#: (``queue_key``): a 7-day job queues as if submitted 8 of them later than a 1-hour job
-LIMIT_STEP_S = 3600.0
+#: (``queue_key``): a 7-day job queues as if submitted 8 x 4 h later than a 1-hour job
+LIMIT_STEP_S = 4 * 3600.0
 
 
 def limit_bucket(time_limit_s: int) -> int:
@@ -78,7 +78,7 @@ def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
     """Order within a project: higher priority class first; within a class, shorter
     requested time limits first, with a bound: a job queues as if it had been submitted
     ``LIMIT_STEP_S`` later per log2 bucket of its limit (``limit_bucket``), so a job
-    asking 7 days is passed by 1-hour jobs submitted up to 8 hours after it, never by
+    asking 7 days is passed by 1-hour jobs submitted up to 32 hours after it, never by
     later ones (docs/scheduling.md, "Queue order"). The key never changes while a job
     waits, so the queues stay sorted as jobs arrive."""
     due = job.submitted_at + LIMIT_STEP_S * limit_bucket(job.time_limit_s)
