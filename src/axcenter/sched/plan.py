@@ -92,6 +92,8 @@ class _Cycle:
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
         self.preempt_attempts = 0
         self._preemptible: dict[str, Preemptible] = {}
+        #: earliest starts without preemption by job shape (``worth_it``)
+        self._starts: dict[tuple[object, ...], float | None] = {}
         #: per GPU type, the stopping jobs not promised to a job (until either changes)
         self._stopping: dict[str, list[RunningJob]] = {}
         self.misses = 0
@@ -449,6 +451,7 @@ class _Cycle:
                 self.promise(job, gpu_type, victims)
                 self.preempting.extend(victims)
                 self._stopping.clear()
+                self._starts.clear()
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
@@ -465,18 +468,28 @@ class _Cycle:
         loss = sum(v.loss(self.now) for v in victims)
         if loss <= 0:
             return True
-        estimate = earliest_start(
-            job,
-            self.free,
-            self.node_releases,
-            self.first_release,
-            [gpu_type],
-            self.now,
-            self.reservation_blocks(job),
+        blocked = self.reservation_blocks(job)
+        # jobs of one shape wait alike: searched once per cycle until victims are chosen
+        # (later admissions only push the start back, so the wait is a lower bound)
+        shape = (
+            gpu_type,
+            job.gpus_per_node,
+            job.nodes,
+            job.cpus_per_node,
+            job.memory_mb_per_node,
+            None if blocked is None else tuple(sorted(blocked.items())),
         )
-        if estimate is None:
+        if shape in self._starts:
+            at = self._starts[shape]
+        else:
+            estimate = earliest_start(
+                job, self.free, self.node_releases, self.first_release, [gpu_type], self.now,
+                blocked,
+            )  # fmt: skip
+            at = self._starts[shape] = None if estimate is None else estimate.at
+        if at is None:
             return True
-        return loss <= ratio * job.total_gpus * (estimate.at - self.now)
+        return loss <= ratio * job.total_gpus * (at - self.now)
 
     def promise(self, job: PendingJob, gpu_type: str, stopping: list[RunningJob]) -> bool:
         """Where ``job`` fits once ``stopping`` jobs are gone; if it does, those of them it
