@@ -15,8 +15,10 @@ Every shared trace, plus variants made from it, replayed under each policy side 
   Never the true duration: only the oracle knows it.
 - policies: ``axcenter`` (the default, ``sched.plan``), ``sjf-easy`` (the oracle: one
   queue by true duration, EASY backfill on true durations), ``fifo``; ``--ablation``
-  adds ``axcenter-submit-order`` (the default with the queue order before issue 23:
-  priority, then submit time) and ``axcenter-nopreempt``.
+  adds the default with one rule of issue 23 undone: ``axcenter-submit-order`` (queue
+  order priority, then submit time), ``axcenter-reclaim-always`` (reclaim whatever the
+  victims lose), both (``axcenter-before``), ``axcenter-strict-limit-order`` (limit
+  buckets without the anti-starvation bound), and ``axcenter-nopreempt``.
 
 Quotas from usage (80% guaranteed, ``sim.quotas``), 30 s cycles, seed 0. Prints one JSON
 row per (trace, variant, policy): mean and p95 wait, mean JCT (hours), lost GPU-hours
@@ -48,13 +50,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from axcenter.model.snapshot import PendingJob, limit_bucket
+from axcenter.model.snapshot import PendingJob, SchedulerConfig, limit_bucket
 from axcenter.sim.capacity import Run, run_many
 from axcenter.sim.cluster import ClusterSpec, NodeGroup
 from axcenter.sim.engine import SimOptions
 from axcenter.sim.limits import LimitRule
 from axcenter.sim.metrics import SimResult
-from axcenter.sim.policies import POLICIES, AxcenterPolicy, NoPreemptPolicy
+from axcenter.sim.policies import POLICIES, AxcenterPolicy, JobView, NoPreemptPolicy
 from axcenter.sim.quotas import with_usage_quotas
 from axcenter.sim.synth import scale_cluster
 from axcenter.sim.traces import openb_cluster, read_trace
@@ -69,7 +71,13 @@ QUICK_VARIANTS = ((1.0, 0.3), (1.7, 0.3))
 #: with --quick, only these (whole) traces: the rest take minutes a replay
 QUICK_TRACES = ("philly", "itp-cluster01", "itp-cluster05", "openb-default")
 POLICY_NAMES = ("axcenter", "sjf-easy", "fifo")
-ABLATION = ("axcenter-submit-order", "axcenter-strict-limit-order", "axcenter-nopreempt")
+ABLATION = (
+    "axcenter-before",
+    "axcenter-submit-order",
+    "axcenter-strict-limit-order",
+    "axcenter-reclaim-always",
+    "axcenter-nopreempt",
+)
 
 
 class SubmitOrderPolicy(AxcenterPolicy):
@@ -90,10 +98,27 @@ class StrictLimitOrderPolicy(AxcenterPolicy):
         return (-job.priority, limit_bucket(job.time_limit_s), job.submitted_at, job.id)
 
 
+class ReclaimAlwaysPolicy(AxcenterPolicy):
+    """The default policy reclaiming whatever the victims lose (before issue 23)."""
+
+    name = "axcenter-reclaim-always"
+
+    def __init__(self, view: JobView, config: SchedulerConfig) -> None:
+        super().__init__(view, replace(config, reclaim_loss_ratio=math.inf))
+
+
+class BeforePolicy(SubmitOrderPolicy, ReclaimAlwaysPolicy):
+    """The default policy as it was before issue 23: submit order, reclaim always."""
+
+    name = "axcenter-before"
+
+
 # registered before the worker processes fork, so they find them by name
 POLICIES.setdefault("axcenter-submit-order", SubmitOrderPolicy)
 POLICIES.setdefault("axcenter-strict-limit-order", StrictLimitOrderPolicy)
 POLICIES.setdefault("axcenter-nopreempt", NoPreemptPolicy)
+POLICIES.setdefault("axcenter-reclaim-always", ReclaimAlwaysPolicy)
+POLICIES.setdefault("axcenter-before", BeforePolicy)
 
 
 @dataclass
