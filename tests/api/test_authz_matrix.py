@@ -67,6 +67,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/jobs"): row("SS SS NN SN SN"),
     ("GET", "/jobs/{job_id}"): row("AA AA HH AH AH"),
     ("POST", "/jobs/{job_id}/cancel"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/checkpoint"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs

@@ -185,6 +185,8 @@ class JobOut(BaseModel):
     array_index: int | None = None
     borrowed: bool = False  # runs beyond its project's nominal quota: may be preempted
     estimated_start: datetime | None = None  # the backfill reservation of a waiting job
+    #: when the job last reported a checkpoint (``axc checkpoint``); None: never
+    last_checkpoint_at: datetime | None = None
     events: list[EventOut] | None = None
 
 

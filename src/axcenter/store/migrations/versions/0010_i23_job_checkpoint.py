@@ -22,11 +22,13 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column(
+        batch_op.add_column(
+            sa.Column(
                 "last_checkpoint_at",
                 axcenter.store.types.UTCDateTime(timezone=True),
                 nullable=True,
-            ))
+            )
+        )
 
 
 def downgrade() -> None:
