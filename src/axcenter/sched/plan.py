@@ -461,7 +461,9 @@ class _Cycle:
         ``job`` gains: their GPU-seconds since their last checkpoints against its GPUs x
         the wait it would have without them (its earliest start if running jobs end by
         their time limits, the backfill estimate). A job that could never start without
-        preemption gains without bound."""
+        preemption gains without bound; so does one whose estimate is not in the future
+        (it counts devices that are free now but not within the job's quota, or held by
+        jobs overrunning their limits): the estimate knows nothing, the guarantee holds."""
         ratio = self.config.reclaim_loss_ratio
         if ratio == float("inf"):
             return True
@@ -487,7 +489,9 @@ class _Cycle:
                 blocked,
             )  # fmt: skip
             at = self._starts[shape] = None if estimate is None else estimate.at
-        if at is None:
+        if at is None or at <= self.now:
+            # it could never start, or the estimate knows nothing: devices free now but
+            # not for its quota, or held by jobs past their time limits
             return True
         return loss <= ratio * job.total_gpus * (at - self.now)
 
