@@ -12,7 +12,6 @@ with the jobs that can start, not the queue.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -54,9 +53,13 @@ class PendingJob:
     gpu_types: tuple[str, ...] = ()
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
+    #: its ``queue_key``, derived once (read at every insertion and heap entry)
+    order: tuple[int, float, float, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
+        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(self.time_limit_s)
+        object.__setattr__(self, "order", (-self.priority, due, self.submitted_at, self.id))
 
     def accepts(self, gpu_type: str) -> bool:
         return not self.gpu_types or gpu_type in self.gpu_types
@@ -70,8 +73,8 @@ LIMIT_STEP_S = 4 * 3600.0
 def limit_bucket(time_limit_s: int) -> int:
     """The log2 bucket of a requested time limit, in minutes: 1 min and less -> 0,
     1 h -> 6, 4 h -> 8, 12 h -> 10, 1 d -> 11, 3 d -> 13, 7 d -> 14."""
-    minutes = time_limit_s / 60.0
-    return math.ceil(math.log2(minutes)) if minutes > 1.0 else 0
+    minutes = -(-time_limit_s // 60)  # whole minutes, rounded up
+    return (minutes - 1).bit_length() if minutes > 1 else 0  # ceil(log2(minutes))
 
 
 def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
@@ -80,9 +83,9 @@ def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
     ``LIMIT_STEP_S`` later per log2 bucket of its limit (``limit_bucket``), so a job
     asking 7 days is passed by 1-hour jobs submitted up to 32 hours after it, never by
     later ones (docs/scheduling.md, "Queue order"). The key never changes while a job
-    waits, so the queues stay sorted as jobs arrive."""
-    due = job.submitted_at + LIMIT_STEP_S * limit_bucket(job.time_limit_s)
-    return (-job.priority, due, job.submitted_at, job.id)
+    waits, so the queues stay sorted as jobs arrive. (Computed once, in
+    ``PendingJob.order``.)"""
+    return job.order
 
 
 def queues_from(jobs: Iterable[PendingJob]) -> dict[str, tuple[PendingJob, ...]]:

@@ -92,7 +92,7 @@ class _Cycle:
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
         self.preempt_attempts = 0
         self._preemptible: dict[str, Preemptible] = {}
-        #: earliest starts without preemption by job shape (``worth_it``)
+        #: earliest starts without preemption by job shape, once a cycle (``worth_it``)
         self._starts: dict[tuple[object, ...], float | None] = {}
         #: per GPU type, the stopping jobs not promised to a job (until either changes)
         self._stopping: dict[str, list[RunningJob]] = {}
@@ -451,7 +451,6 @@ class _Cycle:
                 self.promise(job, gpu_type, victims)
                 self.preempting.extend(victims)
                 self._stopping.clear()
-                self._starts.clear()
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
@@ -471,8 +470,8 @@ class _Cycle:
         if loss <= 0:
             return True
         blocked = self.reservation_blocks(job)
-        # jobs of one shape wait alike: searched once per cycle until victims are chosen
-        # (later admissions only push the start back, so the wait is a lower bound)
+        # jobs of one shape wait alike: searched once per cycle (what the cycle admits
+        # or preempts after that moves their start a little; it is an estimate)
         shape = (
             gpu_type,
             job.gpus_per_node,
