@@ -93,3 +93,20 @@ def test_victims_go_by_work_lost_since_their_last_checkpoint() -> None:
     # a checkpoint reported before the start of this run does not count
     stale = replace(b2, last_checkpoint_at=NOW - 6000)
     assert stale.loss(NOW) == 5000.0
+
+
+def test_an_estimate_that_is_not_in_the_future_does_not_hold_the_guarantee_back() -> None:
+    # b0 has overrun its 1-hour limit: the backfill search would say "now", which says
+    # nothing of the wait (it is about to be killed, or not): reclaim as before
+    snap = snapshot(
+        nodes=[node("n1", H, gpus=1)],
+        running=[
+            running(
+                "b0", on=[("n1", (0,))], project="prj_b", started=NOW - 34 * HOUR,
+                time_limit_s=3600, borrowed=True,
+            )
+        ],
+        pending=[pending("a1", project="prj_a")],
+        projects=[QuotaNode("prj_a", quotas={H: Quota(nominal=1)})],
+    )  # fmt: skip
+    assert [p.job_id for p in plan(snap, NOW).preemptions] == ["b0"]
