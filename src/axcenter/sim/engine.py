@@ -14,11 +14,13 @@ So ``policy="axcenter"`` replays the very decisions the live center would make
 (``tests/sim/test_live_equivalence.py`` checks it).
 
 Events: arrivals (read lazily from the time-sorted job list, never pushed up front),
-completions, preemption exits, node failures and repairs, reservation boundaries and
-policy wake-ups sit in one heap keyed by (time, sequence number), so equal times resolve
-in insertion order and a run is deterministic. The engine draws no random numbers: the
-seeded choices (time limits asking the maximum, jobs that checkpoint) are hashes of job
-ids and ``seed`` (``sim.limits.draw``); ``seed`` is recorded with the result.
+completions, preemption exits, node failures and repairs, reservation boundaries,
+policy wake-ups, checkpoints and the moment a queued job becomes overdue for the
+quota-violation metric (one cycle after it was queued, ``metrics``) sit in one heap
+keyed by (time, sequence number), so equal times resolve in insertion order and a run
+is deterministic. The engine draws no random numbers: the seeded choices (time limits
+asking the maximum, jobs that checkpoint) are hashes of job ids and ``seed``
+(``sim.limits.draw``); ``seed`` is recorded with the result.
 
 Cycles: after all events at time t, a cycle runs if something changed (an arrival, an
 exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
