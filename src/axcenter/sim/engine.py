@@ -15,12 +15,13 @@ So ``policy="axcenter"`` replays the very decisions the live center would make
 
 Events: arrivals (read lazily from the time-sorted job list, never pushed up front),
 completions, preemption exits, node failures and repairs, reservation boundaries,
-policy wake-ups, checkpoints and the moment a queued job becomes overdue for the
-quota-violation metric (one cycle after it was queued, ``metrics``) sit in one heap
-keyed by (time, sequence number), so equal times resolve in insertion order and a run
-is deterministic. The engine draws no random numbers: the seeded choices (time limits
-asking the maximum, jobs that checkpoint) are hashes of job ids and ``seed``
-(``sim.limits.draw``); ``seed`` is recorded with the result.
+policy wake-ups and checkpoints sit in one heap keyed by (time, sequence number), so
+equal times resolve in insertion order and a run is deterministic. The moments queued
+jobs become overdue for the quota-violation metric (one cycle after they were queued,
+``metrics``) come in the order jobs were queued, so they wait in a FIFO, handled before
+anything else at their time. The engine draws no random numbers: the seeded choices
+(time limits asking the maximum, jobs that checkpoint) are hashes of job ids and
+``seed`` (``sim.limits.draw``); ``seed`` is recorded with the result.
 
 Cycles: after all events at time t, a cycle runs if something changed (an arrival, an
 exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
@@ -47,6 +48,7 @@ import heapq
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -66,7 +68,7 @@ from axcenter.sim.workload import TraceJob, Workload
 
 __all__ = ["NodeFailure", "SimOptions", "simulate"]
 
-_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _LATE, _CHECKPOINT = range(8)
+_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _CHECKPOINT = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,9 @@ class _Engine:
         capacity = sum(node.gpu_count for node in self.node_tuple)
         self.rec = Recorder(jobs, self.tenants, quota, self.types, capacity, first)
         self.heap: list[tuple[float, int, int, int, int]] = []
+        #: (when, job, attempt): queued jobs becoming overdue one cycle later (``late``),
+        #: in time order, since every job waits the same cycle (a FIFO, not the heap)
+        self.overdue: deque[tuple[float, int, int]] = deque()
         self.seq = self.events = self.cycles = self.done = 0
         self.failed_nodes: dict[int, str] = {}  # event sequence number -> node name
         self.starts: list[Start] = []
@@ -212,6 +217,10 @@ class _Engine:
                 t = heap[0][0]
             if t == math.inf:
                 break
+            overdue = self.overdue
+            while overdue and overdue[0][0] <= t:  # before anything else at t, as events
+                due, i, attempt = overdue.popleft()
+                self.late(i, attempt, due)
             self.now = t
             while nxt < n and jobs[nxt].submit <= t:
                 self.arrive(nxt)
@@ -226,8 +235,6 @@ class _Engine:
                         self.stop(i, t, requeue=kind == _STOPPED)
                 elif kind == _CYCLE:
                     self.cycle_at = math.inf
-                elif kind == _LATE:
-                    self.late(i, attempt, t)
                 elif kind == _CHECKPOINT:
                     self.checkpoint(i, attempt, t)
                 elif kind == _WAKE:
@@ -315,7 +322,7 @@ class _Engine:
         i = self.ids[spec.id]
         if 0 < spec.total_gpus <= self.rec.quota[self.tenant_ix[spec.project_id]]:
             # it counts towards its tenant's quota violation once it waited one cycle
-            self.push(self.now + self.opt.interval_s, _LATE, i, self.attempt[i])
+            self.overdue.append((self.now + self.opt.interval_s, i, self.attempt[i]))
         self.dirty = True
 
     def checkpoint(self, i: int, attempt: int, t: float) -> None:
