@@ -3,10 +3,11 @@
 Every shared trace, plus variants made from it, replayed under each policy side by side:
 
 - traces: Philly (Chronus MIX1, its 11 virtual clusters as tenants), Microsoft ITP 2021
-  (cluster04: 8 tenants by the reader's seeded draw, jobs up to 64 GPUs; cluster07; the
-  ten clusters merged, one tenant per cluster), Alibaba OpenB (default pod list, QoS
-  classes as tenants). ITP and Philly publish no cluster: each replays on 8-GPU nodes of
-  one type, as many as make the trace's offered load ``BASE_LOAD`` (0.7) of the GPUs.
+  (cluster01 and cluster04, jobs up to 64 GPUs; cluster05, up to 8; cluster07, up to 16;
+  each file's jobs in 8 tenants by the reader's seeded draw; and the ten clusters merged,
+  one tenant per cluster), Alibaba OpenB (default pod list, QoS classes as tenants).
+  ITP and Philly publish no cluster: each replays on 8-GPU nodes of one type, as many
+  as make the trace's offered load ``BASE_LOAD`` (0.7) of the GPUs.
   OpenB replays on its own node list scaled (``scale_cluster``) to the same load.
 - variants: ``load`` compresses arrivals (submit times divided by 1.25 or 1.7) on the
   same cluster, so the offered load is 0.875 or 1.19 (overload); ``ask-max`` sets the
