@@ -31,7 +31,7 @@ same on stderr; progress on stderr too.
 
 ``--quick``: Philly, ITP cluster01 and cluster05 (up to 8 GPUs a job, the heavy 8-GPU
 mix) and OpenB, whole, at the base load and 1.7x only: a few minutes on 2 cores
-(``--workers 2``). The full run takes about an hour.
+(``--workers 2``). The full run took 29 minutes there.
 
     .venv/bin/python benchmarks/policy.py [--quick] [--only philly] [--ablation]
 """
