@@ -335,6 +335,7 @@ def test_checkpoint_reports_the_job_of_its_environment(axc: Any, fake: FakeServe
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"{running['id']}: checkpoint at 20")
     assert running["last_checkpoint_at"] is not None
+    assert "last checkpoint" in axc("show", running["id"]).stdout
     done = fake.add_job(state="succeeded")
     refused = axc("checkpoint", done["id"])
     assert refused.exit_code == 1
