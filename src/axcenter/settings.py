@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     sched_intra_project_preemption: bool = False
     sched_age_weight: float = Field(default=0.25, ge=0)
     sched_max_age_s: float = Field(default=7 * 86400.0, gt=0)
+    #: reclaim only when victims lose at most this times what the reclaimer gains (inf: always)
+    sched_reclaim_loss_ratio: float = Field(default=1.0, gt=0)
     fair_share_half_life_s: float = Field(default=7 * 86400.0, gt=0)
     max_running_jobs_per_user: int | None = Field(default=None, ge=1)
     max_gpus_per_user: int | None = Field(default=None, ge=1)

@@ -71,6 +71,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/jobs"): row("SS SS NN SN SN"),
     ("GET", "/jobs/{job_id}"): row("AA AA HH AH AH"),
     ("POST", "/jobs/{job_id}/cancel"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/checkpoint"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/hold"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/release"): row("AA FF HH AH FH"),

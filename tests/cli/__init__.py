@@ -21,7 +21,9 @@ TOKEN = "tok-alice"
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
-_JOB_PATH = re.compile(r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|log|wait|hold|release))?$")
+_JOB_PATH = re.compile(
+    r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|checkpoint|log|wait|hold|release))?$"
+)
 
 
 def _now() -> str:
@@ -217,6 +219,13 @@ class FakeServer:
                 if job["state"] in TERMINAL:
                     return _error(409, f"job {job['id']} is already {job['state']}")
                 self.set_state(job["id"], "cancelled", reason="cancelled by user")
+                return httpx.Response(200, json=job)
+            if rest == "/checkpoint" and method == "POST":
+                if job["state"] != "running":
+                    return _error(
+                        409, f"job {job['id']} is {job['state']}: only a running job checkpoints"
+                    )
+                job["last_checkpoint_at"] = _now()
                 return httpx.Response(200, json=job)
             if rest == "/log" and method == "GET":
                 return self._log(job, int(query.get("offset", "0")))

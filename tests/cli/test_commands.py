@@ -294,6 +294,21 @@ def test_cancel_reports_each_job(axc: Any, fake: FakeServer) -> None:
     assert "error: job_nope: no job job_nope" in result.stderr
 
 
+def test_checkpoint_reports_the_job_of_its_environment(axc: Any, fake: FakeServer) -> None:
+    running = fake.add_job(state="running")
+    result = axc("checkpoint", env={"AXC_JOB_ID": running["id"]})  # as inside the job
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{running['id']}: checkpoint at 20")
+    assert running["last_checkpoint_at"] is not None
+    assert "last checkpoint" in axc("show", running["id"]).stdout
+    done = fake.add_job(state="succeeded")
+    refused = axc("checkpoint", done["id"])
+    assert refused.exit_code == 1
+    assert "only a running job checkpoints" in refused.stderr
+    missing = axc("checkpoint", env={"AXC_JOB_ID": None})
+    assert missing.exit_code == 2 and "JOB" in missing.output
+
+
 def test_logs_prints_bytes(axc: Any, fake: FakeServer) -> None:
     job = fake.add_job(state="succeeded")
     fake.logs[job["id"]] = b"line 1\n\xffbinary\n"

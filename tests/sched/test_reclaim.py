@@ -8,6 +8,7 @@ Table-driven: each case is a snapshot and what the plan must decide.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,13 +19,24 @@ from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import RunningJob, Snapshot
 from axcenter.sched import plan
 from axcenter.sched.quota import QuotaTree
-from tests.builders import Placed, node, pending, placements, running, snapshot
+from tests.builders import Placed, node, pending, placements, snapshot
+from tests.builders import running as _running
 
 H = "H100"
 NOW = 10_000.0
 QUOTA = PendingReason.QUOTA
 RES = PendingReason.RESOURCES
 PREEMPTING = PendingReason.PREEMPTING
+
+
+WEEK = 7 * 86400
+
+
+def running(job_id: str, **kwargs: Any) -> RunningJob:
+    """A running job asking a week: far from its end, so reclaiming from it is worth
+    what it loses (``worth_it``; tests/sched/test_reclaim_cost.py weighs that)."""
+    kwargs.setdefault("time_limit_s", WEEK)
+    return _running(job_id, **kwargs)
 
 
 # --- plan ---------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def _sorted_the_old_way(jobs: list[RunningJob], gpu_type: str, min_runtime_s: fl
         for r in jobs
         if r.gpu_type == gpu_type and not r.preempting and LATER - r.started_at >= min_runtime_s
     ]
-    chosen.sort(key=lambda r: (r.priority, (LATER - r.started_at) * r.gpus, r.id))
+    chosen.sort(key=lambda r: (r.priority, r.loss(LATER), r.id))
     return [r.id for r in chosen]
 
 

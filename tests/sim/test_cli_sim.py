@@ -66,6 +66,8 @@ def test_run_two_policies_with_report(trace: Path, cluster: Path, tmp_path: Path
     assert "policies compared" in result.stdout
     assert "fifo" in result.stdout and "axcenter" in result.stdout
     assert "quotas from usage" in result.stdout
+    assert "--limits buckets --ask-max 0.3" in first
+    assert "time limits as users give them" in result.stdout
     page = (report / "index.html").read_text()
     assert first.removeprefix("$ ") in page
     assert len(list(report.glob("*.png"))) == 4
@@ -168,6 +170,7 @@ def test_cluster_command_for_a_fleet_and_without_a_node_list(tmp_path: Path) -> 
         (["sim", "run", "{trace}", "-c", "{bad}"], "node_groups.0.count"),
         (["sim", "run", "{trace}", "-c", "{cluster}", "-p", "lifo"], "unknown policy 'lifo'"),
         (["sim", "run", "{trace}"], "--cluster is required"),
+        (["sim", "run", "{trace}", "-c", "{cluster}", "--limits", "exact"], "unknown --limits"),
         (["sim", "capacity", "{trace}", "-c", "{cluster}", "--add", "H100"], "TYPExGPUS"),
         (
             ["sim", "capacity", "{trace}", "-c", "{cluster}", "--add", "H100x8", "--budget", "5"],

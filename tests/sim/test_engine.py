@@ -15,6 +15,7 @@ import pytest
 from axcenter.model.snapshot import Reservation, SchedulerConfig
 from axcenter.sim.cluster import ClusterSpec, NodeGroup
 from axcenter.sim.engine import NodeFailure, SimOptions, simulate
+from axcenter.sim.limits import LimitRule
 from axcenter.sim.metrics import STATES, SimResult
 from axcenter.sim.policies import POLICIES
 from axcenter.sim.workload import TraceJob, Workload
@@ -58,7 +59,12 @@ def run(
     quotas: dict[str, dict[str, int]] | None = None,
     **options: object,
 ) -> SimResult:
-    opts: dict[str, object] = {"interval_s": 0.0, "record_starts": True}
+    # the limits these traces record (hand-worked below), the usual buckets otherwise
+    opts: dict[str, object] = {
+        "interval_s": 0.0,
+        "record_starts": True,
+        "limits": LimitRule("trace", max_share=0.0),
+    }
     opts.update(options)
     workload = Workload("test", jobs, quotas=quotas or {})
     return simulate(workload, spec or cluster(), policy, SimOptions(**opts))  # type: ignore[arg-type]

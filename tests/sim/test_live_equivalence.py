@@ -29,6 +29,7 @@ from axcenter.service.schemas import JobIn
 from axcenter.settings import Settings
 from axcenter.sim.cluster import ClusterSpec, NodeGroup
 from axcenter.sim.engine import SimOptions, simulate
+from axcenter.sim.limits import LimitRule
 from axcenter.sim.workload import TraceJob, Workload
 from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user
@@ -172,6 +173,7 @@ def test_simulator_decides_as_the_live_loop(tmp_path: Path) -> None:
         grace_s=settings.kill_grace_s,
         config=scheduler_config(settings),
         record_starts=True,
+        limits=LimitRule("trace"),  # the limits the live jobs had
     )
     result = simulate(Workload("live", trace), spec, "axcenter", options)
     simulated = [(t, job_id, where) for t, job_id, _, where in result.starts]

@@ -97,6 +97,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "commands",
         "Wait for a job (or every task of an array) to end; the exit status tells how.",
     ),
+    "checkpoint": (
+        "axcenter.cli.jobs",
+        "commands",
+        "From inside a job, once it saved its work: preempting it then loses only what "
+        "comes after.",
+    ),
     "hold": (
         "axcenter.cli.jobs",
         "commands",

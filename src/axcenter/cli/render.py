@@ -282,6 +282,8 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
         rows.append(("held", Text("until released (axc release)", style="yellow")))
     if job.get("estimated_start"):
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
+    if job.get("last_checkpoint_at"):
+        rows.append(("last checkpoint", _time_line(job, "last_checkpoint_at", now)))
     if job.get("idempotency_key"):
         rows.append(("idempotency key", str(job["idempotency_key"])))
     if job.get("output") == "discard":

@@ -31,6 +31,7 @@ from axcenter.sim.workload import Workload
 
 if TYPE_CHECKING:
     from axcenter.sim.capacity import RunProgress
+    from axcenter.sim.limits import LimitRule
 
 # The engine (NumPy), trace readers, reports and capacity sweeps (Polars, matplotlib) are
 # imported by the commands that use them, so that every other `axc` command starts fast.
@@ -61,6 +62,18 @@ ClusterOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
+LimitsOpt = Annotated[
+    str,
+    typer.Option(
+        "--limits",
+        help="Time limits jobs ask for: buckets (1h..7d covering the run), trace (as "
+        "recorded), oracle (2x the true duration; not what users give).",
+    ),
+]
+AskMaxOpt = Annotated[
+    float,
+    typer.Option("--ask-max", min=0.0, max=1.0, help="Share of jobs asking the maximum, 7 d."),
+]
 LimitOpt = Annotated[
     int | None,
     typer.Option("--limit", min=1, help="Replay only the first N jobs.", show_default=False),
@@ -103,6 +116,14 @@ def _errors() -> Iterator[None]:
     except (UsageError, TraceError, ValueError, OSError) as exc:
         render.print_error(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
+
+
+def _limit_rule(kind: str, ask_max: float) -> LimitRule:
+    from axcenter.sim.limits import KINDS, LimitRule
+
+    if kind not in KINDS:
+        raise UsageError(f"unknown --limits {kind!r} (known: {', '.join(KINDS)})")
+    return LimitRule(kind, max_share=ask_max)
 
 
 def _command(name: str, positional: Sequence[str], options: Sequence[tuple[str, Any]]) -> str:
@@ -187,7 +208,7 @@ def _bars(labels: Sequence[str]) -> Iterator[RunProgress]:
         yield update
 
 
-def _header(command: str, workload: Workload, cluster: ClusterSpec) -> None:
+def _header(command: str, workload: Workload, cluster: ClusterSpec, rule: LimitRule) -> None:
     out = render.out_console()
     out.print(f"$ {command}", soft_wrap=True, markup=False, highlight=False)
     out.print(
@@ -196,7 +217,7 @@ def _header(command: str, workload: Workload, cluster: ClusterSpec) -> None:
         markup=False,
         soft_wrap=True,
     )
-    for note in workload.notes:
+    for note in (*workload.notes, rule.describe()):
         out.print(f"  - {note}", markup=False, soft_wrap=True, highlight=False)
 
 
@@ -260,6 +281,8 @@ def run(
         typer.Option("--tenants", min=1, help="Tenants to invent where a trace has none."),
     ] = None,
     quota_fraction: QuotaOpt = 0.8,
+    limits: LimitsOpt = "buckets",
+    ask_max: AskMaxOpt = 0.3,
     workers: WorkersOpt = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summaries as JSON.")] = False,
 ) -> None:
@@ -286,15 +309,17 @@ def run(
                 ("--rate-scale", rate_scale if jobs else None),
                 ("--tenants", tenants),
                 ("--quota-fraction", quota_fraction),
+                ("--limits", limits),
+                ("--ask-max", ask_max),
                 ("--report", report),
             ],
         )
         cluster = _cluster(cluster_path, trace)
         workload = _workload(trace, seed, limit, jobs, rate_scale, tenants)
         workload = _quotas(workload, cluster, quota_fraction)
+        options = SimOptions(interval_s=interval, seed=seed, limits=_limit_rule(limits, ask_max))
         if not as_json:
-            _header(command, workload, cluster)
-        options = SimOptions(interval_s=interval, seed=seed)
+            _header(command, workload, cluster, options.limits)
         runs = [Run(cluster, p, options) for p in policies]
         with _bars(policies) as update:
             results = run_many(workload, runs, workers=workers, progress=update)
@@ -338,6 +363,8 @@ def capacity(
     seed: SeedOpt = 0,
     limit: LimitOpt = None,
     quota_fraction: QuotaOpt = 0.8,
+    limits: LimitsOpt = "buckets",
+    ask_max: AskMaxOpt = 0.3,
     workers: WorkersOpt = 2,
 ) -> None:
     """Replay a trace with more nodes of one type: p95 wait and utilization per step."""
@@ -369,13 +396,15 @@ def capacity(
                 ("--seed", seed),
                 ("--limit", limit),
                 ("--quota-fraction", quota_fraction),
+                ("--limits", limits),
+                ("--ask-max", ask_max),
                 ("--report", report),
             ],
         )
         cluster = _cluster(cluster_path, trace)
         workload = _quotas(read_trace(trace, seed=seed, limit=limit), cluster, quota_fraction)
-        _header(command, workload, cluster)
-        options = SimOptions(interval_s=interval, seed=seed)
+        options = SimOptions(interval_s=interval, seed=seed, limits=_limit_rule(limits, ask_max))
+        _header(command, workload, cluster, options.limits)
         with _bars([f"+{c} {gpu_type}x{per}" for c in counts]) as update:
             points, _ = sweep_capacity(
                 workload,

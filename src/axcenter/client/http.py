@@ -247,6 +247,10 @@ class Client:
         """One job, including its state-change ``events``."""
         return self._json("GET", self._job_path(job_id))
 
+    def checkpoint_job(self, job_id: str) -> JSON:
+        """Report that a running job saved its work (409 if it is not running)."""
+        return self._json("POST", self._job_path(job_id, "/checkpoint"))
+
     def cancel_job(self, job_id: str) -> JSON:
         """Cancel a job; the server answers 409 if it has already finished.
 

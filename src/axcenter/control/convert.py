@@ -73,6 +73,7 @@ def running_from_row(row: orm.Job) -> RunningJob:
         priority=row.priority,
         gpu_type=row.gpu_type or "",
         borrowed=row.borrowed,
+        last_checkpoint_at=epoch(row.last_checkpoint_at) if row.last_checkpoint_at else None,
     )
 
 

@@ -121,7 +121,13 @@ class _PolicyChanged:
     pass
 
 
-_Message = _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    job_id: str
+    at: float
+
+
+_Message = _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged | _Checkpoint
 
 
 class ControlLoop:
@@ -218,6 +224,11 @@ class ControlLoop:
     def cancel(self, job_id: str) -> None:
         """Stop a running job; its exit is recorded as cancelled."""
         self._post(_Cancel(job_id))
+
+    def checkpointed(self, job_id: str, at: float) -> None:
+        """A running job reported a checkpoint at ``at``: the next cycle weighs it as a
+        preemption victim from there. It starts nothing, so it wakes nothing."""
+        self._inbox.put(_Checkpoint(job_id, at))
 
     def policy_changed(self) -> None:
         """Quotas, cohorts, reservations, limits, grants or prices changed in the store:
@@ -370,6 +381,8 @@ class ControlLoop:
                     resync = full = True
                 case _Dispatched(run_id, ref):
                     dispatched[run_id] = ref
+                case _Checkpoint(job_id, at):
+                    self.state.checkpointed(job_id, at)
                 case _PolicyChanged():
                     full = True
                     with self.store.read() as session:

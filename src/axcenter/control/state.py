@@ -203,6 +203,12 @@ class ClusterState:
         self.running[job.id] = job
         self.index.replace(job)
 
+    def checkpointed(self, job_id: str, at: float) -> None:
+        """A running job reported a checkpoint (a job no longer running is ignored)."""
+        job = self.running.get(job_id)
+        if job is not None and (job.last_checkpoint_at or 0.0) < at:
+            self.update_running(replace(job, last_checkpoint_at=at))
+
     def mark_preempting(self, job_id: str) -> None:
         job = self.running.get(job_id)
         if job is not None:

@@ -13,9 +13,10 @@ Two orders serve the searches of a cycle without sorting running jobs each time:
 - per node, ``device_ends``: the end of the time limit of the job holding each held
   device, ascending. Its ``k``-th entry is the earliest moment ``k`` devices come back,
   a lower bound the backfill search ranks nodes by.
-- per GPU type and (priority, GPUs), ``by_start``: the jobs newest first. Within one such
-  class, newer means less progress lost, so the preemption search merges these few
-  lists (cheapest first) and reads only as far as it needs.
+- per GPU type and (priority, GPUs), ``by_start``: the jobs by ``saved_at`` (their last
+  checkpoint, else their start), latest first. Within one such class, a later mark
+  means less work lost if stopped, so the preemption search merges these few lists
+  (cheapest first) and reads only as far as it needs.
 
 And the free capacity of the schedulable nodes (``free_nodes``): per node what is free,
 per GPU type the nodes bucketed by free devices, each bucket in name order. It is built
@@ -162,7 +163,7 @@ class RunningIndex:
         self.gpus: dict[tuple[str, str], int] = {}  # ("user"|"project", id) -> GPUs
         self.held: dict[str, int] = {}  # project -> GPUs (all types)
         self.preempting: dict[str, RunningJob] = {}
-        #: gpu type -> (priority, GPUs) -> (-started_at, job id) ascending: newest first
+        #: gpu type -> (priority, GPUs) -> (-saved_at, job id) ascending: least to lose first
         self.by_start: dict[str, dict[tuple[int, int], list[tuple[float, str]]]] = {}
         self._free: FreeNodes | None = None
         for job in running:
@@ -206,9 +207,9 @@ class RunningIndex:
             classes = self.by_start[job.gpu_type] = {}
         started = classes.get((job.priority, job.gpus))
         if started is None:
-            classes[job.priority, job.gpus] = [(-job.started_at, job_id)]
+            classes[job.priority, job.gpus] = [(-job.saved_at, job_id)]
         else:
-            bisect.insort(started, (-job.started_at, job_id))
+            bisect.insort(started, (-job.saved_at, job_id))
         if job.preempting:
             self.preempting[job_id] = job
 
@@ -235,7 +236,7 @@ class RunningIndex:
             self.preempting.pop(job_id, None)
         classes = self.by_start[job.gpu_type]
         started = classes[job.priority, job.gpus]
-        _discard(started, (-job.started_at, job_id))
+        _discard(started, (-job.saved_at, job_id))
         if not started:
             del classes[job.priority, job.gpus]
             if not classes:
@@ -243,7 +244,8 @@ class RunningIndex:
         return job
 
     def replace(self, job: RunningJob) -> None:
-        """Swap a job for an updated value of itself (e.g. now preempting)."""
+        """Swap a job for an updated value of itself (e.g. now preempting, or a new
+        checkpoint)."""
         self.remove(job.id)
         self.add(job)
 

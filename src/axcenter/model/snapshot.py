@@ -4,9 +4,10 @@ Times are UTC seconds since the epoch (floats) so that the simulator's clock and
 live wall clock are interchangeable.
 
 Pending jobs come in per-project queues, each already in queue order (``queue_key``:
-priority class, then submit time). The live cache and the simulator keep these queues
-sorted as jobs arrive, so a scheduling cycle reads only the heads it can use instead of
-sorting the whole backlog: its cost grows with the jobs that can start, not the queue.
+priority class, then submit time pushed back by the requested time limit). The live
+cache and the simulator keep these queues sorted as jobs arrive, so a scheduling cycle
+reads only the heads it can use instead of sorting the whole backlog: its cost grows
+with the jobs that can start, not the queue.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from axcenter.model.index import RunningIndex
 
 __all__ = [
+    "LIMIT_STEP_S",
     "Budget",
     "Limits",
     "PendingJob",
@@ -30,6 +32,7 @@ __all__ = [
     "RunningJob",
     "SchedulerConfig",
     "Snapshot",
+    "limit_bucket",
     "queue_key",
     "queues_from",
 ]
@@ -55,17 +58,39 @@ class PendingJob:
     dependent: bool = False
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
+    #: its ``queue_key``, derived once (read at every insertion and heap entry)
+    order: tuple[int, float, float, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
+        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(self.time_limit_s)
+        object.__setattr__(self, "order", (-self.priority, due, self.submitted_at, self.id))
 
     def accepts(self, gpu_type: str) -> bool:
         return not self.gpu_types or gpu_type in self.gpu_types
 
 
-def queue_key(job: PendingJob) -> tuple[int, float, str]:
-    """Order within a project: higher priority class first, then earlier submission."""
-    return (-job.priority, job.submitted_at, job.id)
+#: a job's queue position moves back this long per doubling of its requested time limit
+#: (``queue_key``): a 7-day job queues as if submitted 8 x 4 h later than a 1-hour job
+LIMIT_STEP_S = 4 * 3600.0
+
+
+def limit_bucket(time_limit_s: int) -> int:
+    """The log2 bucket of a requested time limit, in minutes: 1 min and less -> 0,
+    1 h -> 6, 4 h -> 8, 12 h -> 10, 1 d -> 11, 3 d -> 13, 7 d -> 14."""
+    minutes = -(-time_limit_s // 60)  # whole minutes, rounded up
+    return (minutes - 1).bit_length() if minutes > 1 else 0  # ceil(log2(minutes))
+
+
+def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
+    """Order within a project: higher priority class first; within a class, shorter
+    requested time limits first, with a bound: a job queues as if it had been submitted
+    ``LIMIT_STEP_S`` later per log2 bucket of its limit (``limit_bucket``), so a job
+    asking 7 days is passed by 1-hour jobs submitted up to 32 hours after it, never by
+    later ones (docs/scheduling.md, "Queue order"). The key never changes while a job
+    waits, so the queues stay sorted as jobs arrive. (Computed once, in
+    ``PendingJob.order``.)"""
+    return job.order
 
 
 def queues_from(jobs: Iterable[PendingJob]) -> dict[str, tuple[PendingJob, ...]]:
@@ -88,14 +113,26 @@ class RunningJob:
     gpu_type: str = ""
     borrowed: bool = False  # admitted beyond its project's nominal quota
     preempting: bool = False  # asked to stop; its devices free up soon
+    #: when the job last reported a checkpoint (it resumes from there); None: never
+    last_checkpoint_at: float | None = None
     #: devices held, derived from ``allocations`` once (read many times per cycle)
     gpus: int = field(init=False, compare=False, repr=False)
     #: the end of its time limit, ``started_at + time_limit_s`` (derived once)
     ends_by: float = field(init=False, compare=False, repr=False)
+    #: since when its work would be lost if stopped: its last checkpoint in this run,
+    #: else its start (derived once)
+    saved_at: float = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", sum(len(a.devices) for a in self.allocations))
         object.__setattr__(self, "ends_by", self.started_at + self.time_limit_s)
+        checkpoint = self.last_checkpoint_at
+        saved = self.started_at if checkpoint is None else max(self.started_at, checkpoint)
+        object.__setattr__(self, "saved_at", saved)
+
+    def loss(self, now: float) -> float:
+        """GPU-seconds thrown away if it stopped at ``now``: those since ``saved_at``."""
+        return max(0.0, now - self.saved_at) * self.gpus
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +199,10 @@ class SchedulerConfig:
     intra_project_preemption: bool = False
     #: preemption searches per cycle (each may look at every running borrower)
     preempt_max_attempts: int = 16
+    #: reclaim only when the victims lose at most this many times what the reclaiming
+    #: job gains: GPU-seconds since their last checkpoints against its GPUs x the wait
+    #: it would have without preemption (docs/scheduling.md); inf: always reclaim
+    reclaim_loss_ratio: float = 1.0
     #: how much a head job's wait lowers its project's fair-share key (0 disables aging)
     age_weight: float = 0.25
     #: the wait at which the age bonus stops growing

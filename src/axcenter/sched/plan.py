@@ -8,9 +8,10 @@
 3. **Decide**, head by head: limits, then quota (``available``), then placement with the
    devices this job may not use blocked (reservations of other projects; the backfill
    shadow). A job that fits is admitted and its project's next job enters the heap.
-4. **When a job cannot start**: within nominal quota, reclaim by preemption (``preempt``);
-   otherwise the first such job gets a reservation (``backfill``): later jobs may start
-   only if they do not delay it. Without backfill the cycle stops there.
+4. **When a job cannot start**: within nominal quota, reclaim by preemption (``preempt``)
+   if what the victims lose does not outweigh what it gains (``worth_it``); otherwise
+   the first such job gets a reservation (``backfill``): later jobs may start only if
+   they do not delay it. Without backfill the cycle stops there.
 5. **Bound**: after ``bf_max_job_test`` jobs that could not start, the cycle ends; jobs
    it did not examine wait with reason ``priority``.
 
@@ -43,7 +44,7 @@ __all__ = ["plan"]
 LOOKAHEAD = 8
 
 #: a heap entry: (tier, fair-share key, queue order, project id, index in its queue)
-_Entry = tuple[int, float, tuple[int, float, str], str, int]
+_Entry = tuple[int, float, tuple[int, float, float, str], str, int]
 
 
 class _Cycle:
@@ -91,6 +92,8 @@ class _Cycle:
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
         self.preempt_attempts = 0
         self._preemptible: dict[str, Preemptible] = {}
+        #: earliest starts without preemption by job shape, once a cycle (``worth_it``)
+        self._starts: dict[tuple[object, ...], float | None] = {}
         #: per GPU type, the stopping jobs not promised to a job (until either changes)
         self._stopping: dict[str, list[RunningJob]] = {}
         self.misses = 0
@@ -438,6 +441,8 @@ class _Cycle:
                 self.config,
                 self.reservation_blocks(job),
             )
+            if victims and not self.worth_it(job, gpu_type, victims):
+                continue
             if victims:
                 self.reclaimed[key] = claimed
                 for v in victims:
@@ -452,6 +457,45 @@ class _Cycle:
                 self.wait(job, PendingReason.PREEMPTING)
                 return True
         return False
+
+    def worth_it(self, job: PendingJob, gpu_type: str, victims: list[RunningJob]) -> bool:
+        """Whether stopping ``victims`` loses at most ``reclaim_loss_ratio`` times what
+        ``job`` gains: their GPU-seconds since their last checkpoints against its GPUs x
+        the wait it would have without them (its earliest start if running jobs end by
+        their time limits, the backfill estimate). A job that could never start without
+        preemption gains without bound; so does one whose estimate is not in the future
+        (it counts devices that are free now but not within the job's quota, or held by
+        jobs overrunning their limits): the estimate knows nothing, the guarantee holds."""
+        ratio = self.config.reclaim_loss_ratio
+        if ratio == float("inf"):
+            return True
+        loss = sum(v.loss(self.now) for v in victims)
+        if loss <= 0:
+            return True
+        blocked = self.reservation_blocks(job)
+        # jobs of one shape wait alike: searched once per cycle (what the cycle admits
+        # or preempts after that moves their start a little; it is an estimate)
+        shape = (
+            gpu_type,
+            job.gpus_per_node,
+            job.nodes,
+            job.cpus_per_node,
+            job.memory_mb_per_node,
+            None if blocked is None else tuple(sorted(blocked.items())),
+        )
+        if shape in self._starts:
+            at = self._starts[shape]
+        else:
+            estimate = earliest_start(
+                job, self.free, self.node_releases, self.first_release, [gpu_type], self.now,
+                blocked,
+            )  # fmt: skip
+            at = self._starts[shape] = None if estimate is None else estimate.at
+        if at is None or at <= self.now:
+            # it could never start, or the estimate knows nothing: devices free now but
+            # not for its quota, or held by jobs past their time limits
+            return True
+        return loss <= ratio * job.total_gpus * (at - self.now)
 
     def promise(self, job: PendingJob, gpu_type: str, stopping: list[RunningJob]) -> bool:
         """Where ``job`` fits once ``stopping`` jobs are gone; if it does, those of them it

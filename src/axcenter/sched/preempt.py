@@ -3,8 +3,9 @@
 A pending job whose project is within its nominal quota, but which cannot be placed,
 may preempt jobs running on borrowed capacity (jobs of projects above their nominal
 quota of that GPU type) and, only if configured, lower priority classes of its own
-project. Candidates go cheapest first: lowest priority, then least progress lost
-(GPU-seconds run so far); jobs younger than ``min_runtime_s`` are protected.
+project. Candidates go cheapest first: lowest priority, then least work lost
+(GPU-seconds since the job's last checkpoint, or since its start if it never reported
+one: ``RunningJob.loss``); jobs younger than ``min_runtime_s`` are protected.
 
 The search sweeps candidates cheapest first (``sweep``) until ``job.nodes`` nodes could
 hold the job's share; the candidates released on those nodes are the victims. If the
@@ -34,7 +35,7 @@ __all__ = ["Preemptible", "find_victims", "preemptible"]
 #: once this many candidates have been read in merge order, sort the rest at once
 _MERGE_LIMIT = 512
 
-#: a candidate in preemption order: (priority, GPU-seconds run so far, job id, the job)
+#: a candidate in preemption order: (priority, GPU-seconds it would lose, job id, the job)
 _Ranked = tuple[int, float, str, RunningJob]
 
 
@@ -92,7 +93,7 @@ class Preemptible:
         self._merged = None
         now, rank = self._now, self.rank
         rest = [
-            (r.priority, (now - r.started_at) * r.gpus, r.id, r)
+            (r.priority, r.loss(now), r.id, r)
             for classes in self._index.by_start.get(self._gpu_type, {}).values()
             for _, job_id in classes
             if (r := self._index.jobs[job_id]).id not in rank and self._eligible(r)
@@ -113,8 +114,9 @@ def _in_order(
     now: float,
     min_runtime_s: float,
 ) -> Iterator[_Ranked]:
-    """One (priority, GPUs) class of candidates in preemption order. Newest first is that
-    order up to ties: jobs whose GPU-seconds come out equal go by id, as a full sort does.
+    """One (priority, GPUs) class of candidates in preemption order. Latest ``saved_at``
+    first is that order up to ties: jobs whose losses come out equal go by id, as a full
+    sort does.
     (A function, not a method: the generator must not hold its ``Preemptible``, or the
     two would form a reference cycle that only the garbage collector frees.)"""
     run: list[_Ranked] = []
@@ -122,7 +124,7 @@ def _in_order(
         r = jobs[job_id]
         if r.preempting or now - r.started_at < min_runtime_s:
             continue
-        item = (r.priority, (now - r.started_at) * r.gpus, r.id, r)
+        item = (r.priority, r.loss(now), r.id, r)
         if run and run[0][1] != item[1]:
             yield from sorted(run) if len(run) > 1 else run
             run = []
@@ -134,7 +136,7 @@ def preemptible(
     index: RunningIndex, gpu_type: str, now: float, config: SchedulerConfig
 ) -> Preemptible:
     """Jobs of ``gpu_type`` old enough to preempt and not already stopping, cheapest to
-    lose first (lowest priority, then least GPU-seconds run so far, then id)."""
+    lose first (lowest priority, then least GPU-seconds lost, then id)."""
     return Preemptible(index, gpu_type, now, config)
 
 

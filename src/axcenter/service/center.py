@@ -46,6 +46,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         intra_project_preemption=settings.sched_intra_project_preemption,
         age_weight=settings.sched_age_weight,
         max_age_s=settings.sched_max_age_s,
+        reclaim_loss_ratio=settings.sched_reclaim_loss_ratio,
         fair_share_half_life_s=settings.fair_share_half_life_s,
     )
 

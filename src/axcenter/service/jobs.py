@@ -571,6 +571,7 @@ def _out(
         array_id=row.array_id,
         array_index=row.array_index,
         borrowed=bool(row.borrowed),
+        last_checkpoint_at=row.last_checkpoint_at,
     )
 
 
@@ -773,6 +774,23 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     # admitted or running (or admitted meanwhile): the control loop stops it
     center.control.cancel(job_id)
     return state
+
+
+def checkpoint(center: Center, who: Principal, job_id: str) -> datetime:
+    """A running job saved its work: a preemption would now lose only what it does from
+    here (docs/scheduling.md, "What reclaim weighs"). Called from inside the job
+    (``axc checkpoint`` reads ``AXC_JOB_ID``), by those who may cancel it. Returns the
+    time recorded."""
+    now = utcnow()
+    with center.store.write() as session:
+        row = visible_job(session, who, job_id)
+        if not may_manage(who, row, session):
+            raise Forbidden(f"you may not report a checkpoint of job {job_id}: not your job")
+        if row.state != JobState.RUNNING.value:
+            raise Conflict(f"job {job_id} is {row.state}: only a running job checkpoints")
+        row.last_checkpoint_at = now
+    center.control.checkpointed(job_id, epoch(now))
+    return now
 
 
 def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:

@@ -241,6 +241,8 @@ class JobOut(BaseModel):
     #: a pending job's place in the whole queue, and the queue's length (``/queue``)
     queue_position: int | None = None
     queue_length: int | None = None
+    #: when the job last reported a checkpoint (``axc checkpoint``); None: never
+    last_checkpoint_at: datetime | None = None
     events: list[EventOut] | None = None
 
 

@@ -7,14 +7,21 @@ decayed usage), builds a ``Snapshot`` from it each cycle and applies the ``Plan`
 the live loop does. Admissions start at once; a preempted job gets SIGTERM, keeps its
 devices for ``grace_s`` (marked ``preempting`` in the index), then exits and is requeued
 with its original submit time; a requeued job restarts from scratch, as the local
-executor's jobs do. So ``policy="axcenter"`` replays the very decisions the live center
-would make (``tests/sim/test_live_equivalence.py`` checks it).
+executor's jobs do, unless it checkpoints (``checkpoint_every_s``, for a seeded share
+``checkpoint_share`` of jobs): such a job reports a checkpoint every so many seconds of
+run (the scheduler sees ``RunningJob.last_checkpoint_at``) and resumes from the last.
+So ``policy="axcenter"`` replays the very decisions the live center would make
+(``tests/sim/test_live_equivalence.py`` checks it).
 
 Events: arrivals (read lazily from the time-sorted job list, never pushed up front),
-completions, preemption exits, node failures and repairs, reservation boundaries and
-policy wake-ups sit in one heap keyed by (time, sequence number), so equal times resolve
-in insertion order and a run is deterministic. The engine itself draws no random numbers;
-``seed`` is recorded with the result.
+completions, preemption exits, node failures and repairs, reservation boundaries,
+policy wake-ups and checkpoints sit in one heap keyed by (time, sequence number), so
+equal times resolve in insertion order and a run is deterministic. The moments queued
+jobs become overdue for the quota-violation metric (one cycle after they were queued,
+``metrics``) come in the order jobs were queued, so they wait in a FIFO, handled before
+anything else at their time. The engine draws no random numbers: the seeded choices
+(time limits asking the maximum, jobs that checkpoint) are hashes of job ids and
+``seed`` (``sim.limits.draw``); ``seed`` is recorded with the result.
 
 Cycles: after all events at time t, a cycle runs if something changed (an arrival, an
 exit, a failure, a repair, a reservation boundary or a wake-up with work waiting) and at
@@ -41,6 +48,7 @@ import heapq
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -53,13 +61,14 @@ from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
 from axcenter.sched.fairshare import decay
 from axcenter.sim.cluster import ClusterSpec
+from axcenter.sim.limits import LimitRule, draw
 from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
 from axcenter.sim.policies import POLICIES, PolicyFactory
 from axcenter.sim.workload import TraceJob, Workload
 
 __all__ = ["NodeFailure", "SimOptions", "simulate"]
 
-_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE = range(6)
+_DONE, _STOPPED, _FAIL, _REPAIR, _WAKE, _CYCLE, _CHECKPOINT = range(7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +87,8 @@ class SimOptions:
     #: preemption grace: a victim keeps its devices this long after SIGTERM
     grace_s: float = 30.0
     seed: int = 0
-    #: a job without a trace time limit gets ceil(duration x factor) (users over-request)
-    time_limit_factor: float = 2.0
+    #: the time limits jobs ask for (``sim.limits``): as users give them, by default
+    limits: LimitRule = field(default_factory=LimitRule)
     config: SchedulerConfig = field(default_factory=SchedulerConfig)
     failures: tuple[NodeFailure, ...] = ()
     #: node ids in reservations are cluster node names
@@ -88,6 +97,10 @@ class SimOptions:
     usage_half_life_s: float | None = None
     #: keep every admission (time, job, type, placement) in ``SimResult.starts``
     record_starts: bool = False
+    #: jobs that checkpoint do so every this many seconds of run (0: none do)
+    checkpoint_every_s: float = 0.0
+    #: the share of jobs that checkpoint (a seeded draw per job id)
+    checkpoint_share: float = 1.0
 
 
 class _View:
@@ -144,11 +157,21 @@ class _Engine:
         self.ids: dict[str, int] = {}  # active job id -> position in ``jobs``
         self.specs: dict[int, PendingJob] = {}
         self.attempt = [0] * len(jobs)  # bumped when a run ends: older events are stale
+        #: seconds of its duration a job has saved by checkpoints (it resumes there)
+        self.saved = [0.0] * len(jobs)
+        every = options.checkpoint_every_s
+        self.checkpointing = [
+            every > 0 and draw(j.id, options.seed, "checkpoint") < options.checkpoint_share
+            for j in jobs
+        ]
         first = jobs[0].submit if jobs else 0.0
         quota = [sum(workload.quotas.get(t, {}).values()) for t in self.tenants]
         capacity = sum(node.gpu_count for node in self.node_tuple)
         self.rec = Recorder(jobs, self.tenants, quota, self.types, capacity, first)
         self.heap: list[tuple[float, int, int, int, int]] = []
+        #: (when, job, attempt): queued jobs becoming overdue one cycle later (``late``),
+        #: in time order, since every job waits the same cycle (a FIFO, not the heap)
+        self.overdue: deque[tuple[float, int, int]] = deque()
         self.seq = self.events = self.cycles = self.done = 0
         self.failed_nodes: dict[int, str] = {}  # event sequence number -> node name
         self.starts: list[Start] = []
@@ -194,6 +217,10 @@ class _Engine:
                 t = heap[0][0]
             if t == math.inf:
                 break
+            overdue = self.overdue
+            while overdue and overdue[0][0] <= t:  # before anything else at t, as events
+                due, i, attempt = overdue.popleft()
+                self.late(i, attempt, due)
             self.now = t
             while nxt < n and jobs[nxt].submit <= t:
                 self.arrive(nxt)
@@ -208,6 +235,8 @@ class _Engine:
                         self.stop(i, t, requeue=kind == _STOPPED)
                 elif kind == _CYCLE:
                     self.cycle_at = math.inf
+                elif kind == _CHECKPOINT:
+                    self.checkpoint(i, attempt, t)
                 elif kind == _WAKE:
                     self.dirty = self.dirty or bool(self.queues)
                 else:
@@ -235,7 +264,7 @@ class _Engine:
             cycles=self.cycles,
             wall_s=time.perf_counter() - began,
             starts=self.starts,
-            notes=self.workload.notes,
+            notes=(*self.workload.notes, self.opt.limits.describe()),
         )
 
     def arrive(self, i: int) -> None:
@@ -246,9 +275,6 @@ class _Engine:
             return
         if tj.id in self.ids:
             raise ValueError(f"job id {tj.id!r} appears twice in the workload")
-        limit = tj.time_limit
-        if limit is None:
-            limit = tj.duration * self.opt.time_limit_factor
         spec = PendingJob(
             id=tj.id,
             project_id=tj.tenant,
@@ -258,7 +284,9 @@ class _Engine:
             nodes=tj.nodes,
             cpus_per_node=tj.cpus_per_node,
             memory_mb_per_node=tj.memory_mb_per_node,
-            time_limit_s=max(1, math.ceil(limit)),
+            time_limit_s=self.policy.time_limit(
+                self.opt.limits.limit(tj, self.opt.seed), tj.duration
+            ),
             priority=tj.priority,
             gpu_types=tj.gpu_types,
         )
@@ -291,8 +319,30 @@ class _Engine:
         if queue is None:
             queue = self.queues[name] = SortedKeyList(key=self.policy.queue_key)
         queue.add(spec)
-        self.rec.account(self.tenant_ix[spec.project_id], self.now, 0, spec.total_gpus)
+        i = self.ids[spec.id]
+        if 0 < spec.total_gpus <= self.rec.quota[self.tenant_ix[spec.project_id]]:
+            # it counts towards its tenant's quota violation once it waited one cycle
+            self.overdue.append((self.now + self.opt.interval_s, i, self.attempt[i]))
         self.dirty = True
+
+    def checkpoint(self, i: int, attempt: int, t: float) -> None:
+        """Job ``i`` saves its progress and reports it (the next one is due later)."""
+        spec = self.specs.get(i)
+        r = None if spec is None else self.index.jobs.get(spec.id)
+        if attempt != self.attempt[i] or r is None:
+            return
+        self.index.replace(replace(r, last_checkpoint_at=t))
+        every = self.opt.checkpoint_every_s
+        if t + every < r.started_at + self.jobs[i].duration - self.saved[i]:
+            self.push(t + every, _CHECKPOINT, i, attempt)
+
+    def late(self, i: int, attempt: int, t: float) -> None:
+        """Job ``i`` has waited one cycle since it was queued: it is overdue."""
+        spec = self.specs.get(i)
+        if attempt != self.attempt[i] or spec is None or spec.id in self.index.jobs:
+            return  # it started (or ended) meanwhile
+        self.rec.overdue[i] = True
+        self.rec.account(self.tenant_ix[spec.project_id], t, 0, spec.total_gpus)
 
     def cycle(self, t: float) -> None:
         self.dirty = False
@@ -363,9 +413,15 @@ class _Engine:
             borrowed=a.borrowed,
         )
         self.index.add(r)
-        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -spec.total_gpus)
+        overdue = self.rec.overdue[i]
+        self.rec.overdue[i] = False
+        waited = spec.total_gpus if overdue else 0
+        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -waited)
         self.rec.started(i, t, r.gpus, self.type_ix.get(a.gpu_type, -1))
-        self.push(t + min(self.jobs[i].duration, spec.time_limit_s), _DONE, i, self.attempt[i])
+        remaining = self.jobs[i].duration - self.saved[i]
+        self.push(t + min(remaining, spec.time_limit_s), _DONE, i, self.attempt[i])
+        if self.checkpointing[i] and self.opt.checkpoint_every_s < remaining:
+            self.push(t + self.opt.checkpoint_every_s, _CHECKPOINT, i, self.attempt[i])
         wake = self.policy.wake_at(r, t)
         if wake is not None and wake > t:
             self.push(wake, _WAKE, 0, 0)
@@ -380,7 +436,7 @@ class _Engine:
             return
         self.index.replace(replace(r, preempting=True))
         i = self.ids[job_id]
-        natural = r.started_at + min(self.jobs[i].duration, r.time_limit_s)
+        natural = r.started_at + min(self.jobs[i].duration - self.saved[i], r.time_limit_s)
         if t + self.opt.grace_s < natural:  # else it finishes within its grace period
             self.push(t + self.opt.grace_s, _STOPPED, i, self.attempt[i])
 
@@ -397,12 +453,14 @@ class _Engine:
         rec.account(self.tenant_ix[spec.project_id], t, -r.gpus, 0)
         self.attempt[i] += 1
         self.dirty = True
-        if requeue:  # from scratch, with its original submit time
-            rec.lost += ran
+        if requeue:  # from its last checkpoint (or scratch), with its original submit time
+            rec.lost += r.loss(t)
+            self.saved[i] += r.saved_at - r.started_at
             self.enqueue(spec)
             return
         rec.end[i] = t
-        rec.state[i] = TIMED_OUT if self.jobs[i].duration > spec.time_limit_s else SUCCEEDED
+        remaining = self.jobs[i].duration - self.saved[i]
+        rec.state[i] = TIMED_OUT if remaining > spec.time_limit_s else SUCCEEDED
         del self.specs[i]
         del self.ids[spec.id]
         self.done += 1

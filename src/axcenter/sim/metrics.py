@@ -19,9 +19,13 @@ Definitions (each chosen so that it can be checked by hand on a tiny trace):
   quotas (tenants without quota are then left out of the index), else equal parts among
   tenants that submitted work. Jain's index over share / entitlement: 1 is perfectly
   proportional, 1/n is one tenant taking everything.
-- *guaranteed-quota violation*: integral over time, per tenant with pending work, of
-  ``max(0, min(quota, running + pending GPUs) - running GPUs)``: GPU-seconds a tenant
-  waited while below what its quota promised (quota = sum over GPU types).
+- *guaranteed-quota violation*: integral over time, per tenant, of
+  ``max(0, min(quota, running + overdue GPUs) - running GPUs)``: GPU-seconds a tenant
+  waited while below what its quota promised (quota = sum over GPU types). *Overdue*
+  jobs are those that have waited more than one scheduling cycle (``interval_s``) since
+  they were queued (or requeued): no scheduler can start a job before its next cycle,
+  so that latency is not charged. A job wider than its tenant's whole quota is never
+  overdue: the quota never promised it a start.
 - *cost* in integer won: per job, round half up of (GPU-seconds x price of the GPU type
   it ran on / 3600), then summed; prices are won per GPU-hour from the cluster spec.
 """
@@ -265,7 +269,8 @@ class Recorder:
         self.rows: list[tuple[int, int, tuple[int, ...]]] = []
         self.quota = list(quota)
         self.held = [0] * len(tenants)
-        self.waiting = [0] * len(tenants)
+        self.waiting = [0] * len(tenants)  # overdue GPUs (see the module doc)
+        self.overdue = [False] * n  # job i counts in its tenant's ``waiting``
         self.touched = [start] * len(tenants)
         self.violation = [0.0] * len(tenants)
         self.lost = 0.0

@@ -27,6 +27,12 @@ Policies
     Shortest job first with oracle durations (the trace's), otherwise as ``fifo``:
     strict, non-preemptive, no backfill. A lower bound on mean JCT for non-preemptive
     order-based schedulers, unreachable in practice (durations are unknown).
+``sjf-easy``
+    The oracle baseline the default policy is measured against (issue 23): one global
+    queue by true duration (then submit time), EASY backfill with every job's time limit
+    set to its true duration (rounded up to the second), so reservations and backfill
+    know exactly when each job ends. It runs ``sched.plan`` on one queue without quotas,
+    fair share, limits or preemption. Unreachable in practice: it knows every duration.
 ``tiresias``
     Discretized two-dimensional least-attained-service (2D-LAS) from Gu et al.,
     "Tiresias: A GPU Cluster Manager for Distributed Deep Learning", NSDI 2019. A job's
@@ -45,12 +51,20 @@ Policies
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
 from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
-from axcenter.model.snapshot import PendingJob, RunningJob, SchedulerConfig, Snapshot, queue_key
+from axcenter.model.snapshot import (
+    Limits,
+    PendingJob,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    queue_key,
+)
 from axcenter.sched import plan as sched_plan
 from axcenter.sched.free import Blocked, FreeCapacity
 from axcenter.sched.placement import find, take
@@ -64,6 +78,7 @@ __all__ = [
     "NoPreemptPolicy",
     "Policy",
     "PolicyFactory",
+    "SjfEasyPolicy",
     "SjfPolicy",
     "TiresiasPolicy",
 ]
@@ -109,6 +124,11 @@ class Policy:
     def wake_at(self, job: RunningJob, now: float) -> float | None:
         """A time at which a cycle should run because of ``job``, just started."""
         return None
+
+    def time_limit(self, asked: int, duration: float) -> int:
+        """The time limit a job runs with, given what it asked (``sim.limits``) and its
+        true duration: what it asked, except for oracles."""
+        return asked
 
 
 PolicyFactory = Callable[[JobView, SchedulerConfig], Policy]
@@ -169,6 +189,34 @@ class SjfPolicy(FifoPolicy):
 
     def queue_key(self, job: PendingJob) -> tuple[Any, ...]:
         return (self.view.duration(job.id), job.submitted_at, job.id)
+
+
+class SjfEasyPolicy(Policy):
+    name = "sjf-easy"
+    single_queue = True
+
+    def __init__(self, view: JobView, config: SchedulerConfig) -> None:
+        super().__init__(view, replace(config, preemption=False, backfill=True))
+
+    def queue_key(self, job: PendingJob) -> tuple[Any, ...]:
+        return (self.view.duration(job.id), job.submitted_at, job.id)
+
+    def time_limit(self, asked: int, duration: float) -> int:
+        return max(1, math.ceil(duration))
+
+    def plan(self, snapshot: Snapshot, now: float) -> Plan:
+        bare = replace(
+            snapshot,
+            projects={},
+            cohorts={},
+            usage={},
+            user_limits=Limits(),
+            project_limits={},
+            budgets={},
+            reclaiming=(),
+            config=self.config,
+        )
+        return sched_plan(bare, now)
 
 
 class TiresiasPolicy(Policy):
@@ -289,5 +337,6 @@ POLICIES: dict[str, PolicyFactory] = {
     "axcenter-nopreempt": NoPreemptPolicy,
     "fifo": FifoPolicy,
     "sjf": SjfPolicy,
+    "sjf-easy": SjfEasyPolicy,
     "tiresias": TiresiasPolicy,
 }

@@ -238,6 +238,8 @@ class Job(Base):
     array_throttle: Mapped[int | None]
     #: the allocation its current run is charged to (None: unfunded)
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
+    #: when the job last reported a checkpoint (``axc checkpoint``); None: never
+    last_checkpoint_at: Mapped[datetime | None]
 
 
 class JobEvent(Base):

@@ -1,4 +1,4 @@
-"""Jobs: submit (one or many), list, show, cancel, resubmit, wait, logs.
+"""Jobs: submit (one or many), list, show, cancel, checkpoint, resubmit, wait, logs.
 
 Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
 ``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
@@ -149,6 +149,15 @@ async def update_job(
     """Change a job's name, or a pending job's time limit or priority."""
     job_id = await _job_id(center, who, job_id)
     return await run_in_threadpool(holds.update_job, center, who, job_id, body)
+
+
+@router.post("/jobs/{job_id}/checkpoint")
+async def checkpoint(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
+    """A running job saved its work (call it from inside the job, ``axc checkpoint``):
+    preempting it now loses only what it does from here."""
+    job_id = await _job_id(center, who, job_id)
+    await run_in_threadpool(service.checkpoint, center, who, job_id)
+    return await run_in_threadpool(service.get_job, center, who, job_id, events=False)
 
 
 @router.post("/jobs/{job_id}/resubmit", status_code=status.HTTP_201_CREATED)
