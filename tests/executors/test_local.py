@@ -130,7 +130,7 @@ def test_the_job_sees_its_devices_and_only_its_own_environment(
         engine.close()
     env = dict(line.split("=", 1) for line in h.log("j1").splitlines() if "=" in line)
     assert env["CUDA_VISIBLE_DEVICES"] == "2,3"  # the batch host's devices, not the user's
-    assert (env["AXC_JOB_ID"], env["AXC_RUN_ID"]) == ("j1", "j1.1")
+    assert (env["AXC_JOB_ID"], env["AXC_RUN_ID"]) == ("j1", "j1.1")  # not the user's
     assert env["AXC_GPUS"] == "local-1:2,local-1:3,local-0:0"
     assert (env["AXC_NODELIST"], env["AXC_NUM_NODES"]) == ("local-1,local-0", "2")
     assert (env["AXC_ARRAY_INDEX"], env["FOO"]) == ("5", "bar")

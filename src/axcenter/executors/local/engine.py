@@ -354,9 +354,9 @@ class LocalEngine:
 
     def _environment(self, run: RunSpec) -> dict[str, str]:
         """A clean base, the user's variables, then axcenter's, which the user's cannot
-        override (the devices, and every ``AXC_*``)."""
+        override (the devices, the job's identity and place)."""
         env = self._base_env.copy()
-        env.update((k, v) for k, v in run.env.items() if not k.startswith("AXC_"))
+        env.update(run.env)
         cuda: list[str] = []
         gpus: list[str] = []
         for i, (node_name, devices) in enumerate(run.node_devices):
