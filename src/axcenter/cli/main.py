@@ -100,8 +100,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "checkpoint": (
         "axcenter.cli.jobs",
         "commands",
-        "From inside a job, once it saved its work: preempting it then loses only what "
-        "comes after.",
+        "Report, from inside a running job, that it has saved its work: if it is preempted, "
+        "it loses only what it does from now on, so the scheduler stops it less readily.",
     ),
     "hold": (
         "axcenter.cli.jobs",
