@@ -126,7 +126,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "up": (
         "axcenter.cli.up",
         "commands",
-        "Start the center: API, scheduler and local executor in one process.",
+        "Start the center: API, scheduler and engines in one process.",
     ),
 }
 _GROUPS: dict[str, tuple[str, str, str]] = {
