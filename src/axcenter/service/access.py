@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
 from axcenter.model.access import Principal, Role
-from axcenter.service.errors import Forbidden, NotFound
+from axcenter.service.errors import Forbidden, NotFound, Refusal
 from axcenter.store import orm
 
 __all__ = [
@@ -191,7 +191,10 @@ def require(who: Principal, action: str, target: Target, ref: str | None = None)
         raise NotFound(f"no {target.kind} {ref or target.name!r}")
     if not allowed(who, action, target):
         phrase = PHRASES.get(action, action)
-        raise Forbidden(f"your role ({who.role.value}) may not {phrase} {target.label}")
+        raise Forbidden(
+            f"your role ({who.role.value}) may not {phrase} {target.label}",
+            Refusal(who.role.value, action, target.name),
+        )
 
 
 # -- targets ----------------------------------------------------------------------------

@@ -9,7 +9,9 @@ ServiceError
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "ServiceError"]
+from dataclasses import dataclass
+
+__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "Refusal", "ServiceError"]
 
 
 class ServiceError(Exception):
@@ -36,5 +38,18 @@ class Conflict(ServiceError):
     status = 409
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What an access rule refused, for adapters that say it in another language."""
+
+    role: str
+    action: str  # an access rule's name, e.g. request.read
+    name: str  # the object's name, or "" for a collection
+
+
 class Forbidden(ServiceError):
     status = 403
+
+    def __init__(self, message: str, refusal: Refusal | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal

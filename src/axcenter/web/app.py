@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from axcenter.service.errors import Refusal
 from axcenter.web.i18n import label, translate
 from axcenter.web.pages import (
     auth,
@@ -47,19 +47,24 @@ def is_page(request: Request) -> bool:
     return request.url.path == "/ui" or request.url.path.startswith("/ui/")
 
 
-def error_page(request: Request, status: int, message: str, key: str = "") -> HTMLResponse:
+def error_page(
+    request: Request,
+    status: int,
+    message: str,
+    key: str = "",
+    *,
+    refusal: Refusal | None = None,
+) -> HTMLResponse:
     """A service error on a page: the same status as the API, said in the page's language
     (``error.<status>``, or ``key``), the service's own message under it as the details,
     and the navigation kept (when the caller is signed in)."""
     viewer = optional_viewer(request)
     lang = viewer.lang if viewer is not None else language(request)
-    refused = _REFUSAL.match(message) if status == 403 else None
-    if refused is not None:  # the access rule's refusal, in words
-        named = re.match(r"^\w+ '(.*)'$", refused["what"] or "")
-        what = named[1] if named else ""
+    if refusal is not None:  # the access rule's refusal, in words
+        what = refusal.name
         message = translate("error.may_not", lang).format(
-            role=label("role", refused["role"], lang),
-            action=label("rule", refused["action"], lang),
+            role=label("role", refusal.role, lang),
+            action=label("rule", refusal.action, lang),
             what=(f" {what}" if lang != "ko" else f"{what}의 ") if what else "",
         )
     return page(
@@ -73,10 +78,6 @@ def error_page(request: Request, status: int, message: str, key: str = "") -> HT
     )
 
 
-#: ``access.require``'s refusal: "your role (member) may not request.read on request 'req_1'"
-_REFUSAL = re.compile(
-    r"^your role \((?P<role>\w+)\) may not (?P<action>[\w.]+)(?: on (?P<what>.+))?$"
-)
 #: statuses with their own sentence in the catalog
 _SAID = frozenset({400, 403, 404, 409, 422})
 
