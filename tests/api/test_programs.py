@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from axcenter.service.bootstrap import ensure_operator, load_demo
 from axcenter.service.center import Center
+from axcenter.settings import Settings
+from axcenter.store import orm
 from tests.api.conftest import Account, Tenants
 
 API = "/api/v1"
@@ -382,3 +386,21 @@ def test_demo_center_is_built_through_the_use_cases(client: TestClient, center: 
         "reviewed",
         "approved",
     ]
+
+
+def test_the_demo_prices_and_grants_only_the_types_the_center_runs(tmp_path: Path) -> None:
+    """A center of H100s alone (as the live benchmark starts): the demo neither prices nor
+    grants A100s, which the price book refuses for a center without them."""
+    settings = Settings(
+        data_dir=tmp_path / "data", local_gpus="H100:8x2", stop_jobs_on_shutdown=True
+    )
+    center = Center(settings)
+    center.start()
+    try:
+        ensure_operator(center.store)
+        assert load_demo(center.store)
+        with center.store.read() as s:
+            assert set(s.scalars(select(orm.Price.gpu_type))) == {"H100"}
+            assert set(s.scalars(select(orm.AllocationItem.gpu_type))) == {"H100"}
+    finally:
+        center.stop()

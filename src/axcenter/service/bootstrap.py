@@ -156,8 +156,12 @@ def load_demo(store: Store) -> list[Credential]:
         ops_org = session.get(orm.Organization, operator.organization_id)
         assert ops_org is not None
         now = utcnow()
-        for gpu_type, won in _PRICES.items():
-            programs.set_price_tx(session, operator, gpu_type, won, now)
+        # the demo prices and grants the types this center runs (all of them before the
+        # engine has reported its nodes)
+        present = set(session.scalars(select(orm.Node.gpu_type)))
+        gpu_types = [t for t in _PRICES if t in present] or list(_PRICES)
+        for gpu_type in gpu_types:
+            programs.set_price_tx(session, operator, gpu_type, _PRICES[gpu_type], now)
         program_names = []
         for name, budget, public_bp in _PROGRAMS:
             programs.create_program_tx(
@@ -178,7 +182,6 @@ def load_demo(store: Store) -> list[Credential]:
         ]
         manager = _principal(session, "pm-kim")
         reviewer = _principal(session, "reviewer-lee")
-        gpu_types = list(_PRICES)
         for company, reg_no, size, region, project_name, sector, program_index in _COMPANIES:
             organizations.create_organization_tx(
                 session,
