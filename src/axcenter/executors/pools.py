@@ -192,13 +192,13 @@ class Pools:
         for pool, engine in self._engines.items():
             found = engine.recover()
             queued |= found.queued
-            self._where.update(dict.fromkeys(found.queued, pool))
             for run_id, started in found.running.items():
                 running[run_id] = replace(started, ref=f"{pool}/{started.ref}")
-                self._where[run_id] = pool
             for end in found.ended:
                 ended.append(replace(end, ref=f"{pool}/{end.ref}" if end.ref else ""))
-                self._where[end.run_id] = pool
+            known = [*found.queued, *found.running, *(end.run_id for end in found.ended)]
+            with self._lock:  # the engines' threads write it too (``_forward``)
+                self._where.update(dict.fromkeys(known, pool))
         return Recovery(running=running, ended=ended, queued=frozenset(queued))
 
     def acknowledge(self, run_ids: Sequence[str]) -> None:
