@@ -63,6 +63,7 @@ __all__ = [
     "NodesChanged",
     "Outcome",
     "Recovery",
+    "RunAs",
     "RunEnded",
     "RunSpec",
     "RunStarted",
@@ -103,6 +104,19 @@ def run_id_of(job_id: str, attempt: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RunAs:
+    """The unix identity a run executes as (docs/security.md): the job's user, with the
+    group of the job's project as its primary group, so files it writes in the
+    project's directory belong to the project. An engine never runs a job as root."""
+
+    user: str  # the unix account's name
+    uid: int
+    gid: int  # primary group: the project's group
+    groups: tuple[int, ...] = ()  # supplementary: the user's own group, other projects
+    home: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunSpec:
     """Everything an engine needs to run one attempt of one job."""
 
@@ -116,6 +130,12 @@ class RunSpec:
     time_limit_s: int  # <= 0 means no limit
     output: JobOutput = JobOutput.LOG
     extra_env: Mapping[str, str] = field(default_factory=dict)  # e.g. AXC_ARRAY_INDEX
+    #: who it runs as; None only in single-user mode: the service's own (non-root) account
+    run_as: RunAs | None = None
+    cpus: int = 1  # per node: the run's CPU share (cgroup)
+    memory_mb: int = 0  # per node: the run's memory limit (cgroup); 0 = none
+    user: str = ""  # axcenter's names of its owner and project (job names, comments)
+    project: str = ""
 
     @property
     def run_id(self) -> str:
