@@ -18,6 +18,29 @@ from axcenter.store.db import Store
 
 PG_URL = os.environ.get("AXC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
+# Jobs run as unix accounts of their own (docs/security.md). This test run's accounts and
+# groups have a name prefix of their own, homes in a directory of their own (reachable by
+# those accounts, unlike pytest's 0700 temporary directories), and are removed at the end.
+TEST_PREFIX = os.environ.setdefault("AXC_UNIX_PREFIX", f"t{secrets.token_hex(2)}-")
+os.environ.setdefault("AXC_UID_RANGE", "200000-299999")
+TEST_HOMES = Path(os.environ.setdefault("AXC_HOME_ROOT", f"/tmp/axc-homes-{TEST_PREFIX}"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the unix accounts and groups this run made, and their homes."""
+    import grp
+    import pwd
+    import shutil
+    import subprocess
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(TEST_PREFIX):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+    for group in grp.getgrall():
+        if group.gr_name.startswith(TEST_PREFIX):
+            subprocess.run(["groupdel", group.gr_name], capture_output=True, check=False)
+    shutil.rmtree(TEST_HOMES, ignore_errors=True)
+
 
 def _pg_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -43,6 +44,40 @@ class Settings(BaseSettings):
         description="the local engine's run records (tmpfs, as /run: they live as long as "
         "the machine's processes do); default /dev/shm/axcenter-<hash of data_dir>",
     )
+
+    # who jobs run as, and where (docs/security.md)
+    identities: Literal["managed", "mapped", "single-user"] = Field(
+        default="managed",
+        description="managed: axcenter creates a unix account per user (and a group per "
+        "project) in uid_range; mapped: only accounts an operator mapped (axc users map); "
+        "single-user: every job runs as this service's own (non-root) account, and only "
+        "the jobs of single_user are taken",
+    )
+    uid_range: str = Field(
+        default="70000-79999",
+        pattern=r"^\d+-\d+$",
+        description="uids and gids of managed accounts and project groups, FIRST-LAST",
+    )
+    unix_prefix: str = Field(
+        default="axc-",
+        pattern=r"^[a-z_][a-z0-9_-]{0,15}$",
+        description="the start of managed account and group names",
+    )
+    home_root: Path = Field(default=Path("/home"), description="managed accounts' homes")
+    project_root: Path | None = Field(
+        default=None, description="projects' shared directories (ROOT/PROJECT, group-owned)"
+    )
+    scratch_root: Path | None = Field(
+        default=None, description="users' scratch directories (ROOT/ACCOUNT)"
+    )
+    single_user: str | None = Field(
+        default=None, description="single-user mode: the axcenter user whose jobs run"
+    )
+    job_pids_max: int = Field(default=4096, ge=16, description="processes a job may have")
+    log_max_bytes: int = Field(
+        default=1 << 30, ge=0, description="a job's log size limit; past it the job fails"
+    )
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     local_gpus: str | None = Field(
@@ -89,6 +124,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown time zone {value!r} (an IANA name such as Asia/Seoul)"
             ) from exc
+        return value
+
+    @property
+    def uids(self) -> range:
+        first, last = (int(part) for part in self.uid_range.split("-"))
+        return range(first, last + 1)
+
+    @field_validator("uid_range")
+    @classmethod
+    def _sane_range(cls, value: str) -> str:
+        first, last = (int(part) for part in value.split("-"))
+        if not 1000 <= first <= last < 2**31 - 1:
+            raise ValueError(f"uid range {value}: FIRST-LAST with 1000 <= FIRST <= LAST")
         return value
 
     @property

@@ -36,6 +36,7 @@ from axcenter.settings import Settings
 from axcenter.store import orm
 from axcenter.store.accounts import create_organization, create_user, hash_token, issue_token
 from tests.accounting import allocation, charge, price, program
+from tests.conftest import TEST_HOMES, TEST_PREFIX
 
 API = "/api/v1"
 ROLES = ("operator", "program_manager", "reviewer", "org_admin", "member")
@@ -256,6 +257,7 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
     for member in filter(None, (user, caller_member)):
         s.add(orm.ProjectMember(project_id=prj.id, user_id=member.id))
     start, end = datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC) - timedelta(hours=1)
+    home = str(TEST_HOMES / f"{TEST_PREFIX}{user.name}")  # made at its first (re)submission
     array_id = new_id("arr")
     jobs = []
     for index in (None, 0, 1):
@@ -264,7 +266,7 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
             project_id=prj.id,
             user_id=user.id,
             command=["true"],
-            workdir="/tmp",
+            workdir=home,
             env={},
             gpus_per_node=0,
             nodes=1,
@@ -288,7 +290,7 @@ def _side(s: Any, name: str, prog: orm.Program, caller_member: orm.User | None) 
         project_id=prj.id,
         user_id=user.id,
         command=["true"],
-        workdir="/tmp",
+        workdir=home,
         env={},
         gpus_per_node=64,
         nodes=1,

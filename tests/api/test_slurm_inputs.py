@@ -49,7 +49,6 @@ def test_log_patterns_are_kept_as_written(
         "project": tenants.alice.project,
         "command": ["true"],
         "gpus_per_node": 0,
-        "workdir": str(tmp_path),
         "output_path": "logs/%x-%A_%a.out",
         "error_path": "logs/%x-%j.err",
     }
@@ -102,7 +101,7 @@ def test_a_task_is_addressed_as_array_underscore_index(
         "/api/v1/arrays", json={**body, "gpus_per_node": 0, "indices": "3,5"}, headers=alice.headers
     ).json()["array_id"]
     done = client.get(f"/api/v1/jobs/{array}_5/wait?timeout=30", headers=alice.headers).json()
-    assert (done["array_id"], done["array_index"], done["state"]) == (array, 5, "succeeded")
+    assert (done["array_id"], done["array_index"], done["state"]) == (array, 5, "succeeded"), done
     shown = client.get(f"/api/v1/jobs/{array}_5", headers=alice.headers).json()
     assert shown["id"] == done["id"]
     log = client.get(f"/api/v1/jobs/{array}_5/log", headers=alice.headers)

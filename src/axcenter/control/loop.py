@@ -42,6 +42,7 @@ from axcenter.executors.base import (
     LaunchError,
     NodesChanged,
     Outcome,
+    RunAs,
     RunEnded,
     RunSpec,
     RunStarted,
@@ -50,6 +51,7 @@ from axcenter.executors.base import (
 from axcenter.model.jobs import JobOutput, JobState
 from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
+from axcenter.store import orm
 from axcenter.store.db import Store
 from axcenter.store.jobs import JOBS, NEXT_ATTEMPT
 from axcenter.store.lifecycle import Move, movable, take_leases_many, write_moves
@@ -660,6 +662,11 @@ class ControlLoop:
                 if spec.array_id is not None
                 else {}
             ),
+            run_as=spec.run_as(),
+            cpus=spec.cpus_per_node,
+            memory_mb=spec.memory_mb_per_node,
+            user=spec.user,
+            project=spec.project,
         )
 
 
@@ -676,19 +683,55 @@ class _Spec:
     array_index: int | None
     output: str
     attempts: int
+    cpus_per_node: int
+    memory_mb_per_node: int
+    user: str
+    project: str
+    #: the job's unix identity (service.identities); none in single-user mode
+    account: str | None
+    uid: int | None
+    user_gid: int | None
+    home: str | None
+    project_gid: int | None
+
+    def run_as(self) -> RunAs | None:
+        if self.account is None or self.uid is None or self.user_gid is None:
+            return None
+        gid = self.project_gid if self.project_gid is not None else self.user_gid
+        return RunAs(self.account, self.uid, gid, (self.user_gid,), self.home or "")
 
 
-_SELECT_SPECS = select(
-    JOBS.c.id,
-    JOBS.c.command,
-    JOBS.c.workdir,
-    JOBS.c.env,
-    JOBS.c.time_limit_s,
-    JOBS.c.array_id,
-    JOBS.c.array_index,
-    JOBS.c.output,
-    JOBS.c.attempts,
-).where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+_ACCOUNTS = orm.UnixAccount.__table__
+_GROUPS = orm.ProjectGroup.__table__
+_USERS = orm.User.__table__
+_PROJECTS = orm.Project.__table__
+_SELECT_SPECS = (
+    select(
+        JOBS.c.id,
+        JOBS.c.command,
+        JOBS.c.workdir,
+        JOBS.c.env,
+        JOBS.c.time_limit_s,
+        JOBS.c.array_id,
+        JOBS.c.array_index,
+        JOBS.c.output,
+        JOBS.c.attempts,
+        JOBS.c.cpus_per_node,
+        JOBS.c.memory_mb_per_node,
+        _USERS.c.name,
+        _PROJECTS.c.name,
+        _ACCOUNTS.c.name,
+        _ACCOUNTS.c.uid,
+        _ACCOUNTS.c.gid,
+        _ACCOUNTS.c.home,
+        _GROUPS.c.gid,
+    )
+    .join(_USERS, _USERS.c.id == JOBS.c.user_id)
+    .join(_PROJECTS, _PROJECTS.c.id == JOBS.c.project_id)
+    .outerjoin(_ACCOUNTS, _ACCOUNTS.c.user_id == JOBS.c.user_id)
+    .outerjoin(_GROUPS, _GROUPS.c.project_id == JOBS.c.project_id)
+    .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def _where(adm: Admission, state: ClusterState) -> str:

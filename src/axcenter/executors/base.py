@@ -36,6 +36,8 @@ any other exit (code or signal)            FAILED
 ``stop(PREEMPT)``                          PREEMPTED
 ``stop(SHUTDOWN)``, lost by the engine     LOST (the control loop requeues it)
 time limit exceeded                        TIMED_OUT
+more memory used than asked (OOM killed)   FAILED ("out of memory: ...")
+more output than the log may hold          FAILED ("log limit: ...")
 ========================================  =============
 
 The first cause wins: once a run is being stopped or has hit its time limit, its outcome
@@ -248,12 +250,30 @@ def describe_status(exit_code: int | None) -> str:
     return f"killed by signal {name}"
 
 
-def outcome_of(cause: str | None, exit_code: int | None, time_limit_s: int) -> tuple[Outcome, str]:
+def outcome_of(
+    cause: str | None,
+    exit_code: int | None,
+    time_limit_s: int,
+    *,
+    memory_mb: int = 0,
+    log_max_bytes: int = 0,
+) -> tuple[Outcome, str]:
     """The outcome and message of a run from why it was stopped (``None``: it was not)
-    and how it exited: the table of the module docstring, for every engine."""
+    and how it exited: the table of the module docstring, for every engine.
+    ``memory_mb`` and ``log_max_bytes`` are the limits the run had, for the message."""
     detail = describe_status(exit_code)
     if cause is None or cause == "none":
         return (Outcome.SUCCEEDED if exit_code == 0 else Outcome.FAILED), detail
+    if cause == "oom":
+        asked = f"the {memory_mb} MiB it asked for" if memory_mb else "its memory limit"
+        return Outcome.FAILED, f"out of memory: it used more than {asked} ({detail})"
+    if cause == "log_limit":
+        size = (
+            f"{log_max_bytes // (1 << 20)} MiB"
+            if log_max_bytes >= 1 << 20
+            else (f"{log_max_bytes} bytes")
+        )
+        return Outcome.FAILED, f"log limit: its output passed {size} and it was stopped ({detail})"
     outcome = _STOP_OUTCOME.get(cause, Outcome.LOST)
     if outcome is Outcome.TIMED_OUT:
         return outcome, f"killed after time limit {time_limit_s}s ({detail})"

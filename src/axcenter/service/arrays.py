@@ -8,6 +8,8 @@ through the array id.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -62,9 +64,13 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
             return array_view(center, who, earlier)
     array_id = new_id("arr")
     now = utcnow()
-    workdir = req.workdir or str((center.settings.jobs_dir / array_id).resolve())
     with center.store.write() as session:
         [template] = new_jobs(center, session, who, [req], now)
+        # the tasks share one directory: the one given, the user's home, or (single-user
+        # mode) one of the array's own instead of the first task's
+        workdir = template.workdir
+        if req.workdir is None and os.path.basename(workdir) == template.id:
+            workdir = os.path.join(os.path.dirname(workdir), array_id)
         tasks = [
             replace(
                 template,

@@ -7,8 +7,10 @@ one with a temporary data directory and a PostgreSQL or SQLite store.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
+import os
 from dataclasses import replace
 
 from axcenter import sched
@@ -17,7 +19,7 @@ from axcenter.control.watch import JobWatch
 from axcenter.executors.base import Engine, EngineFactory, EventCallback, NodeInventory
 from axcenter.executors.fake import FakeEngine
 from axcenter.executors.gpus import local_inventory
-from axcenter.executors.local import LocalEngine
+from axcenter.executors.local import Confinement, LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
@@ -71,9 +73,11 @@ class Center:
 
     def __init__(self, settings: Settings, engine_factory: EngineFactory | None = None) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        settings.logs_dir.mkdir(parents=True, exist_ok=True)
-        settings.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # the center's state is the service's alone: no job, whoever it runs as, reads
+        # the database, the logs of others or the run records (docs/security.md)
+        for path in (settings.data_dir, settings.logs_dir, settings.jobs_dir):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
         #: the node pools (``--config``), validated before anything starts
         self.pools = (
             load_config(settings.config).pools
@@ -125,13 +129,62 @@ class Center:
             state_dir=state_dir,
             logs_dir=self.settings.logs_dir,
             grace_s=self.settings.kill_grace_s,
+            confinement=self._confinement(),
+            log_max_bytes=self.settings.log_max_bytes,
         )
+
+    def _confinement(self) -> Confinement | None:
+        """How local runs are confined: fully when this service may switch identities
+        (root), not at all in single-user mode."""
+        if self.settings.identities == "single-user":
+            return None
+        digest = hashlib.sha256(str(self.settings.data_dir.resolve()).encode()).hexdigest()[:12]
+        return Confinement(
+            cgroup_parent=f"axcenter/{digest}",
+            pids_max=self.settings.job_pids_max,
+            private_proc=_per_mount_proc(),
+        )
+
+    def _check_identities(self) -> None:
+        """Refuse to start where jobs could run as root, or as anyone's but their own."""
+        settings = self.settings
+        runs_jobs = any(pool.engine != "fake" for pool in self.pools)
+        if settings.identities == "single-user":
+            if not settings.single_user:
+                raise ValueError(
+                    "single-user mode needs the axcenter user whose jobs run "
+                    "(--single-user NAME or AXC_SINGLE_USER)"
+                )
+            if runs_jobs and os.geteuid() == 0:
+                raise ValueError(
+                    "single-user mode runs every job as this service's account, which is "
+                    "root: run the service as an unprivileged account, or use managed "
+                    "identities"
+                )
+            return
+        if runs_jobs and os.geteuid() != 0:
+            raise ValueError(
+                f"this service runs as uid {os.geteuid()} and cannot switch identities, so "
+                f"it cannot run the jobs of several users apart: run it as root, or start "
+                f"it in single-user mode (--identities single-user --single-user NAME)"
+            )
+        if settings.identities == "managed":
+            for root in (settings.home_root, settings.project_root, settings.scratch_root):
+                if root is not None:
+                    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+    @property
+    def single_user(self) -> str | None:
+        """The only user whose jobs run here, in single-user mode (shown to all)."""
+        return self.settings.single_user if self.settings.identities == "single-user" else None
 
     def start(self) -> None:
         """Claim the store (one controller per store: ``AnotherController`` otherwise),
         bring its schema up to date, then adopt what the engines run and start cycling."""
+        self._check_identities()
         self.store.claim_control()
         self.store.migrate()
+        self.store.protect_files()
         self.writes.start()
         self.control.start()
         self.dependencies.start()
@@ -143,3 +196,13 @@ class Center:
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()
+
+
+def _per_mount_proc() -> bool:
+    """Whether each mount of /proc has options of its own (Linux 5.8): only then may a
+    job get a /proc that hides other users' processes without changing the host's."""
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int(release[1].split("-")[0])) >= (5, 8)
+    except (IndexError, ValueError):
+        return False

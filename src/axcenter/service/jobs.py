@@ -31,6 +31,7 @@ from axcenter.service.access import (
 )
 from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
@@ -235,14 +236,16 @@ def _orm(db: Session | Connection) -> AbstractContextManager[Session]:
 
 @dataclass(frozen=True, slots=True)
 class ProjectRef:
-    """The project a submission names, as far as submitting needs it."""
+    """The project a submission names, as far as submitting needs it: with who the
+    submitter's jobs in it run as, and where they may work."""
 
     id: str
     name: str
+    identity: Identity
 
 
 #: what project resolution reads; a commit that changes one of them empties the cache
-PROJECT_TABLES = ("projects", "project_members")
+PROJECT_TABLES = ("projects", "project_members", *IDENTITY_TABLES)
 #: bound on how long a change made by another process (not seen by the store) goes unseen
 PROJECT_TTL_S = 5.0
 
@@ -259,8 +262,9 @@ def resolve_project(
     if found is None:
         cache = _project_cache(center)
         version = cache.version()
-        found = _resolve_project(db, who, ref)
-        cache.put(_project_key(who, ref), found, version)
+        found = _resolve_project(center, db, who, ref)
+        if not found.identity.new:  # else: cached once committed, by the next submission
+            cache.put(_project_key(who, ref), found, version)
     return found
 
 
@@ -278,20 +282,25 @@ def _project_key(who: Principal, ref: str | None) -> tuple[str, str, str | None,
     return (who.user_id, who.role, who.organization_id, ref)
 
 
-def _resolve_project(db: Session | Connection, who: Principal, ref: str | None) -> ProjectRef:
+def _resolve_project(
+    center: Center, db: Session | Connection, who: Principal, ref: str | None
+) -> ProjectRef:
     query = select(orm.Project.id, orm.Project.name).where(submittable_projects(who))
     if ref is None:
         candidates = db.execute(query.limit(2)).all()
-        if len(candidates) == 1:
-            return ProjectRef(*candidates[0])
-        raise InvalidInput(
-            "project",
-            "no project given and you belong to several (or none): name one with --project",
-        )
-    found = db.execute(query.where(project_named(ref))).one_or_none()
-    if found is None:
-        raise InvalidInput("project", f"unknown project {ref!r}")
-    return ProjectRef(*found)
+        if len(candidates) != 1:
+            raise InvalidInput(
+                "project",
+                "no project given and you belong to several (or none): name one with --project",
+            )
+        project_id, name = candidates[0]
+    else:
+        found = db.execute(query.where(project_named(ref))).one_or_none()
+        if found is None:
+            raise InvalidInput("project", f"unknown project {ref!r}")
+        project_id, name = found
+    identity = identity_for(center.settings, db, (who.user_id, who.name), (project_id, name))
+    return ProjectRef(project_id, name, identity)
 
 
 def _new_job(
@@ -322,18 +331,9 @@ def _new_job(
             f"{_duration(settings.max_time_limit_s)}",
         )
     job_id = new_id("job")
-    if req.workdir is not None:
-        if not os.path.isabs(req.workdir):
-            raise InvalidInput("workdir", f"must be an absolute path, got {req.workdir!r}")
-        if not os.path.isdir(req.workdir):
-            raise InvalidInput(
-                "workdir",
-                f"{req.workdir} is not a directory on this center: create it, or leave the "
-                "working directory out (a new directory of the job's own)",
-            )
-        workdir = req.workdir
-    else:
-        workdir = os.path.join(_real_dir(settings.jobs_dir), job_id)
+    workdir = check_workdir(project.identity, req.workdir) or os.path.join(
+        _real_dir(settings.jobs_dir), job_id
+    )
     return NewJob(
         id=job_id,
         project_id=project.id,
@@ -797,11 +797,19 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
     """A new job with the specification of ``job_id``, whose history stays as it is.
 
     Only those who may cancel the job may resubmit it (its environment may hold secrets).
+    The new job is its owner's, whoever resubmits it (as Slurm's requeue): it runs as the
+    owner's unix account, in the owner's working directory, charged to the owner's
+    project; an administrator acting for a user never gains the user's files.
     """
     with center.store.read() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
             raise Forbidden(f"you may not resubmit job {job_id}: it belongs to another user")
+        owner = session.get(orm.User, row.user_id)
+        if owner is None or not owner.active:
+            raise Conflict(f"job {job_id}'s owner is no longer active: it cannot run again")
+        if owner.id != who.user_id:
+            who = Principal(owner.id, owner.name, owner.organization_id, Role(owner.role))
         spec = JobIn(
             project=row.project_id,
             name=row.name,

@@ -14,6 +14,7 @@ soon as one of its tables changes, with a short time-to-live for writes made els
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -111,6 +112,16 @@ class Store:
         event.listen(self._sessions, "do_orm_execute", _note_statement)
         event.listen(self._sessions, "after_commit", self._committed)
         event.listen(self._sessions, "after_rollback", _forget_changes)
+
+    def protect_files(self) -> None:
+        """SQLite: the database and the files beside it readable by the service alone
+        (0600), whatever the umask made them (docs/security.md)."""
+        database = make_url(self.url).database if self.is_sqlite else None
+        if not database or database == ":memory:":
+            return
+        for suffix in ("", "-wal", "-shm", ".controller"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{database}{suffix}", 0o600)
 
     def claim_control(self) -> None:
         """Become the one controller of this store, for this object's life, or raise

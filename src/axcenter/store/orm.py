@@ -34,9 +34,11 @@ __all__ = [
     "Organization",
     "Program",
     "Project",
+    "ProjectGroup",
     "ProjectMember",
     "ProjectQuota",
     "Reservation",
+    "UnixAccount",
     "User",
 ]
 
@@ -153,6 +155,31 @@ class ProjectMember(Base):
     __tablename__ = "project_members"
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+class UnixAccount(Base):
+    """The unix account a user's jobs run as (docs/security.md): created by axcenter in
+    its uid range (``managed``, with a personal group ``gid``), or mapped by an operator
+    to an existing one."""
+
+    __tablename__ = "unix_accounts"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    uid: Mapped[int] = mapped_column(Integer, unique=True)
+    gid: Mapped[int] = mapped_column(Integer)
+    home: Mapped[str] = mapped_column(Text)
+    managed: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectGroup(Base):
+    """A project's unix group: the primary group of its jobs, owner of its directory."""
+
+    __tablename__ = "project_groups"
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    gid: Mapped[int] = mapped_column(Integer, unique=True)
+    managed: Mapped[bool] = mapped_column(Boolean)
 
 
 class ApiToken(Base):

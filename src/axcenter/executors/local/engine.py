@@ -21,6 +21,12 @@ Design, and why (docs/engines.md):
   start time) and ``exit`` written by the supervisor, ``stop`` written by us. A run is
   forgotten (its directory removed) once the control loop acknowledges its end.
 
+Confinement (docs/security.md), when the service runs as root (``Confinement``): each
+run gets a control group of its own (memory, CPUs, processes, and on real GPUs only its
+devices), a mount namespace whose /proc shows it only its own user's processes, and the
+unix identity of its user (``RunSpec.run_as``); its log belongs to that user (0600).
+Without root (single-user mode) runs are the service's own and only the log limit holds.
+
 Devices: ``CUDA_VISIBLE_DEVICES`` is set to the batch host's devices (translated through
 ``NodeInventory.device_ids`` when a node has them). For logical GPUs those are just
 numbers: nothing enforces them, they only tell the job which share is its own.
@@ -61,7 +67,7 @@ from axcenter.executors.base import (
 from axcenter.executors.local.build import supervisor_binary
 from axcenter.model.jobs import JobOutput
 
-__all__ = ["LocalEngine"]
+__all__ = ["Confinement", "LocalEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,41 @@ BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", 
 _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
 _STARTING_WAIT_S = 2.0
+#: the devices every job may use, as Docker's default: null, zero, full, random,
+#: urandom, tty, console, ptmx, the pseudo-terminals, tun; and mknod of any (not use)
+_BASE_DEVICES = (
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+)
+#: NVIDIA's character devices: /dev/nvidiaN is 195:N; 195:255 nvidiactl, 195:254 modeset
+_NVIDIA_MAJOR = 195
+#: CUDA's unified memory devices, numbered by the driver (not MIG's nvidia-caps: a job
+#: given whole GPUs needs none, and they would open other MIG instances)
+_NVIDIA_SUPPORT = ("nvidia-uvm", "nvidia-uvm-tools")
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """How the local engine confines runs; it needs root (docs/security.md).
+
+    ``cgroup_parent`` names the parent of the runs' control groups (one per center on a
+    host), ``pids_max`` the processes a run may have at once, ``private_proc`` a /proc
+    of its own that shows a job only its own user's processes (Linux 5.8 and later:
+    each mount of /proc has its own options; older kernels would change the host's)."""
+
+    cgroup_parent: str
+    pids_max: int = 4096
+    private_proc: bool = True
 
 
 @dataclass(slots=True)
@@ -105,6 +146,8 @@ class LocalEngine:
         state_dir: Path,
         logs_dir: Path,
         grace_s: float = 10.0,
+        confinement: Confinement | None = None,
+        log_max_bytes: int = 0,
     ) -> None:
         names = [n.name for n in nodes]
         if len(set(names)) != len(names):
@@ -113,6 +156,10 @@ class LocalEngine:
         self._by_name = {n.name: n for n in nodes}
         self._on_event = on_event
         self._grace_s = grace_s
+        self._confinement = confinement
+        self._log_max = log_max_bytes
+        #: what every run may use beside its GPUs (cgroup v1's device rules)
+        self._nvidia_extra = _nvidia_support_devices() if confinement else ()
         _own_directory(Path(state_dir))
         self._runs_dir = Path(state_dir) / "runs"
         self._runs_dir.mkdir(mode=0o700, exist_ok=True)
@@ -144,6 +191,7 @@ class LocalEngine:
             raise LaunchError(f"job {run.job_id}: empty command")
         if not os.path.isabs(run.workdir):
             raise LaunchError(f"working directory {run.workdir!r} is not an absolute path")
+        self._check_identity(run)
         env = self._environment(run)
         run_dir = self._runs_dir / run.run_id
         with self._lock:
@@ -156,20 +204,18 @@ class LocalEngine:
         except FileExistsError:
             raise LaunchError(f"run {run.run_id} was submitted before") from None
         try:
-            _ensure_dir(run.workdir, "working directory")
+            if run.run_as is None:  # the service's own job: it may make its own directory
+                _ensure_dir(run.workdir, "working directory")
             log_fd = self._open_log(run)
         except LaunchError:
             _remove_run_dir(run_dir)
             raise
-        grace_ms = round(self._grace_s * 1000)
-        argv = [self._supervisor, str(run_dir), run.workdir, str(max(run.time_limit_s, 0))]
-        argv += [str(grace_ms), "--", *run.command]
-        proc, line = self._spawn(argv, env, log_fd, run_dir)
+        proc, line = self._spawn(self._argv(run, run_dir), env, log_fd, run_dir)
         if line[:1] != ["R"] or len(line) != 4:
             proc.wait()  # it ended, having said why (or not)
             _remove_run_dir(run_dir)
-            if line[:1] == ["F"]:
-                raise LaunchError(_launch_failure(run, int(line[1])))
+            if line[:1] == ["F"] and len(line) == 3:
+                raise LaunchError(_launch_failure(run, line[1], int(line[2])))
             raise LaunchError(f"job {run.job_id}: the job supervisor failed to start it")
         supervisor, job_pid, started_at = int(line[1]), int(line[2]), int(line[3]) / 1e9
         self._watch_run(run.run_id, supervisor, job_pid, started_at, proc)
@@ -177,6 +223,56 @@ class LocalEngine:
         self._on_event(RunStarted(run.run_id, run.run_id, started_at, devices))
         log.debug("started run %s (supervisor %d, job %d)", run.run_id, supervisor, job_pid)
         return run.run_id
+
+    def _check_identity(self, run: RunSpec) -> None:
+        """Confined, every run has a unix identity other than root's; unconfined (the
+        service cannot switch identities), none: it runs as the service."""
+        if self._confinement is None:
+            if run.run_as is not None:
+                raise LaunchError(
+                    f"job {run.job_id}: this service runs as uid {os.geteuid()} and cannot "
+                    f"run jobs as {run.run_as.user}"
+                )
+            return
+        if run.run_as is None:
+            raise LaunchError(f"job {run.job_id}: no unix account to run it as")
+        if run.run_as.uid == 0 or run.run_as.gid == 0:
+            raise LaunchError(f"job {run.job_id}: jobs never run as root")
+
+    def _argv(self, run: RunSpec, run_dir: Path) -> list[str]:
+        """The supervisor's command line (``supervisor.c``): the run directory first, as
+        ``recover()`` finds supervisors by it."""
+        argv = [self._supervisor, str(run_dir), "-w", run.workdir]
+        argv += ["-t", str(max(run.time_limit_s, 0)), "-k", str(round(self._grace_s * 1000))]
+        if self._log_max > 0 and run.output is not JobOutput.DISCARD:
+            argv += ["-L", str(self._log_max)]
+        confine = self._confinement
+        if confine is not None and run.run_as is not None:
+            who = run.run_as
+            argv += ["-u", str(who.uid), "-g", str(who.gid)]
+            argv += ["-G", ",".join(str(g) for g in dict.fromkeys((who.gid, *who.groups)))]
+            argv += ["-c", f"{confine.cgroup_parent}/{run.run_id}", "-p", str(confine.pids_max)]
+            if run.memory_mb > 0:
+                argv += ["-m", str(run.memory_mb << 20)]
+            if run.cpus > 0:
+                argv += ["-C", str(run.cpus * 1000)]
+            argv += ["-d", ";".join(self._device_rules(run))]
+            if confine.private_proc:
+                argv.append("-P")
+        return [*argv, "--", *run.command]
+
+    def _cgroup_of(self, run_id: str) -> str | None:
+        return f"{self._confinement.cgroup_parent}/{run_id}" if self._confinement else None
+
+    def _device_rules(self, run: RunSpec) -> list[str]:
+        """The devices a run may open: the basics, and its own GPUs if they are real."""
+        rules = list(_BASE_DEVICES)
+        node_name, devices = run.node_devices[0] if run.node_devices else ("", ())
+        node = self._by_name.get(node_name)
+        if node is not None and not node.logical and devices:
+            rules += [f"c {_NVIDIA_MAJOR}:{node.real_device(d)} rwm" for d in devices]
+            rules += self._nvidia_extra
+        return rules
 
     @staticmethod
     def _spawn(
@@ -325,7 +421,7 @@ class LocalEngine:
             ended = _read_exit(run_dir)  # it may have just finished
             if ended is not None:
                 return ended
-        killed = _kill_run(run_id)
+        killed = _kill_run(run_id, self._cgroup_of(run_id))
         ended = _read_exit(run_dir)
         if ended is not None:
             return ended
@@ -345,7 +441,9 @@ class LocalEngine:
             return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         path = self._logs_dir / f"{run.job_id}.log"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            if run.run_as is not None:  # the job's own, as Slurm's output files are
+                os.fchown(fd, run.run_as.uid, run.run_as.gid)
         except OSError as e:
             raise LaunchError(f"cannot open log file {path}: {e.strerror}") from e
         if run.attempt > 1:
@@ -436,7 +534,7 @@ class LocalEngine:
                 os.waitpid(run.supervisor, os.WNOHANG)
         report = _read_exit(run_dir)
         if report is None:
-            killed = _kill_run(run.run_id)
+            killed = _kill_run(run.run_id, self._cgroup_of(run.run_id))
             report = _read_exit(run_dir) or RunEnded(
                 run.run_id,
                 run.run_id,
@@ -508,16 +606,21 @@ def _read_started(run_dir: Path) -> tuple[int, int, float] | None:
 def _read_exit(run_dir: Path) -> RunEnded | None:
     """The supervisor's end record as a ``RunEnded``, or None if it wrote none."""
     try:
-        started_ns, ended_ns, cause, status, limit = (run_dir / "exit").read_text().split()
+        fields = (run_dir / "exit").read_text().split()
+        started_ns, ended_ns, cause, status, limit = fields[:5]
+        memory_mb, log_max = (int(fields[5]), int(fields[6])) if len(fields) >= 7 else (0, 0)
     except (OSError, ValueError):
         return None
     kind, _, value = status.partition(":")
     run_id = run_dir.name
     if kind == "launch_failed":
-        message = f"launch failed: {os.strerror(int(value))}"
+        stage, _, code_text = value.rpartition(":")
+        message = f"launch failed: {_STAGES.get(stage, '')}{os.strerror(int(code_text))}"
         return RunEnded(run_id, run_id, Outcome.FAILED, None, None, int(ended_ns) / 1e9, message)
     code = int(value) if kind == "exited" else -int(value)
-    outcome, message = outcome_of(cause, code, int(limit))
+    outcome, message = outcome_of(
+        cause, code, int(limit), memory_mb=memory_mb, log_max_bytes=log_max
+    )
     return RunEnded(
         run_id, run_id, outcome, code, int(started_ns) / 1e9, int(ended_ns) / 1e9, message
     )
@@ -563,18 +666,54 @@ def _run_of(pid: int) -> str | None:
     return None
 
 
-def _kill_run(run_id: str) -> int:
-    """SIGKILL every process whose environment names the run (the job and everything it
-    spawned, in or out of its group) until none is left; returns how many were killed."""
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: the hierarchies a run's group has under cgroup v1 (``supervisor.c``)
+_CGROUP_V1 = ("memory", "cpu", "pids", "devices")
+
+
+def _cgroup_dirs(name: str) -> list[Path]:
+    if (_CGROUP_ROOT / "cgroup.controllers").exists():  # v2: one hierarchy
+        return [_CGROUP_ROOT / name]
+    return [_CGROUP_ROOT / ctrl / name for ctrl in _CGROUP_V1]
+
+
+def _cgroup_pids(name: str) -> list[int]:
+    dirs = _cgroup_dirs(name)
+    path = dirs[0] if len(dirs) == 1 else _CGROUP_ROOT / "pids" / name
+    try:
+        return [int(p) for p in (path / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _kill_run(run_id: str, cgroup: str | None = None) -> int:
+    """SIGKILL every process of the run until none is left: those in its control group
+    (if confined: a job cannot leave it) and those whose environment names it (the job
+    and everything it spawned, in or out of its group); returns how many were killed.
+    Its control group is removed after."""
+    if cgroup is not None:
+        dirs = _cgroup_dirs(cgroup)
+        with contextlib.suppress(OSError):  # no new process from now on
+            if len(dirs) == 1:
+                (dirs[0] / "cgroup.kill").write_text("1")
+            else:
+                (_CGROUP_ROOT / "pids" / cgroup / "pids.max").write_text("0")
     killed = 0
-    for _ in range(100):
-        found = [pid for pid in _pids() if _run_of(pid) == run_id]
+    for _ in range(1000):
+        found = set(_cgroup_pids(cgroup)) if cgroup is not None else set()
+        found.update(pid for pid in _pids() if _run_of(pid) == run_id)
         if not found:
+            if cgroup is not None:
+                for path in _cgroup_dirs(cgroup):
+                    with contextlib.suppress(OSError):
+                        path.rmdir()
             return killed
         for pid in found:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.01)  # zombies leave /proc/PID/environ unreadable once reaped
     raise RuntimeError(f"run {run_id}: processes survive SIGKILL")
 
@@ -601,11 +740,41 @@ def _ensure_dir(path: str, what: str) -> None:
         raise LaunchError(f"cannot create {what} {path}: {e.strerror}") from e
 
 
-def _launch_failure(run: RunSpec, code: int) -> str:
-    """The message of a failed exec or chdir, naming the cause."""
+#: what each stage of a launch the supervisor reports is, in the user's terms
+_STAGES = {
+    "cgroup": "cannot confine the job (control group): ",
+    "namespace": "cannot give the job its own /proc: ",
+    "identity": "cannot switch to the job's unix account: ",
+    "workdir": "cannot enter the working directory: ",
+    "exec": "",
+}
+
+
+def _launch_failure(run: RunSpec, stage: str, code: int) -> str:
+    """The message of a launch that failed at ``stage`` with errno ``code``."""
     program = run.command[0]
+    if stage == "workdir":
+        return f"cannot enter the working directory {run.workdir}: {os.strerror(code)}"
+    if stage != "exec":
+        return _STAGES.get(stage, f"{stage}: ") + os.strerror(code)
     if code == errno.ENOENT:
         return f"command not found: {program}"
     if code == errno.EACCES:
         return f"permission denied: {program}"
     return f"cannot start {program}: {os.strerror(code)}"
+
+
+def _nvidia_support_devices() -> tuple[str, ...]:
+    """Rules for the devices a CUDA program needs beside its GPUs: nvidiactl, modeset,
+    and the unified-memory and capability devices, whose major numbers the driver picks
+    (``/proc/devices``)."""
+    rules = [f"c {_NVIDIA_MAJOR}:255 rwm", f"c {_NVIDIA_MAJOR}:254 rwm"]
+    try:
+        text = Path("/proc/devices").read_text()
+    except OSError:
+        return tuple(rules)
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] in _NVIDIA_SUPPORT:
+            rules.append(f"c {parts[0]}:* rwm")
+    return tuple(rules)

@@ -7,47 +7,66 @@
  *
  *   - leads a session of its own, so that it outlives the service (which is its parent
  *     until it dies; init, or the nearest subreaper, after that);
- *   - starts the job in a session and process group of its own, stdout and stderr on the
- *     log it was given as its own stderr, stdin on /dev/null, the job's leader killed if
- *     the supervisor dies (PR_SET_PDEATHSIG);
+ *   - confines the job (when started as root): a control group of its own with the
+ *     memory, CPUs, number of processes and devices it was given (cgroup v1 or v2,
+ *     whichever the host offers), a mount namespace of its own whose /proc shows only the
+ *     job's own processes, and the job's unix identity (groups, gid, uid) before exec;
+ *   - starts the job in a session and process group of its own, stdin on /dev/null, the
+ *     job's leader killed if the supervisor dies (PR_SET_PDEATHSIG);
+ *   - copies the job's output (a pipe) to the log it was given as its own stderr, up to
+ *     a size limit: past it the job is stopped (cause log_limit);
  *   - is the subreaper of everything the job spawns, so a process that escapes the job's
  *     group (setsid, double fork) is still its descendant and is killed at the end;
  *   - enforces the time limit (SIGTERM to the group, SIGKILL after the grace period);
  *   - takes stop requests: the service writes RUN_DIR/stop ("REASON GRACE_MS") and sends
  *     SIGUSR1; the first cause wins, a later request may only shorten the grace;
- *   - when the leader exits, kills what is left of the group and of its descendants, and
- *     writes RUN_DIR/exit durably (fsync of the file and of the directory) before it exits.
+ *   - when the leader exits, kills everything left in the job's control group (and of
+ *     its descendants) until none is left: the run ends then, not before, and writes
+ *     RUN_DIR/exit durably (fsync of the file and of the directory) before it exits.
  *
  * Records (written to a temporary name, then renamed: a reader sees all or nothing):
  *   RUN_DIR/started  "SUP_PID JOB_PID STARTED_NS\n"
- *   RUN_DIR/exit     "STARTED_NS ENDED_NS CAUSE STATUS TIME_LIMIT_S\n"
- *       CAUSE  none | cancel | preempt | shutdown | time_limit
- *       STATUS exited:CODE | signaled:SIGNO | launch_failed:ERRNO
+ *   RUN_DIR/exit     "STARTED_NS ENDED_NS CAUSE STATUS TIME_LIMIT_S MEMORY_MB LOG_MAX\n"
+ *       CAUSE  none | cancel | preempt | shutdown | time_limit | oom | log_limit
+ *       STATUS exited:CODE | signaled:SIGNO | launch_failed:STAGE:ERRNO
+ *       STAGE  cgroup | namespace | identity | workdir | exec
  *
  * On its stdout (a pipe to the service that asked for the run) it writes
- * "R SUP_PID JOB_PID STARTED_NS\n" once the job runs, or "F ERRNO\n" if the job could not
- * be started, then closes it. The policy (outcomes, messages, money) is the service's:
- * this program only records facts.
+ * "R SUP_PID JOB_PID STARTED_NS\n" once the job runs, or "F STAGE ERRNO\n" if the job
+ * could not be started, then closes it. The policy (outcomes, messages, money) is the
+ * service's: this program only records facts.
  *
- * usage: axc-supervisor RUN_DIR WORKDIR TIME_LIMIT_S GRACE_MS -- COMMAND [ARG...]
+ * usage: axc-supervisor RUN_DIR [OPTIONS] -- COMMAND [ARG...]
+ *   -w DIR     working directory (entered as the job's user)
+ *   -t SECS    time limit (0: none)          -k MS      grace between SIGTERM and SIGKILL
+ *   -u UID -g GID [-G GID,GID...]           the job's identity (never 0)
+ *   -c NAME    control group NAME (relative to each hierarchy's root)
+ *   -m BYTES   memory limit                  -C MILLI   CPUs, in thousandths
+ *   -p N       process limit                 -d RULES   device rules (v1), ';'-separated
+ *   -L BYTES   log size limit (0: none)      -P         private /proc (hidepid)
  * The job's environment is the supervisor's own.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#define CGROOT "/sys/fs/cgroup"
 
 static const char *run_dir;
 static char cause[16] = "none";
@@ -69,12 +88,16 @@ static void die(const char *what) {
     _exit(111);
 }
 
+static void set_cause(const char *what) {
+    if (strcmp(cause, "none") == 0) snprintf(cause, sizeof cause, "%s", what);
+}
+
 /* Write NAME in the run directory atomically; durably if SYNC. */
 static int write_record(const char *name, const char *text, int sync) {
     char tmp[PATH_MAX], path[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", run_dir, name);
     snprintf(path, sizeof path, "%s/%s", run_dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
     size_t len = strlen(text);
     if (write(fd, text, len) != (ssize_t)len || (sync && fsync(fd) != 0)) {
@@ -109,6 +132,180 @@ static long long read_stop(char *reason, size_t size) {
     return grace;
 }
 
+/* ---- control groups: one per run, v1 (one hierarchy per controller) or v2 ---------- */
+
+static const char *cg_name;     /* NULL: not confined */
+static int cg_v2;
+static const char *V1[] = {"memory", "cpu", "pids", "devices"};
+#define NV1 (sizeof V1 / sizeof *V1)
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, text, strlen(text));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* mkdir -p of DIR below ROOT; with v2, each level gets the controllers enabled below it */
+static int make_dirs(const char *root, const char *name) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    for (char *p = path + strlen(root) + 1; ; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (cg_v2) {  /* the parent must delegate the controllers to its children */
+                char ctl[PATH_MAX];
+                char *slash = strrchr(path, '/');
+                *slash = 0;
+                snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", path);
+                *slash = '/';
+                write_file(ctl, "+memory +cpu +pids");
+            }
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
+            *p = saved;
+            if (saved == 0) return 0;
+        }
+    }
+}
+
+static void cg_path(char *out, size_t size, const char *ctrl, const char *file) {
+    if (cg_v2)
+        snprintf(out, size, CGROOT "/%s/%s", cg_name, file);
+    else
+        snprintf(out, size, CGROOT "/%s/%s/%s", ctrl, cg_name, file);
+}
+
+static int cg_write(const char *ctrl, const char *file, const char *text) {
+    char path[PATH_MAX];
+    cg_path(path, sizeof path, ctrl, file);
+    return write_file(path, text);
+}
+
+/* Create the run's group with its limits. Returns 0, or -1 with errno. */
+static int cg_create(long long memory, long long cpu_milli, long long pids, char *devices) {
+    char v[64];
+    struct stat st;
+    cg_v2 = stat(CGROOT "/cgroup.controllers", &st) == 0;
+    if (cg_v2) {
+        if (make_dirs(CGROOT, cg_name) != 0) return -1;
+        if (memory > 0) {
+            snprintf(v, sizeof v, "%lld", memory);
+            if (cg_write("", "memory.max", v) != 0) return -1;
+            cg_write("", "memory.swap.max", "0");
+        }
+        if (cpu_milli > 0) {
+            snprintf(v, sizeof v, "%lld 100000", cpu_milli * 100);
+            if (cg_write("", "cpu.max", v) != 0) return -1;
+        }
+        if (pids > 0) {
+            snprintf(v, sizeof v, "%lld", pids);
+            if (cg_write("", "pids.max", v) != 0) return -1;
+        }
+        return 0;  /* v2's device control is a BPF program: see docs/security.md */
+    }
+    for (size_t i = 0; i < NV1; i++) {
+        char root[64];
+        snprintf(root, sizeof root, CGROOT "/%s", V1[i]);
+        if (make_dirs(root, cg_name) != 0) return -1;
+    }
+    if (memory > 0) {
+        snprintf(v, sizeof v, "%lld", memory);
+        if (cg_write("memory", "memory.limit_in_bytes", v) != 0) return -1;
+        /* memory and swap together (where swap is accounted): no spilling past it */
+        if (cg_write("memory", "memory.memsw.limit_in_bytes", v) != 0 && errno != ENOENT)
+            return -1;
+    }
+    if (cpu_milli > 0) {
+        if (cg_write("cpu", "cpu.cfs_period_us", "100000") != 0) return -1;
+        snprintf(v, sizeof v, "%lld", cpu_milli * 100);
+        if (cg_write("cpu", "cpu.cfs_quota_us", v) != 0) return -1;
+        snprintf(v, sizeof v, "%lld", cpu_milli * 1024 / 1000 > 2 ? cpu_milli * 1024 / 1000 : 2);
+        cg_write("cpu", "cpu.shares", v);
+    }
+    if (pids > 0) {
+        snprintf(v, sizeof v, "%lld", pids);
+        if (cg_write("pids", "pids.max", v) != 0) return -1;
+    }
+    if (devices) {
+        if (cg_write("devices", "devices.deny", "a") != 0) return -1;
+        for (char *rule = strtok(devices, ";"); rule; rule = strtok(NULL, ";"))
+            if (*rule && cg_write("devices", "devices.allow", rule) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Put process PID in the run's group (every hierarchy). */
+static int cg_join(pid_t pid) {
+    char v[32];
+    snprintf(v, sizeof v, "%d", pid);
+    if (cg_v2) return cg_write("", "cgroup.procs", v);
+    for (size_t i = 0; i < NV1; i++)
+        if (cg_write(V1[i], "cgroup.procs", v) != 0) return -1;
+    return 0;
+}
+
+/* SIGKILL every process in the run's group until it is empty, reaping our children.
+ * No new process can appear meanwhile: the process limit drops to 0 first (v1), or the
+ * kernel kills the whole group at once (v2's cgroup.kill). */
+static void cg_kill_all(void) {
+    char path[PATH_MAX];
+    if (cg_v2) {
+        cg_write("", "cgroup.kill", "1");
+    } else {
+        cg_write("pids", "pids.max", "0");
+    }
+    cg_path(path, sizeof path, cg_v2 ? "" : "pids", "cgroup.procs");
+    for (int round = 0; round < 100000; round++) {
+        FILE *f = fopen(path, "re");
+        if (!f) return;
+        int pid, any = 0;
+        while (fscanf(f, "%d", &pid) == 1) {
+            kill(pid, SIGKILL);
+            any = 1;
+        }
+        fclose(f);
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        if (!any) return;
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Did the kernel's OOM killer kill anything in the run's group? */
+static int cg_oom_killed(void) {
+    char path[PATH_MAX], line[128];
+    cg_path(path, sizeof path, "memory", cg_v2 ? "memory.events" : "memory.oom_control");
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    long long n = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "oom_kill %lld", &n) == 1) {
+            found = 1;
+            break;
+        }
+    fclose(f);
+    return found && n > 0;
+}
+
+static void cg_remove(void) {
+    char path[PATH_MAX];
+    if (cg_v2) {
+        snprintf(path, sizeof path, CGROOT "/%s", cg_name);
+        rmdir(path);
+        return;
+    }
+    for (size_t i = 0; i < NV1; i++) {
+        snprintf(path, sizeof path, CGROOT "/%s/%s", V1[i], cg_name);
+        rmdir(path);
+    }
+}
+
 /* SIGKILL every child of ours until none is left (we are their subreaper). */
 static void kill_descendants(pid_t self) {
     char path[64];
@@ -133,16 +330,99 @@ static void kill_descendants(pid_t self) {
     }
 }
 
+/* ---- the job's output: from its pipe to the log, up to the limit ------------------ */
+
+static long long log_max, log_written;
+static int log_full;
+
+/* Copy what the pipe holds to the log (fd 2). Returns 0 at end of file, 1 otherwise. */
+static int pump(int pipe_r) {
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(pipe_r, buf, sizeof buf);
+        if (n == 0) return 0;
+        if (n < 0) return errno == EINTR ? 1 : (errno == EAGAIN ? 1 : 0);
+        if (log_full) continue;  /* past the limit: drain, so the job is never blocked */
+        ssize_t keep = n;
+        if (log_max > 0 && log_written + keep > log_max) keep = log_max - log_written;
+        for (ssize_t off = 0; off < keep;) {
+            ssize_t w = write(2, buf + off, keep - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break; /* the disk refuses: output is lost, the job goes on */
+            off += w;
+        }
+        log_written += keep;
+        if (log_max > 0 && keep < n) {
+            log_full = 1;
+            dprintf(2, "\n[axcenter] the job's output reached the log limit of %lld bytes: "
+                       "the job is stopped\n", log_max);
+        }
+    }
+}
+
+/* ---- the job --------------------------------------------------------------------- */
+
+struct identity {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int ngroups;
+    int set;
+};
+
+/* In the forked child: report STAGE and errno to the supervisor, and end. */
+static void child_fail(int fd, int stage) {
+    int msg[2] = {stage, errno ? errno : EINVAL};
+    (void)!write(fd, msg, sizeof msg);
+    _exit(127);
+}
+
+enum { S_CGROUP = 1, S_NAMESPACE, S_IDENTITY, S_WORKDIR, S_EXEC };
+static const char *STAGES[] = {"", "cgroup", "namespace", "identity", "workdir", "exec"};
+
 int main(int argc, char **argv) {
-    if (argc < 7 || strcmp(argv[5], "--") != 0) {
-        dprintf(2, "usage: axc-supervisor RUN_DIR WORKDIR TIME_LIMIT_S GRACE_MS -- COMMAND...\n");
+    if (argc < 4) {
+        dprintf(2, "usage: axc-supervisor RUN_DIR [OPTIONS] -- COMMAND...\n");
         return 2;
     }
     run_dir = argv[1];
-    const char *workdir = argv[2];
-    long long limit_s = atoll(argv[3]);
-    long long grace_ms = atoll(argv[4]);
-    char **command = argv + 6;
+    const char *workdir = "/";
+    long long limit_s = 0, grace_ms = 10000, memory = 0, cpu_milli = 0, pids = 0;
+    char *devices = NULL;
+    int private_proc = 0;
+    struct identity who = {0};
+    int opt;
+    optind = 2;
+    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:P")) != -1) {
+        switch (opt) {
+        case 'w': workdir = optarg; break;
+        case 't': limit_s = atoll(optarg); break;
+        case 'k': grace_ms = atoll(optarg); break;
+        case 'u': who.uid = (uid_t)atoll(optarg); who.set = 1; break;
+        case 'g': who.gid = (gid_t)atoll(optarg); break;
+        case 'G':
+            for (char *g = strtok(optarg, ","); g && who.ngroups < 64; g = strtok(NULL, ","))
+                who.groups[who.ngroups++] = (gid_t)atoll(g);
+            break;
+        case 'c': cg_name = optarg; break;
+        case 'm': memory = atoll(optarg); break;
+        case 'C': cpu_milli = atoll(optarg); break;
+        case 'p': pids = atoll(optarg); break;
+        case 'd': devices = optarg; break;
+        case 'L': log_max = atoll(optarg); break;
+        case 'P': private_proc = 1; break;
+        default: return 2;
+        }
+    }
+    if (optind >= argc) {
+        dprintf(2, "axc-supervisor: no command\n");
+        return 2;
+    }
+    char **command = argv + optind;
+    if (who.set && (who.uid == 0 || who.gid == 0)) {
+        dprintf(2, "axc-supervisor: refusing to run a job as root\n");
+        return 2;
+    }
 
     /* A session of our own: a signal to the service's group or terminal never reaches
      * us, and when the service dies we go on (reparented to init or a subreaper). */
@@ -159,6 +439,23 @@ int main(int argc, char **argv) {
     sigaddset(&handled, SIGHUP);
     sigprocmask(SIG_BLOCK, &handled, &old);
     signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) die("signalfd");
+
+    char line[256];
+    if (cg_name && cg_create(memory, cpu_milli, pids, devices) != 0) {
+        int e = errno;
+        cg_remove();
+        snprintf(line, sizeof line, "0 %lld none launch_failed:cgroup:%d %lld %lld %lld\n",
+                 now_ns(), e, limit_s, memory >> 20, log_max);
+        if (write_record("exit", line, 1) != 0) die("write exit record");
+        dprintf(1, "F %s %d\n", STAGES[S_CGROUP], e);
+        return 0;
+    }
+
+    /* the job's output: a pipe we copy to the log, when the log has a limit */
+    int out[2] = {-1, -1};
+    if (log_max > 0 && pipe2(out, O_CLOEXEC) != 0) die("pipe");
 
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) die("pipe");
@@ -166,38 +463,66 @@ int main(int argc, char **argv) {
     pid_t job = fork();
     if (job < 0) die("fork");
     if (job == 0) {
-        /* the job: its own session and group, dies with us, default signals */
+        /* the job: its own session and group, confined, as its user, dies with us */
+        int report = errpipe[1];
+        errno = 0;
         setsid();
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != self) _exit(127);
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &old, NULL);
-        int err = 0;
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(2, 1) < 0) err = errno;
-        if (!err && chdir(workdir) != 0) err = errno ? errno : ENOENT;
-        if (!err) {
-            if (devnull > 2) close(devnull);
-            execvp(command[0], command);
-            err = errno;
+        if (cg_name && cg_join(getpid()) != 0) child_fail(report, S_CGROUP);
+        if (private_proc) {
+            /* a mount namespace whose /proc shows the job only its own user's processes */
+            if (unshare(CLONE_NEWNS) != 0) child_fail(report, S_NAMESPACE);
+            if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+                child_fail(report, S_NAMESPACE);
+            if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "hidepid=invisible") != 0 &&
+                mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") != 0)
+                child_fail(report, S_NAMESPACE);
         }
-        (void)!write(errpipe[1], &err, sizeof err);
-        _exit(127);
+        if (who.set) {
+            if (setgroups(who.ngroups, who.groups) != 0) child_fail(report, S_IDENTITY);
+            if (setgid(who.gid) != 0 || setuid(who.uid) != 0) child_fail(report, S_IDENTITY);
+            if (setuid(0) == 0) {  /* never: the switch must be for good */
+                errno = EPERM;
+                child_fail(report, S_IDENTITY);
+            }
+        }
+        /* after the identity switch, which clears it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != self) _exit(127);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull < 0 || dup2(devnull, 0) < 0) child_fail(report, S_EXEC);
+        if (devnull > 2) close(devnull);
+        if (out[1] >= 0) {
+            if (dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0) child_fail(report, S_EXEC);
+        } else if (dup2(2, 1) < 0) {
+            child_fail(report, S_EXEC);
+        }
+        if (chdir(workdir) != 0) child_fail(report, S_WORKDIR);
+        execvp(command[0], command);
+        child_fail(report, S_EXEC);
     }
     close(errpipe[1]);
-    int err = 0;
+    if (out[1] >= 0) close(out[1]);
+    int msg[2] = {0, 0};
     ssize_t got;
     do {
-        got = read(errpipe[0], &err, sizeof err);
+        got = read(errpipe[0], msg, sizeof msg);
     } while (got < 0 && errno == EINTR);
     close(errpipe[0]);
-    char line[256];
-    if (got == (ssize_t)sizeof err) {
-        /* exec failed: the job never ran */
+    if (got == (ssize_t)sizeof msg) {
+        /* the job never ran */
         waitpid(job, NULL, 0);
-        snprintf(line, sizeof line, "0 %lld none launch_failed:%d %lld\n", now_ns(), err, limit_s);
+        if (cg_name) {
+            cg_kill_all();
+            cg_remove();
+        }
+        int stage = msg[0] > 0 && msg[0] <= S_EXEC ? msg[0] : S_EXEC;
+        snprintf(line, sizeof line, "0 %lld none launch_failed:%s:%d %lld %lld %lld\n", now_ns(),
+                 STAGES[stage], msg[1], limit_s, memory >> 20, log_max);
         if (write_record("exit", line, 1) != 0) die("write exit record");
-        dprintf(1, "F %d\n", err);
+        dprintf(1, "F %s %d\n", STAGES[stage], msg[1]);
         return 0;
     }
     snprintf(line, sizeof line, "%d %d %lld\n", self, job, started);
@@ -211,6 +536,7 @@ int main(int argc, char **argv) {
         dup2(devnull, 1);
         close(devnull);
     }
+    if (out[0] >= 0) fcntl(out[0], F_SETFL, O_NONBLOCK);
 
     long long deadline = limit_s > 0 ? mono_ms() + limit_s * 1000LL : -1;
     long long kill_at = -1;
@@ -219,12 +545,16 @@ int main(int argc, char **argv) {
     for (;;) {
         long long now = mono_ms();
         if (strcmp(cause, "none") == 0 && deadline >= 0 && now >= deadline) {
-            snprintf(cause, sizeof cause, "time_limit");
+            set_cause("time_limit");
             kill_at = now + grace_ms;
-            if (!term_sent) {
-                term_sent = 1;
-                kill(-job, SIGTERM);
-            }
+        }
+        if (log_full && strcmp(cause, "none") == 0) {
+            set_cause("log_limit");
+            kill_at = now + grace_ms;
+        }
+        if (kill_at >= 0 && !term_sent) {
+            term_sent = 1;
+            kill(-job, SIGTERM);
         }
         if (kill_at >= 0 && !kill_sent && now >= kill_at) {
             kill_sent = 1;
@@ -238,22 +568,28 @@ int main(int argc, char **argv) {
         long long next = -1;
         if (strcmp(cause, "none") == 0 && deadline >= 0) next = deadline;
         if (kill_at >= 0 && !kill_sent && (next < 0 || kill_at < next)) next = kill_at;
-        struct timespec wait_for = {3600, 0};
+        int timeout = -1;
         if (next >= 0) {
             long long ms = next - mono_ms();
-            if (ms < 0) ms = 0;
-            wait_for.tv_sec = ms / 1000;
-            wait_for.tv_nsec = (ms % 1000) * 1000000L;
+            timeout = ms < 0 ? 0 : (ms > 3600000 ? 3600000 : (int)ms);
         }
-        int sig = sigtimedwait(&handled, NULL, &wait_for);
-        if (sig == SIGUSR1 || sig == SIGTERM || sig == SIGINT) {
+        struct pollfd fds[2] = {{sfd, POLLIN, 0}, {out[0], POLLIN, 0}};
+        if (poll(fds, out[0] >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR) die("poll");
+        if (out[0] >= 0 && fds[1].revents && pump(out[0]) == 0) {
+            close(out[0]);  /* every writer closed it; the leader's exit comes by SIGCHLD */
+            out[0] = -1;
+        }
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            int sig = (int)si.ssi_signo;
+            if (sig != SIGUSR1 && sig != SIGTERM && sig != SIGINT) continue;
             char reason[16] = "shutdown";
             long long grace = grace_ms;
             if (sig == SIGUSR1) {
                 grace = read_stop(reason, sizeof reason);
                 if (grace < 0) continue; /* no readable request: ignore */
             }
-            if (strcmp(cause, "none") == 0) snprintf(cause, sizeof cause, "%s", reason);
+            set_cause(reason);
             long long at = mono_ms() + grace;
             if (kill_at < 0 || at < kill_at) kill_at = at;
             if (!term_sent) {
@@ -266,17 +602,30 @@ int main(int argc, char **argv) {
             }
         }
     }
-    /* the leader is a zombie: its group id cannot have been reused. End the rest. */
+    /* the leader is a zombie: its group id cannot have been reused. End the rest: the
+     * group, everything in the control group, every descendant; the run ends then. */
     kill(-job, SIGKILL);
     waitpid(job, &status, 0);
-    long long ended = now_ns();
+    if (cg_name) cg_kill_all();
     kill_descendants(self);
+    while (out[0] >= 0 && pump(out[0]) != 0) {
+        /* every writer is dead: what is left in the pipe, then end of file */
+        struct pollfd pf = {out[0], POLLIN, 0};
+        if (poll(&pf, 1, 1000) <= 0) break;
+    }
+    long long ended = now_ns();
+    if (cg_name) {
+        if (cg_oom_killed()) set_cause("oom");
+        cg_remove();
+    }
+    if (log_full) set_cause("log_limit");
     char outcome[48];
     if (WIFEXITED(status))
         snprintf(outcome, sizeof outcome, "exited:%d", WEXITSTATUS(status));
     else
         snprintf(outcome, sizeof outcome, "signaled:%d", WTERMSIG(status));
-    snprintf(line, sizeof line, "%lld %lld %s %s %lld\n", started, ended, cause, outcome, limit_s);
+    snprintf(line, sizeof line, "%lld %lld %s %s %lld %lld %lld\n", started, ended, cause,
+             outcome, limit_s, memory >> 20, log_max);
     if (write_record("exit", line, 1) != 0) die("write exit record");
     return 0;
 }
