@@ -9,7 +9,6 @@ through the array id.
 from __future__ import annotations
 
 import os
-
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
