@@ -26,6 +26,26 @@ os.environ.setdefault("AXC_UID_RANGE", "200000-299999")
 TEST_HOMES = Path(os.environ.setdefault("AXC_HOME_ROOT", f"/tmp/axc-homes-{TEST_PREFIX}"))
 
 
+def home_of(user: str) -> Path:
+    """The home of axcenter user ``user``'s unix account (made at its first submission):
+    where its jobs may write, and a test may look."""
+    import pwd
+
+    return Path(pwd.getpwnam(f"{TEST_PREFIX}{user}").pw_dir)
+
+
+#: what a test passes on to the services it starts, of its own environment
+TEST_IDENTITY_ENV = ("AXC_UNIX_PREFIX", "AXC_UID_RANGE", "AXC_HOME_ROOT")
+
+
+def service_env() -> dict[str, str]:
+    """This process's environment for a service a test starts: no ``AXC_*`` setting of
+    the developer's, but this run's unix identities (so its accounts are removed)."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("AXC_") or k in TEST_IDENTITY_ENV
+    }
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the unix accounts and groups this run made, and their homes."""
     import grp

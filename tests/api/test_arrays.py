@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import Tenants
 from tests.api.test_jobs import wait
+from tests.conftest import home_of
 
 
 def test_array_tasks_get_distinct_indices(
     client: TestClient, tenants: Tenants, tmp_path: Path
 ) -> None:
     alice = tenants.alice
-    out = tmp_path / "indices"
-    out.mkdir()
+    out = f"indices-{secrets.token_hex(4)}"  # in alice's home: the tasks' directory
     r = client.post(
         "/api/v1/arrays",
         json={
             "project": alice.project,
             "indices": "0-9",
             "gpus_per_node": 0,
-            "command": ["sh", "-c", f"echo $AXC_ARRAY_INDEX > {out}/$AXC_ARRAY_INDEX"],
+            "command": [
+                "sh",
+                "-c",
+                f"mkdir -p {out}; echo $AXC_ARRAY_INDEX > {out}/$AXC_ARRAY_INDEX",
+            ],
         },
         headers=alice.headers,
     )
@@ -34,7 +39,8 @@ def test_array_tasks_get_distinct_indices(
     ).json()
     for job_id in view["job_ids"]:
         assert wait(client, alice, job_id)["state"] == "succeeded"
-    assert sorted(int(p.read_text()) for p in out.iterdir()) == list(range(10))
+    found = (home_of("alice") / out).iterdir()
+    assert sorted(int(p.read_text()) for p in found) == list(range(10))
     tasks = client.get(
         "/api/v1/jobs", params={"array": array["array_id"], "limit": 100}, headers=alice.headers
     ).json()["items"]

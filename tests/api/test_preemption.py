@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from axcenter.service.center import Center
 from axcenter.store import orm
 from tests.api.conftest import Tenants
 from tests.api.test_jobs import submit, wait
+from tests.conftest import home_of
 
 
 def set_quota(center: Center, project: str, gpu_type: str, nominal: int) -> None:
@@ -40,7 +42,7 @@ def test_guaranteed_quota_is_reclaimed_from_a_borrower(
     client: TestClient, tenants: Tenants, center: Center, tmp_path: Path
 ) -> None:
     set_quota(center, "acme-vision", "H100", 4)  # alice's project owns the H100s
-    marker = tmp_path / "term.txt"
+    marker = f"term-{secrets.token_hex(4)}.txt"  # in bob's home: his job's directory
     # bob has no quota: his job borrows all four idle H100s, and checkpoints on SIGTERM
     borrower = submit(
         client,
@@ -62,7 +64,8 @@ def test_guaranteed_quota_is_reclaimed_from_a_borrower(
     )
     done = wait(client, tenants.alice, owner["id"])
     assert done["state"] == "succeeded"
-    assert marker.read_text().strip() == "checkpoint"  # the borrower got SIGTERM first
+    # the borrower got SIGTERM first
+    assert (home_of("bob") / marker).read_text().strip() == "checkpoint"
 
     requeued = client.get(f"/api/v1/jobs/{borrower['id']}", headers=tenants.bob.headers).json()
     states = [e["to_state"] for e in requeued["events"]]

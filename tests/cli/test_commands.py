@@ -72,15 +72,13 @@ def test_submit_defaults(axc: Any, fake: FakeServer) -> None:
     body = fake.bodies[-1]
     assert body == {
         "command": ["true"],
-        "workdir": os.getcwd(),
         "env": {},
         "gpus_per_node": 1,
         "nodes": 1,
         "priority": 0,
         "gpu_types": [],
         "output": "log",
-    }
-    assert os.path.isabs(body["workdir"])
+    }  # no working directory: the user's home on the center
 
 
 def test_submit_relative_workdir_becomes_absolute(axc: Any, fake: FakeServer) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from tests.conftest import service_env
 from tests.e2e.conftest import Service
 
 SCRIPT = """#!/bin/bash
@@ -23,7 +23,7 @@ echo "task $AXC_ARRAY_INDEX of $1"
 
 
 def test_a_slurm_users_session(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+    env = service_env()
     env.update({"AXC_KILL_GRACE_S": "2", "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from axcenter.settings import Settings
+from tests.conftest import service_env
 
 AXC = str(Path(sys.executable).with_name("axc"))
 STARTUP_TIMEOUT_S = 60.0
@@ -127,7 +128,7 @@ class Service:
 @pytest.fixture
 def service(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Service]:
     url, schema = db
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+    env = service_env()
     env.update(
         {"AXC_DATABASE_URL": url, "AXC_KILL_GRACE_S": "2", "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import service_env
 from tests.e2e.conftest import Service
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -39,7 +40,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("web")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AXC_")}
+    env = service_env()
     env.update(
         {
             "AXC_DATABASE_URL": f"sqlite:///{tmp / 'axcenter.db'}",

@@ -382,6 +382,14 @@ def cluster_view(cluster: Mapping[str, Any]) -> RenderableType:
         ("pending ", "bold"),
         str(summary.get("pending_jobs", "?")),
     )
+    if summary.get("single_user"):
+        line.append_text(
+            Text.assemble(
+                "   ",
+                ("single-user mode", "bold yellow"),
+                f": every job runs as the service's account, only {summary['single_user']}'s",
+            )
+        )
     if not nodes:
         return Group(Text("no nodes registered"), line)
     return Group(node_table, Text(""), device_table, Text(""), line)

@@ -196,7 +196,12 @@ def submit(
     workdir: Annotated[
         str | None,
         typer.Option(
-            "--workdir", "-w", "--chdir", "-D", help="Working directory; default: the current one."
+            "--workdir",
+            "-w",
+            "--chdir",
+            "-D",
+            help="Working directory on the center (relative: to the current one); "
+            "default: your home there.",
         ),
     ] = None,
     env: Annotated[
@@ -405,7 +410,8 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         "project": params.get("project"),
         "name": params.get("name"),
         "command": command,
-        "workdir": os.path.abspath(params.get("workdir") or os.getcwd()),
+        # none given: the job's user's home on the center (this may be another machine)
+        "workdir": os.path.abspath(params["workdir"]) if params.get("workdir") else None,
         "env": env,
         "gpus_per_node": gpus,
         "nodes": params.get("nodes"),

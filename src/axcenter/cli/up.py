@@ -57,6 +57,18 @@ def up(
             "adopted at the next start) [env AXC_STOP_JOBS_ON_SHUTDOWN]",
         ),
     ] = None,
+    identities: Annotated[
+        str | None,
+        typer.Option(
+            help="who jobs run as: managed (an account per user, made by axcenter), mapped "
+            "(accounts an operator maps) or single-user (this service's own, one user's "
+            "jobs only) [env AXC_IDENTITIES]"
+        ),
+    ] = None,
+    single_user: Annotated[
+        str | None,
+        typer.Option(help="single-user mode: the user whose jobs run [env AXC_SINGLE_USER]"),
+    ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     operator_token: Annotated[
@@ -95,8 +107,14 @@ def up(
         "database_url": database_url,
         "config": config,
         "stop_jobs_on_shutdown": stop_jobs,
+        "identities": identities,
+        "single_user": single_user,
     }
-    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    try:
+        settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:  # pydantic's, naming the setting at fault
+        Console(stderr=True).print(f"axc up: {exc}")
+        raise typer.Exit(2) from None
     if demo and settings.local_gpus is None:
         settings.local_gpus = DEMO_GPUS
     logging.basicConfig(

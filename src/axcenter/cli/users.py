@@ -106,6 +106,26 @@ def role(
         say(f"{escape(text(out.get('name')))} is now {escape(text(out.get('role')))}")
 
 
+@app.command("map")
+def map_account(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User name or usr_ id.")],
+    account: Annotated[str, typer.Argument(help="An existing unix account on the center.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Run a user's jobs as an existing unix account (operators only; audited): for
+    centers whose accounts come from a directory service (identities: mapped)."""
+    with connect(ctx) as client:
+        out = client.map_unix_account(user, account)
+    if as_json:
+        print_json(out)
+    else:
+        say(
+            f"{escape(text(out.get('user')))}'s jobs run as {escape(text(out.get('account')))}"
+            f" (uid {text(out.get('uid'))})"
+        )
+
+
 @app.command("token")
 def token(
     ctx: typer.Context,

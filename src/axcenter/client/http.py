@@ -552,6 +552,12 @@ class Client:
     def update_user(self, user: str, **fields: Any) -> JSON:
         return self._json("PATCH", f"/users/{self._segment(user)}", json=self._query(**fields))
 
+    def map_unix_account(self, user: str, account: str) -> JSON:
+        """Run ``user``'s jobs as the existing unix ``account`` (operators)."""
+        return self._json(
+            "PUT", f"/users/{self._segment(user)}/unix-account", json={"account": account}
+        )
+
     def issue_token(self, user: str, name: str = "") -> JSON:
         """A new token for ``user``; the answer's ``token`` is the only copy."""
         return self._json("POST", f"/users/{self._segment(user)}/tokens", json={"name": name})

@@ -88,5 +88,7 @@ def cluster_view(center: Center, who: Principal) -> ClusterOut:
             gpus_used=len(held),
             pending_jobs=counts.get(JobState.PENDING.value, 0),
             running_jobs=counts.get(JobState.RUNNING.value, 0),
+            identities=center.settings.identities,
+            single_user=center.single_user,
         ),
     )

@@ -37,13 +37,19 @@ from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from axcenter.executors.base import RunAs
-from axcenter.service.errors import Forbidden, InvalidInput
+from axcenter.model.access import Principal
+from axcenter.service.access import require, user_target
+from axcenter.service.audit import record
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput
+from axcenter.service.organizations import user_by_ref
+from axcenter.service.schemas import UnixAccountOut
 from axcenter.store import orm
 
 if TYPE_CHECKING:
+    from axcenter.service.center import Center
     from axcenter.settings import Settings
 
-__all__ = ["IDENTITY_TABLES", "Identity", "check_workdir", "identity_for"]
+__all__ = ["IDENTITY_TABLES", "Identity", "check_workdir", "identity_for", "map_account"]
 
 #: what an identity is read from; a commit that changes one drops the cached ones
 IDENTITY_TABLES = ("unix_accounts", "project_groups")
@@ -151,6 +157,44 @@ def check_workdir(identity: Identity, requested: str | None) -> str | None:
             f"({', '.join(identity.roots)})",
         )
     return real
+
+
+def map_account(center: Center, who: Principal, ref: str, account: str) -> UnixAccountOut:
+    """Run ``ref``'s jobs as the existing unix ``account`` from now on (operators only;
+    audited). Refused for root and system accounts (uid below 1000), and for an account
+    another user's jobs already run as."""
+    try:
+        found = pwd.getpwnam(account)
+    except KeyError:
+        raise InvalidInput("account", f"no unix account named {account!r} on this host") from None
+    if found.pw_uid < 1000 or found.pw_gid == 0:
+        raise InvalidInput(
+            "account", f"{account} is root or a system account (uid {found.pw_uid}): never"
+        )
+    with center.store.write() as session:
+        user = user_by_ref(session, ref)
+        require(who, "user.role", user_target(user), ref)
+        other = session.execute(
+            select(ACCOUNTS.c.user_id).where(
+                (ACCOUNTS.c.uid == found.pw_uid) & (ACCOUNTS.c.user_id != user.id)
+            )
+        ).first()
+        if other is not None:
+            raise Conflict(f"{account} already runs another user's jobs")
+        row = session.get(orm.UnixAccount, user.id)
+        before = None if row is None else {"account": row.name, "uid": row.uid}
+        if row is None:
+            row = orm.UnixAccount(user_id=user.id)
+            session.add(row)
+        row.name, row.uid, row.gid, row.home = account, found.pw_uid, found.pw_gid, found.pw_dir
+        row.managed = False
+        after = {"account": account, "uid": found.pw_uid}
+        record(
+            session, who, "user.unix_account", "user", user.id, {"before": before, "after": after}
+        )
+        return UnixAccountOut(
+            user=user.name, account=account, uid=row.uid, gid=row.gid, home=row.home, managed=False
+        )
 
 
 # -- managed accounts ---------------------------------------------------------------------

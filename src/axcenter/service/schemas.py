@@ -291,6 +291,10 @@ class SummaryOut(BaseModel):
     gpus_used: int
     pending_jobs: int
     running_jobs: int
+    #: who jobs run as (docs/security.md): managed, mapped or single-user
+    identities: str = "managed"
+    #: single-user mode: the only user whose jobs run, as the service's own account
+    single_user: str | None = None
 
 
 class ClusterOut(BaseModel):
@@ -685,6 +689,23 @@ class UserOut(BaseModel):
     tokens: list[TokenOut] | None = None
     #: the first token, in the answer that creates the user only
     token: str | None = None
+
+
+class UnixAccountIn(BaseModel):
+    """An existing unix account to run a user's jobs as (``mapped`` identities)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$", description="its unix name")
+
+
+class UnixAccountOut(BaseModel):
+    user: str
+    account: str
+    uid: int
+    gid: int
+    home: str
+    managed: bool
 
 
 class UserListOut(BaseModel):

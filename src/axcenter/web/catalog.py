@@ -46,6 +46,11 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "cluster.gpus": ("GPUs", "GPU"),
     "cluster.gpus_used": ("GPUs in use", "사용 중 GPU"),
     "cluster.pending": ("Pending jobs", "대기 작업"),
+    "cluster.single_user": (
+        "Single-user mode: every job runs as the service's own account, and only this "
+        "user's jobs are taken",
+        "단일 사용자 모드: 모든 작업이 서비스 계정으로 실행되며 이 사용자의 작업만 받습니다",
+    ),
     "cluster.running": ("Running jobs", "실행 작업"),
     "cluster.nodes": ("Nodes and devices", "노드와 장치"),
     "cluster.nodes_matching": ("nodes match", "개 노드"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from axcenter.api.deps import CenterDep, PrincipalDep
+from axcenter.service import identities
 from axcenter.service import organizations as service
 from axcenter.service.schemas import (
     OrganizationIn,
@@ -12,6 +13,8 @@ from axcenter.service.schemas import (
     OrganizationOut,
     TokenIn,
     TokenOut,
+    UnixAccountIn,
+    UnixAccountOut,
     UserIn,
     UserListOut,
     UserOut,
@@ -63,6 +66,14 @@ def get_user(user: str, center: CenterDep, who: PrincipalDep) -> UserOut:
 def update_user(user: str, body: UserPatchIn, center: CenterDep, who: PrincipalDep) -> UserOut:
     """Change a role or deactivate (operators only)."""
     return service.update_user(center, who, user, body)
+
+
+@router.put("/users/{user}/unix-account")
+def map_unix_account(
+    user: str, body: UnixAccountIn, center: CenterDep, who: PrincipalDep
+) -> UnixAccountOut:
+    """Run the user's jobs as an existing unix account (operators only; audited)."""
+    return identities.map_account(center, who, user, body.account)
 
 
 @router.post("/users/{user}/tokens", status_code=status.HTTP_201_CREATED)
