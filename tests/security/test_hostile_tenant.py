@@ -30,6 +30,7 @@ from axcenter.store import orm
 from tests.accounting import allocation, price, program
 from tests.api import conftest as api
 from tests.api.conftest import Account, Tenants
+from tests.conftest import home_of
 
 tenants = api.tenants  # the fixture: an operator, Acme's alice, Bolt's bob
 
@@ -357,3 +358,46 @@ def test_working_directories_only_under_the_users_own_roots(
     assert wait(client, bob, inside["id"])["state"] == "succeeded"
     assert log_of(client, bob, inside["id"]).strip() == work
     assert os.stat(f"{work}/made").st_uid == account.pw_uid
+
+
+def test_output_files_are_written_as_the_jobs_user(client: TestClient, tenants: Tenants) -> None:
+    """--output/--error patterns: opened by the job's user in its working directory, so a
+    path into another user's home, or a link planted to a file of the center, gains
+    nothing: the job fails to start, naming the file."""
+    alice, bob = tenants.alice, tenants.bob
+    tag = secrets.token_hex(4)
+    job = submit(
+        client,
+        bob,
+        command=["sh", "-c", "echo to-out; echo to-err >&2"],
+        output_path=f"out-{tag}-%j.txt",
+        error_path=f"err-{tag}-%x.txt",
+        name="named",
+    )
+    assert wait(client, bob, job["id"])["state"] == "succeeded"
+    home = home_of("bob")
+    out, err = home / f"out-{tag}-{job['id']}.txt", home / f"err-{tag}-named.txt"
+    assert (out.read_text(), err.read_text()) == ("to-out\n", "to-err\n")
+    bob_uid = pwd.getpwnam(f"{os.environ['AXC_UNIX_PREFIX']}bob").pw_uid
+    assert os.stat(out).st_uid == os.stat(err).st_uid == bob_uid
+    assert "output goes to" in log_of(client, bob, job["id"])
+
+    first = submit(client, alice, command=["true"])  # alice's home exists from now on
+    wait(client, alice, first["id"])
+    into_alice = submit(
+        client, bob, command=["true"], output_path=f"../{os.environ['AXC_UNIX_PREFIX']}alice/x"
+    )
+    failed = wait(client, bob, into_alice["id"])
+    assert failed["state"] == "failed", failed
+    assert failed["reason"].startswith("launch failed: cannot open the output file"), failed
+    precious = Path(f"/tmp/axc-precious-{tag}")  # a file of root's, as the center's are
+    precious.write_text("precious")
+    try:
+        planted = home / f"planted-{tag}"
+        planted.symlink_to(precious)  # as bob could
+        attack = submit(client, bob, command=["true"], output_path=planted.name)
+        failed = wait(client, bob, attack["id"])
+        assert failed["state"] == "failed" and "Permission denied" in failed["reason"], failed
+        assert precious.read_text() == "precious"
+    finally:
+        precious.unlink()

@@ -49,6 +49,7 @@ from axcenter.executors.base import (
     StopReason,
 )
 from axcenter.model.jobs import JobOutput, JobState
+from axcenter.model.logpath import LogNames, expand_log_pattern
 from axcenter.model.plan import Admission, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import Limits, PendingJob, RunningJob, SchedulerConfig, Snapshot
 from axcenter.store import orm
@@ -647,14 +648,22 @@ class ControlLoop:
         else:
             self._post(_Dispatched(run.run_id, ref))
 
-    def _run_spec(self, adm: Admission, spec: _Spec, names: dict[str, str]) -> RunSpec:
+    def _run_spec(self, adm: Admission, spec: _Spec, node_names: dict[str, str]) -> RunSpec:
+        names = LogNames(
+            spec.id,
+            spec.name,
+            spec.user,
+            spec.array_id,
+            spec.array_index,
+            node_names[adm.placement[0].node_id] if adm.placement else "",
+        )
         return RunSpec(
             job_id=spec.id,
             attempt=spec.attempts,
             command=tuple(spec.command),
             workdir=spec.workdir,
             env=dict(spec.env),
-            node_devices=tuple((names[a.node_id], a.devices) for a in adm.placement),
+            node_devices=tuple((node_names[a.node_id], a.devices) for a in adm.placement),
             time_limit_s=spec.time_limit_s,
             output=JobOutput(spec.output),
             extra_env=(
@@ -667,6 +676,8 @@ class ControlLoop:
             memory_mb=spec.memory_mb_per_node,
             user=spec.user,
             project=spec.project,
+            output_file=spec.log_file(spec.output_path, names),
+            error_file=spec.log_file(spec.error_path, names),
         )
 
 
@@ -693,6 +704,13 @@ class _Spec:
     user_gid: int | None
     home: str | None
     project_gid: int | None
+    name: str
+    output_path: str | None
+    error_path: str | None
+
+    @staticmethod
+    def log_file(pattern: str | None, names: LogNames) -> str | None:
+        return None if pattern is None else expand_log_pattern(pattern, names)
 
     def run_as(self) -> RunAs | None:
         if self.account is None or self.uid is None or self.user_gid is None:
@@ -725,6 +743,9 @@ _SELECT_SPECS = (
         _ACCOUNTS.c.gid,
         _ACCOUNTS.c.home,
         _GROUPS.c.gid,
+        JOBS.c.name,
+        JOBS.c.output_path,
+        JOBS.c.error_path,
     )
     .join(_USERS, _USERS.c.id == JOBS.c.user_id)
     .join(_PROJECTS, _PROJECTS.c.id == JOBS.c.project_id)

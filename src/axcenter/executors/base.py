@@ -138,6 +138,11 @@ class RunSpec:
     memory_mb: int = 0  # per node: the run's memory limit (cgroup); 0 = none
     user: str = ""  # axcenter's names of its owner and project (job names, comments)
     project: str = ""
+    #: Slurm's --output/--error, expanded (``model.logpath``), relative to ``workdir``:
+    #: opened by the job's user, so the job's output goes to its own files instead of
+    #: the log; None: the log. An error file without an output file is not given.
+    output_file: str | None = None
+    error_file: str | None = None
 
     @property
     def run_id(self) -> str:

@@ -246,6 +246,12 @@ class LocalEngine:
         argv += ["-t", str(max(run.time_limit_s, 0)), "-k", str(round(self._grace_s * 1000))]
         if self._log_max > 0 and run.output is not JobOutput.DISCARD:
             argv += ["-L", str(self._log_max)]
+        if run.output_file is not None:  # the job's own files, as its user opens them
+            argv += ["-o", run.output_file]
+            if run.error_file is not None:
+                argv += ["-e", run.error_file]
+            if run.attempt > 1:
+                argv.append("-a")  # a requeued run adds to its first run's output
         confine = self._confinement
         if confine is not None and run.run_as is not None:
             who = run.run_as
@@ -448,6 +454,9 @@ class LocalEngine:
             raise LaunchError(f"cannot open log file {path}: {e.strerror}") from e
         if run.attempt > 1:
             os.write(fd, f"\n[axcenter] run {run.attempt} of job {run.job_id}\n".encode())
+        if run.output_file is not None:
+            files = " and ".join(dict.fromkeys(filter(None, (run.output_file, run.error_file))))
+            os.write(fd, f"[axcenter] the job's output goes to {files} in {run.workdir}\n".encode())
         return fd
 
     def _environment(self, run: RunSpec) -> dict[str, str]:
@@ -746,6 +755,7 @@ _STAGES = {
     "namespace": "cannot give the job its own /proc: ",
     "identity": "cannot switch to the job's unix account: ",
     "workdir": "cannot enter the working directory: ",
+    "output": "cannot open the output file: ",
     "exec": "",
 }
 
@@ -755,6 +765,9 @@ def _launch_failure(run: RunSpec, stage: str, code: int) -> str:
     program = run.command[0]
     if stage == "workdir":
         return f"cannot enter the working directory {run.workdir}: {os.strerror(code)}"
+    if stage == "output":
+        files = ", ".join(filter(None, (run.output_file, run.error_file)))
+        return f"cannot open the output file ({files} in {run.workdir}): {os.strerror(code)}"
     if stage != "exec":
         return _STAGES.get(stage, f"{stage}: ") + os.strerror(code)
     if code == errno.ENOENT:

@@ -29,7 +29,7 @@
  *   RUN_DIR/exit     "STARTED_NS ENDED_NS CAUSE STATUS TIME_LIMIT_S MEMORY_MB LOG_MAX\n"
  *       CAUSE  none | cancel | preempt | shutdown | time_limit | oom | log_limit
  *       STATUS exited:CODE | signaled:SIGNO | launch_failed:STAGE:ERRNO
- *       STAGE  cgroup | namespace | identity | workdir | exec
+ *       STAGE  cgroup | namespace | identity | workdir | output | exec
  *
  * On its stdout (a pipe to the service that asked for the run) it writes
  * "R SUP_PID JOB_PID STARTED_NS\n" once the job runs, or "F STAGE ERRNO\n" if the job
@@ -44,6 +44,8 @@
  *   -m BYTES   memory limit                  -C MILLI   CPUs, in thousandths
  *   -p N       process limit                 -d RULES   device rules (v1), ';'-separated
  *   -L BYTES   log size limit (0: none)      -P         private /proc (hidepid)
+ *   -o FILE    stdout (and stderr, without -e) to FILE instead of the log, opened as the
+ *              job's user in its working directory; -e FILE stderr; -a append to them
  * The job's environment is the supervisor's own.
  */
 #define _GNU_SOURCE
@@ -158,7 +160,7 @@ static int make_dirs(const char *root, const char *name) {
             char saved = *p;
             *p = 0;
             if (cg_v2) {  /* the parent must delegate the controllers to its children */
-                char ctl[PATH_MAX];
+                char ctl[PATH_MAX + 32];
                 char *slash = strrchr(path, '/');
                 *slash = 0;
                 snprintf(ctl, sizeof ctl, "%s/cgroup.subtree_control", path);
@@ -377,8 +379,18 @@ static void child_fail(int fd, int stage) {
     _exit(127);
 }
 
-enum { S_CGROUP = 1, S_NAMESPACE, S_IDENTITY, S_WORKDIR, S_EXEC };
-static const char *STAGES[] = {"", "cgroup", "namespace", "identity", "workdir", "exec"};
+enum { S_CGROUP = 1, S_NAMESPACE, S_IDENTITY, S_WORKDIR, S_OUTPUT, S_EXEC };
+static const char *STAGES[] = {"", "cgroup", "namespace", "identity", "workdir", "output", "exec"};
+
+/* Open FILE as the job's user (we are that user by now) onto TARGET. */
+static int open_onto(const char *file, int append, int target) {
+    int flags = O_WRONLY | O_CREAT | O_NOCTTY | (append ? O_APPEND : O_TRUNC);
+    int fd = open(file, flags, 0640);
+    if (fd < 0) return -1;
+    if (fd != target && dup2(fd, target) < 0) return -1;
+    if (fd != target) close(fd);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -389,11 +401,12 @@ int main(int argc, char **argv) {
     const char *workdir = "/";
     long long limit_s = 0, grace_ms = 10000, memory = 0, cpu_milli = 0, pids = 0;
     char *devices = NULL;
-    int private_proc = 0;
+    int private_proc = 0, append = 0;
+    const char *out_file = NULL, *err_file = NULL;
     struct identity who = {0};
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:P")) != -1) {
+    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:Po:e:a")) != -1) {
         switch (opt) {
         case 'w': workdir = optarg; break;
         case 't': limit_s = atoll(optarg); break;
@@ -411,6 +424,9 @@ int main(int argc, char **argv) {
         case 'd': devices = optarg; break;
         case 'L': log_max = atoll(optarg); break;
         case 'P': private_proc = 1; break;
+        case 'o': out_file = optarg; break;
+        case 'e': err_file = optarg; break;
+        case 'a': append = 1; break;
         default: return 2;
         }
     }
@@ -500,6 +516,9 @@ int main(int argc, char **argv) {
             child_fail(report, S_EXEC);
         }
         if (chdir(workdir) != 0) child_fail(report, S_WORKDIR);
+        if (out_file && open_onto(out_file, append, 1) != 0) child_fail(report, S_OUTPUT);
+        if (out_file && !err_file && dup2(1, 2) < 0) child_fail(report, S_OUTPUT);
+        if (err_file && open_onto(err_file, append, 2) != 0) child_fail(report, S_OUTPUT);
         execvp(command[0], command);
         child_fail(report, S_EXEC);
     }
