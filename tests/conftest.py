@@ -34,6 +34,16 @@ def home_of(user: str) -> Path:
     return Path(pwd.getpwnam(f"{TEST_PREFIX}{user}").pw_dir)
 
 
+@pytest.fixture
+def exchange(tmp_path: Path) -> Path:
+    """A directory the jobs of any test account may write and the test may read (a
+    test's own temporary directory is root's alone, as it should be)."""
+    path = TEST_HOMES / f"exchange-{tmp_path.name}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True)
+    path.chmod(0o1777)
+    return path
+
+
 #: what a test passes on to the services it starts, of its own environment
 TEST_IDENTITY_ENV = ("AXC_UNIX_PREFIX", "AXC_UID_RANGE", "AXC_HOME_ROOT")
 

@@ -19,6 +19,7 @@ module; routes that delete or change what other cells use get fresh objects per 
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,6 +127,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/users"): row("AA FF FV AV FV"),
     ("GET", "/users/{user}"): row("AA AA FH AH FH"),
     ("PATCH", "/users/{user}"): row("AA FF FH FH FH"),
+    ("PUT", "/users/{user}/unix-account"): row("AA FF FH FH FH"),
     ("POST", "/users/{user}/tokens"): row("AA FF FH AH FH"),
     ("DELETE", "/tokens/{token_id}"): row("AA FF FH AH FH"),
     # allocation requests: filed by org admins, assigned and decided by PMs
@@ -529,6 +531,9 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/allocation-requests/{request_id}/return"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/resubmit"): {},
         ("PATCH", "/jobs/{job_id}"): {"name": "matrix"},
+        ("PUT", "/users/{user}/unix-account"): {"account": _fresh_account()}
+        if path == "/users/{user}/unix-account"
+        else None,
     }
     markers = {
         "/projects": side.project,
@@ -553,6 +558,15 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
     return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)
+
+
+def _fresh_account() -> str:
+    """A new unix account of this test run (removed at its end), to map a user to."""
+    name = f"{TEST_PREFIX}m{next(_serial)}"
+    number = 250_000 + next(_serial)
+    subprocess.run(["groupadd", "-g", str(number), name], check=True)
+    subprocess.run(["useradd", "-M", "-N", "-u", str(number), "-g", str(number), name], check=True)
+    return name
 
 
 def _outcome(status: int, text: str, marker: str | None) -> str:

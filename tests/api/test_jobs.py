@@ -221,6 +221,7 @@ def test_a_cached_submission_is_written_alone_and_a_reused_key_still_replays(
     A key used before then fails that write on the unique key and is replayed, leaving
     neither a second job nor a stray event."""
     alice = tenants.alice
+    submit(client, alice, command=["true"])  # makes alice's unix identity
     submit(client, alice, command=["true"])  # reads the project: now cached
     commits, inserted = center.writes.committed, _statement_inserts(center)
     body = {"project": alice.project, "command": ["true"], "idempotency_key": "k-2"}

@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from tests.conftest import service_env
+from tests.conftest import TEST_HOMES, service_env
 from tests.e2e.conftest import Service
 
 SCRIPT = """#!/bin/bash
@@ -28,8 +28,12 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()
     try:
-        script = tmp_path / "sweep.sh"
+        # the script runs from its path, as the job's user: somewhere that user can read
+        shared = TEST_HOMES / f"shared-{tmp_path.name}"
+        shared.mkdir(mode=0o755, parents=True)
+        script = shared / "sweep.sh"
         script.write_text(SCRIPT)
+        script.chmod(0o755)
         submitted = center.axc("submit", str(script), "grid", check=True)
         array = submitted.stdout.strip()
         assert array.startswith("arr_")

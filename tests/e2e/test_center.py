@@ -178,13 +178,13 @@ def test_stop_jobs_is_the_operators_choice(service: Service) -> None:
     service.axc("cancel", holder, check=True)
 
 
-def test_kill_9_neither_loses_nor_doubles_a_job(service: Service) -> None:
+def test_kill_9_neither_loses_nor_doubles_a_job(service: Service, exchange: Path) -> None:
     """The service is killed: the running job goes on under its supervisor and is
     adopted; the one that ended meanwhile is recorded with its real exit and never runs
     again."""
-    pids = service.data_dir.parent / "pids.txt"
+    pids = exchange / "pids.txt"
     job = submit(service, "--gpus", "1", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 60")
-    ends = service.data_dir.parent / "go"
+    ends = exchange / "go"
     short = submit(
         service,
         "--gpus",

@@ -15,9 +15,10 @@ PROJECT = "hanbit-adas"  # from the demo data
 JOBS = 40
 
 
-def test_kill_9_under_load_runs_every_job_once_and_charges_it_exactly(service: Service) -> None:
-    marks = service.data_dir.parent / "runs"
-    marks.mkdir()
+def test_kill_9_under_load_runs_every_job_once_and_charges_it_exactly(
+    service: Service, exchange: Path
+) -> None:
+    marks = exchange
     script = (
         f'echo "$AXC_RUN_ID" >> {marks}/"$AXC_JOB_ID"; sleep 0.$((3 + $$ % 6)); exit $(($$ % 3))'
     )
