@@ -64,7 +64,7 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
     now = utcnow()
     workdir = req.workdir or str((center.settings.jobs_dir / array_id).resolve())
     with center.store.write() as session:
-        [template] = new_jobs(center, session, who, [req], now)
+        [template] = new_jobs(center, session, who, [req], now, copies=len(indices))
         tasks = [
             replace(
                 template,
