@@ -61,10 +61,14 @@ def _authenticate(center: Center, token: str, key: str) -> Principal | None:
     return who
 
 
-def authenticate_token(center: Center, token: str) -> Principal | None:
-    """The principal behind ``token`` (cached), for the guard (``api.guard``)."""
+async def authenticate_token(center: Center, token: str) -> Principal | None:
+    """The principal behind ``token``, for the guard (``api.guard``): from the cache on
+    the event loop, else from the store in the thread pool."""
     key = hash_token(token)
-    return principals(center).get(key) or _authenticate(center, token, key)
+    who = principals(center).get(key)
+    if who is None:
+        who = await run_in_threadpool(_authenticate, center, token, key)
+    return who
 
 
 async def get_principal(
@@ -92,11 +96,7 @@ async def _principal(center: Center, credentials: HTTPAuthorizationCredentials |
             "missing bearer token (Authorization: Bearer axc_…)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = credentials.credentials
-    key = hash_token(token)
-    who = principals(center).get(key)
-    if who is None:
-        who = await run_in_threadpool(_authenticate, center, token, key)
+    who = await authenticate_token(center, credentials.credentials)
     if who is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -134,7 +133,7 @@ async def _authenticate(center: Center, scope: Scope, header: bytes) -> JSONResp
             f"retry in {wait} s (auth_failures_per_minute: {failures.per_minute})",
             {"Retry-After": str(wait)},
         )
-    who = await run_in_threadpool(authenticate_token, center, token)
+    who = await authenticate_token(center, token)
     if who is None:
         failures.failed(address, prefix)
         return _refuse(401, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
