@@ -4,6 +4,8 @@ pending jobs and on submissions per second, integers bounded (422, never a 500).
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,5 +220,64 @@ def test_submissions_per_second_are_limited_per_user(
             clock[0] += 0.5  # one more token
             assert client.post(f"{API}/jobs", json=HELD, headers=bob).status_code == 201
             assert client.post(f"{API}/jobs", json=HELD, headers=bob).status_code == 429
+    finally:
+        center.stop()
+
+
+def test_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
+    """``/docs`` works offline: its scripts and styles come from this process."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs/static/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/redoc").status_code == 404  # ReDoc loads from a CDN: off
+
+
+def test_a_body_that_stops_arriving_times_out(db: tuple[str, str | None], tmp_path: Path) -> None:
+    """A client that sends part of a body and then nothing is answered 408 after
+    ``http_body_timeout_s``; the route sees a disconnect, nothing is written."""
+    center = limited_center(db, tmp_path, http_body_timeout_s=0.2)
+    center.start()
+    try:
+        people = make_tenants(center)
+        app = create_app(center)
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            if not sent:
+                sent.append({})
+                return {"type": "http.request", "body": b'{"jobs": [', "more_body": True}
+            await asyncio.sleep(3600)  # the rest never comes
+            raise AssertionError("unreachable")
+
+        answer: list[dict[str, object]] = []
+
+        async def send(message: dict[str, object]) -> None:
+            answer.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"{API}/jobs:batch",
+            "raw_path": f"{API}/jobs:batch".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"authorization", f"Bearer {people.bob.token}".encode()),
+                (b"content-type", b"application/json"),
+            ],
+            "client": ("10.1.1.1", 1234),
+            "server": ("testserver", 80),
+        }
+        asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))  # type: ignore[arg-type]
+        starts = [m for m in answer if m["type"] == "http.response.start"]
+        assert [m["status"] for m in starts] == [408]
+        with center.store.read() as s:
+            assert s.query(orm.Job).count() == 0
     finally:
         center.stop()

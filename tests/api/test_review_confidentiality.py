@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from axcenter.service.center import Center
 from tests.api.conftest import Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_programs import API, ok
+from tests.web.test_pages import browser
 
 
 def names_in(body: object, *names: str) -> list[str]:
@@ -19,7 +21,7 @@ def names_in(body: object, *names: str) -> list[str]:
 
 
 def test_reviewers_are_anonymous_and_blind_until_their_own_review(
-    client: TestClient, tenants: Tenants
+    client: TestClient, center: Center, tenants: Tenants
 ) -> None:
     admin = tenants.acme_admin
     staff = setup(client, tenants)
@@ -58,6 +60,10 @@ def test_reviewers_are_anonymous_and_blind_until_their_own_review(
     # staff read everything
     staff_view = ok(client.get(f"{REQUESTS}/{rid}", headers=pm.headers))
     assert staff_view["reviewers"] == ["rev", "rev2"]
+    # the dashboard says the same, in the page's language
+    page = browser(center, admin.token, lang="ko").get(f"/ui/requests/{rid}").text
+    assert "심사위원 1" in page and "strong" in page
+    assert ">rev<" not in page and "rev2" not in page
 
 
 def test_declared_conflicts_are_checked_at_assignment(client: TestClient, tenants: Tenants) -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPEN",
+    "PSEUDONYM",
     "STEPS",
     "Step",
     "find_request",
@@ -68,6 +69,8 @@ def when(moment: datetime) -> str:
 
 #: statuses after a decision: the applicant then reads the reviews' consolidated feedback
 DECIDED = ("approved", "rejected", "returned")
+#: how a reviewer is named to those who may not know who it is
+PSEUDONYM = "reviewer {n}"
 
 
 def request_out(
@@ -82,7 +85,8 @@ def request_out(
 
     - operators and program managers read everything;
     - reviewers are anonymous to the applicant and to each other: others read them as
-      "reviewer 1", "reviewer 2" (in the order they were assigned);
+      "reviewer 1", "reviewer 2" (``PSEUDONYM``, in the order they first reviewed, then
+      as assigned), and the ``assigned`` event without its comment (which names them);
     - an assigned reviewer reads no other reviewer's score or comment before submitting
       their own (nor the mean);
     - the applicant reads the reviews (scores, comments, mean) only once the request is
@@ -127,9 +131,9 @@ def request_out(
     pseudonym: dict[str, str] = {}
     for event, _ in history:
         if event.action == "reviewed" and event.actor_id not in pseudonym:
-            pseudonym[event.actor_id] = f"reviewer {len(pseudonym) + 1}"
+            pseudonym[event.actor_id] = PSEUDONYM.format(n=len(pseudonym) + 1)
     for user_id, _ in sorted(assigned):
-        pseudonym.setdefault(user_id, f"reviewer {len(pseudonym) + 1}")
+        pseudonym.setdefault(user_id, PSEUDONYM.format(n=len(pseudonym) + 1))
 
     def shown(user_id: str, name: str) -> tuple[str, str]:
         if oversees or user_id == who.user_id or user_id not in pseudonym:
@@ -143,7 +147,7 @@ def request_out(
         name, actor_id = shown(e.actor_id, actor)
         comment = e.comment
         if e.action == "assigned" and not oversees:
-            comment = "reviewers assigned"
+            comment = ""  # it names the reviewers
         shown_events.append(
             RequestEventOut(
                 at=e.at,

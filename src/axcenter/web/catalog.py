@@ -215,6 +215,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "requests.actor": ("Who", "처리자"),
     "requests.action": ("Action", "조치"),
     "requests.reviewers": ("Reviewers", "심사위원"),
+    "requests.reviewer_n": ("reviewer {n}", "심사위원 {n}"),
     "requests.new": ("File a request", "배정 신청하기"),
     "requests.file": ("File the request", "신청서 제출"),
     "requests.program_default": ("the project's program", "과제의 지원사업"),
