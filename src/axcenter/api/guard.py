@@ -91,7 +91,8 @@ class Guard:
             if done or refused:  # the body is in: what follows waits for a disconnect
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), body_timeout_s)
+                async with asyncio.timeout(body_timeout_s):  # no task, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 return await refuse(408, "the request body stopped arriving")
             if message["type"] == "http.request":

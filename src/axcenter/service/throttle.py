@@ -63,6 +63,8 @@ class FailureLimiter:
 
     def retry_after(self, *keys: str) -> int:
         """Whole seconds until every one of ``keys`` is below the limit (0: now)."""
+        if not self._failures:  # the common case, without the lock
+            return 0
         now = self.clock()
         wait = 0.0
         with self._lock:
