@@ -110,6 +110,34 @@ class Settings(BaseSettings):
     max_running_jobs_per_user: int | None = Field(default=None, ge=1)
     max_gpus_per_user: int | None = Field(default=None, ge=1)
 
+    # abuse limits (docs/security.md)
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=1,
+        description="failed authentications per client address, and per token prefix, "
+        "after which every attempt with it is refused (429) until a minute has passed",
+    )
+    max_pending_jobs_per_user: int | None = Field(default=20_000, ge=1)
+    max_pending_jobs_per_project: int | None = Field(default=50_000, ge=1)
+    max_submissions_per_s_per_user: float | None = Field(
+        default=100.0, gt=0, description="submission requests per second (a batch is one)"
+    )
+    max_submissions_per_s_per_project: float | None = Field(default=200.0, gt=0)
+    web_session_lifetime_s: int = Field(
+        default=8 * 3600, ge=60, description="how long a dashboard sign-in lasts"
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, description="an idle kept-alive connection is closed after this"
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a request whose body stops arriving for this long is ended (408)",
+    )
+    http_max_connections: int = Field(
+        default=2048, ge=1, description="connections served at once; more are answered 503"
+    )
+
     time_zone: str = Field(
         default="Asia/Seoul",
         description="IANA time zone the dashboard shows times in (stored times stay UTC)",
@@ -164,6 +192,11 @@ class Settings(BaseSettings):
         digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
         # shared tmpfs: the engine refuses the directory unless it is its own (0700)
         return Path("/dev/shm") / f"axcenter-{digest}"  # noqa: S108
+
+    @property
+    def first_tokens_file(self) -> Path:
+        """Where ``axc up`` writes the tokens it issues at first start (mode 0600)."""
+        return self.data_dir / "first-start-tokens"
 
     @property
     def jobs_dir(self) -> Path:

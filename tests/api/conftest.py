@@ -57,6 +57,11 @@ def center(db: tuple[str, str | None], tmp_path: Path) -> Iterator[Center]:
 
 @pytest.fixture
 def tenants(center: Center) -> Tenants:
+    return make_tenants(center)
+
+
+def make_tenants(center: Center) -> Tenants:
+    """The operator, alice (Acme), bob (Bolt) and Acme's admin, with their tokens."""
     with center.store.write() as s:
         ops = create_organization(s, "Operations")
         operator = create_user(s, "operator", ops.id, Role.OPERATOR)

@@ -170,13 +170,14 @@ def test_review_path_reduced_approval_and_the_grant_reaches_the_scheduler(
     ]
     assert allocation["balance"]["warning"] == "none"
 
+    # the applicant reads the reviews once decided, without the reviewers' names
     history = ok(client.get(f"{REQUESTS}/{rid}", headers=admin.headers))["events"]
     assert [(e["action"], e["actor"], e["score"]) for e in history] == [
         ("submitted", "acme-admin", None),
         ("assigned", "pm", None),
-        ("reviewed", "rev", 4),
-        ("reviewed", "rev2", 2),
-        ("reviewed", "rev", 5),
+        ("reviewed", "reviewer 1", 4),
+        ("reviewed", "reviewer 2", 2),
+        ("reviewed", "reviewer 1", 5),
         ("approved", "pm", None),
     ]
     assert history[0]["items"] == {"A100": 1500, "H100": 50}

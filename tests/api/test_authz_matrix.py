@@ -129,7 +129,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("PATCH", "/users/{user}"): row("AA FF FH FH FH"),
     ("PUT", "/users/{user}/unix-account"): row("AA FF FH FH FH"),
     ("POST", "/users/{user}/tokens"): row("AA FF FH AH FH"),
+    # a reviewer's conflicts of interest (declared by the reviewer or staff)
+    ("GET", "/users/{user}/conflicts"): row("AA AA FH AH FH"),
+    ("POST", "/users/{user}/conflicts"): row("AA AA FH FH FH"),
+    ("DELETE", "/users/{user}/conflicts/{organization}"): row("AA AA FH FH FH"),
     ("DELETE", "/tokens/{token_id}"): row("AA FF FH AH FH"),
+    ("POST", "/tokens/{token_id}/rotate"): row("AA FF FH AH FH"),
     # allocation requests: filed by org admins, assigned and decided by PMs
     ("GET", "/allocation-requests"): row("SS SS NN SN NN"),
     ("POST", "/allocation-requests"): row("AA FF FH AH FH"),
@@ -518,6 +523,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/users"): {"name": unique("user"), "organization": side.org, "role": "member"},
         ("PATCH", "/users/{user}"): {"role": "member"},
         ("POST", "/users/{user}/tokens"): {"name": "matrix"},
+        ("POST", "/tokens/{token_id}/rotate"): {},
+        ("POST", "/users/{user}/conflicts"): {"organization": side.org},
         ("POST", "/allocation-requests"): {
             "project": side.project,
             "items": {"H100": 1},

@@ -300,13 +300,16 @@ def test_reservation_blocks_other_projects_but_not_its_own(
     allowed = submit(client, alice, command=["true"], gpus_per_node=1, gpu_types=["A100"])
     assert wait(client, alice, allowed["id"])["state"] == "succeeded"
 
-    # bob sees the reservation, not whose it is
+    # bob sees the reservation (when, which devices), not whose it is nor its name
     [seen] = client.get(f"{API}/reservations", headers=bob.headers).json()["items"]
     assert (seen["name"], seen["project"], seen["project_id"]) == (
-        "acme-demo",
+        "(other tenant)",
         "(other tenant)",
         None,
     )
+    assert "acme-demo" not in client.get(f"{API}/reservations", headers=bob.headers).text
+    [own] = client.get(f"{API}/reservations", headers=alice.headers).json()["items"]
+    assert (own["name"], own["project"]) == ("acme-demo", "acme-vision")
     # deleting it frees the node at once
     assert client.delete(f"{API}/reservations/acme-demo", headers=op.headers).status_code == 204
     assert wait(client, bob, blocked["id"])["state"] == "succeeded"

@@ -92,8 +92,11 @@ class Service:
         else:
             pytest.fail(f"axc up did not answer within {STARTUP_TIMEOUT_S} s:\n{self._log()}")
         if not self.token:
-            found = re.search(r"AXC_TOKEN=(axc_\S+)", self._log())
+            tokens = self.data_dir / "first-start-tokens"
+            assert tokens.stat().st_mode & 0o777 == 0o600
+            found = re.search(r"AXC_TOKEN=(axc_\S+)", tokens.read_text())
             assert found, self._log()
+            assert found.group(1) not in self._log()  # never in the log
             self.token = found.group(1)
 
     def _log(self) -> str:

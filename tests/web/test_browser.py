@@ -56,9 +56,9 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def tokens(center: Service) -> dict[str, str]:
-    """The demo accounts' tokens, as ``axc up --demo`` printed them."""
-    log = (center.data_dir.parent / "axc-up.log").read_text()
-    found = dict(re.findall(r"^\s+(\S+) \([a-z_]+, [^)]*\): (axc_\S+)$", log, re.M))
+    """The demo accounts' tokens, as ``axc up --demo`` wrote them (never to its log)."""
+    log = (center.data_dir / "first-start-tokens").read_text()
+    found = dict(re.findall(r"^#\s+(\S+) \([a-z_]+, [^)]*\): (axc_\S+)$", log, re.M))
     assert {"operator", "pm-kim", "reviewer-lee", "hanbit-engineer", "daeil-engineer"} <= set(
         found
     ), log

@@ -17,18 +17,40 @@ from starlette.routing import Route
 from axcenter.api.app import create_app
 from axcenter.service.center import Center
 from axcenter.store import orm
+from axcenter.store.accounts import authenticate, open_session
 from axcenter.web.app import ROUTERS
-from axcenter.web.session import SESSION_COOKIE, csrf_for
+from axcenter.web.session import SESSION_COOKIE
+from axcenter.web.session import csrf_for as session_csrf
 from tests.accounting import allocation, charge, job, organization, program
 from tests.api.conftest import Tenants
 
+#: the dashboard session opened for each API token (tokens are new in every test)
+_SESSIONS: dict[str, str] = {}
+
+
+def session_for(center: Center, token: str) -> str:
+    """The secret of a dashboard session of the token's user, as signing in opens one."""
+    if token not in _SESSIONS:
+        with center.store.write() as s:
+            who = authenticate(s, token)
+            secret = open_session(s, who.user_id, timedelta(hours=1)) if who else "axs_none"
+        _SESSIONS[token] = secret
+    return _SESSIONS[token]
+
+
+def csrf_for(token: str) -> str:
+    """The forms' CSRF value of the session ``browser`` opened for ``token`` (of a
+    session never opened: a value no session has)."""
+    return session_csrf(_SESSIONS.get(token, token))
+
 
 def browser(center: Center, token: str | None = None, lang: str = "en") -> TestClient:
+    """A browser signed in with ``token`` (a dashboard session of its user)."""
     client = TestClient(
         create_app(center), follow_redirects=False, headers={"Accept-Language": lang}
     )
     if token:
-        client.cookies.set(SESSION_COOKIE, token)
+        client.cookies.set(SESSION_COOKIE, session_for(center, token))
     return client
 
 
@@ -54,17 +76,34 @@ def test_every_page_needs_a_session(center: Center) -> None:
         assert r.headers["location"].startswith("/ui/login?next="), (method, path)
 
 
+def login_csrf(client: TestClient) -> str:
+    """Open the sign-in form (which sets its CSRF cookie) and read its CSRF field."""
+    form = client.get("/ui/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert found, form.text
+    return found.group(1)
+
+
 def test_sign_in_sets_a_strict_http_only_cookie(center: Center, tenants: Tenants) -> None:
     client = browser(center)
-    bad = client.post("/ui/login", data={"token": "axc_nope", "next": "/ui/jobs"})
+    csrf = login_csrf(client)
+    bad = client.post("/ui/login", data={"token": "axc_nope", "next": "/ui/jobs", "csrf": csrf})
     assert bad.status_code == 401 and "token" in bad.text
-    good = client.post("/ui/login", data={"token": tenants.alice.token, "next": "/ui/jobs"})
+    csrf = login_csrf(client)
+    good = client.post(
+        "/ui/login", data={"token": tenants.alice.token, "next": "/ui/jobs", "csrf": csrf}
+    )
     assert good.status_code == 303 and good.headers["location"] == "/ui/jobs"
     cookie = good.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
+    # the cookie is a session of its own, never the API token
+    assert tenants.alice.token not in good.headers["set-cookie"]
     # never a redirect off the site
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        r = client.post("/ui/login", data={"token": tenants.alice.token, "next": target})
+        csrf = login_csrf(client)
+        r = client.post(
+            "/ui/login", data={"token": tenants.alice.token, "next": target, "csrf": csrf}
+        )
         assert r.headers["location"] == "/ui/", target
     # a revoked or unknown token in the cookie is no session
     assert browser(center, "axc_revoked").get("/ui/jobs").status_code == 303

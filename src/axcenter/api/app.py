@@ -1,4 +1,5 @@
-"""The FastAPI application: API routers, the dashboard, error shapes, request size limit."""
+"""The FastAPI application: API routers, the dashboard, error shapes, the guard
+(authentication before any body, body size, failed-authentication limit: ``guard``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.telemetry import TelemetryConfig
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
+from axcenter.api.guard import Guard
 from axcenter.api.routers import (
     allocations,
     audit,
@@ -34,7 +38,6 @@ from axcenter.web import app as web
 
 __all__ = ["create_app"]
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
 #: FastAPI's own OpenTelemetry hooks, off: axcenter configures no OpenTelemetry provider
 #: (its metrics are Prometheus'), and looking for one cost 5-7% of a submission's CPU
 NO_TELEMETRY: TelemetryConfig = {
@@ -52,6 +55,8 @@ def create_app(center: Center) -> FastAPI:
         description="Operating platform of a shared AI computing center.",
         lifespan=_lifespan,
         telemetry=NO_TELEMETRY,
+        docs_url=None,  # served below from local files: FastAPI's page loads them from a CDN
+        redoc_url=None,
     )
     app.state.center = center
     app.include_router(jobs.router, prefix="/api/v1")  # first: routes are tried in order
@@ -69,8 +74,9 @@ def create_app(center: Center) -> FastAPI:
     app.include_router(audit.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit)
+    app.add_middleware(Guard)
     web.mount(app)
+    _mount_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -78,6 +84,23 @@ def create_app(center: Center) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its scripts and styles served from this process (the
+    ``swagger-ui-bundle-v2`` package ships them): the page works offline, and loads
+    nothing another site could change."""
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), "docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
 
 
 @contextlib.asynccontextmanager
@@ -126,21 +149,3 @@ def _problem(err: Any) -> str:
     if kind == "string_pattern_mismatch":
         return f"{given!r} is not a valid value here"
     return str(err.get("msg", "invalid"))
-
-
-class BodyLimit:
-    """Refuse request bodies above ``MAX_BODY_BYTES`` before anything parses them."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and int(value or 0) > MAX_BODY_BYTES:
-                    response = JSONResponse(
-                        {"detail": f"request body above {MAX_BODY_BYTES} bytes"}, status_code=413
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)

@@ -18,7 +18,14 @@ from axcenter.service.center import Center
 from axcenter.store.accounts import authenticate, hash_token
 from axcenter.store.cache import VersionedCache
 
-__all__ = ["BEARER_SECURITY", "CenterDep", "PrincipalDep", "authenticated", "principals"]
+__all__ = [
+    "BEARER_SECURITY",
+    "CenterDep",
+    "PrincipalDep",
+    "authenticate_token",
+    "authenticated",
+    "principals",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="an axcenter API token (axc_…)")
 #: the OpenAPI security requirement of an endpoint that calls ``authenticated`` itself
@@ -54,19 +61,32 @@ def _authenticate(center: Center, token: str, key: str) -> Principal | None:
     return who
 
 
+async def authenticate_token(center: Center, token: str) -> Principal | None:
+    """The principal behind ``token``, for the guard (``api.guard``): from the cache on
+    the event loop, else from the store in the thread pool."""
+    key = hash_token(token)
+    who = principals(center).get(key)
+    if who is None:
+        who = await run_in_threadpool(_authenticate, center, token, key)
+    return who
+
+
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Every API call runs as a principal; no token, or a bad one, is a 401."""
-    return await _principal(request.app.state.center, credentials)
+    """Every API call runs as a principal; no token, or a bad one, is a 401. The guard
+    (``api.guard``) authenticated it already, before reading the body."""
+    who: Principal | None = getattr(request.state, "principal", None)
+    return who or await _principal(request.app.state.center, credentials)
 
 
 async def authenticated(request: Request) -> Principal:
     """``get_principal`` as a plain call, for the submission endpoint (the hot path):
     resolving FastAPI dependencies costs more than a cached authentication itself.
     Such an endpoint declares ``BEARER_SECURITY`` in its OpenAPI entry."""
-    return await _principal(request.app.state.center, await _bearer(request))
+    who: Principal | None = getattr(request.state, "principal", None)
+    return who or await _principal(request.app.state.center, await _bearer(request))
 
 
 async def _principal(center: Center, credentials: HTTPAuthorizationCredentials | None) -> Principal:
@@ -76,11 +96,7 @@ async def _principal(center: Center, credentials: HTTPAuthorizationCredentials |
             "missing bearer token (Authorization: Bearer axc_…)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    token = credentials.credentials
-    key = hash_token(token)
-    who = principals(center).get(key)
-    if who is None:
-        who = await run_in_threadpool(_authenticate, center, token, key)
+    who = await authenticate_token(center, credentials.credentials)
     if who is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
@@ -30,6 +31,8 @@ __all__ = ["commands", "up"]
 #: such round trip of a submission wait up to 5 ms. Measured on PostgreSQL with jobs
 #: running: 1 ms took sequential submissions from 376 to 416 jobs/s.
 GIL_SWITCH_INTERVAL_S = 0.001
+#: the most a request line and its headers may take before the server refuses them
+H11_MAX_HEADER_BYTES = 64 * 1024
 
 
 def up(
@@ -159,6 +162,11 @@ def up(
                 port=settings.port,
                 log_level="warning",
                 access_log=False,
+                # idle kept-alive connections close; past this many connections the
+                # server answers 503 instead of queueing (docs/security.md)
+                timeout_keep_alive=settings.http_keep_alive_s,
+                limit_concurrency=settings.http_max_connections,
+                h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
             )
         )
         # uvicorn re-raises the signal that stopped it once it has shut down; with the
@@ -230,10 +238,26 @@ def _announce(
         )
     )
     if creds:
-        console.print("[bold]tokens[/] (shown once: store them now)")
-        for c in creds:
-            console.print(f"  {c.user} ({c.role}, {c.organization}): {c.token}", soft_wrap=True)
-        console.print(f"export AXC_URL={url} AXC_TOKEN={creds[0].token}", soft_wrap=True)
+        path = _write_tokens(settings.first_tokens_file, url, creds)
+        console.print(
+            f"[bold]tokens[/] of {', '.join(escape(c.user) for c in creds)}: written to "
+            f"{escape(str(path))} (mode 0600, this account only); store them, then "
+            "delete the file",
+            soft_wrap=True,
+        )
+
+
+def _write_tokens(path: Path, url: str, creds: list[Credential]) -> Path:
+    """The first-start tokens, in a file only this account reads (never in the log, which
+    a supervisor or a job's neighbour may read): one shell ``export`` line to source."""
+    lines = ["# axcenter: the tokens issued at first start; store them, then delete this file"]
+    lines += [f"# {c.user} ({c.role}, {c.organization}): {c.token}" for c in creds]
+    lines.append(f"export AXC_URL={url} AXC_TOKEN={creds[0].token}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # a file that existed keeps its mode otherwise
+        out.write("\n".join(lines) + "\n")
+    return path.resolve()
 
 
 #: this module's command, as ``axcenter.cli.main`` loads it

@@ -131,28 +131,64 @@ def token(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="User name or usr_ id.")],
     name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "",
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-in-days", min=1, max=3650, help="Days until it expires (default: never)."
+        ),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", "-l", help="List tokens instead.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Issue a new token for a user (printed once), or --list its tokens."""
     with connect(ctx) as client:
-        out = client.get_user(user) if list_ else client.issue_token(user, name)
+        out = (
+            client.get_user(user)
+            if list_
+            else client.issue_token(user, name, expires_in_days=expires_in_days)
+        )
     if as_json:
         print_json(out)
     elif list_:
         t = table()
-        for column in ("TOKEN ID", "NAME", "CREATED", "REVOKED"):
+        for column in ("TOKEN ID", "NAME", "CREATED", "EXPIRES", "REVOKED"):
             t.add_column(column, overflow="fold")
         for tok in out.get("tokens") or []:
             t.add_row(
                 text(tok.get("id")),
                 text(tok.get("name")),
                 utc(tok.get("created_at")),
+                utc(tok.get("expires_at")),
                 utc(tok.get("revoked_at")),
             )
         render.out_console().print(t)
     else:
         say(f"issued token {escape(text(out.get('id')))}")
+        _say_token(out.get("user"), out.get("token"))
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="Token id (tok_...), from `token --list`.")],
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(
+            "--expires-in-days",
+            min=1,
+            max=3650,
+            help="Days until the new token expires (default: the old one's lifetime).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace a token by a new one (printed once); the old one is revoked at once."""
+    with connect(ctx) as client:
+        out = client.rotate_token(token_id, expires_in_days=expires_in_days)
+    if as_json:
+        print_json(out)
+    else:
+        say(f"revoked {escape(token_id)}; issued token {escape(text(out.get('id')))}")
         _say_token(out.get("user"), out.get("token"))
 
 

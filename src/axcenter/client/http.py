@@ -558,9 +558,17 @@ class Client:
             "PUT", f"/users/{self._segment(user)}/unix-account", json={"account": account}
         )
 
-    def issue_token(self, user: str, name: str = "") -> JSON:
+    def issue_token(self, user: str, name: str = "", *, expires_in_days: int | None = None) -> JSON:
         """A new token for ``user``; the answer's ``token`` is the only copy."""
-        return self._json("POST", f"/users/{self._segment(user)}/tokens", json={"name": name})
+        body: dict[str, Any] = {"name": name}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self._json("POST", f"/users/{self._segment(user)}/tokens", json=body)
+
+    def rotate_token(self, token_id: str, *, expires_in_days: int | None = None) -> JSON:
+        """A new token in place of ``token_id`` (revoked at once); the only copy."""
+        body = {} if expires_in_days is None else {"expires_in_days": expires_in_days}
+        return self._json("POST", f"/tokens/{self._segment(token_id)}/rotate", json=body)
 
     def revoke_token(self, token_id: str) -> None:
         self._send("DELETE", f"/tokens/{self._segment(token_id)}")

@@ -54,6 +54,8 @@ class ClusterState:
     nodes: dict[str, Node] = field(default_factory=dict)
     queues: dict[str, Any] = field(default_factory=dict)  # project id -> SortedKeyList
     pending: dict[str, PendingJob] = field(default_factory=dict)
+    #: pending jobs per user (the API's cap on them reads it: ``service.throttle``)
+    pending_users: dict[str, int] = field(default_factory=dict)
     running: dict[str, RunningJob] = field(default_factory=dict)
     #: the spec of every active job, kept so that a requeued job can wait again
     specs: dict[str, PendingJob] = field(default_factory=dict)
@@ -176,6 +178,7 @@ class ClusterState:
         if job.id in self.pending:
             return
         self.pending[job.id] = job
+        self.pending_users[job.user_id] = self.pending_users.get(job.user_id, 0) + 1
         queue = self.queues.get(job.project_id)
         if queue is None:
             queue = self.queues[job.project_id] = SortedKeyList(key=queue_key)
@@ -184,6 +187,9 @@ class ClusterState:
     def _unqueue(self, job_id: str) -> PendingJob | None:
         job = self.pending.pop(job_id, None)
         if job is not None:
+            left = self.pending_users.pop(job.user_id) - 1
+            if left:
+                self.pending_users[job.user_id] = left
             queue = self.queues[job.project_id]
             queue.remove(job)
             if not queue:

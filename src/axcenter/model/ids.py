@@ -25,6 +25,7 @@ PREFIXES = frozenset(
         "alc",
         "prc",
         "arr",
+        "ses",
     }
 )
 

@@ -13,7 +13,11 @@
    the first such job gets a reservation (``backfill``): later jobs may start only if
    they do not delay it. Without backfill the cycle stops there.
 5. **Bound**: after ``bf_max_job_test`` jobs that could not start, the cycle ends; jobs
-   it did not examine wait with reason ``priority``.
+   it did not examine wait with reason ``priority``. The budget is shared: a project
+   whose jobs could not start stops at its share of it (the budget over the projects
+   with pending work, as Slurm's ``bf_max_job_assoc``) and is set aside, so one
+   project's blocked backlog cannot keep the others' heads from being examined. When
+   every other project is done, those set aside share what is left (work-conserving).
 
 A cycle touches the jobs it admits plus at most ``bf_max_job_test`` others; the rest of
 the backlog is never read.
@@ -97,6 +101,9 @@ class _Cycle:
         #: per GPU type, the stopping jobs not promised to a job (until either changes)
         self._stopping: dict[str, list[RunningJob]] = {}
         self.misses = 0
+        #: misses per project this round, and the most one project may have (its share)
+        self.project_misses: dict[str, int] = {}
+        self.share = self.config.bf_max_job_test
         self.stopped = False
         #: per project, the queue indices examined, and the first one that may not be
         self.examined: dict[str, set[int]] = {}
@@ -183,7 +190,14 @@ class _Cycle:
             self.reclaimers_first()
         heap = [e for p in sorted(self.snap.queues) if (e := self.next_entry(p)) is not None]
         heapq.heapify(heap)
-        while heap and not self.stopped:
+        #: projects that spent their share this round, with their next entries
+        aside: list[_Entry] = []
+        self.new_round(len(heap))
+        while (heap or aside) and not self.stopped:
+            if not heap:  # the others are done: those set aside share what is left
+                heap, aside = aside, []
+                heapq.heapify(heap)
+                self.new_round(len(heap))
             _, _, _, project_id, index = heapq.heappop(heap)
             self.examined[project_id].add(index)
             ahead = index != self.cursor[project_id]  # passed borrowing work of its project
@@ -191,7 +205,11 @@ class _Cycle:
             if self.misses >= self.config.bf_max_job_test:
                 break
             following = self.next_entry(project_id)
-            if following is not None:
+            if following is None:
+                continue
+            if self.project_misses.get(project_id, 0) >= self.share:
+                aside.append(following)
+            else:
                 heapq.heappush(heap, following)
         return Plan(
             admissions=tuple(self.admissions),
@@ -199,6 +217,11 @@ class _Cycle:
             estimates=tuple(self.estimates),
             waiting=self.waiting,
         )
+
+    def new_round(self, projects: int) -> None:
+        """Share the budget left among ``projects`` still to examine."""
+        self.project_misses.clear()
+        self.share = max(1, (self.config.bf_max_job_test - self.misses) // max(1, projects))
 
     def decide(self, job: PendingJob, *, guaranteed_only: bool = False) -> None:
         """Admit ``job`` or record why it waits. ``guaranteed_only``: it was taken ahead of
@@ -329,6 +352,7 @@ class _Cycle:
     def wait(self, job: PendingJob, reason: PendingReason) -> None:
         self.waiting[job.id] = reason
         self.misses += 1
+        self.project_misses[job.project_id] = self.project_misses.get(job.project_id, 0) + 1
 
     # -- blocked devices ----------------------------------------------------------------
 

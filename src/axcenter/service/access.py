@@ -85,6 +85,10 @@ RULES: dict[str, frozenset[Grant]] = {
     "user.create": frozenset({OP, ORG_ADMIN}),  # org admins: members only (service)
     "user.role": frozenset({OP}),
     "token.manage": frozenset({OP, ORG_ADMIN, (None, Rel.SELF)}),
+    # a reviewer's conflicts of interest: declared by the reviewer (or staff), withdrawn
+    # by staff only (else a reviewer could withdraw one to be assigned)
+    "conflict.declare": frozenset({OP, PM, (None, Rel.SELF)}),
+    "conflict.withdraw": frozenset({OP, PM}),
     # projects: reviewers see basic information of the projects they review
     "project.read": frozenset(
         {OP, PM, ORG_ADMIN, (None, Rel.MEMBER), (Role.REVIEWER, Rel.ASSIGNED)}
@@ -116,6 +120,8 @@ PHRASES: dict[str, str] = {
     "user.create": "create users in",
     "user.role": "change the role of",
     "token.manage": "manage the tokens of",
+    "conflict.declare": "declare conflicts of interest for",
+    "conflict.withdraw": "withdraw conflicts of interest of",
     "project.read": "read",
     "project.members.read": "see the members of",
     "project.write": "change",

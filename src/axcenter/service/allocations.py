@@ -60,6 +60,7 @@ __all__ = [
     "assign_tx",
     "create_request",
     "create_request_tx",
+    "end_assignments",
     "reject",
     "resubmit",
     "return_request",
@@ -134,7 +135,7 @@ def create_request_tx(session: Session, who: Principal, body: RequestIn) -> Requ
     session.flush()
     _event(session, who, row, "submitted", now, items=row.items or None)
     session.flush()
-    return request_out(session, row, events=True)
+    return request_out(session, row, who, events=True)
 
 
 def create_request(center: Center, who: Principal, body: RequestIn) -> RequestOut:
@@ -167,7 +168,7 @@ def resubmit(center: Center, who: Principal, request_id: str, body: ResubmitIn) 
         row.status = "submitted"
         _event(session, who, row, "resubmitted", now, comment=body.comment, items=row.items)
         session.flush()
-        return request_out(session, row, events=True)
+        return request_out(session, row, who, events=True)
 
 
 def withdraw(center: Center, who: Principal, request_id: str, comment: str = "") -> RequestOut:
@@ -178,7 +179,7 @@ def withdraw(center: Center, who: Principal, request_id: str, comment: str = "")
         row.status = "withdrawn"
         _event(session, who, row, "withdrawn", now, comment=comment)
         session.flush()
-        return request_out(session, row, events=True)
+        return request_out(session, row, who, events=True)
 
 
 # -- review ---------------------------------------------------------------------------------
@@ -188,7 +189,9 @@ def assign_tx(
     session: Session, who: Principal, request_id: str, reviewers: list[str], now: datetime
 ) -> RequestOut:
     """Assign reviewers (program managers); the request is then in review. Reviewers come
-    from outside the applicant's organization: nobody reviews their own company."""
+    from outside the applicant's organization (nobody reviews their own company) and
+    from outside every organization they declared a conflict of interest with (a
+    competitor, a former employer: ``reviewer_conflicts``)."""
     row, project = find_request(session, who, request_id, "request.assign")
     _expect(row, OPEN, "assigned reviewers")
     present = set(
@@ -205,6 +208,8 @@ def assign_tx(
             raise InvalidInput(field, f"{ref!r} is no active reviewer")
         if user.organization_id == project.organization_id:
             raise InvalidInput(field, f"{ref!r} belongs to the applicant's organization")
+        if session.get(orm.ReviewerConflict, (user.id, project.organization_id)) is not None:
+            raise InvalidInput(field, f"{ref!r} declared a conflict of interest with the applicant")
         if user.id not in present:
             session.add(orm.RequestReviewer(request_id=row.id, reviewer_id=user.id))
             present.add(user.id)
@@ -212,7 +217,27 @@ def assign_tx(
     row.status = "in_review"
     _event(session, who, row, "assigned", now, comment="reviewers: " + ", ".join(names))
     session.flush()
-    return request_out(session, row, events=True)
+    return request_out(session, row, who, events=True)
+
+
+def end_assignments(session: Session, who: Principal, user: orm.User, now: datetime) -> None:
+    """``user`` lost the reviewer's role (or was deactivated): its assignments to
+    requests not yet decided end, each with an ``unassigned`` event; its reviews stay in
+    the history and no longer count (``request_out``)."""
+    rows = session.execute(
+        select(orm.RequestReviewer, orm.AllocationRequest)
+        .join(
+            orm.AllocationRequest,
+            orm.AllocationRequest.id == orm.RequestReviewer.request_id,
+        )
+        .where(
+            orm.RequestReviewer.reviewer_id == user.id,
+            orm.AllocationRequest.status.in_((*OPEN, "returned")),
+        )
+    ).all()
+    for assignment, row in rows:
+        session.delete(assignment)
+        _event(session, who, row, "unassigned", now, comment="the reviewer's role ended")
 
 
 def assign(center: Center, who: Principal, request_id: str, reviewers: list[str]) -> RequestOut:
@@ -231,7 +256,7 @@ def review_tx(
         raise InvalidInput("score", "must be between 1 and 5")
     _event(session, who, row, "reviewed", now, score=score, comment=comment)
     session.flush()
-    return request_out(session, row, events=True)
+    return request_out(session, row, who, events=True)
 
 
 def review(
@@ -298,7 +323,7 @@ def approve_tx(
     row.status = "approved"
     _event(session, who, row, "approved", now, comment=body.comment, items=granted)
     session.flush()
-    return request_out(session, row, events=True)
+    return request_out(session, row, who, events=True)
 
 
 def approve(center: Center, who: Principal, request_id: str, body: ApproveIn) -> RequestOut:
@@ -320,7 +345,7 @@ def _decide(
         row.status = status
         _event(session, who, row, status, now, comment=comment)
         session.flush()
-        return request_out(session, row, events=True)
+        return request_out(session, row, who, events=True)
 
 
 def reject(center: Center, who: Principal, request_id: str, comment: str) -> RequestOut:

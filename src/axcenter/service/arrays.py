@@ -64,7 +64,7 @@ def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
     array_id = new_id("arr")
     now = utcnow()
     with center.store.write() as session:
-        [template] = new_jobs(center, session, who, [req], now)
+        [template] = new_jobs(center, session, who, [req], now, copies=len(indices))
         # the tasks share one directory: the one given, the user's home, or (single-user
         # mode) one of the array's own instead of the first task's
         workdir = template.workdir

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 
 from axcenter import sched
@@ -23,6 +24,7 @@ from axcenter.executors.local import Confinement, LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
+from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Store
 from axcenter.store.group_commit import GroupCommit
@@ -102,6 +104,25 @@ class Center:
         #: lets jobs submitted with --dependency go when what they wait for has ended
         self.dependencies = DependencyResolver(self.store, self.control)
         self.watch.add_listener(self.dependencies.ended)
+        #: abuse limits (``service.throttle``): failed authentications, submissions
+        self.auth_failures = FailureLimiter(settings.auth_failures_per_minute)
+        self.throttle = SubmissionThrottle(
+            SubmissionLimits(
+                pending_per_user=settings.max_pending_jobs_per_user,
+                pending_per_project=settings.max_pending_jobs_per_project,
+                per_s_per_user=settings.max_submissions_per_s_per_user,
+                per_s_per_project=settings.max_submissions_per_s_per_project,
+            ),
+            self._pending_of,
+        )
+
+    def _pending_of(self, user_id: str, project_ids: Iterable[str]) -> tuple[int, dict[str, int]]:
+        """Pending jobs of a user, and of each project, as the control loop knows them."""
+        state = self.control.state
+        queues = state.queues
+        return state.pending_users.get(user_id, 0), {
+            p: len(queues.get(p) or ()) for p in project_ids
+        }
 
     def _engines(self, on_event: EventCallback) -> Engine:
         """The engine of each pool; one pool's engine alone when there is one."""

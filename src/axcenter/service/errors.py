@@ -4,14 +4,23 @@ ServiceError
 ├── InvalidInput   (422) the request names something wrong; ``field`` says which
 ├── NotFound       (404) absent, or not visible to the caller: the two look the same
 ├── Conflict       (409) valid, but not in the object's current state
-└── Forbidden      (403) visible, but the caller's role may not do this
+├── Forbidden      (403) visible, but the caller's role may not do this
+└── TooManyRequests (429) a limit on how much or how fast; the message names it
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Conflict", "Forbidden", "InvalidInput", "NotFound", "Refusal", "ServiceError"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "Refusal",
+    "ServiceError",
+    "TooManyRequests",
+]
 
 
 class ServiceError(Exception):
@@ -53,3 +62,7 @@ class Forbidden(ServiceError):
     def __init__(self, message: str, refusal: Refusal | None = None) -> None:
         super().__init__(message)
         self.refusal = refusal
+
+
+class TooManyRequests(ServiceError):
+    status = 429

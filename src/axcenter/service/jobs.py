@@ -140,12 +140,19 @@ def _accepted(center: Center, written: _Written) -> list[Submitted]:
 
 
 def new_jobs(
-    center: Center, session: Session, who: Principal, requests: Sequence[JobIn], now: datetime
+    center: Center,
+    session: Session,
+    who: Principal,
+    requests: Sequence[JobIn],
+    now: datetime,
+    *,
+    copies: int = 1,
 ) -> list[NewJob]:
-    """Validated jobs for ``requests``, not yet written (no idempotency replay)."""
+    """Validated jobs for ``requests``, not yet written (no idempotency replay);
+    ``copies``: how many jobs each will become (an array's tasks), for the caps."""
     nodes = list(center.control.state.nodes.values())
     plain = [r.model_copy(update={"idempotency_key": None}) for r in requests]
-    jobs = _prepare(center, session, who, plain, nodes, now)[1]
+    jobs = _prepare(center, session, who, plain, nodes, now, copies=copies)[1]
     return [
         replace(j, idempotency_key=r.idempotency_key) for j, r in zip(jobs, requests, strict=True)
     ]
@@ -163,6 +170,8 @@ def _prepare(
     requests: Sequence[JobIn],
     nodes: Sequence[Node],
     now: datetime,
+    *,
+    copies: int = 1,
 ) -> _Written:
     """The submission's answers and its new jobs; a reused idempotency key replays."""
     keys = [r.idempotency_key for r in requests if r.idempotency_key]
@@ -178,7 +187,14 @@ def _prepare(
                 )
             }
     written = _prepare_using(
-        center, who, requests, nodes, now, seen, lambda ref: resolve_project(center, db, who, ref)
+        center,
+        who,
+        requests,
+        nodes,
+        now,
+        seen,
+        lambda ref: resolve_project(center, db, who, ref),
+        copies,
     )
     assert written is not None  # every project resolves (or raises)
     return written
@@ -202,7 +218,10 @@ def _prepare_using(
     now: datetime,
     seen: dict[str, JobOut],
     project_of: Callable[[str | None], ProjectRef | None],
+    copies: int = 1,
 ) -> _Written | None:
+    """The answers and new jobs of a submission, once the throttle admits it (429
+    otherwise, ``service.throttle``); None when ``project_of`` does not know a project."""
     projects: dict[str | None, ProjectRef] = {}
     results: list[Submitted] = []
     new: list[NewJob] = []
@@ -227,6 +246,13 @@ def _prepare_using(
             seen[req.idempotency_key] = out
         new.append(job)
         results.append(Submitted(out, created=True))
+    if new:
+        adding: dict[str, tuple[str, int]] = {}
+        for job in new:
+            name, n = adding.get(job.project_id, ("", 0))
+            adding[job.project_id] = (name, n + copies)
+        names = {p.id: p.name for p in projects.values()}
+        center.throttle.admit(who, {p: (names[p], n) for p, (_, n) in adding.items()})
     return results, new
 
 
@@ -642,8 +668,23 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
             if place is not None:
                 out.queue_position, out.queue_length = place
         if not _details_allowed(session, who, [row.id]):
-            out.env = {}  # may hold another company's secrets
+            _redact(out)
         return out
+
+
+#: what replaces a command, a directory or a path the caller may not read
+REDACTED = "(other tenant)"
+
+
+def _redact(out: JobOut) -> None:
+    """Another tenant's job, seen by a program manager: its state and size stay, but its
+    command, environment, directories and log paths (which may hold a company's data,
+    secrets and what it works on) are for operators and the tenant only."""
+    out.env = {}
+    out.command = [REDACTED]
+    out.workdir = REDACTED
+    out.output_path = out.output_path and REDACTED
+    out.error_path = out.error_path and REDACTED
 
 
 def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> set[str]:
@@ -740,7 +781,7 @@ def list_jobs(
         ]
         for item in items:
             if item.id not in allowed:
-                item.env = {}  # may hold another company's secrets
+                _redact(item)
     return items, (rows[-1].id if more and rows else None)
 
 

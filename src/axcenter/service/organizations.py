@@ -11,6 +11,7 @@ and approve money.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -29,6 +30,9 @@ from axcenter.service.access import (
 from axcenter.service.audit import record
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import (
+    ConflictIn,
+    ConflictListOut,
+    ConflictOut,
     OrganizationIn,
     OrganizationOut,
     TokenOut,
@@ -47,15 +51,19 @@ __all__ = [
     "create_organization_tx",
     "create_user",
     "create_user_tx",
+    "declare_conflict",
     "get_organization",
     "get_user",
     "issue_token",
+    "list_conflicts",
     "list_organizations",
     "list_users",
     "org_by_ref",
     "revoke_token",
+    "rotate_token",
     "update_user",
     "user_by_ref",
+    "withdraw_conflict",
 ]
 
 
@@ -108,6 +116,7 @@ def _token_out(token: orm.ApiToken, user: str, secret: str | None = None) -> Tok
         name=token.name,
         created_at=token.created_at,
         revoked_at=token.revoked_at,
+        expires_at=token.expires_at,
         token=secret,
     )
 
@@ -254,7 +263,93 @@ def update_user(center: Center, who: Principal, ref: str, body: UserPatchIn) -> 
         after = {"role": user.role, "active": user.active}
         if after != before:
             record(session, who, "user.role", "user", user.id, {"before": before, "after": after})
+        # allocations imports projects, which imports this module
+        from axcenter.service.allocations import (  # noqa: PLC0415
+            REVIEWER_ROLES,
+            end_assignments,
+        )
+
+        if role.value not in REVIEWER_ROLES or not active:
+            end_assignments(session, who, user, utcnow())
         return _user_out(session, user, tokens=True)
+
+
+# -- conflicts of interest ------------------------------------------------------------------
+
+
+def list_conflicts(center: Center, who: Principal, user_ref: str) -> ConflictListOut:
+    """The organizations a reviewer declared a conflict of interest with."""
+    with center.store.read() as session:
+        user = user_by_ref(session, user_ref)
+        require(who, "user.read", user_target(user), user_ref)
+        return ConflictListOut(items=_conflicts(session, user))
+
+
+def _conflicts(session: Session, user: orm.User) -> list[ConflictOut]:
+    rows = session.execute(
+        select(orm.ReviewerConflict, orm.Organization.name)
+        .join(orm.Organization, orm.Organization.id == orm.ReviewerConflict.organization_id)
+        .where(orm.ReviewerConflict.reviewer_id == user.id)
+        .order_by(orm.Organization.name)
+    ).all()
+    return [
+        ConflictOut(organization=name, reason=c.reason, declared_at=c.declared_at)
+        for c, name in rows
+    ]
+
+
+def declare_conflict(
+    center: Center, who: Principal, user_ref: str, body: ConflictIn
+) -> ConflictListOut:
+    """A reviewer (or an operator or program manager for them) declares a conflict of
+    interest with an organization: requests of that organization are never assigned to
+    the reviewer. Declaring it again changes nothing but the reason. Audited."""
+    with center.store.write() as session:
+        user = user_by_ref(session, user_ref)
+        require(who, "conflict.declare", user_target(user), user_ref)
+        org = session.scalars(
+            select(orm.Organization).where(
+                (
+                    orm.Organization.id
+                    if body.organization.startswith("org_")
+                    else orm.Organization.name
+                )
+                == body.organization
+            )
+        ).one_or_none()
+        if org is None:
+            raise InvalidInput("organization", f"no organization {body.organization!r}")
+        row = session.get(orm.ReviewerConflict, (user.id, org.id))
+        if row is None:
+            session.add(
+                orm.ReviewerConflict(
+                    reviewer_id=user.id, organization_id=org.id, reason=body.reason
+                )
+            )
+        else:
+            row.reason = body.reason
+        record(
+            session, who, "conflict.declare", "user", user.id,
+            {"organization": org.name, "reason": body.reason},
+        )  # fmt: skip
+        session.flush()
+        return ConflictListOut(items=_conflicts(session, user))
+
+
+def withdraw_conflict(center: Center, who: Principal, user_ref: str, organization: str) -> None:
+    """Remove a declared conflict (operators and program managers: a reviewer cannot
+    withdraw one to be assigned). Removing one that is not declared changes nothing."""
+    with center.store.write() as session:
+        user = user_by_ref(session, user_ref)
+        require(who, "conflict.withdraw", user_target(user), user_ref)
+        column = orm.Organization.id if organization.startswith("org_") else orm.Organization.name
+        org_id = session.scalar(select(orm.Organization.id).where(column == organization))
+        row = session.get(orm.ReviewerConflict, (user.id, org_id)) if org_id else None
+        if row is not None:
+            session.delete(row)
+            record(
+                session, who, "conflict.withdraw", "user", user.id, {"organization": organization}
+            )
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -266,16 +361,81 @@ def _may_manage_tokens(who: Principal, user: orm.User, ref: str) -> None:
         raise Forbidden("organization admins manage the tokens of members only")
 
 
-def issue_token(center: Center, who: Principal, user_ref: str, name: str = "") -> TokenOut:
-    """A new token for a user; the answer is the only place it is ever shown."""
+def issue_token(
+    center: Center,
+    who: Principal,
+    user_ref: str,
+    name: str = "",
+    expires_in_days: int | None = None,
+) -> TokenOut:
+    """A new token for a user; the answer is the only place it is ever shown.
+    ``expires_in_days`` None: valid until revoked."""
     with center.store.write() as session:
         user = user_by_ref(session, user_ref)
         _may_manage_tokens(who, user, user_ref)
-        secret = accounts.issue_token(session, user.id, name)
-        row = session.scalars(
-            select(orm.ApiToken).where(orm.ApiToken.token_hash == accounts.hash_token(secret))
-        ).one()
-        record(session, who, "token.issue", "user", user.id, {"token_id": row.id, "name": name})
+        expires = None if expires_in_days is None else utcnow() + timedelta(days=expires_in_days)
+        row, secret = _issue(session, user.id, name, expires)
+        record(
+            session,
+            who,
+            "token.issue",
+            "user",
+            user.id,
+            {"token_id": row.id, "name": name, "expires_at": _iso(expires)},
+        )
+        return _token_out(row, user.name, secret)
+
+
+def _issue(
+    session: Session, user_id: str, name: str, expires: datetime | None
+) -> tuple[orm.ApiToken, str]:
+    secret = accounts.issue_token(session, user_id, name, expires)
+    row = session.scalars(
+        select(orm.ApiToken).where(orm.ApiToken.token_hash == accounts.hash_token(secret))
+    ).one()
+    return row, secret
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def rotate_token(
+    center: Center, who: Principal, token_id: str, expires_in_days: int | None = None
+) -> TokenOut:
+    """Replace a valid token by a new one of the same user and name, and revoke it in
+    the same transaction: a client switches to the answer's token. Without
+    ``expires_in_days`` the new token keeps the old one's lifetime (or none)."""
+    with center.store.write() as session:
+        token = session.get(orm.ApiToken, token_id)
+        user = session.get(orm.User, token.user_id) if token is not None else None
+        if token is None or user is None:
+            raise NotFound(f"no token {token_id!r}")
+        try:
+            _may_manage_tokens(who, user, user.name)
+        except NotFound:
+            raise NotFound(f"no token {token_id!r}") from None
+        now = utcnow()
+        if token.revoked_at is not None or (
+            token.expires_at is not None and token.expires_at <= now
+        ):
+            raise Conflict(f"token {token_id} is revoked or expired: issue a new one instead")
+        if expires_in_days is not None:
+            expires = now + timedelta(days=expires_in_days)
+        elif token.expires_at is not None:
+            expires = now + (token.expires_at - token.created_at)
+        else:
+            expires = None
+        token.revoked_at = now
+        row, secret = _issue(session, user.id, token.name, expires)
+        record(
+            session,
+            who,
+            "token.rotate",
+            "user",
+            user.id,
+            {"token_id": token.id, "new_token_id": row.id, "expires_at": _iso(expires)},
+        )
         return _token_out(row, user.name, secret)
 
 

@@ -645,9 +645,10 @@ def _reservation_out(
     node_names: Mapping[str, str],
     now: datetime,
 ) -> ReservationOut:
+    """``project_id`` None: the caller may not see the project, nor the name given."""
     return ReservationOut(
         id=row.id,
-        name=row.name,
+        name=row.name if project_id is not None else HIDDEN,
         project=project,
         project_id=project_id,
         starts_at=row.starts_at,
@@ -667,7 +668,9 @@ def list_reservations(
 ) -> list[ReservationOut]:
     """Every reservation, earliest first: all users must see what blocks their jobs.
 
-    The project of a reservation is named only to those who may see it.
+    The project of a reservation, and the reservation's own name (which often says
+    what the project works on), are shown only to those who may see the project; the
+    others see when and which devices.
     """
     now = utcnow()
     with center.store.read() as session:

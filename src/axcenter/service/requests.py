@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.ledger import balances
 from axcenter.accounting.prices import prices_at
-from axcenter.model.access import Principal
+from axcenter.model.access import Principal, Role
 from axcenter.service.access import (
     allowed,
     project_named,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPEN",
+    "PSEUDONYM",
     "STEPS",
     "Step",
     "find_request",
@@ -66,18 +67,39 @@ def when(moment: datetime) -> str:
 # -- reading --------------------------------------------------------------------------------
 
 
+#: statuses after a decision: the applicant then reads the reviews' consolidated feedback
+DECIDED = ("approved", "rejected", "returned")
+#: how a reviewer is named to those who may not know who it is
+PSEUDONYM = "reviewer {n}"
+
+
 def request_out(
     session: Session,
     row: orm.AllocationRequest,
+    who: Principal,
     *,
     events: bool = False,
     actions: list[str] | None = None,
 ) -> RequestOut:
+    """A request as ``who`` may read it (review confidentiality, docs/security.md):
+
+    - operators and program managers read everything;
+    - reviewers are anonymous to the applicant and to each other: others read them as
+      "reviewer 1", "reviewer 2" (``PSEUDONYM``, in the order they first reviewed, then
+      as assigned), and the ``assigned`` event without its comment (which names them);
+    - an assigned reviewer reads no other reviewer's score or comment before submitting
+      their own (nor the mean);
+    - the applicant reads the reviews (scores, comments, mean) only once the request is
+      decided (approved, rejected or returned): consolidated, without names.
+
+    Only the scores of reviewers assigned now count: an operator's review, or that of a
+    reviewer whose assignment ended, stays in the history but not in the mean.
+    """
     project = session.get(orm.Project, row.project_id)
     program = session.get(orm.Program, row.program_id)
     creator = session.get(orm.User, row.created_by)
-    reviewers = session.scalars(
-        select(orm.User.name)
+    assigned = session.execute(
+        select(orm.User.id, orm.User.name)
         .join(orm.RequestReviewer, orm.RequestReviewer.reviewer_id == orm.User.id)
         .where(orm.RequestReviewer.request_id == row.id)
         .order_by(orm.User.name)
@@ -88,10 +110,55 @@ def request_out(
         .where(orm.RequestEvent.request_id == row.id)
         .order_by(orm.RequestEvent.id)
     ).all()
+    reviewer_ids = {user_id for user_id, _ in assigned}
     latest: dict[str, int] = {}
     for event, _ in history:
-        if event.action == "reviewed" and event.score is not None:
+        if (
+            event.action == "reviewed"
+            and event.score is not None
+            and event.actor_id in reviewer_ids
+        ):
             latest[event.actor_id] = event.score
+    oversees = who.role in (Role.OPERATOR, Role.PROGRAM_MANAGER)
+    reviewed_own = any(e.action == "reviewed" and e.actor_id == who.user_id for e, _ in history)
+    if oversees:
+        reviews_visible = True
+    elif who.user_id in reviewer_ids:
+        reviews_visible = reviewed_own
+    else:
+        reviews_visible = row.status in DECIDED
+    # pseudonyms: every reviewer (assigned now, or who reviewed) by order of appearance
+    pseudonym: dict[str, str] = {}
+    for event, _ in history:
+        if event.action == "reviewed" and event.actor_id not in pseudonym:
+            pseudonym[event.actor_id] = PSEUDONYM.format(n=len(pseudonym) + 1)
+    for user_id, _ in sorted(assigned):
+        pseudonym.setdefault(user_id, PSEUDONYM.format(n=len(pseudonym) + 1))
+
+    def shown(user_id: str, name: str) -> tuple[str, str]:
+        if oversees or user_id == who.user_id or user_id not in pseudonym:
+            return name, user_id
+        return pseudonym[user_id], ""
+
+    shown_events = []
+    for e, actor in history:
+        if e.action == "reviewed" and not (reviews_visible or e.actor_id == who.user_id):
+            continue
+        name, actor_id = shown(e.actor_id, actor)
+        comment = e.comment
+        if e.action == "assigned" and not oversees:
+            comment = ""  # it names the reviewers
+        shown_events.append(
+            RequestEventOut(
+                at=e.at,
+                actor=name,
+                actor_id=actor_id,
+                action=e.action,
+                score=e.score,
+                comment=comment,
+                items=e.items,
+            )
+        )
     return RequestOut(
         id=row.id,
         project=project.name if project else "?",
@@ -108,22 +175,9 @@ def request_out(
         created_by=creator.name if creator else "?",
         created_at=row.created_at,
         updated_at=row.updated_at,
-        reviewers=list(reviewers),
-        mean_score=round(fmean(latest.values()), 2) if latest else None,
-        events=[
-            RequestEventOut(
-                at=e.at,
-                actor=actor,
-                actor_id=e.actor_id,
-                action=e.action,
-                score=e.score,
-                comment=e.comment,
-                items=e.items,
-            )
-            for e, actor in history
-        ]
-        if events
-        else None,
+        reviewers=[shown(user_id, name)[0] for user_id, name in assigned],
+        mean_score=round(fmean(latest.values()), 2) if latest and reviews_visible else None,
+        events=shown_events if events else None,
         actions=actions,
     )
 
@@ -155,7 +209,7 @@ def list_requests(
                 )
             )
         rows = session.scalars(query.order_by(orm.AllocationRequest.id.desc())).all()
-        return [request_out(session, r) for r in rows]
+        return [request_out(session, r, who) for r in rows]
 
 
 #: statuses of a request still on its way to a decision
@@ -191,7 +245,7 @@ def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
             for name, step in STEPS.items()
             if row.status in step.statuses and allowed(who, step.rule, target)
         ]
-        out = request_out(session, row, events=True, actions=actions)
+        out = request_out(session, row, who, events=True, actions=actions)
         out.context = _context(session, row, project)
         return out
 

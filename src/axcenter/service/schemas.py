@@ -17,6 +17,7 @@ from axcenter.model.jobs import JobOutput
 from axcenter.model.logpath import check_log_pattern
 
 __all__ = [
+    "MAX_INT64",
     "AllocationListOut",
     "AllocationOut",
     "ApproveIn",
@@ -37,6 +38,9 @@ __all__ = [
     "CohortOut",
     "CohortParentIn",
     "CommentIn",
+    "ConflictIn",
+    "ConflictListOut",
+    "ConflictOut",
     "DecisionIn",
     "DeviceOut",
     "EventOut",
@@ -88,6 +92,7 @@ __all__ = [
     "SummaryOut",
     "TokenIn",
     "TokenOut",
+    "TokenRotateIn",
     "UsageReportOut",
     "UsageRowOut",
     "UserIn",
@@ -96,6 +101,10 @@ __all__ = [
     "UserPatchIn",
     "WhoAmIOut",
 ]
+
+#: the bound of every integer a query takes (offsets, cursors): what a database's BIGINT
+#: and a file offset hold; larger values are refused with 422, never passed on (a 500)
+MAX_INT64 = 2**63 - 1
 
 #: what the operating system takes in an argument, a variable or a path: no NUL byte
 #: (one would fail the launch, never the cycle, but it is refused here with its field)
@@ -642,10 +651,44 @@ class OrganizationListOut(BaseModel):
     items: list[OrganizationOut]
 
 
+#: the longest a token may be issued for (ten years)
+MAX_TOKEN_DAYS = 3650
+
+
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(max_length=100)] = ""
+    #: days until the token expires; None: valid until revoked
+    expires_in_days: Annotated[int, Field(ge=1, le=MAX_TOKEN_DAYS)] | None = None
+
+
+class ConflictIn(BaseModel):
+    """A conflict of interest a reviewer declares with an organization (name or id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organization: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reason: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+class ConflictOut(BaseModel):
+    organization: str
+    reason: str
+    declared_at: datetime
+
+
+class ConflictListOut(BaseModel):
+    items: list[ConflictOut]
+
+
+class TokenRotateIn(BaseModel):
+    """Rotating replaces a token by a new one of the same name and revokes the old one
+    at once; without ``expires_in_days``, the new one lasts as long as the old one did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in_days: Annotated[int, Field(ge=1, le=MAX_TOKEN_DAYS)] | None = None
 
 
 class TokenOut(BaseModel):
@@ -654,6 +697,7 @@ class TokenOut(BaseModel):
     name: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
     #: the token itself: only in the answer that issues it, never again
     token: str | None = None
 

@@ -38,8 +38,10 @@ __all__ = [
     "ProjectMember",
     "ProjectQuota",
     "Reservation",
+    "ReviewerConflict",
     "UnixAccount",
     "User",
+    "WebSession",
 ]
 
 NAMING = {
@@ -192,6 +194,34 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    #: None: valid until revoked
+    expires_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A dashboard session: its own short-lived credential (the cookie holds a random
+    secret, the table its SHA-256), not the API token it was opened with. Signing out
+    revokes it on the server; it also ends at ``expires_at`` and with its user."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ReviewerConflict(Base):
+    """A conflict of interest a reviewer declared: an organization whose requests the
+    reviewer may not be assigned (a competitor, a former employer), besides the
+    reviewer's own organization, which always is one."""
+
+    __tablename__ = "reviewer_conflicts"
+    reviewer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    declared_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Node(Base):

@@ -25,6 +25,7 @@ __all__ = [
     "label",
     "moment",
     "negotiate",
+    "reviewer_name",
     "translate",
     "won",
     "won_words",
@@ -134,6 +135,16 @@ def event_note(note: str | None, lang: str) -> str:
                 parts["state"] = label("state", parts["state"], lang)
             return translate(key, lang).format(**parts)
     return note
+
+
+#: a reviewer's pseudonym as the service writes it (``service.requests.PSEUDONYM``)
+_PSEUDONYM = re.compile(r"reviewer (?P<n>\d+)")
+
+
+def reviewer_name(name: str, lang: str) -> str:
+    """A reviewer's name, or its pseudonym (``reviewer 2``) in the page's language."""
+    found = _PSEUDONYM.fullmatch(name)
+    return translate("requests.reviewer_n", lang).format(**found.groupdict()) if found else name
 
 
 def zone_name(zone: tzinfo, at: datetime | None = None) -> str:

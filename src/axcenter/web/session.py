@@ -1,10 +1,16 @@
 """Who is looking: the signed-in principal (from a cookie), the page language, CSRF.
 
-The session cookie holds the user's API token: the same credential the API takes, checked
-the same way on every request (so revoking a token signs its pages out at once). It is
-``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
-and ``Secure`` behind HTTPS. Forms also carry a CSRF value derived from the token, which
-another site cannot know.
+Signing in with an API token opens a dashboard session of its own (``web_sessions``):
+the cookie holds the session's random secret, never the API token, and the session ends
+after ``Settings.web_session_lifetime_s``, when its user is deactivated, or when the
+user signs out (the server revokes it: a copied cookie is worthless after that). It is
+checked on every request. The cookie is ``HttpOnly`` (no script reads it),
+``SameSite=Strict`` (no other site's page sends it), and ``Secure`` behind HTTPS.
+
+Forms carry a CSRF value derived from the session's secret, which another site cannot
+know. The sign-in form, before any session, carries a random value that must equal the
+one in a cookie set with the form (a double-submit cookie), so another site cannot sign
+a browser in under an account of its choosing.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ from fastapi import Depends, Request
 
 from axcenter.model.access import Principal, Role
 from axcenter.service.center import Center
-from axcenter.store.accounts import authenticate
+from axcenter.store.accounts import session_principal
 from axcenter.web.i18n import negotiate
 
 __all__ = [
     "LANG_COOKIE",
+    "LOGIN_CSRF_COOKIE",
     "SEEN_COOKIE",
     "SESSION_COOKIE",
     "BadForm",
@@ -39,6 +46,8 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "axc_session"
+#: the sign-in form's double-submit value
+LOGIN_CSRF_COOKIE = "axc_login_csrf"
 LANG_COOKIE = "axc_lang"
 #: when the reader last opened the notifications (what is newer counts as unread)
 SEEN_COOKIE = "axc_seen"
@@ -76,8 +85,9 @@ class Viewer:
         return self.who.role in (Role.OPERATOR, Role.PROGRAM_MANAGER)
 
 
-def csrf_for(token: str) -> str:
-    return hmac.new(token.encode(), b"axcenter-web-form", hashlib.sha256).hexdigest()
+def csrf_for(secret: str) -> str:
+    """The forms' CSRF value of the session whose secret is ``secret``."""
+    return hmac.new(secret.encode(), b"axcenter-web-form", hashlib.sha256).hexdigest()
 
 
 def language(request: Request) -> str:
@@ -86,15 +96,15 @@ def language(request: Request) -> str:
 
 def _viewer(request: Request) -> Viewer:
     center: Center = request.app.state.center
-    token = request.cookies.get(SESSION_COOKIE)
+    secret = request.cookies.get(SESSION_COOKIE)
     who = None
-    if token:
+    if secret:
         with center.store.read() as session:
-            who = authenticate(session, token)
-    if token is None or who is None:
+            who = session_principal(session, secret)
+    if secret is None or who is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(target)
-    return Viewer(who=who, csrf=csrf_for(token), lang=language(request))
+    return Viewer(who=who, csrf=csrf_for(secret), lang=language(request))
 
 
 async def _form_viewer(request: Request) -> Viewer:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import audit as service
-from axcenter.service.schemas import AuditListOut
+from axcenter.service.schemas import MAX_INT64, AuditListOut
 
 router = APIRouter(tags=["audit"])
 
@@ -25,7 +25,7 @@ def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
 ) -> AuditListOut:
     """Newest first; ``action`` matches a prefix (``grant.``); ``cursor`` pages on."""
     items, next_cursor = service.list_audit(

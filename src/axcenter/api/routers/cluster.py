@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import history, queue
 from axcenter.service.cluster import cluster_view
-from axcenter.service.schemas import ClusterOut, HistoryOut, QueueOut
+from axcenter.service.schemas import MAX_INT64, ClusterOut, HistoryOut, QueueOut
 
 router = APIRouter(tags=["cluster"])
 
@@ -35,7 +35,7 @@ def cluster_history(
 def pending_queue(
     center: CenterDep,
     who: PrincipalDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     limit: Annotated[int, Query(ge=1, le=queue.MAX_PAGE)] = 50,
 ) -> QueueOut:
     """The pending jobs the caller may see, in the scheduler's order, each with the reason

@@ -23,6 +23,7 @@ from axcenter.service import arrays, holds
 from axcenter.service import jobs as service
 from axcenter.service.center import Center
 from axcenter.service.schemas import (
+    MAX_INT64,
     ArrayIn,
     ArrayOut,
     JobBatchIn,
@@ -194,7 +195,7 @@ async def log(
     job_id: str,
     center: CenterDep,
     who: PrincipalDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
 ) -> Response:
     """Log bytes from ``offset``; ``X-Log-Offset`` is where to continue."""
     job_id = await _job_id(center, who, job_id)

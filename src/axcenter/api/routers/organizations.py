@@ -8,11 +8,14 @@ from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import identities
 from axcenter.service import organizations as service
 from axcenter.service.schemas import (
+    ConflictIn,
+    ConflictListOut,
     OrganizationIn,
     OrganizationListOut,
     OrganizationOut,
     TokenIn,
     TokenOut,
+    TokenRotateIn,
     UnixAccountIn,
     UnixAccountOut,
     UserIn,
@@ -76,10 +79,43 @@ def map_unix_account(
     return identities.map_account(center, who, user, body.account)
 
 
+@router.get("/users/{user}/conflicts")
+def list_conflicts(user: str, center: CenterDep, who: PrincipalDep) -> ConflictListOut:
+    """The organizations a reviewer declared a conflict of interest with."""
+    return service.list_conflicts(center, who, user)
+
+
+@router.post("/users/{user}/conflicts", status_code=status.HTTP_201_CREATED)
+def declare_conflict(
+    user: str, body: ConflictIn, center: CenterDep, who: PrincipalDep
+) -> ConflictListOut:
+    """Declare a conflict of interest (a competitor): that organization's requests are
+    never assigned to this reviewer."""
+    return service.declare_conflict(center, who, user, body)
+
+
+@router.delete("/users/{user}/conflicts/{organization}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_conflict(
+    user: str, organization: str, center: CenterDep, who: PrincipalDep
+) -> Response:
+    """Withdraw a declared conflict (operators and program managers)."""
+    service.withdraw_conflict(center, who, user, organization)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post("/users/{user}/tokens", status_code=status.HTTP_201_CREATED)
 def issue_token(user: str, body: TokenIn, center: CenterDep, who: PrincipalDep) -> TokenOut:
     """A new token; the answer is the only place it is ever shown."""
-    return service.issue_token(center, who, user, body.name)
+    return service.issue_token(center, who, user, body.name, body.expires_in_days)
+
+
+@router.post("/tokens/{token_id}/rotate", status_code=status.HTTP_201_CREATED)
+def rotate_token(
+    token_id: str, body: TokenRotateIn, center: CenterDep, who: PrincipalDep
+) -> TokenOut:
+    """A new token in place of this one, which is revoked at once; the answer is the
+    only place the new one is ever shown."""
+    return service.rotate_token(center, who, token_id, body.expires_in_days)
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
