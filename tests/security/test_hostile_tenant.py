@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import secrets
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -304,7 +305,7 @@ def test_nothing_outlives_its_job_and_a_fork_bomb_stays_in_its_limit(
         ],
     )
     done = wait(client, bob, job["id"])
-    assert done["state"] == "succeeded", done
+    assert done["state"] == "succeeded", (done["reason"], log_of(client, bob, job["id"]))
     uid = pwd.getpwnam(f"{os.environ['AXC_UNIX_PREFIX']}bob").pw_uid
     left = subprocess.run(
         ["pgrep", "-u", str(uid)], capture_output=True, text=True, check=False
@@ -401,3 +402,32 @@ def test_output_files_are_written_as_the_jobs_user(client: TestClient, tenants: 
         assert precious.read_text() == "precious"
     finally:
         precious.unlink()
+
+
+def test_jobs_may_open_only_their_devices(
+    client: TestClient, tenants: Tenants, exchange: Path
+) -> None:
+    """The basics (null, zero, urandom, tty…) and nothing else, whatever the file's mode
+    says: two device nodes anyone may open by their mode, one allowed (null's numbers),
+    one not (fuse's); on this host both the v1 devices controller and the v2 BPF program
+    filter, and each must allow."""
+    bob = tenants.bob
+    os.mknod(exchange / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(exchange / "fuse", 0o666 | stat.S_IFCHR, os.makedev(10, 229))
+    os.chmod(exchange / "null", 0o666)
+    os.chmod(exchange / "fuse", 0o666)
+    probe = (
+        f"for d in {exchange}/null {exchange}/fuse /dev/zero /dev/urandom; do "
+        "if true <> $d 2>/dev/null; then echo open $d; else echo denied $d; fi; done"
+    )
+    job = submit(client, bob, command=["sh", "-c", probe])
+    done = wait(client, bob, job["id"])
+    assert done["state"] == "succeeded", (done["reason"], log_of(client, bob, job["id"]))
+    lines = log_of(client, bob, job["id"]).splitlines()
+    seen = dict(line.split()[::-1] for line in lines if line.startswith(("open ", "denied ")))
+    assert seen == {
+        f"{exchange}/null": "open",
+        f"{exchange}/fuse": "denied",
+        "/dev/zero": "open",
+        "/dev/urandom": "open",
+    }

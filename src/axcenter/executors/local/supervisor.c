@@ -59,7 +59,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/bpf.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -138,6 +140,10 @@ static long long read_stop(char *reason, size_t size) {
 
 static const char *cg_name;     /* NULL: not confined */
 static int cg_v2;
+/* a v1 host with the v2 tree mounted beside (hybrid): devices are filtered in both */
+static int cg_hybrid;
+#define HYBRID CGROOT "/unified"
+static int dev_bpf_attach(const char *group_dir, const char *rules);
 static const char *V1[] = {"memory", "cpu", "pids", "devices"};
 #define NV1 (sizeof V1 / sizeof *V1)
 
@@ -207,7 +213,12 @@ static int cg_create(long long memory, long long cpu_milli, long long pids, char
             snprintf(v, sizeof v, "%lld", pids);
             if (cg_write("", "pids.max", v) != 0) return -1;
         }
-        return 0;  /* v2's device control is a BPF program: see docs/security.md */
+        if (devices) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, CGROOT "/%s", cg_name);
+            if (dev_bpf_attach(dir, devices) != 0) return -1;
+        }
+        return 0;
     }
     for (size_t i = 0; i < NV1; i++) {
         char root[64];
@@ -233,11 +244,105 @@ static int cg_create(long long memory, long long cpu_milli, long long pids, char
         if (cg_write("pids", "pids.max", v) != 0) return -1;
     }
     if (devices) {
+        cg_hybrid = stat(HYBRID "/cgroup.procs", &st) == 0;
+        if (cg_hybrid) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, HYBRID "/%s", cg_name);
+            if (make_dirs(HYBRID, cg_name) != 0 || dev_bpf_attach(dir, devices) != 0) return -1;
+        }
         if (cg_write("devices", "devices.deny", "a") != 0) return -1;
         for (char *rule = strtok(devices, ";"); rule; rule = strtok(NULL, ";"))
             if (*rule && cg_write("devices", "devices.allow", rule) != 0) return -1;
     }
     return 0;
+}
+
+/* cgroup v2 has no device files: its device controller is a BPF program attached to the
+ * group. Compile the rules ("TYPE MAJOR:MINOR ACCESS", '*' for any; 'a' for any type)
+ * into one: allow the first rule that matches the device and holds every access asked
+ * (mknod m, read r, write w), deny otherwise. */
+static int ins(struct bpf_insn *prog, int n, __u8 code, int dst, int src, int off, int imm) {
+    prog[n].code = code;
+    prog[n].dst_reg = dst;
+    prog[n].src_reg = src;
+    prog[n].off = (__s16)off;
+    prog[n].imm = imm;
+    return n + 1;
+}
+
+static int dev_bpf_attach(const char *group_dir, const char *rules) {
+    struct bpf_insn prog[2048];
+    int n = 0;
+    /* r2 = device type, r3 = access asked, r4 = major, r5 = minor */
+    n = ins(prog, n, BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0);
+    n = ins(prog, n, BPF_ALU64 | BPF_AND | BPF_K, 2, 0, 0, 0xffff);
+    n = ins(prog, n, BPF_LDX | BPF_MEM | BPF_W, 3, 1, 0, 0);
+    n = ins(prog, n, BPF_ALU64 | BPF_RSH | BPF_K, 3, 0, 0, 16);
+    n = ins(prog, n, BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0);
+    n = ins(prog, n, BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0);
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", rules);
+    char *save = NULL;
+    for (char *rule = strtok_r(copy, ";", &save); rule; rule = strtok_r(NULL, ";", &save)) {
+        char type, major_s[16], minor_s[16], access_s[8];
+        if (sscanf(rule, " %c %15[^:]:%15s %7s", &type, major_s, minor_s, access_s) != 4) {
+            if (sscanf(rule, " %c", &type) == 1 && type == 'a') {
+                snprintf(major_s, sizeof major_s, "*");
+                snprintf(minor_s, sizeof minor_s, "*");
+                snprintf(access_s, sizeof access_s, "rwm");
+            } else {
+                errno = EINVAL;
+                return -1;
+            }
+        }
+        int access = (strchr(access_s, 'm') ? BPF_DEVCG_ACC_MKNOD : 0) |
+                     (strchr(access_s, 'r') ? BPF_DEVCG_ACC_READ : 0) |
+                     (strchr(access_s, 'w') ? BPF_DEVCG_ACC_WRITE : 0);
+        int dev_type = type == 'c' ? BPF_DEVCG_DEV_CHAR : type == 'b' ? BPF_DEVCG_DEV_BLOCK : 0;
+        int check_major = strcmp(major_s, "*") != 0, check_minor = strcmp(minor_s, "*") != 0;
+        /* the block: [type] access(3) [major] [minor] allow(2); each test jumps past it */
+        int len = (dev_type ? 1 : 0) + 3 + check_major + check_minor + 2;
+        if (n + len + 2 > (int)(sizeof prog / sizeof *prog)) {
+            errno = E2BIG;
+            return -1;
+        }
+        int end = n + len; /* the first instruction after the block */
+        if (dev_type) n = ins(prog, n, BPF_JMP | BPF_JNE | BPF_K, 2, 0, end - n - 1, dev_type);
+        n = ins(prog, n, BPF_ALU64 | BPF_MOV | BPF_X, 6, 3, 0, 0);
+        n = ins(prog, n, BPF_ALU64 | BPF_AND | BPF_K, 6, 0, 0, ~access);
+        n = ins(prog, n, BPF_JMP | BPF_JNE | BPF_K, 6, 0, end - n - 1, 0);
+        if (check_major) n = ins(prog, n, BPF_JMP | BPF_JNE | BPF_K, 4, 0, end - n - 1, atoi(major_s));
+        if (check_minor) n = ins(prog, n, BPF_JMP | BPF_JNE | BPF_K, 5, 0, end - n - 1, atoi(minor_s));
+        n = ins(prog, n, BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+        n = ins(prog, n, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    }
+    n = ins(prog, n, BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+    n = ins(prog, n, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    attr.insns = (__u64)(unsigned long)prog;
+    attr.insn_cnt = (__u32)n;
+    attr.license = (__u64)(unsigned long)"Apache-2.0";
+    int prog_fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (prog_fd < 0) return -1;
+    int group_fd = open(group_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (group_fd < 0) {
+        close(prog_fd);
+        return -1;
+    }
+    memset(&attr, 0, sizeof attr);
+    attr.target_fd = (__u32)group_fd;
+    attr.attach_bpf_fd = (__u32)prog_fd;
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    int rc = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr);
+    int saved = errno;
+    close(group_fd);
+    close(prog_fd); /* the group holds the program from now on */
+    errno = saved;
+    return rc;
 }
 
 /* Put process PID in the run's group (every hierarchy). */
@@ -247,6 +352,11 @@ static int cg_join(pid_t pid) {
     if (cg_v2) return cg_write("", "cgroup.procs", v);
     for (size_t i = 0; i < NV1; i++)
         if (cg_write(V1[i], "cgroup.procs", v) != 0) return -1;
+    if (cg_hybrid) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, HYBRID "/%s/cgroup.procs", cg_name);
+        if (write_file(path, v) != 0) return -1;
+    }
     return 0;
 }
 
@@ -304,6 +414,10 @@ static void cg_remove(void) {
     }
     for (size_t i = 0; i < NV1; i++) {
         snprintf(path, sizeof path, CGROOT "/%s/%s", V1[i], cg_name);
+        rmdir(path);
+    }
+    if (cg_hybrid) {
+        snprintf(path, sizeof path, HYBRID "/%s", cg_name);
         rmdir(path);
     }
 }
