@@ -25,6 +25,9 @@ PREFIXES = frozenset(
         "alc",
         "prc",
         "arr",
+        "rul",  # a program's rules
+        "rpt",  # a progress report
+        "srv",  # an outcome-survey form
     }
 )
 

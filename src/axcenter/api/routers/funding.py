@@ -1,0 +1,124 @@
+"""Running a program: its rules, grant tranches and progress reports, outcome surveys,
+what each grant owes and the reminders and notices sent about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from axcenter.api.deps import CenterDep, PrincipalDep
+from axcenter.service import obligations, rules, surveys, tranches
+from axcenter.service.program_schemas import (
+    GrantNoticeOut,
+    ObligationsOut,
+    ProgramRulesIn,
+    ProgramRulesListOut,
+    ProgramRulesOut,
+    ProgressReportIn,
+    ProgressReportOut,
+    ReportDecisionIn,
+    SurveyAnswerIn,
+    SurveyAnswerListOut,
+    SurveyAnswerOut,
+    SurveyFormIn,
+    SurveyFormListOut,
+    SurveyFormOut,
+    TranchesOut,
+)
+
+router = APIRouter(tags=["programs"])
+
+
+class NoticeListOut(BaseModel):
+    items: list[GrantNoticeOut]
+
+
+@router.get("/programs/{program}/rules")
+def list_rules(
+    program: str, center: CenterDep, who: PrincipalDep, at: datetime | None = None
+) -> ProgramRulesListOut:
+    """Every rule set of a program, oldest first; ``in_force`` marks the one in force."""
+    return ProgramRulesListOut(items=rules.list_rules(center, who, program, at))
+
+
+@router.post("/programs/{program}/rules", status_code=status.HTTP_201_CREATED)
+def set_rules(
+    program: str, body: ProgramRulesIn, center: CenterDep, who: PrincipalDep
+) -> ProgramRulesOut:
+    """Rules from ``effective_from`` (default now, never in the past) on."""
+    return rules.set_rules(center, who, program, body)
+
+
+@router.get("/programs/{program}/surveys")
+def list_surveys(program: str, center: CenterDep, who: PrincipalDep) -> SurveyFormListOut:
+    return SurveyFormListOut(items=surveys.list_forms(center, who, program))
+
+
+@router.post("/programs/{program}/surveys", status_code=status.HTTP_201_CREATED)
+def create_survey(
+    program: str, body: SurveyFormIn, center: CenterDep, who: PrincipalDep
+) -> SurveyFormOut:
+    return surveys.create_form(center, who, program, body)
+
+
+@router.get("/programs/{program}/obligations")
+def program_obligations(program: str, center: CenterDep, who: PrincipalDep) -> ObligationsOut:
+    """Each grant of the program the caller may read: its tranches, the next progress
+    report and every survey round, with where each stands."""
+    return obligations.obligations(center, who, program)
+
+
+@router.post("/programs/{program}/reminders")
+def send_reminders(program: str, center: CenterDep, who: PrincipalDep) -> NoticeListOut:
+    """Remind each grant of what it owes overdue (once per week per obligation)."""
+    return NoticeListOut(items=obligations.remind(center, who, program))
+
+
+@router.get("/allocations/{allocation_id}/tranches")
+def grant_tranches(allocation_id: str, center: CenterDep, who: PrincipalDep) -> TranchesOut:
+    return tranches.get_tranches(center, who, allocation_id)
+
+
+@router.get("/allocations/{allocation_id}/notices")
+def grant_notices(allocation_id: str, center: CenterDep, who: PrincipalDep) -> NoticeListOut:
+    return NoticeListOut(items=obligations.list_notices(center, who, allocation_id))
+
+
+@router.post("/allocations/{allocation_id}/reports", status_code=status.HTTP_201_CREATED)
+def submit_report(
+    allocation_id: str, body: ProgressReportIn, center: CenterDep, who: PrincipalDep
+) -> ProgressReportOut:
+    """The progress report asking for the grant's next tranche."""
+    return tranches.submit_report(center, who, allocation_id, body)
+
+
+@router.post("/progress-reports/{report_id}/accept")
+def accept_report(
+    report_id: str, body: ReportDecisionIn, center: CenterDep, who: PrincipalDep
+) -> ProgressReportOut:
+    """Accept a report: its tranche is released."""
+    return tranches.accept_report(center, who, report_id, body.comment)
+
+
+@router.post("/progress-reports/{report_id}/return")
+def return_report(
+    report_id: str, body: ReportDecisionIn, center: CenterDep, who: PrincipalDep
+) -> ProgressReportOut:
+    return tranches.return_report(center, who, report_id, body.comment)
+
+
+@router.post("/surveys/{form_id}/answers", status_code=status.HTTP_201_CREATED)
+def answer_survey(
+    form_id: str, body: SurveyAnswerIn, center: CenterDep, who: PrincipalDep
+) -> SurveyAnswerOut:
+    return surveys.answer(center, who, form_id, body)
+
+
+@router.get("/surveys/{form_id}/answers/{project}")
+def survey_answers(
+    form_id: str, project: str, center: CenterDep, who: PrincipalDep
+) -> SurveyAnswerListOut:
+    """Every answer of a project to a form, with its history."""
+    return SurveyAnswerListOut(items=surveys.answers(center, who, form_id, project))

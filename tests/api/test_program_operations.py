@@ -1,0 +1,280 @@
+"""Running a program through the API on both stores: rules with a regional discount, a
+youth-startup discount and a self-paid share that every charge shows; a concentration
+cap refused by name at approval; a grant released in two tranches, the second only after
+its progress report is accepted; outcome surveys with answers kept with their history;
+what each grant owes, and reminders of what is overdue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from axcenter.model.access import Principal, Role
+from axcenter.model.money import rate
+from axcenter.service import obligations
+from axcenter.service.center import Center
+from axcenter.service.notifications import notifications
+from axcenter.store import orm
+from axcenter.store.types import utcnow
+from tests.api.conftest import Tenants
+from tests.api.test_allocations import REQUESTS, file_request, setup, step
+from tests.api.test_jobs import submit, wait
+from tests.api.test_programs import API, audit, ok
+
+H100 = 4500  # won per GPU-hour (tests.api.test_allocations.setup)
+RULES = {
+    "self_paid_bp": 2000,
+    "modifiers": [
+        {"kind": "region", "match": "Gwangju", "discount_bp": 5000},
+        {"kind": "startup", "discount_bp": 3000},
+    ],
+    "caps": {"org_gpu_hours": 150},
+    "tranches_bp": [5000, 5000],
+}
+
+
+def principal(center: Center, name: str) -> Principal:
+    with center.store.read() as s:
+        user = s.scalars(select(orm.User).where(orm.User.name == name)).one()
+        return Principal(user.id, user.name, user.organization_id, Role(user.role))
+
+
+def approve_new(client: TestClient, tenants: Tenants, staff: Any, hours: int) -> Any:
+    req = file_request(client, tenants.acme_admin, "acme-vision", {"H100": hours})
+    return step(client, staff.pm, req["id"], "approve")
+
+
+def test_rules_tranches_reports_and_caps(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    staff = setup(client, tenants)
+    with center.store.write() as s:
+        acme = s.scalars(select(orm.Organization).where(orm.Organization.name == "Acme")).one()
+        acme.region = "gwangju"  # matched case-insensitively
+        acme.youth_startup = True  # 30% < 50%: the larger discount counts, they do not stack
+    rules_url = f"{API}/programs/AX 2026/rules"
+    # rules are the program's: not an organization's to set; never retroactive
+    assert client.post(rules_url, json=RULES, headers=tenants.acme_admin.headers).status_code == 403
+    past = {**RULES, "effective_from": (utcnow() - timedelta(days=1)).isoformat()}
+    refused = client.post(rules_url, json=past, headers=staff.pm.headers)
+    assert refused.status_code == 422 and "retroactive" in refused.text
+    bad = {**RULES, "tranches_bp": [5000, 4000]}
+    assert client.post(rules_url, json=bad, headers=staff.pm.headers).status_code == 422
+    no_match = {**RULES, "modifiers": [{"kind": "region", "discount_bp": 5000}]}
+    refused = client.post(rules_url, json=no_match, headers=staff.pm.headers)
+    assert refused.status_code == 422 and "modifiers[0].match" in refused.text
+    ok(client.post(rules_url, json=RULES, headers=staff.pm.headers), 201)
+    listed = ok(client.get(rules_url, headers=tenants.alice.headers))["items"]
+    assert [r["in_force"] for r in listed] == [True]
+    assert listed[0]["caps"] == {"org_gpu_hours": 150, "org_won": None}
+    [change] = audit(client, tenants, action="program.rules")
+    assert change["details"]["after"]["self_paid_bp"] == 2000
+
+    # a grant of 100 GPU-hours: 50 now, 50 after the progress report
+    request = ok(approve_new(client, tenants, staff, 100))
+    alloc_id = request["allocation_id"]
+    alloc = ok(client.get(f"{API}/allocations/{alloc_id}", headers=tenants.alice.headers))
+    assert alloc["balance"]["items"][0]["granted_gpu_seconds"] == 50 * 3600
+    full = rate(100 * 3600, H100)
+    program = ok(client.get(f"{API}/programs/AX 2026", headers=staff.pm.headers))
+    assert program["allocated_won"] == full  # the pending half stays committed
+    tranches = ok(
+        client.get(f"{API}/allocations/{alloc_id}/tranches", headers=tenants.alice.headers)
+    )
+    assert [(t["seq"], t["status"], t["gpu_seconds"]) for t in tranches["tranches"]] == [
+        (1, "released", 50 * 3600),
+        (2, "pending", 50 * 3600),
+    ]
+    assert sum(t["won"] for t in tranches["tranches"]) == full
+
+    # the cap: 100 held, 60 more would be 160 > 150 GPU-hours; refused by name, nothing changes
+    refused = approve_new(client, tenants, staff, 60)
+    assert refused.status_code == 409, refused.text
+    assert "concentration cap of AX 2026" in refused.text and "150 GPU-hours" in refused.text
+    assert (
+        ok(client.get(f"{API}/programs/AX 2026", headers=staff.pm.headers))["allocated_won"] == full
+    )
+
+    # obligations: the report for tranche 2 is due at the window's middle
+    owed = ok(client.get(f"{API}/programs/AX 2026/obligations", headers=staff.pm.headers))
+    [grant] = owed["items"]
+    assert (grant["tranches_released"], grant["tranches_total"], grant["report_seq"]) == (1, 2, 2)
+    assert grant["report_state"] in ("due", "not_due")
+    # a member reads, an org admin reports, a program manager decides
+    reports_url = f"{API}/allocations/{alloc_id}/reports"
+    body = {"summary": "model v1 trained; pilot with 2 hospitals"}
+    assert client.post(reports_url, json=body, headers=tenants.alice.headers).status_code == 403
+    assert client.post(reports_url, json=body, headers=tenants.bob.headers).status_code == 404
+    first = ok(client.post(reports_url, json=body, headers=tenants.acme_admin.headers), 201)
+    again = client.post(reports_url, json=body, headers=tenants.acme_admin.headers)
+    assert again.status_code == 409 and "awaits a decision" in again.text
+    decide = f"{API}/progress-reports/{first['id']}"
+    assert (
+        client.post(f"{decide}/accept", json={}, headers=tenants.acme_admin.headers).status_code
+        == 403
+    )
+    assert client.post(f"{decide}/return", json={}, headers=staff.pm.headers).status_code == 422
+    ok(
+        client.post(
+            f"{decide}/return", json={"comment": "add usage figures"}, headers=staff.pm.headers
+        )
+    )
+    owed = ok(client.get(f"{API}/programs/AX 2026/obligations", headers=staff.pm.headers))
+    assert owed["items"][0]["report_state"] != "submitted"
+    second = ok(client.post(reports_url, json=body, headers=tenants.acme_admin.headers), 201)
+    owed = ok(client.get(f"{API}/programs/AX 2026/obligations", headers=staff.pm.headers))
+    assert owed["items"][0]["report_state"] == "submitted"
+    accepted = ok(
+        client.post(
+            f"{API}/progress-reports/{second['id']}/accept",
+            json={"comment": "fine"},
+            headers=staff.pm.headers,
+        )
+    )
+    assert accepted["status"] == "accepted" and accepted["decided_by"] == "pm"
+    alloc = ok(client.get(f"{API}/allocations/{alloc_id}", headers=tenants.alice.headers))
+    assert alloc["balance"]["items"][0]["granted_gpu_seconds"] == 100 * 3600
+    assert alloc["balance"]["granted_won"] == full
+    assert (
+        ok(client.get(f"{API}/programs/AX 2026", headers=staff.pm.headers))["allocated_won"] == full
+    )
+    again = client.post(
+        f"{API}/progress-reports/{second['id']}/accept", json={}, headers=staff.pm.headers
+    )
+    assert again.status_code == 409
+    assert (
+        client.post(reports_url, json=body, headers=tenants.acme_admin.headers).status_code == 409
+    )
+    [released] = audit(client, tenants, action="grant.tranche")
+    assert released["details"]["tranche"] == 2
+    history = ok(
+        client.get(f"{API}/allocations/{alloc_id}/tranches", headers=tenants.alice.headers)
+    )
+    assert [r["status"] for r in history["reports"]] == ["returned", "accepted"]
+
+    # a run is charged under the terms: 50% off (Gwangju), 20% self-paid, and says so
+    job = submit(
+        client, tenants.alice, gpus_per_node=1, gpu_types=["H100"], command=["sleep", "1.2"]
+    )
+    wait(client, tenants.alice, job["id"])
+    charges = ok(client.get(f"{API}/jobs/{job['id']}/charges", headers=tenants.alice.headers))
+    [charge] = [c for c in charges["items"] if c["kind"] == "charge"]
+    assert charge["list_won"] == rate(charge["gpu_seconds"], H100)
+    assert charge["amount_won"] == charge["list_won"] - charge["list_won"] * 5000 // 10_000
+    assert charge["public_won"] == charge["amount_won"] * 8000 // 10_000
+    assert charge["public_won"] + charge["copay_won"] == charge["amount_won"]
+    assert charge["terms"] == "region Gwangju -50%; self-paid 20%"
+
+
+def test_surveys_obligations_and_reminders(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    staff = setup(client, tenants)
+    ok(
+        client.post(
+            f"{API}/programs/AX 2026/rules",
+            json={"tranches_bp": [6000, 4000]},
+            headers=staff.pm.headers,
+        ),
+        201,
+    )
+    alloc_id = ok(approve_new(client, tenants, staff, 10))["allocation_id"]
+    due = (utcnow() + timedelta(days=3)).date().isoformat()
+    form = {
+        "name": "Outcomes 2026",
+        "fields": [
+            {"key": "papers", "label_en": "Papers", "label_ko": "논문", "kind": "count"},
+            {"key": "revenue", "label_en": "Revenue", "label_ko": "매출", "kind": "won"},
+            {"key": "launched", "label_en": "Launched", "label_ko": "출시", "kind": "yes_no"},
+            {
+                "key": "notes",
+                "label_en": "Notes",
+                "label_ko": "비고",
+                "kind": "text",
+                "required": False,
+            },
+        ],
+        "due_dates": [due],
+        "at_end": True,
+    }
+    url = f"{API}/programs/AX 2026/surveys"
+    assert client.post(url, json=form, headers=tenants.acme_admin.headers).status_code == 403
+    dup = {**form, "fields": [form["fields"][0], form["fields"][0]]}
+    assert client.post(url, json=dup, headers=staff.pm.headers).status_code == 422
+    created = ok(client.post(url, json=form, headers=staff.pm.headers), 201)
+    assert client.post(url, json=form, headers=staff.pm.headers).status_code == 409
+    answers = f"{API}/surveys/{created['id']}/answers"
+
+    def answer(who: Any, **values: Any) -> Any:
+        body = {"project": "acme-vision", "round": due, "answers": values}
+        return client.post(answers, json=body, headers=who.headers)
+
+    refused = answer(tenants.acme_admin, papers=-1, revenue=0, launched=False)
+    assert refused.status_code == 422 and "answers.papers" in refused.text
+    refused = answer(tenants.acme_admin, papers=1, launched=False)
+    assert refused.status_code == 422 and "answers.revenue" in refused.text
+    refused = answer(tenants.acme_admin, papers=1, revenue=5, launched="yes")
+    assert refused.status_code == 422 and "answers.launched" in refused.text
+    refused = answer(tenants.acme_admin, papers=1, revenue=5, launched=True, patents=2)
+    assert refused.status_code == 422 and "answers.patents" in refused.text
+    bad_round = client.post(
+        answers,
+        json={"project": "acme-vision", "round": "2001-01-01", "answers": {}},
+        headers=tenants.acme_admin.headers,
+    )
+    assert bad_round.status_code == 422 and "final" in bad_round.text
+    assert answer(tenants.bob, papers=1, revenue=5, launched=True).status_code == 404
+    assert answer(tenants.alice, papers=1, revenue=5, launched=True).status_code == 403
+
+    # before answering: the dated round is due within days, the final round later
+    at_now = obligations.obligations(center, principal(center, "pm"), "AX 2026")
+    [grant] = at_now.items
+    states = {s.round: s.state for s in grant.surveys}
+    assert states == {due: "due", "final": "not_due"}
+    # a week later it is overdue: a reminder is written once, and the company hears of it
+    later = utcnow() + timedelta(days=7)
+    pm = principal(center, "pm")
+    [grant] = obligations.obligations(center, pm, "AX 2026", at=later).items
+    assert {s.round: s.state for s in grant.surveys}[due] == "overdue"
+    sent = obligations.remind(center, pm, "AX 2026", at=later)
+    assert [n.subject for n in sent] == [f"survey:Outcomes 2026:{due}"]
+    assert obligations.remind(center, pm, "AX 2026", at=later + timedelta(hours=1)) == []
+    feed = notifications(center, principal(center, "acme-admin"))
+    assert any(n.kind == "notice.reminder" and n.ref == alloc_id for n in feed)
+    assert not any(
+        n.kind.startswith("notice.") for n in notifications(center, principal(center, "bob"))
+    )
+    notices = ok(client.get(f"{API}/allocations/{alloc_id}/notices", headers=tenants.alice.headers))
+    assert notices["items"][0]["evidence"]["days_late"] >= 3
+    assert (
+        client.get(f"{API}/allocations/{alloc_id}/notices", headers=tenants.bob.headers).status_code
+        == 404
+    )
+
+    # answered, then corrected: both kept, the latest counts
+    ok(answer(tenants.acme_admin, papers=1, revenue=1_000_000, launched=False), 201)
+    ok(answer(tenants.acme_admin, papers=2, revenue=1_200_000, launched=True, notes="fix"), 201)
+    history = ok(client.get(f"{answers}/acme-vision", headers=tenants.alice.headers))["items"]
+    assert [(a["answers"]["papers"], a["current"]) for a in history] == [(1, False), (2, True)]
+    assert client.get(f"{answers}/acme-vision", headers=tenants.bob.headers).status_code == 404
+    [grant] = obligations.obligations(center, pm, "AX 2026", at=later).items
+    assert {s.round: s.state for s in grant.surveys}[due] == "done"
+    # the report for tranche 2 falls due at 60% of the window: overdue after the end
+    [grant] = obligations.obligations(center, pm, "AX 2026", at=utcnow() + timedelta(days=29)).items
+    assert grant.report_state == "overdue" and grant.report_seq == 2
+    # a termination withdraws the pending tranche: its won go back to the budget
+    before = ok(client.get(f"{API}/programs/AX 2026", headers=staff.pm.headers))["allocated_won"]
+    end = file_request(
+        client, tenants.acme_admin, "acme-vision", {}, kind="termination", allocation=alloc_id
+    )
+    ok(step(client, staff.pm, end["id"], "approve"))
+    after = ok(client.get(f"{API}/programs/AX 2026", headers=staff.pm.headers))["allocated_won"]
+    tranches = ok(
+        client.get(f"{API}/allocations/{alloc_id}/tranches", headers=tenants.alice.headers)
+    )
+    pending = tranches["tranches"][1]
+    assert pending["status"] == "withdrawn" and before - after == pending["won"]
+    assert REQUESTS  # the requests API is the one of tests.api.test_allocations
