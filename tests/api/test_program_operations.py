@@ -6,12 +6,16 @@ what each grant owes, and reminders of what is overdue."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from axcenter.cli import main as cli_main
+from axcenter.client.http import Client
 from axcenter.model.access import Principal, Role
 from axcenter.model.money import rate
 from axcenter.service import obligations
@@ -278,3 +282,97 @@ def test_surveys_obligations_and_reminders(
     pending = tranches["tranches"][1]
     assert pending["status"] == "withdrawn" and before - after == pending["won"]
     assert REQUESTS  # the requests API is the one of tests.api.test_allocations
+
+
+def test_the_cli_runs_a_program(
+    client: TestClient, tenants: Tenants, center: Center, monkeypatch: Any, tmp_path: Any
+) -> None:
+    """``axc program set-rules|rules|add-survey|obligations|remind``, ``axc grant
+    tranches|report|accept|return|notices`` and ``axc survey answer|answers`` against the
+    real center."""
+    staff = setup(client, tenants)
+    transport = client._transport  # the TestClient's in-process ASGI transport
+    monkeypatch.setattr(
+        cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
+    )
+    runner = CliRunner()
+
+    def axc(who: Any, *args: str) -> Any:
+        env = {"AXC_URL": "http://testserver", "AXC_TOKEN": who.token, "COLUMNS": "220"}
+        return runner.invoke(cli_main.app, list(args), env=env)
+
+    done = axc(
+        staff.pm,
+        "program",
+        "set-rules",
+        "AX 2026",
+        "--self-paid",
+        "20",
+        "--discount",
+        "region=Gwangju:50",
+        "--discount",
+        "startup:30",
+        "--cap-gpu-hours",
+        "500",
+        "--tranches",
+        "50,50",
+    )
+    assert done.exit_code == 0, done.output
+    assert "region Gwangju -50%" in done.output and "tranches 50/50" in done.output
+    bad = axc(staff.pm, "program", "set-rules", "AX 2026", "--discount", "planet=Mars:50")
+    assert bad.exit_code != 0 and "a region, a size or startups" in bad.output
+    bad = axc(staff.pm, "program", "set-rules", "AX 2026", "--tranches", "50,40")
+    assert bad.exit_code != 0 and "10000" in bad.output
+    listed = axc(tenants.alice, "program", "rules", "AX 2026")
+    assert listed.exit_code == 0 and "cap 500 GPU-hours" in listed.output
+    form = tmp_path / "form.yaml"
+    form.write_text(
+        "name: Outcomes\n"
+        "fields:\n"
+        "  - {key: papers, label_en: Papers, label_ko: 논문, kind: count}\n"
+        "  - {key: launched, label_en: Launched, label_ko: 출시, kind: yes_no}\n"
+        "at_end: true\n",
+        encoding="utf-8",
+    )
+    created = axc(staff.pm, "program", "add-survey", "AX 2026", str(form), "--json")
+    assert created.exit_code == 0, created.output
+    form_id = json.loads(created.output)["id"]
+    alloc_id = ok(approve_new(client, tenants, staff, 100))["allocation_id"]
+
+    owed = axc(staff.pm, "program", "obligations", "AX 2026")
+    assert owed.exit_code == 0 and alloc_id in owed.output and "1/2" in owed.output
+    filed = axc(tenants.acme_admin, "grant", "report", alloc_id, "-m", "pilot done", "--json")
+    assert filed.exit_code == 0, filed.output
+    report_id = json.loads(filed.output)["id"]
+    refused = axc(tenants.acme_admin, "grant", "accept", report_id)
+    assert refused.exit_code != 0 and "may not" in refused.output
+    no_reason = axc(staff.pm, "grant", "return", report_id, "-m", " ")
+    assert no_reason.exit_code != 0 and "say why" in no_reason.output
+    accepted = axc(staff.pm, "grant", "accept", report_id, "-m", "good")
+    assert accepted.exit_code == 0 and "accepted (tranche 2)" in accepted.output
+    shown = axc(tenants.alice, "grant", "tranches", alloc_id)
+    assert shown.exit_code == 0 and "released" in shown.output and "pending" not in shown.output
+    answered = axc(
+        tenants.acme_admin,
+        "survey",
+        "answer",
+        form_id,
+        "papers=3",
+        "launched=yes",
+        "-p",
+        "acme-vision",
+        "-r",
+        "final",
+    )
+    assert answered.exit_code == 0, answered.output
+    wrong = axc(
+        tenants.acme_admin, "survey", "answer", form_id, "papers=many", "launched=no",
+        "-p", "acme-vision", "-r", "final",
+    )  # fmt: skip
+    assert wrong.exit_code != 0 and "answers.papers" in wrong.output
+    history = axc(tenants.alice, "survey", "answers", form_id, "acme-vision")
+    assert history.exit_code == 0 and "papers=3" in history.output and "*" in history.output
+    reminded = axc(staff.pm, "program", "remind", "AX 2026")
+    assert reminded.exit_code == 0 and "0 reminders sent" in reminded.output
+    notices = axc(tenants.alice, "grant", "notices", alloc_id)
+    assert notices.exit_code == 0 and "no notices" in notices.output
