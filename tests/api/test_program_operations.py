@@ -27,6 +27,7 @@ from tests.api.conftest import Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_jobs import submit, wait
 from tests.api.test_programs import API, audit, ok
+from tests.web.test_pages import browser
 
 H100 = 4500  # won per GPU-hour (tests.api.test_allocations.setup)
 RULES = {
@@ -257,6 +258,16 @@ def test_surveys_obligations_and_reminders(
         client.get(f"{API}/allocations/{alloc_id}/notices", headers=tenants.bob.headers).status_code
         == 404
     )
+
+    # the dashboard: the program page lists what each grant owes, the grant page the rest
+    pm_page = browser(center, staff.pm.token).get("/ui/programs/AX 2026")
+    assert pm_page.status_code == 200 and f'data-allocation="{alloc_id}"' in pm_page.text
+    grant_page = browser(center, tenants.alice.token, "ko").get(f"/ui/grants/{alloc_id}")
+    assert grant_page.status_code == 200
+    assert "독촉" in grant_page.text and "보고 후 지급" in grant_page.text  # reminder; pending
+    assert browser(center, tenants.bob.token).get(f"/ui/grants/{alloc_id}").status_code == 404
+    bob_page = browser(center, tenants.bob.token).get("/ui/programs/AX 2026")
+    assert bob_page.status_code == 200 and alloc_id not in bob_page.text
 
     # answered, then corrected: both kept, the latest counts
     ok(answer(tenants.acme_admin, papers=1, revenue=1_000_000, launched=False), 201)

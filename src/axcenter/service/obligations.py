@@ -42,6 +42,7 @@ __all__ = [
     "list_notices",
     "notice_out",
     "obligations",
+    "one_grant",
     "remind",
 ]
 
@@ -156,6 +157,29 @@ def obligations(
     )
 
 
+def one_grant(center: Center, who: Principal, allocation_id: str) -> ObligationOut:
+    """What one grant owes (404 unless the caller may read the grant)."""
+    with center.store.read() as session:
+        allocation = _readable(session, who, allocation_id)
+        return grant_obligations(
+            session, allocation, _forms(session, allocation.program_id), utcnow()
+        )
+
+
+def _readable(session: Session, who: Principal, allocation_id: str) -> orm.Allocation:
+    allocation = session.get(orm.Allocation, allocation_id)
+    project = session.get(orm.Project, allocation.project_id) if allocation else None
+    if allocation is None or project is None:
+        raise NotFound(f"no allocation {allocation_id!r}")
+    require(
+        who,
+        "allocation.read",
+        project_target(session, project, "allocation", allocation.id),
+        allocation_id,
+    )
+    return allocation
+
+
 def notice_out(session: Session, row: orm.GrantNotice) -> GrantNoticeOut:
     allocation = session.get(orm.Allocation, row.allocation_id)
     project = session.get(orm.Project, allocation.project_id) if allocation else None
@@ -244,16 +268,7 @@ def remind(
 def list_notices(center: Center, who: Principal, allocation_id: str) -> list[GrantNoticeOut]:
     """The notices sent about a grant, oldest first."""
     with center.store.read() as session:
-        allocation = session.get(orm.Allocation, allocation_id)
-        project = session.get(orm.Project, allocation.project_id) if allocation else None
-        if allocation is None or project is None:
-            raise NotFound(f"no allocation {allocation_id!r}")
-        require(
-            who,
-            "allocation.read",
-            project_target(session, project, "allocation", allocation.id),
-            allocation_id,
-        )
+        allocation = _readable(session, who, allocation_id)
         rows = session.scalars(
             select(orm.GrantNotice)
             .where(orm.GrantNotice.allocation_id == allocation.id)

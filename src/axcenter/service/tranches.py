@@ -102,9 +102,9 @@ def withdraw_pending(session: Session, allocation_id: str) -> int:
             orm.GrantTranche.allocation_id == allocation_id, orm.GrantTranche.status == "pending"
         )
     ).all()
-    for row in rows:
-        row.status = "withdrawn"
-    return sum(r.won for r in rows)
+    for tranche in rows:
+        tranche.status = "withdrawn"
+    return sum(t.won for t in rows)
 
 
 def pending_won(session: Session, program_ids: list[str]) -> dict[str, int]:

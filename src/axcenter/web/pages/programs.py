@@ -1,5 +1,6 @@
 """Funding programs: budgets, burn-down with forecast, spending by organization, sector,
-GPU type and company size (SME share), and the same CSV exports as the API."""
+GPU type and company size (SME share), the same CSV exports as the API, and what each
+grant owes (tranches, progress reports, surveys); a grant's own page."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from axcenter.model.access import Role
-from axcenter.service import reports
+from axcenter.service import obligations, reports, tranches
 from axcenter.service.center import Center
+from axcenter.service.grants import get_allocation
 from axcenter.service.programs import get_program, list_programs
 from axcenter.service.schemas import UsageReportOut, UsageRowOut
 from axcenter.web.charts import burndown_chart, spending_chart
@@ -88,6 +90,9 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
             charts.append(
                 spending_chart(chart_id, translate(key, viewer.lang), report, dim, viewer.lang)
             )
+    owed = None
+    if viewer.role is not Role.REVIEWER:
+        owed = obligations.obligations(center, viewer.who, program.id)
     return page(
         request,
         viewer,
@@ -97,6 +102,25 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         burndown=burndown,
         charts=charts,
         sme_share=sme_share,
+        owed=owed,
+    )
+
+
+@router.get("/grants/{allocation_id}")
+def grant_page(request: Request, viewer: PageViewer, allocation_id: str) -> HTMLResponse:
+    """One grant: its balance, tranches and progress reports, what it owes (reports and
+    surveys, with where each stands) and the notices sent about it."""
+    center: Center = request.app.state.center
+    allocation = get_allocation(center, viewer.who, allocation_id)
+    return page(
+        request,
+        viewer,
+        "grant.html",
+        lang=viewer.lang,
+        a=allocation,
+        parts=tranches.get_tranches(center, viewer.who, allocation_id),
+        owed=obligations.one_grant(center, viewer.who, allocation_id),
+        notices=obligations.list_notices(center, viewer.who, allocation_id),
     )
 
 
