@@ -155,6 +155,9 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/progress-reports/{report_id}/return"): row("AA AA FH FH FH"),
     ("POST", "/surveys/{form_id}/answers"): row("AA FF FH AH FH"),
     ("GET", "/surveys/{form_id}/answers/{project}"): row("AA AA FH AH AH"),
+    # settlement: usage's scope (reviewers see none); statements: the organization's readers
+    ("GET", "/programs/{program}/settlement"): row("SS SS FF SN SN"),
+    ("GET", "/organizations/{organization}/statements/{month}"): row("AA AA AH AH AH"),
 }
 
 #: (method, path, role, variant) -> why the cell fails today (a bug found by the matrix)
@@ -522,6 +525,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "request_id": side.request,
         "allocation_id": side.allocation,
         "form_id": w.survey,
+        "month": f"{datetime.now(UTC):%Y-%m}",
     }
     if path.startswith("/progress-reports/"):
         params["report_id"] = _fresh_report(w, side)
@@ -611,6 +615,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/allocation-requests": side.request,
         "/allocations": side.allocation,
         "/programs/{program}/obligations": side.allocation,
+        "/programs/{program}/settlement": f'"organization":"{side.org}"',
     }
     if path == "/jobs/{job_id}/wait":
         url += "?timeout=0"

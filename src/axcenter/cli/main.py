@@ -147,7 +147,11 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
         "Reservations: devices held for one project during a time window.",
     ),
     "export": ("axcenter.cli.export", "app", "Export data from the center."),
-    "report": ("axcenter.cli.reports", "app", "Usage reports and program burn-downs."),
+    "report": (
+        "axcenter.cli.reports",
+        "app",
+        "Usage reports, burn-downs, settlements and statements.",
+    ),
     "program": (
         "axcenter.cli.programs",
         "app",

@@ -710,6 +710,23 @@ class Client:
         path = f"/progress-reports/{self._segment(report_id)}/{action}"
         return self._json("POST", path, json={"comment": comment})
 
+    def settlement(
+        self, program: str, since: str | None = None, until: str | None = None, fmt: str = "json"
+    ) -> JSON | bytes:
+        """A program's settlement per organization: JSON, or the CSV/XLSX file's bytes."""
+        params = self._query(since=since, until=until, format=fmt)
+        path = f"/programs/{self._segment(program)}/settlement"
+        if fmt == "json":
+            return self._json("GET", path, params=params)
+        return self._send("GET", path, params=params).content
+
+    def statement(self, organization: str, month: str, fmt: str = "json") -> JSON | bytes:
+        """An organization's statement of a month (``YYYY-MM``, the center's zone)."""
+        path = f"/organizations/{self._segment(organization)}/statements/{self._segment(month)}"
+        if fmt == "json":
+            return self._json("GET", path, params={"format": fmt})
+        return self._send("GET", path, params={"format": fmt}).content
+
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""
         return self._json("GET", "/audit", params=self._query(**filters))

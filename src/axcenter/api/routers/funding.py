@@ -1,15 +1,17 @@
 """Running a program: its rules, grant tranches and progress reports, outcome surveys,
-what each grant owes and the reminders and notices sent about it."""
+what each grant owes and the reminders and notices sent about it, its settlement and the
+monthly statements of organizations (JSON, CSV, XLSX)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service import obligations, rules, surveys, tranches
+from axcenter.service import obligations, rules, settlement, surveys, tranches
 from axcenter.service.program_schemas import (
     GrantNoticeOut,
     ObligationsOut,
@@ -29,6 +31,8 @@ from axcenter.service.program_schemas import (
 )
 
 router = APIRouter(tags=["programs"])
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class NoticeListOut(BaseModel):
@@ -122,3 +126,62 @@ def survey_answers(
 ) -> SurveyAnswerListOut:
     """Every answer of a project to a form, with its history."""
     return SurveyAnswerListOut(items=surveys.answers(center, who, form_id, project))
+
+
+# -- settlement and statements --------------------------------------------------------------
+
+SheetFormat = Annotated[Literal["json", "csv", "xlsx"], Query(alias="format")]
+_SHEETS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {}, XLSX: {}},
+        "description": "JSON, or the documented layout as CSV or XLSX with format=csv|xlsx",
+    }
+}
+
+
+def _sheet(
+    report: settlement.SettlementOut | settlement.StatementOut, fmt: str, name: str
+) -> Response:
+    if fmt == "csv":
+        return Response(
+            settlement.sheet_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if fmt == "xlsx":
+        return Response(
+            settlement.sheet_xlsx(report),
+            media_type=XLSX,
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
+    return Response(report.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    "/programs/{program}/settlement", response_model=settlement.SettlementOut, responses=_SHEETS
+)
+def program_settlement(
+    program: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fmt: SheetFormat = "json",
+) -> Response:
+    """Per organization: granted, withdrawn, released; charged in ``[since, until)`` at
+    list price, discounted, paid by the program and by the company; unused and open."""
+    out = settlement.program_settlement(center, who, program, since, until)
+    return _sheet(out, fmt, "settlement")
+
+
+@router.get(
+    "/organizations/{organization}/statements/{month}",
+    response_model=settlement.StatementOut,
+    responses=_SHEETS,
+)
+def monthly_statement(
+    organization: str, month: str, center: CenterDep, who: PrincipalDep, fmt: SheetFormat = "json"
+) -> Response:
+    """An organization's charges of a month (``YYYY-MM``, the center's zone)."""
+    out = settlement.monthly_statement(center, who, organization, month)
+    return _sheet(out, fmt, f"statement-{month}")
