@@ -158,6 +158,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # settlement: usage's scope (reviewers see none); statements: the organization's readers
     ("GET", "/programs/{program}/settlement"): row("SS SS FF SN SN"),
     ("GET", "/organizations/{organization}/statements/{month}"): row("AA AA AH AH AH"),
+    # use monitoring: read in the grants' scope; acted on by program managers
+    ("GET", "/programs/{program}/use"): row("SS SS FF SN SN"),
+    ("POST", "/allocations/{allocation_id}/warn"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/suspend"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/resume"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/reclaim"): row("AA AA FH FH FH"),
 }
 
 #: (method, path, role, variant) -> why the cell fails today (a bug found by the matrix)
@@ -593,6 +599,14 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/allocations/{allocation_id}/reports"): {"summary": "matrix"},
         ("POST", "/progress-reports/{report_id}/accept"): {},
         ("POST", "/progress-reports/{report_id}/return"): {"comment": "matrix"},
+        ("POST", "/allocations/{allocation_id}/warn"): {"reason": "matrix"},
+        ("POST", "/allocations/{allocation_id}/suspend"): {"reason": "matrix"},
+        ("POST", "/allocations/{allocation_id}/resume"): {"reason": "matrix"},
+        # more than is left: authorization passes, then 409, and nothing is taken
+        ("POST", "/allocations/{allocation_id}/reclaim"): {
+            "reason": "matrix",
+            "gpu_hours": {"H100": 10**6},
+        },
         ("POST", "/surveys/{form_id}/answers"): {
             "project": side.project,
             "round": "final",
@@ -616,11 +630,14 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/allocations": side.allocation,
         "/programs/{program}/obligations": side.allocation,
         "/programs/{program}/settlement": f'"organization":"{side.org}"',
+        "/programs/{program}/use": side.allocation,
     }
     if path == "/jobs/{job_id}/wait":
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
+    if path == "/programs/{program}/use":
+        url += "?all=true"
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
     return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)

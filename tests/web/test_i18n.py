@@ -50,7 +50,9 @@ def vocabularies() -> dict[str, set[str]]:
     from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
     from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
 
-    notices = _literals("service/obligations.py", r'kind="(\w+)"')
+    notices = _literals("service/obligations.py", r'kind="(\w+)"') | _literals(
+        "service/monitoring.py", r'allocation,\s*"(\w+)",'
+    )
     return {
         "rule": set(RULES),
         "csv": {*USAGE_COLUMNS, *DAY_COLUMNS, TOTAL, "program", "organization"},
@@ -70,7 +72,8 @@ def vocabularies() -> dict[str, set[str]]:
         "action": _literals("service/allocations.py", r'_event\(\s*session, who, row, "(\w+)"')
         | decided,
         "charge": _literals("accounting/ledger.py", r'_(?:entry|row)\(\s*\w+, "(\w+)"'),
-        "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"'),
+        "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"')
+        | _literals("service/monitoring.py", r'allocation\.status\s*=\s*"(\w+)"'),
         "obligation": set(get_args(ObligationState)),
         "tranche": _literals("service/tranches.py", r'tranche\.status\s*=\s*"(\w+)"')
         | _literals("service/tranches.py", r'"(pending|released)" if'),

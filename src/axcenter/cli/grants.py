@@ -1,7 +1,10 @@
-"""``axc grant``: a grant's tranches and progress reports, and the notices sent about it.
+"""``axc grant``: a grant's tranches and progress reports, its use, and the notices and
+actions about it.
 
 Organization admins file a progress report (``report``) to earn the next tranche;
 program managers ``accept`` it (the tranche is released) or ``return`` it (say why).
+``use PROGRAM`` lists the grants used far below even use or idle, with the evidence;
+program managers ``warn``, ``suspend``/``resume`` or ``reclaim`` part of a grant.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import typer
 from rich.markup import escape
 
 from axcenter.cli import render
-from axcenter.cli.alloc import say, table, text, utc, won
+from axcenter.cli.alloc import parse_hours, say, table, text, utc, won
 from axcenter.cli.common import connect, new_app, print_json
 
 __all__ = ["app"]
 
-app = new_app(help="Grants: tranches, progress reports, notices.", no_args_is_help=True)
+app = new_app(help="Grants: tranches, progress reports, use, take-back.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Allocation = Annotated[str, typer.Argument(help="The allocation (alc_ id).")]
@@ -140,3 +143,107 @@ def notices(ctx: typer.Context, allocation: Allocation, as_json: JsonOption = Fa
             escape(text(n.get("actor"))),
         )
     render.out_console().print(t)
+
+
+# -- use monitoring and take-back -----------------------------------------------------------
+
+Reason = Annotated[str, typer.Option("--reason", "-m", help="Why (the company is told).")]
+
+
+@app.command("use")
+def use(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or prg_ id.")],
+    all_grants: Annotated[bool, typer.Option("--all", help="Also grants not flagged.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Grants of a program used far below even use, or idle, with the evidence."""
+    with connect(ctx) as client:
+        out = client.grant_use(program, all_grants)
+    if as_json:
+        print_json(out)
+        return
+    items = out.get("items") or []
+    if not items:
+        say("no grant is under-used or idle")
+        return
+    t = table()
+    for header in ("ALLOCATION", "PROJECT", "ORGANIZATION", "STATUS", "ELAPSED", "USED/EVEN",
+                   "IDLE DAYS", "RUNNING", "FLAGS", "TAKE BACK (GPU-H)"):  # fmt: skip
+        t.add_column(header, overflow="fold")
+    for g in items:
+        use_bp = g.get("use_bp")
+        t.add_row(
+            text(g.get("allocation_id")),
+            escape(text(g.get("project"))),
+            escape(text(g.get("organization"))),
+            text(g.get("status")),
+            f"{g.get('elapsed_bp', 0) / 100:.0f}%",
+            "-" if use_bp is None else f"{use_bp / 100:.0f}%",
+            str(g.get("idle_days")),
+            str(g.get("running_jobs")),
+            ", ".join(g.get("flags") or []) or "-",
+            ", ".join(f"{k} {v:,}" for k, v in (g.get("suggested_reclaim_gpu_hours") or {}).items())
+            or "-",
+        )
+    render.out_console().print(t)
+
+
+def _act(ctx: typer.Context, allocation: str, action: str, as_json: bool, **body: object) -> None:
+    with connect(ctx) as client:
+        out = client.act_on_grant(allocation, action, **body)
+    if as_json:
+        print_json(out)
+        return
+    taken = f": {won(out.get('won'))} won taken back" if out.get("won") else ""
+    say(f"{allocation}: {text(out.get('kind'))} sent to {escape(text(out.get('project')))}{taken}")
+
+
+@app.command("warn")
+def warn(
+    ctx: typer.Context, allocation: Allocation, reason: Reason, as_json: JsonOption = False
+) -> None:
+    """Warn the grant's organization (program managers)."""
+    _act(ctx, allocation, "warn", as_json, reason=reason)
+
+
+@app.command("suspend")
+def suspend(
+    ctx: typer.Context, allocation: Allocation, reason: Reason, as_json: JsonOption = False
+) -> None:
+    """The grant pays for no new run until resumed; running jobs finish."""
+    _act(ctx, allocation, "suspend", as_json, reason=reason)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context, allocation: Allocation, reason: Reason, as_json: JsonOption = False
+) -> None:
+    """Lift a suspension."""
+    _act(ctx, allocation, "resume", as_json, reason=reason)
+
+
+@app.command("reclaim")
+def reclaim(
+    ctx: typer.Context,
+    allocation: Allocation,
+    reason: Reason,
+    hours: Annotated[
+        list[str] | None,
+        typer.Option("--gpu-hours", "-g", metavar="TYPE=HOURS", help="Take back (repeatable)."),
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Also withdraw the tranches not yet released.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Take back part of a grant: it returns to the program's budget."""
+    _act(
+        ctx,
+        allocation,
+        "reclaim",
+        as_json,
+        reason=reason,
+        gpu_hours=parse_hours(hours or []),
+        withdraw_pending=pending,
+    )

@@ -727,6 +727,17 @@ class Client:
             return self._json("GET", path, params={"format": fmt})
         return self._send("GET", path, params={"format": fmt}).content
 
+    def grant_use(self, program: str, all_grants: bool = False) -> JSON:
+        """The program's grants with their use; flagged ones only unless ``all_grants``."""
+        path = f"/programs/{self._segment(program)}/use"
+        return self._json("GET", path, params={"all": "true"} if all_grants else None)
+
+    def act_on_grant(self, allocation_id: str, action: str, **body: Any) -> JSON:
+        """``action``: warn, suspend, resume (``reason``) or reclaim (``reason``,
+        ``gpu_hours``, ``withdraw_pending``)."""
+        path = f"/allocations/{self._segment(allocation_id)}/{action}"
+        return self._json("POST", path, json=self._query(**body))
+
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""
         return self._json("GET", "/audit", params=self._query(**filters))

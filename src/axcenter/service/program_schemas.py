@@ -16,7 +16,10 @@ from axcenter.model.money import BP
 
 __all__ = [
     "CapsIn",
+    "GrantActionIn",
     "GrantNoticeOut",
+    "GrantUseListOut",
+    "GrantUseOut",
     "ModifierIn",
     "ObligationOut",
     "ObligationsOut",
@@ -26,6 +29,7 @@ __all__ = [
     "ProgressReportIn",
     "ProgressReportListOut",
     "ProgressReportOut",
+    "ReclaimIn",
     "ReportDecisionIn",
     "SurveyAnswerIn",
     "SurveyAnswerListOut",
@@ -303,3 +307,57 @@ class GrantNoticeOut(BaseModel):
     won: int
     actor: str | None
     at: datetime
+
+
+# -- use monitoring and take-back -----------------------------------------------------------
+
+
+class GrantUseOut(BaseModel):
+    """How a grant is used against how it would be used evenly over its window: the
+    evidence an operator acts on (``service.monitoring``)."""
+
+    allocation_id: str
+    project: str
+    organization: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    #: the part of the window passed, in basis points
+    elapsed_bp: int
+    granted_gpu_seconds: int
+    #: GPU-seconds even use would have reached by now
+    expected_gpu_seconds: int
+    #: GPU-seconds charged, plus those of runs still running
+    used_gpu_seconds: int
+    #: used / expected in basis points (None: nothing expected yet)
+    use_bp: int | None
+    last_use_at: datetime | None
+    idle_days: int
+    running_jobs: int
+    #: ``under_used`` (below the threshold of even use) and/or ``idle`` (no use lately)
+    flags: list[str]
+    #: GPU-hours per type the grant will not use at its pace so far: a take-back to weigh
+    suggested_reclaim_gpu_hours: dict[str, int]
+
+
+class GrantUseListOut(BaseModel):
+    program: str
+    at: datetime
+    items: list[GrantUseOut]
+
+
+class GrantActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class ReclaimIn(BaseModel):
+    """Take back GPU-hours of a grant (never what is charged or held); with
+    ``withdraw_pending`` its tranches not yet released go back too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    gpu_hours: dict[str, Annotated[int, Field(ge=1)]] = {}
+    withdraw_pending: bool = False

@@ -11,15 +11,18 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service import obligations, rules, settlement, surveys, tranches
+from axcenter.service import monitoring, obligations, rules, settlement, surveys, tranches
 from axcenter.service.program_schemas import (
+    GrantActionIn,
     GrantNoticeOut,
+    GrantUseListOut,
     ObligationsOut,
     ProgramRulesIn,
     ProgramRulesListOut,
     ProgramRulesOut,
     ProgressReportIn,
     ProgressReportOut,
+    ReclaimIn,
     ReportDecisionIn,
     SurveyAnswerIn,
     SurveyAnswerListOut,
@@ -185,3 +188,45 @@ def monthly_statement(
     """An organization's charges of a month (``YYYY-MM``, the center's zone)."""
     out = settlement.monthly_statement(center, who, organization, month)
     return _sheet(out, fmt, f"statement-{month}")
+
+
+# -- use monitoring and take-back -----------------------------------------------------------
+
+
+@router.get("/programs/{program}/use")
+def grant_use(
+    program: str, center: CenterDep, who: PrincipalDep, all: bool = False
+) -> GrantUseListOut:
+    """The program's grants in force with their use against even use, and the flags
+    ``under_used`` and ``idle`` with their evidence (``all``: the unflagged ones too)."""
+    return monitoring.idle_grants(center, who, program, flagged_only=not all)
+
+
+@router.post("/allocations/{allocation_id}/warn")
+def warn_grant(
+    allocation_id: str, body: GrantActionIn, center: CenterDep, who: PrincipalDep
+) -> GrantNoticeOut:
+    return monitoring.warn(center, who, allocation_id, body.reason)
+
+
+@router.post("/allocations/{allocation_id}/suspend")
+def suspend_grant(
+    allocation_id: str, body: GrantActionIn, center: CenterDep, who: PrincipalDep
+) -> GrantNoticeOut:
+    """The grant pays for no new run until it is resumed."""
+    return monitoring.suspend(center, who, allocation_id, body.reason)
+
+
+@router.post("/allocations/{allocation_id}/resume")
+def resume_grant(
+    allocation_id: str, body: GrantActionIn, center: CenterDep, who: PrincipalDep
+) -> GrantNoticeOut:
+    return monitoring.resume(center, who, allocation_id, body.reason)
+
+
+@router.post("/allocations/{allocation_id}/reclaim")
+def reclaim_grant(
+    allocation_id: str, body: ReclaimIn, center: CenterDep, who: PrincipalDep
+) -> GrantNoticeOut:
+    """Take back GPU-hours (and pending tranches): they return to the program's budget."""
+    return monitoring.reclaim(center, who, allocation_id, body)
