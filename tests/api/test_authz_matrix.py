@@ -160,6 +160,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/organizations/{organization}/statements/{month}"): row("AA AA AH AH AH"),
     # use monitoring: read in the grants' scope; acted on by program managers
     ("GET", "/programs/{program}/use"): row("SS SS FF SN SN"),
+    # the evidence report is program-wide (every tenant's figures), as a burn-down
+    ("GET", "/programs/{program}/evidence"): row("AA AA FF FF FF"),
     ("POST", "/allocations/{allocation_id}/warn"): row("AA AA FH FH FH"),
     ("POST", "/allocations/{allocation_id}/suspend"): row("AA AA FH FH FH"),
     ("POST", "/allocations/{allocation_id}/resume"): row("AA AA FH FH FH"),

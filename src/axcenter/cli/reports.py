@@ -542,3 +542,65 @@ def statement(
     render.out_console().print(
         _sheet_table(report, ["program", "project", "gpu_type", "terms"], _STATEMENT)
     )
+
+
+@app.command("evidence")
+def evidence(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or prg_ id.")],
+    since: Annotated[str | None, typer.Option("--since", metavar="ISO|YYYY-MM")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="ISO|YYYY-MM")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path(
+        "evidence.html"
+    ),
+    pdf: Annotated[
+        Path | None, typer.Option("--pdf", help="Also write the report as PDF.", show_default=False)
+    ] = None,
+    more_gpus: Annotated[
+        int | None,
+        typer.Option(
+            "--more-gpus", min=0, help="N in 'what N more GPUs would change' (default: +25%)."
+        ),
+    ] = None,
+    more_won: Annotated[
+        int | None,
+        typer.Option(
+            "--more-won",
+            min=0,
+            help="W in 'what W more won would change' (default: 20% of the budget).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Replays in parallel.")] = 2,
+) -> None:
+    """The evidence report of a program (operators, program managers): what it bought,
+    whom it reached, how long they waited, its outcomes, and what N more GPUs or W more
+    won would have changed (the center's history replayed on a larger cluster); one
+    self-contained HTML page in Korean and English, and a PDF with --pdf."""
+    from axcenter.cli.evidence import (  # noqa: PLC0415 (Matplotlib, the simulator)
+        render_evidence,
+        scenarios_for,
+        what_ifs,
+    )
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    with connect(ctx) as client:
+        data = client.evidence(program, start, end)
+    scenarios, money = scenarios_for(data, more_gpus, more_won)
+    results = what_ifs(data, scenarios, workers)
+    command = "axc report evidence " + " ".join(
+        [repr(program)]
+        + [f"{k} {v}" for k, v in (("--since", since), ("--until", until)) if v]
+        + [f"--more-gpus {more_gpus}"] * (more_gpus is not None)
+        + [f"--more-won {more_won}"] * (more_won is not None)
+    )
+    page = render_evidence(data, results, money, command)
+    _write_csv(page, out, f"the evidence report of {program}")
+    if pdf is not None:
+        try:
+            from weasyprint import HTML  # type: ignore[import-untyped]  # noqa: PLC0415
+        except ImportError:
+            raise typer.BadParameter(
+                "PDF needs WeasyPrint: pip install 'axcenter[pdf]'", param_hint="'--pdf'"
+            ) from None
+        HTML(string=page).write_pdf(pdf)
+        render.err_console().print(f"wrote {pdf}", markup=False)

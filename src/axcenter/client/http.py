@@ -738,6 +738,11 @@ class Client:
         path = f"/allocations/{self._segment(allocation_id)}/{action}"
         return self._json("POST", path, json=self._query(**body))
 
+    def evidence(self, program: str, since: str | None = None, until: str | None = None) -> JSON:
+        """What the evidence report of a program says, and the history to replay."""
+        path = f"/programs/{self._segment(program)}/evidence"
+        return self._json("GET", path, params=self._query(since=since, until=until), timeout=300)
+
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""
         return self._json("GET", "/audit", params=self._query(**filters))

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service import monitoring, obligations, rules, settlement, surveys, tranches
+from axcenter.service import (
+    evidence,
+    monitoring,
+    obligations,
+    rules,
+    settlement,
+    surveys,
+    tranches,
+)
 from axcenter.service.program_schemas import (
     GrantActionIn,
     GrantNoticeOut,
@@ -230,3 +238,17 @@ def reclaim_grant(
 ) -> GrantNoticeOut:
     """Take back GPU-hours (and pending tranches): they return to the program's budget."""
     return monitoring.reclaim(center, who, allocation_id, body)
+
+
+@router.get("/programs/{program}/evidence")
+def program_evidence(
+    program: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> evidence.EvidenceOut:
+    """Everything ``axc report evidence`` says of the program (operators, program
+    managers): what it bought, whom it reached, waits, outcomes, requests turned down,
+    and the live cluster and history the what-if replays."""
+    return evidence.evidence(center, who, program, since, until)
