@@ -23,6 +23,7 @@ from tests.api.test_jobs import submit
 from tests.api.test_policy import left_pending_or_waits_on, running, until
 from tests.api.test_program_operations import principal
 from tests.api.test_programs import API, audit, ok
+from tests.web.test_pages import browser
 
 H100 = 4500
 
@@ -85,6 +86,8 @@ def test_idle_grant_warned_suspended_resumed_and_taken_back(
     assert warned["kind"] == "warning" and warned["evidence"]["idle_days"] == 20
     feed = notifications(center, principal(center, "acme-admin"))
     assert any(n.kind == "notice.warning" and n.ref == alloc_id for n in feed)
+    page = browser(center, tenants.alice.token, "ko").get(f"/ui/grants/{alloc_id}")
+    assert page.status_code == 200 and "저조 사용" in page.text and "경고" in page.text
 
     # suspended: the grant pays for no new run
     ok(

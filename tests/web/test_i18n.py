@@ -79,6 +79,7 @@ def vocabularies() -> dict[str, set[str]]:
         | _literals("service/tranches.py", r'"(pending|released)" if'),
         "report": _literals("service/tranches.py", r'row\.status\s*=\s*"(\w+)"') | {"submitted"},
         "notice": notices,
+        "use": _literals("service/monitoring.py", r'flags\.append\("(\w+)"\)'),
     }
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "UNDER_USE_BP",
     "grant_use",
     "idle_grants",
+    "one_grant_use",
     "reclaim",
     "resume",
     "suspend",
@@ -172,6 +173,22 @@ def idle_grants(
         items = [i for i in items if i.flags]
     items.sort(key=lambda i: (i.use_bp if i.use_bp is not None else BP, i.project))
     return GrantUseListOut(program=program.name, at=now, items=items)
+
+
+def one_grant_use(center: Center, who: Principal, allocation_id: str) -> GrantUseOut:
+    """One grant's use now (404 unless the caller may read the grant)."""
+    with center.store.read() as session:
+        allocation = session.get(orm.Allocation, allocation_id)
+        project = session.get(orm.Project, allocation.project_id) if allocation else None
+        if allocation is None or project is None:
+            raise NotFound(f"no allocation {allocation_id!r}")
+        require(
+            who,
+            "allocation.read",
+            project_target(session, project, "allocation", allocation.id),
+            allocation_id,
+        )
+        return grant_use(session, allocation, utcnow())
 
 
 def _locked(

@@ -347,6 +347,15 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "grants.round": ("Round", "회차"),
     "grants.due": ("Due", "기한"),
     "grants.notices": ("Notices", "통지"),
+    "grants.use": ("Use", "사용 현황"),
+    "grants.use_line": (
+        "{elapsed}% of the window has passed: {used} GPU-hours used, {even} by even use; "
+        "last use {days} days ago.",
+        "기간의 {elapsed}% 경과: {used} GPU 시간 사용 (균등 사용 시 {even}), "
+        "마지막 사용 {days}일 전.",
+    ),
+    "use.under_used": ("under-used", "저조 사용"),
+    "use.idle": ("idle", "미사용"),
     "obligation.not_due": ("not due yet", "기한 전"),
     "obligation.due": ("due soon", "기한 임박"),
     "obligation.overdue": ("overdue", "기한 경과"),

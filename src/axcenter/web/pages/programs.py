@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from axcenter.model.access import Role
-from axcenter.service import obligations, reports, tranches
+from axcenter.service import monitoring, obligations, reports, tranches
 from axcenter.service.center import Center
 from axcenter.service.grants import get_allocation
 from axcenter.service.programs import get_program, list_programs
@@ -121,6 +121,7 @@ def grant_page(request: Request, viewer: PageViewer, allocation_id: str) -> HTML
         parts=tranches.get_tranches(center, viewer.who, allocation_id),
         owed=obligations.one_grant(center, viewer.who, allocation_id),
         notices=obligations.list_notices(center, viewer.who, allocation_id),
+        use=monitoring.one_grant_use(center, viewer.who, allocation_id),
     )
 
 
