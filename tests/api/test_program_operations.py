@@ -247,6 +247,9 @@ def test_surveys_obligations_and_reminders(
     sent = obligations.remind(center, pm, "AX 2026", at=later)
     assert [n.subject for n in sent] == [f"survey:Outcomes 2026:{due}"]
     assert obligations.remind(center, pm, "AX 2026", at=later + timedelta(hours=1)) == []
+    # the center's own hourly pass sends the same, once a week per obligation
+    assert center.reminders.run_once(later + timedelta(days=2)) == 0
+    assert center.reminders.run_once(later + timedelta(days=8)) == 1
     feed = notifications(center, principal(center, "acme-admin"))
     assert any(n.kind == "notice.reminder" and n.ref == alloc_id for n in feed)
     assert not any(

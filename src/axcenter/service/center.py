@@ -21,6 +21,7 @@ from axcenter.executors.local import LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
+from axcenter.service.obligations import Reminders
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Store
 from axcenter.store.group_commit import GroupCommit
@@ -98,6 +99,8 @@ class Center:
         #: lets jobs submitted with --dependency go when what they wait for has ended
         self.dependencies = DependencyResolver(self.store, self.control)
         self.watch.add_listener(self.dependencies.ended)
+        #: reminds grants of overdue progress reports and surveys, hourly
+        self.reminders = Reminders(self)
 
     def _engines(self, on_event: EventCallback) -> Engine:
         """The engine of each pool; one pool's engine alone when there is one."""
@@ -135,10 +138,12 @@ class Center:
         self.writes.start()
         self.control.start()
         self.dependencies.start()
+        self.reminders.start()
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next
         start) unless the operator chose ``stop_jobs_on_shutdown``."""
+        self.reminders.stop()
         self.dependencies.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)

@@ -5,11 +5,14 @@ answer to each round of its program's survey forms (``surveys``). Each obligatio
 ``not_due`` (due later than ``DUE_SOON_DAYS``), ``due`` (within them), ``overdue``,
 ``submitted`` (a report awaiting its decision) or ``done``. ``remind`` writes a reminder
 notice (``grant_notices``) for each overdue obligation that has had none for
-``REMIND_EVERY_DAYS``; notices reach the organization through its notification feed.
+``REMIND_EVERY_DAYS``; the ``Reminders`` thread of the center does so every hour for
+every program; notices reach the organization through its notification feed.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,17 +40,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DUE_SOON_DAYS",
+    "REMIND_CHECK_S",
     "REMIND_EVERY_DAYS",
+    "Reminders",
     "grant_obligations",
     "list_notices",
     "notice_out",
     "obligations",
     "one_grant",
     "remind",
+    "remind_tx",
 ]
 
 DUE_SOON_DAYS = 14
 REMIND_EVERY_DAYS = 7
+#: how often the ``Reminders`` thread looks for what is overdue
+REMIND_CHECK_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 def _state(due: datetime, now: datetime) -> ObligationState:
@@ -205,64 +215,109 @@ def remind(
     """Write a reminder for each overdue report and survey round of the program's grants
     that has had none in the last ``REMIND_EVERY_DAYS``; returns the reminders written."""
     require(who, "program.write", center_target("programs"))
-    now = at or utcnow()
-    out = []
     with center.store.write() as session:
         program = program_by_ref(session, program_ref)
-        forms = _forms(session, program.id)
-        grants = session.scalars(
-            select(orm.Allocation)
-            .where(orm.Allocation.program_id == program.id)
-            .order_by(orm.Allocation.id)
-        ).all()
-        recent = {
-            (a, s)
-            for a, s in session.execute(
-                select(orm.GrantNotice.allocation_id, orm.GrantNotice.subject).where(
-                    orm.GrantNotice.kind == "reminder",
-                    orm.GrantNotice.at > now - timedelta(days=REMIND_EVERY_DAYS),
+        return remind_tx(session, program.id, who.user_id, at or utcnow())
+
+
+def remind_tx(
+    session: Session, program_id: str, actor_id: str | None, now: datetime
+) -> list[GrantNoticeOut]:
+    """``remind`` inside the caller's transaction (``actor_id`` None: the center itself,
+    as the ``Reminders`` thread sends them)."""
+    out = []
+    forms = _forms(session, program_id)
+    grants = session.scalars(
+        select(orm.Allocation)
+        .where(orm.Allocation.program_id == program_id)
+        .order_by(orm.Allocation.id)
+    ).all()
+    recent = {
+        (a, s)
+        for a, s in session.execute(
+            select(orm.GrantNotice.allocation_id, orm.GrantNotice.subject).where(
+                orm.GrantNotice.kind == "reminder",
+                orm.GrantNotice.at > now - timedelta(days=REMIND_EVERY_DAYS),
+            )
+        ).tuples()
+    }
+    for allocation in grants:
+        o = grant_obligations(session, allocation, forms, now)
+        owed: list[tuple[str, str, datetime]] = []
+        if o.report_state == "overdue":
+            assert o.report_due_at is not None and o.report_seq is not None
+            owed.append(
+                (
+                    f"report:{o.report_seq}",
+                    f"the progress report for tranche {o.report_seq} is overdue",
+                    o.report_due_at,
                 )
-            ).tuples()
-        }
-        for allocation in grants:
-            o = grant_obligations(session, allocation, forms, now)
-            owed: list[tuple[str, str, datetime]] = []
-            if o.report_state == "overdue":
-                assert o.report_due_at is not None and o.report_seq is not None
+            )
+        for s in o.surveys:
+            if s.state == "overdue":
                 owed.append(
                     (
-                        f"report:{o.report_seq}",
-                        f"the progress report for tranche {o.report_seq} is overdue",
-                        o.report_due_at,
+                        f"survey:{s.form}:{s.round}"[:64],
+                        f"the outcome survey {s.form!r} ({s.round}) is overdue",
+                        s.due_at,
                     )
                 )
-            for s in o.surveys:
-                if s.state == "overdue":
-                    owed.append(
-                        (
-                            f"survey:{s.form}:{s.round}"[:64],
-                            f"the outcome survey {s.form!r} ({s.round}) is overdue",
-                            s.due_at,
-                        )
-                    )
-            for subject, reason, due in owed:
-                if (allocation.id, subject) in recent:
-                    continue
-                row = orm.GrantNotice(
-                    allocation_id=allocation.id,
-                    kind="reminder",
-                    subject=subject,
-                    reason=reason,
-                    evidence={"due_at": due.isoformat(), "days_late": (now - due).days},
-                    gpu_seconds=0,
-                    won=0,
-                    actor_id=who.user_id,
-                    at=now,
-                )
-                session.add(row)
-                session.flush()
-                out.append(notice_out(session, row))
+        for subject, reason, due in owed:
+            if (allocation.id, subject) in recent:
+                continue
+            row = orm.GrantNotice(
+                allocation_id=allocation.id,
+                kind="reminder",
+                subject=subject,
+                reason=reason,
+                evidence={"due_at": due.isoformat(), "days_late": (now - due).days},
+                gpu_seconds=0,
+                won=0,
+                actor_id=actor_id,
+                at=now,
+            )
+            session.add(row)
+            session.flush()
+            out.append(notice_out(session, row))
     return out
+
+
+class Reminders:
+    """A thread of the ``Center``: every ``every_s`` (and at start) it reminds the grants
+    of every program of what they owe overdue, as ``remind`` does (at most once a week
+    per obligation), so that nobody has to remember to chase them."""
+
+    def __init__(self, center: Center, every_s: float = REMIND_CHECK_S) -> None:
+        self.center = center
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="axc-reminders", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """Remind every program's grants once; returns the reminders written."""
+        at = now or utcnow()
+        sent = 0
+        with self.center.store.write() as session:
+            for program_id in session.scalars(select(orm.Program.id).order_by(orm.Program.id)):
+                sent += len(remind_tx(session, program_id, None, at))
+        return sent
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a failing pass is retried at the next one
+                log.exception("reminding overdue reports and surveys failed")
+            self._stop.wait(self.every_s)
 
 
 def list_notices(center: Center, who: Principal, allocation_id: str) -> list[GrantNoticeOut]:
