@@ -10,6 +10,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -26,9 +28,11 @@ from axcenter.store.types import utcnow
 from tests.api.conftest import Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_jobs import submit, wait
-from tests.api.test_programs import API, audit, ok
+from tests.api.test_programs import API, audit, create_program, ok
+from tests.conftest import PG_URL
 from tests.web.test_pages import browser
 
+PG_DSN = PG_URL.replace("postgresql+psycopg://", "postgresql://")
 H100 = 4500  # won per GPU-hour (tests.api.test_allocations.setup)
 RULES = {
     "self_paid_bp": 2000,
@@ -390,3 +394,60 @@ def test_the_cli_runs_a_program(
     assert reminded.exit_code == 0 and "0 reminders sent" in reminded.output
     notices = axc(tenants.alice, "grant", "notices", alloc_id)
     assert notices.exit_code == 0 and "no notices" in notices.output
+
+
+def test_two_programs_cannot_both_use_an_organizations_headroom(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    """Program A caps an organization at 150 GPU-hours across programs; program B has no
+    cap. While B's approval of 100 hours is uncommitted, A's approval of 100 waits for the
+    organization's lock, then sees B's grant and refuses, naming the cap. (SQLite: one
+    writer at a time makes this so by construction.)"""
+    if center.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes every write transaction")
+    import threading
+
+    from axcenter.service import allocations
+    from axcenter.service.errors import Conflict
+    from axcenter.service.schemas import ApproveIn
+
+    staff = setup(client, tenants)
+    create_program(client, staff.pm, name="B")
+    ok(
+        client.post(
+            f"{API}/programs/AX 2026/rules",
+            json={"caps": {"org_gpu_hours": 150}},
+            headers=staff.pm.headers,
+        ),
+        201,
+    )
+    in_a = file_request(client, tenants.acme_admin, "acme-vision", {"H100": 100})
+    in_b = file_request(client, tenants.acme_admin, "acme-vision", {"H100": 100}, program="B")
+    pm = principal(center, "pm")
+    outcome: list[BaseException | str] = []
+
+    def approve_a() -> None:
+        try:
+            allocations.approve(center, pm, in_a["id"], ApproveIn())
+            outcome.append("approved")
+        except Conflict as exc:
+            outcome.append(exc)
+
+    with center.store.write() as s:
+        allocations.approve_tx(s, pm, in_b["id"], ApproveIn(), utcnow())
+        racer = threading.Thread(target=approve_a)
+        racer.start()
+        with psycopg.connect(PG_DSN, autocommit=True) as watch:  # until A waits on a lock
+            for _ in range(2000):
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query ILIKE '%organizations%'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                watch.execute("SELECT pg_sleep(0.005)")
+            else:
+                raise AssertionError("program A's approval never waited for the organization")
+    racer.join(timeout=30)
+    [result] = outcome
+    assert isinstance(result, Conflict) and "concentration cap of AX 2026" in result.message

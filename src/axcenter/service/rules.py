@@ -186,15 +186,22 @@ def check_caps(
     would take it past a concentration cap of the program's rules in force at ``at``.
 
     The caller holds the program's row lock (and, on SQLite, the store's write lock);
-    grants of other programs to the same organization are counted as committed.
+    this takes the organization's, so grants of other programs to it are counted as
+    committed, never as racing.
     """
+    project = session.get(orm.Project, project_id)
+    assert project is not None
+    # the organization's row lock, taken by every grant whatever its program's rules: two
+    # programs approving grants to one organization at once (each under its own
+    # program's lock) must not both see the same headroom
+    org = session.scalars(
+        select(orm.Organization)
+        .where(orm.Organization.id == project.organization_id)
+        .with_for_update()
+    ).one()
     rules = rules_at(session, program.id, at)
     if rules is None or (rules.caps.org_gpu_hours is None and rules.caps.org_won is None):
         return
-    project = session.get(orm.Project, project_id)
-    assert project is not None
-    org = session.get(orm.Organization, project.organization_id)
-    assert org is not None
     of_org = select(orm.Project.id).where(orm.Project.organization_id == org.id)
     since = rules_effective(session, program.id, at)
     if rules.caps.org_gpu_hours is not None:
