@@ -194,6 +194,12 @@ def test_settlement_figures_reconcile_with_the_ledger(
     )
     bad = client.get(f"{API}/organizations/Hanbit/statements/2025-13", headers=admin)
     assert bad.status_code == 422 and "month" in bad.text
+    # the dashboard offers the same file (the settlement up to now, the caller's scope)
+    from tests.web.test_pages import browser
+
+    page = browser(center, tenants.operator.token).get("/ui/programs/Gwangju AI/settlement.xlsx")
+    assert page.status_code == 200
+    assert load_workbook(io.BytesIO(page.content))["settlement"]["A5"].value == "Daon"
     xlsx = client.get(
         f"{API}/organizations/Hanbit/statements/2025-03", params={"format": "xlsx"}, headers=admin
     )

@@ -247,6 +247,8 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "programs.export": ("Export CSV", "CSV 내보내기"),
     "programs.usage_csv": ("usage by organization", "기관별 사용량"),
     "programs.burndown_csv": ("burn-down per day", "일별 소진 내역"),
+    "programs.settlement_xlsx": ("settlement (XLSX)", "정산표 (XLSX)"),
+    "programs.settlement_csv": ("settlement (CSV)", "정산표 (CSV)"),
     "programs.period": ("Period", "사업 기간"),
     "programs.public_share": ("Public share", "정부 지원 비율"),
     "programs.your_usage": ("Your organization's usage", "소속 기관 사용량"),

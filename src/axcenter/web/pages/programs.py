@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from axcenter.model.access import Role
-from axcenter.service import monitoring, obligations, reports, tranches
+from axcenter.service import monitoring, obligations, reports, settlement, tranches
 from axcenter.service.center import Center
 from axcenter.service.grants import get_allocation
 from axcenter.service.programs import get_program, list_programs
@@ -180,3 +180,20 @@ def burndown_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
     center: Center = request.app.state.center
     b = reports.burndown(center, viewer.who, ref)
     return _csv(reports.burndown_csv(b, _header(viewer.lang)), "burndown")
+
+
+@router.get("/programs/{ref}/settlement.{fmt}")
+def settlement_file(request: Request, viewer: PageViewer, ref: str, fmt: str) -> Response:
+    """The API's ``/programs/{p}/settlement?format=csv|xlsx``: the program's settlement
+    up to now, in the documented layout (the caller's scope)."""
+    center: Center = request.app.state.center
+    if fmt not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    out = settlement.program_settlement(center, viewer.who, ref)
+    if fmt == "csv":
+        return _csv(settlement.sheet_csv(out), "settlement")
+    return Response(
+        settlement.sheet_xlsx(out),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="settlement.xlsx"'},
+    )
