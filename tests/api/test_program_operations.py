@@ -451,3 +451,30 @@ def test_two_programs_cannot_both_use_an_organizations_headroom(
     racer.join(timeout=30)
     [result] = outcome
     assert isinstance(result, Conflict) and "concentration cap of AX 2026" in result.message
+
+
+def test_the_cli_registers_a_youth_startup(
+    client: TestClient, tenants: Tenants, monkeypatch: Any
+) -> None:
+    transport = client._transport
+    monkeypatch.setattr(
+        cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
+    )
+    env = {"AXC_URL": "http://testserver", "AXC_TOKEN": tenants.operator.token, "COLUMNS": "200"}
+    runner = CliRunner()
+    args = [
+        "org",
+        "create",
+        "Saessak AI",
+        "--size",
+        "SME",
+        "--region",
+        "Gwangju",
+        "--youth-startup",
+    ]
+    assert runner.invoke(cli_main.app, args, env=env).exit_code == 0
+    shown = ok(client.get(f"{API}/organizations/Saessak AI", headers=tenants.operator.headers))
+    assert shown["youth_startup"] is True
+    listed = runner.invoke(cli_main.app, ["org", "list"], env=env)
+    line = next(x for x in listed.output.splitlines() if "Saessak AI" in x)
+    assert line.rstrip().endswith("yes")
