@@ -54,3 +54,45 @@ def test_a_running_job_accrues_what_settle_will_charge(store: Store) -> None:
     with store.read() as s:
         assert accrual(s, now, job_id=run_id).runs == 0  # released: nothing open
         assert accrual(s, now, job_id=waiting_id).held_won == 3_000
+
+
+def test_accrual_applies_the_programs_terms_as_settle_does(store: Store) -> None:
+    from axcenter.model.ids import new_id
+    from axcenter.model.terms import Modifier, ProgramRules
+    from axcenter.store import orm
+
+    with store.write() as s:
+        org = organization(s, "Hanbit", "SME", "Gwangju")
+        prog = program(s, "Gwangju AI", 10**9)
+        s.add(
+            orm.ProgramRule(
+                id=new_id("rul"),
+                program_id=prog.id,
+                effective_from=START - timedelta(days=1),
+                rules=ProgramRules(
+                    self_paid_bp=2000, modifiers=(Modifier("region", 5000, "Gwangju"),)
+                ).to_json(),
+                created_at=START,
+            )
+        )
+        prj = project(s, "hanbit", org, prog)
+        user = create_user(s, "hana", org.id, Role.MEMBER)
+        price(s, "H100", 3_001, START - timedelta(days=30))
+        alloc = allocation(
+            s,
+            prj,
+            prog,
+            START - timedelta(days=1),
+            START + timedelta(days=30),
+            {"H100": (10**7, 10**8)},
+        )
+        run = job(s, prj, user, START, START, state="running", gpus=1, alloc=alloc)
+        hold(s, alloc, run.id, "H100", 1, 3600, START)
+        run_id = run.id
+    now = START + timedelta(minutes=37, seconds=11)
+    with store.read() as s:
+        accrued = accrual(s, now, job_id=run_id).accrued_won
+    with store.write() as s:
+        charged = settle(s, run_id, 1, START, now, now)
+    # 2,231 s at 3,001 won per GPU-hour: 1,859.8 -> 1,860 won list, 50% off -> 930
+    assert (accrued, charged) == (930, 930)

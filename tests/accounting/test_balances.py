@@ -16,18 +16,18 @@ from datetime import timedelta
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, text
+from sqlalchemy.orm import Session, load_only
 
 from axcenter.accounting.budgets import load_budgets
 from axcenter.accounting.ledger import balance
+from axcenter.model.ids import new_id
 from axcenter.store import orm
 from axcenter.store.db import MIGRATIONS, Store
 from tests.accounting import (
     allocation,
     at,
     ledger_sums,
-    organization,
     price,
     program,
     project,
@@ -72,9 +72,29 @@ def entry(a: orm.Allocation, kind: str, gpu_type: str, secs: int, won: int) -> o
     )
 
 
+def legacy_organization(s: Session, name: str) -> orm.Organization:
+    """An organization written with the columns revision 0006 has (a Core insert names
+    only them; the ORM would also write the columns later revisions added)."""
+    org_id = new_id("org")
+    s.execute(insert(orm.Organization.__table__).values(id=org_id, name=name, created_at=START))
+    org = s.get(orm.Organization, org_id, options=[load_only(orm.Organization.id)])
+    assert org is not None
+    return org
+
+
+def legacy_book(s: Session, rows: list[orm.LedgerEntry]) -> None:
+    """Ledger rows with the columns revision 0006 has (see ``legacy_organization``)."""
+    s.flush()
+    columns = ("at", "kind", "allocation_id", "program_id", "project_id", "job_id",
+               "gpu_type", "gpu_seconds", "amount_won", "public_won", "copay_won")  # fmt: skip
+    s.execute(
+        insert(orm.LedgerEntry.__table__), [{c: getattr(r, c) for c in columns} for r in rows]
+    )
+
+
 def grants(s: Session) -> tuple[orm.Allocation, orm.Allocation, orm.Allocation]:
     prog = program(s, "voucher", 10**9, public_share_bp=10_000)
-    org = organization(s, "org")
+    org = legacy_organization(s, "org")
     end = START + timedelta(days=30)
     both = {"H100": (10**6, 10**6), "A100": (10**6, 10**6)}
     a = allocation(s, project(s, "a", org, prog), prog, START, end, both)
@@ -85,14 +105,15 @@ def grants(s: Session) -> tuple[orm.Allocation, orm.Allocation, orm.Allocation]:
 
 def book(s: Session, a: orm.Allocation, b: orm.Allocation, n: int) -> None:
     """Runs of several sizes on two allocations and GPU types, some still held."""
+    rows = []
     for i in range(n):
         alloc, gpu_type = [(a, "H100"), (a, "A100"), (b, "H100")][i % 3]
         secs, won = 3_615 * (i % 4 + 1), 1_003 * (i % 5 + 1)
-        s.add(entry(alloc, "hold", gpu_type, secs, won))
+        rows.append(entry(alloc, "hold", gpu_type, secs, won))
         if i % 4 != 3:  # every fourth run is still running
-            s.add(entry(alloc, "release", gpu_type, secs, won))
-            s.add(entry(alloc, "charge", gpu_type, secs // (i % 3 + 1), won // (i % 3 + 1)))
-    s.flush()
+            rows.append(entry(alloc, "release", gpu_type, secs, won))
+            rows.append(entry(alloc, "charge", gpu_type, secs // (i % 3 + 1), won // (i % 3 + 1)))
+    legacy_book(s, rows)
 
 
 def test_migration_fills_the_balances_from_the_ledger_and_inserts_keep_them(

@@ -148,6 +148,32 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/allocation-requests/{request_id}/withdraw"): row("AA FF FH AH FH"),
     ("GET", "/allocations"): row("SS SS NN SN SN"),
     ("GET", "/allocations/{allocation_id}"): row("AA AA FH AH AH"),
+    # running a program: rules and forms are the program's; reports and answers are filed
+    # by the organization's admins (as requests are), decided by program managers
+    ("GET", "/programs/{program}/rules"): row("AA AA AA AA AA"),
+    ("POST", "/programs/{program}/rules"): row("AA AA FF FF FF"),
+    ("GET", "/programs/{program}/surveys"): row("AA AA AA AA AA"),
+    ("POST", "/programs/{program}/surveys"): row("AA AA FF FF FF"),
+    ("GET", "/programs/{program}/obligations"): row("SS SS NN SN SN"),
+    ("POST", "/programs/{program}/reminders"): row("AA AA FF FF FF"),
+    ("GET", "/allocations/{allocation_id}/tranches"): row("AA AA FH AH AH"),
+    ("GET", "/allocations/{allocation_id}/notices"): row("AA AA FH AH AH"),
+    ("POST", "/allocations/{allocation_id}/reports"): row("AA FF FH AH FH"),
+    ("POST", "/progress-reports/{report_id}/accept"): row("AA AA FH FH FH"),
+    ("POST", "/progress-reports/{report_id}/return"): row("AA AA FH FH FH"),
+    ("POST", "/surveys/{form_id}/answers"): row("AA FF FH AH FH"),
+    ("GET", "/surveys/{form_id}/answers/{project}"): row("AA AA FH AH AH"),
+    # settlement: usage's scope (reviewers see none); statements: the organization's readers
+    ("GET", "/programs/{program}/settlement"): row("SS SS FF SN SN"),
+    ("GET", "/organizations/{organization}/statements/{month}"): row("AA AA AH AH AH"),
+    # use monitoring: read in the grants' scope; acted on by program managers
+    ("GET", "/programs/{program}/use"): row("SS SS FF SN SN"),
+    # the evidence report is program-wide (every tenant's figures), as a burn-down
+    ("GET", "/programs/{program}/evidence"): row("AA AA FF FF FF"),
+    ("POST", "/allocations/{allocation_id}/warn"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/suspend"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/resume"): row("AA AA FH FH FH"),
+    ("POST", "/allocations/{allocation_id}/reclaim"): row("AA AA FH FH FH"),
 }
 
 #: (method, path, role, variant) -> why the cell fails today (a bug found by the matrix)
@@ -239,6 +265,7 @@ class World:
     program: str
     panel_reviewer: str  # a reviewer outside both organizations, for assignments
     node: str
+    survey: str  # an outcome-survey form of the program
 
     def write(self) -> Any:
         return self.center.store.write()
@@ -383,6 +410,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             node = s.query(orm.Node).first()
             assert node is not None
             node_name = node.name
+            survey_id = new_id("srv")
+            field = {"key": "notes", "label_en": "Notes", "label_ko": "비고", "kind": "text"}
+            s.add(
+                orm.SurveyForm(
+                    id=survey_id,
+                    program_id=prog.id,
+                    name="matrix-survey",
+                    fields=[{**field, "required": False}],
+                    due_dates=[],
+                    at_end=True,
+                )
+            )
         with TestClient(create_app(center)) as client:
             yield World(
                 center,
@@ -392,6 +431,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "Voucher",
                 "panel-reviewer",
                 node_name,
+                survey_id,
             )
     finally:
         center.stop()
@@ -458,6 +498,26 @@ def _fresh_reservation(w: World, side: Side) -> str:
     return name
 
 
+def _fresh_report(w: World, side: Side) -> str:
+    """A submitted progress report of ``side``'s grant (its tranche is none: accepting
+    it passes authorization, then answers 409)."""
+    report_id = new_id("rpt")
+    with w.write() as s:
+        user = s.query(orm.User).filter(orm.User.name == side.user).one()
+        s.add(
+            orm.ProgressReport(
+                id=report_id,
+                allocation_id=side.allocation,
+                tranche_seq=2,
+                summary="matrix",
+                status="submitted",
+                submitted_by=user.id,
+                submitted_at=datetime.now(UTC),
+            )
+        )
+    return report_id
+
+
 def _ensure_quota(w: World, side: Side) -> None:
     with w.write() as s:
         if s.get(orm.ProjectQuota, (side.project_id, "H100")) is None:
@@ -481,7 +541,11 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "user": side.user,
         "request_id": side.request,
         "allocation_id": side.allocation,
+        "form_id": w.survey,
+        "month": f"{datetime.now(UTC):%Y-%m}",
     }
+    if path.startswith("/progress-reports/"):
+        params["report_id"] = _fresh_report(w, side)
     if path.startswith("/cohorts/"):
         params["name"] = _fresh_cohort(w)
     if path.startswith("/reservations/"):
@@ -541,6 +605,29 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("PUT", "/users/{user}/unix-account"): {"account": _fresh_account()}
         if path == "/users/{user}/unix-account"
         else None,
+        ("POST", "/programs/{program}/rules"): {"self_paid_bp": 2000},
+        ("POST", "/programs/{program}/surveys"): {
+            "name": unique("survey"),
+            "fields": [
+                {"key": "papers", "label_en": "Papers", "label_ko": "논문", "kind": "count"}
+            ],
+        },
+        ("POST", "/allocations/{allocation_id}/reports"): {"summary": "matrix"},
+        ("POST", "/progress-reports/{report_id}/accept"): {},
+        ("POST", "/progress-reports/{report_id}/return"): {"comment": "matrix"},
+        ("POST", "/allocations/{allocation_id}/warn"): {"reason": "matrix"},
+        ("POST", "/allocations/{allocation_id}/suspend"): {"reason": "matrix"},
+        ("POST", "/allocations/{allocation_id}/resume"): {"reason": "matrix"},
+        # more than is left: authorization passes, then 409, and nothing is taken
+        ("POST", "/allocations/{allocation_id}/reclaim"): {
+            "reason": "matrix",
+            "gpu_hours": {"H100": 10**6},
+        },
+        ("POST", "/surveys/{form_id}/answers"): {
+            "project": side.project,
+            "round": "final",
+            "answers": {},
+        },
     }
     markers = {
         "/projects": side.project,
@@ -557,11 +644,16 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/users": side.user,
         "/allocation-requests": side.request,
         "/allocations": side.allocation,
+        "/programs/{program}/obligations": side.allocation,
+        "/programs/{program}/settlement": f'"organization":"{side.org}"',
+        "/programs/{program}/use": side.allocation,
     }
     if path == "/jobs/{job_id}/wait":
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
+    if path == "/programs/{program}/use":
+        url += "?all=true"
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
     return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)

@@ -125,6 +125,8 @@ def test_keyboard_sign_in_and_every_main_page_is_accessible(
     with api(center, tokens["hanbit-engineer"]) as hanbit:
         job = hanbit.post("/jobs", json={"command": ["echo", "ready"], "gpus_per_node": 1})
         assert job.status_code == 201, job.text
+    with api(center, tokens["operator"]) as operator:
+        grant = operator.get("/allocations").json()["items"][0]["id"]
     pages = [
         ("en-02-cluster", "/ui/"),
         ("en-03-queue", "/ui/queue"),
@@ -138,6 +140,7 @@ def test_keyboard_sign_in_and_every_main_page_is_accessible(
         ("en-11-submit", "/ui/jobs/new"),
         ("en-16-notifications", "/ui/notifications"),
         ("en-17-file-request", "/ui/requests/new"),
+        ("en-18-grant", f"/ui/grants/{grant}"),
     ]
     for name, url in pages:
         response = page.goto(url)

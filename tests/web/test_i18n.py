@@ -41,6 +41,7 @@ def vocabularies() -> dict[str, set[str]]:
     from axcenter.model.cluster import NodeState
     from axcenter.model.jobs import JobState
     from axcenter.model.plan import PendingReason
+    from axcenter.service.program_schemas import ObligationState
     from axcenter.service.schemas import RequestKind, SizeClass, WarningLevel
     from axcenter.web.pages.jobs import VIEWS
 
@@ -49,12 +50,16 @@ def vocabularies() -> dict[str, set[str]]:
     from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
     from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
 
+    notices = _literals("service/obligations.py", r'kind="(\w+)"') | _literals(
+        "service/monitoring.py", r'allocation,\s*"(\w+)",'
+    )
     return {
         "rule": set(RULES),
         "csv": {*USAGE_COLUMNS, *DAY_COLUMNS, TOTAL, "program", "organization"},
         "notify": {f"job.{s}" for s in _JOB_ENDS}
         | {f"request.{a}" for a in (*_DECISIONS, *_FOR_STAFF, "assigned")}
-        | {"grant.80%", "grant.100%", "grant.expiring"},
+        | {"grant.80%", "grant.100%", "grant.expiring"}
+        | {f"notice.{k}" for k in notices},
         "state": {s.value for s in JobState},
         "node": {s.value for s in NodeState},
         "reason": {r.value for r in PendingReason},
@@ -67,7 +72,14 @@ def vocabularies() -> dict[str, set[str]]:
         "action": _literals("service/allocations.py", r'_event\(\s*session, who, row, "(\w+)"')
         | decided,
         "charge": _literals("accounting/ledger.py", r'_(?:entry|row)\(\s*\w+, "(\w+)"'),
-        "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"'),
+        "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"')
+        | _literals("service/monitoring.py", r'allocation\.status\s*=\s*"(\w+)"'),
+        "obligation": set(get_args(ObligationState)),
+        "tranche": _literals("service/tranches.py", r'tranche\.status\s*=\s*"(\w+)"')
+        | _literals("service/tranches.py", r'"(pending|released)" if'),
+        "report": _literals("service/tranches.py", r'row\.status\s*=\s*"(\w+)"') | {"submitted"},
+        "notice": notices,
+        "use": _literals("service/monitoring.py", r'flags\.append\("(\w+)"\)'),
     }
 
 

@@ -4,9 +4,9 @@ A run is charged when it ends (``ledger.settle``); until then its allocation hol
 run's worst case. Pages that show charged won would lag reality by every running job, so
 they show this figure beside it: for each open hold of a job still running, its usage up
 to ``now`` rated exactly as ``settle`` will rate it (GPUs x elapsed seconds at the price
-in force when the run started, capped by the hold), i.e. what it would be charged if it
-ended now. Only running jobs' ledger rows are read, so the cost follows what runs now,
-not the center's history.
+in force when the run started, capped by the hold, discounted by the program's terms in
+force then), i.e. what it would be charged if it ended now. Only running jobs' ledger
+rows are read, so the cost follows what runs now, not the center's history.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.terms import TermsBook
 from axcenter.model.jobs import JobState
 from axcenter.model.money import gpu_seconds, rate
+from axcenter.model.terms import charge
 from axcenter.store import orm
 
 __all__ = ["Accrual", "accrual"]
@@ -59,8 +61,17 @@ def accrual(
         where.append(entry.project_id == project_id)
     holds: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     releases: dict[str, int] = defaultdict(int)
-    for job, kind, gpu_type, secs, won in session.execute(
-        select(entry.job_id, entry.kind, entry.gpu_type, entry.gpu_seconds, entry.amount_won)
+    payers: dict[str, tuple[str, str]] = {}
+    for job, kind, gpu_type, secs, won, program, project in session.execute(
+        select(
+            entry.job_id,
+            entry.kind,
+            entry.gpu_type,
+            entry.gpu_seconds,
+            entry.amount_won,
+            entry.program_id,
+            entry.project_id,
+        )
         .where(*where)
         .order_by(entry.id)
     ).tuples():
@@ -68,6 +79,7 @@ def accrual(
             continue
         if kind == "hold":
             holds[job].append((gpu_type, secs, won))
+            payers[job] = (program, project)
         else:
             releases[job] += 1
     open_holds = {
@@ -84,6 +96,17 @@ def accrual(
         ).tuples()
     }
     prices = _price_book(session, {gpu_type for gpu_type, _, _ in open_holds.values()})
+    programs = {payers[job][0] for job in open_holds}
+    shares = dict(
+        session.execute(
+            select(orm.Program.id, orm.Program.public_share_bp).where(
+                orm.Program.id.in_(sorted(programs))
+            )
+        )
+        .tuples()
+        .all()
+    )
+    book = TermsBook(session, programs, {payers[job][1] for job in open_holds})
     held = accrued = 0
     for job, (gpu_type, hold_secs, hold_won) in open_holds.items():
         held += hold_won
@@ -91,7 +114,9 @@ def accrual(
         if started is None or started > now:
             continue  # admitted, not started: nothing used yet
         used = min(gpu_seconds(gpus, (now - started).total_seconds()), hold_secs)
-        accrued += min(rate(used, _price(prices.get(gpu_type, []), started)), hold_won)
+        listed = min(rate(used, _price(prices.get(gpu_type, []), started)), hold_won)
+        program, project = payers[job]
+        accrued += charge(listed, book.terms(program, shares[program], project, started))[0]
     return Accrual(held, accrued, len(open_holds))
 
 

@@ -18,24 +18,33 @@ __all__ = ["load_budgets"]
 def load_budgets(session: Session, now: datetime, hold_grace_s: int) -> dict[str, Budget]:
     """One budget per project with an active allocation covering ``now`` (the one that
     ends first, as ``ledger.current_allocation`` charges), from a few queries whose cost
-    does not grow with the ledger (``ledger.balances``)."""
+    does not grow with the ledger (``ledger.balances``); an empty one for a project whose
+    only grant covering ``now`` is suspended (``service.monitoring``), so its jobs wait."""
     allocations = session.scalars(
         select(orm.Allocation)
         .where(
-            orm.Allocation.status == "active",
+            orm.Allocation.status.in_(("active", "suspended")),
             orm.Allocation.starts_at <= now,
             orm.Allocation.ends_at > now,
         )
         .order_by(orm.Allocation.project_id, orm.Allocation.ends_at, orm.Allocation.id)
     ).all()
     current: dict[str, orm.Allocation] = {}
+    suspended: set[str] = set()
     for a in allocations:
-        current.setdefault(a.project_id, a)
+        if a.status == "active":
+            current.setdefault(a.project_id, a)
+        else:
+            suspended.add(a.project_id)
+    # a project whose only grant now is suspended can pay for nothing: its jobs wait
+    budgets = {
+        project_id: Budget(won_left=0, gpu_seconds_left={}, prices={}, hold_grace_s=hold_grace_s)
+        for project_id in suspended - set(current)
+    }
     if not current:
-        return {}
+        return budgets
     left = balances(session, [a.id for a in current.values()])
     prices = prices_at(session, now)
-    budgets = {}
     for project_id, a in current.items():
         b = left[a.id]
         budgets[project_id] = Budget(

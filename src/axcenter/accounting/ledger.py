@@ -25,7 +25,9 @@ from sqlalchemy import Table, and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.prices import price_at
+from axcenter.accounting.terms import TermsBook
 from axcenter.model.money import gpu_seconds, rate, split
+from axcenter.model.terms import Terms, charge
 from axcenter.store import orm
 
 __all__ = [
@@ -238,19 +240,19 @@ def settle(
     )
     program = session.get(orm.Program, allocation.program_id)
     assert program is not None
-    session.add(
-        _entry(
-            allocation,
-            "charge",
-            job_id,
-            open_hold.gpu_type,
-            used,
-            won,
-            at,
-            public_bp=program.public_share_bp,
-        )
+    book = TermsBook(session, [program.id], [allocation.project_id])
+    t = book.terms(program.id, program.public_share_bp, allocation.project_id, started_at)
+    charged = _charge_row(
+        Funding(allocation.id, allocation.program_id, allocation.project_id),
+        job_id,
+        open_hold.gpu_type,
+        used,
+        won,
+        at,
+        t,
     )
-    return won
+    session.add(orm.LedgerEntry(**charged))
+    return int(charged["amount_won"])
 
 
 def settle_job(session: Session, job_id: str, at: datetime) -> int | None:
@@ -419,6 +421,11 @@ def settle_jobs(session: Session, ends: Sequence[tuple[str, datetime]]) -> dict[
         )
     }
     book = _price_book(session, {h.gpu_type for *_, h in todo})
+    terms_book = TermsBook(
+        session,
+        {a.program_id for a in allocations.values()},
+        {a.project_id for a in allocations.values()},
+    )
     for job_id, started, at, gpus, h in todo:
         a = allocations[h.allocation_id]
         funding = Funding(a.id, a.program_id, a.project_id)
@@ -429,8 +436,10 @@ def settle_jobs(session: Session, ends: Sequence[tuple[str, datetime]]) -> dict[
         rows.append(
             _row(funding, "release", job_id, h.gpu_type, h.gpu_seconds, h.amount_won, at, None)
         )
-        rows.append(_row(funding, "charge", job_id, h.gpu_type, used, won, at, a.public_share_bp))
-        out[job_id] = won
+        t = terms_book.terms(a.program_id, a.public_share_bp, a.project_id, started)
+        charged = _charge_row(funding, job_id, h.gpu_type, used, won, at, t)
+        rows.append(charged)
+        out[job_id] = int(charged["amount_won"])
     session.execute(_INSERT_LEDGER, rows)
     return out
 
@@ -459,7 +468,26 @@ def _row(
         "amount_won": won,
         "public_won": public,
         "copay_won": copay,
+        "list_won": None,
+        "terms": None,
     }
+
+
+def _charge_row(
+    allocation: Funding,
+    job_id: str,
+    gpu_type: str,
+    secs: int,
+    list_won: int,
+    at: datetime,
+    t: Terms,
+) -> dict[str, Any]:
+    """A charge of ``list_won`` at list price under terms ``t``: the discounted won, its
+    public and company parts, and the list price and terms it was booked under."""
+    won, public, company = charge(list_won, t)
+    row = _row(allocation, "charge", job_id, gpu_type, secs, won, at, None)
+    row.update(public_won=public, copay_won=company, list_won=list_won, terms=t.label or None)
+    return row
 
 
 def _price_book(

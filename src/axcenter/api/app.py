@@ -23,6 +23,7 @@ from axcenter.api.routers import (
     charges,
     cluster,
     export,
+    funding,
     jobs,
     organizations,
     people,
@@ -68,6 +69,7 @@ def create_app(center: Center) -> FastAPI:
     app.include_router(export.router, prefix="/api/v1")
     app.include_router(reports.router, prefix="/api/v1")
     app.include_router(programs.router, prefix="/api/v1")
+    app.include_router(funding.router, prefix="/api/v1")
     app.include_router(organizations.router, prefix="/api/v1")
     app.include_router(allocations.router, prefix="/api/v1")
     app.include_router(prices.router, prefix="/api/v1")

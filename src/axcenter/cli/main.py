@@ -147,11 +147,21 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
         "Reservations: devices held for one project during a time window.",
     ),
     "export": ("axcenter.cli.export", "app", "Export data from the center."),
-    "report": ("axcenter.cli.reports", "app", "Usage reports and program burn-downs."),
-    "program": ("axcenter.cli.programs", "app", "Funding programs: budgets, periods, co-funding."),
+    "report": (
+        "axcenter.cli.reports",
+        "app",
+        "Usage reports, burn-downs, settlements and statements.",
+    ),
+    "program": (
+        "axcenter.cli.programs",
+        "app",
+        "Funding programs: budgets, rules, surveys, obligations.",
+    ),
     "org": ("axcenter.cli.orgs", "app", "Organizations: companies and institutes."),
     "user": ("axcenter.cli.users", "app", "Users, roles and API tokens."),
     "alloc": ("axcenter.cli.alloc", "app", "Allocation requests, review and grant balances."),
+    "grant": ("axcenter.cli.grants", "app", "Grants: tranches, progress reports, use, take-back."),
+    "survey": ("axcenter.cli.surveys", "app", "Outcome surveys: answers of funded projects."),
     "price": ("axcenter.cli.prices", "app", "The price book: won per GPU-hour."),
     "sim": (
         "axcenter.cli.sim",

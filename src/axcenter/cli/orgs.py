@@ -22,7 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def orgs_table(orgs: Sequence[Mapping[str, Any]]) -> Table:
     t = table()
-    for column in ("ORGANIZATION", "ID", "REG. NO", "SIZE", "REGION"):
+    for column in ("ORGANIZATION", "ID", "REG. NO", "SIZE", "REGION", "YOUTH STARTUP"):
         t.add_column(column, overflow="fold")
     for o in orgs:
         t.add_row(
@@ -31,6 +31,7 @@ def orgs_table(orgs: Sequence[Mapping[str, Any]]) -> Table:
             text(o.get("registration_no")),
             text(o.get("size_class")),
             text(o.get("region")),
+            "yes" if o.get("youth_startup") else "",
         )
     return t
 
@@ -57,6 +58,9 @@ def create(
     ] = None,
     size: Annotated[str | None, typer.Option("--size", help="SME, mid or large.")] = None,
     region: Annotated[str | None, typer.Option("--region")] = None,
+    youth_startup: Annotated[
+        bool, typer.Option("--youth-startup", help="Programs' youth-startup terms apply.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Register an organization (operators, program managers)."""
@@ -64,7 +68,11 @@ def create(
         raise typer.BadParameter("SME, mid or large", param_hint="'--size'")
     with connect(ctx) as client:
         out = client.create_organization(
-            name=name, registration_no=registration_no, size_class=size, region=region
+            name=name,
+            registration_no=registration_no,
+            size_class=size,
+            region=region,
+            youth_startup=youth_startup or None,
         )
     if as_json:
         print_json(out)

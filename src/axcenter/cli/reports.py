@@ -5,6 +5,9 @@ table whose last row is the total (the sum of the rows, as the server computes i
 ``--csv FILE`` saves the server's CSV ('-': stdout) and ``--json`` prints its JSON, so
 the figures a ministry receives are the server's, never re-rounded here.
 ``axc report burndown PROGRAM`` prints the days with charges and one line of forecast.
+``axc report settlement PROGRAM`` and ``axc report statement ORG YYYY-MM`` print a
+program's settlement and an organization's monthly statement; ``--out FILE.csv|.xlsx``
+saves the server's file in the documented layout.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -30,7 +33,7 @@ from axcenter.cli.policy import parse_when
 
 __all__ = ["acct", "acct_csv", "acct_table", "app", "burndown", "commands", "usage"]
 
-app = new_app(help="Usage reports and program burn-downs.", no_args_is_help=True)
+app = new_app(help="Usage reports, burn-downs, settlements and statements.", no_args_is_help=True)
 
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _FIGURES = (
@@ -417,3 +420,187 @@ def acct(
 #: the top-level commands of this module, as ``axcenter.cli.main`` loads them
 commands = new_app()
 commands.command("acct")(acct)
+
+
+# -- settlement and statements --------------------------------------------------------------
+
+#: (header, column) of the settlement table on the terminal (the files have every column)
+_SETTLEMENT = (
+    ("GRANTED", "granted_won"),
+    ("WITHDRAWN", "withdrawn_won"),
+    ("RELEASED", "released_won"),
+    ("LIST", "list_won"),
+    ("DISCOUNT", "discount_won"),
+    ("CHARGED", "charged_won"),
+    ("PUBLIC", "public_won"),
+    ("SELF-PAID", "self_paid_won"),
+    ("UNUSED", "unused_won"),
+    ("OPEN", "open_won"),
+)
+_STATEMENT = (
+    ("RUNS", "runs"),
+    ("LIST", "list_won"),
+    ("DISCOUNT", "discount_won"),
+    ("CHARGED", "charged_won"),
+    ("PUBLIC", "public_won"),
+    ("SELF-PAID", "self_paid_won"),
+)
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write the documented layout to FILE: .csv or .xlsx by its suffix.",
+        show_default=False,
+    ),
+]
+
+
+def _sheet_format(out: Path) -> str:
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("csv", "xlsx"):
+        raise typer.BadParameter(f"{out}: name a .csv or .xlsx file", param_hint="'--out'")
+    return fmt
+
+
+def _write_bytes(data: bytes, out: Path) -> None:
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    render.err_console().print(f"wrote {out}", markup=False)
+
+
+def _sheet_table(report: Mapping[str, Any], keys: Sequence[str], figures: Any) -> Table:
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for key in keys:
+        t.add_column(key.upper())
+    for header, _ in figures:
+        t.add_column(header, justify="right", no_wrap=True)
+    for row in [*(report.get("rows") or []), report.get("total") or {}]:
+        if row is report.get("total"):
+            t.add_section()
+        t.add_row(
+            *(escape(str(row.get(k) or "")) for k in keys),
+            *(f"{row.get(c, 0):,}" for _, c in figures),
+        )
+    return t
+
+
+@app.command("settlement")
+def settlement(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or prg_ id.")],
+    since: Annotated[str | None, typer.Option("--since", metavar="ISO|YYYY-MM")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="ISO|YYYY-MM")] = None,
+    out: FileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A program's settlement (정산) per organization: granted, withdrawn, released;
+    charged at list price, discounted, paid by the program and by the companies; unused."""
+    start, end = _when(since, "--since"), _when(until, "--until")
+    with connect(ctx) as client:
+        if out is not None:
+            data = client.settlement(program, start, end, _sheet_format(out))
+            assert isinstance(data, bytes)
+            _write_bytes(data, out)
+            return
+        report = client.settlement(program, start, end)
+    assert isinstance(report, dict)
+    if as_json:
+        print_json(report)
+        return
+    render.out_console().print(_sheet_table(report, ["organization"], _SETTLEMENT))
+
+
+@app.command("statement")
+def statement(
+    ctx: typer.Context,
+    organization: Annotated[str, typer.Argument(help="Organization name or org_ id.")],
+    month: Annotated[str, typer.Argument(help="YYYY-MM (the center's time zone).")],
+    out: FileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """An organization's monthly statement: charges per program, project and GPU type,
+    with the terms applied and the self-paid part the company owes."""
+    if not _MONTH.match(month):
+        raise typer.BadParameter(f"{month!r}: use YYYY-MM", param_hint="'MONTH'")
+    with connect(ctx) as client:
+        if out is not None:
+            data = client.statement(organization, month, _sheet_format(out))
+            assert isinstance(data, bytes)
+            _write_bytes(data, out)
+            return
+        report = client.statement(organization, month)
+    assert isinstance(report, dict)
+    if as_json:
+        print_json(report)
+        return
+    render.out_console().print(
+        _sheet_table(report, ["program", "project", "gpu_type", "terms"], _STATEMENT)
+    )
+
+
+@app.command("evidence")
+def evidence(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or prg_ id.")],
+    since: Annotated[str | None, typer.Option("--since", metavar="ISO|YYYY-MM")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="ISO|YYYY-MM")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path(
+        "evidence.html"
+    ),
+    pdf: Annotated[
+        Path | None, typer.Option("--pdf", help="Also write the report as PDF.", show_default=False)
+    ] = None,
+    more_gpus: Annotated[
+        int | None,
+        typer.Option(
+            "--more-gpus", min=0, help="N in 'what N more GPUs would change' (default: +25%)."
+        ),
+    ] = None,
+    more_won: Annotated[
+        int | None,
+        typer.Option(
+            "--more-won",
+            min=0,
+            help="W in 'what W more won would change' (default: 20% of the budget).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Replays in parallel.")] = 2,
+) -> None:
+    """The evidence report of a program (operators, program managers): what it bought,
+    whom it reached, how long they waited, its outcomes, and what N more GPUs or W more
+    won would have changed (the center's history replayed on a larger cluster); one
+    self-contained HTML page in Korean and English, and a PDF with --pdf."""
+    from axcenter.cli.evidence import (  # noqa: PLC0415 (Matplotlib, the simulator)
+        render_evidence,
+        scenarios_for,
+        what_ifs,
+    )
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    with connect(ctx) as client:
+        data = client.evidence(program, start, end)
+    scenarios, money = scenarios_for(data, more_gpus, more_won)
+    results = what_ifs(data, scenarios, workers)
+    command = "axc report evidence " + " ".join(
+        [repr(program)]
+        + [f"{k} {v}" for k, v in (("--since", since), ("--until", until)) if v]
+        + [f"--more-gpus {more_gpus}"] * (more_gpus is not None)
+        + [f"--more-won {more_won}"] * (more_won is not None)
+    )
+    page = render_evidence(data, results, money, command)
+    _write_csv(page, out, f"the evidence report of {program}")
+    if pdf is not None:
+        try:
+            from weasyprint import HTML  # type: ignore[import-untyped]  # noqa: PLC0415
+        except ImportError:
+            raise typer.BadParameter(
+                "PDF needs WeasyPrint: pip install 'axcenter[pdf]'", param_hint="'--pdf'"
+            ) from None
+        HTML(string=page).write_pdf(pdf)
+        render.err_console().print(f"wrote {pdf}", markup=False)

@@ -672,6 +672,91 @@ class Client:
         """Remove a price not yet in force (the server answers 409 for one in force)."""
         return self._json("DELETE", f"/prices/{self._segment(price_id)}")
 
+    # -- running programs: rules, tranches and reports, surveys, obligations --------------------
+
+    def list_program_rules(self, program: str) -> list[JSON]:
+        path = f"/programs/{self._segment(program)}/rules"
+        return list(self._json("GET", path).get("items", []))
+
+    def set_program_rules(self, program: str, **rules: Any) -> JSON:
+        """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``effective_from``."""
+        path = f"/programs/{self._segment(program)}/rules"
+        return self._json("POST", path, json=self._query(**rules))
+
+    def obligations(self, program: str) -> JSON:
+        return self._json("GET", f"/programs/{self._segment(program)}/obligations")
+
+    def send_reminders(self, program: str) -> list[JSON]:
+        path = f"/programs/{self._segment(program)}/reminders"
+        return list(self._json("POST", path).get("items", []))
+
+    def list_survey_forms(self, program: str) -> list[JSON]:
+        path = f"/programs/{self._segment(program)}/surveys"
+        return list(self._json("GET", path).get("items", []))
+
+    def create_survey_form(self, program: str, form: Mapping[str, Any]) -> JSON:
+        path = f"/programs/{self._segment(program)}/surveys"
+        return self._json("POST", path, json=dict(form))
+
+    def answer_survey(
+        self, form_id: str, project: str, round: str, answers: Mapping[str, Any]
+    ) -> JSON:
+        body = {"project": project, "round": round, "answers": dict(answers)}
+        return self._json("POST", f"/surveys/{self._segment(form_id)}/answers", json=body)
+
+    def survey_answers(self, form_id: str, project: str) -> list[JSON]:
+        path = f"/surveys/{self._segment(form_id)}/answers/{self._segment(project)}"
+        return list(self._json("GET", path).get("items", []))
+
+    def grant_tranches(self, allocation_id: str) -> JSON:
+        return self._json("GET", f"/allocations/{self._segment(allocation_id)}/tranches")
+
+    def grant_notices(self, allocation_id: str) -> list[JSON]:
+        path = f"/allocations/{self._segment(allocation_id)}/notices"
+        return list(self._json("GET", path).get("items", []))
+
+    def submit_progress_report(self, allocation_id: str, summary: str) -> JSON:
+        path = f"/allocations/{self._segment(allocation_id)}/reports"
+        return self._json("POST", path, json={"summary": summary})
+
+    def decide_progress_report(self, report_id: str, action: str, comment: str = "") -> JSON:
+        """``action``: accept or return."""
+        path = f"/progress-reports/{self._segment(report_id)}/{action}"
+        return self._json("POST", path, json={"comment": comment})
+
+    def settlement(
+        self, program: str, since: str | None = None, until: str | None = None, fmt: str = "json"
+    ) -> JSON | bytes:
+        """A program's settlement per organization: JSON, or the CSV/XLSX file's bytes."""
+        params = self._query(since=since, until=until, format=fmt)
+        path = f"/programs/{self._segment(program)}/settlement"
+        if fmt == "json":
+            return self._json("GET", path, params=params)
+        return self._send("GET", path, params=params).content
+
+    def statement(self, organization: str, month: str, fmt: str = "json") -> JSON | bytes:
+        """An organization's statement of a month (``YYYY-MM``, the center's zone)."""
+        path = f"/organizations/{self._segment(organization)}/statements/{self._segment(month)}"
+        if fmt == "json":
+            return self._json("GET", path, params={"format": fmt})
+        return self._send("GET", path, params={"format": fmt}).content
+
+    def grant_use(self, program: str, all_grants: bool = False) -> JSON:
+        """The program's grants with their use; flagged ones only unless ``all_grants``."""
+        path = f"/programs/{self._segment(program)}/use"
+        return self._json("GET", path, params={"all": "true"} if all_grants else None)
+
+    def act_on_grant(self, allocation_id: str, action: str, **body: Any) -> JSON:
+        """``action``: warn, suspend, resume (``reason``) or reclaim (``reason``,
+        ``gpu_hours``, ``withdraw_pending``)."""
+        path = f"/allocations/{self._segment(allocation_id)}/{action}"
+        return self._json("POST", path, json=self._query(**body))
+
+    def evidence(self, program: str, since: str | None = None, until: str | None = None) -> JSON:
+        """What the evidence report of a program says, and the history to replay."""
+        path = f"/programs/{self._segment(program)}/evidence"
+        return self._json("GET", path, params=self._query(since=since, until=until), timeout=300)
+
     def list_audit(self, **filters: Any) -> JSON:
         """One page of the audit log (operators): ``items`` and ``next_cursor``."""
         return self._json("GET", "/audit", params=self._query(**filters))

@@ -26,6 +26,9 @@ PREFIXES = frozenset(
         "prc",
         "arr",
         "ses",
+        "rul",  # a program's rules
+        "rpt",  # a progress report
+        "srv",  # an outcome-survey form
     }
 )
 

@@ -24,6 +24,7 @@ from axcenter.executors.local import Confinement, LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
+from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Store
@@ -115,6 +116,8 @@ class Center:
             ),
             self._pending_of,
         )
+        #: reminds grants of overdue progress reports and surveys, hourly
+        self.reminders = Reminders(self)
 
     def _pending_of(self, user_id: str, project_ids: Iterable[str]) -> tuple[int, dict[str, int]]:
         """Pending jobs of a user, and of each project, as the control loop knows them."""
@@ -209,10 +212,12 @@ class Center:
         self.writes.start()
         self.control.start()
         self.dependencies.start()
+        self.reminders.start()
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next
         start) unless the operator chose ``stop_jobs_on_shutdown``."""
+        self.reminders.stop()
         self.dependencies.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)

@@ -51,6 +51,8 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
                 amount_won=r.amount_won,
                 public_won=r.public_won,
                 copay_won=r.copay_won,
+                list_won=r.list_won,
+                terms=r.terms,
             )
             for r in rows
         ]

@@ -8,7 +8,9 @@ transaction, and reports balances with their warning level.
 
 Won are fixed at approval: each type's GPU-seconds are rated at the price in force at
 that moment, so later price changes never change a grant's envelope, and a type without
-a price cannot be granted. A program never grants more won than its budget.
+a price cannot be granted. A program never grants more won than its budget, nor more to
+one organization than the concentration caps of its rules (``rules.check_caps``); a new
+grant is released in the tranches its program's rules say (``tranches``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from axcenter.accounting.ledger import balance
 from axcenter.accounting.prices import prices_at
+from axcenter.accounting.terms import rules_at
 from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
 from axcenter.model.money import rate
@@ -29,7 +32,9 @@ from axcenter.service.access import project_named, project_target, require, visi
 from axcenter.service.audit import record
 from axcenter.service.errors import Conflict, NotFound
 from axcenter.service.programs import allocated_won
+from axcenter.service.rules import check_caps
 from axcenter.service.schemas import AllocationOut, BalanceItemOut, BalanceOut
+from axcenter.service.tranches import split_grant, withdraw_pending
 from axcenter.store import orm
 
 if TYPE_CHECKING:
@@ -215,6 +220,14 @@ def grant(
     program = _locked_program(session, request.program_id)
     rated = _rated(session, hours, at)
     _check_budget(session, program, sum(won for _, won in rated.values()))
+    check_caps(
+        session,
+        program,
+        request.project_id,
+        sum(secs for secs, _ in rated.values()),
+        sum(won for _, won in rated.values()),
+        at,
+    )
     allocation = orm.Allocation(
         id=new_id("alc"),
         project_id=request.project_id,
@@ -228,7 +241,8 @@ def grant(
     )
     session.add(allocation)
     session.flush()
-    for gpu_type, (secs, won) in rated.items():
+    now_items = split_grant(session, allocation, rated, rules_at(session, program.id, at))
+    for gpu_type, (secs, won) in now_items.items():
         session.add(
             orm.AllocationItem(
                 allocation_id=allocation.id, gpu_type=gpu_type, gpu_seconds=secs, won=won
@@ -245,6 +259,7 @@ def grant(
             "project_id": request.project_id,
             "program_id": program.id,
             "items": {t: {"gpu_seconds": s, "won": w} for t, (s, w) in rated.items()},
+            "released": {t: {"gpu_seconds": s, "won": w} for t, (s, w) in now_items.items()},
             "starts_at": starts_at,
             "ends_at": ends_at,
             "on_exhaustion": on_exhaustion,
@@ -266,6 +281,14 @@ def top_up(
     program = _locked_program(session, allocation.program_id)
     rated = _rated(session, hours, at)
     _check_budget(session, program, sum(won for _, won in rated.values()))
+    check_caps(
+        session,
+        program,
+        allocation.project_id,
+        sum(secs for secs, _ in rated.values()),
+        sum(won for _, won in rated.values()),
+        at,
+    )
     for gpu_type, (secs, won) in rated.items():
         item = session.get(orm.AllocationItem, (allocation.id, gpu_type))
         if item is None:
@@ -323,7 +346,8 @@ def terminate(
     at: datetime,
 ) -> None:
     """End an allocation now. Jobs already running keep running and are charged to it
-    when they end (their holds are on it); new runs are not charged to it."""
+    when they end (their holds are on it); new runs are not charged to it. Tranches not
+    yet released go back to the program's budget."""
     record(
         session,
         who,
@@ -334,3 +358,4 @@ def terminate(
     )
     allocation.status = "terminated"
     allocation.ends_at = max(at, allocation.starts_at)
+    withdraw_pending(session, allocation.id)

@@ -4,7 +4,8 @@ A notification is derived, not stored: the ends of one's own jobs (failed, timed
 preempted and requeued, succeeded, cancelled) from the job events; the steps of the
 allocation requests one has a part in (a reviewer: being assigned; the applicant's
 organization admin: the decision; program managers and operators: a request filed,
-resubmitted or reviewed) from the request events; and, as standing alerts, the grants
+resubmitted or reviewed) from the request events; the notices sent about the grants one
+may read (reminders, warnings, suspensions, take-backs); and, as standing alerts, the grants
 one may read that are 80% used, exhausted, or end within ``EXPIRING_DAYS``. The feed
 goes back ``FEED_DAYS`` at most. What is new is for the caller to say (``since``): the
 dashboard keeps the moment its reader last opened the feed in a cookie.
@@ -60,7 +61,11 @@ def notifications(
     floor = now - timedelta(days=FEED_DAYS)
     after = max(since, floor) if since is not None else floor
     with center.store.read() as session:
-        feed = _jobs(session, who, after, limit) + _requests(session, who, after, limit)
+        feed = (
+            _jobs(session, who, after, limit)
+            + _requests(session, who, after, limit)
+            + _notices(session, who, after, limit)
+        )
         feed.sort(key=lambda n: n.at or now, reverse=True)
         return feed[:limit] + _grants(session, who, now)
 
@@ -130,6 +135,28 @@ def _requests(
     return [
         NotificationOut(at=at, kind=f"request.{action}", ref=request_id, subject=project)
         for at, action, request_id, project in rows
+    ]
+
+
+def _notices(
+    session: Session, who: Principal, after: datetime, limit: int
+) -> list[NotificationOut]:
+    """Notices about the grants one may read: reminders of overdue reports and surveys,
+    warnings, suspensions, take-backs (``service.obligations``, ``service.monitoring``)."""
+    if who.role is Role.REVIEWER:
+        return []
+    notice = orm.GrantNotice
+    rows = session.execute(
+        select(notice.at, notice.kind, notice.allocation_id, orm.Project.name)
+        .join(orm.Allocation, orm.Allocation.id == notice.allocation_id)
+        .join(orm.Project, orm.Project.id == orm.Allocation.project_id)
+        .where(visible_allocations(who), notice.at > after)
+        .order_by(notice.at.desc())
+        .limit(limit)
+    ).tuples()
+    return [
+        NotificationOut(at=at, kind=f"notice.{kind}", ref=allocation_id, subject=project)
+        for at, kind, allocation_id, project in rows
     ]
 
 

@@ -105,6 +105,7 @@ def _org_out(org: orm.Organization) -> OrganizationOut:
         registration_no=org.registration_no,
         size_class=org.size_class,
         region=org.region,
+        youth_startup=bool(org.youth_startup),
         created_at=org.created_at,
     )
 
@@ -179,6 +180,8 @@ def create_organization_tx(
         size_class=body.size_class,
         region=body.region,
     )
+    org.youth_startup = body.youth_startup
+    session.flush()
     record(session, who, "organization.create", "organization", org.id, body.model_dump())
     return _org_out(org)
 

@@ -25,6 +25,7 @@ from axcenter.service.access import center_target, require
 from axcenter.service.audit import record
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.schemas import PriceOut, ProgramIn, ProgramOut, ProgramPatchIn
+from axcenter.service.tranches import pending_won
 from axcenter.store import orm
 from axcenter.store.types import utcnow
 
@@ -74,14 +75,18 @@ def program_by_ref(
 
 
 def allocated_won(session: Session, program_ids: list[str]) -> dict[str, int]:
-    """Won granted per program: the sum of its allocations' items."""
+    """Won granted per program: the sum of its allocations' items and of the tranches it
+    has committed but not yet released (``tranches``)."""
     rows = session.execute(
         select(orm.Allocation.program_id, func.coalesce(func.sum(orm.AllocationItem.won), 0))
         .join(orm.AllocationItem, orm.AllocationItem.allocation_id == orm.Allocation.id)
         .where(orm.Allocation.program_id.in_(program_ids))
         .group_by(orm.Allocation.program_id)
     ).all()
-    return {program_id: int(won) for program_id, won in rows}
+    out = {program_id: int(won) for program_id, won in rows}
+    for program_id, won in pending_won(session, program_ids).items():
+        out[program_id] = out.get(program_id, 0) + won
+    return out
 
 
 def _out(row: orm.Program, allocated: int) -> ProgramOut:

@@ -373,6 +373,10 @@ class ChargeOut(BaseModel):
     amount_won: int
     public_won: int
     copay_won: int
+    #: a charge's won at list price before the program's modifiers, and the terms it was
+    #: booked under (``region Gwangju -50%; self-paid 20%``); None on holds and releases
+    list_won: int | None = None
+    terms: str | None = None
 
 
 class JobAccountOut(BaseModel):
@@ -636,6 +640,8 @@ class OrganizationIn(BaseModel):
     registration_no: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     size_class: SizeClass | None = None
     region: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    #: youth-startup terms of programs apply to it
+    youth_startup: bool = False
 
 
 class OrganizationOut(BaseModel):
@@ -644,6 +650,7 @@ class OrganizationOut(BaseModel):
     registration_no: str | None
     size_class: str | None
     region: str | None
+    youth_startup: bool = False
     created_at: datetime
 
 

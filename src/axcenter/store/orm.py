@@ -85,6 +85,8 @@ class Organization(Base):
     registration_no: Mapped[str | None] = mapped_column(String(64))
     size_class: Mapped[str | None] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(100))
+    #: youth-startup terms of a program's rules apply to it
+    youth_startup: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -439,6 +441,10 @@ class LedgerEntry(Base):
     amount_won: Mapped[int] = mapped_column(BigInteger)
     public_won: Mapped[int] = mapped_column(BigInteger)
     copay_won: Mapped[int] = mapped_column(BigInteger)
+    #: a charge's won at list price, before the program's modifiers (NULL: none recorded)
+    list_won: Mapped[int | None] = mapped_column(BigInteger)
+    #: the terms a charge was booked under, e.g. ``region:Gwangju -50%; self-paid 20%``
+    terms: Mapped[str | None] = mapped_column(String(200))
 
 
 class AllocationBalance(Base):
@@ -472,3 +478,106 @@ class AuditEntry(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]]
+
+
+class ProgramRule(Base):
+    """A program's rules from ``effective_from`` on (``model.terms.ProgramRules`` as JSON):
+    self-paid share, pricing modifiers, concentration caps, tranche plan. Added, never
+    changed: the rules a charge or a grant was made under stay readable."""
+
+    __tablename__ = "program_rules"
+    __table_args__ = (UniqueConstraint("program_id", "effective_from"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    effective_from: Mapped[datetime]
+    rules: Mapped[dict[str, Any]]
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GrantTranche(Base):
+    """One part of a grant. ``status``: ``released`` (in the allocation's items),
+    ``pending`` (released once its progress report is accepted; committed against the
+    program's budget meanwhile) or ``withdrawn`` (taken back, returned to the budget).
+    ``items``: ``{GPU type: [GPU-seconds, won]}``."""
+
+    __tablename__ = "grant_tranches"
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    items: Mapped[dict[str, Any]]
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger)
+    won: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    report_due_at: Mapped[datetime | None]
+    released_at: Mapped[datetime | None]
+
+
+class ProgressReport(Base):
+    """A project's progress report asking for tranche ``tranche_seq`` of its grant:
+    ``submitted``, then ``accepted`` (the tranche is released) or ``returned``."""
+
+    __tablename__ = "progress_reports"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), index=True)
+    tranche_seq: Mapped[int]
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    submitted_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+class SurveyForm(Base):
+    """An outcome-survey form of a program: its fields (``model.surveys.Field`` as JSON),
+    the dates every funded project answers it by, and whether each grant answers it once
+    more after its end (``at_end``)."""
+
+    __tablename__ = "survey_forms"
+    __table_args__ = (UniqueConstraint("program_id", "name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    program_id: Mapped[str] = mapped_column(ForeignKey("programs.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[list[Any]]
+    due_dates: Mapped[list[Any]]
+    at_end: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """A project's answers to a form for one round (a due date, or ``final``). Append-only:
+    a correction is a new row; the latest row of a round is the answer."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (Index("ix_survey_answers_form_project", "form_id", "project_id", "round"),)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    form_id: Mapped[str] = mapped_column(ForeignKey("survey_forms.id"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    round: Mapped[str] = mapped_column(String(32))
+    answers: Mapped[dict[str, Any]]
+    submitted_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[datetime]
+
+
+class GrantNotice(Base):
+    """A notice sent about a grant: ``reminder`` (an overdue report or survey, named by
+    ``subject``), ``warning``, ``suspension``, ``resumption`` or ``reclaim`` (``gpu_seconds``
+    and ``won`` taken back), with the reason and the evidence it rests on."""
+
+    __tablename__ = "grant_notices"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]]
+    gpu_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    won: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime]

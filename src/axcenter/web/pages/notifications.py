@@ -15,7 +15,12 @@ from axcenter.web.session import SEEN_COOKIE, PageViewer, seen
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 #: where each kind of notification leads
-LINKS = {"job": "/ui/jobs/", "request": "/ui/requests/", "grant": "/ui/projects/"}
+LINKS = {
+    "job": "/ui/jobs/",
+    "request": "/ui/requests/",
+    "grant": "/ui/projects/",
+    "notice": "/ui/grants/",
+}
 
 
 @router.get("/notifications")

@@ -1,5 +1,6 @@
 """Funding programs: budgets, burn-down with forecast, spending by organization, sector,
-GPU type and company size (SME share), and the same CSV exports as the API."""
+GPU type and company size (SME share), the same CSV exports as the API, and what each
+grant owes (tranches, progress reports, surveys); a grant's own page."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from axcenter.model.access import Role
-from axcenter.service import reports
+from axcenter.service import monitoring, obligations, reports, settlement, tranches
 from axcenter.service.center import Center
+from axcenter.service.grants import get_allocation
 from axcenter.service.programs import get_program, list_programs
 from axcenter.service.schemas import UsageReportOut, UsageRowOut
 from axcenter.web.charts import burndown_chart, spending_chart
@@ -88,6 +90,9 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
             charts.append(
                 spending_chart(chart_id, translate(key, viewer.lang), report, dim, viewer.lang)
             )
+    owed = None
+    if viewer.role is not Role.REVIEWER:
+        owed = obligations.obligations(center, viewer.who, program.id)
     return page(
         request,
         viewer,
@@ -97,6 +102,26 @@ def program_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         burndown=burndown,
         charts=charts,
         sme_share=sme_share,
+        owed=owed,
+    )
+
+
+@router.get("/grants/{allocation_id}")
+def grant_page(request: Request, viewer: PageViewer, allocation_id: str) -> HTMLResponse:
+    """One grant: its balance, tranches and progress reports, what it owes (reports and
+    surveys, with where each stands) and the notices sent about it."""
+    center: Center = request.app.state.center
+    allocation = get_allocation(center, viewer.who, allocation_id)
+    return page(
+        request,
+        viewer,
+        "grant.html",
+        lang=viewer.lang,
+        a=allocation,
+        parts=tranches.get_tranches(center, viewer.who, allocation_id),
+        owed=obligations.one_grant(center, viewer.who, allocation_id),
+        notices=obligations.list_notices(center, viewer.who, allocation_id),
+        use=monitoring.one_grant_use(center, viewer.who, allocation_id),
     )
 
 
@@ -155,3 +180,20 @@ def burndown_csv(request: Request, viewer: PageViewer, ref: str) -> Response:
     center: Center = request.app.state.center
     b = reports.burndown(center, viewer.who, ref)
     return _csv(reports.burndown_csv(b, _header(viewer.lang)), "burndown")
+
+
+@router.get("/programs/{ref}/settlement.{fmt}")
+def settlement_file(request: Request, viewer: PageViewer, ref: str, fmt: str) -> Response:
+    """The API's ``/programs/{p}/settlement?format=csv|xlsx``: the program's settlement
+    up to now, in the documented layout (the caller's scope)."""
+    center: Center = request.app.state.center
+    if fmt not in ("csv", "xlsx"):
+        return Response(status_code=404)
+    out = settlement.program_settlement(center, viewer.who, ref)
+    if fmt == "csv":
+        return _csv(settlement.sheet_csv(out), "settlement")
+    return Response(
+        settlement.sheet_xlsx(out),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": 'attachment; filename="settlement.xlsx"'},
+    )
