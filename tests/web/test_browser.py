@@ -295,7 +295,7 @@ def test_a_job_page_follows_its_job_without_a_reload(
     page = open_page(chromium, center, tokens["hanbit-engineer"], locale="ko-KR")
     page.goto("/ui/jobs/new")
     page.select_option("#project", "hanbit-adas")
-    page.fill("#command", "bash -c 'sleep 4; echo done'")
+    page.fill("#command", "bash -c 'sleep 8; echo done'")
     page.fill("#gpus_per_node", "1")
     page.click("form[action='/ui/jobs/new'] button[type=submit]")
     page.wait_for_url(re.compile(r".*/ui/jobs/job_\w+$"))
