@@ -76,6 +76,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/hold"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/release"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/requeue"): row("AA FF HH AH FH"),
     ("PATCH", "/jobs/{job_id}"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs
@@ -417,6 +418,16 @@ def _fresh_token(w: World, side: Side) -> str:
         return token.id
 
 
+def _fresh_job(w: World, side: Side) -> str:
+    """A copy of ``side``'s finished job (a requeue puts it back in the queue)."""
+    with w.write() as s:
+        job = s.get(orm.Job, side.job)
+        columns = {c.key: getattr(job, c.key) for c in orm.Job.__table__.columns}
+        copy = orm.Job(**{**columns, "id": new_id("job"), "array_id": None, "array_index": None})
+        s.add(copy)
+        return copy.id
+
+
 def _fresh_price(w: World) -> str:
     """A price that has not taken effect (only those may be removed)."""
     price_id = new_id("prc")
@@ -487,6 +498,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         params["user"] = _fresh_member(w, side, join=True)
     if path.startswith("/quotas/"):
         _ensure_quota(w, side)
+    if path == "/jobs/{job_id}/requeue":
+        params["job_id"] = _fresh_job(w, side)
     url = API + path.format(**params)
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
@@ -550,6 +563,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
+    if path == "/jobs/{job_id}/requeue":
+        url += "?hold=true"  # it stays in the queue, runs nothing
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
     return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)

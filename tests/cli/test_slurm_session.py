@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from tests.conftest import service_env
+from tests.conftest import TEST_HOMES, service_env
 from tests.e2e.conftest import Service
 
 SCRIPT = """#!/bin/bash
@@ -28,7 +28,10 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()
     try:
-        script = tmp_path / "sweep.sh"
+        # where the job's own unix account can read it (pytest's directories are 0700)
+        scripts = TEST_HOMES / f"scripts-{tmp_path.name}"
+        scripts.mkdir(mode=0o755, parents=True, exist_ok=True)
+        script = scripts / "sweep.sh"
         script.write_text(SCRIPT)
         submitted = center.axc("submit", str(script), "grid", check=True)
         array = submitted.stdout.strip()
@@ -56,6 +59,13 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
         ran = {r["task"] or r["name"]: r for r in rows}
         assert {f"{array}_1", f"{array}_3", f"{array}_5", "report"} <= set(ran)
         assert all(r["state"] == "succeeded" for r in ran.values())
+
+        # scontrol requeue: the task runs again under its id, after its first run's log
+        requeued = center.axc("requeue", f"{array}_3", check=True).stdout
+        assert requeued.startswith(ran[f"{array}_3"]["job_id"]) and ": pending" in requeued
+        assert center.axc("wait", f"{array}_3", "--timeout", "60").returncode == 0
+        log = center.axc("logs", f"{array}_3", check=True).stdout
+        assert log.count("task 3 of grid\n") == 2 and "[axcenter] run 2 of job" in log
         assert center.axc("cancel", "--name", "sweep").stderr.strip() == "no job matches"
     finally:
         center.stop()

@@ -173,6 +173,16 @@ def test_hold_release_update(axc: Any, fake: FakeServer) -> None:
     assert fake.jobs[waiting["id"]]["held"] is False
 
 
+def test_requeue(axc: Any, fake: FakeServer) -> None:
+    done = fake.add_job(state="failed")
+    waiting = fake.add_job()
+    result = axc("requeue", "--hold", done["id"], waiting["id"])
+    assert result.exit_code == 1  # the pending one could not be requeued
+    assert f"{done['id']}: pending (held)" in result.stdout
+    assert f"{waiting['id']}: job {waiting['id']} is pending already" in result.stderr
+    assert fake.jobs[done["id"]]["held"] is True
+
+
 def test_submit_held_and_sbatch_hold_directive(axc: Any, fake: FakeServer, tmp_path: Path) -> None:
     assert axc("submit", "-H", "--", "true").exit_code == 0
     assert fake.bodies[-1]["held"] is True

@@ -36,6 +36,7 @@ __all__ = [
     "list_jobs",
     "logs",
     "release",
+    "requeue",
     "show",
     "update",
     "wait",
@@ -430,6 +431,18 @@ def release(ctx: typer.Context, job_ids: JobsArgument) -> None:
     _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id))
 
 
+def requeue(
+    ctx: typer.Context,
+    job_ids: JobsArgument,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Come back held (scontrol requeuehold).")
+    ] = False,
+) -> None:
+    """Put jobs that ran or ended back in the queue, keeping their ids and history
+    (scontrol requeue): a running job's run is stopped first."""
+    _each(ctx, job_ids, lambda client, job_id: client.requeue_job(job_id, hold=hold))
+
+
 def update(
     ctx: typer.Context,
     job_ids: JobsArgument,
@@ -466,3 +479,4 @@ commands.command("checkpoint")(checkpoint)
 commands.command("hold")(hold)
 commands.command("release")(release)
 commands.command("update")(update)
+commands.command("requeue")(requeue)
