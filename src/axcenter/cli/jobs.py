@@ -13,15 +13,15 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
-from axcenter.cli import render
+from axcenter.cli import listing
 from axcenter.cli.common import (
     EXIT_TIMEOUT,
     connect,
     exit_code_for,
     new_app,
     option_parser,
+    print_error,
     print_json,
     wait_and_exit,
 )
@@ -136,12 +136,11 @@ def list_jobs(
     if as_json:
         print_json(jobs)
     elif not jobs:
-        render.err_console().print("no jobs")
+        typer.echo("no jobs", err=True)
     elif start:
-        render.out_console().print(render.queue_table(jobs))
+        typer.echo(listing.queue_table(jobs, listing.terminal_width()))
     else:
-        console = render.out_console()
-        console.print(render.jobs_table(jobs, width=console.width))
+        typer.echo(listing.jobs_table(jobs, listing.terminal_width()))
 
 
 def _queue(
@@ -179,18 +178,14 @@ def show(
     """Show one job (spec, state and reason, placement, times, exit code, events), or an
     array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
-        if _is_array(job_id):
-            view = client.get_array(job_id)
-            if as_json:
-                print_json(view)
-            else:
-                render.out_console().print(render.array_panel(view))
-            return
-        job = client.get_job(job_id)
+        view = client.get_array(job_id) if _is_array(job_id) else client.get_job(job_id)
     if as_json:
-        print_json(job)
-    else:
-        render.out_console().print(render.job_panel(job))
+        print_json(view)
+        return
+    from axcenter.cli import render
+
+    panel = render.array_panel(view) if _is_array(job_id) else render.job_panel(view)
+    render.out_console().print(panel)
 
 
 def logs(
@@ -217,7 +212,7 @@ def logs(
             if not tasks:
                 raise ApiError(404, f"no array {job_id!r}")
             for task in tasks:
-                out.write(f"==> {render.job_ref(task)} <==\n".encode())
+                out.write(f"==> {listing.job_ref(task)} <==\n".encode())
                 if task.get("output") == "discard":
                     out.write(b"(output discarded)\n")
                     continue
@@ -304,24 +299,23 @@ def cancel(
             )
             job_ids = [str(job["id"]) for job in matched]
             if not job_ids:
-                render.err_console().print("no job matches")
+                typer.echo("no job matches", err=True)
                 return
         for job_id in job_ids or []:
             try:
                 if _is_array(job_id):
                     view = client.cancel_array(job_id)
                     counts = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
-                    render.out_console().print(f"{job_id}: {counts}", soft_wrap=True)
+                    typer.echo(f"{job_id}: {counts}")
                     continue
                 job = client.cancel_job(job_id)
             except ApiError as exc:
                 if exc.status_code == 0:
                     raise
-                render.print_error(f"{job_id}: {exc.detail}")
+                print_error(f"{job_id}: {exc.detail}")
                 failed = True
                 continue
-            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
-            render.out_console().print(line, soft_wrap=True)
+            typer.echo(listing.state_line(job, job_id))
     if failed:
         raise typer.Exit(1)
 
@@ -346,13 +340,9 @@ def checkpoint(
         except ApiError as exc:
             if exc.status_code == 0:
                 raise
-            render.print_error(f"{job_id}: {exc.detail}")
+            print_error(f"{job_id}: {exc.detail}")
             raise typer.Exit(1) from exc
-    render.out_console().print(
-        f"{job.get('id', job_id)}: checkpoint at {job.get('last_checkpoint_at')}",
-        soft_wrap=True,
-        markup=False,
-    )
+    typer.echo(f"{job.get('id', job_id)}: checkpoint at {job.get('last_checkpoint_at')}")
 
 
 def wait(
@@ -405,13 +395,10 @@ def _each(ctx: typer.Context, job_ids: list[str], act: Callable[[Client, str], A
             except ApiError as exc:
                 if exc.status_code == 0:
                     raise
-                render.print_error(f"{job_id}: {exc.detail}")
+                print_error(f"{job_id}: {exc.detail}")
                 failed = True
                 continue
-            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
-            if job.get("reason"):
-                line.append(f" ({job['reason']})")
-            render.out_console().print(line, soft_wrap=True)
+            typer.echo(listing.state_line(job, job_id, reason=True))
     if failed:
         raise typer.Exit(1)
 
