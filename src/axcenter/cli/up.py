@@ -69,6 +69,13 @@ def up(
         str | None,
         typer.Option(help="single-user mode: the user whose jobs run [env AXC_SINGLE_USER]"),
     ] = None,
+    unallocated_gpu_jobs: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU jobs of a project without an active allocation: free (run without "
+            "charge, preemptible) or refuse [env AXC_UNALLOCATED_GPU_JOBS]"
+        ),
+    ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     operator_token: Annotated[
@@ -109,6 +116,7 @@ def up(
         "stop_jobs_on_shutdown": stop_jobs,
         "identities": identities,
         "single_user": single_user,
+        "unallocated_gpu_jobs": unallocated_gpu_jobs,
     }
     try:
         settings = Settings(**{k: v for k, v in flags.items() if v is not None})
