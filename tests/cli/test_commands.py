@@ -545,3 +545,12 @@ def test_completion_scripts_are_what_axc_generates() -> None:
             [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
         )
         assert done.stdout == (scripts / name).read_text(), shell
+
+
+def test_a_window_past_the_calendar_is_a_usage_error(axc: Any, fake: FakeServer) -> None:
+    """Days or durations that leave years 1-9999 name the option (no traceback)."""
+    result = axc("acct", "-S", "99999999d")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--since': 273,785 years before" in result.stderr
+    assert "is before the year 1" in result.stderr
+    assert fake.requests == []
