@@ -125,8 +125,9 @@ def up(
         raise typer.Exit(2) from None
     if demo and settings.local_gpus is None:
         settings.local_gpus = DEMO_GPUS
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(  # --operator-token prints one line: no migration chatter
+        level="WARNING" if operator_token else log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     console = Console(stderr=True)
     if operator_token:
