@@ -28,11 +28,12 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()
     try:
-        # where the job's own unix account can read it (pytest's directories are 0700)
-        scripts = TEST_HOMES / f"scripts-{tmp_path.name}"
-        scripts.mkdir(mode=0o755, parents=True, exist_ok=True)
-        script = scripts / "sweep.sh"
+        # the script runs from its path, as the job's user: somewhere that user can read
+        shared = TEST_HOMES / f"shared-{tmp_path.name}"
+        shared.mkdir(mode=0o755, parents=True)
+        script = shared / "sweep.sh"
         script.write_text(SCRIPT)
+        script.chmod(0o755)
         submitted = center.axc("submit", str(script), "grid", check=True)
         array = submitted.stdout.strip()
         assert array.startswith("arr_")
