@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -27,7 +27,7 @@ from axcenter.cli.common import (
 )
 from axcenter.cli.durations import parse_duration, parse_time_limit
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
-from axcenter.model.jobs import JobState
+from axcenter.model.jobs import TERMINAL, JobState
 
 __all__ = [
     "cancel",
@@ -385,37 +385,73 @@ def wait(
     raise typer.Exit(worst)
 
 
-def _each(ctx: typer.Context, job_ids: list[str], act: Callable[[Client, str], Any]) -> None:
-    """``act`` on every job, printing each one's state and reason; exit 1 if one fails."""
+def _each(
+    ctx: typer.Context,
+    refs: list[str],
+    act: Callable[[Client, str], Any],
+    array_states: tuple[Sequence[JobState], str],
+) -> None:
+    """``act`` on every job, printing each one's state and reason; exit 1 if one fails.
+    An array's id stands for its tasks in ``array_states`` (the states, and how to say
+    them), as Slurm's array job id does."""
     failed = False
     with connect(ctx) as client:
-        for job_id in job_ids:
+        for ref in refs:
             try:
-                job = act(client, job_id)
+                job_ids = _tasks(client, ref, array_states) if _is_array(ref) else [ref]
             except ApiError as exc:
                 if exc.status_code == 0:
                     raise
-                print_error(f"{job_id}: {exc.detail}")
+                print_error(f"{ref}: {exc.detail}")
                 failed = True
                 continue
-            typer.echo(listing.state_line(job, job_id, reason=True))
+            for job_id in job_ids:
+                try:
+                    job = act(client, job_id)
+                except ApiError as exc:
+                    if exc.status_code == 0:
+                        raise
+                    print_error(f"{job_id}: {exc.detail}")
+                    failed = True
+                    continue
+                typer.echo(listing.state_line(job, job_id, reason=True))
     if failed:
         raise typer.Exit(1)
 
 
+def _tasks(
+    client: Client, array_id: str, array_states: tuple[Sequence[JobState], str]
+) -> list[str]:
+    """The ids of an array's tasks in some states, by index; an ``ApiError`` if none is."""
+    states, said = array_states
+    client.get_array(array_id)  # 404 for no such array
+    found = client.iter_jobs([s.value for s in states], array=array_id, limit=500)
+    tasks = sorted(found, key=_index)
+    if not tasks:
+        raise ApiError(409, f"no task of array {array_id} is {said}")
+    return [str(task["id"]) for task in tasks]
+
+
 JobsArgument = Annotated[
-    list[str], typer.Argument(metavar="JOB...", help="Job ids or array tasks (arr_…_INDEX).")
+    list[str],
+    typer.Argument(
+        metavar="JOB...",
+        help="Job ids, array tasks (arr_…_INDEX) or arrays (arr_…: the tasks it applies to).",
+    ),
 ]
+_PENDING = ([JobState.PENDING], "pending")
+#: what can be requeued: a job that holds devices or has ended
+_REQUEUABLE = ([JobState.ADMITTED, JobState.RUNNING, *sorted(TERMINAL)], "running or ended")
 
 
 def hold(ctx: typer.Context, job_ids: JobsArgument) -> None:
     """Keep pending jobs from starting, in their place in the queue (scontrol hold)."""
-    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id))
+    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id), _PENDING)
 
 
 def release(ctx: typer.Context, job_ids: JobsArgument) -> None:
     """Let held jobs start again (scontrol release)."""
-    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id))
+    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id), _PENDING)
 
 
 def requeue(
@@ -427,7 +463,7 @@ def requeue(
 ) -> None:
     """Put jobs that ran or ended back in the queue, keeping their ids and history
     (scontrol requeue): a running job's run is stopped first."""
-    _each(ctx, job_ids, lambda client, job_id: client.requeue_job(job_id, hold=hold))
+    _each(ctx, job_ids, lambda client, job_id: client.requeue_job(job_id, hold=hold), _REQUEUABLE)
 
 
 def update(
@@ -452,7 +488,9 @@ def update(
     if time_limit is None and priority is None and name is None:
         raise typer.BadParameter("give --time, --priority or --name", param_hint="'JOB...'")
     changes = {"time_limit_s": time_limit, "priority": priority, "name": name}
-    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes))
+    renaming_only = time_limit is None and priority is None  # a name changes in any state
+    states = (list(JobState), "of any state") if renaming_only else _PENDING
+    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes), states)
 
 
 #: the commands of this module, as ``axcenter.cli.main`` loads them
