@@ -317,6 +317,24 @@ def _step(out: Mapping[str, Any], as_json: bool) -> None:
         f"request [bold]{escape(text(out.get('id')))}[/]: {escape(text(out.get('status')))}"
         f"{escape(extra)}"
     )
+    if unreviewed_grant(out):
+        typer.secho(
+            "warning: granted without a review: no reviewer scored this request",
+            fg="yellow",
+            err=True,
+        )
+
+
+def unreviewed_grant(out: Mapping[str, Any]) -> bool:
+    """An approval that grants GPU-hours (new, top-up) with no review in its history:
+    the API allows it (a program manager decides); the CLI says so."""
+    events = out.get("events")
+    return (
+        out.get("status") == "approved"
+        and out.get("kind") in ("new", "topup")
+        and isinstance(events, list)
+        and not any(e.get("action") == "reviewed" for e in events)
+    )
 
 
 @app.command("assign")
