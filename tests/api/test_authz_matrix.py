@@ -498,9 +498,9 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         params["user"] = _fresh_member(w, side, join=True)
     if path.startswith("/quotas/"):
         _ensure_quota(w, side)
-    if path == "/jobs/{job_id}/requeue":
-        params["job_id"] = _fresh_job(w, side)
     url = API + path.format(**params)
+    if path == "/jobs/{job_id}/requeue":  # a fresh job, that stays held in the queue
+        url = f"{API}/jobs/{_fresh_job(w, side)}/requeue?hold=true"
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
         ("PATCH", "/projects/{project}"): {"objective": "matrix"},
@@ -563,8 +563,6 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
-    if path == "/jobs/{job_id}/requeue":
-        url += "?hold=true"  # it stays in the queue, runs nothing
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
     return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)
