@@ -3,8 +3,9 @@
 Each row is one command line, run as a new process N times; the rounds interleave the
 commands so that all are measured over the same minutes of a shared machine. The
 commands that talk to a server get a stub one in this process (the standard library's
-``http.server`` answering ``/api/v1/jobs`` with an empty page and a submission with a
-fixed job), so the figure is the CLI's own: start, parse, one request, print. ``sbatch
+``http.server`` answering ``/api/v1/jobs`` with a page of 50 jobs, as ``axc jobs`` shows
+by default, and a submission with a fixed job), so the figure is the CLI's own: start,
+parse, one request, print. ``sbatch
 --version`` (Slurm's C client; ``../shared/peers/slurm/install.sh`` installs it) is the
 baseline when present; without it its row is left out. Two floors are measured too: the
 interpreter alone, and the interpreter importing Typer and httpx as ``axc`` does (what
@@ -47,6 +48,24 @@ _JOB = {
     "command": ["true"],
 }
 
+#: a default page of ``axc jobs``: 50 jobs in various states, some with long reasons
+_PAGE = [
+    {
+        **_JOB,
+        "id": f"job_{i:018d}",
+        "name": f"train-{i}",
+        "state": ("running", "pending", "succeeded", "failed")[i % 4],
+        "gpus_per_node": 1 + i % 4,
+        "gpu_types": ["H100"],
+        "nodes": 1,
+        "reason": "waiting for H100 GPUs: the project's quota is in use" if i % 4 == 1 else None,
+        "submitted_at": "2026-12-07T08:00:00+00:00",
+        "started_at": None if i % 4 == 1 else "2026-12-07T08:10:00+00:00",
+        "ended_at": "2026-12-07T09:10:00+00:00" if i % 4 > 1 else None,
+    }
+    for i in range(50)
+]
+
 
 class _Stub(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -60,7 +79,7 @@ class _Stub(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._answer(200, {"items": [], "next_cursor": None})
+        self._answer(200, {"items": _PAGE, "next_cursor": None})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -112,7 +131,8 @@ def main() -> None:
         "axc --version": [*axc, "--version"],
         "axc --help": [*axc, "--help"],
         "axc submit --help": [*axc, "submit", "--help"],
-        "axc jobs (stub server)": [*axc, "jobs"],
+        "axc jobs --help": [*axc, "jobs", "--help"],
+        "axc jobs (stub server, 50 jobs)": [*axc, "jobs"],
         "axc submit -- true (stub server)": [*axc, "submit", "--", "true"],
         "axc quota --help": [*axc, "quota", "--help"],
     }

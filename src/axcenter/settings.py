@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     #: reclaim only when victims lose at most this times what the reclaimer gains (inf: always)
     sched_reclaim_loss_ratio: float = Field(default=1.0, gt=0)
     fair_share_half_life_s: float = Field(default=7 * 86400.0, gt=0)
+    unallocated_gpu_jobs: Literal["free", "refuse"] = Field(
+        default="free",
+        description="GPU jobs of a project without an active allocation: free (they run "
+        "without charge, on the project's quota if an operator set one, else on idle GPUs "
+        "as preemptible borrowers) or refuse (refused at submission; one already waiting "
+        "waits, reason budget, until an allocation covers it). CPU-only jobs always run",
+    )
     max_running_jobs_per_user: int | None = Field(default=None, ge=1)
     max_gpus_per_user: int | None = Field(default=None, ge=1)
 

@@ -77,6 +77,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/jobs/{job_id}/resubmit"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/hold"): row("AA FF HH AH FH"),
     ("POST", "/jobs/{job_id}/release"): row("AA FF HH AH FH"),
+    ("POST", "/jobs/{job_id}/requeue"): row("AA FF HH AH FH"),
     ("PATCH", "/jobs/{job_id}"): row("AA FF HH AH FH"),
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs
@@ -464,6 +465,16 @@ def _fresh_token(w: World, side: Side) -> str:
         return token.id
 
 
+def _fresh_job(w: World, side: Side) -> str:
+    """A copy of ``side``'s finished job (a requeue puts it back in the queue)."""
+    with w.write() as s:
+        job = s.get(orm.Job, side.job)
+        columns = {c.key: getattr(job, c.key) for c in orm.Job.__table__.columns}
+        copy = orm.Job(**{**columns, "id": new_id("job"), "array_id": None, "array_index": None})
+        s.add(copy)
+        return copy.id
+
+
 def _fresh_price(w: World) -> str:
     """A price that has not taken effect (only those may be removed)."""
     price_id = new_id("prc")
@@ -559,6 +570,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     if path.startswith("/quotas/"):
         _ensure_quota(w, side)
     url = API + path.format(**params)
+    if path == "/jobs/{job_id}/requeue":  # a fresh job, that stays held in the queue
+        url = f"{API}/jobs/{_fresh_job(w, side)}/requeue?hold=true"
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
         ("PATCH", "/projects/{project}"): {"objective": "matrix"},

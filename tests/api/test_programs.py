@@ -363,15 +363,31 @@ def test_demo_center_is_built_through_the_use_cases(client: TestClient, center: 
     assert load_demo(center.store) == []  # once only
     roles = {c.user: c.role for c in credentials}
     assert (roles["pm-kim"], roles["reviewer-lee"]) == ("program_manager", "reviewer")
-    assert sorted(r for r in roles.values() if r == "member") == ["member"] * 4
+    assert sorted(r for r in roles.values() if r == "member") == ["member"] * 5
     op = Account("operator", operator.token, None)
     prices = ok(client.get(f"{API}/prices", headers=op.headers))["items"]
     assert {p["gpu_type"]: p["won_per_gpu_hour"] for p in prices} == {"A100": 2800, "H100": 4500}
     programs = ok(client.get(f"{API}/programs", headers=op.headers))["items"]
     assert sorted(p["public_share_bp"] for p in programs) == [7000, 8000]
     allocations = ok(client.get(f"{API}/allocations", headers=op.headers))["items"]
-    assert len(allocations) == 4
-    assert {a["balance"]["items"][0]["granted_gpu_hours"] for a in allocations} == {2000.0}
+    granted = {
+        a["project"]: {i["gpu_type"]: i["granted_gpu_hours"] for i in a["balance"]["items"]}
+        for a in allocations
+    }
+    # GPUs guaranteed over the 90 days: at most the center's four of each type in all
+    assert granted == {
+        "hanbit-adas": {"H100": 2 * 2160.0, "A100": 2160.0},
+        "daeil-defect-vision": {"A100": 2160.0, "H100": 2160.0},
+        "seorin-grid-forecast": {"A100": 2 * 2160.0},
+        "medivision-ct-triage": {"H100": 2160.0},
+    }
+    quotas = ok(client.get(f"{API}/quotas", headers=op.headers))["items"]
+    assert {(q["project"], q["gpu_type"]): q["nominal"] for q in quotas}[
+        ("hanbit-adas", "H100")
+    ] == 2  # the README's first example (2 H100) runs within its guarantee
+    pilot = ok(client.get(f"{API}/projects/jinro-pilot", headers=op.headers))
+    assert (pilot["allocations"], pilot["allocated"]) == ([], False)
+    assert pilot["unallocated_gpu_jobs"] == "free"  # the center's default
     grants = ok(client.get(f"{API}/audit", params={"action": "grant."}, headers=op.headers))
     assert {a["actor"] for a in grants["items"]} == {"pm-kim"}
     # each engineer sees its own project's grant, and its review history is a real one

@@ -22,7 +22,7 @@ TOKEN = "tok-alice"
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 _JOB_PATH = re.compile(
-    r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|checkpoint|log|wait|hold|release))?$"
+    r"^/api/v1/jobs/(?P<id>[^/]+)(?P<rest>/(?:cancel|checkpoint|log|wait|hold|release|requeue))?$"
 )
 
 
@@ -211,6 +211,13 @@ class FakeServer:
                     return _error(409, f"job {job['id']} is no longer pending")
                 job["held"] = rest == "/hold"
                 job["reason"] = "held" if job["held"] else None
+                return httpx.Response(200, json=job)
+            if rest == "/requeue" and method == "POST":
+                if job["state"] == "pending":
+                    return _error(409, f"job {job['id']} is pending already")
+                held = query.get("hold") == "true"
+                self.set_state(job["id"], "pending", reason="held" if held else None)
+                job["held"] = held
                 return httpx.Response(200, json=job)
             if rest is None and method == "PATCH":
                 job.update(body)

@@ -246,3 +246,26 @@ def test_project_group_keeps_limits_and_gains_list(axc: Any) -> None:
     listed = axc("project", "list")
     assert listed.exit_code == 0, listed.output
     assert "vision" in listed.stdout and "nlp" in listed.stdout
+
+
+def test_project_show_says_how_gpu_jobs_are_paid() -> None:
+    from axcenter.cli.projects import gpu_funding
+
+    assert gpu_funding({"allocated": True}) == "charged to its active allocation"
+    refused = gpu_funding({"allocated": False, "unallocated_gpu_jobs": "refuse"})
+    assert refused is not None and refused.startswith("refused: no active allocation")
+    free = gpu_funding({"allocated": False, "unallocated_gpu_jobs": "free"})
+    assert free is not None and free.startswith("run free of charge")
+    assert gpu_funding({"name": "from an older server"}) is None
+
+
+def test_a_grant_nobody_reviewed_is_pointed_out() -> None:
+    from axcenter.cli.alloc import unreviewed_grant
+
+    submitted = {"action": "submitted"}
+    answer = {"status": "approved", "kind": "new", "events": [submitted, {"action": "approved"}]}
+    assert unreviewed_grant(answer)
+    reviewed = {**answer, "events": [submitted, {"action": "reviewed"}, {"action": "approved"}]}
+    assert not unreviewed_grant(reviewed)
+    assert not unreviewed_grant({**answer, "kind": "termination"})  # grants nothing
+    assert not unreviewed_grant({"status": "approved", "kind": "new"})  # no history sent

@@ -225,6 +225,20 @@ def test_jobs_table(axc: Any, fake: FakeServer) -> None:
     assert fake.requests[-1].url.params["limit"] == "50"
 
 
+def test_jobs_table_fits_the_terminal(axc: Any, fake: FakeServer) -> None:
+    """One line per job within the terminal's width, whole ids, long text cut with …"""
+    long = fake.add_job(name="n" * 60, reason="waiting for GPUs " * 5, project="hanbit-adas")
+    short = fake.add_job(name="eval", state="running")
+    result = axc("jobs", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
+    assert [line.split()[0] for line in lines[1:]] == [short["id"], long["id"]]
+    assert "…" in lines[2] and "\x1b" not in result.stdout  # no colours into a pipe
+    wide = axc("jobs", env={"COLUMNS": "200"}).stdout.splitlines()
+    assert "n" * 24 not in wide[2] and "n" * 23 + "…" in wide[2]  # NAME: 24 at most
+
+
 def test_jobs_filters_and_json(axc: Any, fake: FakeServer) -> None:
     mine = fake.add_job(state="running")
     fake.add_job(state="pending", user="bob")
@@ -531,3 +545,12 @@ def test_completion_scripts_are_what_axc_generates() -> None:
             [sys.executable, "-c", code], env=env, check=False, capture_output=True, text=True
         )
         assert done.stdout == (scripts / name).read_text(), shell
+
+
+def test_a_window_past_the_calendar_is_a_usage_error(axc: Any, fake: FakeServer) -> None:
+    """Days or durations that leave years 1-9999 name the option (no traceback)."""
+    result = axc("acct", "-S", "99999999d")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--since': 273,785 years before" in result.stderr
+    assert "is before the year 1" in result.stderr
+    assert fake.requests == []

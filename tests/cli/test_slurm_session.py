@@ -60,6 +60,13 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
         ran = {r["task"] or r["name"]: r for r in rows}
         assert {f"{array}_1", f"{array}_3", f"{array}_5", "report"} <= set(ran)
         assert all(r["state"] == "succeeded" for r in ran.values())
+
+        # scontrol requeue: the task runs again under its id, after its first run's log
+        requeued = center.axc("requeue", f"{array}_3", check=True).stdout
+        assert requeued.startswith(ran[f"{array}_3"]["job_id"]) and ": pending" in requeued
+        assert center.axc("wait", f"{array}_3", "--timeout", "60").returncode == 0
+        log = center.axc("logs", f"{array}_3", check=True).stdout
+        assert log.count("task 3 of grid\n") == 2 and "[axcenter] run 2 of job" in log
         assert center.axc("cancel", "--name", "sweep").stderr.strip() == "no job matches"
     finally:
         center.stop()

@@ -173,6 +173,34 @@ def test_hold_release_update(axc: Any, fake: FakeServer) -> None:
     assert fake.jobs[waiting["id"]]["held"] is False
 
 
+def test_requeue(axc: Any, fake: FakeServer) -> None:
+    done = fake.add_job(state="failed")
+    waiting = fake.add_job()
+    result = axc("requeue", "--hold", done["id"], waiting["id"])
+    assert result.exit_code == 1  # the pending one could not be requeued
+    assert f"{done['id']}: pending (held)" in result.stdout
+    assert f"{waiting['id']}: job {waiting['id']} is pending already" in result.stderr
+    assert fake.jobs[done["id"]]["held"] is True
+
+
+def test_an_array_id_stands_for_its_tasks(axc: Any, fake: FakeServer) -> None:
+    """As Slurm's array job id: hold acts on the array's pending tasks, requeue on those
+    that ran or ended, in index order; an unknown array is an error naming it."""
+    done = fake.add_job(array_id="arr_1", array_index=0, state="succeeded")
+    waiting = fake.add_job(array_id="arr_1", array_index=1)
+    held = axc("hold", "arr_1")
+    assert held.exit_code == 0, held.output
+    assert held.stdout == f"{waiting['id']}: pending (held)\n"
+    requeued = axc("requeue", "arr_1", "arr_nope")
+    assert requeued.exit_code == 1
+    assert requeued.stdout == f"{done['id']}: pending\n"
+    assert "arr_nope: no array 'arr_nope'" in requeued.stderr
+    assert fake.jobs[done["id"]]["state"] == "pending"
+    none_left = axc("requeue", "arr_1")  # every task is pending now
+    assert none_left.exit_code == 1
+    assert "error: arr_1: no task of array arr_1 is running or ended" in none_left.stderr
+
+
 def test_submit_held_and_sbatch_hold_directive(axc: Any, fake: FakeServer, tmp_path: Path) -> None:
     assert axc("submit", "-H", "--", "true").exit_code == 0
     assert fake.bodies[-1]["held"] is True

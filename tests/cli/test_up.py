@@ -58,6 +58,7 @@ def test_the_operator_token_is_reissued_for_who_reads_the_data_dir(tmp_path: Pat
         assert done.returncode == 0, done.stderr
         found = re.fullmatch(rf"operator \(operator, {OPERATIONS_ORG}\): (axc_\S+)\n", done.stdout)
         assert found, done.stdout
+        assert done.stderr == "", done.stderr  # no log lines around the one that matters
         tokens.append(found.group(1))
     assert tokens[0] != tokens[1]
     store = Store(Settings(data_dir=tmp_path).resolved_database_url)

@@ -19,7 +19,7 @@ import pytest
 from axcenter.model.cluster import NodeState
 from axcenter.model.plan import PendingReason
 from axcenter.model.quota import Quota, QuotaNode
-from axcenter.model.snapshot import SchedulerConfig, Snapshot
+from axcenter.model.snapshot import Budget, SchedulerConfig, Snapshot
 from axcenter.sched import plan
 from tests.builders import Placed, admitted_ids, node, pending, placements, running, snapshot
 
@@ -801,3 +801,31 @@ def test_a_job_waiting_on_a_dependency_is_passed_over() -> None:
     result = plan(snap, NOW)
     assert admitted_ids(result) == ["job_free"]
     assert result.waiting == {"job_after": PendingReason.DEPENDENCY}
+
+
+@pytest.mark.parametrize("run_unallocated", [True, False])
+def test_gpu_jobs_of_a_project_without_an_allocation_follow_the_centers_policy(
+    run_unallocated: bool,
+) -> None:
+    """``prj_a`` has no budget (no allocation), ``prj_b`` has one: with
+    ``run_unallocated`` False, ``prj_a``'s GPU job waits (reason ``budget``) while its
+    CPU-only job and ``prj_b``'s GPU job run."""
+    funded = Budget(won_left=10**9, gpu_seconds_left={H: 10**9}, prices={H: 1})
+    snap = replace(
+        snapshot(
+            nodes=[node("n1", H, 2)],
+            pending=[
+                pending("job_gpu", gpus=1, submitted=1),
+                pending("job_cpu", gpus=0, submitted=2),
+                pending("job_funded", gpus=1, submitted=3, project="prj_b"),
+            ],
+            config=SchedulerConfig(run_unallocated=run_unallocated),
+        ),
+        budgets={"prj_b": funded},
+    )
+    result = plan(snap, NOW)
+    if run_unallocated:
+        assert sorted(admitted_ids(result)) == ["job_cpu", "job_funded", "job_gpu"]
+    else:
+        assert sorted(admitted_ids(result)) == ["job_cpu", "job_funded"]
+        assert result.waiting == {"job_gpu": PendingReason.BUDGET}

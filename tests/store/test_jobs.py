@@ -305,7 +305,7 @@ def test_cancelled_job_cannot_be_admitted_by_a_stale_plan(store: Store, seed: Se
     ("path", "illegal"),
     [
         pytest.param([S.ADMITTED, S.RUNNING, S.SUCCEEDED], S.RUNNING, id="succeeded -> running"),
-        pytest.param([S.CANCELLED], S.PENDING, id="cancelled -> pending"),
+        pytest.param([S.CANCELLED], S.ADMITTED, id="cancelled -> admitted skips pending"),
         pytest.param([], S.RUNNING, id="pending -> running skips admitted"),
         pytest.param([S.ADMITTED, S.RUNNING], S.PENDING, id="running -> pending skips preempted"),
         pytest.param([S.ADMITTED, S.RUNNING, S.FAILED], S.FAILED, id="failed -> failed"),

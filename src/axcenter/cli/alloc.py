@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, new_app, print_json
+from axcenter.cli.common import connect, new_app, print_json, shifted
 from axcenter.cli.policy import parse_when
 
 __all__ = [
@@ -57,7 +57,6 @@ HoursOption = Annotated[
 
 WARNING_STYLES: Mapping[str, str] = {"80%": "bold yellow", "100%": "bold red"}
 _HOURS = re.compile(r"^(?P<type>[A-Za-z0-9][A-Za-z0-9._-]*)=(?P<n>\d+)$")
-_DAY = timedelta(days=1)
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -219,7 +218,7 @@ def _window_end(end: str | None, days: int | None, start: datetime | None) -> da
     if end is not None and days is not None:
         raise typer.BadParameter("give --end or --days, not both", param_hint="'--end'")
     if days is not None:
-        return (start or datetime.now(UTC)) + days * _DAY
+        return shifted(start or datetime.now(UTC), days * 86400, "--days")
     return parse_when(end, "--end") if end is not None else None
 
 
@@ -317,6 +316,24 @@ def _step(out: Mapping[str, Any], as_json: bool) -> None:
     say(
         f"request [bold]{escape(text(out.get('id')))}[/]: {escape(text(out.get('status')))}"
         f"{escape(extra)}"
+    )
+    if unreviewed_grant(out):
+        typer.secho(
+            "warning: granted without a review: no reviewer scored this request",
+            fg="yellow",
+            err=True,
+        )
+
+
+def unreviewed_grant(out: Mapping[str, Any]) -> bool:
+    """An approval that grants GPU-hours (new, top-up) with no review in its history:
+    the API allows it (a program manager decides); the CLI says so."""
+    events = out.get("events")
+    return (
+        out.get("status") == "approved"
+        and out.get("kind") in ("new", "topup")
+        and isinstance(events, list)
+        and not any(e.get("action") == "reviewed" for e in events)
     )
 
 

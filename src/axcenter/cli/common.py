@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -25,11 +26,13 @@ T = TypeVar("T")
 __all__ = [
     "EXIT_TIMEOUT",
     "connect",
+    "count",
     "exit_code_for",
     "new_app",
     "option_parser",
     "print_error",
     "print_json",
+    "shifted",
     "wait_and_exit",
 ]
 
@@ -56,6 +59,26 @@ def option_parser(parse: Callable[[str], T]) -> Callable[[str], T]:
             raise typer.BadParameter(str(exc)) from None
 
     return parser
+
+
+def shifted(moment: datetime, seconds: float, option: str) -> datetime:
+    """``moment`` moved by ``seconds``, or a usage error naming ``option`` when that
+    leaves the calendar (years 1 to 9999)."""
+    try:
+        return moment + timedelta(seconds=seconds)
+    except OverflowError:
+        years = f"{abs(seconds) / (365.25 * 86400):,.0f} years"
+        span = (
+            f"{years} after {moment:%Y-%m-%d} is after the year 9999"
+            if seconds > 0
+            else f"{years} before {moment:%Y-%m-%d} is before the year 1"
+        )
+        raise typer.BadParameter(span, param_hint=f"'{option}'") from None
+
+
+def count(n: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``: a number and its noun (plural by an ``s``)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def new_app(**settings: Any) -> typer.Typer:

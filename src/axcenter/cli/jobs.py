@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
-from axcenter.cli import render
+from axcenter.cli import listing
 from axcenter.cli.common import (
     EXIT_TIMEOUT,
     connect,
     exit_code_for,
     new_app,
     option_parser,
+    print_error,
     print_json,
     wait_and_exit,
 )
 from axcenter.cli.durations import parse_duration, parse_time_limit
 from axcenter.client.http import TERMINAL_STATES, ApiError, Client
-from axcenter.model.jobs import JobState
+from axcenter.model.jobs import TERMINAL, JobState
 
 __all__ = [
     "cancel",
@@ -36,6 +36,7 @@ __all__ = [
     "list_jobs",
     "logs",
     "release",
+    "requeue",
     "show",
     "update",
     "wait",
@@ -135,12 +136,11 @@ def list_jobs(
     if as_json:
         print_json(jobs)
     elif not jobs:
-        render.err_console().print("no jobs")
+        typer.echo("no jobs", err=True)
     elif start:
-        render.out_console().print(render.queue_table(jobs))
+        typer.echo(listing.queue_table(jobs, listing.terminal_width()))
     else:
-        console = render.out_console()
-        console.print(render.jobs_table(jobs, width=console.width))
+        typer.echo(listing.jobs_table(jobs, listing.terminal_width()))
 
 
 def _queue(
@@ -178,18 +178,14 @@ def show(
     """Show one job (spec, state and reason, placement, times, exit code, events), or an
     array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
-        if _is_array(job_id):
-            view = client.get_array(job_id)
-            if as_json:
-                print_json(view)
-            else:
-                render.out_console().print(render.array_panel(view))
-            return
-        job = client.get_job(job_id)
+        view = client.get_array(job_id) if _is_array(job_id) else client.get_job(job_id)
     if as_json:
-        print_json(job)
-    else:
-        render.out_console().print(render.job_panel(job))
+        print_json(view)
+        return
+    from axcenter.cli import render
+
+    panel = render.array_panel(view) if _is_array(job_id) else render.job_panel(view)
+    render.out_console().print(panel)
 
 
 def logs(
@@ -216,7 +212,7 @@ def logs(
             if not tasks:
                 raise ApiError(404, f"no array {job_id!r}")
             for task in tasks:
-                out.write(f"==> {render.job_ref(task)} <==\n".encode())
+                out.write(f"==> {listing.job_ref(task)} <==\n".encode())
                 if task.get("output") == "discard":
                     out.write(b"(output discarded)\n")
                     continue
@@ -303,24 +299,23 @@ def cancel(
             )
             job_ids = [str(job["id"]) for job in matched]
             if not job_ids:
-                render.err_console().print("no job matches")
+                typer.echo("no job matches", err=True)
                 return
         for job_id in job_ids or []:
             try:
                 if _is_array(job_id):
                     view = client.cancel_array(job_id)
                     counts = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
-                    render.out_console().print(f"{job_id}: {counts}", soft_wrap=True)
+                    typer.echo(f"{job_id}: {counts}")
                     continue
                 job = client.cancel_job(job_id)
             except ApiError as exc:
                 if exc.status_code == 0:
                     raise
-                render.print_error(f"{job_id}: {exc.detail}")
+                print_error(f"{job_id}: {exc.detail}")
                 failed = True
                 continue
-            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
-            render.out_console().print(line, soft_wrap=True)
+            typer.echo(listing.state_line(job, job_id))
     if failed:
         raise typer.Exit(1)
 
@@ -345,13 +340,9 @@ def checkpoint(
         except ApiError as exc:
             if exc.status_code == 0:
                 raise
-            render.print_error(f"{job_id}: {exc.detail}")
+            print_error(f"{job_id}: {exc.detail}")
             raise typer.Exit(1) from exc
-    render.out_console().print(
-        f"{job.get('id', job_id)}: checkpoint at {job.get('last_checkpoint_at')}",
-        soft_wrap=True,
-        markup=False,
-    )
+    typer.echo(f"{job.get('id', job_id)}: checkpoint at {job.get('last_checkpoint_at')}")
 
 
 def wait(
@@ -394,40 +385,85 @@ def wait(
     raise typer.Exit(worst)
 
 
-def _each(ctx: typer.Context, job_ids: list[str], act: Callable[[Client, str], Any]) -> None:
-    """``act`` on every job, printing each one's state and reason; exit 1 if one fails."""
+def _each(
+    ctx: typer.Context,
+    refs: list[str],
+    act: Callable[[Client, str], Any],
+    array_states: tuple[Sequence[JobState], str],
+) -> None:
+    """``act`` on every job, printing each one's state and reason; exit 1 if one fails.
+    An array's id stands for its tasks in ``array_states`` (the states, and how to say
+    them), as Slurm's array job id does."""
     failed = False
     with connect(ctx) as client:
-        for job_id in job_ids:
+        for ref in refs:
             try:
-                job = act(client, job_id)
+                job_ids = _tasks(client, ref, array_states) if _is_array(ref) else [ref]
             except ApiError as exc:
                 if exc.status_code == 0:
                     raise
-                render.print_error(f"{job_id}: {exc.detail}")
+                print_error(f"{ref}: {exc.detail}")
                 failed = True
                 continue
-            line = Text.assemble(f"{job.get('id', job_id)}: ", render.state_text(job.get("state")))
-            if job.get("reason"):
-                line.append(f" ({job['reason']})")
-            render.out_console().print(line, soft_wrap=True)
+            for job_id in job_ids:
+                try:
+                    job = act(client, job_id)
+                except ApiError as exc:
+                    if exc.status_code == 0:
+                        raise
+                    print_error(f"{job_id}: {exc.detail}")
+                    failed = True
+                    continue
+                typer.echo(listing.state_line(job, job_id, reason=True))
     if failed:
         raise typer.Exit(1)
 
 
+def _tasks(
+    client: Client, array_id: str, array_states: tuple[Sequence[JobState], str]
+) -> list[str]:
+    """The ids of an array's tasks in some states, by index; an ``ApiError`` if none is."""
+    states, said = array_states
+    client.get_array(array_id)  # 404 for no such array
+    found = client.iter_jobs([s.value for s in states], array=array_id, limit=500)
+    tasks = sorted(found, key=_index)
+    if not tasks:
+        raise ApiError(409, f"no task of array {array_id} is {said}")
+    return [str(task["id"]) for task in tasks]
+
+
 JobsArgument = Annotated[
-    list[str], typer.Argument(metavar="JOB...", help="Job ids or array tasks (arr_…_INDEX).")
+    list[str],
+    typer.Argument(
+        metavar="JOB...",
+        help="Job ids, array tasks (arr_…_INDEX) or arrays (arr_…: the tasks it applies to).",
+    ),
 ]
+_PENDING = ([JobState.PENDING], "pending")
+#: what can be requeued: a job that holds devices or has ended
+_REQUEUABLE = ([JobState.ADMITTED, JobState.RUNNING, *sorted(TERMINAL)], "running or ended")
 
 
 def hold(ctx: typer.Context, job_ids: JobsArgument) -> None:
     """Keep pending jobs from starting, in their place in the queue (scontrol hold)."""
-    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id))
+    _each(ctx, job_ids, lambda client, job_id: client.hold_job(job_id), _PENDING)
 
 
 def release(ctx: typer.Context, job_ids: JobsArgument) -> None:
     """Let held jobs start again (scontrol release)."""
-    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id))
+    _each(ctx, job_ids, lambda client, job_id: client.release_job(job_id), _PENDING)
+
+
+def requeue(
+    ctx: typer.Context,
+    job_ids: JobsArgument,
+    hold: Annotated[
+        bool, typer.Option("--hold", help="Come back held (scontrol requeuehold).")
+    ] = False,
+) -> None:
+    """Put jobs that ran or ended back in the queue, keeping their ids and history
+    (scontrol requeue): a running job's run is stopped first."""
+    _each(ctx, job_ids, lambda client, job_id: client.requeue_job(job_id, hold=hold), _REQUEUABLE)
 
 
 def update(
@@ -452,7 +488,9 @@ def update(
     if time_limit is None and priority is None and name is None:
         raise typer.BadParameter("give --time, --priority or --name", param_hint="'JOB...'")
     changes = {"time_limit_s": time_limit, "priority": priority, "name": name}
-    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes))
+    renaming_only = time_limit is None and priority is None  # a name changes in any state
+    states = (list(JobState), "of any state") if renaming_only else _PENDING
+    _each(ctx, job_ids, lambda client, job_id: client.update_job(job_id, **changes), states)
 
 
 #: the commands of this module, as ``axcenter.cli.main`` loads them
@@ -466,3 +504,4 @@ commands.command("checkpoint")(checkpoint)
 commands.command("hold")(hold)
 commands.command("release")(release)
 commands.command("update")(update)
+commands.command("requeue")(requeue)

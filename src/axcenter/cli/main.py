@@ -118,6 +118,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "commands",
         "Change jobs' time limit or priority while they wait, or their name (scontrol update).",
     ),
+    "requeue": (
+        "axcenter.cli.jobs",
+        "commands",
+        "Put jobs that ran or ended back in the queue, keeping their ids and history "
+        "(scontrol requeue): a running job's run is stopped first.",
+    ),
     "acct": (
         "axcenter.cli.reports",
         "commands",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, new_app, print_json
+from axcenter.cli.common import connect, new_app, print_json, shifted
 from axcenter.cli.durations import parse_duration
 
 __all__ = [
@@ -441,7 +441,7 @@ def reservation_create(
             raise typer.BadParameter(str(exc), param_hint="'--duration'") from None
         if seconds <= 0:
             raise typer.BadParameter("must be more than zero", param_hint="'--duration'")
-        ends_at = (starts_at or datetime.now(UTC)) + timedelta(seconds=seconds)
+        ends_at = shifted(starts_at or datetime.now(UTC), seconds, "--duration")
     else:
         parsed_end = parse_when(end or "", "--end")
         if parsed_end is None:

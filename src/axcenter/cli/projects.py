@@ -105,6 +105,9 @@ def show(
     members = out.get("members") or []
     if members:
         parts.append(Text("members: " + ", ".join(f"{m['name']} ({m['role']})" for m in members)))
+    funding = gpu_funding(out)
+    if funding:
+        parts.append(Text(f"GPU jobs: {funding}"))
     allocations = out.get("allocations") or []
     if allocations:
         parts += [Text(""), allocations_table(allocations)]
@@ -112,6 +115,25 @@ def show(
         style = WARNING_STYLES["100%"] if "exhausted" in line else WARNING_STYLES["80%"]
         parts.append(Text(f"warning: {line}", style=style))
     render.out_console().print(Group(*parts))
+
+
+def gpu_funding(project: dict[str, Any]) -> str | None:
+    """How the project's GPU jobs are paid for now, as the center's policy says (None
+    from a server that does not say)."""
+    if "allocated" not in project:
+        return None
+    if project["allocated"]:
+        return "charged to its active allocation"
+    policy = project.get("unallocated_gpu_jobs", "free")
+    if policy == "refuse":
+        return (
+            "refused: no active allocation (the center's policy, unallocated_gpu_jobs=refuse); "
+            "ask for GPU-hours with `axc alloc request`"
+        )
+    return (
+        "run free of charge: no active allocation (the center's policy, "
+        "unallocated_gpu_jobs=free); preemptible beyond any quota an operator set"
+    )
 
 
 @app.command("add-member")

@@ -1,4 +1,5 @@
-"""Rich renderings of API answers: job tables, a job's detail panel, the cluster view.
+"""Rich renderings of API answers: a job's detail panel, an array's, the cluster view.
+(Lists of jobs print without Rich: ``axcenter.cli.listing``.)
 
 Functions take the plain dicts of ``axcenter.client`` and tolerate missing keys, so a
 slightly older or newer server still renders instead of crashing the CLI.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,16 @@ from rich.text import Text
 
 from axcenter.cli.common import print_error
 from axcenter.cli.durations import format_duration
+from axcenter.cli.listing import (
+    PIPE_WIDTH,
+    STATE_COLORS,
+    format_age,
+    gpus_label,
+    job_ref,
+    parse_time,
+    runtime_s,
+)
+from axcenter.cli.listing import text as _text
 
 __all__ = [
     "PIPE_WIDTH",
@@ -31,11 +42,9 @@ __all__ = [
     "gpus_label",
     "job_panel",
     "job_ref",
-    "jobs_table",
     "out_console",
     "parse_time",
     "print_error",
-    "queue_table",
     "runtime_s",
     "state_text",
 ]
@@ -43,22 +52,10 @@ __all__ = [
 Job = Mapping[str, Any]
 
 STATE_STYLES: Mapping[str, str] = {
-    "pending": "yellow",
-    "admitted": "cyan",
-    "running": "bold blue",
-    "preempted": "magenta",
-    "succeeded": "green",
-    "failed": "bold red",
-    "cancelled": "bright_black",
-    "timed_out": "red",
+    state: f"bold {color}" if bold else color for state, (color, bold) in STATE_COLORS.items()
 }
 
 _NODE_STATE_STYLES: Mapping[str, str] = {"up": "green", "drain": "yellow", "down": "red"}
-
-
-#: Width used when stdout is not a terminal and COLUMNS is unset, so that piping a table
-#: into grep or a file does not fold it at Rich's default of 80 columns.
-PIPE_WIDTH = 200
 
 
 def out_console() -> Console:
@@ -80,56 +77,6 @@ def state_text(state: str | None) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO-8601 timestamp from the API as an aware UTC datetime (naive means UTC)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _age(moment: datetime | None, now: datetime) -> str:
-    return "-" if moment is None else format_duration((now - moment).total_seconds())
-
-
-def format_age(moment: datetime | None, now: datetime) -> str:
-    """How long ago ``moment`` was, compactly: ``42s ago``, ``3h05m ago``."""
-    if moment is None:
-        return "-"
-    return f"{format_duration((now - moment).total_seconds())} ago"
-
-
-def runtime_s(job: Job, now: datetime) -> float | None:
-    """Seconds the job has run (until now if still running); ``None`` if it never started."""
-    started = parse_time(job.get("started_at"))
-    if started is None:
-        return None
-    ended = parse_time(job.get("ended_at")) or now
-    return max(0.0, (ended - started).total_seconds())
-
-
-def _gpu_type(job: Job) -> str:
-    assigned = job.get("gpu_type")
-    if assigned:
-        return str(assigned)
-    accepted = job.get("gpu_types") or []
-    return "|".join(str(t) for t in accepted) if accepted else "any"
-
-
-def gpus_label(job: Job, *, compact: bool = False) -> str:
-    """GPUs per node and type (assigned, else accepted): ``2xH100``, ``1xany x2 nodes``
-    (``1xany x2n`` when compact)."""
-    per_node = int(job.get("gpus_per_node") or 0)
-    nodes = int(job.get("nodes") or 1)
-    label = f"{per_node}x{_gpu_type(job)}" if per_node else "cpu"
-    if nodes <= 1:
-        return label
-    return f"{label} x{nodes}n" if compact else f"{label} x{nodes} nodes"
-
-
 def format_memory(mb: object) -> str:
     """Mebibytes as ``512M``, ``16G`` or ``1.5T``."""
     if not isinstance(mb, int | float):
@@ -139,83 +86,6 @@ def format_memory(mb: object) -> str:
     if mb >= 1024:
         return f"{mb / 1024:.3g}G"
     return f"{int(mb)}M"
-
-
-def _text(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
-
-
-def jobs_table(jobs: Iterable[Job], now: datetime | None = None, width: int = 200) -> Table:
-    """The ``axc jobs`` table, newest first as the server sorts them.
-
-    Below 120 columns the gaps shrink to one space so that an 80-column terminal still
-    shows every column with whole job ids.
-    """
-    now = now or datetime.now(UTC)
-    table = _table()
-    if width < 120:
-        table.padding = (0, 1, 0, 0)
-    # Identifiers, states and times never wrap; free text wraps first on narrow terminals.
-    table.add_column("ID", no_wrap=True)
-    table.add_column("NAME", min_width=4, max_width=24)
-    table.add_column("PROJECT", min_width=4)
-    table.add_column("USER", min_width=4)
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("GPUS", no_wrap=True)
-    table.add_column("REASON", min_width=6, max_width=40)
-    table.add_column("AGE", no_wrap=True, justify="right")
-    table.add_column("RUNTIME", no_wrap=True, justify="right")
-    for job in jobs:
-        run = runtime_s(job, now)
-        table.add_row(
-            job_ref(job),
-            _text(job.get("name")),
-            _text(job.get("project")),
-            _text(job.get("user")),
-            state_text(job.get("state")),
-            gpus_label(job, compact=True),
-            _text(job.get("reason")),
-            _age(parse_time(job.get("submitted_at")), now),
-            "-" if run is None else format_duration(run),
-        )
-    return table
-
-
-def job_ref(job: Job) -> str:
-    """How a job is named in tables: its id, or ``ARRAY_INDEX`` for an array's task (as
-    ``squeue`` writes ``JOBID_IDX``; every command takes both)."""
-    if job.get("array_id") is not None and job.get("array_index") is not None:
-        return f"{job['array_id']}_{job['array_index']}"
-    return _text(job.get("id"))
-
-
-def queue_table(items: Iterable[Job], now: datetime | None = None) -> Table:
-    """``axc jobs --start``: pending jobs in scheduling order, each with why it waits and,
-    where the scheduler has reserved one, when it should start (``squeue --start``)."""
-    now = now or datetime.now(UTC)
-    table = _table()
-    for name, justify in (("POS", "right"), ("ID", "left"), ("NAME", "left")):
-        table.add_column(name, no_wrap=name != "NAME", justify=justify)  # type: ignore[arg-type]
-    table.add_column("PROJECT")
-    table.add_column("USER")
-    table.add_column("GPUS", no_wrap=True)
-    table.add_column("PRIO", justify="right")
-    table.add_column("REASON")
-    table.add_column("START", no_wrap=True)
-    for item in items:
-        start = parse_time(item.get("estimated_start"))
-        table.add_row(
-            _text(item.get("position")),
-            _text(item.get("id")),
-            _text(item.get("name")),
-            _text(item.get("project")),
-            _text(item.get("user")),
-            gpus_label(item, compact=True),
-            _text(item.get("priority")),
-            _text(item.get("reason")),
-            "-" if start is None else f"{start:%Y-%m-%d %H:%M} UTC (in {_age(now, start)})",
-        )
-    return table
 
 
 def _table(title: str | None = None) -> Table:

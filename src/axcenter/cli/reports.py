@@ -17,7 +17,7 @@ import io
 import os
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, new_app, print_json
+from axcenter.cli.common import connect, count, new_app, print_json, shifted
 from axcenter.cli.durations import format_duration, parse_duration
 from axcenter.cli.policy import parse_when
 
@@ -231,7 +231,7 @@ def burndown(
     with connect(ctx) as client:
         if csv_out is not None:
             text = client.burndown_csv(program)
-            _write_csv(text, csv_out, f"{max(text.count(chr(10)) - 1, 0):,} days")
+            _write_csv(text, csv_out, count(max(text.count(chr(10)) - 1, 0), "day"))
             return
         b = client.burndown(program)
     if as_json:
@@ -292,7 +292,7 @@ def _since(text: str | None, option: str) -> str | None:
         ago = parse_duration(text)
     except ValueError:
         return _when(text, option)
-    return (datetime.now(UTC) - timedelta(seconds=ago)).isoformat()
+    return shifted(datetime.now(UTC), -ago, option).isoformat()
 
 
 def _gpu_hours(row: Mapping[str, Any]) -> Decimal:
@@ -350,7 +350,7 @@ def acct_table(rows: list[Mapping[str, Any]]) -> Table:
     table.add_section()
     hours = sum((_gpu_hours(r) for r in rows), Decimal(0))
     won = sum(int(r.get("charged_won") or 0) for r in rows)
-    table.add_row(f"{len(rows):,} jobs", *[""] * 6, f"{hours:,}", f"{won:,}", "", style="bold")
+    table.add_row(count(len(rows), "job"), *[""] * 6, f"{hours:,}", f"{won:,}", "", style="bold")
     return table
 
 
@@ -410,7 +410,7 @@ def acct(
     if as_json:
         print_json(answer)
     elif csv_out is not None:
-        _write_csv(acct_csv(rows), csv_out, f"{len(rows):,} jobs")
+        _write_csv(acct_csv(rows), csv_out, count(len(rows), "job"))
     elif not rows:
         render.err_console().print("no job ran in the period")
     else:

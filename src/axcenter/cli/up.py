@@ -72,6 +72,13 @@ def up(
         str | None,
         typer.Option(help="single-user mode: the user whose jobs run [env AXC_SINGLE_USER]"),
     ] = None,
+    unallocated_gpu_jobs: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU jobs of a project without an active allocation: free (run without "
+            "charge, preemptible) or refuse [env AXC_UNALLOCATED_GPU_JOBS]"
+        ),
+    ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     operator_token: Annotated[
@@ -112,6 +119,7 @@ def up(
         "stop_jobs_on_shutdown": stop_jobs,
         "identities": identities,
         "single_user": single_user,
+        "unallocated_gpu_jobs": unallocated_gpu_jobs,
     }
     try:
         settings = Settings(**{k: v for k, v in flags.items() if v is not None})
@@ -120,8 +128,9 @@ def up(
         raise typer.Exit(2) from None
     if demo and settings.local_gpus is None:
         settings.local_gpus = DEMO_GPUS
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(  # --operator-token prints one line: no migration chatter
+        level="WARNING" if operator_token else log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     console = Console(stderr=True)
     if operator_token:

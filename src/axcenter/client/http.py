@@ -269,6 +269,11 @@ class Client:
         """Let a held job start."""
         return self._json("POST", self._job_path(job_id, "/release"))
 
+    def requeue_job(self, job_id: str, *, hold: bool = False) -> JSON:
+        """Put a job that ran or ended back in the queue, with its id (409 if pending)."""
+        params = {"hold": "true"} if hold else None
+        return self._json("POST", self._job_path(job_id, "/requeue"), params=params)
+
     def update_job(self, job_id: str, **changes: Any) -> JSON:
         """Change ``name``, or a pending job's ``time_limit_s`` or ``priority``."""
         body = {k: v for k, v in changes.items() if v is not None}

@@ -105,6 +105,13 @@ class _Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class _Requeue:
+    job_id: str
+    reason: str
+    held: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Event:
     """What an engine reported."""
 
@@ -130,7 +137,9 @@ class _Checkpoint:
     at: float
 
 
-_Message = _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged | _Checkpoint
+_Message = (
+    _Submitted | _Forget | _Cancel | _Requeue | _Event | _Dispatched | _PolicyChanged | _Checkpoint
+)
 
 
 class ControlLoop:
@@ -227,6 +236,11 @@ class ControlLoop:
     def cancel(self, job_id: str) -> None:
         """Stop a running job; its exit is recorded as cancelled."""
         self._post(_Cancel(job_id))
+
+    def requeue(self, job_id: str, reason: str, *, held: bool = False) -> None:
+        """Stop a job's run as for a preemption: its end puts it back to pending, held if
+        ``held`` (``axc requeue``)."""
+        self._post(_Requeue(job_id, reason, held))
 
     def checkpointed(self, job_id: str, at: float) -> None:
         """A running job reported a checkpoint at ``at``: the next cycle weighs it as a
@@ -331,7 +345,7 @@ class ControlLoop:
         lives). Nothing the cycle took is lost: submissions are in the store, the engine
         keeps every end until it is acknowledged, and cancel requests are posted again."""
         self._hint = None  # every submission wakes the loop until a cycle succeeds
-        retry = [m for m in self._taken if isinstance(m, _Cancel | _Forget)]
+        retry = [m for m in self._taken if isinstance(m, _Cancel | _Forget | _Requeue)]
         delay = HEAL_FIRST_S
         while not self._stopping.is_set():
             try:
@@ -377,6 +391,9 @@ class ControlLoop:
                 case _Cancel(job_id):
                     full = True
                     self._stop(job_id, StopReason.CANCEL)
+                case _Requeue(job_id, reason, held):
+                    full = True
+                    self._requeue(job_id, reason, held=held)
                 case _Event(RunStarted() | RunEnded() as event):
                     events.append(event)
                     full = full or isinstance(event, RunEnded)
@@ -514,6 +531,16 @@ class ControlLoop:
             fn(*args)
         except Exception:
             log.exception("engine call %s failed", getattr(fn, "__name__", fn))
+
+    def _requeue(self, job_id: str, reason: str, *, held: bool) -> None:
+        """Stop the job's run as a preemption would; its end requeues it with ``reason``."""
+        if job_id not in self.runs or job_id in self._preempt_reasons:
+            return  # ended meanwhile, or being preempted already
+        self._preempt_reasons[job_id] = reason
+        if held:
+            self.state.hold(job_id)
+        self.state.mark_preempting(job_id)
+        self._stop(job_id, StopReason.PREEMPT)
 
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
         """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them."""

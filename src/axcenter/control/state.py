@@ -226,6 +226,12 @@ class ClusterState:
         self.specs.pop(job_id, None)
         self.reasons.pop(job_id, None)
 
+    def hold(self, job_id: str) -> None:
+        """The job, when it is requeued, waits held (``axc requeue --hold``)."""
+        spec = self.specs.get(job_id)
+        if spec is not None:
+            self.specs[job_id] = replace(spec, held=True)
+
     def requeue(self, job_id: str) -> None:
         self._stop(job_id)
         spec = self.specs.get(job_id)

@@ -4,6 +4,7 @@ The lifecycle (ARCHITECTURE.md)::
 
     pending -> admitted -> running -> succeeded | failed | cancelled | timed_out
                                   \\-> preempted -> pending   (requeued, history kept)
+    succeeded | failed | cancelled | timed_out -> pending   (``axc requeue``, same id)
 
 Every transition is recorded as an event; ``check_transition`` is the one gate.
 """
@@ -67,6 +68,8 @@ _ALLOWED: Mapping[JobState, frozenset[JobState]] = {
         }
     ),
     JobState.PREEMPTED: frozenset({JobState.PENDING, JobState.CANCELLED}),
+    # an ended job requeued by its owner or an operator (Slurm's ``scontrol requeue``)
+    **{state: frozenset({JobState.PENDING}) for state in TERMINAL},
 }
 
 

@@ -209,6 +209,9 @@ class SchedulerConfig:
     max_age_s: float = 7 * 86400.0
     #: half-life of the decayed usage behind fair share (applied by the caller)
     fair_share_half_life_s: float = 7 * 86400.0
+    #: GPU jobs of a project with no budget (no allocation) run, free of charge; False:
+    #: they wait (reason ``budget``) until an allocation covers them
+    run_unallocated: bool = True
 
 
 @dataclass(frozen=True, slots=True)

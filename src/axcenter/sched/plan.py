@@ -122,11 +122,18 @@ class _Cycle:
         """It fits its project's nominal quota (and allocation) on some accepted type."""
         types = job.gpu_types or self.free.gpu_types
         if job.project_id not in self.budgets:
-            return self.quota.within_nominal_on_any(job.project_id, types, job.total_gpus)
+            return self.runs_unallocated(job) and self.quota.within_nominal_on_any(
+                job.project_id, types, job.total_gpus
+            )
         return any(
             self.quota.within_nominal(job.project_id, t, job.total_gpus) and self.fundable(job, t)
             for t in types
         )
+
+    def runs_unallocated(self, job: PendingJob) -> bool:
+        """A job of a project without an allocation may run: it needs no GPU, or the
+        center runs such jobs free of charge (``SchedulerConfig.run_unallocated``)."""
+        return not job.gpus_per_node or self.config.run_unallocated
 
     def types(self, job: PendingJob) -> Sequence[str]:
         return job.gpu_types or self.free.gpu_types
@@ -231,6 +238,8 @@ class _Cycle:
             return None
         if not self.limits.allows(job):
             return self.wait(job, PendingReason.LIMIT)
+        if job.project_id not in self.budgets and not self.runs_unallocated(job):
+            return self.wait(job, PendingReason.BUDGET)
         types = job.gpu_types or self.free.gpu_types
         if not self.has_nodes(job):
             return self.wait(job, PendingReason.NODES)

@@ -2,7 +2,14 @@
 
 The demo is what a visitor needs to see the center work: a price book, two co-funded
 programs, a program manager and a reviewer, four companies in different industries with a
-project, an engineer (and token) and an approved allocation each.
+project, an engineer (and token) and an approved allocation each, and a fifth company
+whose project has no allocation yet (its GPU jobs run free or are refused, as the
+center's ``unallocated_gpu_jobs`` says; ``axc project show`` tells which).
+
+Each allocation's GPU-hours spread evenly over its window make its project's guaranteed
+quota (``store.policy.granted_quotas``), and the grants share the demo's GPUs without
+promising more than there are: the README's first example (two H100s for hanbit-adas)
+runs within its project's guarantee, not as borrowed, preemptible capacity.
 """
 
 from __future__ import annotations
@@ -98,9 +105,17 @@ _PROGRAMS = [
 ]
 #: won per GPU-hour
 _PRICES = {"A100": 2_800, "H100": 4_500}
-#: what each demo project was granted: GPU-hours of one type, for this many days
-_GRANT_HOURS = 2_000
+#: the demo grants' window, and the GPU-hours that keep one GPU busy over it
 _GRANT_DAYS = 90
+_GPU_HOURS = _GRANT_DAYS * 24
+#: what each demo project was granted: GPUs guaranteed per type over the window (on
+#: DEMO_GPUS, four of each type in all)
+_GRANTS: dict[str, dict[str, int]] = {
+    "hanbit-adas": {"H100": 2, "A100": 1},
+    "daeil-defect-vision": {"A100": 1, "H100": 1},
+    "seorin-grid-forecast": {"A100": 2},
+    "medivision-ct-triage": {"H100": 1},
+}
 # company, registration no., size, region, project, sector, program index
 _COMPANIES = [
     ("Hanbit Motors", "134-81-00001", "large", "Gwangju", "hanbit-adas", "automotive", 0),
@@ -115,6 +130,8 @@ _COMPANIES = [
     ),
     ("Seorin Energy", "409-81-00003", "mid", "Jeonnam", "seorin-grid-forecast", "energy", 1),
     ("Medivision", "215-87-00004", "SME", "Seoul", "medivision-ct-triage", "healthcare", 1),
+    # no allocation yet: shows the center's policy for such projects
+    ("Jinro Robotics", "314-86-00005", "SME", "Daejeon", "jinro-pilot", "robotics", 0),
 ]
 
 
@@ -145,8 +162,9 @@ def load_demo(store: Store) -> list[Credential]:
 
     Everything goes through the service use cases, in the operator's and the program
     manager's names, so the demo's audit log and review histories are real ones: a price
-    book, two co-funded programs, a program manager and a reviewer, four companies with a
-    project and an engineer each, and per project one reviewed and approved allocation.
+    book, two co-funded programs, a program manager and a reviewer, five companies with a
+    project and an engineer each, and for four of the projects one reviewed and approved
+    allocation.
     The control loop picks the grants up at its next policy reload.
     """
     with store.write() as session:
@@ -204,15 +222,19 @@ def load_demo(store: Store) -> list[Credential]:
                     pi=engineer,
                 ),
             )
+            if project_name not in _GRANTS:
+                continue
+            gpus = {t: n for t, n in _GRANTS[project_name].items() if t in gpu_types}
+            items = {t: n * _GPU_HOURS for t, n in (gpus or {gpu_types[0]: 1}).items()}
             request = allocations.create_request_tx(
                 session,
                 operator,
                 RequestIn(
                     project=project_name,
-                    items={gpu_type: _GRANT_HOURS for gpu_type in gpu_types},
+                    items=items,
                     starts_at=now,
                     ends_at=now + timedelta(days=_GRANT_DAYS),
-                    justification=f"demo: {_GRANT_HOURS} GPU-hours for {_GRANT_DAYS} days",
+                    justification=f"demo: {sum(items.values()):,} GPU-hours for {_GRANT_DAYS} days",
                 ),
             )
             allocations.assign_tx(session, manager, request.id, [reviewer.name], now)

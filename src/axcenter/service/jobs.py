@@ -268,10 +268,13 @@ class ProjectRef:
     id: str
     name: str
     identity: Identity
+    #: it has an active allocation (always True where the center runs GPU jobs of
+    #: projects without one: then it is not read)
+    allocated: bool = True
 
 
 #: what project resolution reads; a commit that changes one of them empties the cache
-PROJECT_TABLES = ("projects", "project_members", *IDENTITY_TABLES)
+PROJECT_TABLES = ("projects", "project_members", "allocations", *IDENTITY_TABLES)
 #: bound on how long a change made by another process (not seen by the store) goes unseen
 PROJECT_TTL_S = 5.0
 
@@ -326,7 +329,27 @@ def _resolve_project(
             raise InvalidInput("project", f"unknown project {ref!r}")
         project_id, name = found
     identity = identity_for(center.settings, db, (who.user_id, who.name), (project_id, name))
-    return ProjectRef(project_id, name, identity)
+    allocated = center.settings.unallocated_gpu_jobs == "free" or _has_allocation(
+        db, project_id, utcnow()
+    )
+    return ProjectRef(project_id, name, identity, allocated)
+
+
+def _has_allocation(db: Session | Connection, project_id: str, at: datetime) -> bool:
+    """Whether an active allocation of the project covers ``at``."""
+    return (
+        db.execute(
+            select(orm.Allocation.id)
+            .where(
+                orm.Allocation.project_id == project_id,
+                orm.Allocation.status == "active",
+                orm.Allocation.starts_at <= at,
+                orm.Allocation.ends_at > at,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def _new_job(
@@ -342,6 +365,13 @@ def _new_job(
     if req.exclusive:
         req = _whole_nodes(req, nodes)
     _check_fits(req, nodes)
+    if req.gpus_per_node and not project.allocated:
+        raise InvalidInput(
+            "project",
+            f"{project.name} has no active allocation, and this center runs no GPU job "
+            "without one (its policy: unallocated_gpu_jobs=refuse): ask for GPU-hours "
+            "with `axc alloc request`, or submit with --gpus 0",
+        )
     if any(not arg for arg in req.command[:1]):
         raise InvalidInput("command", "the program to run is empty")
     if any("\x00" in arg for arg in req.command):

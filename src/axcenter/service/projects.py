@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.ledger import current_allocation
 from axcenter.model.access import Principal, Role
 from axcenter.model.ids import new_id
 from axcenter.service.access import (
@@ -149,6 +150,8 @@ def get_project(center: Center, who: Principal, ref: str) -> ProjectDetailOut:
             members=members,
             allocations=allocations,
             warnings=warnings,
+            allocated=current_allocation(session, project.id, None, utcnow()) is not None,
+            unallocated_gpu_jobs=center.settings.unallocated_gpu_jobs,
         )
 
 

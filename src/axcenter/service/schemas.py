@@ -860,6 +860,11 @@ class ProjectDetailOut(ProjectInfoOut):
     allocations: list[AllocationOut]
     #: one line per allocation at or above 80% used
     warnings: list[str]
+    #: an active allocation covers now: the project's GPU jobs are charged to it
+    allocated: bool = False
+    #: the center's policy for GPU jobs of a project without one: ``free`` (they run
+    #: without charge, preemptible unless an operator set a quota) or ``refuse``
+    unallocated_gpu_jobs: str = "free"
 
 
 class RequestIn(BaseModel):

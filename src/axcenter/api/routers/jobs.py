@@ -1,4 +1,5 @@
-"""Jobs: submit (one or many), list, show, cancel, checkpoint, resubmit, wait, logs.
+"""Jobs: submit (one or many), list, show, cancel, hold, release, update, requeue,
+checkpoint, resubmit, wait, logs.
 
 Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
 ``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
@@ -141,6 +142,19 @@ async def release(job_id: str, center: CenterDep, who: PrincipalDep) -> JobOut:
     """Let a held job start again."""
     job_id = await _job_id(center, who, job_id)
     return await run_in_threadpool(functools.partial(holds.hold, held=False), center, who, job_id)
+
+
+@router.post("/jobs/{job_id}/requeue")
+async def requeue(
+    job_id: str,
+    center: CenterDep,
+    who: PrincipalDep,
+    hold: Annotated[bool, Query(description="come back held (scontrol requeuehold)")] = False,
+) -> JobOut:
+    """Put a job that ran or ended back in the queue with its id and history: an ended
+    job at once, a running one once its run is stopped (it then answers ``running``)."""
+    job_id = await _job_id(center, who, job_id)
+    return await run_in_threadpool(functools.partial(holds.requeue, held=hold), center, who, job_id)
 
 
 @router.patch("/jobs/{job_id}")
