@@ -84,7 +84,8 @@ JobCompType=jobcomp/none
 MaxJobCount=100000
 MaxArraySize=100001
 KillWait=${AXC_SLURM_KILL_WAIT}
-ReturnToService=2
+# a node set DOWN by hand stays down until resumed (one that stopped answering comes back)
+ReturnToService=1
 SlurmdParameters=config_overrides
 GresTypes=gpu
 CONF

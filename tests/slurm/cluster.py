@@ -45,9 +45,12 @@ class Cluster:
             argv, env=self.env, capture_output=True, text=True, check=check, timeout=120
         )
 
-    def restart_ctld(self) -> None:
-        """Stop slurmctld (it saves its state) and start it again with the same jobs."""
+    def stop_ctld(self) -> None:
+        """Stop slurmctld alone (it saves its state; jobs go on)."""
         self.run(str(SCRIPTS / "stop.sh"), "--ctld-only")
+
+    def start_ctld(self) -> None:
+        """Start slurmctld again with the jobs it saved."""
         self.run("env", "AXC_SLURM_COLD=0", str(SCRIPTS / "start.sh"))
 
     def node_state(self, node: str, state: str, reason: str = "axcenter test") -> None:
@@ -67,14 +70,21 @@ def start_cluster() -> Iterator[Cluster]:
     env.setdefault("AXC_SLURM_KILL_WAIT", "2")
     for script in ("install.sh", "start.sh"):
         proc = subprocess.run(
-            [str(SCRIPTS / script)], env=env, capture_output=True, text=True, timeout=600
+            [str(SCRIPTS / script)],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if proc.returncode != 0:
             pytest.fail(f"scripts/slurm/{script} failed:\n{proc.stderr[-3000:]}")
     try:
         yield Cluster(Path(SLURM_DIR), env["SLURM_CONF"], env)
     finally:
-        subprocess.run([str(SCRIPTS / "stop.sh")], env=env, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(SCRIPTS / "stop.sh")], check=False, env=env, capture_output=True, timeout=300
+        )
 
 
 def make_account() -> Iterator[RunAs]:
@@ -97,7 +107,6 @@ def make_account() -> Iterator[RunAs]:
         subprocess.run(["userdel", name], check=False, capture_output=True)
         subprocess.run(["groupdel", name], check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
-
 
 
 def shared_dir(account: RunAs) -> Iterator[Path]:

@@ -2,6 +2,6 @@
 (docs/engines.md). ``cli`` holds every Slurm command and parse, for one version at a time;
 ``engine`` the contract."""
 
-from axcenter.executors.slurm.engine import SlurmEngine, SlurmOptions
+from axcenter.executors.slurm.engine import SlurmEngine, SlurmOptions, slurm_engine
 
-__all__ = ["SlurmEngine", "SlurmOptions"]
+__all__ = ["SlurmEngine", "SlurmOptions", "slurm_engine"]

@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from axcenter.executors.base import (
     EventCallback,
@@ -70,7 +70,10 @@ from axcenter.executors.slurm.cli import (
     environment_ok,
 )
 
-__all__ = ["SlurmEngine", "SlurmOptions"]
+if TYPE_CHECKING:
+    from axcenter.executors.pools import SlurmConfig
+
+__all__ = ["SlurmEngine", "SlurmOptions", "slurm_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ class _Run:
     kill_at: float = 0.0  # when SIGKILL follows the stop's SIGTERM
     reason: str = ""  # why the engine stopped it, for the message (pending too long)
     # in memory only
+    pending_reason: str = ""  # Slurm's last reason for keeping it pending
     handed_at: float = 0.0  # when sbatch answered (0: before this engine started)
     term_sent: bool = False
     kill_sent: bool = False
@@ -220,6 +224,9 @@ class SlurmEngine:
         self._stop(run_id, reason.value, grace_s)
 
     def recover(self) -> Recovery:
+        queue = self._cli.queue(self._opt.partition)
+        if queue is not None:
+            self._adopt({r.name: r for r in queue.values() if r.name.startswith(NAME_PREFIX)})
         self._poll()
         with self._lock:
             runs = list(self._runs.values())
@@ -460,10 +467,6 @@ class SlurmEngine:
                 if run.stop:
                     self._signal(run, began)
             return
-        by_name = {row.name: row for row in queue.values() if row.name.startswith(NAME_PREFIX)}
-        self._adopt(by_name)
-        with self._lock:
-            live = [r for r in self._runs.values() if r.ended is None]
         started: list[tuple[_Run, QueueRow]] = []
         gone: list[_Run] = []
         for run in live:
@@ -475,13 +478,13 @@ class SlurmEngine:
             run.gone_since = 0.0
             run.submit_time = run.submit_time or row.submit_time
             if row.state == "PENDING":
+                if row.reason not in ("", "None"):
+                    run.pending_reason = row.reason
                 waited = began - run.submitted_at
                 if not run.stop and waited > self._opt.pending_limit_s:
+                    why = run.pending_reason or "not scheduled yet"
                     self._stop(
-                        run.run_id,
-                        "pending",
-                        0.0,
-                        f"Slurm kept it pending {waited:.0f} s ({row.reason})",
+                        run.run_id, "pending", 0.0, f"Slurm kept it pending {waited:.0f} s ({why})"
                     )
             elif row.state in ("RUNNING", "COMPLETING", "SUSPENDED") and run.started_at is None:
                 started.append((run, row))
@@ -545,7 +548,8 @@ class SlurmEngine:
         return None
 
     def _end_from(self, run: _Run, record: AcctRecord, now: float) -> None:
-        started = record.start_time
+        # a job cancelled while pending has a Start (its end) but was given no nodes
+        started = record.start_time if record.nodes else None
         started_at = None if started is None else max(float(started), run.submitted_at)
         if run.started_at is not None and started_at is not None:
             started_at = run.started_at  # what was reported stays
@@ -691,3 +695,27 @@ def _existing(path: str) -> str:
     while not os.path.isdir(path) and path != "/":
         path = os.path.dirname(path)
     return path
+
+
+def slurm_engine(
+    config: SlurmConfig,
+    on_event: EventCallback,
+    *,
+    state_dir: Path,
+    logs_dir: Path,
+    grace_s: float,
+) -> SlurmEngine:
+    """The engine of a pool configured ``engine: slurm``; ``logs_dir`` when the pool
+    names no ``output_dir`` (the nodes' shared file system)."""
+    options = SlurmOptions(
+        partition=config.partition,
+        slurm_conf=config.slurm_conf,
+        bin_dir=config.bin_dir,
+        submit=config.submit,
+        gpu_type=config.gpu_type,
+        pending_limit_s=config.pending_limit_s,
+        poll_s=config.poll_s,
+        grace_s=grace_s,
+    )
+    logs = Path(config.output_dir) if config.output_dir else logs_dir
+    return SlurmEngine(options, on_event, state_dir=state_dir, logs_dir=logs)
