@@ -18,6 +18,7 @@ A center declares its pools in a configuration file (``axc up --config center.ya
           pending_limit_s: 300 # a job Slurm keeps pending longer is requeued in axcenter
           poll_s: 1
           output_dir: /shared/axcenter/logs  # jobs' output, on the nodes' shared file system
+          account: ""          # single-user center: the account its jobs run as (never root)
       - name: sandbox
         engine: fake
         gpus: A100:4
@@ -75,6 +76,7 @@ class SlurmConfig(BaseModel):
     pending_limit_s: float = Field(default=300.0, gt=0)
     poll_s: float = Field(default=1.0, gt=0, le=60)
     output_dir: str | None = Field(default=None, description="jobs' output (shared with nodes)")
+    account: str = Field(default="", description="unix account of jobs with no user's own")
 
 
 class PoolConfig(BaseModel):

@@ -34,15 +34,17 @@ a site, ``LOGS`` must be on the file system the nodes share.
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import logging
 import math
 import os
+import pwd
 import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -53,6 +55,7 @@ from axcenter.executors.base import (
     NodesChanged,
     Outcome,
     Recovery,
+    RunAs,
     RunEnded,
     RunSpec,
     RunStarted,
@@ -69,6 +72,7 @@ from axcenter.executors.slurm.cli import (
     SlurmError,
     environment_ok,
 )
+from axcenter.model.jobs import JobOutput
 
 if TYPE_CHECKING:
     from axcenter.executors.pools import SlurmConfig
@@ -105,6 +109,9 @@ class SlurmOptions:
     poll_s: float = 1.0
     submit_retry_s: float = 120.0  # how long a submission waits out an absent slurmctld
     grace_s: float = 10.0  # SIGTERM to SIGKILL at the exact time limit
+    #: the account a job runs as when axcenter names none (a single-user center); never
+    #: root, and never in place of the job's own user when there is one
+    account: str = ""
 
 
 @dataclass(slots=True)
@@ -177,6 +184,7 @@ class SlurmEngine:
                 " and is the partition's name right?)"
             )
         self._nodes = [self._node(row) for row in rows]
+        self._account = _account(options.account) if options.account else None
         self._load()
         self._thread = threading.Thread(target=self._poll_loop, name="axc-slurm", daemon=True)
         self._thread.start()
@@ -188,6 +196,8 @@ class SlurmEngine:
             return list(self._nodes)
 
     def submit(self, run: RunSpec) -> str:
+        if run.run_as is None and self._opt.account:
+            run = replace(run, run_as=self._account)
         options, script = self._batch(run)
         with self._lock:
             if self._closing:
@@ -207,7 +217,8 @@ class SlurmEngine:
             self._runs[run.run_id] = record
         self._save(record)
         try:
-            self._open_log(run)
+            if run.output is not JobOutput.DISCARD:
+                self._open_log(run)
             slurm_id = self._sbatch(run, options, script, record.submitted_at)
         except LaunchError:
             with self._lock:
@@ -307,7 +318,9 @@ class SlurmEngine:
         env = {k: v for k, v in run.env.items() if not _reserved(k)}
         if bad := environment_ok(env):
             raise LaunchError(f"environment variable name {bad!r} is not valid")
-        log_path = self._logs / f"{run.job_id}.log"
+        log_path = (
+            "/dev/null" if run.output is JobOutput.DISCARD else self._logs / f"{run.job_id}.log"
+        )
         options = [
             f"--partition={self._opt.partition}",
             f"--job-name={NAME_PREFIX}{run.run_id}",
@@ -716,6 +729,18 @@ def slurm_engine(
         pending_limit_s=config.pending_limit_s,
         poll_s=config.poll_s,
         grace_s=grace_s,
+        account=config.account,
     )
     logs = Path(config.output_dir) if config.output_dir else logs_dir
     return SlurmEngine(options, on_event, state_dir=state_dir, logs_dir=logs)
+
+
+def _account(name: str) -> RunAs:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"Slurm pool account {name!r}: no such unix account") from None
+    if entry.pw_uid == 0:
+        raise ValueError(f"Slurm pool account {name!r} is root: jobs never run as root")
+    groups = tuple(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)
+    return RunAs(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
