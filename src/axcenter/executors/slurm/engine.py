@@ -549,9 +549,13 @@ class SlurmEngine:
 
     def _match(self, run: _Run, records: list[AcctRecord]) -> AcctRecord | None:
         """The record of this run: its job id, its name, and its submit time (Slurm's,
-        once seen; else not before this engine submitted it)."""
+        once seen; else not long before this engine submitted it)."""
         for record in records:
-            if record.job_id != run.slurm_id or record.name != NAME_PREFIX + run.run_id:
+            if record.job_id != run.slurm_id:
+                continue
+            # slurmdbd names an allocation "allocation" until the job's own record
+            # reaches it (seconds under load): then the submit time alone decides
+            if record.name not in (NAME_PREFIX + run.run_id, "allocation"):
                 continue
             if run.submit_time and record.submit_time != run.submit_time:
                 continue
