@@ -199,7 +199,10 @@ def h(
 
 def test_a_gang_is_one_slurm_job_with_the_same_environment_on_every_node(h: Harness) -> None:
     engine = h.engine()
-    script = 'echo "$SLURMD_NODENAME $(id -u) $CUDA_VISIBLE_DEVICES $AXC_RUN_ID $AXC_NODELIST"'
+    # long enough for a poll to see it run (the devices are read from a running job)
+    script = (
+        'sleep 1; echo "$SLURMD_NODENAME $(id -u) $CUDA_VISIBLE_DEVICES $AXC_RUN_ID $AXC_NODELIST"'
+    )
     run = h.run("job_gang", script, nodes=("n2", "n3"), gpus=2)
     ref = engine.submit(run)
     started = h.next(RunStarted, run.run_id)
