@@ -161,21 +161,22 @@ class Harness:
     def log(self, job_id: str) -> str:
         return (self.shared / "logs" / f"{job_id}.log").read_text()
 
-    def sacct(self, slurm_id: str) -> dict[str, str]:
-        fields = "JobIDRaw,JobName,State,ExitCode,Start,End,User"
-        out = self.cluster.run(
-            "env",
-            "SLURM_TIME_FORMAT=%s",
-            "sacct",
-            "-X",
-            "-n",
-            "-P",
-            "-j",
-            slurm_id,
-            f"--format={fields}",
-        ).stdout
-        [line] = [row for row in out.splitlines() if row.startswith(f"{slurm_id}|")]
-        return dict(zip(fields.split(","), line.split("|"), strict=True))
+    def sacct(self, slurm_id: str, run_id: str) -> dict[str, str]:
+        """Slurm's record of the run: by job id and name, the latest of them (job ids
+        start again at each cold start of this cluster; slurmdbd keeps the old ones)."""
+        fields = "JobIDRaw,JobName,State,ExitCode,Submit,Start,End,User"
+        deadline = time.monotonic() + 30  # slurmdbd has it as "allocation", root's, at first
+        while True:
+            out = self.cluster.run(
+                "env", "SLURM_TIME_FORMAT=%s", "sacct", "-X", "-n", "-P", "-D", "-j", slurm_id,
+                f"--format={fields}",
+            ).stdout  # fmt: skip
+            rows = [dict(zip(fields.split(","), x.split("|"), strict=True)) for x in out.split()]
+            mine = [r for r in rows if r["JobName"] == f"axc-{run_id}"]
+            if mine:
+                return max(mine, key=lambda r: int(r["Submit"]))
+            assert time.monotonic() < deadline, f"no record of {run_id} (job {slurm_id}): {rows}"
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -215,7 +216,7 @@ def test_a_gang_is_one_slurm_job_with_the_same_environment_on_every_node(h: Harn
     assert len(devices.split(",")) == 2
     for node, line in zip(("n2", "n3"), lines, strict=True):
         assert line == f"{node} {h.account.uid} {devices} {run.run_id} n2,n3"
-    record = h.sacct(ref)
+    record = h.sacct(ref, run.run_id)
     assert record["User"] == h.account.user  # never root
     assert (record["State"], record["ExitCode"]) == ("COMPLETED", "0:0")
     assert int(started.started_at) == int(record["Start"])
@@ -359,16 +360,27 @@ def test_the_service_killed_while_jobs_run_and_end_adopts_them_with_slurms_times
     assert list(found.running) == [long.run_id]  # it still runs, under Slurm
     [ended] = found.ended
     assert (ended.run_id, ended.outcome, ended.exit_code) == (short.run_id, Outcome.FAILED, 3)
-    record = h.sacct(ended.ref)
+    record = h.sacct(ended.ref, ended.run_id)
     assert ended.started_at is not None
     assert (int(ended.started_at), int(ended.ended_at)) == (
         int(record["Start"]),
         int(record["End"]),
     )
     running = found.running[long.run_id]
-    assert int(running.started_at) == int(h.sacct(running.ref)["Start"])
+    assert int(running.started_at) == int(h.sacct(running.ref, long.run_id)["Start"])
     engine.acknowledge([short.run_id])
     assert engine.recover().ended == []
     engine.stop(long.run_id, StopReason.CANCEL, 1.0)
     cancelled = h.next(RunEnded, long.run_id)
     assert cancelled.outcome is Outcome.CANCELLED  # type: ignore[union-attr]
+
+
+def test_sites_with_per_user_grants_get_sbatch_run_as_the_jobs_own_account(h: Harness) -> None:
+    h.options = replace(h.options, submit="user")  # no root --uid: Slurm sees the user submit
+    engine = h.engine()
+    run = h.run("job_own", "id -un")
+    ref = engine.submit(run)
+    ended = h.next(RunEnded, run.run_id)
+    assert ended.outcome is Outcome.SUCCEEDED, ended.message  # type: ignore[union-attr]
+    assert h.log("job_own") == f"{h.account.user}\n"
+    assert h.sacct(ref, run.run_id)["User"] == h.account.user
