@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import grp
 import http.client
+import itertools
 import json
 import os
 import pwd
@@ -184,14 +185,19 @@ def submissions(axc: Axc, slurm: Slurm, n: int) -> tuple[float, float, float]:
     return a, s, statistics.median(sbatch_s)
 
 
-def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> tuple[float, float]:
+def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, float]]:
+    """Efficiency, and the median idle gap of a GPU between one job's end and the next
+    job's start on it (the GPU as Slurm names it: node and device index)."""
     ideal = n * 1.0 / GPUS
-    result = {}
+    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}}
     for who in ("axcenter", "slurm"):
         stamps = work / f"drain-{who}"
         stamps.touch()
         os.chown(stamps, slurm.uid, slurm.gid)
-        script = f"sleep 1; date +%s.%N >> {stamps}"
+        script = (
+            "s=$(date +%s.%N); sleep 1; "
+            f'echo "$SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES $s $(date +%s.%N)" >> {stamps}'
+        )
         t0 = time.time()
         for _ in range(n):
             if who == "axcenter":
@@ -199,14 +205,21 @@ def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> tuple[float, float]:
             else:
                 slurm.sbatch(script, "-t", "10")
         deadline = time.monotonic() + max(600, 4 * ideal)
-        while len(ends := stamps.read_text().split()) < n:
+        while len(lines := stamps.read_text().splitlines()) < n:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{who}: {len(ends)} of {n} jobs ended")
+                raise TimeoutError(f"{who}: {len(lines)} of {n} jobs ended")
             time.sleep(0.1)
         (axc if who == "axcenter" else slurm).idle()
         slurm.idle()  # axcenter's last jobs leave Slurm too
-        result[who] = ideal / (max(map(float, ends)) - t0)
-    return result["axcenter"], result["slurm"]
+        slots: dict[str, list[tuple[float, float]]] = {}
+        for line in lines:
+            slot, start, end = line.split()
+            slots.setdefault(slot, []).append((float(start), float(end)))
+        gaps = [b[0] - a[1] for runs in slots.values() for a, b in itertools.pairwise(sorted(runs))]
+        last = max(end for runs in slots.values() for _, end in runs)
+        result["efficiency"][who] = ideal / (last - t0)
+        result["gap"][who] = statistics.median(gaps) if gaps else 0.0
+    return {k: (v["axcenter"], v["slurm"]) for k, v in result.items()}
 
 
 @contextlib.contextmanager
@@ -312,13 +325,23 @@ def main() -> None:
             slurm = Slurm({**env, "SLURM_TIME_FORMAT": "%s"}, uid, gid)
             slurm.run("env")  # the client finds the cluster
             with center(env, user, base) as axc:
-                a, s = submit_to_start(axc, slurm, work, args.samples)
-                row("submit_to_start_median", a, s, "s", higher_is_better=False)
+                a, s_start = submit_to_start(axc, slurm, work, args.samples)
+                row("submit_to_start_median", a, s_start, "s", higher_is_better=False)
                 a, s, sbatch_s = submissions(axc, slurm, args.submissions)
                 row("sequential_submissions", a, s, "jobs/s", higher_is_better=True)
-                a, s = drain(axc, slurm, work, args.drain_jobs)
-                row(f"drain_{args.drain_jobs}x1s_on_{GPUS}_gpus", a, s, "efficiency", True)
+                found = drain(axc, slurm, work, args.drain_jobs)
+                name = f"drain_{args.drain_jobs}x1s_on_{GPUS}_gpus"
+                row(name, *found["efficiency"], "efficiency", higher_is_better=True)
+                row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
+                # where axcenter's gap goes: its own part (seeing the end: squeue, sacct;
+                # the loop; sbatch), then Slurm's start path (its submit-to-start alone)
+                gap, start_path = found["gap"][0], s_start
                 print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
+                print(
+                    json.dumps({"breakdown": "slurm_start_path_s", "value": round(start_path, 3)})
+                )
+                own = gap - start_path
+                print(json.dumps({"breakdown": "axcenter_end_to_sbatch_s", "value": round(own, 3)}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

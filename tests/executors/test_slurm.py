@@ -384,3 +384,28 @@ def test_sites_with_per_user_grants_get_sbatch_run_as_the_jobs_own_account(h: Ha
     assert ended.outcome is Outcome.SUCCEEDED, ended.message  # type: ignore[union-attr]
     assert h.log("job_own") == f"{h.account.user}\n"
     assert h.sacct(ref, run.run_id)["User"] == h.account.user
+
+
+def test_a_run_recorded_before_sbatch_answered_is_found_by_its_name(h: Harness) -> None:
+    """The service died between sbatch and writing down its answer: the next one finds
+    the job by name (in the queue or the accounting); one that never got through is
+    forgotten, and the control loop requeues it."""
+    h.state.mkdir(parents=True)
+    for run_id in ("job_mid.1", "job_lost.1"):
+        record = {
+            "run_id": run_id, "job_id": run_id[:-2], "time_limit_s": 60,
+            "submitted_at": time.time() - 1, "batch_host": "n1", "slurm_id": "",
+            "submit_time": 0, "started_at": None, "devices": "", "stop": "", "kill_at": 0.0,
+            "reason": "",
+        }  # fmt: skip
+        (h.state / f"{run_id}.json").write_text(json.dumps(record))
+    slurm_id = h.cluster.run(
+        "sbatch", "--parsable", f"--uid={h.account.uid}", f"--gid={h.account.gid}",
+        "-p", PARTITION, "-w", "n1", "-J", "axc-job_mid.1", "-o", "/dev/null", "--wrap", "sleep 30",
+    ).stdout.strip()  # fmt: skip
+    engine = h.engine()
+    found = engine.recover()
+    assert {*found.running, *found.queued} == {"job_mid.1"}
+    assert not (h.state / "job_lost.1.json").exists()
+    started = found.running.get("job_mid.1")
+    assert started is None or started.ref == slurm_id

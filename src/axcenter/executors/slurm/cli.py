@@ -208,18 +208,21 @@ class SlurmCli:
             )
         return rows
 
-    def accounting(self, job_ids: Iterable[str], since: int) -> list[AcctRecord] | None:
-        """sacct's allocation records of these jobs submitted since ``since``, all of
-        them (``--duplicates``: a wrapped job id has several; the caller matches by name
-        and submit time); ``None`` when sacct did not answer."""
+    def accounting(
+        self, job_ids: Iterable[str], since: int, *, name: str = ""
+    ) -> list[AcctRecord] | None:
+        """sacct's allocation records of these jobs (or of the jobs called ``name``)
+        submitted since ``since``, all of them (``--duplicates``: a wrapped job id has
+        several; the caller matches by name and submit time); ``None`` when sacct did
+        not answer."""
         ids = sorted(set(job_ids), key=int)
-        if not ids:
+        if not ids and not name:
             return []
         fields = "JobIDRaw,JobName%200,State,ExitCode,Submit,Start,End,NodeList%2000"
         argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates"]
         start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))  # no epoch here
         argv += [f"--starttime={start}", "--endtime=now", f"--format={fields}"]
-        argv += [f"--jobs={','.join(ids)}"]
+        argv += [f"--jobs={','.join(ids)}"] if ids else [f"--name={name}"]
         try:
             proc = self.run(argv)
         except SlurmError as e:

@@ -676,16 +676,25 @@ class SlurmEngine:
             self._runs[run.run_id] = run
 
     def _resolve(self, run: _Run) -> bool:
-        """A run recorded before sbatch answered: its job, if the submission got through."""
-        queue = self._cli.queue(self._opt.partition) or {}
-        for row in queue.values():
-            if (
-                row.name == NAME_PREFIX + run.run_id
-                and row.submit_time >= int(run.submitted_at) - 1
-            ):
-                run.slurm_id = row.job_id
-                return True
-        return False
+        """A run recorded before sbatch answered: its job, if the submission got through
+        (in the queue, or already in the accounting). Slurm must answer: a guess either
+        way would run the job twice or leave it unwatched."""
+        name, since = NAME_PREFIX + run.run_id, int(run.submitted_at) - 1
+        for _ in range(30):
+            queue = self._cli.queue(self._opt.partition)
+            records = self._cli.accounting((), since, name=name)
+            if queue is not None and records is not None:
+                break
+            time.sleep(1)
+        else:
+            raise ValueError(
+                f"Slurm does not answer: cannot tell whether run {run.run_id} reached it"
+            )
+        found = [r.job_id for r in queue.values() if r.name == name and r.submit_time >= since]
+        found += [r.job_id for r in records if r.name == name and r.submit_time >= since]
+        if found:
+            run.slurm_id = found[0]
+        return bool(found)
 
     def _save(self, run: _Run) -> None:
         data = {k: v for k, v in asdict(run).items() if k in _DURABLE}
