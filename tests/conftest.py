@@ -60,11 +60,11 @@ def slurm_cluster() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def slurm_account() -> Iterator[object]:
+def slurm_account(slurm_cluster: object) -> Iterator[object]:
     """A real unix account the Slurm tests' jobs run as (never root)."""
     from tests.slurm.cluster import make_account
 
-    yield from make_account()
+    yield from make_account(slurm_cluster)  # type: ignore[arg-type]
 
 
 @pytest.fixture

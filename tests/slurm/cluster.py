@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,9 @@ def start_cluster() -> Iterator[Cluster]:
         )
 
 
-def make_account() -> Iterator[RunAs]:
-    """A real unix account (and its group) with a free uid in 62000-62999; removed after."""
+def make_account(cluster: Cluster) -> Iterator[RunAs]:
+    """A real unix account (and its group) with a free uid in 62000-62999; removed after,
+    once the cluster has no job of it left (userdel refuses an account still in use)."""
     used = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
     uid = next(i for i in UID_RANGE if i not in used)
     name = f"axct{uid}"
@@ -104,7 +106,13 @@ def make_account() -> Iterator[RunAs]:
     try:
         yield RunAs(user=name, uid=uid, gid=uid, home=str(home))
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+        cluster.run("scancel", f"--user={name}", check=False)
+        for _ in range(100):
+            if not cluster.run("squeue", "-h", f"--user={name}", check=False).stdout.strip():
+                break
+            time.sleep(0.2)
+        gone = subprocess.run(["userdel", name], check=False, capture_output=True, text=True)
+        assert gone.returncode == 0, f"userdel {name}: {gone.stderr}"
         subprocess.run(["groupdel", name], check=False, capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
