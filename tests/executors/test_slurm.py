@@ -34,11 +34,13 @@ from axcenter.executors.base import (
 from axcenter.executors.pools import ConfigError, load_config
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
 from axcenter.executors.slurm.cli import (
+    AcctRecord,
     NodeRow,
     expand_hostlist,
     parse_exit_code,
     parse_job_devices,
 )
+from axcenter.executors.slurm.engine import outcome_of_record
 from tests.slurm.cluster import PARTITION, Cluster
 
 # -- Slurm's answers, parsed -------------------------------------------------------------
@@ -85,6 +87,33 @@ def test_device_indices_per_node_from_scontrol() -> None:
 )
 def test_which_node_states_take_new_work(state: str, up: bool) -> None:
     assert NodeRow("n1", 32, 1000, 8, "", state).up is up
+
+
+@pytest.mark.parametrize(
+    ("state", "exit_code", "stop", "outcome", "message"),
+    [
+        ("COMPLETED", 0, "", Outcome.SUCCEEDED, "exit code 0"),
+        ("FAILED", 3, "", Outcome.FAILED, "exit code 3"),
+        ("COMPLETED", 0, "preempt", Outcome.PREEMPTED, "preempted (exit code 0)"),  # trapped
+        ("FAILED", -15, "cancel", Outcome.CANCELLED, "cancelled (killed by signal SIGTERM)"),
+        ("CANCELLED", -9, "shutdown", Outcome.LOST, "lost: stopped at shutdown"),
+        ("FAILED", -15, "time_limit", Outcome.TIMED_OUT, "killed after time limit 60s"),
+        ("TIMEOUT", -15, "", Outcome.TIMED_OUT, "killed after time limit 60s"),  # Slurm's
+        ("NODE_FAIL", 0, "", Outcome.LOST, "lost: node n3 failed (Slurm NODE_FAIL)"),
+        ("PREEMPTED", -15, "", Outcome.LOST, "lost: preempted by Slurm"),
+        ("CANCELLED", -15, "", Outcome.CANCELLED, "cancelled in Slurm (killed by signal"),
+        ("OUT_OF_MEMORY", 0, "", Outcome.FAILED, "out of memory"),
+        ("CANCELLED", 0, "pending", Outcome.LOST, "requeued: Slurm kept it pending 301 s"),
+    ],
+)
+def test_how_a_run_ended_comes_from_axcenters_cause_then_slurms_state(
+    state: str, exit_code: int, stop: str, outcome: Outcome, message: str
+) -> None:
+    record = AcctRecord("7", "axc-j.1", state, exit_code, 100, 101, 160, ("n3",))
+    reason = "Slurm kept it pending 301 s (Resources)"
+    found = outcome_of_record(record, stop, reason, 60)
+    assert found[0] is outcome
+    assert found[1].startswith(message), found[1]
 
 
 def test_a_slurm_pool_is_configured_by_its_partition(tmp_path: Path) -> None:
@@ -320,6 +349,7 @@ import json, sys, time
 from pathlib import Path
 from axcenter.executors.base import RunAs, RunSpec
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
+from axcenter.executors.slurm.engine import outcome_of_record
 spec = json.loads(sys.argv[1])
 engine = SlurmEngine(SlurmOptions(**spec["options"]), lambda event: None,
                      state_dir=Path(spec["state"]), logs_dir=Path(spec["logs"]))

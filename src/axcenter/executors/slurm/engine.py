@@ -77,7 +77,7 @@ from axcenter.model.jobs import JobOutput
 if TYPE_CHECKING:
     from axcenter.executors.pools import SlurmConfig
 
-__all__ = ["SlurmEngine", "SlurmOptions", "slurm_engine"]
+__all__ = ["SlurmEngine", "SlurmOptions", "outcome_of_record", "slurm_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -574,24 +574,7 @@ class SlurmEngine:
         if started_at is not None:
             ended_at = max(ended_at, started_at)
         code = record.exit_code
-        if run.stop == "pending":
-            outcome, message = Outcome.LOST, f"requeued: {run.reason}"
-        elif run.stop:
-            outcome, message = outcome_of(run.stop, code, run.time_limit_s)
-        elif record.state == "TIMEOUT":
-            outcome, message = outcome_of("time_limit", code, run.time_limit_s)
-        elif record.state in ("NODE_FAIL", "BOOT_FAIL"):
-            nodes = ",".join(record.nodes) or "its node"
-            outcome = Outcome.LOST
-            message = f"lost: node {nodes} failed (Slurm {record.state})"
-        elif record.state == "PREEMPTED":
-            outcome, message = Outcome.LOST, "lost: preempted by Slurm"
-        elif record.state == "CANCELLED":
-            outcome, message = Outcome.CANCELLED, f"cancelled in Slurm ({describe_status(code)})"
-        elif record.state == "OUT_OF_MEMORY":
-            outcome, message = Outcome.FAILED, "out of memory"
-        else:
-            outcome, message = outcome_of(None, code, run.time_limit_s)
+        outcome, message = outcome_of_record(record, run.stop, run.reason, run.time_limit_s)
         if started_at is not None and run.started_at is None:
             run.started_at = started_at  # ended before a poll saw it run
             self._on_event(RunStarted(run.run_id, run.slurm_id, started_at, run.devices))
@@ -757,3 +740,28 @@ def _account(name: str) -> RunAs:
         raise ValueError(f"Slurm pool account {name!r} is root: jobs never run as root")
     groups = tuple(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)
     return RunAs(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
+
+
+def outcome_of_record(
+    record: AcctRecord, stop: str, reason: str, time_limit_s: int
+) -> tuple[Outcome, str]:
+    """How a run ended, from Slurm's record and the cause axcenter recorded when it
+    stopped the run (``""``: it did not; ``"pending"``: it waited too long in Slurm's
+    queue). axcenter's cause wins (the contract's first cause); then Slurm's state."""
+    code = record.exit_code
+    if stop == "pending":
+        return Outcome.LOST, f"requeued: {reason}"
+    if stop:
+        return outcome_of(stop, code, time_limit_s)
+    if record.state == "TIMEOUT":
+        return outcome_of("time_limit", code, time_limit_s)
+    if record.state in ("NODE_FAIL", "BOOT_FAIL"):
+        nodes = ",".join(record.nodes) or "its node"
+        return Outcome.LOST, f"lost: node {nodes} failed (Slurm {record.state})"
+    if record.state == "PREEMPTED":
+        return Outcome.LOST, "lost: preempted by Slurm"
+    if record.state == "CANCELLED":
+        return Outcome.CANCELLED, f"cancelled in Slurm ({describe_status(code)})"
+    if record.state == "OUT_OF_MEMORY":
+        return Outcome.FAILED, "out of memory"
+    return outcome_of(None, code, time_limit_s)
