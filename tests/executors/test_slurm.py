@@ -23,6 +23,7 @@ import pytest
 
 from axcenter.executors.base import (
     EngineEvent,
+    LaunchError,
     NodesChanged,
     Outcome,
     RunAs,
@@ -193,7 +194,7 @@ class Harness:
     def sacct(self, slurm_id: str, run_id: str) -> dict[str, str]:
         """Slurm's record of the run: by job id and name, the latest of them (job ids
         start again at each cold start of this cluster; slurmdbd keeps the old ones)."""
-        fields = "JobIDRaw,JobName,State,ExitCode,Submit,Start,End,User"
+        fields = "JobIDRaw,JobName,State,ExitCode,Submit,Start,End,User,Account"
         deadline = time.monotonic() + 30  # slurmdbd has it as "allocation", root's, at first
         while True:
             out = self.cluster.run(
@@ -439,3 +440,22 @@ def test_a_run_recorded_before_sbatch_answered_is_found_by_its_name(h: Harness) 
     assert not (h.state / "job_lost.1.json").exists()
     started = found.running.get("job_mid.1")
     assert started is None or started.ref == slurm_id
+
+
+def test_each_project_is_charged_to_its_own_slurm_account(h: Harness) -> None:
+    """HPC grants are Slurm accounts: a project's jobs go to its own, never a shared one."""
+    grant = "axc-test-grant"
+    h.cluster.run("sacctmgr", "-i", "add", "account", grant, check=False)
+    h.cluster.run("sacctmgr", "-i", "add", "user", h.account.user, f"account={grant}", check=False)
+    try:
+        h.options = replace(h.options, accounts={"proj-a": grant})
+        engine = h.engine()
+        run = replace(h.run("job_grant", "true"), project="proj-a")
+        ref = engine.submit(run)
+        assert h.next(RunEnded, run.run_id).outcome is Outcome.SUCCEEDED  # type: ignore[union-attr]
+        assert h.sacct(ref, run.run_id)["Account"] == grant
+        with pytest.raises(LaunchError, match="project proj-b has no Slurm account"):
+            engine.submit(replace(h.run("job_nogrant", "true"), project="proj-b"))
+    finally:
+        h.cluster.run("sacctmgr", "-i", "delete", "user", h.account.user, check=False)
+        h.cluster.run("sacctmgr", "-i", "delete", "account", grant, check=False)

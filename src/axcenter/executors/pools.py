@@ -19,6 +19,8 @@ A center declares its pools in a configuration file (``axc up --config center.ya
           poll_s: 1
           output_dir: /shared/axcenter/logs  # jobs' output, on the nodes' shared file system
           account: ""          # single-user center: the account its jobs run as (never root)
+          accounts:            # project -> the Slurm account (grant) its jobs are charged to
+            hanbit-adas: kisti-hanbit
       - name: sandbox
         engine: fake
         gpus: A100:4
@@ -77,6 +79,9 @@ class SlurmConfig(BaseModel):
     poll_s: float = Field(default=1.0, gt=0, le=60)
     output_dir: str | None = Field(default=None, description="jobs' output (shared with nodes)")
     account: str = Field(default="", description="unix account of jobs with no user's own")
+    accounts: dict[str, str] = Field(
+        default_factory=dict, description="project -> Slurm account (--account, the grant)"
+    )
 
 
 class PoolConfig(BaseModel):

@@ -44,7 +44,7 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -112,6 +112,9 @@ class SlurmOptions:
     #: the account a job runs as when axcenter names none (a single-user center); never
     #: root, and never in place of the job's own user when there is one
     account: str = ""
+    #: axcenter project -> the site's Slurm account its jobs are charged to (``--account``:
+    #: an HPC grant); a project missing from a non-empty map is refused
+    accounts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -342,6 +345,13 @@ class SlurmEngine:
             options.append(f"--mem={run.memory_mb}")
         if run.time_limit_s > 0:
             options.append(f"--time={math.ceil(run.time_limit_s / 60)}")
+        if self._opt.accounts:
+            grant = self._opt.accounts.get(run.project)
+            if grant is None:
+                raise LaunchError(
+                    f"project {run.project or '(none)'} has no Slurm account in this pool"
+                )
+            options.append(f"--account={grant}")
         if run.run_as is not None and self._opt.submit == "uid":
             options += [f"--uid={run.run_as.uid}", f"--gid={run.run_as.gid}"]
         exports = {**self._base_env, **env}
@@ -726,6 +736,7 @@ def slurm_engine(
         poll_s=config.poll_s,
         grace_s=grace_s,
         account=config.account,
+        accounts=dict(config.accounts),
     )
     logs = Path(config.output_dir) if config.output_dir else logs_dir
     return SlurmEngine(options, on_event, state_dir=state_dir, logs_dir=logs)
