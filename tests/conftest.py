@@ -102,3 +102,27 @@ def store(db: tuple[str, str | None]) -> Iterator[Store]:
     s.migrate()
     yield s
     s.dispose()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[object]:
+    """A real Slurm cluster, started by scripts/slurm (tests/slurm/cluster.py)."""
+    from tests.slurm.cluster import start_cluster
+
+    yield from start_cluster()
+
+
+@pytest.fixture(scope="session")
+def slurm_account(slurm_cluster: object) -> Iterator[object]:
+    """A real unix account the Slurm tests' jobs run as (never root)."""
+    from tests.slurm.cluster import make_account
+
+    yield from make_account(slurm_cluster)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def slurm_shared(slurm_account: object) -> Iterator[object]:
+    """A directory the Slurm jobs' account reaches, as a site's shared file system."""
+    from tests.slurm.cluster import shared_dir
+
+    yield from shared_dir(slurm_account)  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 Each engine comes with a driver that turns a behaviour ("exits with 3", "runs until
 stopped", "cannot be launched") into a run it executes: a real command for the local
-engine, the fake engine's controls for the fake one. The Slurm engine joins the
-``ENGINES`` list with its own driver.
+engine, the fake engine's controls for the fake one, real jobs on a real Slurm cluster
+(``scripts/slurm``, started once per session) for the Slurm engine, as a real unix
+account.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from axcenter.executors.base import (
     LaunchError,
     NodeInventory,
     Outcome,
+    RunAs,
     RunEnded,
     RunSpec,
     RunStarted,
@@ -30,6 +32,8 @@ from axcenter.executors.base import (
 )
 from axcenter.executors.fake import FakeEngine
 from axcenter.executors.local import LocalEngine
+from axcenter.executors.slurm import SlurmEngine, SlurmOptions
+from tests.slurm.cluster import PARTITION, Cluster
 
 NODES = [NodeInventory("n-0", "H100", 4, 8, 64_000, logical=True)]
 GRACE_S = 0.5
@@ -47,6 +51,8 @@ class Driver:
     #: after submit: make the run behave (the fake needs to be told; real runs just run)
     behave: Callable[[Engine, RunSpec, str], None] = lambda engine, run, how: None
     command_for: Callable[[str], tuple[str, ...]] = lambda how: ("true",)
+    node: str = "n-0"
+    run_as: RunAs | None = None
 
     def open(self) -> Engine:
         self.engine = self.make(self.events.put)
@@ -59,8 +65,9 @@ class Driver:
             command=self.command_for(how),
             workdir=str(self.workdir / job_id),
             env={"USER_VAR": "x"},
-            node_devices=(("n-0", (1,)),),
+            node_devices=((self.node, (1,)),),
             time_limit_s=limit_s,
+            run_as=self.run_as,
         )
 
     def submit(self, job_id: str, how: str, **kw: int) -> RunSpec:
@@ -92,24 +99,26 @@ class Driver:
         raise AssertionError(f"no {kind.__name__} for {run_id} within {timeout} s")
 
 
-def _local(tmp: Path) -> Driver:
-    commands = {
-        "exit0": ("sh", "-c", "echo hello; exit 0"),
-        "exit3": ("sh", "-c", "exit 3"),
-        "runs": ("sleep", "60"),
-        "traps": ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"),
-        "unlaunchable": ("/nonexistent/program",),
-    }
+COMMANDS = {
+    "exit0": ("sh", "-c", "echo hello; exit 0"),
+    "exit3": ("sh", "-c", "exit 3"),
+    "runs": ("sleep", "60"),
+    "traps": ("sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done"),
+    "unlaunchable": ("/nonexistent/program",),
+}
+
+
+def _local(tmp: Path, request: pytest.FixtureRequest) -> Driver:
     return Driver(
         make=lambda on_event: LocalEngine(
             NODES, on_event, state_dir=tmp / "engine", logs_dir=tmp / "logs", grace_s=GRACE_S
         ),
         workdir=tmp / "work",
-        command_for=lambda how: commands[how],
+        command_for=lambda how: COMMANDS[how],
     )
 
 
-def _fake(tmp: Path) -> Driver:
+def _fake(tmp: Path, request: pytest.FixtureRequest) -> Driver:
     def behave(engine: Engine, run: RunSpec, how: str) -> None:
         assert isinstance(engine, FakeEngine)
         if how == "exit0":
@@ -138,12 +147,30 @@ def _fake(tmp: Path) -> Driver:
     )
 
 
-ENGINES = {"local": _local, "fake": _fake}
+def _slurm(tmp: Path, request: pytest.FixtureRequest) -> Driver:
+    cluster: Cluster = request.getfixturevalue("slurm_cluster")
+    account: RunAs = request.getfixturevalue("slurm_account")
+    shared: Path = request.getfixturevalue("slurm_shared")
+    options = SlurmOptions(
+        partition=PARTITION, slurm_conf=cluster.slurm_conf, poll_s=0.2, grace_s=GRACE_S
+    )
+    return Driver(
+        make=lambda on_event: SlurmEngine(
+            options, on_event, state_dir=tmp / "engine", logs_dir=shared / "logs"
+        ),
+        workdir=shared / "work",
+        command_for=lambda how: COMMANDS[how],
+        node="n2",
+        run_as=account,
+    )
+
+
+ENGINES = {"local": _local, "fake": _fake, "slurm": _slurm}
 
 
 @pytest.fixture(params=list(ENGINES))
 def d(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    driver = ENGINES[request.param](tmp_path)
+    driver = ENGINES[request.param](tmp_path, request)
     driver.open()
     yield driver
     assert driver.engine is not None
@@ -236,7 +263,7 @@ def test_runs_outlive_a_detached_engine_and_are_recovered(d: Driver) -> None:
     first = d.next(RunStarted, running.run_id)
     d.next(RunEnded, ending.run_id)
     d.engine.close()  # the control plane goes away; the run does not
-    again = d.open() if isinstance(d.engine, LocalEngine) else d.engine
+    again = d.engine if isinstance(d.engine, FakeEngine) else d.open()
     found = again.recover()
     assert list(found.running) == [running.run_id]
     assert found.running[running.run_id].started_at == pytest.approx(

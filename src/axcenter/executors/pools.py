@@ -4,10 +4,23 @@ A center declares its pools in a configuration file (``axc up --config center.ya
 
     pools:
       - name: gpu
-        engine: local          # local | fake (slurm next)
+        engine: local          # local | slurm | fake
         gpus: H100:8x2         # logical nodes; leave out for the machine's real GPUs
         cpus_per_node: 64
         memory_mb_per_node: 524288
+      - name: cluster
+        engine: slurm          # nodes, CPUs and memory: from Slurm
+        slurm:
+          partition: axcenter  # the partition the site gives axcenter
+          gpu_type: H100       # axcenter's name of its GPUs (default: Slurm's GRES type)
+          slurm_conf: /etc/slurm/slurm.conf
+          submit: uid          # uid: root's sbatch --uid/--gid; user: sbatch as the account
+          pending_limit_s: 300 # a job Slurm keeps pending longer is requeued in axcenter
+          poll_s: 1
+          output_dir: /shared/axcenter/logs  # jobs' output, on the nodes' shared file system
+          account: ""          # single-user center: the account its jobs run as (never root)
+          accounts:            # project -> the Slurm account (grant) its jobs are charged to
+            hanbit-adas: kisti-hanbit
       - name: sandbox
         engine: fake
         gpus: A100:4
@@ -31,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from axcenter.executors.base import (
     Engine,
@@ -47,21 +60,52 @@ from axcenter.executors.base import (
     StopReason,
 )
 
-__all__ = ["CenterConfig", "ConfigError", "PoolConfig", "Pools", "load_config"]
+__all__ = ["CenterConfig", "ConfigError", "PoolConfig", "Pools", "SlurmConfig", "load_config"]
 
 _NAME = r"[a-z][a-z0-9-]{0,30}"
+
+
+class SlurmConfig(BaseModel):
+    """A pool run by Slurm (``executors/slurm``, docs/engines.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Slurm partition")
+    slurm_conf: str | None = Field(default=None, description="the cluster's slurm.conf")
+    bin_dir: str = Field(default="", description="where sbatch & co. are; empty: the PATH")
+    submit: Literal["uid", "user"] = "uid"
+    gpu_type: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,32}$")
+    pending_limit_s: float = Field(default=300.0, gt=0)
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    output_dir: str | None = Field(default=None, description="jobs' output (shared with nodes)")
+    account: str = Field(default="", description="unix account of jobs with no user's own")
+    accounts: dict[str, str] = Field(
+        default_factory=dict, description="project -> Slurm account (--account, the grant)"
+    )
 
 
 class PoolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=f"^{_NAME}$", description="the pool's name, e.g. gpu")
-    engine: Literal["local", "fake"]
+    engine: Literal["local", "slurm", "fake"]
     gpus: str | None = Field(
         default=None, description="logical nodes TYPE:GPUS[xNODES],...; none: real GPUs"
     )
     cpus_per_node: int | None = Field(default=None, ge=1)
     memory_mb_per_node: int | None = Field(default=None, ge=1)
+    slurm: SlurmConfig | None = None
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> PoolConfig:
+        if self.engine == "slurm":
+            if self.slurm is None:
+                raise ValueError("engine slurm needs slurm: (at least its partition)")
+            if self.gpus or self.cpus_per_node or self.memory_mb_per_node:
+                raise ValueError("a slurm pool's nodes come from Slurm: leave out gpus and sizes")
+        elif self.slurm is not None:
+            raise ValueError(f"slurm: is for engine slurm, not {self.engine}")
+        return self
 
 
 class CenterConfig(BaseModel):

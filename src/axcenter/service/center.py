@@ -22,6 +22,7 @@ from axcenter.executors.fake import FakeEngine
 from axcenter.executors.gpus import local_inventory
 from axcenter.executors.local import Confinement, LocalEngine
 from axcenter.executors.pools import PoolConfig, Pools, load_config
+from axcenter.executors.slurm import slurm_engine
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.obligations import Reminders
@@ -137,6 +138,14 @@ class Center:
         )
 
     def _engine(self, pool: PoolConfig, on_event: EventCallback) -> Engine:
+        if pool.slurm is not None:  # its records on disk: Slurm's jobs outlive this machine
+            return slurm_engine(
+                pool.slurm,
+                on_event,
+                state_dir=self.settings.data_dir / f"slurm-{pool.name}",
+                logs_dir=self.settings.logs_dir,
+                grace_s=self.settings.kill_grace_s,
+            )
         cpus = pool.cpus_per_node or self.settings.node_cpus
         memory = pool.memory_mb_per_node or self.settings.node_memory_mb
         prefix = "local" if len(self.pools) == 1 else pool.name

@@ -1,0 +1,350 @@
+"""axcenter on Slurm against Slurm alone, on the same cluster, in one run (issue 18).
+
+Starts the project's Slurm cluster (scripts/slurm: 4 slurmd x 8 fake GPUs, slurmdbd;
+Slurm's default SchedulerParameters unless ``--sched-params``), a unix account for the
+jobs (uid 62000-62999, removed at the end: jobs never run as root) and one ``axc up
+--demo`` whose only pool is the cluster's partition (``engine: slurm``). Each workload
+runs through axcenter (HTTP, keep-alive, one client) and through Slurm alone (``sbatch``
+as root with ``--uid``, one process per job, as a site's users submit), alternating:
+
+  submit_to_start  one 1-GPU job on an idle cluster, from just before the submission to
+                   the job's own first timestamp (``date +%s.%N``); median of samples
+                   separated by 1 s + uniform(0, 1) s
+  submissions      N sequential submissions of ``true`` (1 GPU, output discarded): jobs/s
+  drain            N one-second jobs on 32 GPUs submitted in one loop: ideal (N x 1 s / 32)
+                   over the time from the first submission to the last job's end
+
+Rows (JSON, one a line): {"bench", "axcenter", "slurm", "ratio", "unit"}; ratio > 1 means
+axcenter is better (slurm / axcenter for times, axcenter / slurm for rates). Then a few
+rows that say where axcenter's time goes (``breakdown``). Needs root.
+
+    .venv/bin/python benchmarks/engines.py [--drain-jobs 2000] [--submissions 200]
+                                           [--samples 10] [--sched-params batch_sched_delay=0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import grp
+import http.client
+import itertools
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts" / "slurm"
+AXC = str(Path(sys.executable).with_name("axc"))
+PROJECT = "hanbit-adas"
+PARTITION = "axc"
+GPUS = 32
+
+
+@dataclass
+class Slurm:
+    env: dict[str, str]
+    uid: int
+    gid: int
+
+    def run(self, *argv: str) -> str:
+        return subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+
+    def sbatch(self, script: str, *extra: str) -> float:
+        """Submit ``script``; returns how long sbatch took."""
+        t = time.perf_counter()
+        self.run(
+            "sbatch", "--parsable", "-p", PARTITION, "--gres=gpu:1", "-o", "/dev/null",
+            f"--uid={self.uid}", f"--gid={self.gid}", *extra, "--wrap", script,
+        )  # fmt: skip
+        return time.perf_counter() - t
+
+    def idle(self, timeout: float = 1800) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.run("squeue", "-h", "-o", "%i").strip():
+                return
+            time.sleep(0.1)
+        raise TimeoutError("Slurm's queue did not empty")
+
+
+@dataclass
+class Axc:
+    port: int
+    token: str
+    workdir: str
+    conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        try:
+            self.conn.request("POST", "/api/v1/jobs", json.dumps(body), headers)
+        except OSError:  # the server closed an idle keep-alive connection: not sent
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn.request("POST", "/api/v1/jobs", json.dumps(body), headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status >= 300:
+            raise RuntimeError(f"submit: {resp.status} {data!r}")
+        answer: dict[str, Any] = json.loads(data)
+        return answer
+
+    def submit(self, script: str, **fields: Any) -> dict[str, Any]:
+        return self.post(
+            {
+                "project": PROJECT,
+                "command": ["sh", "-c", script],
+                "gpus_per_node": 1,
+                "workdir": self.workdir,
+                "output": "discard",
+                **fields,
+            }
+        )
+
+    def get(self, path: str) -> Any:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", f"/api/v1{path}", headers={"Authorization": f"Bearer {self.token}"})
+        return json.loads(conn.getresponse().read())
+
+    def idle(self, timeout: float = 1800) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            summary = self.get("/cluster")["summary"]
+            if summary["pending_jobs"] == 0 and summary["running_jobs"] == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("axcenter's queue did not empty")
+
+
+def row(bench: str, axc: float, slurm: float, unit: str, higher_is_better: bool) -> None:
+    ratio = axc / slurm if higher_is_better else slurm / axc
+    print(json.dumps({"bench": bench, "axcenter": round(axc, 4), "slurm": round(slurm, 4),
+                      "ratio": round(ratio, 3), "unit": unit}), flush=True)  # fmt: skip
+
+
+def wait_file(path: Path, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            text = path.read_text()
+            if text.endswith("\n"):
+                return text
+        time.sleep(0.01)
+    raise TimeoutError(f"{path} was not written")
+
+
+def submit_to_start(axc: Axc, slurm: Slurm, work: Path, samples: int) -> tuple[float, float]:
+    out: dict[str, list[float]] = {"axcenter": [], "slurm": []}
+    for i in range(samples):
+        for who in ("axcenter", "slurm"):
+            stamp = work / f"start-{who}-{i}"
+            script = f"date +%s.%N > {stamp}"
+            t0 = time.time()
+            if who == "axcenter":
+                axc.submit(script)
+            else:
+                slurm.sbatch(script)
+            out[who].append(float(wait_file(stamp)) - t0)
+            time.sleep(1 + random.random())
+    axc.idle()
+    slurm.idle()
+    return statistics.median(out["axcenter"]), statistics.median(out["slurm"])
+
+
+def submissions(axc: Axc, slurm: Slurm, n: int) -> tuple[float, float, float]:
+    t = time.perf_counter()
+    for _ in range(n):
+        axc.submit("true")
+    a = n / (time.perf_counter() - t)
+    axc.idle()
+    slurm.idle()  # what axcenter handed to Slurm, too
+    sbatch_s: list[float] = []
+    t = time.perf_counter()
+    for _ in range(n):
+        sbatch_s.append(slurm.sbatch("true"))
+    s = n / (time.perf_counter() - t)
+    slurm.idle()
+    return a, s, statistics.median(sbatch_s)
+
+
+def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, float]]:
+    """Efficiency, and the median idle gap of a GPU between one job's end and the next
+    job's start on it (the GPU as Slurm names it: node and device index)."""
+    ideal = n * 1.0 / GPUS
+    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}}
+    for who in ("axcenter", "slurm"):
+        stamps = work / f"drain-{who}"
+        stamps.touch()
+        os.chown(stamps, slurm.uid, slurm.gid)
+        script = (
+            "s=$(date +%s.%N); sleep 1; "
+            f'echo "$SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES $s $(date +%s.%N)" >> {stamps}'
+        )
+        t0 = time.time()
+        for _ in range(n):
+            if who == "axcenter":
+                axc.submit(script, time_limit_s=600)
+            else:
+                slurm.sbatch(script, "-t", "10")
+        deadline = time.monotonic() + max(600, 4 * ideal)
+        while len(lines := stamps.read_text().splitlines()) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{who}: {len(lines)} of {n} jobs ended")
+            time.sleep(0.1)
+        (axc if who == "axcenter" else slurm).idle()
+        slurm.idle()  # axcenter's last jobs leave Slurm too
+        slots: dict[str, list[tuple[float, float]]] = {}
+        for line in lines:
+            slot, start, end = line.split()
+            slots.setdefault(slot, []).append((float(start), float(end)))
+        gaps = [b[0] - a[1] for runs in slots.values() for a, b in itertools.pairwise(sorted(runs))]
+        last = max(end for runs in slots.values() for _, end in runs)
+        result["efficiency"][who] = ideal / (last - t0)
+        result["gap"][who] = statistics.median(gaps) if gaps else 0.0
+    return {k: (v["axcenter"], v["slurm"]) for k, v in result.items()}
+
+
+@contextlib.contextmanager
+def account() -> Iterator[tuple[str, int, int]]:
+    used = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
+    uid = next(i for i in range(62000, 63000) if i not in used)
+    name = f"axcb{uid}"
+    subprocess.run(["groupadd", "-g", str(uid), name], check=True)
+    subprocess.run(["useradd", "-u", str(uid), "-g", str(uid), "-M", name], check=True)
+    try:
+        yield name, uid, uid
+    finally:
+        subprocess.run(["userdel", name], check=False)
+        subprocess.run(["groupdel", name], check=False)
+
+
+@contextlib.contextmanager
+def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
+    env = {
+        **os.environ,
+        "AXC_SLURM_DIR": args.slurm_dir,
+        "AXC_SLURM_SCHED_PARAMS": args.sched_params,
+    }
+    # ports apart from the tests' cluster (scripts/slurm/env.sh)
+    env |= {"AXC_SLURM_CTLD_PORT": "18817", "AXC_SLURM_DBD_PORT": "18819"}
+    env |= {"AXC_SLURM_DB_PORT": "18306", "AXC_SLURM_SLURMD_PORT_BASE": "18900"}
+    env["SLURM_CONF"] = f"{args.slurm_dir}/etc/slurm.conf"
+    subprocess.run([str(SCRIPTS / "stop.sh")], env=env, check=False, capture_output=True)
+    for script in ("install.sh", "start.sh"):
+        subprocess.run([str(SCRIPTS / script)], env=env, check=True, capture_output=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([str(SCRIPTS / "stop.sh")], env=env, check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def center(env: dict[str, str], user: str, base: Path) -> Iterator[Axc]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = base / "center.yaml"
+    config.write_text(
+        "pools:\n  - name: hpc\n    engine: slurm\n    slurm:\n"
+        f"      partition: {PARTITION}\n      slurm_conf: {env['SLURM_CONF']}\n"
+        f"      gpu_type: H100\n      account: {user}\n      poll_s: 0.25\n"
+        f"      output_dir: {base / 'logs'}\n"
+    )
+    axc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
+    axc_env["AXC_STOP_JOBS_ON_SHUTDOWN"] = "true"
+    log = base / "axc-up.log"
+    proc = subprocess.Popen(
+        [AXC, "up", "--demo", "--data-dir", str(base / "data"), "--port", str(port),
+         "--config", str(config), "--log-level", "warning"],
+        env=axc_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        token = None
+        while time.monotonic() < deadline and token is None:
+            found = re.search(r"AXC_TOKEN=(axc_\S+)", log.read_text())
+            token = found.group(1) if found else None
+            time.sleep(0.1)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                health = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                health.request("GET", "/healthz")
+                if health.getresponse().status == 200:
+                    break
+            time.sleep(0.1)
+        if token is None:
+            raise RuntimeError(f"axc up did not start:\n{log.read_text()}")
+        yield Axc(port, token, str(base / "work"))
+    except BaseException:
+        print(log.read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--drain-jobs", type=int, default=2000)
+    parser.add_argument("--submissions", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--sched-params", default="", help="Slurm SchedulerParameters")
+    parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
+    base = Path(tempfile.mkdtemp(prefix="axc-engines-", dir="/tmp"))
+    base.chmod(0o711)
+    (base / "logs").mkdir(mode=0o711)
+    try:
+        with account() as (user, uid, gid), cluster(args) as env:
+            work = base / "work"
+            work.mkdir()
+            os.chown(work, uid, gid)
+            slurm = Slurm({**env, "SLURM_TIME_FORMAT": "%s"}, uid, gid)
+            slurm.run("env")  # the client finds the cluster
+            with center(env, user, base) as axc:
+                a, s_start = submit_to_start(axc, slurm, work, args.samples)
+                row("submit_to_start_median", a, s_start, "s", higher_is_better=False)
+                a, s, sbatch_s = submissions(axc, slurm, args.submissions)
+                row("sequential_submissions", a, s, "jobs/s", higher_is_better=True)
+                found = drain(axc, slurm, work, args.drain_jobs)
+                name = f"drain_{args.drain_jobs}x1s_on_{GPUS}_gpus"
+                row(name, *found["efficiency"], "efficiency", higher_is_better=True)
+                row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
+                # where axcenter's gap goes: its own part (seeing the end: squeue, sacct;
+                # the loop; sbatch), then Slurm's start path (its submit-to-start alone)
+                gap, start_path = found["gap"][0], s_start
+                print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
+                print(
+                    json.dumps({"breakdown": "slurm_start_path_s", "value": round(start_path, 3)})
+                )
+                own = gap - start_path
+                print(json.dumps({"breakdown": "axcenter_end_to_sbatch_s", "value": round(own, 3)}))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Slurm's command line, in one place: every call the Slurm engine makes and every parse
+of an answer. Written against Slurm 22.05 (Debian 12); what differs in later versions is
+noted where it is used, so that supporting one is a change to this module alone.
+
+Every call runs with ``SLURM_TIME_FORMAT=%s`` (times as epoch seconds, whatever the
+site's locale or time zone) and the cluster's ``SLURM_CONF``. A call that fails or times
+out answers ``None`` (or raises ``SlurmError`` where the caller must tell the cause): the
+engine takes that for *unknown*, never for *ended*.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AcctRecord",
+    "NodeRow",
+    "QueueRow",
+    "SlurmCli",
+    "SlurmError",
+    "expand_hostlist",
+    "parse_exit_code",
+]
+
+log = logging.getLogger(__name__)
+
+#: seconds before a Slurm command is given up (slurmctld answers in milliseconds; its
+#: clients retry for MessageTimeout when it is away)
+CALL_TIMEOUT_S = 30.0
+#: what sbatch says when the controller is away or busy: the same submission may be
+#: tried again (after checking that the first did not get through)
+TRANSIENT = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Zero Bytes were transmitted",
+    "temporarily unable to accept job",
+    "Slurm backup controller in standby mode",
+    "Communication connection failure",
+    "Connection refused",
+)
+#: Slurm job states in which a job is over (sacct); any other is still going
+TERMINAL = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+    }
+)
+#: node states (``sinfo %T``, lower case; a trailing ``*``: not responding) where no new
+#: work may go
+_NODE_UNUSABLE = ("down", "drain", "fail", "maint", "reboot", "unknown", "future", "inval")
+
+
+class SlurmError(Exception):
+    """A Slurm command refused or failed; ``transient`` when trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    """One job slurmctld holds (``squeue``)."""
+
+    job_id: str
+    name: str
+    state: str  # PENDING, RUNNING, COMPLETING, ...
+    submit_time: int
+    start_time: int | None  # for a pending job, Slurm's expected start: ignored
+    batch_host: str
+    nodes: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcctRecord:
+    """One job's accounting record (``sacct -X``)."""
+
+    job_id: str
+    name: str
+    state: str  # the first word: "CANCELLED by 0" -> CANCELLED
+    exit_code: int | None  # negative: killed by that signal
+    submit_time: int
+    start_time: int | None
+    end_time: int | None
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    name: str
+    cpus: int
+    memory_mb: int
+    gpus: int
+    gpu_type: str  # the GRES type ("gpu:h100:8" -> "h100"); "" when untyped
+    state: str
+
+    @property
+    def up(self) -> bool:
+        state = self.state.lower()
+        return not state.endswith("*") and not any(bad in state for bad in _NODE_UNUSABLE)
+
+
+class SlurmCli:
+    """The commands of one cluster: ``bin_dir`` holds them (``""``: on the PATH),
+    ``slurm_conf`` names its configuration (``None``: the client's default)."""
+
+    def __init__(self, *, bin_dir: str = "", slurm_conf: str | None = None) -> None:
+        self._bin = Path(bin_dir) if bin_dir else None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+        env["SLURM_TIME_FORMAT"] = "%s"
+        if slurm_conf:
+            env["SLURM_CONF"] = slurm_conf
+        elif "SLURM_CONF" in os.environ:
+            env["SLURM_CONF"] = os.environ["SLURM_CONF"]
+        self._env = env
+
+    def _cmd(self, name: str) -> str:
+        return str(self._bin / name) if self._bin else name
+
+    def run(
+        self, argv: Sequence[str], *, stdin: str | None = None, prefix: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one Slurm command; raises ``SlurmError`` when it fails."""
+        full = [*prefix, self._cmd(argv[0]), *argv[1:]]
+        try:
+            proc = subprocess.run(
+                full,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env=self._env,
+                timeout=CALL_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SlurmError(
+                f"{argv[0]} did not answer within {CALL_TIMEOUT_S:.0f} s", transient=True
+            ) from None
+        except OSError as e:
+            raise SlurmError(f"cannot run {argv[0]}: {e.strerror}", transient=False) from e
+        if proc.returncode != 0:
+            message = _last_error(proc.stderr) or f"{argv[0]} exited with {proc.returncode}"
+            raise SlurmError(message, transient=any(t in proc.stderr for t in TRANSIENT))
+        return proc
+
+    # -- submit and stop --------------------------------------------------------------
+
+    def sbatch(self, options: Sequence[str], script: str, *, as_user: str | None = None) -> str:
+        """Submit ``script`` (read from standard input) with ``options``; returns the job
+        id. ``as_user``: run sbatch as that account (the site's submit user) instead of
+        root's ``--uid``/``--gid`` in ``options``."""
+        prefix = ("runuser", "-u", as_user, "--") if as_user else ()
+        proc = self.run(["sbatch", "--parsable", *options], stdin=script, prefix=prefix)
+        job_id = proc.stdout.strip().split(";")[0]  # "ID" or "ID;CLUSTER"
+        if not job_id.isdigit():
+            raise SlurmError(f"sbatch answered {proc.stdout.strip()!r}", transient=False)
+        return job_id
+
+    def scancel(self, job_id: str, *, signal: str | None = None) -> None:
+        """Cancel the job, or with ``signal`` send it to the batch shell and every step
+        (``--full``) without ending the job."""
+        argv = ["scancel", "--quiet"]
+        if signal is not None:
+            argv += [f"--signal={signal}", "--full"]
+        self.run([*argv, job_id])
+
+    # -- what slurmctld and slurmdbd know ----------------------------------------------
+
+    def queue(self, partition: str) -> dict[str, QueueRow] | None:
+        """The jobs of ``partition`` slurmctld holds (pending, running, completing), by
+        id; ``None`` when squeue did not answer."""
+        fmt = "%i|%j|%T|%V|%S|%B|%N|%r"
+        try:
+            proc = self.run(["squeue", "--noheader", f"--partition={partition}", f"--format={fmt}"])
+        except SlurmError as e:
+            log.warning("squeue: %s", e)
+            return None
+        rows: dict[str, QueueRow] = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) != 8:
+                continue
+            job_id, name, state, submit, start, batch, nodes, reason = parts
+            rows[job_id] = QueueRow(
+                job_id=job_id,
+                name=name,
+                state=state,
+                submit_time=_epoch(submit) or 0,
+                start_time=_epoch(start),
+                batch_host="" if batch in ("", "(null)") else batch,
+                nodes=expand_hostlist(nodes) if nodes and nodes != "(null)" else (),
+                reason=reason,
+            )
+        return rows
+
+    def accounting(
+        self, job_ids: Iterable[str], since: int, *, name: str = ""
+    ) -> list[AcctRecord] | None:
+        """sacct's allocation records of these jobs (or of the jobs called ``name``)
+        submitted since ``since``, all of them (``--duplicates``: a wrapped job id has
+        several; the caller matches by name and submit time); ``None`` when sacct did
+        not answer."""
+        ids = sorted(set(job_ids), key=int)
+        if not ids and not name:
+            return []
+        fields = "JobIDRaw,JobName%200,State,ExitCode,Submit,Start,End,NodeList%2000"
+        argv = ["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates"]
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))  # no epoch here
+        argv += [f"--starttime={start}", "--endtime=now", f"--format={fields}"]
+        argv += [f"--jobs={','.join(ids)}"] if ids else [f"--name={name}"]
+        try:
+            proc = self.run(argv)
+        except SlurmError as e:
+            log.warning("sacct: %s", e)
+            return None
+        out: list[AcctRecord] = []
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) != 8:
+                continue
+            job_id, name, state, exit_code, submit, start, end, nodes = parts
+            out.append(
+                AcctRecord(
+                    job_id=job_id,
+                    name=name,
+                    state=state.split()[0] if state else "",
+                    exit_code=parse_exit_code(exit_code),
+                    submit_time=_epoch(submit) or 0,
+                    start_time=_epoch(start),
+                    end_time=_epoch(end),
+                    nodes=expand_hostlist(nodes) if nodes and nodes != "None assigned" else (),
+                )
+            )
+        return out
+
+    def devices(self) -> dict[str, dict[str, tuple[int, ...]]] | None:
+        """The GPU indices each running job holds on each of its nodes, as Slurm numbers
+        them on the node (``scontrol -d show job``: ``Nodes=n[1-2] ... GRES=gpu:2(IDX:0-1)``)."""
+        try:
+            proc = self.run(["scontrol", "--details", "--oneliner", "show", "job"])
+        except SlurmError as e:
+            log.warning("scontrol show job: %s", e)
+            return None
+        return parse_job_devices(proc.stdout)
+
+    def nodes(self, partition: str) -> list[NodeRow] | None:
+        """The nodes of ``partition``; ``None`` when sinfo did not answer."""
+        try:
+            proc = self.run(
+                [
+                    "sinfo",
+                    "--noheader",
+                    "--Node",
+                    f"--partition={partition}",
+                    "--format=%N|%c|%m|%G|%T",
+                ]
+            )
+        except SlurmError as e:
+            log.warning("sinfo: %s", e)
+            return None
+        rows: dict[str, NodeRow] = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) != 5:
+                continue
+            name, cpus, memory, gres, state = parts
+            count, kind = _gpus_of(gres)
+            rows[name] = NodeRow(name, int(cpus), int(memory), count, kind, state)
+        return list(rows.values())
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+_GRES_DETAIL = re.compile(r"\bNodes=(\S+) CPU_IDs=\S* Mem=\S* GRES=(\S*)")
+_IDX = re.compile(r"gpu(?::[^:(]+)?:\d+\(IDX:([^)]*)\)")
+
+
+def parse_job_devices(text: str) -> dict[str, dict[str, tuple[int, ...]]]:
+    """``scontrol -d -o show job`` -> {job id: {node: (gpu index, ...)}}."""
+    out: dict[str, dict[str, tuple[int, ...]]] = {}
+    for line in text.splitlines():
+        m = re.match(r"JobId=(\d+) ", line)
+        if m is None:
+            continue
+        nodes: dict[str, tuple[int, ...]] = {}
+        for hosts, gres in _GRES_DETAIL.findall(line):
+            indices = tuple(i for idx in _IDX.findall(gres) for i in _expand_ints(idx))
+            for host in expand_hostlist(hosts):
+                nodes[host] = indices
+        out[m.group(1)] = nodes
+    return out
+
+
+def parse_exit_code(text: str) -> int | None:
+    """sacct's ``RC:SIGNAL`` -> the exit code, or minus the signal that killed it."""
+    rc, _, sig = text.partition(":")
+    if not rc.isdigit():
+        return None
+    if sig.isdigit() and int(sig) > 0:
+        return -int(sig)
+    return int(rc)
+
+
+def expand_hostlist(text: str) -> tuple[str, ...]:
+    """Slurm's host list ``n[1-3,5],gpu07`` -> ``(n1, n2, n3, n5, gpu07)`` (one bracket
+    group per name, as Slurm writes them for names with one number)."""
+    names: list[str] = []
+    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,]*", text):
+        m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", part)
+        if m is None:
+            names.append(part)
+            continue
+        head, ranges, tail = m.groups()
+        for item in ranges.split(","):
+            lo, _, hi = item.partition("-")
+            width = len(lo)
+            for i in range(int(lo), int(hi or lo) + 1):
+                names.append(f"{head}{i:0{width}d}{tail}")
+    return tuple(names)
+
+
+def _expand_ints(text: str) -> list[int]:
+    out: list[int] = []
+    for item in text.split(","):
+        lo, _, hi = item.partition("-")
+        if lo.isdigit():
+            out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def _gpus_of(gres: str) -> tuple[int, str]:
+    """``gpu:8``, ``gpu:h100:8(S:0-1)``, ``(null)`` -> (count, type)."""
+    for item in gres.split(","):
+        fields = re.sub(r"\(.*?\)", "", item).split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit():
+            return int(fields[-1]), fields[1] if len(fields) == 3 else ""
+    return 0, ""
+
+
+def _epoch(text: str) -> int | None:
+    return int(text) if text.isdigit() else None  # "Unknown", "None", "N/A"
+
+
+def _last_error(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return re.sub(r"^\w+: (error|fatal): ", "", lines[-1])
+
+
+def environment_ok(env: Mapping[str, str]) -> str | None:
+    """The first variable name a batch script cannot export, if any."""
+    for name in env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            return name
+    return None

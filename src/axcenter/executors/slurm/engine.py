@@ -1,0 +1,784 @@
+"""The Slurm engine: axcenter places, Slurm runs (docs/engines.md, "The Slurm engine").
+
+axcenter has chosen the nodes and the number of GPUs on each; ``submit`` makes that one
+Slurm job (``sbatch --nodelist --gres``), named after the run (``axc-JOB.ATTEMPT``, the
+run id again in the comment), as the job's own unix account, never root. A gang is one
+job whose script starts the command once per node with ``srun``. What really happened
+comes from Slurm alone:
+
+- **One poll, one squeue.** A thread asks ``squeue`` once per poll for the partition's
+  jobs, ``sacct`` for those that left it, ``scontrol -d`` for the GPU indices of those
+  that started, ``sinfo`` for the nodes. A call that fails means *unknown*: a run is
+  ended only from its accounting record, matched by job id, name and submit time
+  (wrapped ids), never because it is not listed.
+- **Times are Slurm's.** Start and end are those Slurm recorded (whole seconds, never
+  before this engine handed the job over).
+- **Stops with grace.** ``scancel --signal=TERM --full``, then ``--signal=KILL`` and a
+  cancel after the grace. The cause is written to the run's record before the signal,
+  so it survives a restart of axcenter and wins over how the job then exits.
+- **Time limits.** Slurm's ``--time`` (whole minutes, rounded up) ends the job when
+  axcenter is away; the engine stops it at the exact second when it is not.
+- **Pending too long.** axcenter chose free nodes; a job Slurm keeps pending longer
+  than ``pending_limit_s`` (another user of the partition, a node Slurm will not use) is
+  cancelled and reported ``LOST`` with Slurm's reason: axcenter requeues it.
+- **Durable records.** One small file per run in ``state_dir`` (written before sbatch,
+  then with the job id, the start and any stop), removed when the end is acknowledged:
+  ``recover()`` after a restart reads them, and adopts jobs named ``axc-*`` in the
+  partition that have none.
+
+Logs: ``LOGS/<job id>.log`` (each later run of a requeued job after a header line),
+created by the engine and owned by the job's account, written by Slurm on the node: at
+a site, ``LOGS`` must be on the file system the nodes share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import logging
+import math
+import os
+import pwd
+import shlex
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from axcenter.executors.base import (
+    EventCallback,
+    LaunchError,
+    NodeInventory,
+    NodesChanged,
+    Outcome,
+    Recovery,
+    RunAs,
+    RunEnded,
+    RunSpec,
+    RunStarted,
+    StopReason,
+    describe_status,
+    outcome_of,
+)
+from axcenter.executors.slurm.cli import (
+    TERMINAL,
+    AcctRecord,
+    NodeRow,
+    QueueRow,
+    SlurmCli,
+    SlurmError,
+    environment_ok,
+)
+from axcenter.model.jobs import JobOutput
+
+if TYPE_CHECKING:
+    from axcenter.executors.pools import SlurmConfig
+
+__all__ = ["SlurmEngine", "SlurmOptions", "outcome_of_record", "slurm_engine"]
+
+log = logging.getLogger(__name__)
+
+NAME_PREFIX = "axc-"
+#: what a job inherits of the service's environment (as for the local engine)
+BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+#: a user's variables that would change what Slurm or axcenter promise the job
+_RESERVED = ("AXC_", "SLURM_", "SBATCH_", "SRUN_")
+_RESERVED_NAMES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+#: a job that left the queue with no accounting record this long is reported lost
+_NO_RECORD_S = 600.0
+#: seconds ``close(stop_runs=True)`` waits beyond the grace for the ends
+_CLOSE_SLACK_S = 30.0
+_CLOSE_JOIN_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmOptions:
+    """How axcenter uses one partition of a Slurm cluster (a pool's ``slurm:``)."""
+
+    partition: str
+    slurm_conf: str | None = None  # the cluster's slurm.conf; None: the client's default
+    bin_dir: str = ""  # where sbatch, squeue, ... are; "": the PATH
+    #: ``uid``: root submits with ``--uid/--gid`` (the job's identity); ``user``: sbatch
+    #: runs as the job's account (sites whose grants are per submit user)
+    submit: Literal["uid", "user"] = "uid"
+    gpu_type: str = ""  # axcenter's name of the partition's GPUs; "": Slurm's GRES type
+    pending_limit_s: float = 300.0
+    poll_s: float = 1.0
+    submit_retry_s: float = 120.0  # how long a submission waits out an absent slurmctld
+    grace_s: float = 10.0  # SIGTERM to SIGKILL at the exact time limit
+    #: the account a job runs as when axcenter names none (a single-user center); never
+    #: root, and never in place of the job's own user when there is one
+    account: str = ""
+    #: axcenter project -> the site's Slurm account its jobs are charged to (``--account``:
+    #: an HPC grant); a project missing from a non-empty map is refused
+    accounts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Run:
+    """One run's record: in memory, and as ``STATE/<run id>.json``."""
+
+    run_id: str
+    job_id: str  # axcenter's job
+    time_limit_s: int
+    submitted_at: float  # our clock just before sbatch
+    batch_host: str
+    slurm_id: str = ""  # "" until sbatch answered
+    submit_time: int = 0  # Slurm's, once seen in squeue
+    started_at: float | None = None
+    devices: str = ""
+    stop: str = ""  # the first stop's cause ("cancel", "preempt", "shutdown", "time_limit")
+    kill_at: float = 0.0  # when SIGKILL follows the stop's SIGTERM
+    reason: str = ""  # why the engine stopped it, for the message (pending too long)
+    # in memory only
+    pending_reason: str = ""  # Slurm's last reason for keeping it pending
+    handed_at: float = 0.0  # when sbatch answered (0: before this engine started)
+    term_sent: bool = False
+    kill_sent: bool = False
+    gone_since: float = 0.0
+    ended: RunEnded | None = None
+
+
+_DURABLE = (
+    "run_id", "job_id", "time_limit_s", "submitted_at", "batch_host", "slurm_id",
+    "submit_time", "started_at", "devices", "stop", "kill_at", "reason",
+)  # fmt: skip
+
+
+class SlurmEngine:
+    """Runs axcenter's jobs as Slurm jobs in one partition (see the module docstring)."""
+
+    def __init__(
+        self,
+        options: SlurmOptions,
+        on_event: EventCallback,
+        *,
+        state_dir: Path,
+        logs_dir: Path,
+        cli: SlurmCli | None = None,
+    ) -> None:
+        self._opt = options
+        self._on_event = on_event
+        self._cli = cli or SlurmCli(bin_dir=options.bin_dir, slurm_conf=options.slurm_conf)
+        self._state = Path(state_dir)
+        self._state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._logs = Path(logs_dir)
+        self._logs.mkdir(parents=True, exist_ok=True)
+        self._base_env = {k: os.environ[k] for k in BASE_ENVIRONMENT if k in os.environ}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._runs: dict[str, _Run] = {}
+        self._wake = threading.Event()
+        self._closing = False
+        self._stopped = threading.Event()
+        self._polling = threading.Lock()  # one poll at a time: the thread's or recover()'s
+        rows = None
+        for _ in range(10):
+            rows = self._cli.nodes(options.partition)
+            if rows:
+                break
+            time.sleep(1)
+        if not rows:
+            raise ValueError(
+                f"Slurm partition {options.partition!r}: no nodes (is slurmctld reachable,"
+                " and is the partition's name right?)"
+            )
+        self._nodes = [self._node(row) for row in rows]
+        self._account = _account(options.account) if options.account else None
+        self._load()
+        self._thread = threading.Thread(target=self._poll_loop, name="axc-slurm", daemon=True)
+        self._thread.start()
+
+    # -- the contract ----------------------------------------------------------------
+
+    def inventory(self) -> list[NodeInventory]:
+        with self._lock:
+            return list(self._nodes)
+
+    def submit(self, run: RunSpec) -> str:
+        if run.run_as is None and self._opt.account:
+            run = replace(run, run_as=self._account)
+        options, script = self._batch(run)
+        with self._lock:
+            if self._closing:
+                raise LaunchError("the Slurm engine is closed")
+            known = self._runs.get(run.run_id)
+            if known is not None:
+                if known.slurm_id:
+                    return known.slurm_id  # idempotent
+                raise LaunchError(f"run {run.run_id} is being submitted")
+            record = _Run(
+                run_id=run.run_id,
+                job_id=run.job_id,
+                time_limit_s=run.time_limit_s,
+                submitted_at=time.time(),
+                batch_host=run.node_devices[0][0],
+            )
+            self._runs[run.run_id] = record
+        self._save(record)
+        try:
+            if run.output is not JobOutput.DISCARD:
+                self._open_log(run)
+            slurm_id = self._sbatch(run, options, script, record.submitted_at)
+        except LaunchError:
+            with self._lock:
+                self._runs.pop(run.run_id, None)
+            self._forget(run.run_id)
+            raise
+        with self._lock:
+            record.slurm_id, record.handed_at = slurm_id, time.time()
+        self._save(record)
+        self._wake.set()
+        return slurm_id
+
+    def stop(self, run_id: str, reason: StopReason, grace_s: float) -> None:
+        self._stop(run_id, reason.value, grace_s)
+
+    def recover(self) -> Recovery:
+        queue = self._cli.queue(self._opt.partition)
+        if queue is not None:
+            self._adopt({r.name: r for r in queue.values() if r.name.startswith(NAME_PREFIX)})
+        self._poll()
+        with self._lock:
+            runs = list(self._runs.values())
+        running = {
+            r.run_id: RunStarted(r.run_id, r.slurm_id, r.started_at, r.devices)
+            for r in runs
+            if r.ended is None and r.started_at is not None
+        }
+        queued = frozenset(r.run_id for r in runs if r.ended is None and r.started_at is None)
+        ended = [r.ended for r in runs if r.ended is not None]
+        return Recovery(running=running, ended=ended, queued=queued)
+
+    def acknowledge(self, run_ids: Sequence[str]) -> None:
+        for run_id in run_ids:
+            with self._lock:
+                run = self._runs.get(run_id)
+                if run is None or run.ended is None:
+                    continue
+                del self._runs[run_id]
+            self._forget(run_id)
+
+    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+        path = self._logs / f"{job_id}.log"
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                return f.read(limit)
+        except FileNotFoundError:
+            return None
+
+    def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
+        grace = self._opt.grace_s if grace_s is None else grace_s
+        with self._lock:
+            self._closing = True
+            live = [r.run_id for r in self._runs.values() if r.ended is None]
+        if stop_runs:
+            for run_id in live:
+                self._stop(run_id, StopReason.SHUTDOWN.value, grace)
+            deadline = time.monotonic() + grace + _CLOSE_SLACK_S
+            with self._lock:
+                while any(r.ended is None for r in self._runs.values()):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("Slurm runs not ended at close: %s", sorted(self._runs))
+                        break
+                    self._changed.wait(min(left, 0.5))
+        self._stopped.set()
+        self._wake.set()
+        self._thread.join(timeout=_CLOSE_JOIN_S)
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def _batch(self, run: RunSpec) -> tuple[list[str], str]:
+        """sbatch's options and the batch script of ``run``."""
+        if not run.command:
+            raise LaunchError(f"job {run.job_id}: empty command")
+        if not os.path.isabs(run.workdir):
+            raise LaunchError(f"working directory {run.workdir!r} is not an absolute path")
+        program = run.command[0]
+        if os.path.isabs(program) and not os.access(program, os.X_OK):
+            # a shared file system is assumed: what the service host cannot run, no node can
+            raise LaunchError(f"command not found: {program}")
+        if run.run_as is None and os.geteuid() == 0:
+            raise LaunchError(f"job {run.job_id}: no account to run it as (never as root)")
+        if run.run_as is not None and run.run_as.uid == 0:
+            raise LaunchError(f"job {run.job_id}: jobs never run as root")
+        nodes = [name for name, _ in run.node_devices]
+        known = {n.name for n in self.inventory()}
+        if unknown := [n for n in nodes if n not in known]:
+            raise LaunchError(f"job {run.job_id}: unknown node {unknown[0]!r}")
+        counts = {len(devices) for _, devices in run.node_devices}
+        if len(counts) != 1:
+            raise LaunchError(
+                f"job {run.job_id}: Slurm gives each node of a job the same number of GPUs"
+                f" (asked: {[len(d) for _, d in run.node_devices]})"
+            )
+        gpus = counts.pop()
+        env = {k: v for k, v in run.env.items() if not _reserved(k)}
+        if bad := environment_ok(env):
+            raise LaunchError(f"environment variable name {bad!r} is not valid")
+        log_path = (
+            "/dev/null" if run.output is JobOutput.DISCARD else self._logs / f"{run.job_id}.log"
+        )
+        options = [
+            f"--partition={self._opt.partition}",
+            f"--job-name={NAME_PREFIX}{run.run_id}",
+            f"--comment=axc run={run.run_id} user={run.user} project={run.project}",
+            f"--nodes={len(nodes)}",
+            f"--nodelist={','.join(nodes)}",
+            "--ntasks-per-node=1",
+            f"--cpus-per-task={max(run.cpus, 1)}",
+            f"--chdir={_existing(run.workdir)}",  # the script makes the rest
+            # --output/--error files: slurmstepd opens them as the job's user
+            f"--output={_in_workdir(run, run.output_file) or log_path}",
+            f"--error={_in_workdir(run, run.error_file or run.output_file) or log_path}",
+            "--open-mode=append",
+            "--no-requeue",  # axcenter requeues, as a new run
+            "--export=NONE",  # the job's environment is the script's, not the service's
+        ]
+        if gpus:
+            options.append(f"--gres=gpu:{gpus}")
+        if run.memory_mb > 0:
+            options.append(f"--mem={run.memory_mb}")
+        if run.time_limit_s > 0:
+            options.append(f"--time={math.ceil(run.time_limit_s / 60)}")
+        if self._opt.accounts:
+            grant = self._opt.accounts.get(run.project)
+            if grant is None:
+                raise LaunchError(
+                    f"project {run.project or '(none)'} has no Slurm account in this pool"
+                )
+            options.append(f"--account={grant}")
+        if run.run_as is not None and self._opt.submit == "uid":
+            options += [f"--uid={run.run_as.uid}", f"--gid={run.run_as.gid}"]
+        exports = {**self._base_env, **env}
+        if run.run_as is not None:
+            exports.update(USER=run.run_as.user, LOGNAME=run.run_as.user)
+            if run.run_as.home:
+                exports["HOME"] = run.run_as.home
+        gpu_names = [f"{node}:{dev}" for node, devices in run.node_devices for dev in devices]
+        exports.update(
+            AXC_JOB_ID=run.job_id,
+            AXC_RUN_ID=run.run_id,
+            AXC_GPUS=",".join(gpu_names),
+            AXC_NODELIST=",".join(nodes),
+            AXC_NUM_NODES=str(len(nodes)),
+            CUDA_DEVICE_ORDER="PCI_BUS_ID",
+        )
+        exports.update(run.extra_env)
+        lines = ["#!/bin/sh", f"# axcenter run {run.run_id}"]
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
+        if not gpus:  # Slurm sets them for a job with GPUs; none means none
+            lines.append("export CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=")
+        workdir = shlex.quote(run.workdir)
+        lines.append(
+            f"mkdir -p -- {workdir} && cd -- {workdir} ||"
+            f" {{ echo 'axcenter: cannot enter the working directory {run.workdir}' >&2; exit 1; }}"
+        )
+        command = shlex.join(run.command)
+        if len(nodes) > 1:
+            # srun hands the steps this environment; Slurm sets each node's devices
+            lines.append("export SLURM_EXPORT_ENV=ALL")
+            lines.append(f"exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 -- {command}")
+        else:
+            lines.append(f"exec {command}")
+        return options, "\n".join(lines) + "\n"
+
+    def _open_log(self, run: RunSpec) -> None:
+        """Create the job's log owned by its account (Slurm appends to it as that
+        account); a later run of the job appends after a header line."""
+        path = self._logs / f"{run.job_id}.log"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as e:
+            raise LaunchError(f"cannot open the job's log {path}: {e.strerror}") from e
+        try:
+            if run.run_as is not None and os.geteuid() == 0:
+                os.fchown(fd, run.run_as.uid, run.run_as.gid)
+            if run.attempt > 1:
+                os.write(
+                    fd, f"\n--- axcenter: run {run.attempt} of job {run.job_id} ---\n".encode()
+                )
+        finally:
+            os.close(fd)
+
+    def _sbatch(self, run: RunSpec, options: list[str], script: str, since: float) -> str:
+        """sbatch, waiting out an absent slurmctld for ``submit_retry_s``; before each
+        retry, a job of this run that did get through is found by its name."""
+        as_user = run.run_as.user if run.run_as is not None and self._opt.submit == "user" else None
+        deadline = time.monotonic() + self._opt.submit_retry_s
+        delay = 0.5
+        while True:
+            try:
+                return self._cli.sbatch(options, script, as_user=as_user)
+            except SlurmError as e:
+                if not e.transient or time.monotonic() > deadline:
+                    raise LaunchError(f"Slurm refused job {run.job_id}: {e}") from None
+                log.warning("sbatch for run %s: %s; trying again", run.run_id, e)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            queue = self._cli.queue(self._opt.partition)
+            if queue is not None:
+                for row in queue.values():
+                    if row.name == NAME_PREFIX + run.run_id and row.submit_time >= int(since) - 1:
+                        return row.job_id
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _stop(self, run_id: str, cause: str, grace_s: float, reason: str = "") -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.ended is not None:
+                return
+            kill_at = time.time() + max(grace_s, 0.0)
+            if run.stop:
+                run.kill_at = min(run.kill_at, kill_at)  # a later stop may only shorten it
+            else:
+                run.stop, run.kill_at, run.reason = cause, kill_at, reason
+        self._save(run)
+        self._wake.set()
+
+    def _signal(self, run: _Run, now: float) -> None:
+        """Deliver what a stopped run is owed (called by the poller; retried until
+        slurmctld takes it)."""
+        if not run.slurm_id:
+            return
+        try:
+            if not run.term_sent:
+                if run.started_at is None:
+                    self._cli.scancel(run.slurm_id)  # pending: it never starts
+                    run.kill_sent = True
+                else:
+                    self._cli.scancel(run.slurm_id, signal="TERM")
+                run.term_sent = True
+            if not run.kill_sent and now >= run.kill_at:
+                self._cli.scancel(run.slurm_id, signal="KILL")
+                self._cli.scancel(run.slurm_id)
+                run.kill_sent = True
+        except SlurmError as e:
+            log.warning("scancel %s (run %s): %s", run.slurm_id, run.run_id, e)
+
+    # -- watching ------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self._opt.poll_s)
+            self._wake.clear()
+            if self._stopped.is_set():
+                break
+            try:
+                self._poll()
+            except Exception:
+                log.exception("Slurm poll failed")
+
+    def _poll(self) -> None:
+        with self._polling:
+            self._poll_once()
+
+    def _poll_once(self) -> None:
+        began = time.time()
+        self._poll_nodes()
+        with self._lock:
+            live = [r for r in self._runs.values() if r.ended is None]
+        queue = self._cli.queue(self._opt.partition)
+        if queue is None:
+            for run in live:  # stops are still tried: slurmctld may answer scancel
+                if run.stop:
+                    self._signal(run, began)
+            return
+        started: list[tuple[_Run, QueueRow]] = []
+        gone: list[_Run] = []
+        for run in live:
+            row = queue.get(run.slurm_id) if run.slurm_id else None
+            if row is None:
+                if run.slurm_id and run.handed_at < began:  # squeue began after sbatch
+                    gone.append(run)
+                continue
+            run.gone_since = 0.0
+            run.submit_time = run.submit_time or row.submit_time
+            if row.state == "PENDING":
+                if row.reason not in ("", "None"):
+                    run.pending_reason = row.reason
+                waited = began - run.submitted_at
+                if not run.stop and waited > self._opt.pending_limit_s:
+                    why = run.pending_reason or "not scheduled yet"
+                    self._stop(
+                        run.run_id, "pending", 0.0, f"Slurm kept it pending {waited:.0f} s ({why})"
+                    )
+            elif row.state in ("RUNNING", "COMPLETING", "SUSPENDED") and run.started_at is None:
+                started.append((run, row))
+            if row.state == "COMPLETING":
+                gone.append(run)  # its record tells how it ended
+            limit, start = run.time_limit_s, run.started_at
+            if start is not None and 0 < limit <= began - start and not run.stop:
+                self._stop(run.run_id, "time_limit", self._opt.grace_s)
+        if started:
+            self._report_starts(started)
+        now = time.time()
+        for run in live:
+            if run.stop and run.ended is None:
+                self._signal(run, now)
+        if gone:
+            self._report_ends(gone)
+
+    def _report_starts(self, started: list[tuple[_Run, QueueRow]]) -> None:
+        details = self._cli.devices() or {}
+        for run, row in started:
+            on = details.get(run.slurm_id, {})
+            batch = row.batch_host or run.batch_host
+            run.devices = ",".join(str(i) for i in on.get(batch, ()))
+            run.started_at = max(float(row.start_time or time.time()), run.submitted_at)
+            self._save(run)
+            self._on_event(RunStarted(run.run_id, run.slurm_id, run.started_at, run.devices))
+
+    def _report_ends(self, gone: list[_Run]) -> None:
+        since = int(min(r.submitted_at for r in gone)) - 86_400
+        records = self._cli.accounting([r.slurm_id for r in gone], since)
+        if records is None:
+            return  # sacct did not answer: unknown
+        now = time.time()
+        for run in gone:
+            record = self._match(run, records)
+            if record is None or record.state not in TERMINAL:
+                run.gone_since = run.gone_since or now
+                if now - run.gone_since > _NO_RECORD_S:
+                    self._end(
+                        run,
+                        Outcome.LOST,
+                        None,
+                        None,
+                        now,
+                        f"lost: Slurm job {run.slurm_id} left the queue with no record",
+                    )
+                continue
+            self._end_from(run, record, now)
+
+    def _match(self, run: _Run, records: list[AcctRecord]) -> AcctRecord | None:
+        """The record of this run: its job id, its name, and its submit time (Slurm's,
+        once seen; else not long before this engine submitted it)."""
+        for record in records:
+            if record.job_id != run.slurm_id:
+                continue
+            # slurmdbd names an allocation "allocation" until the job's own record
+            # reaches it (seconds under load): then the submit time alone decides
+            if record.name not in (NAME_PREFIX + run.run_id, "allocation"):
+                continue
+            if run.submit_time and record.submit_time != run.submit_time:
+                continue
+            if record.submit_time < int(run.submitted_at) - 60:
+                continue
+            return record
+        return None
+
+    def _end_from(self, run: _Run, record: AcctRecord, now: float) -> None:
+        # a job cancelled while pending has a Start (its end) but was given no nodes
+        started = record.start_time if record.nodes else None
+        started_at = None if started is None else max(float(started), run.submitted_at)
+        if run.started_at is not None and started_at is not None:
+            started_at = run.started_at  # what was reported stays
+        ended_at = float(record.end_time or int(now))
+        if started_at is not None:
+            ended_at = max(ended_at, started_at)
+        code = record.exit_code
+        outcome, message = outcome_of_record(record, run.stop, run.reason, run.time_limit_s)
+        if started_at is not None and run.started_at is None:
+            run.started_at = started_at  # ended before a poll saw it run
+            self._on_event(RunStarted(run.run_id, run.slurm_id, started_at, run.devices))
+        self._end(run, outcome, code, started_at, ended_at, message)
+
+    def _end(
+        self,
+        run: _Run,
+        outcome: Outcome,
+        code: int | None,
+        started_at: float | None,
+        ended_at: float,
+        message: str,
+    ) -> None:
+        ended = RunEnded(run.run_id, run.slurm_id, outcome, code, started_at, ended_at, message)
+        with self._lock:
+            run.ended = ended
+            self._changed.notify_all()
+        self._on_event(ended)
+
+    def _poll_nodes(self) -> None:
+        rows = self._cli.nodes(self._opt.partition)
+        if rows is None:
+            return
+        nodes = [self._node(row) for row in rows]
+        with self._lock:
+            if nodes == self._nodes:
+                return
+            self._nodes = nodes
+        self._on_event(NodesChanged(tuple(nodes)))
+
+    def _node(self, row: NodeRow) -> NodeInventory:
+        return NodeInventory(
+            name=row.name,
+            gpu_type=self._opt.gpu_type or row.gpu_type.upper() or "GPU",
+            gpu_count=row.gpus,
+            cpus=row.cpus,
+            memory_mb=row.memory_mb,
+            logical=False,
+            up=row.up,
+        )
+
+    # -- records -------------------------------------------------------------------------
+
+    def _adopt(self, by_name: Mapping[str, QueueRow]) -> None:
+        """Jobs named after a run that this engine has no record of (its state directory
+        was lost): watched from now on."""
+        with self._lock:
+            known = {NAME_PREFIX + run_id for run_id in self._runs}
+        for name, row in by_name.items():
+            if name in known:
+                continue
+            run_id = name[len(NAME_PREFIX) :]
+            job_id, _, attempt = run_id.rpartition(".")
+            if not job_id or not attempt.isdigit():
+                continue
+            run = _Run(
+                run_id=run_id,
+                job_id=job_id,
+                time_limit_s=0,
+                submitted_at=float(row.submit_time),
+                batch_host=row.batch_host,
+                slurm_id=row.job_id,
+                submit_time=row.submit_time,
+            )
+            with self._lock:
+                self._runs.setdefault(run_id, run)
+            self._save(run)
+            log.warning("adopted Slurm job %s (run %s) with no record", row.job_id, run_id)
+
+    def _load(self) -> None:
+        for path in sorted(self._state.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                run = _Run(**{k: data[k] for k in _DURABLE})
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("unreadable Slurm run record %s: %s", path, e)
+                continue
+            if not run.slurm_id and not self._resolve(run):
+                path.unlink(missing_ok=True)  # it never reached Slurm
+                continue
+            self._runs[run.run_id] = run
+
+    def _resolve(self, run: _Run) -> bool:
+        """A run recorded before sbatch answered: its job, if the submission got through
+        (in the queue, or already in the accounting). Slurm must answer: a guess either
+        way would run the job twice or leave it unwatched."""
+        name, since = NAME_PREFIX + run.run_id, int(run.submitted_at) - 1
+        for _ in range(30):
+            queue = self._cli.queue(self._opt.partition)
+            records = self._cli.accounting((), since, name=name)
+            if queue is not None and records is not None:
+                break
+            time.sleep(1)
+        else:
+            raise ValueError(
+                f"Slurm does not answer: cannot tell whether run {run.run_id} reached it"
+            )
+        found = [r.job_id for r in queue.values() if r.name == name and r.submit_time >= since]
+        found += [r.job_id for r in records if r.name == name and r.submit_time >= since]
+        if found:
+            run.slurm_id = found[0]
+        return bool(found)
+
+    def _save(self, run: _Run) -> None:
+        data = {k: v for k, v in asdict(run).items() if k in _DURABLE}
+        path = self._state / f"{run.run_id}.json"
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _forget(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self._state / f"{run_id}.json").unlink()
+
+
+def _reserved(name: str) -> bool:
+    return name.startswith(_RESERVED) or name in _RESERVED_NAMES
+
+
+def _existing(path: str) -> str:
+    """``path``, or its nearest ancestor that exists (slurmstepd would go to /tmp, and
+    say so in the job's log, where the job's working directory is still to be made)."""
+    while not os.path.isdir(path) and path != "/":
+        path = os.path.dirname(path)
+    return path
+
+
+def slurm_engine(
+    config: SlurmConfig,
+    on_event: EventCallback,
+    *,
+    state_dir: Path,
+    logs_dir: Path,
+    grace_s: float,
+) -> SlurmEngine:
+    """The engine of a pool configured ``engine: slurm``; ``logs_dir`` when the pool
+    names no ``output_dir`` (the nodes' shared file system)."""
+    options = SlurmOptions(
+        partition=config.partition,
+        slurm_conf=config.slurm_conf,
+        bin_dir=config.bin_dir,
+        submit=config.submit,
+        gpu_type=config.gpu_type,
+        pending_limit_s=config.pending_limit_s,
+        poll_s=config.poll_s,
+        grace_s=grace_s,
+        account=config.account,
+        accounts=dict(config.accounts),
+    )
+    logs = Path(config.output_dir) if config.output_dir else logs_dir
+    return SlurmEngine(options, on_event, state_dir=state_dir, logs_dir=logs)
+
+
+def _account(name: str) -> RunAs:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(f"Slurm pool account {name!r}: no such unix account") from None
+    if entry.pw_uid == 0:
+        raise ValueError(f"Slurm pool account {name!r} is root: jobs never run as root")
+    groups = tuple(g.gr_gid for g in grp.getgrall() if name in g.gr_mem)
+    return RunAs(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
+
+
+def outcome_of_record(
+    record: AcctRecord, stop: str, reason: str, time_limit_s: int
+) -> tuple[Outcome, str]:
+    """How a run ended, from Slurm's record and the cause axcenter recorded when it
+    stopped the run (``""``: it did not; ``"pending"``: it waited too long in Slurm's
+    queue). axcenter's cause wins (the contract's first cause); then Slurm's state."""
+    code = record.exit_code
+    if stop == "pending":
+        return Outcome.LOST, f"requeued: {reason}"
+    if stop:
+        return outcome_of(stop, code, time_limit_s)
+    if record.state == "TIMEOUT":
+        return outcome_of("time_limit", code, time_limit_s)
+    if record.state in ("NODE_FAIL", "BOOT_FAIL"):
+        nodes = ",".join(record.nodes) or "its node"
+        return Outcome.LOST, f"lost: node {nodes} failed (Slurm {record.state})"
+    if record.state == "PREEMPTED":
+        return Outcome.LOST, "lost: preempted by Slurm"
+    if record.state == "CANCELLED":
+        return Outcome.CANCELLED, f"cancelled in Slurm ({describe_status(code)})"
+    if record.state == "OUT_OF_MEMORY":
+        return Outcome.FAILED, "out of memory"
+    return outcome_of(None, code, time_limit_s)
+
+
+def _in_workdir(run: RunSpec, name: str | None) -> str | None:
+    """A job's own output file (``RunSpec.output_file``), relative to its directory."""
+    return None if name is None else os.path.join(run.workdir, name)

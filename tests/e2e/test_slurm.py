@@ -1,0 +1,111 @@
+"""A center whose pool is a real Slurm partition (scripts/slurm), end to end: ``axc up``
+places and charges, Slurm runs, as a real unix account. The service is killed with
+SIGKILL while its jobs run and end; the next one adopts what runs and records what ended
+with Slurm's own times, which are what ``sacct`` says."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from axcenter.executors.base import RunAs
+from tests.e2e.conftest import Service, wait_for
+from tests.slurm.cluster import PARTITION, Cluster
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def center(
+    slurm_cluster: Cluster, slurm_account: RunAs, slurm_shared: Path, tmp_path: Path
+) -> Iterator[Service]:
+    config = tmp_path / "center.yaml"
+    config.write_text(
+        "pools:\n  - name: hpc\n    engine: slurm\n    slurm:\n"
+        f"      partition: {PARTITION}\n      slurm_conf: {slurm_cluster.slurm_conf}\n"
+        f"      gpu_type: H100\n      account: {slurm_account.user}\n      poll_s: 0.2\n"
+        f"      output_dir: {slurm_shared / 'logs'}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
+    env |= {"AXC_CONFIG": str(config), "AXC_KILL_GRACE_S": "2"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    svc = Service(data_dir=tmp_path / "data", env=env, gpus="")
+    svc.start()
+    yield svc
+    if svc.proc is not None:
+        svc.stop()
+    ids = slurm_cluster.run("squeue", "-h", "-o", "%i").stdout.split()
+    if ids:
+        slurm_cluster.run("scancel", *ids, check=False)
+
+
+def _job(api: Any, job_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = api.get(f"/jobs/{job_id}").json()
+    return job
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def _sacct(cluster: Cluster, run_id: str) -> dict[str, str]:
+    fields = "JobName,State,ExitCode,Start,End,User,NodeList"
+    out = cluster.run(
+        "env", "SLURM_TIME_FORMAT=%s", "sacct", "-X", "-n", "-P", "-S", "now-1hour",
+        f"--name=axc-{run_id}", f"--format={fields}",
+    ).stdout  # fmt: skip
+    lines = out.splitlines()  # none while slurmdbd has the job as "allocation"
+    assert len(lines) <= 1, lines
+    return dict(zip(fields.split(","), lines[0].split("|"), strict=True)) if lines else {}
+
+
+def test_slurm_runs_what_axcenter_places_through_a_kill_9(
+    center: Service, slurm_cluster: Cluster, slurm_account: RunAs, slurm_shared: Path
+) -> None:
+    work = str(slurm_shared / "work")
+    with center.api() as api:
+
+        def submit(command: list[str], **fields: Any) -> str:
+            body = {"project": "hanbit-adas", "command": command, "workdir": work}
+            answer = api.post("/jobs", json={**body, "gpus_per_node": 1, **fields})
+            assert answer.status_code == 201, answer.text
+            job_id: str = answer.json()["id"]
+            return job_id
+
+        gang = submit(["sh", "-c", "echo $SLURMD_NODENAME $(id -un)"], nodes=2, gpus_per_node=2)
+        long = submit(["sleep", "60"])
+        short = submit(["sh", "-c", "sleep 3; exit 2"])
+        wait_for(lambda: _job(api, gang)["state"] == "succeeded" or None, timeout=60)
+        for job_id in (long, short):
+            wait_for(lambda j=job_id: _job(api, j)["state"] == "running" or None, timeout=60)
+        log = (slurm_shared / "logs" / f"{gang}.log").read_text().split("\n")[:-1]
+        assert len(log) == 2 and {line.split()[1] for line in log} == {slurm_account.user}
+        before = _job(api, long)["started_at"]
+    center.stop(signal.SIGKILL)  # the service dies; Slurm's jobs do not
+    wait_for(lambda: _sacct(slurm_cluster, f"{short}.1").get("State") == "FAILED" or None, 60)
+    center.start()
+    with center.api() as api:
+        wait_for(lambda: _job(api, short)["state"] == "failed" or None, timeout=60)
+        assert _job(api, long)["state"] == "running"
+        assert _job(api, long)["started_at"] == before  # adopted: the same run
+        assert center.axc("cancel", long).returncode == 0
+        wait_for(lambda: _job(api, long)["state"] == "cancelled" or None, timeout=60)
+        for job_id in (gang, short, long):
+            job = _job(api, job_id)
+            record = _sacct(slurm_cluster, f"{job_id}.1")
+            assert record["User"] == slurm_account.user  # never root
+            assert _epoch(job["started_at"]) == int(record["Start"]), (job, record)
+            assert _epoch(job["ended_at"]) == int(record["End"]), (job, record)
+        assert _job(api, short)["exit_code"] == 2
+    # one Slurm job per run: nothing was submitted twice across the restart
+    names = slurm_cluster.run(
+        "sacct", "-X", "-n", "-P", "-S", "now-1hour", "--format=JobName",
+        f"--name={','.join(f'axc-{j}.1' for j in (gang, long, short))}",
+    ).stdout.split()  # fmt: skip
+    assert sorted(names) == sorted(f"axc-{j}.1" for j in (gang, long, short))
