@@ -5,7 +5,6 @@ with Slurm's own times, which are what ``sacct`` says."""
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from axcenter.executors.base import RunAs
+from tests.conftest import TEST_PREFIX, service_env
 from tests.e2e.conftest import Service, wait_for
 from tests.slurm.cluster import PARTITION, Cluster
 
@@ -29,10 +29,10 @@ def center(
     config.write_text(
         "pools:\n  - name: hpc\n    engine: slurm\n    slurm:\n"
         f"      partition: {PARTITION}\n      slurm_conf: {slurm_cluster.slurm_conf}\n"
-        f"      gpu_type: H100\n      account: {slurm_account.user}\n      poll_s: 0.2\n"
+        f"      gpu_type: H100\n      poll_s: 0.2\n"
         f"      output_dir: {slurm_shared / 'logs'}\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
+    env = {k: v for k, v in service_env().items() if not k.startswith("SLURM_")}
     env |= {"AXC_CONFIG": str(config), "AXC_KILL_GRACE_S": "2"}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
     svc = Service(data_dir=tmp_path / "data", env=env, gpus="")
@@ -68,11 +68,12 @@ def _sacct(cluster: Cluster, run_id: str) -> dict[str, str]:
 def test_slurm_runs_what_axcenter_places_through_a_kill_9(
     center: Service, slurm_cluster: Cluster, slurm_account: RunAs, slurm_shared: Path
 ) -> None:
-    work = str(slurm_shared / "work")
+    # the demo's operator submits: its jobs run as its managed unix account, in its home
+    user = f"{TEST_PREFIX}operator"
     with center.api() as api:
 
         def submit(command: list[str], **fields: Any) -> str:
-            body = {"project": "hanbit-adas", "command": command, "workdir": work}
+            body = {"project": "hanbit-adas", "command": command}
             answer = api.post("/jobs", json={**body, "gpus_per_node": 1, **fields})
             assert answer.status_code == 201, answer.text
             job_id: str = answer.json()["id"]
@@ -85,7 +86,7 @@ def test_slurm_runs_what_axcenter_places_through_a_kill_9(
         for job_id in (long, short):
             wait_for(lambda j=job_id: _job(api, j)["state"] == "running" or None, timeout=60)
         log = (slurm_shared / "logs" / f"{gang}.log").read_text().split("\n")[:-1]
-        assert len(log) == 2 and {line.split()[1] for line in log} == {slurm_account.user}
+        assert len(log) == 2 and {line.split()[1] for line in log} == {user}
         before = _job(api, long)["started_at"]
     center.stop(signal.SIGKILL)  # the service dies; Slurm's jobs do not
     wait_for(lambda: _sacct(slurm_cluster, f"{short}.1").get("State") == "FAILED" or None, 60)
@@ -99,7 +100,7 @@ def test_slurm_runs_what_axcenter_places_through_a_kill_9(
         for job_id in (gang, short, long):
             job = _job(api, job_id)
             record = _sacct(slurm_cluster, f"{job_id}.1")
-            assert record["User"] == slurm_account.user  # never root
+            assert record["User"] == user  # never root
             assert _epoch(job["started_at"]) == int(record["Start"]), (job, record)
             assert _epoch(job["ended_at"]) == int(record["End"]), (job, record)
         assert _job(api, short)["exit_code"] == 2

@@ -26,6 +26,7 @@ from sqlalchemy import make_url, select
 from axcenter.api.app import create_app
 from axcenter.model.money import rate
 from axcenter.service.center import Center
+from axcenter.service.identities import ensure_waiting_identities
 from axcenter.settings import Settings
 from axcenter.store import orm
 from tests.accounting import allocation, price, program
@@ -431,3 +432,34 @@ def test_jobs_may_open_only_their_devices(
         "/dev/zero": "open",
         "/dev/urandom": "open",
     }
+
+
+def test_jobs_waiting_from_before_identities_get_theirs_at_start(
+    center: Center, tenants: Tenants
+) -> None:
+    """A job written before this version (no unix account for its user yet) is not failed
+    at launch: the center makes its user's identity when it starts."""
+    with center.store.write() as s:
+        user = s.scalars(select(orm.User).where(orm.User.name == "acme-admin")).one()
+        prj = s.scalars(select(orm.Project).where(orm.Project.name == "acme-vision")).one()
+        s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
+        s.add(
+            orm.Job(
+                id="job_fromolderversion", project_id=prj.id, user_id=user.id, command=["true"],
+                workdir="/", env={}, gpus_per_node=0, nodes=1, cpus_per_node=1,
+                memory_mb_per_node=64, time_limit_s=60, priority=0, gpu_types=[],
+                state="pending", submitted_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
+    assert ensure_waiting_identities(center) == 1
+    with center.store.read() as s:
+        account = s.get(orm.UnixAccount, user.id)
+    assert account is not None
+    assert pwd.getpwnam(account.name).pw_uid == account.uid != 0
+    assert ensure_waiting_identities(center) == 0
+
+
+def test_the_center_says_when_its_database_trusts_local_logins(center: Center) -> None:
+    """This machine's PostgreSQL trusts 127.0.0.1 (as CI's does): a job could log in to
+    it, so the center must say so at start; SQLite has no logins."""
+    assert center.store.trusts_other_roles() is (not center.store.is_sqlite)

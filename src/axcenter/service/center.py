@@ -25,6 +25,7 @@ from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.executors.slurm import slurm_engine
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
+from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
@@ -219,6 +220,14 @@ class Center:
         self.store.claim_control()
         self.store.migrate()
         self.store.protect_files()
+        if made := ensure_waiting_identities(self):
+            log.info("made the unix identities of %d user(s) with waiting jobs", made)
+        if self.store.trusts_other_roles():
+            log.warning(
+                "PostgreSQL accepts a login without password for another role: any job on "
+                "this machine could write to the database. Require scram-sha-256 (or peer) "
+                "in pg_hba.conf (docs/security.md)"
+            )
         self.writes.start()
         self.control.start()
         self.dependencies.start()

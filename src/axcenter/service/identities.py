@@ -49,7 +49,14 @@ if TYPE_CHECKING:
     from axcenter.service.center import Center
     from axcenter.settings import Settings
 
-__all__ = ["IDENTITY_TABLES", "Identity", "check_workdir", "identity_for", "map_account"]
+__all__ = [
+    "IDENTITY_TABLES",
+    "Identity",
+    "check_workdir",
+    "ensure_waiting_identities",
+    "identity_for",
+    "map_account",
+]
 
 #: what an identity is read from; a commit that changes one drops the cached ones
 IDENTITY_TABLES = ("unix_accounts", "project_groups")
@@ -157,6 +164,33 @@ def check_workdir(identity: Identity, requested: str | None) -> str | None:
             f"({', '.join(identity.roots)})",
         )
     return real
+
+
+def ensure_waiting_identities(center: Center) -> int:
+    """Managed mode: make the identities of the users whose jobs wait without one (jobs
+    submitted before this version, or before their user's account was removed), so they
+    start instead of failing at launch. Returns how many (user, project) pairs it made."""
+    if center.settings.identities != "managed":
+        return 0
+    jobs = orm.Job.__table__
+    users, projects = orm.User.__table__, orm.Project.__table__
+    waiting = (
+        select(jobs.c.user_id, users.c.name, jobs.c.project_id, projects.c.name)
+        .distinct()
+        .join(users, users.c.id == jobs.c.user_id)
+        .join(projects, projects.c.id == jobs.c.project_id)
+        .outerjoin(ACCOUNTS, ACCOUNTS.c.user_id == jobs.c.user_id)
+        .outerjoin(GROUPS, GROUPS.c.project_id == jobs.c.project_id)
+        .where(
+            jobs.c.state.in_(("pending", "admitted")),
+            (ACCOUNTS.c.user_id.is_(None)) | (GROUPS.c.project_id.is_(None)),
+        )
+    )
+    with center.store.write() as session:
+        pairs = session.execute(waiting).all()
+        for user_id, user_name, project_id, project_name in pairs:
+            identity_for(center.settings, session, (user_id, user_name), (project_id, project_name))
+    return len(pairs)
 
 
 def map_account(center: Center, who: Principal, ref: str, account: str) -> UnixAccountOut:

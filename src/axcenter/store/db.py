@@ -113,6 +113,27 @@ class Store:
         event.listen(self._sessions, "after_commit", self._committed)
         event.listen(self._sessions, "after_rollback", _forget_changes)
 
+    def trusts_other_roles(self) -> bool:
+        """PostgreSQL over TCP: whether the server lets a role log in without a password
+        (``trust`` in pg_hba.conf), tried with a role that does not exist: a server that
+        asks for a password says "password authentication failed" whatever the role,
+        one that trusts says the role does not exist. Then any local process, a job
+        included, can connect as the service's role (docs/security.md)."""
+        url = make_url(self.url)
+        if self.is_sqlite or not url.host or url.host.startswith("/"):
+            return False
+        import psycopg  # noqa: PLC0415 (PostgreSQL centers only)
+
+        probe = f"axc_probe_{os.getpid()}"
+        try:
+            psycopg.connect(
+                host=url.host, port=url.port or 5432, dbname=url.database, user=probe,
+                connect_timeout=3,
+            ).close()  # fmt: skip
+        except psycopg.OperationalError as exc:
+            return "does not exist" in str(exc)
+        return True
+
     def protect_files(self) -> None:
         """SQLite: the database and the files beside it readable by the service alone
         (0600), whatever the umask made them (docs/security.md)."""
