@@ -1,15 +1,19 @@
-"""The FastAPI application: API routers, the dashboard, error shapes, request size limit."""
+"""The FastAPI application: API routers, the dashboard, error shapes, request size limit,
+health (``/healthz``, ``/readyz``) and metrics (``/metrics``)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
@@ -30,9 +34,16 @@ from axcenter.api.routers import (
 )
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
+from axcenter.store.db import unavailable
 from axcenter.web import app as web
 
-__all__ = ["create_app"]
+__all__ = ["RETRY_AFTER_S", "create_app"]
+
+log = logging.getLogger(__name__)
+
+#: what a 503 asks clients to wait before trying again (seconds): the control loop's
+#: first retries after a store error come sooner, its backoff tops out at 5 s
+RETRY_AFTER_S = 2
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: FastAPI's own OpenTelemetry hooks, off: axcenter configures no OpenTelemetry provider
@@ -69,13 +80,33 @@ def create_app(center: Center) -> FastAPI:
     app.include_router(audit.router, prefix="/api/v1")
     app.add_exception_handler(ServiceError, _service_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(SQLAlchemyError, _store_error)
+    app.add_exception_handler(OSError, _store_error)
     app.add_middleware(BodyLimit)
     web.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
-        """Liveness for load balancers: the only route that needs no token, says nothing."""
+        """Liveness: the process serves HTTP (it checks nothing else, so a supervisor
+        restarts the process only when it is really stuck). Needs no token, says nothing."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        """Readiness: 200 when the store answers, the control loop cycled lately and the
+        engine's calls succeed; else 503 naming the checks that failed. No token."""
+        verdict = center.readiness()
+        return JSONResponse(
+            {"status": "ready" if verdict.ready else "not ready", "checks": verdict.checks},
+            status_code=200 if verdict.ready else 503,
+            headers=None if verdict.ready else {"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics (``control/metrics.py``), in the text format. No token:
+        counts and times only, as a scraper on the operator's network expects."""
+        return Response(generate_latest(center.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -107,6 +138,29 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
     if web.is_page(request):
         return web.error_page(request, 422, "; ".join(problems))
     return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """The store cannot serve now (unreachable, busy, its disk full): 503 with
+    ``Retry-After``, which clients retry with the same idempotency key. Any other
+    database or disk error is ours: a JSON 500 that says so, the details in the log."""
+    reason = unavailable(exc)
+    center: Center = request.app.state.center
+    if reason is None:
+        log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
+        status, message, headers = 500, "internal error (logged on the server)", None
+    else:
+        log.warning("request %s %s: %s: %s", request.method, request.url.path, reason, exc)
+        center.metrics.store_errors.labels("api").inc()
+        status, message = 503, f"{reason}; try again shortly"
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if web.is_page(request):  # no page template: rendering one reads the store
+        return HTMLResponse(
+            f"<!doctype html><title>axcenter</title><p>{message}</p>",
+            status_code=status,
+            headers=headers,
+        )
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
 def _problem(err: Any) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.budgets import load_budgets
 from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds
 from axcenter.control.convert import allocations_to_json, utc
+from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
 from axcenter.control.state import ClusterState, StartHint
@@ -143,6 +144,7 @@ class ControlLoop:
         user_limits: Limits | None = None,
         hold_grace_s: int = 0,
         watch: JobWatch | None = None,
+        metrics: LoopMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -150,6 +152,8 @@ class ControlLoop:
         self.kill_grace_s = kill_grace_s
         self.safety_cycle_s = safety_cycle_s
         self.watch = watch or JobWatch()
+        #: metrics and health (``control/metrics.py``): the loop only calls its hooks
+        self.metrics = metrics or LoopMetrics()
         self.clock = clock
         self.state = ClusterState(
             config=config or SchedulerConfig(),
@@ -308,9 +312,12 @@ class ControlLoop:
             began = time.monotonic()
             try:
                 self._cycle(timer=not woken)
-            except Exception:
+            except Exception as exc:
                 log.exception("control cycle failed; rebuilding state from the store")
+                self.metrics.cycle_failed(exc)
                 self._heal()
+            else:
+                self.metrics.cycled(time.monotonic() - began)
             # the runs this cycle handed over are part of its work: wait (bounded, so a
             # slow engine stalls nothing) while they are taken, and pace the next cycle
             # by the whole, so that what arrives meanwhile is taken by one cycle
@@ -333,8 +340,9 @@ class ControlLoop:
         while not self._stopping.is_set():
             try:
                 self._resync()
-            except Exception:
+            except Exception as exc:
                 log.exception("rebuilding the state failed; next try in %.1f s", delay)
+                self.metrics.cycle_failed(exc)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, HEAL_MAX_S)
                 continue
@@ -463,6 +471,7 @@ class ControlLoop:
             return []
         with self.store.write() as session:
             done = record_runs(session, current, refs, self._preempt_reasons)
+        self.metrics.recorded(current, self.clock())
         ends = [e for e in current if isinstance(e, RunEnded)]
         if ends:
             self._budgets_stale = True
@@ -505,12 +514,15 @@ class ControlLoop:
         else:
             self._calls.submit(self._call, fn, *args)
 
-    @staticmethod
-    def _call(fn: Callable[..., object], *args: object) -> None:
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        name = getattr(fn, "__name__", str(fn))
         try:
             fn(*args)
         except Exception:
-            log.exception("engine call %s failed", getattr(fn, "__name__", fn))
+            log.exception("engine call %s failed", name)
+            self.metrics.engine_failed(name)
+        else:
+            self.metrics.engine_answered()
 
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
         """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them."""
@@ -572,6 +584,7 @@ class ControlLoop:
             self.state.forget(job_id)
         if admitted:
             self._budgets_stale = True
+            self.metrics.admitted(len(admitted))
         for adm in admitted:
             spec = self.state.pending[adm.job_id]
             self.state.start(
@@ -639,10 +652,12 @@ class ControlLoop:
         except Exception as exc:
             if not isinstance(exc, LaunchError):
                 log.exception("engine failed to take run %s", run.run_id)
+                self.metrics.engine_failed("submit")
             message = f"launch failed: {exc}"
             ended = RunEnded(run.run_id, "", Outcome.FAILED, None, None, self.clock(), message)
             self._post(_Event(ended))
         else:
+            self.metrics.engine_answered()
             self._post(_Dispatched(run.run_id, ref))
 
     def _run_spec(self, adm: Admission, spec: _Spec, names: dict[str, str]) -> RunSpec:

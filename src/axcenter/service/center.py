@@ -9,10 +9,15 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import replace
+import shutil
+import time
+from dataclasses import dataclass, replace
+
+from sqlalchemy import text
 
 from axcenter import sched
 from axcenter.control.loop import ControlLoop
+from axcenter.control.metrics import LoopMetrics
 from axcenter.control.watch import JobWatch
 from axcenter.executors.base import Engine, EngineFactory, EventCallback, NodeInventory
 from axcenter.executors.fake import FakeEngine
@@ -22,10 +27,10 @@ from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.settings import Settings
-from axcenter.store.db import AnotherController, Store
+from axcenter.store.db import AnotherController, Store, unavailable
 from axcenter.store.group_commit import GroupCommit
 
-__all__ = ["AnotherController", "Center"]
+__all__ = ["AnotherController", "Center", "Readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,18 @@ HOLD_SLACK_S = 5
 #: logical nodes get this much per GPU unless told otherwise (they are not real hardware)
 LOGICAL_CPUS_PER_GPU = 8
 LOGICAL_MEMORY_MB_PER_GPU = 64 * 1024
+
+#: below this much free space on the data directory's disk (SQLite) the center is not
+#: ready: the next commits may fail
+MIN_FREE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether the center can take work now, and each check's verdict in words."""
+
+    ready: bool
+    checks: dict[str, str]
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:
@@ -84,6 +101,8 @@ class Center:
         #: submissions are committed through it, a burst in one transaction
         self.writes = GroupCommit(self.store)
         self.watch = JobWatch()
+        #: Prometheus metrics (``/metrics``) and the loop's health (``/readyz``)
+        self.metrics = LoopMetrics()
         self.control = ControlLoop(
             self.store,
             engine_factory or self._engines,
@@ -94,6 +113,10 @@ class Center:
             user_limits=Limits(settings.max_running_jobs_per_user, settings.max_gpus_per_user),
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
+            metrics=self.metrics,
+        )
+        self.metrics.watch_queue(
+            lambda: len(self.control.state.pending), lambda: len(self.control.state.running)
         )
         #: lets jobs submitted with --dependency go when what they wait for has ended
         self.dependencies = DependencyResolver(self.store, self.control)
@@ -135,6 +158,45 @@ class Center:
         self.writes.start()
         self.control.start()
         self.dependencies.start()
+
+    def readiness(self) -> Readiness:
+        """Ready: the store answers (and, on SQLite, its disk has room), the control loop
+        completed a cycle lately (its timer cycles at least every ``safety_cycle_s``),
+        and no engine call failed since the last one that succeeded."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["store"] = "ok"
+        except Exception as exc:
+            ok = False
+            checks["store"] = unavailable(exc) or f"error: {type(exc).__name__}"
+            self.metrics.store_errors.labels("readyz").inc()
+        if self.store.is_sqlite:
+            free = shutil.disk_usage(self.settings.data_dir).free
+            if free < MIN_FREE_BYTES:
+                ok = False
+                checks["disk"] = f"{free // 1024} KiB free on the data directory's disk"
+            else:
+                checks["disk"] = "ok"
+        health = self.metrics.health
+        max_age = max(15.0, 3 * self.settings.safety_cycle_s)
+        if not health.cycled_at:
+            ok = False
+            checks["control"] = "no cycle yet"
+        elif (age := time.monotonic() - health.cycled_at) > max_age:
+            ok = False
+            failing = " (its cycles fail)" if health.failing_since else ""
+            checks["control"] = f"last cycle {age:.0f} s ago{failing}"
+        else:
+            checks["control"] = "ok"
+        if health.engine_healthy:
+            checks["engine"] = "ok"
+        else:
+            ok = False
+            checks["engine"] = "its latest call failed"
+        return Readiness(ok, checks)
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next

@@ -14,6 +14,7 @@ soon as one of its tables changes, with a short time-to-live for writes made els
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -28,7 +29,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
@@ -40,6 +48,7 @@ __all__ = [
     "driver_error",
     "make_engine",
     "note_changed",
+    "unavailable",
 ]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -77,6 +86,30 @@ def driver_error(dialect: Dialect, exc: Exception, statement: str | None = None)
     """A driver's error as SQLAlchemy raises it from ``execute`` (``IntegrityError`` for
     a duplicate key), for statements whose errors reach us from the driver directly."""
     return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+
+#: errors of the disk under the data directory, not of the request
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why the store cannot serve now, if ``exc`` says so (a sentence for the caller),
+    else None (the error is the request's or ours, not the store's).
+
+    Transient by nature, so worth a retry: the database unreachable, restarting, or out of
+    connections (SQLAlchemy's ``OperationalError``, ``InterfaceError`` and pool timeout,
+    for both drivers), busy past the lock timeout (SQLite), and a full or failing disk
+    (SQLite's ``database or disk is full``, PostgreSQL's ``DiskFull``, ``OSError``)."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return f"the center's data disk cannot be written ({os.strerror(exc.errno or 0)})"
+    if not isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return None
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    if "disk is full" in text_ or "no space left" in text_ or "disk full" in text_:
+        return "the center's data disk is full"
+    if "locked" in text_ or "busy" in text_:
+        return "the database is busy"
+    return "the database is unreachable"
 
 
 def _lock_key(name: str) -> int:
