@@ -68,9 +68,11 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process (the WAL is written before the
-            # commit returns); only an OS crash or power loss can drop the last commits.
-            cur.execute("PRAGMA synchronous=NORMAL")
+            # FULL: each commit's WAL frames are synced before the commit returns, so an
+            # acknowledged submission or settlement survives power loss and OS crashes,
+            # not only a killed process (NORMAL's promise). A system of record needs it;
+            # its cost is measured by benchmarks/sqlite_durability.py (docs/reliability.md)
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
