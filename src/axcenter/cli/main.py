@@ -133,6 +133,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "commands",
         "Jobs that ran in a period with elapsed time, GPU-hours and won charged (sacct).",
     ),
+    "backup": (
+        "axcenter.cli.backup",
+        "commands",
+        "Back up the center's store to a file (SQLite online backup, or pg_dump), running or not.",
+    ),
+    "restore": (
+        "axcenter.cli.backup",
+        "commands",
+        "Restore a backup into an empty store, for `axc up` to start on.",
+    ),
     "up": (
         "axcenter.cli.up",
         "commands",
