@@ -75,13 +75,13 @@ def _submit(client: TestClient, headers: dict[str, str], **body: Any) -> Any:
     return client.post("/api/v1/jobs", json=body, headers=headers)
 
 
-def _until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+def _until(predicate: Callable[[], Any], what: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := predicate():
             return value
         time.sleep(0.05)
-    pytest.fail(f"not within {timeout} s")
+    pytest.fail(f"not within {timeout} s: {what()}")
 
 
 def test_store_fault_is_503_and_heals(
@@ -89,19 +89,16 @@ def test_store_fault_is_503_and_heals(
 ) -> None:
     _, store_fault = fault
     alice = tenants.alice
-    assert client.get("/readyz").status_code == 200 or _until(
-        lambda: client.get("/readyz").status_code == 200
-    )
+    _until(lambda: client.get("/readyz").status_code == 200, lambda: client.get("/readyz").text)
     # a job that ends while the store is away: its end must be recorded once, afterwards
     long = _submit(client, alice.headers, project=alice.project, command=["sleep", "1"])
     assert long.status_code == 201, long.text
     long_id = long.json()["id"]
-    _until(
-        lambda: (
-            client.get(f"/api/v1/jobs/{long_id}", headers=alice.headers).json()["state"]
-            == "running"
-        )
-    )
+
+    def long_job() -> Any:
+        return client.get(f"/api/v1/jobs/{long_id}", headers=alice.headers).json()
+
+    _until(lambda: long_job()["state"] == "running", long_job)
 
     store_fault.on()
     body = {"project": alice.project, "command": ["true"], "idempotency_key": "k-outage"}
@@ -120,14 +117,15 @@ def test_store_fault_is_503_and_heals(
     store_fault.off()
     # the client's retry, with the same key, is taken once the store answers again
     again = _until(
-        lambda: (r := _submit(client, alice.headers, **body)).status_code in (200, 201) and r
+        lambda: (r := _submit(client, alice.headers, **body)).status_code in (200, 201) and r,
+        lambda: _submit(client, alice.headers, **body).text,
     )
     job_id = again.json()["id"]
     assert _submit(client, alice.headers, **body).json()["id"] == job_id  # replayed
     for jid in (job_id, long_id):
         done = client.get(f"/api/v1/jobs/{jid}/wait", params={"timeout": 30}, headers=alice.headers)
         assert done.json()["state"] == "succeeded", done.text
-    _until(lambda: client.get("/readyz").status_code == 200)
+    _until(lambda: client.get("/readyz").status_code == 200, lambda: client.get("/readyz").text)
     with center.store.read() as s:
         keyed = select(func.count()).where(orm.Job.idempotency_key == "k-outage")
         assert s.scalar(keyed) == 1

@@ -83,6 +83,7 @@ def create_app(center: Center) -> FastAPI:
     app.add_exception_handler(SQLAlchemyError, _store_error)
     app.add_exception_handler(OSError, _store_error)
     app.add_middleware(BodyLimit)
+    app.add_middleware(StandbyReadsOnly, center=center)
     web.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -180,6 +181,30 @@ def _problem(err: Any) -> str:
     if kind == "string_pattern_mismatch":
         return f"{given!r} is not a valid value here"
     return str(err.get("msg", "invalid"))
+
+
+class StandbyReadsOnly:
+    """A standby center (``axc up --standby``) serves reads; a request that would change
+    something is answered 503 with ``Retry-After`` until it takes over."""
+
+    def __init__(self, app: ASGIApp, center: Center) -> None:
+        self.app = app
+        self.center = center
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.center.standby
+            and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+        ):
+            response = JSONResponse(
+                {"detail": "this center is a standby: it serves reads until it takes over"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -278,6 +278,9 @@ class ControlLoop:
             self._thread.join()
         self._calls.shutdown(wait=True)  # dispatches in flight reach the engine, and us
         self._detached = True
+        if self.store.fenced.is_set():  # the runs are the new controller's now
+            self.engine.close(stop_runs=False)
+            return
         self.engine.close(stop_runs=stop_jobs, grace_s=self.kill_grace_s)
         self._cycle(plan=False)  # record what the engine reported until now
 
@@ -313,6 +316,9 @@ class ControlLoop:
             try:
                 self._cycle(timer=not woken)
             except Exception as exc:
+                if self.store.fenced.is_set():  # another controller took over: stop here
+                    log.critical("control loop stops: another controller took the store")
+                    break
                 log.exception("control cycle failed; rebuilding state from the store")
                 self.metrics.cycle_failed(exc)
                 self._heal()
@@ -337,7 +343,7 @@ class ControlLoop:
         self._hint = None  # every submission wakes the loop until a cycle succeeds
         retry = [m for m in self._taken if isinstance(m, _Cancel | _Forget)]
         delay = HEAL_FIRST_S
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.store.fenced.is_set():
             try:
                 self._resync()
             except Exception as exc:

@@ -10,7 +10,9 @@ import functools
 import logging
 import math
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import text
@@ -27,10 +29,10 @@ from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.settings import Settings
-from axcenter.store.db import AnotherController, Store, unavailable
+from axcenter.store.db import AnotherController, Fenced, Store, unavailable
 from axcenter.store.group_commit import GroupCommit
 
-__all__ = ["AnotherController", "Center", "Readiness"]
+__all__ = ["AnotherController", "Center", "Fenced", "Readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ HOLD_SLACK_S = 5
 #: logical nodes get this much per GPU unless told otherwise (they are not real hardware)
 LOGICAL_CPUS_PER_GPU = 8
 LOGICAL_MEMORY_MB_PER_GPU = 64 * 1024
+
+#: a standby that could not take over (the store away meanwhile) tries again this often
+TAKEOVER_RETRY_S = 1.0
 
 #: below this much free space on the data directory's disk (SQLite) the center is not
 #: ready: the next commits may fail
@@ -121,6 +126,20 @@ class Center:
         #: lets jobs submitted with --dependency go when what they wait for has ended
         self.dependencies = DependencyResolver(self.store, self.control)
         self.watch.add_listener(self.dependencies.ended)
+        #: a standby serves reads only, until it holds the store (``start(standby=True)``)
+        self.standby = False
+        #: this center controls the store (its loop, writes and resolver run)
+        self.active = False
+        self._stopping = threading.Event()
+        self._standby_thread: threading.Thread | None = None
+        #: told when this center, or the standby it was, became the active controller
+        self.on_active: Callable[[], None] = lambda: None
+        #: told when another controller took the store from this one (``axc up`` exits)
+        self.on_fenced: Callable[[], None] = lambda: None
+        self.store.on_fenced(self._fenced)
+
+    def _fenced(self) -> None:
+        self.on_fenced()  # looked up now: ``axc up`` sets it after construction
 
     def _engines(self, on_event: EventCallback) -> Engine:
         """The engine of each pool; one pool's engine alone when there is one."""
@@ -150,14 +169,48 @@ class Center:
             grace_s=self.settings.kill_grace_s,
         )
 
-    def start(self) -> None:
+    def start(self, *, standby: bool = False) -> None:
         """Claim the store (one controller per store: ``AnotherController`` otherwise),
-        bring its schema up to date, then adopt what the engines run and start cycling."""
-        self.store.claim_control()
+        bring its schema up to date, take the next fencing epoch, then adopt what the
+        engines run and start cycling.
+
+        ``standby``: return at once and serve reads; a thread waits for the controller
+        lock and, once the active center is gone, takes over as above: its engines adopt
+        the runs the other left (nothing is stopped), its loop rebuilds from the store."""
+        if not standby:
+            self.store.claim_control()
+            self._take_over()
+            return
+        self.standby = True
+        self._standby_thread = threading.Thread(
+            target=self._wait_to_take_over, name="axc-standby", daemon=True
+        )
+        self._standby_thread.start()
+
+    def _take_over(self) -> None:
         self.store.migrate()
-        self.writes.start()
+        self.store.take_epoch()
+        if not self.active:
+            self.writes.start()
+        self.active = True
         self.control.start()
         self.dependencies.start()
+        self.standby = False
+
+    def _wait_to_take_over(self) -> None:
+        if not self.store.claim_control(wait=self._stopping):
+            return
+        log.warning("standby: the controller lock is ours; taking over")
+        while not self._stopping.is_set():
+            try:
+                self._take_over()
+            except Exception:  # the store away meanwhile: the lock is held, try again
+                log.exception("standby: taking over failed; trying again")
+                self._stopping.wait(TAKEOVER_RETRY_S)
+                continue
+            log.warning("standby: this center is now the active controller")
+            self.on_active()
+            return
 
     def readiness(self) -> Readiness:
         """Ready: the store answers (and, on SQLite, its disk has room), the control loop
@@ -180,6 +233,10 @@ class Center:
                 checks["disk"] = f"{free // 1024} KiB free on the data directory's disk"
             else:
                 checks["disk"] = "ok"
+        if self.standby:
+            ok = False
+            checks["control"] = "standby: waiting for the active center's lock"
+            return Readiness(ok, checks)
         health = self.metrics.health
         max_age = max(15.0, 3 * self.settings.safety_cycle_s)
         if not health.cycled_at:
@@ -200,7 +257,15 @@ class Center:
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next
-        start) unless the operator chose ``stop_jobs_on_shutdown``."""
+        start) unless the operator chose ``stop_jobs_on_shutdown``. A standby that never
+        took over stops nothing; a fenced center leaves its runs to the new one."""
+        self._stopping.set()
+        if self._standby_thread is not None:
+            self._standby_thread.join()
+        if not self.active:
+            self.control.engine.close(stop_runs=False)
+            self.store.dispose()
+            return
         self.dependencies.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)

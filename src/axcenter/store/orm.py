@@ -415,3 +415,14 @@ class AuditEntry(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]]
+
+
+class Controller(Base):
+    """The one row that fences controllers: each one that takes the store adds one to
+    ``epoch``, and checks it before each of its writes (``Store.fence``, migration 0014)."""
+
+    __tablename__ = "controller"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
