@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -240,6 +241,32 @@ class Job(Base):
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: Mapped[datetime | None]
+
+
+#: the pending jobs, as the partial indexes below say it (a literal, not a parameter:
+#: so the planners of both databases can tell that a query's rows are all indexed)
+JOB_PENDING = Job.state == literal_column("'pending'")
+
+#: the pending jobs of each project in its queue order (priority class, submission, id):
+#: the queue view walks it without sorting the backlog (``service/queue.py``)
+Index(
+    "ix_jobs_pending_order",
+    Job.project_id,
+    Job.priority.desc(),
+    Job.submitted_at,
+    Job.id,
+    Job.state,  # so that SQLite reads a query's rows from the index alone
+    sqlite_where=JOB_PENDING,
+    postgresql_where=JOB_PENDING,
+)
+#: the pending jobs of each user, by project
+Index(
+    "ix_jobs_pending_user",
+    Job.user_id,
+    Job.project_id,
+    sqlite_where=JOB_PENDING,
+    postgresql_where=JOB_PENDING,
+)
 
 
 class JobEvent(Base):
