@@ -123,12 +123,19 @@ class _PolicyChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _Rebuild:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class _Checkpoint:
     job_id: str
     at: float
 
 
-_Message = _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged | _Checkpoint
+_Message = (
+    _Submitted | _Forget | _Cancel | _Event | _Dispatched | _PolicyChanged | _Checkpoint | _Rebuild
+)
 
 
 class ControlLoop:
@@ -238,6 +245,11 @@ class ControlLoop:
         """Quotas, cohorts, reservations, limits, grants or prices changed in the store:
         reload them (and the budgets they imply)."""
         self._post(_PolicyChanged())
+
+    def rebuild(self) -> None:
+        """Rebuild the cache from the store (as after a failed cycle): after a takeover,
+        for what the fenced controller committed before it knew (``Center``)."""
+        self._post(_Rebuild())
 
     def _on_event(self, event: EngineEvent) -> None:
         self._post(_Event(event))
@@ -391,7 +403,7 @@ class ControlLoop:
                 case _Event(RunStarted() | RunEnded() as event):
                     events.append(event)
                     full = full or isinstance(event, RunEnded)
-                case _Event(NodesChanged()):
+                case _Event(NodesChanged()) | _Rebuild():
                     resync = full = True
                 case _Dispatched(run_id, ref):
                     dispatched[run_id] = ref

@@ -46,6 +46,10 @@ LOGICAL_MEMORY_MB_PER_GPU = 64 * 1024
 #: a standby that could not take over (the store away meanwhile) tries again this often
 TAKEOVER_RETRY_S = 1.0
 
+#: after a takeover, the cache is rebuilt from the store once more this much later: by
+#: then the fenced controller's lock keeper has stopped it (``store.db.KEEP_CONTROL_S``)
+REBUILD_AFTER_TAKEOVER_S = 3.0
+
 #: below this much free space on the data directory's disk (SQLite) the center is not
 #: ready: the next commits may fail
 MIN_FREE_BYTES = 16 * 1024 * 1024
@@ -209,6 +213,11 @@ class Center:
                 self._stopping.wait(TAKEOVER_RETRY_S)
                 continue
             log.warning("standby: this center is now the active controller")
+            # a fenced controller may have committed a submission (PostgreSQL's one-
+            # statement path is not fenced) before it knew: once it surely knows, look
+            rebuild = threading.Timer(REBUILD_AFTER_TAKEOVER_S, self.control.rebuild)
+            rebuild.daemon = True
+            rebuild.start()
             self.on_active()
             return
 

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from axcenter.store.async_inserts import AsyncJobInserts
-from axcenter.store.db import Store, WriteBusy
+from axcenter.store.db import Fenced, Store, WriteBusy
 from axcenter.store.jobs import NewJob, insert_jobs
 
 __all__ = ["GroupCommit"]
@@ -114,6 +114,8 @@ class GroupCommit:
         """Commit new jobs the cheapest way the database allows: on PostgreSQL one
         statement awaited on the loop (``store.async_inserts``), else this turn's batch."""
         if self.job_inserts is not None and self.job_inserts.fits(jobs):
+            if self.store.fenced.is_set():  # this one statement has no fence of its own
+                raise Fenced("another controller took over this store")
             await self.job_inserts.insert(jobs)
         else:
             await self.arun(lambda conn: insert_jobs(conn, jobs))
