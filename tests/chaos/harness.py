@@ -59,6 +59,7 @@ class Counts:
 
     acknowledged: int = 0
     unacknowledged: int = 0  # submissions whose client gave up (allowed to exist or not)
+    retries: int = 0  # requests the clients sent again (a 503, no connection): faults bit
     faults: int = 0
     not_found: int = 0
     ran_twice: int = 0
@@ -100,6 +101,7 @@ class Chaos:
     app_name: str = ""
     acked: dict[str, str] = field(default_factory=dict)  # idempotency key -> job id
     failed: list[str] = field(default_factory=list)
+    retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- load -------------------------------------------------------------------------
@@ -110,7 +112,9 @@ class Chaos:
         """``clients`` threads, each submitting up to ``each`` jobs until ``stop``."""
 
         def submit() -> None:
-            client = Client(self.service.url, self.service.token, retry_s=60)
+            client = Client(
+                self.service.url, self.service.token, retry_s=60, on_retry=self._retried
+            )
             script = SCRIPT.format(marks=self.marks)
             for _ in range(each):
                 if stop.is_set():
@@ -135,6 +139,10 @@ class Chaos:
         for t in threads:
             t.start()
         return threads
+
+    def _retried(self, _message: str) -> None:
+        with self._lock:
+            self.retries += 1
 
     # -- faults -----------------------------------------------------------------------
 
@@ -181,7 +189,9 @@ class Chaos:
     # -- the promises -----------------------------------------------------------------
 
     def check(self) -> Counts:
-        counts = Counts(acknowledged=len(self.acked), unacknowledged=len(self.failed))
+        counts = Counts(
+            acknowledged=len(self.acked), unacknowledged=len(self.failed), retries=self.retries
+        )
         deadline = time.monotonic() + SETTLE_S
         jobs: dict[str, dict[str, Any]] = {}
         with self.service.api() as api:
