@@ -38,9 +38,10 @@ def backup(
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
 ) -> None:
-    """Back up the center's store to FILE (SQLite: a database file made by SQLite's online
-    backup; PostgreSQL: pg_dump's custom format of the center's schema). The center may
-    run meanwhile."""
+    """Back up the center's store to FILE, running or not.
+
+    SQLite: a database file made by SQLite's online backup; PostgreSQL: pg_dump's custom
+    format of the center's schema. Either is a consistent snapshot."""
     from axcenter.service import backup as service
 
     try:
@@ -57,8 +58,10 @@ def restore(
     database_url: DatabaseUrl = None,
     database_schema: DatabaseSchema = None,
 ) -> None:
-    """Restore FILE into an empty store (a new data directory, database or schema), then
-    start the center on it with `axc up` and the same options."""
+    """Restore a backup into an empty store, for `axc up` to start on.
+
+    The store is a new data directory, database or schema; start the center on it with
+    `axc up` and the same options."""
     from axcenter.service import backup as service
 
     try:

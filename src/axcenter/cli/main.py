@@ -136,7 +136,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "backup": (
         "axcenter.cli.backup",
         "commands",
-        "Back up the center's store to a file (SQLite online backup, or pg_dump), running or not.",
+        "Back up the center's store to FILE, running or not.",
     ),
     "restore": (
         "axcenter.cli.backup",
