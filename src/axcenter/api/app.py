@@ -34,16 +34,12 @@ from axcenter.api.routers import (
 )
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
-from axcenter.store.db import unavailable
+from axcenter.store.db import RETRY_AFTER_S, unavailable
 from axcenter.web import app as web
 
-__all__ = ["RETRY_AFTER_S", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-#: what a 503 asks clients to wait before trying again (seconds): the control loop's
-#: first retries after a store error come sooner, its backoff tops out at 5 s
-RETRY_AFTER_S = 2
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: FastAPI's own OpenTelemetry hooks, off: axcenter configures no OpenTelemetry provider

@@ -46,6 +46,7 @@ from axcenter.store.orm import Controller
 from axcenter.store.types import utcnow
 
 __all__ = [
+    "RETRY_AFTER_S",
     "AnotherController",
     "Fenced",
     "Store",
@@ -99,6 +100,10 @@ def driver_error(dialect: Dialect, exc: Exception, statement: str | None = None)
     a duplicate key), for statements whose errors reach us from the driver directly."""
     return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
+
+#: what a 503 for an ``unavailable`` store asks clients to wait before trying again
+#: (seconds): the control loop's first retries come sooner, its backoff tops out at 5 s
+RETRY_AFTER_S = 2
 
 #: errors of the disk under the data directory, not of the request
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
