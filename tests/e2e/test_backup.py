@@ -77,6 +77,7 @@ def test_backup_restores_into_a_fresh_center_with_equal_ledger_and_jobs(
     backup = tmp_path / "center.backup"
     done = service.axc("backup", str(backup), "--data-dir", str(service.data_dir), check=True)
     assert "backed up" in done.stdout
+    assert backup.stat().st_mode & 0o077 == 0  # its owner's alone: it holds every tenant's data
     service.stop()
     original = _tables(*db)
     assert original["ledger"] and original["jobs"]

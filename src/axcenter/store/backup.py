@@ -45,6 +45,9 @@ def backup(store: Store, dest: Path) -> None:
         raise BackupError(f"{dest} is a directory: name the backup file")
     partial = dest.with_name(f".{dest.name}.partial")
     try:
+        # readable by its owner alone, as the store itself: it holds every tenant's data
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        os.chmod(partial, 0o600)  # whatever the file was
         if store.is_sqlite:
             _sqlite_backup(_sqlite_path(store), partial)
         else:
