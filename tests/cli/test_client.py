@@ -7,6 +7,7 @@ import ssl
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,6 +72,7 @@ def test_submit_job_drops_none_and_returns_job(fake: FakeServer, client: Client)
     assert job["id"] in fake.jobs
     assert job["project"] == "nlp"
     body = fake.bodies[-1]
+    assert body.pop("idempotency_key").startswith("axc-")  # always sent (retries)
     assert body == {
         "command": ["python", "train.py"],
         "gpus_per_node": 2,
@@ -97,7 +99,9 @@ def test_submit_jobs_uses_batch_endpoint(fake: FakeServer, client: Client) -> No
     items = client.submit_jobs([{"command": ["a"]}, {"command": ["b"], "name": None}])
     assert [j["command"] for j in items] == [["a"], ["b"]]
     assert fake.paths()[-1] == "POST /api/v1/jobs:batch"
-    assert fake.bodies[-1] == {"jobs": [{"command": ["a"]}, {"command": ["b"]}]}
+    jobs = fake.bodies[-1]["jobs"]
+    assert len({job.pop("idempotency_key") for job in jobs}) == 2
+    assert jobs == [{"command": ["a"]}, {"command": ["b"]}]
 
 
 def test_list_jobs_query(fake: FakeServer, client: Client) -> None:
@@ -193,7 +197,7 @@ def test_connection_failure_is_api_error_0() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     with (
-        Client(URL, TOKEN, transport=httpx.MockTransport(refuse)) as c,
+        Client(URL, TOKEN, transport=httpx.MockTransport(refuse), retry_s=0) as c,
         pytest.raises(ApiError) as info,
     ):
         c.whoami()
@@ -215,7 +219,7 @@ def test_connection_failure_is_api_error_0() -> None:
 )
 def test_error_shapes(response: httpx.Response, detail: str) -> None:
     transport = httpx.MockTransport(lambda _: response)
-    with Client(URL, TOKEN, transport=transport) as c, pytest.raises(ApiError) as info:
+    with Client(URL, TOKEN, transport=transport, retry_s=0) as c, pytest.raises(ApiError) as info:
         c.whoami()
     assert (info.value.status_code, info.value.detail) == (response.status_code, detail)
 
@@ -294,3 +298,73 @@ def test_plain_http_loads_no_certificates_and_trusts_none() -> None:
     assert (plain.verify_mode, plain.check_hostname) == (ssl.CERT_REQUIRED, True)
     assert plain.cert_store_stats()["x509_ca"] == 0
     assert _tls("https://axc.example.kr") is True
+
+
+# -- retries while the server is unavailable --------------------------------------------------
+
+
+def _flaky(answers: list[httpx.Response | Exception]) -> tuple[httpx.MockTransport, list[Any]]:
+    """A transport that gives ``answers`` in turn (an exception is raised), then 201."""
+    bodies: list[Any] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content) if request.content else None)
+        answer = answers.pop(0) if answers else httpx.Response(201, json={"id": "job_1"})
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return httpx.MockTransport(handle), bodies
+
+
+def _unavailable() -> httpx.Response:
+    return httpx.Response(
+        503, json={"detail": "the database is unreachable"}, headers={"Retry-After": "0"}
+    )
+
+
+def test_submission_always_carries_a_key_and_is_retried_with_it() -> None:
+    refused = httpx.ConnectError("refused")
+    lost = httpx.ReadError("connection reset")  # sent, answer lost: only a keyed one is safe
+    transport, bodies = _flaky([_unavailable(), refused, lost])
+    said: list[str] = []
+    with Client(URL, TOKEN, transport=transport, on_retry=said.append) as c:
+        assert c.submit_job(project="vision", command=["true"])["id"] == "job_1"
+    keys = {b["idempotency_key"] for b in bodies}
+    assert len(bodies) == 4
+    assert len(keys) == 1
+    assert next(iter(keys)).startswith("axc-")
+    assert len(said) == 3
+    assert "the database is unreachable" in said[0]
+
+
+def test_the_callers_key_is_kept() -> None:
+    transport, bodies = _flaky([_unavailable()])
+    with Client(URL, TOKEN, transport=transport) as c:
+        c.submit_job(project="vision", command=["true"], idempotency_key="mine")
+        c.submit_jobs([{"project": "vision", "command": ["true"]}] * 2)
+    assert [b["idempotency_key"] for b in bodies[:2]] == ["mine", "mine"]
+    batch = [job["idempotency_key"] for job in bodies[2]["jobs"]]
+    assert len(set(batch)) == 2
+
+
+def test_a_change_without_key_is_not_sent_twice_unless_it_never_left() -> None:
+    transport, bodies = _flaky([_unavailable()])
+    with Client(URL, TOKEN, transport=transport) as c, pytest.raises(ApiError) as info:
+        c.cancel_job("job_1")
+    assert info.value.status_code == 503
+    assert len(bodies) == 1
+    transport, bodies = _flaky([httpx.ConnectError("refused")])
+    with Client(URL, TOKEN, transport=transport) as c:
+        c.cancel_job("job_1")
+    assert len(bodies) == 2
+
+
+def test_retries_stop_after_retry_s() -> None:
+    transport, bodies = _flaky([_unavailable() for _ in range(100)])
+    began = time.monotonic()
+    with Client(URL, TOKEN, transport=transport, retry_s=1.0) as c, pytest.raises(ApiError) as info:
+        c.whoami()
+    assert info.value.status_code == 503
+    assert time.monotonic() - began < 1.5
+    assert 2 <= len(bodies) <= 4

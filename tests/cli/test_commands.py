@@ -70,6 +70,7 @@ def test_submit_defaults(axc: Any, fake: FakeServer) -> None:
     result = axc("submit", "--", "true")
     assert result.exit_code == 0, result.output
     body = fake.bodies[-1]
+    assert body.pop("idempotency_key").startswith("axc-")  # always sent, for retries
     assert body == {
         "command": ["true"],
         "env": {},
@@ -385,7 +386,7 @@ def test_bad_token_hints_login(axc: Any) -> None:
 
 def test_unreachable_server_is_one_line_error(axc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(main, "client_factory", main.default_client_factory)
-    result = axc("whoami", env={"AXC_URL": "http://127.0.0.1:9"})
+    result = axc("whoami", env={"AXC_URL": "http://127.0.0.1:9", "AXC_RETRY_S": "0"})
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot reach axcenter at http://127.0.0.1:9")
     assert "Traceback" not in result.output

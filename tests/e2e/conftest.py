@@ -55,6 +55,8 @@ class Service:
     proc: subprocess.Popen[str] | None = None
     token: str = ""
     output: list[str] = field(default_factory=list)
+    #: more ``axc up`` options (``--standby``)
+    options: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -75,6 +77,7 @@ class Service:
                 self.gpus,
                 "--log-level",
                 "warning",
+                *self.options,
             ],
             env=self.env,
             stdout=log,

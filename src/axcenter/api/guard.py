@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from axcenter.api.deps import authenticate_token
 from axcenter.service.center import Center
 from axcenter.service.throttle import token_prefix
+from axcenter.store.db import RETRY_AFTER_S, unavailable
 
 __all__ = ["MAX_BODY_BYTES", "Guard"]
 
@@ -64,7 +65,15 @@ class Guard:
             await _refuse(413, _TOO_LARGE)(scope, receive, send)
             return
         if scope["path"].startswith("/api/"):
-            refusal = await _authenticate(center, scope, headers.get(b"authorization", b""))
+            try:
+                refusal = await _authenticate(center, scope, headers.get(b"authorization", b""))
+            except Exception as exc:  # out here, the application's handlers do not see it
+                reason = unavailable(exc)
+                if reason is None:
+                    raise
+                refusal = _refuse(
+                    503, f"{reason}; try again shortly", {"Retry-After": str(RETRY_AFTER_S)}
+                )
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return

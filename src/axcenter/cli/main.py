@@ -37,11 +37,21 @@ __all__ = ["ClientFactory", "app", "client_factory", "default_client_factory"]
 ClientFactory = Callable[[config.Config], "Client"]
 
 
-def default_client_factory(cfg: config.Config) -> Client:
-    """A real HTTP client for ``cfg``."""
-    from axcenter.client.http import Client
+#: seconds to keep retrying while the server is unavailable (default: the client's)
+ENV_RETRY_S = "AXC_RETRY_S"
 
-    return Client(cfg.url, cfg.token)
+
+def default_client_factory(cfg: config.Config) -> Client:
+    """A real HTTP client for ``cfg``: it retries while the server is unavailable (for
+    ``AXC_RETRY_S`` seconds, 60 by default), saying so on stderr."""
+    from axcenter.client.http import RETRY_S, Client
+
+    try:
+        retry_s = float(os.environ.get(ENV_RETRY_S) or RETRY_S)
+    except ValueError:
+        print_error(f"{ENV_RETRY_S} must be a number of seconds")
+        raise typer.Exit(EXIT_USAGE) from None
+    return Client(cfg.url, cfg.token, retry_s=retry_s, on_retry=lambda m: print(m, file=sys.stderr))
 
 
 #: How every command makes its client. Replace it to inject e.g. an ``httpx.MockTransport``:
@@ -128,6 +138,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "axcenter.cli.reports",
         "commands",
         "Jobs that ran in a period with elapsed time, GPU-hours and won charged (sacct).",
+    ),
+    "backup": (
+        "axcenter.cli.backup",
+        "commands",
+        "Back up the center's store to FILE, running or not.",
+    ),
+    "restore": (
+        "axcenter.cli.backup",
+        "commands",
+        "Restore a backup into an empty store, for `axc up` to start on.",
     ),
     "up": (
         "axcenter.cli.up",

@@ -80,6 +80,13 @@ def up(
         ),
     ] = None,
     demo: Annotated[bool, typer.Option(help="load a small demo center on first start")] = False,
+    standby: Annotated[
+        bool,
+        typer.Option(
+            help="wait for the center running on the same store and take over when it "
+            "stops or dies (its jobs keep running and are adopted); serve reads meanwhile",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     operator_token: Annotated[
         bool,
@@ -144,7 +151,7 @@ def up(
     center: Center | None = None
     try:
         center = Center(settings)
-        center.start()
+        center.start(standby=standby)
     except (ValueError, AnotherController) as exc:  # the configuration, a second center
         sock.close()
         _fail(console, str(exc), "")
@@ -154,16 +161,24 @@ def up(
             with contextlib.suppress(Exception):
                 center.stop()
         _fail(console, f"the center could not start: {exc}", _DATABASE_HINT)
+    fenced = False
     try:
         credentials = []
-        operator = ensure_operator(center.store)
-        if operator is not None:
-            credentials.append(operator)
-        if demo:
-            credentials += load_demo(center.store)
-            center.control.policy_changed()  # the demo's grants and prices, now
         url = f"http://{settings.host}:{settings.port}"
-        _announce(console, url, settings, center, credentials)
+        if standby:
+            console.print(
+                f"[bold]axcenter[/] standby at [cyan]{url}[/]: serving reads; it takes over "
+                "when the active center on this store stops"
+            )
+            center.on_active = lambda: console.print("standby: this center is now active")
+        else:
+            operator = ensure_operator(center.store)
+            if operator is not None:
+                credentials.append(operator)
+            if demo:
+                credentials += load_demo(center.store)
+                center.control.policy_changed()  # the demo's grants and prices, now
+            _announce(console, url, settings, center, credentials)
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(center),
@@ -181,14 +196,25 @@ def up(
         # uvicorn re-raises the signal that stopped it once it has shut down; with the
         # default SIGTERM disposition that would kill us before the store is closed.
         signal.signal(signal.SIGTERM, lambda *_: None)
+
+        def _fenced() -> None:  # another center controls the store now: stop serving
+            nonlocal fenced
+            fenced = True
+            server.should_exit = True
+
+        center.on_fenced = _fenced
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         server.run(sockets=[sock])
     finally:
-        if settings.stop_jobs_on_shutdown:
+        if fenced:
+            console.print("stopping: another center took over; running jobs are its own now")
+        elif settings.stop_jobs_on_shutdown:
             console.print("stopping: running jobs are stopped and requeued")
         else:
             console.print("stopping: running jobs keep running and are adopted at the next start")
         center.stop()
+    if fenced:
+        _fail(console, "another center took over this store: this one stopped", "")
 
 
 _DATABASE_HINT = (

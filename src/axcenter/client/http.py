@@ -4,6 +4,12 @@ Methods return the server's JSON as plain dicts so that the CLI, scripts and not
 use them without another layer of models. Every failure, HTTP or network, becomes one
 exception type, ``ApiError``, carrying the server's human-readable ``detail``.
 
+A server that cannot serve for a moment (503: its database restarting, its disk full; a
+proxy's 502/504; no connection) is asked again with backoff for up to ``retry_s``:
+requests that change nothing always, submissions too (each carries an idempotency key,
+made here when the caller gave none, so a submission the server took before its answer
+was lost is not taken twice), other changes only when the request never left.
+
 httpx is imported when the first ``Client`` is made, not with this module: ``axc``
 commands that never reach the server (help, bad input) start without it.
 """
@@ -12,7 +18,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
@@ -38,6 +45,16 @@ MAX_POLL_S = 30.0
 _MIN_POLL_INTERVAL_S = 0.5
 #: Added to the request timeout of a cancel, which waits for the job's processes to exit.
 _CANCEL_EXTRA_S = 60.0
+#: How long a request is retried while the server is unavailable (seconds), by default.
+RETRY_S = 60.0
+#: First pause before a retry, doubled up to ``_RETRY_MAX_PAUSE_S``; a server's
+#: ``Retry-After`` wins when it asks for longer (capped as well).
+_RETRY_FIRST_PAUSE_S = 0.25
+_RETRY_MAX_PAUSE_S = 5.0
+#: Statuses that say "not now": the request may be sent again as it was.
+_UNAVAILABLE = frozenset({502, 503, 504})
+#: Methods that change nothing, so any failure may be retried.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ApiError(Exception):
@@ -92,11 +109,17 @@ class Client:
         token: str,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retry_s: float = RETRY_S,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
+        """``retry_s``: how long to retry while the server is unavailable (0: never);
+        ``on_retry`` is told each retry in a sentence (the CLI prints it)."""
         import httpx  # noqa: PLC0415  (see the module docstring)
 
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.retry_s = retry_s
+        self.on_retry = on_retry
         self._httpx = httpx
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
@@ -123,22 +146,46 @@ class Client:
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         json: Any = None,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> httpx.Response:
-        try:
-            response = self._http.request(
-                method,
-                path,
-                params=params,
-                json=json,
-                timeout=self.timeout if timeout is None else timeout,
-            )
-        except self._httpx.TimeoutException as exc:
-            raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except self._httpx.TransportError as exc:
-            raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
-        if response.is_error:
-            raise ApiError(response.status_code, _detail(response))
-        return response
+        """One request, retried while the server is unavailable (module docstring).
+        ``idempotent``: sending it twice does what sending it once does (a submission
+        with its idempotency key); requests that change nothing are so anyway."""
+        idempotent = idempotent or method in _SAFE_METHODS
+        deadline = time.monotonic() + self.retry_s
+        pause = _RETRY_FIRST_PAUSE_S
+        while True:
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    timeout=self.timeout if timeout is None else timeout,
+                )
+            except self._httpx.TransportError as exc:
+                if isinstance(exc, self._httpx.TimeoutException):
+                    error = ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}")
+                else:
+                    error = ApiError(0, f"cannot reach axcenter at {self.url}: {exc}")
+                # a request that never left may always be sent again
+                unsent = isinstance(exc, self._httpx.ConnectError | self._httpx.ConnectTimeout)
+                wait = pause if idempotent or unsent else None
+            else:
+                if not response.is_error:
+                    return response
+                error = ApiError(response.status_code, _detail(response))
+                wait = (
+                    max(pause, _retry_after(response))
+                    if response.status_code in _UNAVAILABLE and idempotent
+                    else None
+                )
+            if wait is None or time.monotonic() + wait > deadline:
+                raise error
+            if self.on_retry is not None:
+                self.on_retry(f"not served now ({error}); retrying in {wait:.1f} s")
+            time.sleep(wait)
+            pause = min(pause * 2, _RETRY_MAX_PAUSE_S)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
         response = self._send(method, path, **kwargs)
@@ -171,14 +218,16 @@ class Client:
     def submit_job(self, **fields: Any) -> JSON:
         """Submit one job; ``fields`` are the API's job fields (``None`` means server default).
 
-        With an ``idempotency_key`` the server returns the existing job for a repeated key,
-        so a retried submission never creates a duplicate.
+        The server returns the existing job for a repeated ``idempotency_key``, so a
+        retried submission never creates a duplicate; one is made when none is given.
         """
-        return self._json("POST", "/jobs", json=_body(fields))
+        return self._json("POST", "/jobs", json=_keyed(_body(fields)), idempotent=True)
 
     def submit_array(self, indices: str, **fields: Any) -> JSON:
-        """Submit a job array (one task per index in ``FIRST-LAST[:STEP]``)."""
-        return self._json("POST", "/arrays", json={**_body(fields), "indices": indices})
+        """Submit a job array (one task per index in ``FIRST-LAST[:STEP]``); idempotent
+        as ``submit_job``."""
+        body = {**_keyed(_body(fields)), "indices": indices}
+        return self._json("POST", "/arrays", json=body, idempotent=True)
 
     def get_array(self, array_id: str, ids: bool = False) -> JSON:
         """An array's tasks per state (and their job ids with ``ids``)."""
@@ -190,8 +239,8 @@ class Client:
 
     def submit_jobs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JSON]:
         """Submit several jobs in one request (all or nothing, as the server defines it)."""
-        body = {"jobs": [_body(job) for job in jobs]}
-        return list(self._json("POST", "/jobs:batch", json=body).get("items", []))
+        body = {"jobs": [_keyed(_body(job)) for job in jobs]}
+        return list(self._json("POST", "/jobs:batch", json=body, idempotent=True).get("items", []))
 
     def list_jobs(
         self,
@@ -782,6 +831,21 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _keyed(body: JSON) -> JSON:
+    """``body`` with an idempotency key: the caller's, or a new random one."""
+    if not body.get("idempotency_key"):
+        body["idempotency_key"] = f"axc-{uuid.uuid4().hex}"
+    return body
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The server's ``Retry-After`` in seconds (0 if absent or a date), capped."""
+    try:
+        return min(float(response.headers.get("Retry-After", "0")), _RETRY_MAX_PAUSE_S)
+    except ValueError:
+        return 0.0
 
 
 def _body(fields: Mapping[str, Any]) -> JSON:

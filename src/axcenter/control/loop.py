@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.budgets import load_budgets
 from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds
 from axcenter.control.convert import allocations_to_json, utc
+from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
 from axcenter.control.state import ClusterState, StartHint
@@ -132,13 +133,26 @@ class _PolicyChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class _Rebuild:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class _Checkpoint:
     job_id: str
     at: float
 
 
 _Message = (
-    _Submitted | _Forget | _Cancel | _Requeue | _Event | _Dispatched | _PolicyChanged | _Checkpoint
+    _Submitted
+    | _Forget
+    | _Cancel
+    | _Requeue
+    | _Event
+    | _Dispatched
+    | _PolicyChanged
+    | _Checkpoint
+    | _Rebuild
 )
 
 
@@ -155,6 +169,7 @@ class ControlLoop:
         user_limits: Limits | None = None,
         hold_grace_s: int = 0,
         watch: JobWatch | None = None,
+        metrics: LoopMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -162,6 +177,8 @@ class ControlLoop:
         self.kill_grace_s = kill_grace_s
         self.safety_cycle_s = safety_cycle_s
         self.watch = watch or JobWatch()
+        #: metrics and health (``control/metrics.py``): the loop only calls its hooks
+        self.metrics = metrics or LoopMetrics()
         self.clock = clock
         self.state = ClusterState(
             config=config or SchedulerConfig(),
@@ -252,6 +269,11 @@ class ControlLoop:
         reload them (and the budgets they imply)."""
         self._post(_PolicyChanged())
 
+    def rebuild(self) -> None:
+        """Rebuild the cache from the store (as after a failed cycle): after a takeover,
+        for what the fenced controller committed before it knew (``Center``)."""
+        self._post(_Rebuild())
+
     def _on_event(self, event: EngineEvent) -> None:
         self._post(_Event(event))
 
@@ -291,6 +313,9 @@ class ControlLoop:
             self._thread.join()
         self._calls.shutdown(wait=True)  # dispatches in flight reach the engine, and us
         self._detached = True
+        if self.store.fenced.is_set():  # the runs are the new controller's now
+            self.engine.close(stop_runs=False)
+            return
         self.engine.close(stop_runs=stop_jobs, grace_s=self.kill_grace_s)
         self._cycle(plan=False)  # record what the engine reported until now
 
@@ -325,9 +350,15 @@ class ControlLoop:
             began = time.monotonic()
             try:
                 self._cycle(timer=not woken)
-            except Exception:
+            except Exception as exc:
+                if self.store.fenced.is_set():  # another controller took over: stop here
+                    log.critical("control loop stops: another controller took the store")
+                    break
                 log.exception("control cycle failed; rebuilding state from the store")
+                self.metrics.cycle_failed(exc)
                 self._heal()
+            else:
+                self.metrics.cycled(time.monotonic() - began)
             # the runs this cycle handed over are part of its work: wait (bounded, so a
             # slow engine stalls nothing) while they are taken, and pace the next cycle
             # by the whole, so that what arrives meanwhile is taken by one cycle
@@ -347,11 +378,12 @@ class ControlLoop:
         self._hint = None  # every submission wakes the loop until a cycle succeeds
         retry = [m for m in self._taken if isinstance(m, _Cancel | _Forget | _Requeue)]
         delay = HEAL_FIRST_S
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self.store.fenced.is_set():
             try:
                 self._resync()
-            except Exception:
+            except Exception as exc:
                 log.exception("rebuilding the state failed; next try in %.1f s", delay)
+                self.metrics.cycle_failed(exc)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, HEAL_MAX_S)
                 continue
@@ -397,7 +429,7 @@ class ControlLoop:
                 case _Event(RunStarted() | RunEnded() as event):
                     events.append(event)
                     full = full or isinstance(event, RunEnded)
-                case _Event(NodesChanged()):
+                case _Event(NodesChanged()) | _Rebuild():
                     resync = full = True
                 case _Dispatched(run_id, ref):
                     dispatched[run_id] = ref
@@ -483,6 +515,7 @@ class ControlLoop:
             return []
         with self.store.write() as session:
             done = record_runs(session, current, refs, self._preempt_reasons)
+        self.metrics.recorded(current, self.clock())
         ends = [e for e in current if isinstance(e, RunEnded)]
         if ends:
             self._budgets_stale = True
@@ -525,12 +558,15 @@ class ControlLoop:
         else:
             self._calls.submit(self._call, fn, *args)
 
-    @staticmethod
-    def _call(fn: Callable[..., object], *args: object) -> None:
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        name = getattr(fn, "__name__", str(fn))
         try:
             fn(*args)
         except Exception:
-            log.exception("engine call %s failed", getattr(fn, "__name__", fn))
+            log.exception("engine call %s failed", name)
+            self.metrics.engine_failed(name)
+        else:
+            self.metrics.engine_answered()
 
     def _requeue(self, job_id: str, reason: str, *, held: bool) -> None:
         """Stop the job's run as a preemption would; its end requeues it with ``reason``."""
@@ -602,6 +638,7 @@ class ControlLoop:
             self.state.forget(job_id)
         if admitted:
             self._budgets_stale = True
+            self.metrics.admitted(len(admitted))
         for adm in admitted:
             spec = self.state.pending[adm.job_id]
             self.state.start(
@@ -669,10 +706,12 @@ class ControlLoop:
         except Exception as exc:
             if not isinstance(exc, LaunchError):
                 log.exception("engine failed to take run %s", run.run_id)
+                self.metrics.engine_failed("submit")
             message = f"launch failed: {exc}"
             ended = RunEnded(run.run_id, "", Outcome.FAILED, None, None, self.clock(), message)
             self._post(_Event(ended))
         else:
+            self.metrics.engine_answered()
             self._post(_Dispatched(run.run_id, ref))
 
     def _run_spec(self, adm: Admission, spec: _Spec, node_names: dict[str, str]) -> RunSpec:

@@ -11,11 +11,17 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Iterable
-from dataclasses import replace
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from sqlalchemy import text
 
 from axcenter import sched
 from axcenter.control.loop import ControlLoop
+from axcenter.control.metrics import LoopMetrics
 from axcenter.control.watch import JobWatch
 from axcenter.executors.base import Engine, EngineFactory, EventCallback, NodeInventory
 from axcenter.executors.fake import FakeEngine
@@ -29,10 +35,10 @@ from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
-from axcenter.store.db import AnotherController, Store
+from axcenter.store.db import AnotherController, Fenced, Store, unavailable
 from axcenter.store.group_commit import GroupCommit
 
-__all__ = ["AnotherController", "Center"]
+__all__ = ["AnotherController", "Center", "Fenced", "Readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,25 @@ HOLD_SLACK_S = 5
 #: logical nodes get this much per GPU unless told otherwise (they are not real hardware)
 LOGICAL_CPUS_PER_GPU = 8
 LOGICAL_MEMORY_MB_PER_GPU = 64 * 1024
+
+#: a standby that could not take over (the store away meanwhile) tries again this often
+TAKEOVER_RETRY_S = 1.0
+
+#: after a takeover, the cache is rebuilt from the store once more this much later: by
+#: then the fenced controller's lock keeper has stopped it (``store.db.KEEP_CONTROL_S``)
+REBUILD_AFTER_TAKEOVER_S = 3.0
+
+#: below this much free space on the data directory's disk (SQLite) the center is not
+#: ready: the next commits may fail
+MIN_FREE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether the center can take work now, and each check's verdict in words."""
+
+    ready: bool
+    checks: dict[str, str]
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:
@@ -94,6 +119,8 @@ class Center:
         #: submissions are committed through it, a burst in one transaction
         self.writes = GroupCommit(self.store)
         self.watch = JobWatch()
+        #: Prometheus metrics (``/metrics``) and the loop's health (``/readyz``)
+        self.metrics = LoopMetrics()
         self.control = ControlLoop(
             self.store,
             engine_factory or self._engines,
@@ -104,6 +131,10 @@ class Center:
             user_limits=Limits(settings.max_running_jobs_per_user, settings.max_gpus_per_user),
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
+            metrics=self.metrics,
+        )
+        self.metrics.watch_queue(
+            lambda: len(self.control.state.pending), lambda: len(self.control.state.running)
         )
         #: lets jobs submitted with --dependency go when what they wait for has ended
         self.dependencies = DependencyResolver(self.store, self.control)
@@ -121,6 +152,17 @@ class Center:
         )
         #: reminds grants of overdue progress reports and surveys, hourly
         self.reminders = Reminders(self)
+        #: a standby serves reads only, until it holds the store (``start(standby=True)``)
+        self.standby = False
+        #: this center controls the store (its loop, writes and resolver run)
+        self.active = False
+        self._stopping = threading.Event()
+        self._standby_thread: threading.Thread | None = None
+        #: told when this center, or the standby it was, became the active controller
+        self.on_active: Callable[[], None] = lambda: None
+        #: told when another controller took the store from this one (``axc up`` exits)
+        self.on_fenced: Callable[[], None] = lambda: None
+        self.store.on_fenced(self._fenced)
 
     def _pending_of(self, user_id: str, project_ids: Iterable[str]) -> tuple[int, dict[str, int]]:
         """Pending jobs of a user, and of each project, as the control loop knows them."""
@@ -129,6 +171,9 @@ class Center:
         return state.pending_users.get(user_id, 0), {
             p: len(queues.get(p) or ()) for p in project_ids
         }
+
+    def _fenced(self) -> None:
+        self.on_fenced()  # looked up now: ``axc up`` sets it after construction
 
     def _engines(self, on_event: EventCallback) -> Engine:
         """The engine of each pool; one pool's engine alone when there is one."""
@@ -213,11 +258,26 @@ class Center:
         """The only user whose jobs run here, in single-user mode (shown to all)."""
         return self.settings.single_user if self.settings.identities == "single-user" else None
 
-    def start(self) -> None:
+    def start(self, *, standby: bool = False) -> None:
         """Claim the store (one controller per store: ``AnotherController`` otherwise),
-        bring its schema up to date, then adopt what the engines run and start cycling."""
+        bring its schema up to date, take the next fencing epoch, then adopt what the
+        engines run and start cycling.
+
+        ``standby``: return at once and serve reads; a thread waits for the controller
+        lock and, once the active center is gone, takes over as above: its engines adopt
+        the runs the other left (nothing is stopped), its loop rebuilds from the store."""
         self._check_identities()
-        self.store.claim_control()
+        if not standby:
+            self.store.claim_control()
+            self._take_over()
+            return
+        self.standby = True
+        self._standby_thread = threading.Thread(
+            target=self._wait_to_take_over, name="axc-standby", daemon=True
+        )
+        self._standby_thread.start()
+
+    def _take_over(self) -> None:
         self.store.migrate()
         self.store.protect_files()
         if made := ensure_waiting_identities(self):
@@ -228,15 +288,90 @@ class Center:
                 "this machine could write to the database. Require scram-sha-256 (or peer) "
                 "in pg_hba.conf (docs/security.md)"
             )
-        self.writes.start()
+        self.store.take_epoch()
+        if not self.active:
+            self.writes.start()
+        self.active = True
         self.control.start()
         self.dependencies.start()
         self.reminders.start()
+        self.standby = False
+
+    def _wait_to_take_over(self) -> None:
+        if not self.store.claim_control(wait=self._stopping):
+            return
+        log.warning("standby: the controller lock is ours; taking over")
+        while not self._stopping.is_set():
+            try:
+                self._take_over()
+            except Exception:  # the store away meanwhile: the lock is held, try again
+                log.exception("standby: taking over failed; trying again")
+                self._stopping.wait(TAKEOVER_RETRY_S)
+                continue
+            log.warning("standby: this center is now the active controller")
+            # a fenced controller may have committed a submission (PostgreSQL's one-
+            # statement path is not fenced) before it knew: once it surely knows, look
+            rebuild = threading.Timer(REBUILD_AFTER_TAKEOVER_S, self.control.rebuild)
+            rebuild.daemon = True
+            rebuild.start()
+            self.on_active()
+            return
+
+    def readiness(self) -> Readiness:
+        """Ready: the store answers (and, on SQLite, its disk has room), the control loop
+        completed a cycle lately (its timer cycles at least every ``safety_cycle_s``),
+        and no engine call failed since the last one that succeeded."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            with self.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["store"] = "ok"
+        except Exception as exc:
+            ok = False
+            checks["store"] = unavailable(exc) or f"error: {type(exc).__name__}"
+            self.metrics.store_errors.labels("readyz").inc()
+        if self.store.is_sqlite:
+            free = shutil.disk_usage(self.settings.data_dir).free
+            if free < MIN_FREE_BYTES:
+                ok = False
+                checks["disk"] = f"{free // 1024} KiB free on the data directory's disk"
+            else:
+                checks["disk"] = "ok"
+        if self.standby:
+            ok = False
+            checks["control"] = "standby: waiting for the active center's lock"
+            return Readiness(ok, checks)
+        health = self.metrics.health
+        max_age = max(15.0, 3 * self.settings.safety_cycle_s)
+        if not health.cycled_at:
+            ok = False
+            checks["control"] = "no cycle yet"
+        elif (age := time.monotonic() - health.cycled_at) > max_age:
+            ok = False
+            failing = " (its cycles fail)" if health.failing_since else ""
+            checks["control"] = f"last cycle {age:.0f} s ago{failing}"
+        else:
+            checks["control"] = "ok"
+        if health.engine_healthy:
+            checks["engine"] = "ok"
+        else:
+            ok = False
+            checks["engine"] = "its latest call failed"
+        return Readiness(ok, checks)
 
     def stop(self) -> None:
         """Stop serving; running jobs go on under the engine (and are adopted at the next
-        start) unless the operator chose ``stop_jobs_on_shutdown``."""
+        start) unless the operator chose ``stop_jobs_on_shutdown``. A standby that never
+        took over stops nothing; a fenced center leaves its runs to the new one."""
+        self._stopping.set()
+        if self._standby_thread is not None:
+            self._standby_thread.join()
         self.reminders.stop()
+        if not self.active:
+            self.control.engine.close(stop_runs=False)
+            self.store.dispose()
+            return
         self.dependencies.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)

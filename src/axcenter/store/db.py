@@ -15,35 +15,54 @@ soon as one of its tables changes, with a short time-to-live for writes made els
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text, update
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from axcenter.store.cache import VersionedCache
+from axcenter.store.orm import Controller
+from axcenter.store.types import utcnow
 
 __all__ = [
+    "RETRY_AFTER_S",
     "AnotherController",
+    "Fenced",
     "Store",
     "WriteBusy",
     "driver_error",
     "make_engine",
     "note_changed",
+    "unavailable",
 ]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
+
+#: how often a PostgreSQL controller checks that its lock's session lives (seconds)
+KEEP_CONTROL_S = 1.0
 
 
 def make_engine(url: str, schema: str | None = None) -> Engine:
@@ -60,9 +79,11 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process (the WAL is written before the
-            # commit returns); only an OS crash or power loss can drop the last commits.
-            cur.execute("PRAGMA synchronous=NORMAL")
+            # FULL: each commit's WAL frames are synced before the commit returns, so an
+            # acknowledged submission or settlement survives power loss and OS crashes,
+            # not only a killed process (NORMAL's promise). A system of record needs it;
+            # its cost is measured by benchmarks/sqlite_durability.py (docs/reliability.md)
+            cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -80,6 +101,36 @@ def driver_error(dialect: Dialect, exc: Exception, statement: str | None = None)
     return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
+#: what a 503 for an ``unavailable`` store asks clients to wait before trying again
+#: (seconds): the control loop's first retries come sooner, its backoff tops out at 5 s
+RETRY_AFTER_S = 2
+
+#: errors of the disk under the data directory, not of the request
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why the store cannot serve now, if ``exc`` says so (a sentence for the caller),
+    else None (the error is the request's or ours, not the store's).
+
+    Transient by nature, so worth a retry: the database unreachable, restarting, or out of
+    connections (SQLAlchemy's ``OperationalError``, ``InterfaceError`` and pool timeout,
+    for both drivers), busy past the lock timeout (SQLite), and a full or failing disk
+    (SQLite's ``database or disk is full``, PostgreSQL's ``DiskFull``, ``OSError``)."""
+    if isinstance(exc, Fenced):
+        return "this center is no longer the active controller (another took over)"
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        return f"the center's data disk cannot be written ({os.strerror(exc.errno or 0)})"
+    if not isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return None
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    if "disk is full" in text_ or "no space left" in text_ or "disk full" in text_:
+        return "the center's data disk is full"
+    if "locked" in text_ or "busy" in text_:
+        return "the database is busy"
+    return "the database is unreachable"
+
+
 def _lock_key(name: str) -> int:
     """A signed 64-bit advisory lock key for ``name``."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
@@ -91,6 +142,10 @@ class WriteBusy(Exception):
 
 class AnotherController(RuntimeError):
     """Another axcenter controls this store; the message says which and what to do."""
+
+
+class Fenced(RuntimeError):
+    """This process was the store's controller, and another took over: it may not write."""
 
 
 class Store:
@@ -108,6 +163,13 @@ class Store:
         self._caches_lock = threading.Lock()
         #: what makes this process the store's controller (``claim_control``)
         self._control: Any = None
+        #: this controller's fencing token (``take_epoch``); None: not a controller
+        self.epoch: int | None = None
+        #: set once another controller took the store from this one (then writes raise)
+        self.fenced = threading.Event()
+        self._fenced_listeners: list[Callable[[], None]] = []
+        self._keeper: threading.Thread | None = None
+        self._keeper_stop = threading.Event()
         event.listen(self._sessions, "before_flush", _note_flushed)
         event.listen(self._sessions, "do_orm_execute", _note_statement)
         event.listen(self._sessions, "after_commit", self._committed)
@@ -144,12 +206,30 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{database}{suffix}", 0o600)
 
-    def claim_control(self) -> None:
+    def claim_control(self, wait: threading.Event | None = None, poll_s: float = 0.5) -> bool:
         """Become the one controller of this store, for this object's life, or raise
         ``AnotherController``: two control loops on one store would each settle the other's
         runs and adopt each other's jobs. SQLite: an exclusive ``flock`` on a file beside
         the database; PostgreSQL: a session advisory lock, named by the schema, held on a
-        connection of its own. Both go with the process, however it ends."""
+        connection of its own. Both go with the process, however it ends.
+
+        With ``wait`` (a standby), try every ``poll_s`` until the lock is ours (True) or
+        ``wait`` is set (False)."""
+        while True:
+            try:
+                self._claim()
+                return True
+            except AnotherController:
+                if wait is None:
+                    raise
+            except Exception:  # the database is away: a standby keeps waiting
+                if wait is None:
+                    raise
+                log.warning("standby: cannot reach the store; trying again", exc_info=True)
+            if wait.wait(poll_s):
+                return False
+
+    def _claim(self) -> None:
         if self._control is not None:
             return
         me = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -197,7 +277,96 @@ class Store:
         conn.detach()  # never back to the pool: closing it ends the session and the lock
         self._control = conn
 
+    def take_epoch(self) -> int:
+        """After ``claim_control`` and ``migrate``: take the next fencing epoch. From now
+        on each write transaction first checks it (``fence``), and on PostgreSQL a thread
+        watches the lock's session: lost and taken by another, this store is fenced."""
+        with self.engine.begin() as conn:
+            epoch = conn.execute(
+                update(Controller)
+                .where(Controller.id == 1)
+                .values(
+                    epoch=Controller.epoch + 1,
+                    holder=f"pid {os.getpid()} on {socket.gethostname()}",
+                    claimed_at=utcnow(),
+                )
+                .returning(Controller.epoch)
+            ).scalar_one()
+        self.epoch = int(epoch)
+        if not self.is_sqlite and self._keeper is None:  # a flock cannot be lost
+            self._keeper = threading.Thread(
+                target=self._keep_control, name="axc-control-lock", daemon=True
+            )
+            self._keeper.start()
+        return self.epoch
+
+    def on_fenced(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (once, from some thread) when another controller took over."""
+        self._fenced_listeners.append(listener)
+
+    def fence(self, target: Session | Connection) -> None:
+        """Raise ``Fenced`` unless the store's epoch is still this controller's. In a
+        write transaction, before its writes: on PostgreSQL the row is read ``FOR SHARE``,
+        so a takeover's update waits for this transaction, and a transaction that began
+        after it sees the new epoch; on SQLite one writer at a time orders the two."""
+        if self.epoch is None:
+            return
+        if self.fenced.is_set():
+            raise Fenced("another controller took over this store")
+        found = target.execute(_EPOCH if self.is_sqlite else _EPOCH_FOR_SHARE).scalar()
+        if found != self.epoch:
+            self._fence_off(f"the store's epoch is {found}, this controller's {self.epoch}")
+            raise Fenced("another controller took over this store")
+
+    def _fence_off(self, why: str) -> None:
+        if self.fenced.is_set():
+            return
+        log.critical("fenced: %s; this process stops controlling the store", why)
+        self.fenced.set()
+        for listener in self._fenced_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("fenced listener failed")
+
+    def _keep_control(self) -> None:
+        """PostgreSQL: check the lock's session every ``KEEP_CONTROL_S``. Lost (the server
+        restarted, the connection broke), take the lock again if nobody else did and the
+        epoch is still ours; if another holds it, this controller is fenced."""
+        while not self._keeper_stop.wait(KEEP_CONTROL_S):
+            conn = self._control
+            try:
+                if conn is None:
+                    raise ConnectionError("no lock session")
+                conn.execute(text("SELECT 1"))
+                conn.rollback()
+                continue
+            except Exception:
+                log.warning("the controller lock's session is lost; taking the lock again")
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+            self._control = None
+            try:
+                self._claim()
+                with self.engine.connect() as check:
+                    found = check.execute(_EPOCH).scalar()
+            except AnotherController:
+                self._fence_off("another process holds the controller lock")
+                return
+            except Exception:
+                log.warning("cannot take the controller lock again yet", exc_info=True)
+                continue
+            if found != self.epoch:
+                self._fence_off(f"the store's epoch is {found}, this controller's {self.epoch}")
+                return
+
     def release_control(self) -> None:
+        self._keeper_stop.set()
+        if self._keeper is not None and self._keeper is not threading.current_thread():
+            self._keeper.join()
+        self._keeper = None
         control, self._control = self._control, None
         if control is not None and not isinstance(control, str):
             control.close()  # the lock's file or connection: the lock goes with it
@@ -225,6 +394,7 @@ class Store:
         of this process is writing (SQLite only; PostgreSQL writers never wait here).
         """
         with self._writer(wait), self._sessions() as session, session.begin():
+            self.fence(session)
             yield session
 
     @contextmanager
@@ -236,6 +406,7 @@ class Store:
         with self._writer(wait):
             changed: set[str] | None = None
             with self.engine.begin() as conn:
+                self.fence(conn)
                 try:
                     yield conn
                 finally:  # the info belongs to the pooled DBAPI connection: never leave it
@@ -300,6 +471,8 @@ class Store:
 
 
 _CHANGED = "axc_changed_tables"
+_EPOCH = text("SELECT epoch FROM controller WHERE id = 1")
+_EPOCH_FOR_SHARE = text("SELECT epoch FROM controller WHERE id = 1 FOR SHARE")
 
 
 def note_changed(target: Session | Connection, *tables: str) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -301,6 +302,32 @@ class Job(Base):
     last_checkpoint_at: Mapped[datetime | None]
 
 
+#: the pending jobs, as the partial indexes below say it (a literal, not a parameter:
+#: so the planners of both databases can tell that a query's rows are all indexed)
+JOB_PENDING = Job.state == literal_column("'pending'")
+
+#: the pending jobs of each project in its queue order (priority class, submission, id):
+#: the queue view walks it without sorting the backlog (``service/queue.py``)
+Index(
+    "ix_jobs_pending_order",
+    Job.project_id,
+    Job.priority.desc(),
+    Job.submitted_at,
+    Job.id,
+    Job.state,  # so that SQLite reads a query's rows from the index alone
+    sqlite_where=JOB_PENDING,
+    postgresql_where=JOB_PENDING,
+)
+#: the pending jobs of each user, by project
+Index(
+    "ix_jobs_pending_user",
+    Job.user_id,
+    Job.project_id,
+    sqlite_where=JOB_PENDING,
+    postgresql_where=JOB_PENDING,
+)
+
+
 class JobEvent(Base):
     """One lifecycle transition. Append-only: the history a job's state is derived from."""
 
@@ -581,3 +608,14 @@ class GrantNotice(Base):
     won: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     actor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime]
+
+
+class Controller(Base):
+    """The one row that fences controllers: each one that takes the store adds one to
+    ``epoch``, and checks it before each of its writes (``Store.fence``, migration 0014)."""
+
+    __tablename__ = "controller"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
