@@ -32,6 +32,7 @@ __all__ = [
     "RULES",
     "Rel",
     "Target",
+    "allocation_for",
     "allowed",
     "center_target",
     "org_target",
@@ -254,6 +255,25 @@ def project_target(
         members=_members(session, project.id),
         reviewers=_reviewers(session, request_ids),
     )
+
+
+def allocation_for(
+    session: Session, who: Principal, allocation_id: str, action: str, *, lock: bool = False
+) -> tuple[orm.Allocation, orm.Project]:
+    """The allocation ``allocation_id`` and its project, if ``who`` may do ``action`` on it
+    (404 when there is none, as for every object of another tenant); ``lock``: its row
+    is locked for the rest of the transaction (PostgreSQL)."""
+    query = select(orm.Allocation).where(orm.Allocation.id == allocation_id)
+    if lock:
+        query = query.with_for_update()
+    allocation = session.scalars(query).one_or_none()
+    project = session.get(orm.Project, allocation.project_id) if allocation else None
+    if allocation is None or project is None:
+        raise NotFound(f"no allocation {allocation_id!r}")
+    require(
+        who, action, project_target(session, project, "allocation", allocation.id), allocation_id
+    )
+    return allocation, project
 
 
 def request_target(

@@ -28,9 +28,13 @@ from axcenter.accounting.terms import rules_at
 from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
 from axcenter.model.money import rate
-from axcenter.service.access import project_named, project_target, require, visible_allocations
+from axcenter.service.access import (
+    allocation_for,
+    project_named,
+    visible_allocations,
+)
 from axcenter.service.audit import record
-from axcenter.service.errors import Conflict, NotFound
+from axcenter.service.errors import Conflict
 from axcenter.service.programs import allocated_won
 from axcenter.service.rules import check_caps
 from axcenter.service.schemas import AllocationOut, BalanceItemOut, BalanceOut
@@ -153,16 +157,7 @@ def list_allocations(
 
 def get_allocation(center: Center, who: Principal, allocation_id: str) -> AllocationOut:
     with center.store.read() as session:
-        row = session.get(orm.Allocation, allocation_id)
-        project = session.get(orm.Project, row.project_id) if row else None
-        if row is None or project is None:
-            raise NotFound(f"no allocation {allocation_id!r}")
-        require(
-            who,
-            "allocation.read",
-            project_target(session, project, "allocation", row.id),
-            allocation_id,
-        )
+        row, _ = allocation_for(session, who, allocation_id, "allocation.read")
         return allocation_out(session, row)
 
 

@@ -32,9 +32,14 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.ledger import balance
 from axcenter.model.access import Principal, Role
 from axcenter.model.money import BP
-from axcenter.service.access import center_target, project_target, require, visible_allocations
+from axcenter.service.access import (
+    allocation_for,
+    center_target,
+    require,
+    visible_allocations,
+)
 from axcenter.service.audit import record
-from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput
 from axcenter.service.obligations import notice_out
 from axcenter.service.program_schemas import (
     GrantNoticeOut,
@@ -178,35 +183,8 @@ def idle_grants(
 def one_grant_use(center: Center, who: Principal, allocation_id: str) -> GrantUseOut:
     """One grant's use now (404 unless the caller may read the grant)."""
     with center.store.read() as session:
-        allocation = session.get(orm.Allocation, allocation_id)
-        project = session.get(orm.Project, allocation.project_id) if allocation else None
-        if allocation is None or project is None:
-            raise NotFound(f"no allocation {allocation_id!r}")
-        require(
-            who,
-            "allocation.read",
-            project_target(session, project, "allocation", allocation.id),
-            allocation_id,
-        )
+        allocation, _ = allocation_for(session, who, allocation_id, "allocation.read")
         return grant_use(session, allocation, utcnow())
-
-
-def _locked(
-    session: Session, who: Principal, allocation_id: str
-) -> tuple[orm.Allocation, orm.Project]:
-    allocation = session.scalars(
-        select(orm.Allocation).where(orm.Allocation.id == allocation_id).with_for_update()
-    ).one_or_none()
-    project = session.get(orm.Project, allocation.project_id) if allocation else None
-    if allocation is None or project is None:
-        raise NotFound(f"no allocation {allocation_id!r}")
-    require(
-        who,
-        "request.decide",
-        project_target(session, project, "allocation", allocation.id),
-        allocation_id,
-    )
-    return allocation, project
 
 
 def _notice(
@@ -265,7 +243,7 @@ def _evidence(session: Session, allocation: orm.Allocation, now: datetime) -> di
 def warn(center: Center, who: Principal, allocation_id: str, reason: str) -> GrantNoticeOut:
     now = utcnow()
     with center.store.write() as session:
-        allocation, _ = _locked(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status not in ("active", "suspended"):
             raise Conflict(f"allocation {allocation.id} is {allocation.status}")
         return _notice(
@@ -282,7 +260,7 @@ def warn(center: Center, who: Principal, allocation_id: str, reason: str) -> Gra
 def suspend(center: Center, who: Principal, allocation_id: str, reason: str) -> GrantNoticeOut:
     now = utcnow()
     with center.store.write() as session:
-        allocation, _ = _locked(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status != "active":
             raise Conflict(f"allocation {allocation.id} is {allocation.status}: not suspended")
         evidence = _evidence(session, allocation, now)
@@ -295,7 +273,7 @@ def suspend(center: Center, who: Principal, allocation_id: str, reason: str) -> 
 def resume(center: Center, who: Principal, allocation_id: str, reason: str) -> GrantNoticeOut:
     now = utcnow()
     with center.store.write() as session:
-        allocation, _ = _locked(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status != "suspended":
             raise Conflict(f"allocation {allocation.id} is {allocation.status}: not resumed")
         allocation.status = "active"
@@ -318,7 +296,7 @@ def reclaim(center: Center, who: Principal, allocation_id: str, body: ReclaimIn)
         raise InvalidInput("gpu_hours", "say how many GPU-hours to take back (or the tranches)")
     now = utcnow()
     with center.store.write() as session:
-        allocation, _ = _locked(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status not in ("active", "suspended"):
             raise Conflict(f"allocation {allocation.id} is {allocation.status}")
         evidence = _evidence(session, allocation, now)

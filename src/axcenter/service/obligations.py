@@ -21,8 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from axcenter.model.access import Principal
-from axcenter.service.access import center_target, project_target, require, visible_allocations
-from axcenter.service.errors import NotFound
+from axcenter.service.access import (
+    allocation_for,
+    center_target,
+    require,
+    visible_allocations,
+)
 from axcenter.service.program_schemas import (
     GrantNoticeOut,
     ObligationOut,
@@ -170,24 +174,10 @@ def obligations(
 def one_grant(center: Center, who: Principal, allocation_id: str) -> ObligationOut:
     """What one grant owes (404 unless the caller may read the grant)."""
     with center.store.read() as session:
-        allocation = _readable(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "allocation.read")
         return grant_obligations(
             session, allocation, _forms(session, allocation.program_id), utcnow()
         )
-
-
-def _readable(session: Session, who: Principal, allocation_id: str) -> orm.Allocation:
-    allocation = session.get(orm.Allocation, allocation_id)
-    project = session.get(orm.Project, allocation.project_id) if allocation else None
-    if allocation is None or project is None:
-        raise NotFound(f"no allocation {allocation_id!r}")
-    require(
-        who,
-        "allocation.read",
-        project_target(session, project, "allocation", allocation.id),
-        allocation_id,
-    )
-    return allocation
 
 
 def notice_out(session: Session, row: orm.GrantNotice) -> GrantNoticeOut:
@@ -323,7 +313,7 @@ class Reminders:
 def list_notices(center: Center, who: Principal, allocation_id: str) -> list[GrantNoticeOut]:
     """The notices sent about a grant, oldest first."""
     with center.store.read() as session:
-        allocation = _readable(session, who, allocation_id)
+        allocation, _ = allocation_for(session, who, allocation_id, "allocation.read")
         rows = session.scalars(
             select(orm.GrantNotice)
             .where(orm.GrantNotice.allocation_id == allocation.id)

@@ -28,7 +28,7 @@ from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
 from axcenter.model.money import BP
 from axcenter.model.terms import ProgramRules, tranche_split
-from axcenter.service.access import project_target, require
+from axcenter.service.access import allocation_for
 from axcenter.service.audit import record
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.program_schemas import (
@@ -151,22 +151,6 @@ def report_out(session: Session, row: orm.ProgressReport) -> ProgressReportOut:
     )
 
 
-def _grant(
-    session: Session, who: Principal, allocation_id: str, action: str, *, lock: bool = False
-) -> tuple[orm.Allocation, orm.Project]:
-    query = select(orm.Allocation).where(orm.Allocation.id == allocation_id)
-    if lock:
-        query = query.with_for_update()
-    allocation = session.scalars(query).one_or_none()
-    project = session.get(orm.Project, allocation.project_id) if allocation else None
-    if allocation is None or project is None:
-        raise NotFound(f"no allocation {allocation_id!r}")
-    require(
-        who, action, project_target(session, project, "allocation", allocation.id), allocation_id
-    )
-    return allocation, project
-
-
 def _next_pending(session: Session, allocation_id: str) -> orm.GrantTranche | None:
     return session.scalars(
         select(orm.GrantTranche)
@@ -181,7 +165,7 @@ def _next_pending(session: Session, allocation_id: str) -> orm.GrantTranche | No
 def get_tranches(center: Center, who: Principal, allocation_id: str) -> TranchesOut:
     """A grant's tranches and every progress report it filed, oldest first."""
     with center.store.read() as session:
-        allocation, project = _grant(session, who, allocation_id, "allocation.read")
+        allocation, project = allocation_for(session, who, allocation_id, "allocation.read")
         program = session.get(orm.Program, allocation.program_id)
         tranches = session.scalars(
             select(orm.GrantTranche)
@@ -208,7 +192,9 @@ def submit_report(
     """File the progress report that asks for the grant's next pending tranche."""
     now = utcnow()
     with center.store.write() as session:
-        allocation, project = _grant(session, who, allocation_id, "request.create", lock=True)
+        allocation, project = allocation_for(
+            session, who, allocation_id, "request.create", lock=True
+        )
         if allocation.status != "active":
             raise Conflict(f"allocation {allocation.id} is {allocation.status}")
         tranche = _next_pending(session, allocation.id)
@@ -255,7 +241,7 @@ def _decide(
     ).one_or_none()
     if row is None:
         raise NotFound(f"no progress report {report_id!r}")
-    allocation, _ = _grant(session, who, row.allocation_id, "request.decide", lock=True)
+    allocation, _ = allocation_for(session, who, row.allocation_id, "request.decide", lock=True)
     if row.status != "submitted":
         raise Conflict(f"report {row.id} is {row.status}: it cannot be {verb}")
     return row, allocation
