@@ -189,6 +189,12 @@ class Settings(BaseSettings):
         return self.data_dir / "logs"
 
     @property
+    def instance_digest(self) -> str:
+        """A short name of this center on its host (from its data directory): its run
+        records' directory and its jobs' control groups are named by it."""
+        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+
+    @property
     def engine_dir(self) -> Path:
         """The local engine's run records (docs/engines.md): in memory, as conmon keeps
         its exit files under /run. They outlive the service, not the machine, whose
@@ -196,7 +202,7 @@ class Settings(BaseSettings):
         cost as much as the rest of a job's start and end together (journalled metadata)."""
         if self.run_dir is not None:
             return self.run_dir
-        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        digest = self.instance_digest
         # shared tmpfs: the engine refuses the directory unless it is its own (0700)
         return Path("/dev/shm") / f"axcenter-{digest}"  # noqa: S108
 

@@ -7,7 +7,6 @@ one with a temporary data directory and a PostgreSQL or SQLite store.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import os
@@ -218,9 +217,8 @@ class Center:
         (root), not at all in single-user mode."""
         if self.settings.identities == "single-user":
             return None
-        digest = hashlib.sha256(str(self.settings.data_dir.resolve()).encode()).hexdigest()[:12]
         return Confinement(
-            cgroup_parent=f"axcenter/{digest}",
+            cgroup_parent=f"axcenter/{self.settings.instance_digest}",
             pids_max=self.settings.job_pids_max,
             private_proc=_per_mount_proc(),
         )
