@@ -463,3 +463,21 @@ def test_the_center_says_when_its_database_trusts_local_logins(center: Center) -
     """This machine's PostgreSQL trusts 127.0.0.1 (as CI's does): a job could log in to
     it, so the center must say so at start; SQLite has no logins."""
     assert center.store.trusts_other_roles() is (not center.store.is_sqlite)
+
+
+def test_a_job_gets_its_accounts_environment_not_the_services(
+    client: TestClient, tenants: Tenants
+) -> None:
+    """HOME, USER and LOGNAME are the job's account's, and PATH the system's: the
+    service's own PATH may name directories only root can read (a job found `python` in
+    root's pyenv and could not run it)."""
+    bob = tenants.bob
+    job = submit(client, bob, command=["sh", "-c", 'echo "$HOME|$USER|$LOGNAME|$PATH"'])
+    assert wait(client, bob, job["id"])["state"] == "succeeded"
+    home, user, logname, path = log_of(client, bob, job["id"]).strip().split("|")
+    account = pwd.getpwnam(f"{os.environ['AXC_UNIX_PREFIX']}bob")
+    assert (home, user, logname) == (account.pw_dir, account.pw_name, account.pw_name)
+    assert path == "/usr/local/bin:/usr/bin:/bin"
+    mine = submit(client, bob, command=["sh", "-c", 'echo "$PATH"'], env={"PATH": "/opt/x:/bin"})
+    assert wait(client, bob, mine["id"])["state"] == "succeeded"
+    assert log_of(client, bob, mine["id"]).strip() == "/opt/x:/bin"  # the user's own wins

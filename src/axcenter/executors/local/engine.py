@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 #: what a job inherits of the service's environment: enough to find programs and speak
 #: the locale, nothing that could hold a secret
 BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LOGNAME", "SHELL")
+#: a job of another account searches the system's directories, not the service's PATH
+#: (which may name directories only the service can read, such as root's)
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: seconds ``close(stop_runs=True)`` waits beyond the grace period for the ends
 _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
@@ -463,6 +466,13 @@ class LocalEngine:
         """A clean base, the user's variables, then axcenter's, which the user's cannot
         override (the devices, the job's identity and place)."""
         env = self._base_env.copy()
+        if run.run_as is not None:  # the account's own, not the service's
+            env.update(
+                HOME=run.run_as.home or "/",
+                USER=run.run_as.user,
+                LOGNAME=run.run_as.user,
+                PATH=SYSTEM_PATH,
+            )
         env.update(run.env)
         cuda: list[str] = []
         gpus: list[str] = []
