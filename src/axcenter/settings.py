@@ -75,8 +75,12 @@ class Settings(BaseSettings):
     )
     job_pids_max: int = Field(default=4096, ge=16, description="processes a job may have")
     log_max_bytes: int = Field(
-        default=1 << 30, ge=0, description="a job's log size limit; past it the job fails"
+        default=1 << 30, ge=0, description="what one run may write to its log; past it, it fails"
     )
+    log_rotate_bytes: int = Field(
+        default=64 << 20, ge=0, description="a job's log rotates at this size (0: never)"
+    )
+    log_keep: int = Field(default=4, ge=1, le=1000, description="rotated log files kept per job")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)

@@ -32,6 +32,7 @@ from axcenter.executors.base import (
 )
 from axcenter.executors.fake import FakeEngine
 from axcenter.executors.local import LocalEngine
+from axcenter.executors.logs import LogChunk
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
 from tests.slurm.cluster import PARTITION, Cluster
 
@@ -193,8 +194,8 @@ def test_output_is_read_through_the_engine(d: Driver) -> None:
     run = d.submit("job_a", "exit0")
     assert isinstance(d.next(RunEnded, run.run_id), RunEnded)
     assert d.engine is not None
-    assert d.engine.read_log("job_a", 0, 100) == b"hello\n"
-    assert d.engine.read_log("job_a", 2, 2) == b"ll"
+    assert d.engine.read_log("job_a", 0, 100) == LogChunk(0, b"hello\n")
+    assert d.engine.read_log("job_a", 2, 2) == LogChunk(2, b"ll")
     assert d.engine.read_log("job_nobody", 0, 100) is None
 
 

@@ -3,6 +3,7 @@ their environment and devices, their process trees, and a supervisor that dies."
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import signal
@@ -23,6 +24,7 @@ from axcenter.executors.base import (
     StopReason,
 )
 from axcenter.executors.local import LocalEngine
+from axcenter.executors.logs import LogChunk, LogPolicy
 from axcenter.model.jobs import JobOutput
 
 NODES = [
@@ -33,11 +35,22 @@ WAIT_S = 10.0
 
 
 class Harness:
-    def __init__(self, tmp: Path, nodes: list[NodeInventory] = NODES, grace_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        nodes: list[NodeInventory] = NODES,
+        grace_s: float = 1.0,
+        log: LogPolicy = LogPolicy(),
+    ) -> None:
         self.tmp = tmp
         self.events: queue.Queue[EngineEvent] = queue.Queue()
         self.engine = LocalEngine(
-            nodes, self.events.put, state_dir=tmp / "engine", logs_dir=tmp / "logs", grace_s=grace_s
+            nodes,
+            self.events.put,
+            state_dir=tmp / "engine",
+            logs_dir=tmp / "logs",
+            grace_s=grace_s,
+            log=log,
         )
 
     def run(
@@ -159,6 +172,38 @@ def test_the_workdir_is_made_and_a_requeued_job_keeps_its_earlier_output(h: Harn
     h.run("j1", "echo second", attempt=2, workdir=workdir)
     h.end()
     assert h.log("j1") == f"{workdir}\nfirst\n\n[axcenter] run 2 of job j1\nsecond\n"
+
+
+def test_a_long_log_rotates_keeping_the_newest_files_and_the_job_goes_on(tmp_path: Path) -> None:
+    """A job writing 1 MiB to a log that rotates at 64 KiB keeping 3 files: it succeeds,
+    the disk holds at most 4 files of about 64 KiB, and every byte still kept is read at
+    its offset in the job's whole output, across the files and over a second run."""
+    h = Harness(tmp_path, log=LogPolicy(max_bytes=0, rotate_bytes=64 << 10, keep=3))
+    # 16384 numbered lines of 64 bytes: every offset holds a byte we can predict
+    script = "seq -f '%063g' 1 16384"
+    h.run("j1", script)
+    assert h.end().outcome is Outcome.SUCCEEDED
+    whole = b"".join(b"%063d\n" % i for i in range(1, 16385))
+    files = sorted((h.tmp / "logs").glob("j1.log*"))
+    rotated = sorted(int(p.suffix[1:]) for p in files if p.suffix[1:].isdigit())
+    assert len(files) == 4 and len(rotated) == 3, files
+    sizes = {s: (h.tmp / "logs" / f"j1.log.{s}").stat().st_size for s in rotated}
+    for a, b in itertools.pairwise(rotated):
+        assert a + sizes[a] == b  # the files follow each other without a gap
+    assert all(size == 64 << 10 for size in sizes.values()), sizes
+    live = (h.tmp / "logs" / "j1.log").read_bytes()
+    assert rotated[-1] + sizes[rotated[-1]] + len(live) == len(whole)
+    oldest = rotated[0]
+    chunk = h.engine.read_log("j1", 0, 1 << 20)
+    assert chunk == LogChunk(oldest, whole[oldest:])
+    assert h.engine.read_log("j1", len(whole) - 100, 50) == LogChunk(
+        len(whole) - 100, whole[-100:-50]
+    )
+    # a second run of the job goes on in the same stream, after its header
+    h.run("j1", "echo second", attempt=2)
+    assert h.end().outcome is Outcome.SUCCEEDED
+    tail = h.engine.read_log("j1", len(whole), 1000)
+    assert tail == LogChunk(len(whole), b"\n[axcenter] run 2 of job j1\nsecond\n")
 
 
 def test_discarded_output_makes_no_file(h: Harness) -> None:

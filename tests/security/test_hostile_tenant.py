@@ -58,6 +58,8 @@ def center(
         kill_grace_s=1.0,
         sched_min_runtime_s=0.0,
         log_max_bytes=LOG_LIMIT,
+        log_rotate_bytes=LOG_LIMIT // 4,
+        log_keep=2,
     )
     c = Center(settings)
     c.start()
@@ -316,15 +318,28 @@ def test_nothing_outlives_its_job_and_a_fork_bomb_stays_in_its_limit(
     assert cgroups == [], cgroups
 
 
-def test_a_job_past_its_log_limit_fails_saying_so(client: TestClient, tenants: Tenants) -> None:
+def test_a_job_past_its_log_limit_fails_saying_so(
+    center: Center, client: TestClient, tenants: Tenants
+) -> None:
+    """Past the limit the job fails; on the way its log rotated (every quarter of the
+    limit, two rotated files kept), each file its user's alone, and the log read from its
+    start says what was rotated away."""
     bob = tenants.bob
     job = submit(client, bob, command=["sh", "-c", "yes axcenter; echo never"])
     done = wait(client, bob, job["id"])
     assert done["state"] == "failed", done
     assert done["reason"].startswith("log limit: its output passed 65536 bytes"), done
     log = log_of(client, bob, job["id"])
-    assert len(log.encode()) < LOG_LIMIT + 200
+    assert log.startswith("[axcenter] "), log[:200]
+    assert "bytes of earlier output were rotated away" in log.splitlines()[0]
+    assert len(log.encode()) < LOG_LIMIT
     assert "reached the log limit" in log
+    files = sorted(center.settings.logs_dir.glob(f"{job['id']}.log*"))
+    assert len(files) == 3, files  # the live file and two rotated ones
+    uid = pwd.getpwnam(f"{os.environ['AXC_UNIX_PREFIX']}bob").pw_uid
+    for path in files:
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (uid, 0o600), path
 
 
 def test_working_directories_only_under_the_users_own_roots(

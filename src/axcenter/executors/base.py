@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from axcenter.executors.logs import LogChunk
 from axcenter.model.jobs import JobOutput
 
 __all__ = [
@@ -224,8 +225,9 @@ class Engine(Protocol):
 
     def acknowledge(self, run_ids: Sequence[str]) -> None: ...
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
-        """Bytes of the job's output from ``offset``; None if this engine has none."""
+    def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
+        """The job's output from ``offset`` (or from the oldest byte kept, if the log
+        rotated those away: ``executors/logs.py``); None if this engine has none."""
         ...
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:

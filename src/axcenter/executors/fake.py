@@ -31,6 +31,7 @@ from axcenter.executors.base import (
     StopReason,
     outcome_of,
 )
+from axcenter.executors.logs import LogChunk
 
 __all__ = ["FakeEngine", "FakeRun"]
 
@@ -117,9 +118,9 @@ class FakeEngine:
             if run is not None and run.ended is not None:
                 run.acknowledged = True
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+    def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
         data = self.logs.get(job_id)
-        return None if data is None else data[offset : offset + limit]
+        return None if data is None else LogChunk(offset, data[offset : offset + limit])
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         self.closed_with = stop_runs

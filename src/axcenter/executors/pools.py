@@ -59,6 +59,7 @@ from axcenter.executors.base import (
     RunStarted,
     StopReason,
 )
+from axcenter.executors.logs import LogChunk
 
 __all__ = ["CenterConfig", "ConfigError", "PoolConfig", "Pools", "SlurmConfig", "load_config"]
 
@@ -255,7 +256,7 @@ class Pools:
         for name, ids in by_pool.items():
             self._engines[name].acknowledge(ids)
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
+    def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
         for engine in self._engines.values():
             data = engine.read_log(job_id, offset, limit)
             if data is not None:

@@ -26,6 +26,7 @@ from axcenter.executors.base import Engine, EngineFactory, EventCallback, NodeIn
 from axcenter.executors.fake import FakeEngine
 from axcenter.executors.gpus import local_inventory
 from axcenter.executors.local import Confinement, LocalEngine
+from axcenter.executors.logs import LogPolicy
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.executors.slurm import slurm_engine
 from axcenter.model.snapshot import Limits, SchedulerConfig
@@ -209,7 +210,9 @@ class Center:
             logs_dir=self.settings.logs_dir,
             grace_s=self.settings.kill_grace_s,
             confinement=self._confinement(),
-            log_max_bytes=self.settings.log_max_bytes,
+            log=LogPolicy(
+                self.settings.log_max_bytes, self.settings.log_rotate_bytes, self.settings.log_keep
+            ),
         )
 
     def _confinement(self) -> Confinement | None:

@@ -924,5 +924,10 @@ def read_log(
             raise Forbidden(f"the log of job {job_id} belongs to another organization")
         if row.output == JobOutput.DISCARD:
             raise Conflict(f"job {job_id} has no log: it was submitted with output=discard")
-    data = center.control.engine.read_log(job_id, offset, limit) or b""
-    return data, offset + len(data), state
+    chunk = center.control.engine.read_log(job_id, offset, limit)
+    if chunk is None:
+        return b"", offset, state
+    if chunk.start > offset:  # rotated away (executors/logs.py): say so, in the log's place
+        gap = f"[axcenter] {chunk.start - offset} bytes of earlier output were rotated away\n"
+        return gap.encode() + chunk.data, chunk.start + len(chunk.data), state
+    return chunk.data, chunk.start + len(chunk.data), state

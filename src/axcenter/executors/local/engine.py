@@ -32,7 +32,8 @@ Devices: ``CUDA_VISIBLE_DEVICES`` is set to the batch host's devices (translated
 numbers: nothing enforces them, they only tell the job which share is its own.
 
 Logs: ``LOGS/<job id>.log``, appended by each run of the job after a header line, so a
-requeued job keeps the output of its earlier attempts.
+requeued job keeps the output of its earlier attempts; the supervisor rotates it
+(``executors/logs.py``: ``LogPolicy``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from axcenter.executors import logs
 from axcenter.executors.base import (
     EventCallback,
     LaunchError,
@@ -65,6 +67,7 @@ from axcenter.executors.base import (
     outcome_of,
 )
 from axcenter.executors.local.build import supervisor_binary
+from axcenter.executors.logs import LogChunk, LogPolicy
 from axcenter.model.jobs import JobOutput
 
 __all__ = ["Confinement", "LocalEngine"]
@@ -150,7 +153,7 @@ class LocalEngine:
         logs_dir: Path,
         grace_s: float = 10.0,
         confinement: Confinement | None = None,
-        log_max_bytes: int = 0,
+        log: LogPolicy = LogPolicy(),
     ) -> None:
         names = [n.name for n in nodes]
         if len(set(names)) != len(names):
@@ -160,7 +163,7 @@ class LocalEngine:
         self._on_event = on_event
         self._grace_s = grace_s
         self._confinement = confinement
-        self._log_max = log_max_bytes
+        self._log = log
         #: what every run may use beside its GPUs (cgroup v1's device rules)
         self._nvidia_extra = _nvidia_support_devices() if confinement else ()
         _own_directory(Path(state_dir))
@@ -247,8 +250,10 @@ class LocalEngine:
         ``recover()`` finds supervisors by it."""
         argv = [self._supervisor, str(run_dir), "-w", run.workdir]
         argv += ["-t", str(max(run.time_limit_s, 0)), "-k", str(round(self._grace_s * 1000))]
-        if self._log_max > 0 and run.output is not JobOutput.DISCARD:
-            argv += ["-L", str(self._log_max)]
+        if run.output is not JobOutput.DISCARD:
+            log = self._log
+            argv += ["-L", str(log.max_bytes), "-l", str(self._logs_dir / f"{run.job_id}.log")]
+            argv += ["-r", str(log.rotate_bytes), "-K", str(log.keep)]
         if run.output_file is not None:  # the job's own files, as its user opens them
             argv += ["-o", run.output_file]
             if run.error_file is not None:
@@ -357,13 +362,8 @@ class LocalEngine:
                     continue  # still running: not ended after all
             _remove_run_dir(self._runs_dir / run_id)
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
-        try:
-            with (self._logs_dir / f"{job_id}.log").open("rb") as f:
-                f.seek(offset)
-                return f.read(limit)
-        except FileNotFoundError:
-            return None
+    def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
+        return logs.read(self._logs_dir / f"{job_id}.log", offset, limit)
 
     def running(self) -> set[str]:
         """Ids of the runs watched now."""

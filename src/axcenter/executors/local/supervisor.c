@@ -14,7 +14,9 @@
  *   - starts the job in a session and process group of its own, stdin on /dev/null, the
  *     job's leader killed if the supervisor dies (PR_SET_PDEATHSIG);
  *   - copies the job's output (a pipe) to the log it was given as its own stderr, up to
- *     a size limit: past it the job is stopped (cause log_limit);
+ *     a size limit: past it the job is stopped (cause log_limit); the log rotates at a
+ *     size (LOG renamed LOG.START, START the offset of its first byte in the job's whole
+ *     output, a new LOG opened) and only the newest rotated files are kept;
  *   - is the subreaper of everything the job spawns, so a process that escapes the job's
  *     group (setsid, double fork) is still its descendant and is killed at the end;
  *   - enforces the time limit (SIGTERM to the group, SIGKILL after the grace period);
@@ -44,11 +46,14 @@
  *   -m BYTES   memory limit                  -C MILLI   CPUs, in thousandths
  *   -p N       process limit                 -d RULES   device rules (v1), ';'-separated
  *   -L BYTES   log size limit (0: none)      -P         private /proc (hidepid)
+ *   -l PATH    the log's path (fd 2), to rotate it   -r BYTES  rotate at (0: never)
+ *   -K N       rotated files kept (at least 1)
  *   -o FILE    stdout (and stderr, without -e) to FILE instead of the log, opened as the
  *              job's user in its working directory; -e FILE stderr; -a append to them
  * The job's environment is the supervisor's own.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -450,6 +455,101 @@ static void kill_descendants(pid_t self) {
 
 static long long log_max, log_written;
 static int log_full;
+/* rotation: the log's path, its size now, the offset of its first byte in the job's
+ * whole output (over every run of the job), the size it rotates at, files kept */
+static const char *log_path;
+static long long log_size, log_start, rotate_at;
+static int rotate_keep = 4;
+static uid_t log_uid;
+static gid_t log_gid;
+static int log_owned;
+
+/* The rotated files of the log (LOG.START): their starts, newest last, in *starts
+ * (malloc'd), and the end of the newest (where the live log starts). */
+static int log_segments(long long **starts, long long *end) {
+    *starts = NULL;
+    *end = 0;
+    if (!log_path) return 0;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", log_path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : log_path;
+    if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, blen) != 0 || e->d_name[blen] != '.') continue;
+        const char *digits = e->d_name + blen + 1;
+        if (!*digits || strspn(digits, "0123456789") != strlen(digits)) continue;
+        long long start = atoll(digits);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            long long *grown = realloc(*starts, cap * sizeof **starts);
+            if (!grown) break;
+            *starts = grown;
+        }
+        (*starts)[n++] = start;
+        struct stat st;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s.%lld", log_path, start);
+        if (stat(full, &st) == 0 && start + st.st_size > *end) *end = start + st.st_size;
+    }
+    closedir(d);
+    for (int a = 1; a < n; a++)  /* few files: insertion sort */
+        for (int b = a; b > 0 && (*starts)[b - 1] > (*starts)[b]; b--) {
+            long long t = (*starts)[b];
+            (*starts)[b] = (*starts)[b - 1];
+            (*starts)[b - 1] = t;
+        }
+    return n;
+}
+
+/* Where the live log stands: its size, and its start in the job's whole output. */
+static void log_locate(void) {
+    struct stat st;
+    log_size = fstat(2, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : 0;
+    long long *starts;
+    log_segments(&starts, &log_start);
+    free(starts);
+}
+
+/* LOG -> LOG.START, a new LOG (the job's user's, 0600) onto fd 2, the oldest rotated
+ * files beyond the number kept removed. Any step that fails leaves the output going on
+ * into the file it goes to. */
+static void log_rotate(void) {
+    char old[PATH_MAX];
+    snprintf(old, sizeof old, "%s.%lld", log_path, log_start);
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return;
+    if (rename(log_path, old) != 0) {
+        close(fd);
+        return;
+    }
+    close(fd);
+    fd = open(log_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        (void)!rename(old, log_path);  /* put it back: one file, growing on */
+        return;
+    }
+    if (log_owned) (void)!fchown(fd, log_uid, log_gid);
+    if (dup2(fd, 2) < 0) {
+        close(fd);
+        return;
+    }
+    close(fd);
+    log_start += log_size;
+    log_size = 0;
+    long long *starts, end;
+    int n = log_segments(&starts, &end);
+    for (int k = 0; k + rotate_keep < n; k++) {
+        snprintf(old, sizeof old, "%s.%lld", log_path, starts[k]);
+        unlink(old);
+    }
+    free(starts);
+}
 
 /* Copy what the pipe holds to the log (fd 2). Returns 0 at end of file, 1 otherwise. */
 static int pump(int pipe_r) {
@@ -462,10 +562,16 @@ static int pump(int pipe_r) {
         ssize_t keep = n;
         if (log_max > 0 && log_written + keep > log_max) keep = log_max - log_written;
         for (ssize_t off = 0; off < keep;) {
-            ssize_t w = write(2, buf + off, keep - off);
+            ssize_t piece = keep - off;  /* up to where the log rotates */
+            int rotating = log_path && rotate_at > 0;
+            if (rotating && piece > rotate_at - log_size)
+                piece = rotate_at - log_size > 0 ? rotate_at - log_size : 1;
+            ssize_t w = write(2, buf + off, piece);
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) break; /* the disk refuses: output is lost, the job goes on */
             off += w;
+            log_size += w;
+            if (rotating && log_size >= rotate_at) log_rotate();
         }
         log_written += keep;
         if (log_max > 0 && keep < n) {
@@ -520,7 +626,7 @@ int main(int argc, char **argv) {
     struct identity who = {0};
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:Po:e:a")) != -1) {
+    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:l:r:K:Po:e:a")) != -1) {
         switch (opt) {
         case 'w': workdir = optarg; break;
         case 't': limit_s = atoll(optarg); break;
@@ -537,6 +643,9 @@ int main(int argc, char **argv) {
         case 'p': pids = atoll(optarg); break;
         case 'd': devices = optarg; break;
         case 'L': log_max = atoll(optarg); break;
+        case 'l': log_path = optarg; break;
+        case 'r': rotate_at = atoll(optarg); break;
+        case 'K': rotate_keep = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
         case 'P': private_proc = 1; break;
         case 'o': out_file = optarg; break;
         case 'e': err_file = optarg; break;
@@ -553,6 +662,12 @@ int main(int argc, char **argv) {
         dprintf(2, "axc-supervisor: refusing to run a job as root\n");
         return 2;
     }
+    if (who.set) {  /* a rotated log's new file is the job's user's, as the first was */
+        log_owned = 1;
+        log_uid = who.uid;
+        log_gid = who.gid;
+    }
+    log_locate();
 
     /* A session of our own: a signal to the service's group or terminal never reaches
      * us, and when the service dies we go on (reparented to init or a subreaper). */
@@ -583,9 +698,10 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    /* the job's output: a pipe we copy to the log, when the log has a limit */
+    /* the job's output: a pipe we copy to the log, when the log has a limit or rotates */
     int out[2] = {-1, -1};
-    if (log_max > 0 && pipe2(out, O_CLOEXEC) != 0) die("pipe");
+    if ((log_max > 0 || (log_path && rotate_at > 0)) && pipe2(out, O_CLOEXEC) != 0)
+        die("pipe");
 
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) die("pipe");

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from axcenter.executors import logs
 from axcenter.executors.base import (
     EventCallback,
     LaunchError,
@@ -63,6 +64,7 @@ from axcenter.executors.base import (
     describe_status,
     outcome_of,
 )
+from axcenter.executors.logs import LogChunk
 from axcenter.executors.slurm.cli import (
     TERMINAL,
     AcctRecord,
@@ -262,14 +264,8 @@ class SlurmEngine:
                 del self._runs[run_id]
             self._forget(run_id)
 
-    def read_log(self, job_id: str, offset: int, limit: int) -> bytes | None:
-        path = self._logs / f"{job_id}.log"
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                return f.read(limit)
-        except FileNotFoundError:
-            return None
+    def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
+        return logs.read(self._logs / f"{job_id}.log", offset, limit)
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         grace = self._opt.grace_s if grace_s is None else grace_s
