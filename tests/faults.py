@@ -1,17 +1,20 @@
 """Real faults for tests: a TCP proxy to PostgreSQL that can be cut, a small tmpfs that
-fills up. Both act on the real network and the real kernel, not on our code."""
+fills up, a PostgreSQL server of the test's own that can be restarted and stopped. Each
+acts on the real network, the real kernel or the real server, not on our code."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TcpProxy", "fill", "tmpfs"]
+__all__ = ["PrivatePostgres", "TcpProxy", "fill", "private_postgres", "tmpfs"]
 
 
 class TcpProxy:
@@ -108,3 +111,80 @@ def fill(path: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (Debian's binaries, a fresh cluster in a
+    temporary directory, trust auth on 127.0.0.1:``port``), so a test may restart or
+    stop it as an operator or a crash would without touching the shared server."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.data = root / "data"
+        self._bin = _postgres_bin()
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/test"
+
+    def url(self) -> str:
+        """The SQLAlchemy URL of its ``test`` database."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/test"
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.root, "postgres", "postgres")
+        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+        self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "test")
+
+    def start(self) -> None:
+        self._pg("pg_ctl", *self._server_options(), "-w", "start")
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every session ended, the server back at once."""
+        self._pg("pg_ctl", *self._server_options(), "-m", "fast", "-w", "restart")
+
+    def _server_options(self) -> list[str]:
+        """Its data, port and socket directory, and its log (so that no output of the
+        server is left on a pipe of ours)."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        return ["-D", str(self.data), "-o", options, "-l", str(self.root / "server.log")]
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _pg(self, program: str, *args: str) -> None:
+        """Run a server program as the ``postgres`` account (they refuse root)."""
+        command = [str(self._bin / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=self.root)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started private server in a directory of its own (under the temporary
+    directory, where the ``postgres`` account can reach it), removed afterwards."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    server = PrivatePostgres(Path(tempfile.mkdtemp(prefix="axc-test-pg-")), port)
+    try:
+        server.init()
+        yield server
+    finally:
+        server.close()
+
+
+def _postgres_bin() -> Path:
+    """Debian's server binaries (``/usr/lib/postgresql/VERSION/bin``), newest first."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    if not versions:
+        raise RuntimeError("PostgreSQL's server binaries are not installed")
+    return versions[0].parent

@@ -9,6 +9,9 @@ Faults, each injected and then healed:
   filled to the last byte for as long;
 - ``db_terminate``: PostgreSQL ends every session of the center (``pg_terminate_backend``,
   as an operator or a failover would);
+- ``pg_restart``: the PostgreSQL server restarted (``pg_ctl restart -m fast``), and
+  ``pg_stop``: stopped for 2-10 s, then started; the center's PostgreSQL is a server of
+  the test's own (``tests/faults.py: PrivatePostgres``). On SQLite both fill the disk;
 - ``second_controller``: another ``axc up`` on the same store, which must refuse.
 
 ``check`` then counts what broke a promise: acknowledged jobs not found, jobs run twice
@@ -42,12 +45,11 @@ from axcenter.store.db import Store
 from tests.accounting import ledger_sums, running_sums
 from tests.conftest import TEST_HOMES, TEST_IDENTITY_ENV
 from tests.e2e.conftest import AXC, Service, free_port, stop_supervisors
-from tests.faults import TcpProxy, fill, tmpfs
+from tests.faults import PrivatePostgres, TcpProxy, fill, private_postgres, tmpfs
 
 __all__ = ["FAULTS", "Chaos", "Counts", "chaos"]
 
 PROJECT = "hanbit-adas"  # from the demo data
-PG_PORT = 5432
 #: every job writes its run id here, so a run twice is seen whatever the store says
 SCRIPT = 'echo "$AXC_RUN_ID" >> {marks}/"$AXC_JOB_ID"; sleep 0.$((2 + $$ % 5)); exit $(($$ % 3))'
 #: how long all acknowledged jobs may take to end once the faults stop (seconds)
@@ -98,6 +100,7 @@ class Chaos:
     schema: str | None
     marks: Path
     proxy: TcpProxy | None = None
+    postgres: PrivatePostgres | None = None
     disk: Path | None = None
     app_name: str = ""
     acked: dict[str, str] = field(default_factory=dict)  # idempotency key -> job id
@@ -165,15 +168,29 @@ class Chaos:
         filler.unlink()
 
     def db_terminate(self) -> None:
-        if not self.app_name:  # SQLite has no sessions to end: the disk fills instead
+        if self.postgres is None:  # SQLite has no sessions to end: the disk fills instead
             self.db_outage()
             return
-        with psycopg.connect(_dsn(), autocommit=True) as conn:
+        with psycopg.connect(self.postgres.dsn, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE application_name = %s",
                 (self.app_name,),
             )
+
+    def pg_restart(self) -> None:
+        if self.postgres is None:  # SQLite has no server: the disk fills instead
+            self.db_outage()
+            return
+        self.postgres.restart()
+
+    def pg_stop(self) -> None:
+        if self.postgres is None:
+            self.db_outage()
+            return
+        self.postgres.stop()
+        time.sleep(random.uniform(2.0, 10.0))
+        self.postgres.start()
 
     def second_controller(self) -> None:
         done = subprocess.run(
@@ -252,6 +269,8 @@ FAULTS: dict[str, Callable[[Chaos], None]] = {
     "kill9": Chaos.kill9,
     "db_outage": Chaos.db_outage,
     "db_terminate": Chaos.db_terminate,
+    "pg_restart": Chaos.pg_restart,
+    "pg_stop": Chaos.pg_stop,
     "second_controller": Chaos.second_controller,
 }
 
@@ -259,7 +278,8 @@ FAULTS: dict[str, Callable[[Chaos], None]] = {
 @contextlib.contextmanager
 def chaos(root: Path, store: str, env: dict[str, str]) -> Iterator[Chaos]:
     """A center on ``store`` (``sqlite``: its data on a 64 MiB tmpfs; ``postgresql``: a
-    fresh schema, reached through a proxy that can be cut), started, and torn down."""
+    schema on a server of its own, reached through a proxy that can be cut), started,
+    and torn down."""
     # where the jobs (each its user's unix account) may write and the check may read
     marks = TEST_HOMES / f"chaos-{root.name}-{secrets.token_hex(3)}"
     marks.mkdir(parents=True)
@@ -272,18 +292,20 @@ def chaos(root: Path, store: str, env: dict[str, str]) -> Iterator[Chaos]:
             url, schema = f"sqlite:///{disk / 'axcenter.db'}", None
             ctx = Chaos(_service(disk / "data", env, url), url, None, marks, disk=disk)
         else:
+            postgres = stack.enter_context(private_postgres())
             schema = f"axc_chaos_{secrets.token_hex(5)}"
-            with psycopg.connect(_dsn(), autocommit=True) as conn:
+            with psycopg.connect(postgres.dsn, autocommit=True) as conn:
                 conn.execute(f'CREATE SCHEMA "{schema}"')
-            stack.callback(_drop_schema, schema)
-            proxy = TcpProxy(("127.0.0.1", PG_PORT))
+            proxy = TcpProxy(("127.0.0.1", postgres.port))
             stack.callback(proxy.close)
             app_name = f"axc-chaos-{secrets.token_hex(4)}"
-            url = f"postgresql+psycopg://postgres@127.0.0.1:{PG_PORT}/test"
+            url = postgres.url()
             proxied = f"{proxy.url(url)}?application_name={app_name}"
             env |= {"AXC_DATABASE_SCHEMA": schema}
             service = _service(root / "data", env, proxied)
-            ctx = Chaos(service, url, schema, marks, proxy=proxy, app_name=app_name)
+            ctx = Chaos(
+                service, url, schema, marks, proxy=proxy, postgres=postgres, app_name=app_name
+            )
         service = ctx.service
         service.start()
         try:
@@ -311,15 +333,6 @@ def run_round(ctx: Chaos, faults: list[str], rng: random.Random) -> Counts:
 
 def _service(data_dir: Path, env: dict[str, str], url: str) -> Service:
     return Service(data_dir=data_dir, env={**env, "AXC_DATABASE_URL": url}, gpus="A100:2,H100:2")
-
-
-def _dsn() -> str:
-    return f"postgresql://postgres@127.0.0.1:{PG_PORT}/test"
-
-
-def _drop_schema(schema: str) -> None:
-    with psycopg.connect(_dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _lines(path: Path) -> list[str]:

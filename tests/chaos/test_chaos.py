@@ -29,3 +29,16 @@ def test_promises_hold_under(store: str, faults: list[str], tmp_path: Path) -> N
     print(store, faults, counts.row())  # shown with -s
     assert counts.acknowledged > 0
     assert counts.broken == {}, counts.row()
+
+
+@pytest.mark.parametrize("faults", [["pg_restart", "pg_stop"]], ids="+".join)
+def test_promises_hold_when_postgresql_restarts_and_stops(
+    faults: list[str], tmp_path: Path
+) -> None:
+    """The server itself restarted (``-m fast``) and stopped for seconds, under load."""
+    with chaos(tmp_path, "postgresql", dict(os.environ)) as ctx:
+        counts = run_round(ctx, faults, random.Random())
+    print(faults, counts.row())
+    assert counts.acknowledged > 0
+    assert counts.retries > 0, "the faults never reached a client"
+    assert counts.broken == {}, counts.row()
