@@ -1,10 +1,11 @@
 """Chaos over many rounds (issue 19): what broke, counted, per store.
 
 Each round starts a center (``tests/chaos/harness.py``: a real ``axc up``; SQLite on a
-tmpfs, or a fresh PostgreSQL schema behind a proxy that can be cut), puts it under load
-from four clients of the real Python client, injects ``--faults`` faults drawn at random
-(kill -9 and restart, the database away or the disk full for up to 5 s, every database
-session terminated, a second controller started) at random moments, lets every job end,
+tmpfs, or a PostgreSQL server of its own behind a proxy that can be cut), puts it under
+load from four clients of the real Python client, injects ``--faults`` faults drawn at
+random (kill -9 and restart, the database away or the disk full for up to 5 s, every
+database session terminated, the PostgreSQL server restarted or stopped for 2-10 s, a
+second controller started) at random moments, lets every job end,
 and counts the broken promises. Prints one JSON object per round and one total per
 store: {"store", "round", "faults", "acknowledged", ..., "not_found", "ran_twice",
 "never_ran", "stuck", "wrong_charge", "holds_left", "balances_off", "duplicate_keys"};
@@ -12,7 +13,7 @@ every count after "faults" but the submissions should be 0.
 
     .venv/bin/python benchmarks/chaos.py [--rounds 10] [--faults 3] [--store both] [--seed N]
 
-Needs root (it mounts a tmpfs) and PostgreSQL on 127.0.0.1:5432 (trust, database test).
+Needs root (it mounts a tmpfs, and runs PostgreSQL's server binaries as ``postgres``).
 """
 
 from __future__ import annotations
