@@ -33,6 +33,7 @@ from axcenter.executors.slurm import slurm_engine
 from axcenter.model.snapshot import Limits, SchedulerConfig, Snapshot
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
+from axcenter.service.live import LiveHub
 from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
@@ -138,6 +139,8 @@ class Center:
             metrics=self.metrics,
             live=self.live,
         )
+        #: the dashboard's open streams, woken by the changes they show (``service/live.py``)
+        self.live_hub = LiveHub(self.live)
         #: every pending job's estimated start, off the loop (``control/estimates.py``)
         self.estimates = Estimator(self.control.view, self._forecast, self.live)
         self.metrics.watch_queue(

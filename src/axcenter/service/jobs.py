@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from axcenter.control.convert import allocations_from_json, epoch, utc
+from axcenter.control.convert import allocations_from_json, epoch
 from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id

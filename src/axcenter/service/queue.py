@@ -51,7 +51,6 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
         raise InvalidInput("offset", "must be 0 or more")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
-    state = center.control.state
     j = orm.Job
     pending = orm.JOB_PENDING  # as the partial indexes say it, so that they serve
     with center.store.read() as session:

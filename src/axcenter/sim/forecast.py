@@ -86,12 +86,12 @@ def forecast(
             pending.update((job.id, job) for job in queue)
     index = RunningIndex()
     ends: list[tuple[float, str]] = []
-    for job in snapshot.running:
-        index.add(job)
-        end = max(job.ends_by, now + OVERDUE_END_S)
-        if job.preempting:
+    for run in snapshot.running:
+        index.add(run)
+        end = max(run.ends_by, now + OVERDUE_END_S)
+        if run.preempting:
             end = min(end, now + grace_s)
-        ends.append((end, job.id))
+        ends.append((end, run.id))
     heapq.heapify(ends)
     wakes = sorted(
         t for r in snapshot.reservations for t in (r.start, r.end) if now < t < now + horizon_s
@@ -116,9 +116,9 @@ def forecast(
         decided = policy(view, t)
         waiting = decided.waiting
         reclaiming = tuple(
-            job
+            waits
             for job_id, reason in waiting.items()
-            if reason is PendingReason.PREEMPTING and (job := pending.get(job_id)) is not None
+            if reason is PendingReason.PREEMPTING and (waits := pending.get(job_id)) is not None
         )
         for p in decided.preemptions:
             victim = index.jobs.get(p.job_id)
