@@ -18,6 +18,9 @@ another company's job starts or ends are not theirs to learn either.
 
 Cost: the loop's share is one ``call_soon_threadsafe`` per changing cycle; waking is a
 lookup per touched job and project, then one ``asyncio.Event.set`` per concerned stream.
+A stream sends at most one message per ``JOB_GAP_S`` (a job's page) or ``PAGE_GAP_S``
+(a whole page, refetched whole), whatever the rate of cycles
+(``benchmarks/live_push.py``).
 A stream lasts at most ``MAX_STREAM_S`` (then the browser reconnects: visibility is
 looked up again) and sends a comment every ``KEEPALIVE_S`` so proxies keep it open.
 """
@@ -47,8 +50,11 @@ __all__ = ["KEEPALIVE_S", "MAX_STREAM_S", "LiveHub", "Subscription", "events", "
 KEEPALIVE_S = 15.0
 #: a stream ends after this long; the browser reconnects (visibility looked up again)
 MAX_STREAM_S = 300.0
-#: at most one message per stream this often (a burst of cycles is one refresh)
-MIN_GAP_S = 0.25
+#: at most one message per job's stream this often (a burst of cycles is one refresh)...
+JOB_GAP_S = 0.25
+#: ...and per stream of a whole page (queue, cluster, project, program), which its
+#: reader refetches whole: a busy center's pages refresh at this pace, not each cycle's
+PAGE_GAP_S = 2.0
 
 
 @dataclass(eq=False)
@@ -133,7 +139,7 @@ class LiveHub:
 
     async def stream(self, sub: Subscription, *, max_s: float = MAX_STREAM_S) -> AsyncIterator[str]:
         """The text/event-stream of ``sub``: its current version at once, then each
-        version that concerns it, at most every ``MIN_GAP_S``."""
+        version that concerns it, at most every ``JOB_GAP_S`` or ``PAGE_GAP_S``."""
         loop = asyncio.get_running_loop()
         with self._added(sub):
             sub.version = self.version
@@ -148,7 +154,7 @@ class LiveHub:
                     continue
                 sub.event.clear()
                 yield f"data: {sub.version}\n\n"
-                await asyncio.sleep(MIN_GAP_S)
+                await asyncio.sleep(JOB_GAP_S if sub.job_id is not None else PAGE_GAP_S)
 
 
 def _discard(index: dict[str, set[Subscription]], key: str, sub: Subscription) -> None:
