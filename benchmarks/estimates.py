@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.sim_replay
@@ -53,6 +53,7 @@ from axcenter.sched.plan import plan
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.engine import SimOptions, _Engine  # the engine's state, read-only
 from axcenter.sim.forecast import forecast
+from axcenter.sim.limits import LimitRule
 from axcenter.sim.policies import POLICIES
 from axcenter.sim.quotas import with_usage_quotas
 from axcenter.sim.traces import read_trace
@@ -105,10 +106,10 @@ class Probe(_Engine):
 
 
 def replay(
-    workload: Workload, cluster: ClusterSpec, samples: dict[str, Sample]
+    workload: Workload, cluster: ClusterSpec, samples: dict[str, Sample], options: SimOptions
 ) -> dict[str, float]:
     """Replay with probes; returns each job's first real start."""
-    options = SimOptions(record_starts=True)
+    options = replace(options, record_starts=True)
     engine = Probe(workload, cluster, POLICIES["axcenter"], "axcenter", options, None)
     engine.samples = samples
     result = engine.run()
@@ -119,12 +120,13 @@ def replay(
 
 
 def errors(
-    workload: Workload, cluster: ClusterSpec, every: int, interval: float
+    workload: Workload, cluster: ClusterSpec, every: int, options: SimOptions
 ) -> list[dict[str, object]]:
+    interval = options.interval_s
     sampled = workload.jobs[::every]
     at_submit = {j.id: Sample(j.submit, [(j.submit, "submit")], {}) for j in sampled}
     began = time.perf_counter()
-    real = replay(workload, cluster, at_submit)
+    real = replay(workload, cluster, at_submit, options)
     waited = {
         j.id: real[j.id] - j.submit
         for j in sampled
@@ -138,7 +140,7 @@ def errors(
         )
         for job_id, wait in waited.items()
     }
-    replay(workload, cluster, later)
+    replay(workload, cluster, later, options)
     wall = time.perf_counter() - began
     rows: list[dict[str, object]] = []
     points = ["submit", *(f"{f:.0%} of wait" for f in LATER)]
@@ -232,6 +234,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=6000, help="Philly jobs replayed")
     parser.add_argument("--every", type=int, default=20, help="sample every N-th job")
     parser.add_argument("--load", type=float, default=0.9, help="offered load of the center")
+    parser.add_argument(
+        "--limits",
+        choices=("users", "exact"),
+        default="users",
+        help="users: time limits as users give them (sim.limits); exact: every limit is the "
+        "job's duration (what the forecast alone gets wrong: later arrivals)",
+    )
     parser.add_argument("--traces", type=Path, default=TRACES)
     args = parser.parse_args()
     jobs = 1500 if args.quick else args.jobs
@@ -242,7 +251,9 @@ def main() -> None:
         "philly": lambda: read_trace(philly, limit=jobs),
         "itp-cluster01": lambda: read_trace(itp, limit=jobs),
     }
-    interval = SimOptions().interval_s
+    options = SimOptions(
+        limits=LimitRule("oracle", factor=1.0) if args.limits == "exact" else LimitRule()
+    )
     for name, load in loads.items():
         if not name.startswith(args.only):
             continue
@@ -250,10 +261,16 @@ def main() -> None:
         cluster = assumed_cluster(workload, workload.name, args.load)
         workload = with_usage_quotas(workload, cluster)
         gpus = sum(g.gpus_per_node * g.count for g in cluster.node_groups)
-        for row in errors(workload, cluster, every, interval):
-            head = {"trace": name, "jobs": len(workload.jobs), "gpus": gpus, "load": args.load}
+        for row in errors(workload, cluster, every, options):
+            head = {
+                "trace": name,
+                "jobs": len(workload.jobs),
+                "gpus": gpus,
+                "load": args.load,
+                "limits": args.limits,
+            }
             print(json.dumps({**head, **row}))
-    if "cost".startswith(args.only) or not args.only:
+    if "cost".startswith(args.only):
         workload = with_usage_quotas(
             read_trace(philly, limit=20_000),
             cluster := assumed_cluster(read_trace(philly, limit=20_000), "philly"),

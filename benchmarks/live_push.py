@@ -6,8 +6,9 @@ submits jobs as a member (through ``service.jobs.submit``, as the API does) and 
 runs the engine started, so that every cycle admits, starts and ends jobs and publishes
 a change. Meanwhile ``--subscribers`` pages of the operator (who sees every project, so
 every change wakes every stream: the worst case) hold ``/ui/live`` open, read by another
-process (browsers are not on the server). The same load runs with no subscriber, then
-with them, then with none again, on the same center.
+process (browsers are not on the server); with ``--streams idle`` they follow a held job
+instead, which no cycle touches: what merely open pages cost. The same load runs with
+no subscriber and with them, alternately (0, N, 0, N, 0), on the same center.
 
 Prints one JSON object per phase: ``{"subscribers", "cycles", "mean_cycle_ms",
 "p50_cycle_ms", "jobs_done", "messages"}``, then the ratio of mean cycle time and of jobs
@@ -138,6 +139,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--streams",
+        choices=("page", "idle"),
+        default="page",
+        help="page: queue pages woken by every change (the worst case); idle: pages of a "
+        "held job, which nothing changes",
+    )
     args = parser.parse_args()
     engines: list[FakeEngine] = []
 
@@ -166,9 +174,16 @@ def main() -> None:
                 cookie = open_session(s, operator.id, timedelta(hours=1))
             assert SESSION_COOKIE == "axc_session"
             server, base = serve(center)
+            url = f"{base}/ui/live"
+            if args.streams == "idle":
+                with center.store.read() as s:
+                    who = authenticate(s, token)
+                assert who is not None
+                spec = JobIn(project="bench", command=["true"], held=True)
+                url += f"?job={service.submit(center, who, [spec])[0].job.id}"
             rows = []
             for n in (0, args.subscribers, 0, args.subscribers, 0):
-                rows.append(with_readers(center, engines[0], token, base, cookie, n, args.seconds))
+                rows.append(with_readers(center, engines[0], token, url, cookie, n, args.seconds))
                 time.sleep(1.0)  # the streams close
             server.should_exit = True
         finally:
@@ -185,6 +200,7 @@ def main() -> None:
         json.dumps(
             {
                 "subscribers": args.subscribers,
+                "streams": args.streams,
                 "cycle_time_ratio": round(
                     mean(busy, "mean_cycle_ms") / mean(quiet, "mean_cycle_ms"), 3
                 ),
@@ -195,13 +211,13 @@ def main() -> None:
 
 
 def with_readers(
-    center: Center, engine: FakeEngine, token: str, base: str, cookie: str, n: int, seconds: float
+    center: Center, engine: FakeEngine, token: str, url: str, cookie: str, n: int, seconds: float
 ) -> dict[str, float]:
     """One phase with ``n`` streams open (read by another process) for its whole length."""
     if not n:
         return {"subscribers": 0, **phase(center, engine, token, seconds)}
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, f"{base}/ui/live", cookie, str(n), str(seconds + 5)],
+        [sys.executable, "-c", READER, url, cookie, str(n), str(seconds + 5)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -5,10 +5,14 @@ another company's job cannot be subscribed to."""
 from __future__ import annotations
 
 import queue
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,7 +22,7 @@ from axcenter.api.app import create_app
 from axcenter.service.center import Center
 from axcenter.web.session import SESSION_COOKIE
 from tests.api.conftest import Account, Tenants
-from tests.web.test_pages import session_for
+from tests.web.test_pages import browser, session_for
 
 TIMEOUT_S = 30.0
 
@@ -151,3 +155,30 @@ def test_a_stream_needs_a_session(center: Center, server: str) -> None:
     r = httpx.get(f"{server}/ui/live", follow_redirects=False, timeout=TIMEOUT_S)
     assert r.status_code == 303
     assert r.headers["location"].startswith("/ui/login")
+
+
+def test_the_queue_and_the_job_page_show_a_waiting_jobs_estimate(
+    center: Center, tenants: Tenants
+) -> None:
+    alice = tenants.alice
+    client = browser(center, alice.token)
+    four = {"project": alice.project, "gpus_per_node": 4, "gpu_types": ["H100"]}
+    api = {"headers": alice.headers}
+    first = client.post("/api/v1/jobs", json={**four, "command": ["sleep", "30"]}, **api)
+    waiting = client.post("/api/v1/jobs", json={**four, "command": ["true"]}, **api).json()["id"]
+    assert first.status_code == 201
+    refreshes = center.estimates.refreshes
+    deadline = time.monotonic() + TIMEOUT_S
+    while center.estimates.start_of(waiting) is None and time.monotonic() < deadline:
+        center.estimates.wait_refresh(refreshes, 1.0)
+        refreshes = center.estimates.refreshes
+    expected = client.get(f"/api/v1/jobs/{waiting}", **api).json()["estimated_start"]
+    assert expected is not None
+    kst = datetime.fromisoformat(expected).astimezone(ZoneInfo("Asia/Seoul"))
+    shown = f"{kst:%Y-%m-%d %H:%M}"
+    page = client.get(f"/ui/jobs/{waiting}")
+    assert page.status_code == 200
+    assert re.search(r'data-testid="estimate">[^<]*' + re.escape(shown), page.text), page.text
+    assert f'data-live="/ui/live?job={waiting}"' in page.text
+    queue = client.get("/ui/queue")
+    assert shown in queue.text and 'data-live="/ui/live"' in queue.text
