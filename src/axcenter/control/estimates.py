@@ -74,6 +74,8 @@ class Estimator:
         self.refreshes = 0
         self._dirty = threading.Event()
         self._stopping = threading.Event()
+        #: set when the loop delivered the view asked for (or to stop waiting for it)
+        self._ready = threading.Event()
         self._changed_at = 0.0
         self._thread: threading.Thread | None = None
         self._done = threading.Condition()
@@ -90,6 +92,7 @@ class Estimator:
         self._live.remove_listener(self._on_change)
         self._stopping.set()
         self._dirty.set()
+        self._ready.set()
         if self._thread is not None:
             self._thread.join()
 
@@ -131,14 +134,14 @@ class Estimator:
 
     def _refresh(self) -> float:
         got: list[tuple[Snapshot, float]] = []
-        ready = threading.Event()
+        ready = self._ready = threading.Event()
 
         def deliver(snapshot: Snapshot, now: float) -> None:
             got.append((snapshot, now))
             ready.set()
 
         self._view(deliver)
-        if not ready.wait(VIEW_WAIT_S) or self._stopping.is_set():
+        if not ready.wait(VIEW_WAIT_S) or not got or self._stopping.is_set():
             return 0.0
         snapshot, now = got[0]
         began = time.perf_counter()

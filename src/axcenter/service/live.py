@@ -114,9 +114,10 @@ class LiveHub:
 
     @contextlib.contextmanager
     def _added(self, sub: Subscription) -> Iterator[None]:
+        running = asyncio.get_running_loop()
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
             self._live.add_listener(self._on_change)
+        self._loop = running  # a server's one loop (a new one after a restart in tests)
         if sub.job_id is not None:
             self._by_job.setdefault(sub.job_id, set()).add(sub)
         elif sub.projects is None:
