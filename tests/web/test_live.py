@@ -180,5 +180,9 @@ def test_the_queue_and_the_job_page_show_a_waiting_jobs_estimate(
     assert page.status_code == 200
     assert re.search(r'data-testid="estimate">[^<]*' + re.escape(shown), page.text), page.text
     assert f'data-live="/ui/live?job={waiting}"' in page.text
+    # the version the page was read at: a stream opened later that says another has it
+    # fetched again, so a start between the page and the stream is not missed
+    version = re.search(r'data-live-version="(\d+)"', page.text)
+    assert version and int(version.group(1)) <= center.live.version
     queue = client.get("/ui/queue")
     assert shown in queue.text and 'data-live="/ui/live"' in queue.text

@@ -164,10 +164,13 @@ function liveRegions() {
   if (main.dataset.live && typeof EventSource !== "undefined") {
     source = new EventSource(main.dataset.live, { withCredentials: true });
     let first = true;
-    source.onmessage = () => {
+    source.onmessage = (event) => {
       main.dataset.pushed = String(Date.now());
-      if (first) { first = false; schedule(); return; } // the version at connection
-      refresh();
+      // the first message is the version at connection: fetch again only if something
+      // changed since the page was read (data-live-version)
+      const unchanged = first && event.data === main.dataset.liveVersion;
+      first = false;
+      if (unchanged) schedule(); else refresh();
     };
     source.onopen = () => { main.dataset.liveOpen = "true"; };
     // closed or refused (signed out, a proxy): polling goes on at the page's pace;
