@@ -68,3 +68,16 @@ def test_a_burst_of_changes_is_one_refresh_and_only_moved_starts_are_published()
         assert not estimator._dirty.is_set()
     finally:
         estimator.stop()
+
+
+def test_a_failing_listener_does_not_fail_the_publisher() -> None:
+    live = LiveState()
+    heard: list[int] = []
+
+    def broken(change: Change) -> None:
+        raise RuntimeError("event loop is closed")
+
+    live.add_listener(broken)
+    live.add_listener(lambda change: heard.append(change.version))
+    assert live.publish({"j1": "prj_a"}).version == 1
+    assert heard == [1]

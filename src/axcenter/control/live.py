@@ -15,11 +15,14 @@ one call per listener per changing cycle, whatever the number of pages open.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["Change", "LiveState"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,5 +65,8 @@ class LiveState:
             change = Change(self.version, dict(jobs), everything, estimates)
             listeners = self._listeners
         for listener in listeners:
-            listener(change)
+            try:
+                listener(change)
+            except Exception:  # a listener's fault must not fail the loop's cycle
+                log.exception("a listener of live changes failed")
         return change

@@ -91,7 +91,8 @@ class LiveHub:
         """On the publishing thread: one hand-over to the event loop, nothing else."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._dispatch, change)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile (a server stopping)
+                loop.call_soon_threadsafe(self._dispatch, change)
 
     def _dispatch(self, change: Change) -> None:
         woken: set[Subscription] = set()
