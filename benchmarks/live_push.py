@@ -123,7 +123,9 @@ def phase(center: Center, engine: FakeEngine, token: str, seconds: float) -> dic
     while time.monotonic() < ends:
         if len(center.control.state.pending) < 32:
             service.submit(center, who, [spec] * 8)
-        for run_id, run in list(engine.runs.items()):
+        with engine._lock:  # engine threads add runs meanwhile
+            runs = list(engine.runs.items())
+        for run_id, run in runs:
             if run.started_at is not None and run.ended is None:
                 engine.end(run_id, exit_code=0)
                 done += 1
