@@ -96,8 +96,8 @@ def stream(base: str, center: Center, who: Account, path: str) -> Iterator[Strea
         client.close()
 
 
-def submit(base: str, who: Account, command: list[str]) -> str:
-    body = {"project": who.project, "command": command, "gpus_per_node": 1}
+def submit(base: str, who: Account, command: list[str], *, held: bool = False) -> str:
+    body = {"project": who.project, "command": command, "gpus_per_node": 1, "held": held}
     r = httpx.post(f"{base}/api/v1/jobs", json=body, headers=who.headers, timeout=TIMEOUT_S)
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -112,18 +112,20 @@ def test_a_job_page_hears_each_transition_of_its_job(
     center: Center, tenants: Tenants, server: str
 ) -> None:
     alice = tenants.alice
-    job_id = submit(server, alice, ["sleep", "1"])
+    job_id = submit(server, alice, ["sleep", "1"], held=True)  # it moves once we listen
     seen = []
     with stream(server, center, alice, f"/ui/live?job={job_id}") as s:
         assert s.status == 200
         s.next()  # the version at connection
+        r = httpx.post(f"{server}/api/v1/jobs/{job_id}/release", headers=alice.headers)
+        assert r.status_code == 200, r.text
         while (now := state(server, alice, job_id)) != "succeeded":
             s.next()  # each message is a change of this job: read its state again
             seen.append(state(server, alice, job_id))
         assert now == "succeeded"
     # it was pushed through its states as they happened (the stream may coalesce two)
     assert seen[-1] == "succeeded"
-    assert set(seen) <= {"admitted", "running", "succeeded"}
+    assert set(seen) <= {"pending", "admitted", "running", "succeeded"}
 
 
 def test_no_stream_hears_of_another_companys_jobs(
