@@ -25,8 +25,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "accounting": frozenset({"store", "model"}),
     "sim": frozenset({"sched", "model"}),
     "control": frozenset({"sched", "store", "executors", "model", "accounting"}),
+    # the center wires the simulator's forward run into the estimator (sim/forecast.py)
     "service": frozenset(
-        {"control", "store", "sched", "executors", "model", "accounting", "settings"}
+        {"control", "store", "sched", "sim", "executors", "model", "accounting", "settings"}
     ),
     # the API's application mounts the dashboard's pages
     "api": frozenset({"service", "model", "store", "control", "settings", "web"}),

@@ -77,10 +77,17 @@ class Guard:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-        await self._bounded(scope, receive, send, center.settings.http_body_timeout_s)
+        # a read's answer names the center's time zone: clients show times in it
+        zone = _zone_header(center) if scope["method"] == "GET" else None
+        await self._bounded(scope, receive, send, center.settings.http_body_timeout_s, zone)
 
     async def _bounded(
-        self, scope: Scope, receive: Receive, send: Send, body_timeout_s: float
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body_timeout_s: float,
+        zone: tuple[bytes, bytes] | None = None,
     ) -> None:
         """Pass the request on with its body counted as it arrives. A refused body is
         answered here at once, and the route is told the client went away (whatever it
@@ -115,10 +122,21 @@ class Guard:
             nonlocal started
             if refused:
                 return
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if zone is not None:
+                    message = {**message, "headers": [*message.get("headers", ()), zone]}
             await send(message)
 
         await self.app(scope, counted, sending)
+
+
+#: the response header that names the center's time zone (``Settings.time_zone``)
+ZONE_HEADER = "x-axc-time-zone"
+
+
+def _zone_header(center: Center) -> tuple[bytes, bytes]:
+    return ZONE_HEADER.encode(), center.settings.time_zone.encode()
 
 
 async def _authenticate(center: Center, scope: Scope, header: bytes) -> JSONResponse | None:

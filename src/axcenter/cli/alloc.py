@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, new_app, print_json, shifted
+from axcenter.cli.common import connect, new_app, print_json, shifted, when
 from axcenter.cli.policy import parse_when
 
 __all__ = [
@@ -72,8 +72,8 @@ def won(value: object) -> str:
 
 
 def utc(value: object) -> str:
-    moment = render.parse_time(value)
-    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M} UTC"
+    """A time from the API in the center's zone, named (``common.when``)."""
+    return when(render.parse_time(value))
 
 
 def table() -> Table:

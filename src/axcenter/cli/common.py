@@ -1,5 +1,9 @@
 """What every ``axc`` command shares, kept light: the API client of this invocation, JSON
-output, error lines and ``axc wait``'s exit status.
+output, error lines, times in the center's zone and ``axc wait``'s exit status.
+
+Times are shown in the center's time zone, with the zone's name (``2026-12-07 21:05
+KST``): the server names its zone in every answer to a read (``X-AXC-Time-Zone``,
+``api/guard.py``), so no command spends a request to learn it (``when``).
 
 Nothing here imports Rich (or httpx, which ``axcenter.client`` loads when a client is
 made), so a command that fails on bad input, or prints only an id, starts without them.
@@ -9,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -25,6 +29,7 @@ T = TypeVar("T")
 
 __all__ = [
     "EXIT_TIMEOUT",
+    "center_zone",
     "connect",
     "count",
     "exit_code_for",
@@ -34,17 +39,47 @@ __all__ = [
     "print_json",
     "shifted",
     "wait_and_exit",
+    "when",
 ]
 
 ClientOpener = Callable[[], "Client"]
 
 
+#: the client of this invocation, whose answers name the center's time zone
+_client: Client | None = None
+
+
 def connect(ctx: typer.Context) -> Client:
     """The API client for this invocation (see ``axcenter.cli.main.client_factory``)."""
+    global _client  # noqa: PLW0603 (one invocation, one client)
     opener: ClientOpener | None = ctx.obj
     if opener is None:
         raise RuntimeError("axc commands must run under the axc app callback")
-    return opener()
+    _client = opener()
+    return _client
+
+
+def center_zone() -> tzinfo:
+    """The center's time zone as its latest answer named it; UTC before any answer, or
+    for a name this machine's zone database does not know."""
+    name = _client.time_zone if _client is not None else None
+    if not name or name == "UTC":
+        return UTC
+    from zoneinfo import ZoneInfo  # noqa: PLC0415 (only commands that print times)
+
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError):
+        return UTC
+
+
+def when(moment: datetime | None, *, seconds: bool = False) -> str:
+    """``moment`` in the center's zone with the zone's name: ``2026-12-07 21:05 KST``
+    (``-`` for none)."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone(center_zone())
+    return f"{local:%Y-%m-%d %H:%M:%S %Z}" if seconds else f"{local:%Y-%m-%d %H:%M %Z}"
 
 
 def option_parser(parse: Callable[[str], T]) -> Callable[[str], T]:

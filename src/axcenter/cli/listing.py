@@ -21,6 +21,7 @@ from typing import Any
 
 import typer
 
+from axcenter.cli.common import when
 from axcenter.cli.durations import format_duration
 
 __all__ = [
@@ -249,7 +250,8 @@ _QUEUE_COLUMNS = (
 
 def queue_table(items: Iterable[Job], width: int, now: datetime | None = None) -> str:
     """``axc jobs --start``: pending jobs in scheduling order, each with why it waits and,
-    where the scheduler has reserved one, when it should start (``squeue --start``)."""
+    when it should start (``squeue --start``: the scheduler run forward over the queue
+    with the time limits), in the center's zone."""
     now = now or datetime.now(UTC)
     rows = []
     for item in items:
@@ -264,7 +266,7 @@ def queue_table(items: Iterable[Job], width: int, now: datetime | None = None) -
                 gpus_label(item, compact=True),
                 text(item.get("priority")),
                 text(item.get("reason")),
-                "-" if start is None else f"{start:%Y-%m-%d %H:%M} UTC (in {age(now, start)})",
+                "-" if start is None else f"{when(start)} (in {age(now, start)})",
             )
         )
     return table(_QUEUE_COLUMNS, rows, width)

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from axcenter.cli.common import print_error
+from axcenter.cli.common import print_error, when
 from axcenter.cli.durations import format_duration
 from axcenter.cli.listing import (
     PIPE_WIDTH,
@@ -105,7 +105,7 @@ def _time_line(job: Job, key: str, now: datetime) -> str:
     moment = parse_time(job.get(key))
     if moment is None:
         return "-"
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({format_age(moment, now)})"
+    return f"{when(moment, seconds=True)} ({format_age(moment, now)})"
 
 
 def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
@@ -180,7 +180,7 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
         for event in events:
             moment = parse_time(event.get("at"))
             table.add_row(
-                "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}",
+                when(moment, seconds=True),
                 state_text(event.get("from_state")) if event.get("from_state") else Text("-"),
                 state_text(event.get("to_state")),
                 _text(event.get("reason")),

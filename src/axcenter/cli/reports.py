@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from axcenter.cli import render
-from axcenter.cli.common import connect, count, new_app, print_json, shifted
+from axcenter.cli.common import connect, count, new_app, print_json, shifted, when
 from axcenter.cli.durations import format_duration, parse_duration
 from axcenter.cli.policy import parse_when
 
@@ -86,10 +86,7 @@ def usage_table(report: Mapping[str, Any]) -> Table:
     """Rows as the server sent them, a rule, then the TOTAL row in bold."""
     dims = [str(d) for d in report.get("group_by") or []]
     since, until = (render.parse_time(report.get(k)) for k in ("since", "until"))
-    period = (
-        f"{f'{since:%Y-%m-%d %H:%M}' if since else 'the beginning'} to "
-        f"{f'{until:%Y-%m-%d %H:%M}' if until else 'now'} (UTC)"
-    )
+    period = f"{when(since) if since else 'the beginning'} to {when(until) if until else 'now'}"
     table = Table(
         title=f"usage by {', '.join(dims) or 'nothing'}, {period}",
         title_justify="left",
@@ -328,10 +325,10 @@ def acct_csv(rows: list[Mapping[str, Any]]) -> str:
 
 
 def acct_table(rows: list[Mapping[str, Any]]) -> Table:
-    """The rows of ``axc acct`` as a table with a total line."""
+    """The rows of ``axc acct`` as a table with a total line; starts in the center's zone."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("JOB", "NAME", "USER", "PROJECT", "STATE", "GPUS", "ELAPSED"):
-        table.add_column(name, no_wrap=name in ("JOB", "STATE"))
+    for name in ("JOB", "NAME", "USER", "PROJECT", "STATE", "START", "GPUS", "ELAPSED"):
+        table.add_column(name, no_wrap=name in ("JOB", "STATE", "START"))
     for name in ("GPU-H", "WON", "EXIT"):
         table.add_column(name, justify="right")
     for r in rows:
@@ -341,6 +338,7 @@ def acct_table(rows: list[Mapping[str, Any]]) -> Table:
             escape(str(r.get("user") or "-")),
             escape(str(r.get("project") or "-")),
             render.state_text(r.get("state")),
+            when(render.parse_time(r.get("started_at"))),
             f"{r.get('gpus')}x{r.get('gpu_type')}" if r.get("gpu_type") else str(r.get("gpus")),
             format_duration(int(r.get("elapsed_s") or 0)),
             f"{_gpu_hours(r):,}",
@@ -350,7 +348,7 @@ def acct_table(rows: list[Mapping[str, Any]]) -> Table:
     table.add_section()
     hours = sum((_gpu_hours(r) for r in rows), Decimal(0))
     won = sum(int(r.get("charged_won") or 0) for r in rows)
-    table.add_row(count(len(rows), "job"), *[""] * 6, f"{hours:,}", f"{won:,}", "", style="bold")
+    table.add_row(count(len(rows), "job"), *[""] * 7, f"{hours:,}", f"{won:,}", "", style="bold")
     return table
 
 

@@ -33,6 +33,9 @@ __all__ = ["commands", "up"]
 GIL_SWITCH_INTERVAL_S = 0.001
 #: the most a request line and its headers may take before the server refuses them
 H11_MAX_HEADER_BYTES = 64 * 1024
+#: at a shutdown, requests still open after this long (pages' event streams, waits) are
+#: cut: a stream would otherwise keep the server up until it ends by itself
+SHUTDOWN_GRACE_S = 3
 
 
 def up(
@@ -191,6 +194,8 @@ def up(
                 timeout_keep_alive=settings.http_keep_alive_s,
                 limit_concurrency=settings.http_max_connections,
                 h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
+                # open pages' streams (service/live.py) and waits end at a shutdown
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             )
         )
         # uvicorn re-raises the signal that stopped it once it has shut down; with the

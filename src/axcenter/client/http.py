@@ -120,6 +120,8 @@ class Client:
         self.timeout = timeout
         self.retry_s = retry_s
         self.on_retry = on_retry
+        #: the center's time zone, as its latest answer to a read named it (None: not yet)
+        self.time_zone: str | None = None
         self._httpx = httpx
         self._http = httpx.Client(
             base_url=f"{self.url}/api/v1",
@@ -173,6 +175,7 @@ class Client:
                 wait = pause if idempotent or unsent else None
             else:
                 if not response.is_error:
+                    self.time_zone = response.headers.get("x-axc-time-zone", self.time_zone)
                     return response
                 error = ApiError(response.status_code, _detail(response))
                 wait = (

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.budgets import load_budgets
 from axcenter.accounting.ledger import Funding, HoldBook, InsufficientFunds
 from axcenter.control.convert import allocations_to_json, utc
+from axcenter.control.live import LiveState
 from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
@@ -143,6 +144,13 @@ class _Checkpoint:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class _View:
+    """Someone off the loop (the estimator) wants an immutable view of the cache."""
+
+    deliver: Callable[[Snapshot, float], None]
+
+
 _Message = (
     _Submitted
     | _Forget
@@ -153,6 +161,7 @@ _Message = (
     | _PolicyChanged
     | _Checkpoint
     | _Rebuild
+    | _View
 )
 
 
@@ -170,6 +179,7 @@ class ControlLoop:
         hold_grace_s: int = 0,
         watch: JobWatch | None = None,
         metrics: LoopMetrics | None = None,
+        live: LiveState | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -179,6 +189,8 @@ class ControlLoop:
         self.watch = watch or JobWatch()
         #: metrics and health (``control/metrics.py``): the loop only calls its hooks
         self.metrics = metrics or LoopMetrics()
+        #: a sequence number and the jobs each changing cycle touched (``control/live.py``)
+        self.live = live or LiveState()
         self.clock = clock
         self.state = ClusterState(
             config=config or SchedulerConfig(),
@@ -268,6 +280,11 @@ class ControlLoop:
         """Quotas, cohorts, reservations, limits, grants or prices changed in the store:
         reload them (and the budgets they imply)."""
         self._post(_PolicyChanged())
+
+    def view(self, deliver: Callable[[Snapshot, float], None]) -> None:
+        """Have the next cycle call ``deliver(view, now)`` with an immutable view of the
+        cache (``ClusterState.frozen``), on the loop's thread: it must only keep it."""
+        self._post(_View(deliver))
 
     def rebuild(self) -> None:
         """Rebuild the cache from the store (as after a failed cycle): after a takeover,
@@ -406,6 +423,9 @@ class ControlLoop:
         new: list[PendingJob] = []
         full, self._full_next = timer or self._full_next, False
         self._taken = []
+        touched: dict[str, str] = {}  # job id -> project id, published after the cycle
+        everything = False
+        views: list[Callable[[Snapshot, float], None]] = []
         while True:
             try:
                 message = self._inbox.get_nowait()
@@ -416,8 +436,10 @@ class ControlLoop:
                 case _Submitted(jobs):
                     for job in jobs:
                         self.state.add_pending(job)
+                        touched[job.id] = job.project_id
                     new += jobs
                 case _Forget(job_id):
+                    self._touch(touched, job_id)
                     self.state.forget(job_id)
                     full = True
                 case _Cancel(job_id):
@@ -427,16 +449,19 @@ class ControlLoop:
                     full = True
                     self._requeue(job_id, reason, held=held)
                 case _Event(RunStarted() | RunEnded() as event):
+                    self._touch(touched, job_of(event.run_id))
                     events.append(event)
                     full = full or isinstance(event, RunEnded)
                 case _Event(NodesChanged()) | _Rebuild():
-                    resync = full = True
+                    resync = full = everything = True
                 case _Dispatched(run_id, ref):
                     dispatched[run_id] = ref
                 case _Checkpoint(job_id, at):
                     self.state.checkpointed(job_id, at)
+                case _View(deliver):
+                    views.append(deliver)
                 case _PolicyChanged():
-                    full = True
+                    full = everything = True
                     with self.store.read() as session:
                         self.state.policy = load_policy(session, utc(self.clock()))
                         self._refresh_budgets(session, utc(self.clock()))
@@ -463,9 +488,13 @@ class ControlLoop:
                 self.state.estimates = {e.job_id: e.at for e in decided.estimates}
             else:
                 self.state.reasons.update(decided.waiting)
+            for p in decided.preemptions:
+                self._touch(touched, p.job_id)
             self._preempt(decided.preemptions)
             admitted = self._apply(decided.admissions, now)
             if admitted:
+                for adm, _ in admitted:
+                    self._touch(touched, adm.job_id)
                 self._dispatch(admitted)
         elif plan:  # nothing was freed and the new jobs can neither start nor reclaim
             for job in new:
@@ -473,6 +502,17 @@ class ControlLoop:
         if ended:
             self.watch.notify(ended)
         self._publish_hint(new)
+        if touched or everything:
+            self.live.publish(touched, everything=everything)
+        if views:
+            view = self.state.frozen()
+            for deliver in views:
+                deliver(view, now)
+
+    def _touch(self, touched: dict[str, str], job_id: str) -> None:
+        spec = self.state.specs.get(job_id)
+        if spec is not None:
+            touched[job_id] = spec.project_id
 
     def _publish_hint(self, taken: Sequence[PendingJob]) -> None:
         """After a cycle: the hint for the submissions to come; jobs it took are no longer

@@ -13,12 +13,14 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from sqlalchemy import text
 
 from axcenter import sched
+from axcenter.control.estimates import Estimator
+from axcenter.control.live import LiveState
 from axcenter.control.loop import ControlLoop
 from axcenter.control.metrics import LoopMetrics
 from axcenter.control.watch import JobWatch
@@ -29,12 +31,14 @@ from axcenter.executors.local import Confinement, LocalEngine
 from axcenter.executors.logs import LogPolicy
 from axcenter.executors.pools import PoolConfig, Pools, load_config
 from axcenter.executors.slurm import slurm_engine
-from axcenter.model.snapshot import Limits, SchedulerConfig
+from axcenter.model.snapshot import Limits, SchedulerConfig, Snapshot
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
+from axcenter.service.live import LiveHub
 from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
+from axcenter.sim.forecast import forecast
 from axcenter.store.db import AnotherController, Fenced, Store, unavailable
 from axcenter.store.group_commit import GroupCommit
 
@@ -121,6 +125,8 @@ class Center:
         self.watch = JobWatch()
         #: Prometheus metrics (``/metrics``) and the loop's health (``/readyz``)
         self.metrics = LoopMetrics()
+        #: what changed, for live pages (``control/live.py``)
+        self.live = LiveState()
         self.control = ControlLoop(
             self.store,
             engine_factory or self._engines,
@@ -132,7 +138,12 @@ class Center:
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,
             watch=self.watch,
             metrics=self.metrics,
+            live=self.live,
         )
+        #: the dashboard's open streams, woken by the changes they show (``service/live.py``)
+        self.live_hub = LiveHub(self.live)
+        #: every pending job's estimated start, off the loop (``control/estimates.py``)
+        self.estimates = Estimator(self.control.view, self._forecast, self.live)
         self.metrics.watch_queue(
             lambda: len(self.control.state.pending), lambda: len(self.control.state.running)
         )
@@ -171,6 +182,13 @@ class Center:
         return state.pending_users.get(user_id, 0), {
             p: len(queues.get(p) or ()) for p in project_ids
         }
+
+    def _forecast(
+        self, snapshot: Snapshot, now: float, stop: Callable[[], bool]
+    ) -> Mapping[str, float]:
+        """The scheduler run forward over the queue (``sim/forecast.py``)."""
+        grace = self.settings.kill_grace_s
+        return forecast(snapshot, now, sched.plan, grace_s=grace, should_stop=stop).starts
 
     def _fenced(self) -> None:
         self.on_fenced()  # looked up now: ``axc up`` sets it after construction
@@ -294,6 +312,7 @@ class Center:
             self.writes.start()
         self.active = True
         self.control.start()
+        self.estimates.start()
         self.dependencies.start()
         self.reminders.start()
         self.standby = False
@@ -374,6 +393,7 @@ class Center:
             self.store.dispose()
             return
         self.dependencies.stop()
+        self.estimates.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()

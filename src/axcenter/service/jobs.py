@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from axcenter.control.convert import allocations_from_json, epoch, utc
+from axcenter.control.convert import allocations_from_json, epoch
 from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
@@ -32,7 +32,7 @@ from axcenter.service.access import (
 from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
-from axcenter.service.queue import queue_position
+from axcenter.service.queue import estimated_start, queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
 from axcenter.store import orm
 from axcenter.store.cache import VersionedCache
@@ -674,8 +674,7 @@ def _live_reason(center: Center, row: orm.Job) -> str | None:
 
 
 def _estimate(center: Center, row: orm.Job) -> datetime | None:
-    at = center.control.state.estimates.get(row.id)
-    return utc(at) if at is not None and row.state == JobState.PENDING.value else None
+    return estimated_start(center, row.id) if row.state == JobState.PENDING.value else None
 
 
 def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True) -> JobOut:

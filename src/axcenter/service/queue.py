@@ -4,7 +4,7 @@ Positions follow the way the scheduler walks the queues: projects in the order i
 cycle first reached them (fair share and quota tiers decide that order), each project's
 jobs by priority class, then submission time (the order its queue holds them in);
 projects the cycle did not reach come last, their jobs by priority and submission. Each
-job carries the reason it waits and, where backfill reserved one, its estimated start.
+job carries the reason it waits and its estimated start (``estimated_start``).
 
 A position is the job's place in the whole queue, not among the jobs its caller may see:
 a member whose job is fourth behind three jobs of other companies reads 4, not 1 (the
@@ -13,6 +13,8 @@ other jobs stay hidden; their number is no secret, the cluster page shows it to 
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import false, func, select, text, true
@@ -30,7 +32,7 @@ from axcenter.store import orm
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["MAX_PAGE", "queue", "queue_position"]
+__all__ = ["MAX_PAGE", "estimated_start", "queue", "queue_position"]
 
 MAX_PAGE = 500
 _PENDING = JobState.PENDING.value
@@ -49,7 +51,6 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
         raise InvalidInput("offset", "must be 0 or more")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
-    state = center.control.state
     j = orm.Job
     pending = orm.JOB_PENDING  # as the partial indexes say it, so that they serve
     with center.store.read() as session:
@@ -135,7 +136,7 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
     items = []
     for job_id in page_ids:
         job, project, user = rows[job_id]
-        estimate = state.estimates.get(job_id)
+        estimate = estimated_start(center, job_id)
         items.append(
             QueueItemOut(
                 position=positions[job_id],
@@ -149,10 +150,22 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
                 priority=job.priority,
                 submitted_at=job.submitted_at,
                 reason=(center.control.reason(job_id) or PendingReason.PRIORITY).value,
-                estimated_start=utc(estimate) if estimate is not None else None,
+                estimated_start=estimate,
             )
         )
     return QueueOut(items=items, total=total, queue_length=length)
+
+
+def estimated_start(center: Center, job_id: str) -> datetime | None:
+    """When a pending job should start: the scheduler run forward over the queue with
+    every job lasting its time limit (``control/estimates.py``), else the start the latest
+    cycle reserved for it (backfill's shadow); never before now (a start due at the next
+    cycle reads now). None: neither knows (held, dependent, or beyond the forecast's
+    horizon). The caller has checked that its reader may see the job."""
+    at = center.estimates.start_of(job_id)
+    if at is None:
+        at = center.control.state.estimates.get(job_id)
+    return None if at is None else utc(max(at, time.time()))
 
 
 #: pending jobs per project, from ``ix_jobs_pending_order`` alone. SQLite's planner,

@@ -273,6 +273,8 @@ class WhoAmIOut(BaseModel):
     organization_id: str
     organization: str
     role: str
+    #: the center's time zone (IANA name): its days, and how its times are shown
+    time_zone: str = "UTC"
 
 
 class DeviceOut(BaseModel):

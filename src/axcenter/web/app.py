@@ -14,6 +14,7 @@ from axcenter.web.pages import (
     auth,
     cluster,
     jobs,
+    live,
     notifications,
     programs,
     projects,
@@ -27,7 +28,7 @@ __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 STATIC = Path(__file__).parent / "static"
 #: every page of the dashboard (tests walk this table: each page must need a session)
 ROUTERS = tuple(
-    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications)
+    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications, live)
 )
 
 

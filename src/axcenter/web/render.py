@@ -119,6 +119,7 @@ def page(
         reviewer_name=lambda name: reviewer_name(name, lang),
         chart_json=chart_json,
         unread=unread,
+        live_version=getattr(request.state, "live_version", 0),
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=dict(SECURITY_HEADERS))

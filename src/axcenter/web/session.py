@@ -96,6 +96,9 @@ def language(request: Request) -> str:
 
 def _viewer(request: Request) -> Viewer:
     center: Center = request.app.state.center
+    # what the page will show is read after this: a live page's stream that says a later
+    # version has it fetched again at once (``app.js``), so no change in between is lost
+    request.state.live_version = center.live.version
     secret = request.cookies.get(SESSION_COOKIE)
     who = None
     if secret:

@@ -24,6 +24,7 @@ def whoami(center: CenterDep, who: PrincipalDep) -> WhoAmIOut:
         organization_id=who.organization_id,
         organization=org.name if org else "",
         role=who.role.value,
+        time_zone=center.settings.time_zone,
     )
 
 

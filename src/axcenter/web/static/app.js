@@ -7,6 +7,11 @@
 // lines). The server renders the same template, so a refreshed region is exactly what a
 // reload would show. A page that stops being live (a job that ended) drops the attribute
 // and the polling stops.
+//
+// Pushed: a page whose <main> also has data-live="URL" opens that text/event-stream
+// (service/live.py); each message (a sequence number, nothing else) refreshes the regions
+// at once, and while the stream is open the poll above only runs every minute, as a
+// safety net. Without it (no EventSource, the stream refused or cut) polling goes on.
 "use strict";
 
 const LANG = document.documentElement.lang || "en";
@@ -118,7 +123,19 @@ function liveRegions() {
   const main = document.querySelector("main[data-refresh-s]");
   if (!main) return;
   let every = Number(main.dataset.refreshS) * 1000;
-  const poll = async () => {
+  let source = null; // the server's push (data-live), while it is open
+  let timer = null;
+  let busy = false;
+  let again = false;
+  const schedule = () => {
+    clearTimeout(timer);
+    // pushed: the poll is only a safety net; else poll at the page's own pace
+    const open = source && source.readyState === EventSource.OPEN;
+    timer = setTimeout(refresh, open ? Math.max(every, 60000) : every);
+  };
+  async function refresh() {
+    if (busy) { again = true; return; } // one fetch at a time; a push meanwhile: one more
+    busy = true;
     if (!document.hidden) {
       try {
         const r = await fetch(location.href, { credentials: "same-origin", headers: { "X-Refresh": "1" } });
@@ -131,6 +148,8 @@ function liveRegions() {
           const freshMain = fresh.querySelector("main");
           if (freshMain && !freshMain.dataset.refreshS) {
             main.removeAttribute("data-refresh-s");
+            if (source) source.close();
+            clearTimeout(timer);
             return; // nothing changes any more (a job that ended)
           }
           if (freshMain) every = Number(freshMain.dataset.refreshS) * 1000;
@@ -138,9 +157,27 @@ function liveRegions() {
         }
       } catch (e) { /* the next poll retries */ }
     }
-    setTimeout(poll, every);
-  };
-  setTimeout(poll, every);
+    busy = false;
+    if (again) { again = false; refresh(); return; }
+    schedule();
+  }
+  if (main.dataset.live && typeof EventSource !== "undefined") {
+    source = new EventSource(main.dataset.live, { withCredentials: true });
+    let first = true;
+    source.onmessage = (event) => {
+      main.dataset.pushed = String(Date.now());
+      // the first message is the version at connection: fetch again only if something
+      // changed since the page was read (data-live-version)
+      const unchanged = first && event.data === main.dataset.liveVersion;
+      first = false;
+      if (unchanged) schedule(); else refresh();
+    };
+    source.onopen = () => { main.dataset.liveOpen = "true"; };
+    // closed or refused (signed out, a proxy): polling goes on at the page's pace;
+    // the browser reconnects by itself
+    source.onerror = () => { main.dataset.liveOpen = "false"; schedule(); };
+  }
+  schedule();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
