@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.accounting.reports import utc_text
 from axcenter.store import orm
 
@@ -74,7 +75,7 @@ def burndown(session: Session, program_id: str, now: datetime, zone: tzinfo = UT
     if program is None:
         raise LookupError(program_id)
     entry = orm.LedgerEntry
-    charges = (entry.program_id == program_id, entry.kind == "charge", entry.at <= now)
+    charges = (entry.program_id == program_id, entry.kind.in_(CHARGE_KINDS), entry.at <= now)
     granted = session.scalar(
         select(func.coalesce(func.sum(orm.AllocationItem.won), 0))
         .join(orm.Allocation, orm.Allocation.id == orm.AllocationItem.allocation_id)

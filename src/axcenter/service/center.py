@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import text
 
 from axcenter import sched
+from axcenter.control.accrue import Accruer
 from axcenter.control.loop import ControlLoop
 from axcenter.control.metrics import LoopMetrics
 from axcenter.control.watch import JobWatch
@@ -151,6 +152,13 @@ class Center:
         )
         #: reminds grants of overdue progress reports and surveys, hourly
         self.reminders = Reminders(self)
+        #: charges running jobs as they run, at the end of each accrual period
+        self.accruer = Accruer(
+            self.store,
+            period=settings.accrual_period,
+            zone=settings.zone,
+            lag_s=settings.accrual_lag_s,
+        )
         #: a standby serves reads only, until it holds the store (``start(standby=True)``)
         self.standby = False
         #: this center controls the store (its loop, writes and resolver run)
@@ -293,6 +301,7 @@ class Center:
         self.control.start()
         self.dependencies.start()
         self.reminders.start()
+        self.accruer.start()
         self.standby = False
 
     def _wait_to_take_over(self) -> None:
@@ -371,6 +380,7 @@ class Center:
             self.store.dispose()
             return
         self.dependencies.stop()
+        self.accruer.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()

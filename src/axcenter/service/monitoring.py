@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from axcenter.accounting.ledger import balance
+from axcenter.accounting.ledger import CHARGE_KINDS, balance
 from axcenter.model.access import Principal, Role
 from axcenter.model.money import BP
 from axcenter.service.access import (
@@ -107,7 +107,8 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
     used = charged_secs + running_secs
     last_charge = session.scalar(
         select(func.max(orm.LedgerEntry.at)).where(
-            orm.LedgerEntry.allocation_id == allocation.id, orm.LedgerEntry.kind == "charge"
+            orm.LedgerEntry.allocation_id == allocation.id,
+            orm.LedgerEntry.kind.in_(CHARGE_KINDS),
         )
     )
     last_use = now if running else last_charge

@@ -92,6 +92,8 @@ class ProgramRulesIn(BaseModel):
         Field(min_length=1, max_length=12),
         AfterValidator(_tranches),
     ] = [BP]
+    #: how often running jobs are charged as they run (hour, day, off); None: the center's
+    accrual_period: Literal["hour", "day", "off"] | None = None
     effective_from: datetime | None = None
 
 
@@ -105,6 +107,7 @@ class ProgramRulesOut(BaseModel):
     modifiers: list[dict[str, Any]]
     caps: dict[str, int | None]
     tranches_bp: list[int]
+    accrual_period: str | None = None
     created_by: str | None
     created_at: datetime
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from axcenter.accounting import reports
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import allowed, project_target, require, visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
@@ -191,7 +192,7 @@ def project_usage(
             .join(orm.User, orm.User.id == orm.Job.user_id)
             .where(
                 entry.project_id == project.id,
-                entry.kind == "charge",
+                entry.kind.in_(CHARGE_KINDS),
                 entry.at > now - timedelta(days=days),
             )
             .group_by(hour, orm.User.name)

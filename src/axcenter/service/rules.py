@@ -53,6 +53,7 @@ def _rules(body: ProgramRulesIn) -> ProgramRules:
         modifiers=tuple(modifiers),
         caps=Caps(org_gpu_hours=body.caps.org_gpu_hours, org_won=body.caps.org_won),
         tranches_bp=tuple(body.tranches_bp),
+        accrual_period=body.accrual_period,
     )
 
 
@@ -69,6 +70,7 @@ def _out(
         modifiers=rules["modifiers"],
         caps=rules["caps"],
         tranches_bp=rules["tranches_bp"],
+        accrual_period=rules["accrual_period"],
         created_by=creator,
         created_at=row.created_at,
     )

@@ -474,6 +474,17 @@ class LedgerEntry(Base):
     terms: Mapped[str | None] = mapped_column(String(200))
 
 
+#: an accrual entry's time is its watermark: one per job and moment (migration 0016)
+Index(
+    "ux_ledger_accrual",
+    LedgerEntry.job_id,
+    LedgerEntry.at,
+    unique=True,
+    sqlite_where=LedgerEntry.kind == literal_column("'accrual'"),
+    postgresql_where=LedgerEntry.kind == literal_column("'accrual'"),
+)
+
+
 class AllocationBalance(Base):
     """Running sums of an allocation's ledger per GPU type, so that reading what is left
     costs one row per GPU type however long the ledger grows.

@@ -335,6 +335,7 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "charge.hold": ("held", "예치"),
     "charge.release": ("released", "예치 해제"),
     "charge.charge": ("charged", "과금"),
+    "charge.accrual": ("accrued (charged as it runs)", "발생 과금 (실행 중 과금)"),
     "size.SME": ("SME", "중소기업"),
     "size.mid": ("mid-sized", "중견기업"),
     "size.large": ("large", "대기업"),
