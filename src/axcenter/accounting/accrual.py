@@ -12,9 +12,9 @@ charged, and taken off its hold (docs/accounting.md, "Accrual").
   difference, so a run's accruals and final charge add up to the one charge it would have
   had, to the won, however many periods it spans.
 - Once: an entry's time is its watermark (the last microsecond of the period it
-  charges, so that it is in that period's day and month), posted as the entry itself, and the store refuses a second entry of a job at one
-  moment (``ux_ledger_accrual``); writes are fenced (``Store.write``), so a controller
-  that lost the store posts nothing.
+  charges, so that it is in that period's day and month), posted with the entry itself,
+  and the store refuses a second entry of a job at one moment (``ux_ledger_accrual``);
+  writes are fenced (``Store.write``), so a controller that lost the store posts nothing.
 - Serialised with the run's end: the running jobs' rows are locked (PostgreSQL; SQLite has
   one writer), as ``control.runs`` locks them before settling.
 - An end learned after a period already accrued past it (a late engine report) is settled

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,6 +25,8 @@ __all__ = ["RATE_WINDOW_DAYS", "Burndown", "BurndownDay", "burndown"]
 
 #: the window of the burn-down's current rate
 RATE_WINDOW_DAYS = 7
+#: the days whose 7-day windows give the forecast band (the fastest and slowest rates)
+BAND_DAYS = 28
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,12 @@ class Burndown:
     days: tuple[BurndownDay, ...]
     #: the zone whose days ``days`` and ``forecast`` are
     time_zone: str = "UTC"
+    #: the forecast band: the day the budget runs out at the fastest and at the slowest
+    #: rate of the 7-day windows ending on each of the last ``BAND_DAYS`` days (a window
+    #: before the program's first day is rated on the days it has); None: never (at a
+    #: zero rate)
+    forecast_early: date | None = None
+    forecast_late: date | None = None
 
 
 def burndown(session: Session, program_id: str, now: datetime, zone: tzinfo = UTC) -> Burndown:
@@ -115,6 +124,9 @@ def burndown(session: Session, program_id: str, now: datetime, zone: tzinfo = UT
         or 0
     )
     remaining = program.budget_won - charged
+    early, late = _band(days, now, remaining, zone)
+    if remaining <= 0:
+        early = late = crossed
     return Burndown(
         program_id=program.id,
         program=program.name,
@@ -133,16 +145,39 @@ def burndown(session: Session, program_id: str, now: datetime, zone: tzinfo = UT
         now=now,
         days=tuple(days),
         time_zone=str(zone),
+        forecast_early=early,
+        forecast_late=late,
     )
 
 
-def _forecast(now: datetime, remaining: int, recent: int, zone: tzinfo) -> date | None:
-    """The day (of ``zone``) ``remaining`` won are spent at ``recent`` won per rate window (exact:
-    seconds are rounded up, so the day is never early); None at a zero rate, or when the
-    day lies beyond what a date can hold (a huge budget at a trickle)."""
+def _band(
+    days: list[BurndownDay], now: datetime, remaining: int, zone: tzinfo
+) -> tuple[date | None, date | None]:
+    """(early, late): the forecast at the fastest and at the slowest 7-day rate of the
+    last ``BAND_DAYS`` days; a window is rated on the days of it the program has had."""
+    rates: list[tuple[int, int]] = []  # (won, days) of each window
+    for i in range(max(0, len(days) - BAND_DAYS), len(days)):
+        window = days[max(0, i - RATE_WINDOW_DAYS + 1) : i + 1]
+        rates.append((sum(d.charged_won for d in window), len(window)))
+    if not rates:
+        return None, None
+    fastest = max(rates, key=lambda r: Fraction(*r))  # won per day, exactly
+    slowest = min(rates, key=lambda r: Fraction(*r))
+    return (
+        _forecast(now, remaining, fastest[0], zone, fastest[1]),
+        _forecast(now, remaining, slowest[0], zone, slowest[1]),
+    )
+
+
+def _forecast(
+    now: datetime, remaining: int, recent: int, zone: tzinfo, window: int = RATE_WINDOW_DAYS
+) -> date | None:
+    """The day (of ``zone``) ``remaining`` won are spent at ``recent`` won per ``window``
+    days (exact: seconds are rounded up, so the day is never early); None at a zero rate,
+    or when the day lies beyond what a date can hold (a huge budget at a trickle)."""
     if recent <= 0:
         return None
-    seconds = -(-remaining * RATE_WINDOW_DAYS * 86_400 // recent)
+    seconds = -(-remaining * window * 86_400 // recent)
     if seconds // 86_400 >= date.max.toordinal() - now.date().toordinal():
         return None
     return (now + timedelta(seconds=seconds)).astimezone(zone).date()

@@ -1111,8 +1111,13 @@ class BurndownOut(BaseModel):
     days: list[BurndownDayOut]
     #: the time zone whose days ``days`` and ``forecast`` are (the center's)
     time_zone: str = "UTC"
-    #: running jobs' open holds, and their usage so far rated as it will be charged: not
-    #: in ``charged_won`` until they end (``accounting.accrual``)
+    #: the forecast band: the day the budget runs out at the fastest and the slowest
+    #: 7-day rate of the last 28 days (null: never, at a zero rate)
+    forecast_early: date | None = None
+    forecast_late: date | None = None
+    #: running jobs' open holds (less what their accruals took), and their usage since
+    #: their latest accrual rated as it will be charged: not in ``charged_won`` yet
+    #: (``accounting.accrual``)
     held_won: int = 0
     accrued_won: int = 0
     running_jobs: int = 0
