@@ -66,6 +66,15 @@ def set_rules(
     return rules.set_rules(center, who, program, body)
 
 
+@router.delete("/programs/{program}/rules/{rules_id}")
+def remove_rules(
+    program: str, rules_id: str, center: CenterDep, who: PrincipalDep
+) -> ProgramRulesOut:
+    """Withdraw rules that have not taken effect yet (409 for rules in force or past:
+    set new rules instead)."""
+    return rules.remove_rules(center, who, program, rules_id)
+
+
 @router.get("/programs/{program}/surveys")
 def list_surveys(program: str, center: CenterDep, who: PrincipalDep) -> SurveyFormListOut:
     return SurveyFormListOut(items=surveys.list_forms(center, who, program))
