@@ -17,12 +17,17 @@ organization sees in its feed, and an audit entry:
   their won in proportion; with ``withdraw_pending`` the tranches not yet released go too.
   What is taken back is no longer granted, so it is back in the program's budget.
 
-Per-job GPU utilisation is not measured by the engines yet: idleness is allocated-but-idle
-time, which every engine reports.
+Beside allocated-but-idle time (which every engine reports), where engines see real GPUs
+they report each run's utilisation (``run_gpu_usage``): a grant whose sampled GPU-samples
+are at or below 5% for ``GPUS_IDLE_BP`` of the time is flagged ``gpus_idle`` (GPUs held,
+doing nothing), with the GPU-hours so spent and the worst jobs. A grant's terms are its
+GPU types: runs of its project in its window on a type the grant does not cover (run
+free of charge, or charged elsewhere) are ``off_purpose``, each listed with its evidence.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +50,7 @@ from axcenter.service.program_schemas import (
     GrantNoticeOut,
     GrantUseListOut,
     GrantUseOut,
+    OffPurposeOut,
     ReclaimIn,
 )
 from axcenter.service.programs import program_by_ref
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
     from axcenter.service.center import Center
 
 __all__ = [
+    "GPUS_IDLE_BP",
     "IDLE_DAYS",
     "MIN_ELAPSED_BP",
     "UNDER_USE_BP",
@@ -69,6 +76,10 @@ __all__ = [
 ]
 
 UNDER_USE_BP = 3000
+#: the share of a grant's sampled GPU-samples at or below 5% that flags ``gpus_idle``
+GPUS_IDLE_BP = 8000
+#: the worst jobs listed as evidence
+EVIDENCE_JOBS = 10
 MIN_ELAPSED_BP = 2500
 IDLE_DAYS = 14
 SECONDS_PER_HOUR = 3600
@@ -129,6 +140,12 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
             hours = int(min(share, left.get(gpu_type, 0)) // SECONDS_PER_HOUR)
             if hours > 0:
                 suggested[gpu_type] = hours
+    util = _gpu_use(session, allocation)
+    if util.idle_bp is not None and util.idle_bp >= GPUS_IDLE_BP:
+        flags.append("gpus_idle")
+    off_purpose = _off_purpose(session, allocation, b.granted_gpu_seconds, now)
+    if off_purpose:
+        flags.append("off_purpose")
     return GrantUseOut(
         allocation_id=allocation.id,
         project=project.name if project else "?",
@@ -146,7 +163,81 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
         running_jobs=len(running),
         flags=flags,
         suggested_reclaim_gpu_hours=suggested,
+        sampled_runs=util.runs,
+        gpu_util_mean_pct=util.mean_pct,
+        gpu_idle_bp=util.idle_bp,
+        idle_gpu_hours=util.idle_gpu_hours,
+        idle_jobs=util.worst,
+        off_purpose=off_purpose,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _GpuUse:
+    runs: int
+    mean_pct: int | None
+    idle_bp: int | None
+    idle_gpu_hours: float
+    worst: list[str]
+
+
+def _gpu_use(session: Session, allocation: orm.Allocation) -> _GpuUse:
+    """The utilisation its engines sampled of the runs of the grant's jobs."""
+    u = orm.RunGpuUsage
+    rows = session.execute(
+        select(
+            u.job_id,
+            u.samples,
+            u.util_mean_pct,
+            u.idle_samples,
+            u.sample_s,
+        )
+        .join(orm.Job, orm.Job.id == u.job_id)
+        .where(orm.Job.allocation_id == allocation.id, u.samples > 0)
+    ).all()
+    if not rows:
+        return _GpuUse(0, None, None, 0.0, [])
+    samples = sum(r.samples for r in rows)
+    mean = (2 * sum(r.samples * r.util_mean_pct for r in rows) + samples) // (2 * samples)
+    idle = sum(r.idle_samples for r in rows)
+    idle_hours = sum(r.idle_samples * r.sample_s for r in rows) / SECONDS_PER_HOUR
+    worst = sorted(rows, key=lambda r: (-r.idle_samples * r.sample_s, r.job_id))
+    jobs = list(dict.fromkeys(r.job_id for r in worst if r.idle_samples))[:EVIDENCE_JOBS]
+    return _GpuUse(len(rows), mean, idle * BP // samples, round(idle_hours, 3), jobs)
+
+
+def _off_purpose(
+    session: Session, allocation: orm.Allocation, granted: dict[str, int], now: datetime
+) -> list[OffPurposeOut]:
+    """Runs of the grant's project in its window on GPU types the grant does not cover."""
+    j = orm.Job
+    rows = session.execute(
+        select(j.id, j.gpu_type, j.gpus_per_node * j.nodes, j.started_at, j.ended_at)
+        .where(
+            j.project_id == allocation.project_id,
+            j.started_at.is_not(None),
+            j.started_at >= allocation.starts_at,
+            j.started_at < min(allocation.ends_at, now),
+            j.gpu_type.is_not(None),
+            j.gpu_type.not_in(sorted(granted)),
+        )
+        .order_by(j.started_at, j.id)
+        .limit(EVIDENCE_JOBS)
+    ).all()
+    out = []
+    for job_id, gpu_type, gpus, started, ended in rows:
+        seconds = max(((ended or now) - started).total_seconds(), 0.0)
+        out.append(
+            OffPurposeOut(
+                job_id=job_id,
+                gpu_type=gpu_type,
+                gpu_hours=round(int(gpus) * seconds / SECONDS_PER_HOUR, 3),
+                started_at=started,
+                why=f"{gpu_type} is not among the grant's GPU types "
+                f"({', '.join(sorted(granted)) or 'none'})",
+            )
+        )
+    return out
 
 
 def idle_grants(

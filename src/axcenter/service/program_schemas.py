@@ -337,10 +337,32 @@ class GrantUseOut(BaseModel):
     last_use_at: datetime | None
     idle_days: int
     running_jobs: int
-    #: ``under_used`` (below the threshold of even use) and/or ``idle`` (no use lately)
+    #: ``under_used`` (below the threshold of even use), ``idle`` (no use lately),
+    #: ``gpus_idle`` (its jobs held GPUs at near-zero utilisation), ``off_purpose`` (its
+    #: project ran outside the grant's terms)
     flags: list[str]
     #: GPU-hours per type the grant will not use at its pace so far: a take-back to weigh
     suggested_reclaim_gpu_hours: dict[str, int]
+    #: its runs whose engines sampled their GPUs: how many, their mean utilisation, and
+    #: the share of GPU-samples at or below 5% (basis points); None: none sampled
+    sampled_runs: int = 0
+    gpu_util_mean_pct: int | None = None
+    gpu_idle_bp: int | None = None
+    #: GPU-hours of sampled runs spent at or below 5% utilisation, and the worst runs
+    idle_gpu_hours: float = 0.0
+    idle_jobs: list[str] = []
+    #: runs of the grant's project in its window outside the grant's terms, with evidence
+    off_purpose: list[OffPurposeOut] = []
+
+
+class OffPurposeOut(BaseModel):
+    """A run outside a grant's terms: a GPU type the grant does not cover."""
+
+    job_id: str
+    gpu_type: str
+    gpu_hours: float
+    started_at: datetime
+    why: str
 
 
 class GrantUseListOut(BaseModel):

@@ -253,6 +253,21 @@ class JobOut(BaseModel):
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: datetime | None = None
     events: list[EventOut] | None = None
+    #: how busy each run kept its GPUs, where its engine saw real GPUs (``GET /jobs/{id}``)
+    gpu_usage: list[RunGpuUsageOut] | None = None
+
+
+class RunGpuUsageOut(BaseModel):
+    """A run's GPU utilisation, summarised by its engine from samples."""
+
+    attempt: int
+    ended_at: datetime
+    samples: int
+    util_mean_pct: int
+    util_max_pct: int
+    memory_max_mib: int
+    #: the share of samples at or below 5% (GPUs held, doing nothing), in basis points
+    idle_bp: int
 
 
 class JobListOut(BaseModel):

@@ -338,6 +338,12 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "charge.hold": ("held", "예치"),
     "charge.release": ("released", "예치 해제"),
     "charge.charge": ("charged", "과금"),
+    "jobs.gpu_use": ("GPU use", "GPU 사용률"),
+    "jobs.run": ("Run", "실행 회차"),
+    "jobs.util_mean": ("Mean utilisation", "평균 사용률"),
+    "jobs.util_max": ("Peak utilisation", "최대 사용률"),
+    "jobs.memory_max": ("Peak memory", "최대 메모리"),
+    "jobs.idle_share": ("Idle (≤5%) samples", "유휴(5% 이하) 표본 비율"),
     "charge.accrual": ("accrued (charged as it runs)", "발생 과금 (실행 중 과금)"),
     "size.SME": ("SME", "중소기업"),
     "size.mid": ("mid-sized", "중견기업"),
@@ -380,6 +386,15 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     ),
     "use.under_used": ("under-used", "저조 사용"),
     "use.idle": ("idle", "미사용"),
+    "use.gpus_idle": ("GPUs held idle", "GPU 점유 후 미사용"),
+    "use.off_purpose": ("off-purpose use", "목적 외 사용"),
+    "grants.gpu_use_line": (
+        "GPU utilisation of {runs} sampled runs: mean {mean}%, {idle}% of samples idle "
+        "({hours} GPU-hours).",
+        "표본 측정된 실행 {runs}건의 GPU 사용률: 평균 {mean}%, 표본의 {idle}% 유휴 "
+        "({hours} GPU 시간).",
+    ),
+    "grants.off_purpose": ("Outside the grant's terms", "협약 조건 외 사용"),
     "obligation.not_due": ("not due yet", "기한 전"),
     "obligation.due": ("due soon", "기한 임박"),
     "obligation.overdue": ("overdue", "기한 경과"),

@@ -1,5 +1,5 @@
 """accrual charges: the ledger's ``accrual`` entries, counted by ``allocation_balances``,
-at most one per job and moment
+at most one per job and moment; runs' GPU utilisation (``run_gpu_usage``)
 
 A long run is charged as it runs (docs/accounting.md, "Accrual"): at each period's end an
 ``accrual`` entry charges what the run used since the previous one and shrinks its hold
@@ -11,6 +11,9 @@ its ``list_won`` and GPU-seconds.
 moment once, whatever posts it (a restarted or a second controller), the database
 refusing a second row for the same job and moment.
 
+``run_gpu_usage``: how busy each run kept its GPUs, as its engine summarised it at its end
+(samples, mean and peak utilisation, peak memory, idle samples).
+
 Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-07 12:00:00
@@ -18,6 +21,8 @@ Create Date: 2026-12-07 12:00:00
 
 import sqlalchemy as sa
 from alembic import op
+
+import axcenter.store.types
 
 revision = "0016"
 down_revision = "0015"
@@ -85,8 +90,23 @@ def upgrade() -> None:
         sqlite_where=accrual,
         postgresql_where=accrual,
     )
+    op.create_table(
+        "run_gpu_usage",
+        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("ended_at", axcenter.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("samples", sa.Integer(), nullable=False),
+        sa.Column("util_mean_pct", sa.Integer(), nullable=False),
+        sa.Column("util_max_pct", sa.Integer(), nullable=False),
+        sa.Column("memory_max_mib", sa.Integer(), nullable=False),
+        sa.Column("idle_samples", sa.Integer(), nullable=False),
+        sa.Column("sample_s", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name=op.f("fk_run_gpu_usage_job_id_jobs")),
+        sa.PrimaryKeyConstraint("job_id", "attempt", name=op.f("pk_run_gpu_usage")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("run_gpu_usage")
     op.drop_index("ux_ledger_accrual", "ledger")
     _trigger(BEFORE)
