@@ -21,8 +21,10 @@ Beside allocated-but-idle time (which every engine reports), where engines see r
 they report each run's utilisation (``run_gpu_usage``): a grant whose sampled GPU-samples
 are at or below 5% for ``GPUS_IDLE_BP`` of the time is flagged ``gpus_idle`` (GPUs held,
 doing nothing), with the GPU-hours so spent and the worst jobs. A grant's terms are its
-GPU types: runs of its project in its window on a type the grant does not cover (run
-free of charge, or charged elsewhere) are ``off_purpose``, each listed with its evidence.
+GPU types, and a run is funded only by a grant that covers its type (the hold needs the
+type's GPU-seconds), so the grant's own runs are never outside them; its project's runs
+in its window on other types are listed with who paid (another grant: for the officer
+to judge), and flagged ``off_purpose`` when no grant did (run free of charge).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
     if util.idle_bp is not None and util.idle_bp >= GPUS_IDLE_BP:
         flags.append("gpus_idle")
     off_purpose = _off_purpose(session, allocation, b.granted_gpu_seconds, now)
-    if off_purpose:
+    if any(o.funded_by is None for o in off_purpose):  # outside every grant's terms
         flags.append("off_purpose")
     return GrantUseOut(
         allocation_id=allocation.id,
@@ -209,10 +211,23 @@ def _gpu_use(session: Session, allocation: orm.Allocation) -> _GpuUse:
 def _off_purpose(
     session: Session, allocation: orm.Allocation, granted: dict[str, int], now: datetime
 ) -> list[OffPurposeOut]:
-    """Runs of the grant's project in its window on GPU types the grant does not cover."""
+    """Runs of the grant's project in its window on GPU types the grant does not cover,
+    and who paid for each (another grant, or nobody: run free of charge)."""
     j = orm.Job
+    a = orm.Allocation
+    p = orm.Program
     rows = session.execute(
-        select(j.id, j.gpu_type, j.gpus_per_node * j.nodes, j.started_at, j.ended_at)
+        select(
+            j.id,
+            j.gpu_type,
+            j.gpus_per_node * j.nodes,
+            j.started_at,
+            j.ended_at,
+            a.id,
+            p.name,
+        )
+        .outerjoin(a, a.id == j.allocation_id)
+        .outerjoin(p, p.id == a.program_id)
         .where(
             j.project_id == allocation.project_id,
             j.started_at.is_not(None),
@@ -225,16 +240,18 @@ def _off_purpose(
         .limit(EVIDENCE_JOBS)
     ).all()
     out = []
-    for job_id, gpu_type, gpus, started, ended in rows:
+    types = ", ".join(sorted(granted)) or "none"
+    for job_id, gpu_type, gpus, started, ended, paid_by, program in rows:
         seconds = max(((ended or now) - started).total_seconds(), 0.0)
+        payer = f"charged to grant {paid_by} of {program}" if paid_by else "run free of charge"
         out.append(
             OffPurposeOut(
                 job_id=job_id,
                 gpu_type=gpu_type,
                 gpu_hours=round(int(gpus) * seconds / SECONDS_PER_HOUR, 3),
                 started_at=started,
-                why=f"{gpu_type} is not among the grant's GPU types "
-                f"({', '.join(sorted(granted)) or 'none'})",
+                funded_by=paid_by,
+                why=f"{gpu_type} is not among the grant's GPU types ({types}); {payer}",
             )
         )
     return out

@@ -351,17 +351,20 @@ class GrantUseOut(BaseModel):
     #: GPU-hours of sampled runs spent at or below 5% utilisation, and the worst runs
     idle_gpu_hours: float = 0.0
     idle_jobs: list[str] = []
-    #: runs of the grant's project in its window outside the grant's terms, with evidence
+    #: runs of the grant's project in its window on GPU types it does not cover, with
+    #: who paid (``off_purpose`` is flagged for those no grant paid)
     off_purpose: list[OffPurposeOut] = []
 
 
 class OffPurposeOut(BaseModel):
-    """A run outside a grant's terms: a GPU type the grant does not cover."""
+    """A run of a grant's project on a GPU type the grant does not cover."""
 
     job_id: str
     gpu_type: str
     gpu_hours: float
     started_at: datetime
+    #: the grant that paid for it (None: run free of charge, outside every grant)
+    funded_by: str | None = None
     why: str
 
 

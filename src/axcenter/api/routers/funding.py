@@ -215,7 +215,8 @@ def grant_use(
     program: str, center: CenterDep, who: PrincipalDep, all: bool = False
 ) -> GrantUseListOut:
     """The program's grants in force with their use against even use, and the flags
-    ``under_used`` and ``idle`` with their evidence (``all``: the unflagged ones too)."""
+    ``under_used``, ``idle``, ``gpus_idle`` and ``off_purpose`` with their evidence
+    (``all``: the unflagged ones too)."""
     return monitoring.idle_grants(center, who, program, flagged_only=not all)
 
 
