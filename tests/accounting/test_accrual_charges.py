@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import func, select, true
 from sqlalchemy.exc import IntegrityError
 
 from axcenter.accounting.accrual import accrual, boundaries, post_accruals
-from axcenter.accounting.burndown import burndown
+from axcenter.accounting.burndown import burndown, project_burndown
 from axcenter.accounting.ledger import balance, cumulative, hold, settle_job, settle_jobs
 from axcenter.accounting.settlement import statement
 from axcenter.model.access import Role
@@ -311,3 +311,34 @@ def test_period_ends() -> None:
     assert boundaries("off", UTC, after, through) == []
     assert len(boundaries("300s", UTC, after, after + timedelta(hours=1))) == 12
     assert boundaries("hour", UTC, after, after) == []
+
+
+def test_the_forecast_band_on_a_hand_computed_example(store: Store) -> None:
+    """Charges of 10,000 won on March 1, 7,000 on the 5th and 9th; now March 10, noon.
+    The 7-day windows ending on each day (rated on the days the program has had) run
+    from 10,000 won a day (March 1 alone) down to 1,000 (March 2-8): 76,000 won left
+    last 7.6 days at the fastest, 76 at the slowest. A project's grants in force burn
+    the same way, their won granted being the budget."""
+    from tests.accounting import charge
+
+    hour = 3600
+    with store.write() as s:
+        prog = program(s, "Small", 100_000, 8000, starts_at=at("2025-03-01"))
+        org = organization(s, "Org")
+        prj = project(s, "p", org, prog)
+        a = allocation(
+            s, prj, prog, at("2025-03-01"), at("2025-06-01"), {"H100": (99 * hour, 99_000)}
+        )
+        for day, won in (("2025-03-01", 10_000), ("2025-03-05", 7_000), ("2025-03-09", 7_000)):
+            charge(s, a, "H100", hour, won, at(day, "10:00:00"))
+        prog_id, prj_id = prog.id, prj.id
+    now = at("2025-03-10", "12:00:00")
+    with store.read() as s:
+        b = burndown(s, prog_id, now)
+        p = project_burndown(s, prj_id, now)
+        none = project_burndown(s, prj_id, at("2025-07-01"))
+    assert b.forecast == date(2025, 4, 17)  # 2,000 a day, as before
+    assert (b.forecast_early, b.forecast_late) == (date(2025, 3, 18), date(2025, 5, 25))
+    assert p is not None and none is None
+    assert (p.budget_won, p.charged_won, p.remaining_won) == (99_000, 24_000, 75_000)
+    assert p.forecast == date(2025, 4, 17)  # 75,000 at 2,000 a day: 37.5 days, to midnight

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from axcenter.accounting import reports
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
+from axcenter.accounting.burndown import project_burndown as accounting_project_burndown
 from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import allowed, project_target, require, visible_projects
@@ -161,6 +162,28 @@ def burndown(
         b = program_burndown(session, program_id, at, center.settings.zone)
         live = accrual(session, at, program_id=program_id)
     # the domain value and the API shape have the same fields (days: a tuple -> a list)
+    out = BurndownOut.model_validate(b, from_attributes=True)
+    out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
+    return out
+
+
+def project_burndown(center: Center, who: Principal, project_ref: str) -> BurndownOut | None:
+    """The burn-down of a project's grants in force (``allocation.read`` on the project),
+    with what its running jobs hold and used since their last accrual; None without a
+    grant in force."""
+    now = utcnow()
+    with center.store.read() as session:
+        project = project_by_ref(session, project_ref)
+        target = project_target(session, project)
+        require(who, "project.read", target, project_ref)
+        if not allowed(who, "allocation.read", target):
+            raise Forbidden(
+                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+            )
+        b = accounting_project_burndown(session, project.id, now, center.settings.zone)
+        if b is None:
+            return None
+        live = accrual(session, now, project_id=project.id)
     out = BurndownOut.model_validate(b, from_attributes=True)
     out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
     return out

@@ -86,6 +86,12 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "chart.granted": ("Granted", "배정"),
     "chart.remaining": ("Remaining budget", "잔여 예산"),
     "chart.forecast": ("Forecast", "예측"),
+    "projects.burn_line": (
+        "Grants in force: {charged} charged, {accrued} used by running jobs since, {left} "
+        "left; at the current rate they run out on {forecast}.",
+        "유효한 지원: {charged} 과금, 실행 중 작업이 그 뒤 사용 {accrued}, 잔액 {left}; "
+        "현재 속도면 {forecast} 소진.",
+    ),
     "chart.forecast_early": ("Forecast at the fastest 7-day rate", "최고 7일 소진 속도 예측"),
     "chart.forecast_late": ("Forecast at the slowest 7-day rate", "최저 7일 소진 속도 예측"),
     "programs.forecast_band": ("between {early} and {late}", "{early}부터 {late} 사이"),
