@@ -556,7 +556,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "Usage so far at the current price; charged exactly when the run ends.",
         "현재 가격으로 계산한 지금까지의 사용액입니다. 실행이 끝나면 정확히 과금됩니다.",
     ),
-    "programs.accruing": ("Accrued by running jobs", "실행 중 작업 발생액"),
+    "programs.accruing": (
+        "Used by running jobs since their last charge",
+        "실행 중 작업의 마지막 과금 이후 사용액",
+    ),
     "programs.running_jobs": ("{n} running jobs", "실행 중 작업 {n}개"),
     "programs.not_yet": (
         "no charge in the last 7 days yet",
