@@ -113,8 +113,8 @@ def _runs(session: Session, where: list[ColumnElement[bool]], *, lock: bool) -> 
     query = select(orm.Job.id, orm.Job.started_at, orm.Job.gpus_per_node * orm.Job.nodes).where(
         orm.Job.state.in_(_LIVE), *where
     )
-    if lock:
-        query = query.with_for_update()
+    if lock:  # in id order, so that two lockers of the same rows queue, not deadlock
+        query = query.order_by(orm.Job.id).with_for_update()
     jobs = {job_id: (started, gpus) for job_id, started, gpus in session.execute(query).tuples()}
     if not jobs:
         return []
