@@ -154,6 +154,21 @@ class Settings(BaseSettings):
         description="IANA time zone the dashboard shows times in (stored times stay UTC)",
     )
 
+    # money as it accrues (docs/accounting.md, "Accrual")
+    accrual_period: str = Field(
+        default="hour",
+        pattern=r"^(hour|day|off|[1-9][0-9]{0,6}s)$",
+        description="running jobs are charged as they run at the end of each hour or day "
+        "of time_zone (a program's rules may name another), or every N seconds (Ns: tests "
+        "and demonstrations); off: only when they end",
+    )
+    accrual_lag_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a period is accrued this long after its end, when the engines have "
+        "reported the runs that ended before it",
+    )
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

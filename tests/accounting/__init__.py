@@ -196,21 +196,29 @@ Sums = dict[tuple[str, str], tuple[int, int, int, int]]
 
 def ledger_sums(s: Session, allocation_id: str | None = None) -> Sums:
     """{(allocation, GPU type): (held won, charged won, held GPU-seconds, charged
-    GPU-seconds)} summed from the whole ledger (held: holds minus releases)."""
+    GPU-seconds)} summed from the whole ledger (held: holds minus releases minus what
+    accruals took off them at list price; charged: charges and accruals)."""
     e = orm.LedgerEntry
 
-    def held(col: Any) -> Any:
-        return func.sum(case((e.kind == "release", -col), (e.kind == "charge", 0), else_=col))
+    def held(col: Any, accrued: Any) -> Any:
+        return func.sum(
+            case(
+                (e.kind == "release", -col),
+                (e.kind == "charge", 0),
+                (e.kind == "accrual", -accrued),
+                else_=col,
+            )
+        )
 
     def charged(col: Any) -> Any:
-        return func.sum(case((e.kind == "charge", col), else_=0))
+        return func.sum(case((e.kind.in_(("charge", "accrual")), col), else_=0))
 
     query = select(
         e.allocation_id,
         e.gpu_type,
-        held(e.amount_won),
+        held(e.amount_won, e.list_won),
         charged(e.amount_won),
-        held(e.gpu_seconds),
+        held(e.gpu_seconds, e.gpu_seconds),
         charged(e.gpu_seconds),
     ).group_by(e.allocation_id, e.gpu_type)
     if allocation_id is not None:

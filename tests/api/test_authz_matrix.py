@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from axcenter.api.app import create_app
 from axcenter.model.access import Role
@@ -153,6 +154,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # by the organization's admins (as requests are), decided by program managers
     ("GET", "/programs/{program}/rules"): row("AA AA AA AA AA"),
     ("POST", "/programs/{program}/rules"): row("AA AA FF FF FF"),
+    ("DELETE", "/programs/{program}/rules/{rules_id}"): row("AA AA FF FF FF"),
     ("GET", "/programs/{program}/surveys"): row("AA AA AA AA AA"),
     ("POST", "/programs/{program}/surveys"): row("AA AA FF FF FF"),
     ("GET", "/programs/{program}/obligations"): row("SS SS NN SN SN"),
@@ -484,6 +486,24 @@ def _fresh_price(w: World) -> str:
     return price_id
 
 
+def _fresh_rules(w: World) -> str:
+    """Rules of the program that have not taken effect (only those may be withdrawn)."""
+    rules_id = new_id("rul")
+    when = datetime.now(UTC) + timedelta(days=400 + next(_serial))
+    with w.write() as s:
+        s.add(
+            orm.ProgramRule(
+                id=rules_id,
+                program_id=s.scalars(
+                    select(orm.Program.id).where(orm.Program.name == w.program)
+                ).one(),
+                effective_from=when,
+                rules={},
+            )
+        )
+    return rules_id
+
+
 def _fresh_cohort(w: World) -> str:
     name = unique("cohort")
     with w.write() as s:
@@ -563,6 +583,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         params["name"] = _fresh_reservation(w, side)
     if path.startswith("/prices/"):
         params["price_id"] = _fresh_price(w)
+    if path == "/programs/{program}/rules/{rules_id}":
+        params["rules_id"] = _fresh_rules(w)
     if path.startswith("/tokens/"):
         params["token_id"] = _fresh_token(w, side)
     if path == "/projects/{project}/members/{user}":

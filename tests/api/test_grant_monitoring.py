@@ -187,3 +187,61 @@ def test_idle_grant_warned_suspended_resumed_and_taken_back(
         cli_main.app, ["grant", "reclaim", alloc_id, "-m", "idle", "-g", "H100=1"], env=env
     )
     assert taken_cli.exit_code == 0 and "won taken back" in taken_cli.output, taken_cli.output
+
+
+def test_runs_outside_a_grants_terms_are_listed_with_evidence(
+    client: TestClient, tenants: Tenants, center: Center
+) -> None:
+    """A grant of H100s whose project also runs on A100s: runs paid by another grant are
+    listed with their payer (for the officer to judge), a run no grant paid flags the
+    grant ``off_purpose``; the grant's page shows the list."""
+    from sqlalchemy import select
+
+    from axcenter.model.ids import new_id
+    from axcenter.store import orm
+    from tests.api.test_allocations import setup
+    from tests.api.test_policy import until as job_until
+
+    staff = setup(client, tenants)
+    grants = {}
+    # the A100 grant ends first: it is the project's current one (the scheduler's budget)
+    for gpu_type, ends in (("H100", 40), ("A100", 30)):
+        req = file_request(
+            client,
+            tenants.acme_admin,
+            "acme-vision",
+            {gpu_type: 100},
+            starts_at=days(-1),
+            ends_at=days(ends),
+        )
+        grants[gpu_type] = ok(step(client, staff.pm, req["id"], "approve"))["allocation_id"]
+    alloc_id = grants["H100"]
+    every = f"{API}/programs/AX 2026/use?all=true"
+
+    def use() -> dict[str, Any]:
+        items = ok(client.get(every, headers=staff.pm.headers))["items"]
+        [found] = [i for i in items if i["allocation_id"] == alloc_id]
+        return found
+
+    assert use()["off_purpose"] == []
+    job = submit(client, tenants.alice, gpus_per_node=1, gpu_types=["A100"], command=["true"])
+    job_until(client, tenants.alice, job["id"], lambda j: j["state"] == "succeeded")
+    g = use()
+    [o] = g["off_purpose"]
+    assert (o["job_id"], o["gpu_type"], o["funded_by"]) == (job["id"], "A100", grants["A100"])
+    assert "A100 is not among the grant's GPU types (H100)" in o["why"]
+    assert "off_purpose" not in g["flags"]  # another grant's terms cover it
+
+    # a run no grant paid for (free of charge on the center's idle A100s)
+    with center.store.write() as s:
+        row = s.scalars(select(orm.Job).where(orm.Job.id == job["id"])).one()
+        columns = {c.key: getattr(row, c.key) for c in orm.Job.__table__.columns}
+        free = orm.Job(**{**columns, "id": new_id("job"), "allocation_id": None})
+        s.add(free)
+        free_id = free.id
+    g = use()
+    assert "off_purpose" in g["flags"]
+    [unfunded] = [o for o in g["off_purpose"] if o["job_id"] == free_id]
+    assert unfunded["funded_by"] is None and "run free of charge" in unfunded["why"]
+    page = browser(center, staff.pm.token, "ko").get(f"/ui/grants/{alloc_id}")
+    assert page.status_code == 200 and "목적 외 사용" in page.text and free_id in page.text

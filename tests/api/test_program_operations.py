@@ -478,3 +478,59 @@ def test_the_cli_registers_a_youth_startup(
     listed = runner.invoke(cli_main.app, ["org", "list"], env=env)
     line = next(x for x in listed.output.splitlines() if "Saessak AI" in x)
     assert line.rstrip().endswith("yes")
+
+
+def test_rules_are_withdrawn_only_before_they_take_effect(
+    client: TestClient, tenants: Tenants, center: Center, monkeypatch: Any
+) -> None:
+    """A future rule set can be withdrawn (audited, with what stays in force instead);
+    one in force cannot (409 naming why), through the API and ``axc program
+    remove-rules``."""
+    staff = setup(client, tenants)
+    rules_url = f"{API}/programs/AX 2026/rules"
+    now_rules = ok(client.post(rules_url, json=RULES, headers=staff.pm.headers), 201)
+    later = {**RULES, "self_paid_bp": 5000, "accrual_period": "day"}
+    later["effective_from"] = (utcnow() + timedelta(days=30)).isoformat()
+    future = ok(client.post(rules_url, json=later, headers=staff.pm.headers), 201)
+    assert future["accrual_period"] == "day" and not future["in_force"]
+    # not the company's to withdraw
+    url = f"{rules_url}/{future['id']}"
+    assert client.delete(url, headers=tenants.acme_admin.headers).status_code == 403
+    gone = ok(client.delete(url, headers=staff.pm.headers))
+    assert gone["id"] == future["id"] and gone["self_paid_bp"] == 5000
+    listed = ok(client.get(rules_url, headers=staff.pm.headers))["items"]
+    assert [r["id"] for r in listed] == [now_rules["id"]]
+    [entry] = audit(client, tenants, action="program.rules_remove")
+    assert entry["details"]["withdrawn"]["self_paid_bp"] == 5000
+    assert entry["details"]["in_force_instead"]["self_paid_bp"] == 2000
+    assert client.delete(url, headers=staff.pm.headers).status_code == 404
+    # rules in force priced charges and grants: they stay
+    refused = client.delete(f"{rules_url}/{now_rules['id']}", headers=staff.pm.headers)
+    assert refused.status_code == 409
+    assert "in force since" in refused.text and "set new rules" in refused.text
+    assert len(ok(client.get(rules_url, headers=staff.pm.headers))["items"]) == 1
+
+    transport = client._transport
+    monkeypatch.setattr(
+        cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
+    )
+    env = {"AXC_URL": "http://testserver", "AXC_TOKEN": staff.pm.token, "COLUMNS": "220"}
+    runner = CliRunner()
+    done = runner.invoke(
+        cli_main.app,
+        ["program", "set-rules", "AX 2026", "--from", "2099-01-01T00:00:00Z", "--accrual", "off"],
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    assert "accrual off" in done.output
+    [queued] = [
+        r for r in ok(client.get(rules_url, headers=staff.pm.headers))["items"] if not r["in_force"]
+    ]
+    done = runner.invoke(
+        cli_main.app, ["program", "remove-rules", "AX 2026", queued["id"]], env=env
+    )
+    assert done.exit_code == 0 and "withdrew" in done.output, done.output
+    done = runner.invoke(
+        cli_main.app, ["program", "remove-rules", "AX 2026", now_rules["id"]], env=env
+    )
+    assert done.exit_code != 0 and "cannot be withdrawn" in done.output

@@ -17,6 +17,10 @@ Faults, each injected and then healed:
 ``check`` then counts what broke a promise: acknowledged jobs not found, jobs run twice
 or never, jobs stuck, charges not equal to run time x GPUs, holds left, balances that
 differ from the ledger, idempotency keys that made two jobs. All zero is the pass.
+
+The center accrues every second (``AXC_ACCRUAL_PERIOD=1s``, no lag), so most jobs are
+charged while they run, through the faults: a job's accruals and final charge together
+must still be its run time x GPUs (``accrued`` counts the jobs that had accruals).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class Counts:
     holds_left: int = 0
     balances_off: int = 0
     duplicate_keys: int = 0
+    accrued: int = 0  # jobs charged as they ran (accruals), a measure, not a failure
 
     @property
     def broken(self) -> dict[str, int]:
@@ -238,7 +243,11 @@ class Chaos:
                 charges = api.get(f"/jobs/{job_id}/charges").json()
                 if charges["held_won"]:
                     counts.holds_left += 1
-                charged = [c["gpu_seconds"] for c in charges["items"] if c["kind"] == "charge"]
+                charged = [
+                    c["gpu_seconds"] for c in charges["items"] if c["kind"] in ("charge", "accrual")
+                ]
+                if any(c["kind"] == "accrual" for c in charges["items"]):
+                    counts.accrued += 1
                 if job.get("started_at"):
                     ran = _ts(job["ended_at"]) - _ts(job["started_at"])
                     if sum(charged) != gpu_seconds(1, ran):
@@ -286,6 +295,7 @@ def chaos(root: Path, store: str, env: dict[str, str]) -> Iterator[Chaos]:
     marks.chmod(0o1777)
     env = {k: v for k, v in env.items() if not k.startswith("AXC_") or k in TEST_IDENTITY_ENV}
     env |= {"AXC_KILL_GRACE_S": "2", "XDG_CONFIG_HOME": str(root / "cfg")}
+    env |= {"AXC_ACCRUAL_PERIOD": "1s", "AXC_ACCRUAL_LAG_S": "0"}
     with contextlib.ExitStack() as stack:
         if store == "sqlite":
             disk = stack.enter_context(tmpfs(root / "disk", "64m"))

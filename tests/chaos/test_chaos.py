@@ -1,9 +1,9 @@
 """The chaos suite (issue 19): a real ``axc up`` under load from the real client, each
 fault injected at random moments, on both stores; after each, every promise of
 docs/reliability.md holds: every acknowledged job found, none run twice or lost, none
-stuck, each charged its run time, no hold left, balances equal to the ledger, no key
-that made two jobs. Bounded: a round is about a minute. ``benchmarks/chaos.py`` runs
-many rounds and prints the counts."""
+stuck, each charged its run time (accruals included), no hold left, balances equal to
+the ledger, no key that made two jobs. Bounded: a round is about a minute.
+``benchmarks/chaos.py`` runs many rounds and prints the counts."""
 
 from __future__ import annotations
 

@@ -297,6 +297,25 @@ def test_show_says_where_a_waiting_job_is_in_the_queue(axc: Any, fake: FakeServe
     assert "#4 of 9 waiting jobs" in result.stdout
 
 
+def test_show_gives_each_runs_gpu_use(axc: Any, fake: FakeServer) -> None:
+    usage = {
+        "attempt": 1,
+        "ended_at": "2024-05-01T11:00:00Z",
+        "samples": 360,
+        "util_mean_pct": 2,
+        "util_max_pct": 7,
+        "memory_max_mib": 1024,
+        "idle_bp": 9722,
+    }
+    job = fake.add_job(state="succeeded", gpu_usage=[usage])
+    result = axc("show", job["id"])
+    assert result.exit_code == 0, result.output
+    assert "GPU use" in result.stdout
+    assert "run 1: mean 2%, peak 7%, memory peak 1,024 MiB, idle 97.22% of 360 samples" in (
+        " ".join(result.stdout.split())
+    )
+
+
 def test_cancel_reports_each_job(axc: Any, fake: FakeServer) -> None:
     running = fake.add_job(state="running")
     done = fake.add_job(state="succeeded")

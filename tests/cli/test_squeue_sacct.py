@@ -222,3 +222,26 @@ def test_a_forecast_beyond_the_calendar_says_so_in_years() -> None:
         "1,000,000,000 of 1,000,000,000 won left; at 1 won/day (last 7 days) it lasts more "
         "than 2,739,726 years: no end in sight"
     )
+
+
+def test_the_forecast_line_gives_the_band_and_the_running_jobs() -> None:
+    from axcenter.cli.reports import forecast_line
+
+    line = forecast_line(
+        {
+            "budget_won": 100_000,
+            "remaining_won": 76_000,
+            "rate_won_per_day": "2000.00",
+            "forecast": "2025-04-17",
+            "forecast_early": "2025-03-18",
+            "forecast_late": None,
+            "now": "2025-03-10T12:00:00Z",
+            "running_jobs": 3,
+            "accrued_won": 1_234,
+        }
+    )
+    assert line == (
+        "76,000 of 100,000 won left; at 2,000 won/day (last 7 days) the budget runs out on "
+        "2025-04-17 (in 38 days); between 2025-03-18 and never at the fastest and slowest "
+        "7-day rates; 3 running job(s) used 1,234 won since their last charge"
+    )

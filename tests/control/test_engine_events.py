@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from axcenter.api.app import create_app
 from axcenter.executors.base import EventCallback, NodeInventory, run_id_of
@@ -61,11 +62,9 @@ class World:
         assert self.client is not None
         return self.client
 
-    def submit(self, gpus: int = 1) -> str:
-        r = self.api().post(
-            "/api/v1/jobs",
-            json={"project": "p", "command": ["train"], "gpus_per_node": gpus, "time_limit_s": 600},
-        )
+    def submit(self, gpus: int = 1, time_limit_s: int = 600) -> str:
+        body = {"project": "p", "command": ["train"], "gpus_per_node": gpus}
+        r = self.api().post("/api/v1/jobs", json={**body, "time_limit_s": time_limit_s})
         assert r.status_code == 201, r.text
         job_id: str = r.json()["id"]
         return job_id
@@ -381,3 +380,63 @@ def test_the_loop_heals_after_failing_rebuilds_and_keeps_a_cancel_it_took(
     assert world.engine.runs[run].stops[0][0].value == "cancel"
     other = world.submit()  # the loop cycles on
     world.dispatched(other)
+
+
+def test_a_long_run_is_charged_as_it_runs_and_settled_exactly(world: World) -> None:
+    """The center's accrual thread charges a run that started 3 h 20 m ago for its whole
+    hours (one won per GPU-second here), its hold shrinking as much; the end settles the
+    rest, and a restart in between posts nothing twice."""
+    job = world.submit(gpus=2, time_limit_s=6 * 3600)
+    run = world.dispatched(job)
+    t0 = time.time() - 3 * 3600 - 20 * 60
+    world.engine.start(run, at=t0)
+    world.state(job, "running")
+    assert world.center is not None
+    _, held = world.charges(job)
+    now = time.time()
+    posted = world.center.accruer.run_once()
+    # the whole hours that ended since the start, at least a minute (the lag) ago
+    hours = int((now - 60) // 3600) - int(t0 // 3600)
+    assert posted == hours and hours in (3, 4)
+    charged, still_held = world.charges(job)
+    through = (int(t0 // 3600) + hours) * 3600
+    accrued = 2 * round(through - t0)
+    assert charged == accrued and still_held == held - accrued
+    world.stop()
+    world.start()  # a restarted controller: the watermark is in the ledger
+    assert world.center.accruer.run_once() == 0
+    world.engine.end(run, 0, at=t0 + 3 * 3600 + 20 * 60 + 0.4)
+    world.state(job, "succeeded")
+    items = world.api().get(f"/api/v1/jobs/{job}/charges").json()["items"]
+    kinds = [i["kind"] for i in items]
+    assert kinds == ["hold", *["accrual"] * hours, "release", "charge"]
+    assert world.charges(job) == (2 * (3 * 3600 + 20 * 60), 0)
+
+
+def test_a_runs_gpu_use_is_stored_once_and_shown(world: World) -> None:
+    from axcenter.executors.base import GpuUsage
+    from axcenter.service.monitoring import grant_use
+
+    job = world.submit()
+    run = world.dispatched(job)
+    world.engine.gpu_usage[job] = GpuUsage(
+        samples=120,
+        util_mean_pct=1,
+        util_max_pct=4,
+        memory_max_mib=700,
+        idle_samples=120,
+        sample_s=10,
+    )
+    world.engine.start(run)
+    world.engine.end(run, 0)
+    world.engine.duplicate_last()
+    world.state(job, "succeeded")
+    [usage] = world.job(job)["gpu_usage"]
+    assert (usage["attempt"], usage["util_mean_pct"], usage["idle_bp"]) == (1, 1, 10_000)
+    assert world.center is not None
+    with world.center.store.read() as s:
+        alloc = s.scalars(select(orm.Allocation)).one()
+        use = grant_use(s, alloc, datetime.now(UTC))
+    assert "gpus_idle" in use.flags
+    assert (use.sampled_runs, use.gpu_util_mean_pct, use.gpu_idle_bp) == (1, 1, 10_000)
+    assert use.idle_jobs == [job] and use.idle_gpu_hours == round(1200 / 3600, 3)

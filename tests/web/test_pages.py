@@ -280,6 +280,9 @@ def test_project_page_warns_at_80_and_100_percent(center: Center, tenants: Tenan
         alloc_id = alloc.id
     page = browser(center, tenants.alice.token).get("/ui/projects/acme-vision").text
     assert 'data-testid="warnings"' in page and f"Allocation {alloc_id} is 90.0% used" in page
+    # the burn-down of its grants in force, with a forecast band, from its first day
+    assert 'data-testid="project-burn"' in page and 'id="burndown-canvas"' in page
+    assert "₩9,000 charged" in page and "₩1,000 left" in page
     with center.store.write() as s:
         charge(s, s.get(orm.Allocation, alloc_id), "H100", 1_000, 1_000, now)
     page = browser(center, tenants.alice.token, lang="ko").get("/ui/projects/acme-vision").text

@@ -8,6 +8,12 @@ When the run ends (finished, failed, cancelled, timed out, preempted or lost) th
 the company's co-pay. A requeued job is held again at its next admission: every run is
 charged for what it used, once.
 
+A long run is also charged as it runs (``accrual``): at each period's end an ``accrual``
+entry charges its usage since the previous one and shrinks its hold by as much at list
+price. Every figure is computed on the run's usage *so far* (``cumulative``) and an entry
+is the difference from what was posted before, so the accruals and the final charge of a
+run add up to exactly the single charge it would have had (docs/accounting.md, "Accrual").
+
 The control loop admits and ends jobs in batches: ``HoldBook`` makes a batch's holds and
 ``settle_jobs`` its settlements with a few statements per batch, to the won what
 ``check_hold``/``record_hold`` and ``settle_job`` make one job at a time.
@@ -31,13 +37,17 @@ from axcenter.model.terms import Terms, charge
 from axcenter.store import orm
 
 __all__ = [
+    "CHARGE_KINDS",
     "Balance",
+    "Cumulative",
     "Funding",
     "HoldBook",
     "InsufficientFunds",
     "balance",
     "balances",
+    "charge_row",
     "check_hold",
+    "cumulative",
     "current_allocation",
     "hold",
     "record_hold",
@@ -47,6 +57,54 @@ __all__ = [
 ]
 
 LEDGER = cast(Table, orm.LedgerEntry.__table__)
+
+#: the ledger kinds that charge: a run's accruals and its final charge (one per run)
+CHARGE_KINDS = ("charge", "accrual")
+
+
+@dataclass(frozen=True, slots=True)
+class Cumulative:
+    """A run's usage through a moment, rated: GPU-seconds, won at list price, and the won
+    and public part under its terms (zero for what has been posted: the sums so far)."""
+
+    gpu_seconds: int = 0
+    list_won: int = 0
+    won: int = 0
+    public_won: int = 0
+
+    def __sub__(self, other: Cumulative) -> Cumulative:
+        return Cumulative(
+            self.gpu_seconds - other.gpu_seconds,
+            self.list_won - other.list_won,
+            self.won - other.won,
+            self.public_won - other.public_won,
+        )
+
+    def __add__(self, other: Cumulative) -> Cumulative:
+        return Cumulative(
+            self.gpu_seconds + other.gpu_seconds,
+            self.list_won + other.list_won,
+            self.won + other.won,
+            self.public_won + other.public_won,
+        )
+
+
+def cumulative(
+    gpus: int,
+    started: datetime,
+    through: datetime,
+    hold_gpu_seconds: int,
+    hold_won: int,
+    price: int,
+    t: Terms,
+) -> Cumulative:
+    """What a run of ``gpus`` started at ``started`` has used through ``through``: whole
+    GPU-seconds (capped by its hold), rated at ``price`` (capped by the hold's won) and
+    charged under ``t``. Rounded once, on the total: never per period."""
+    used = min(gpu_seconds(gpus, max(0.0, (through - started).total_seconds())), hold_gpu_seconds)
+    listed = min(rate(used, price), hold_won)
+    won, public, _ = charge(listed, t)
+    return Cumulative(used, listed, won, public)
 
 
 class InsufficientFunds(Exception):
@@ -222,37 +280,33 @@ def settle(
         return None
     allocation = session.get(orm.Allocation, open_hold.allocation_id)
     assert allocation is not None
-    used = gpu_seconds(gpus, max(0.0, (ended_at - started_at).total_seconds()))
-    used = min(used, open_hold.gpu_seconds)  # the hold covers the worst case
-    price = price_at(session, open_hold.gpu_type, started_at) or 0
-    won = min(rate(used, price), open_hold.amount_won)
-    session.add(
-        _entry(
-            allocation,
-            "release",
-            job_id,
-            open_hold.gpu_type,
-            open_hold.gpu_seconds,
-            open_hold.amount_won,
-            at,
-            public_bp=None,
-        )
-    )
     program = session.get(orm.Program, allocation.program_id)
     assert program is not None
     book = TermsBook(session, [program.id], [allocation.project_id])
     t = book.terms(program.id, program.public_share_bp, allocation.project_id, started_at)
-    charged = _charge_row(
-        Funding(allocation.id, allocation.program_id, allocation.project_id),
-        job_id,
-        open_hold.gpu_type,
-        used,
-        won,
-        at,
-        t,
+    price = price_at(session, open_hold.gpu_type, started_at) or 0
+    total = cumulative(
+        gpus, started_at, ended_at, open_hold.gpu_seconds, open_hold.amount_won, price, t
     )
-    session.add(orm.LedgerEntry(**charged))
-    return int(charged["amount_won"])
+    posted = _posted(
+        session.execute(_SELECT_ACCRUED, {"ids": [job_id], "after": open_hold.id}).tuples()
+    ).get(job_id, Cumulative())
+    funding = Funding(allocation.id, allocation.program_id, allocation.project_id)
+    rows = [
+        _row(
+            funding,
+            "release",
+            job_id,
+            open_hold.gpu_type,
+            open_hold.gpu_seconds - posted.gpu_seconds,
+            open_hold.amount_won - posted.list_won,
+            at,
+            None,
+        ),
+        charge_row(funding, "charge", job_id, open_hold.gpu_type, total - posted, at, t),
+    ]
+    session.execute(_INSERT_LEDGER, rows)
+    return int(rows[1]["amount_won"])
 
 
 def settle_job(session: Session, job_id: str, at: datetime) -> int | None:
@@ -426,22 +480,53 @@ def settle_jobs(session: Session, ends: Sequence[tuple[str, datetime]]) -> dict[
         {a.program_id for a in allocations.values()},
         {a.project_id for a in allocations.values()},
     )
+    # the accruals of each run's hold: those after it (a job's earlier holds are released)
+    accrued = _posted(
+        session.execute(
+            _SELECT_ACCRUED,
+            {"ids": [job_id for job_id, *_ in todo], "after": min(h.id for *_, h in todo)},
+        ).tuples(),
+        {job_id: h.id for job_id, *_, h in todo},
+    )
     for job_id, started, at, gpus, h in todo:
         a = allocations[h.allocation_id]
         funding = Funding(a.id, a.program_id, a.project_id)
-        used = gpu_seconds(gpus, max(0.0, (at - started).total_seconds()))
-        used = min(used, h.gpu_seconds)  # the hold covers the worst case
-        price = _price_in(book.get(h.gpu_type), started) or 0
-        won = min(rate(used, price), h.amount_won)
-        rows.append(
-            _row(funding, "release", job_id, h.gpu_type, h.gpu_seconds, h.amount_won, at, None)
-        )
         t = terms_book.terms(a.program_id, a.public_share_bp, a.project_id, started)
-        charged = _charge_row(funding, job_id, h.gpu_type, used, won, at, t)
+        price = _price_in(book.get(h.gpu_type), started) or 0
+        total = cumulative(gpus, started, at, h.gpu_seconds, h.amount_won, price, t)
+        posted = accrued.get(job_id, Cumulative())
+        rows.append(
+            _row(
+                funding,
+                "release",
+                job_id,
+                h.gpu_type,
+                h.gpu_seconds - posted.gpu_seconds,
+                h.amount_won - posted.list_won,
+                at,
+                None,
+            )
+        )
+        charged = charge_row(funding, "charge", job_id, h.gpu_type, total - posted, at, t)
         rows.append(charged)
         out[job_id] = int(charged["amount_won"])
     session.execute(_INSERT_LEDGER, rows)
     return out
+
+
+def _posted(
+    rows: Iterable[tuple[Any, ...]], after: dict[str, int] | None = None
+) -> dict[str, Cumulative]:
+    """Each job's accruals (``_SELECT_ACCRUED`` rows) summed, counting only those after
+    the ledger id ``after[job]`` where given."""
+    sums: dict[str, Cumulative] = {}
+    for entry_id, job_id, secs, list_won, won, public in rows:
+        if after is not None and entry_id <= after.get(job_id, entry_id):
+            continue
+        sums[job_id] = sums.get(job_id, Cumulative()) + Cumulative(
+            int(secs), int(list_won or 0), int(won), int(public)
+        )
+    return sums
 
 
 def _row(
@@ -473,20 +558,25 @@ def _row(
     }
 
 
-def _charge_row(
+def charge_row(
     allocation: Funding,
+    kind: str,
     job_id: str,
     gpu_type: str,
-    secs: int,
-    list_won: int,
+    part: Cumulative,
     at: datetime,
     t: Terms,
 ) -> dict[str, Any]:
-    """A charge of ``list_won`` at list price under terms ``t``: the discounted won, its
-    public and company parts, and the list price and terms it was booked under."""
-    won, public, company = charge(list_won, t)
-    row = _row(allocation, "charge", job_id, gpu_type, secs, won, at, None)
-    row.update(public_won=public, copay_won=company, list_won=list_won, terms=t.label or None)
+    """A charge or accrual entry of ``part`` of a run under terms ``t``: its GPU-seconds,
+    discounted won, public and company parts, and the list price and terms it was booked
+    under."""
+    row = _row(allocation, kind, job_id, gpu_type, part.gpu_seconds, part.won, at, None)
+    row.update(
+        public_won=part.public_won,
+        copay_won=part.won - part.public_won,
+        list_won=part.list_won,
+        terms=t.label or None,
+    )
     return row
 
 
@@ -520,6 +610,7 @@ _SELECT_RUNS = select(orm.Job.id, orm.Job.started_at, orm.Job.gpus_per_node * or
 )
 _SELECT_HOLDS = (
     select(
+        LEDGER.c.id,
         LEDGER.c.kind,
         LEDGER.c.job_id,
         LEDGER.c.allocation_id,
@@ -530,6 +621,23 @@ _SELECT_HOLDS = (
     .where(
         LEDGER.c.job_id.in_(bindparam("ids", expanding=True)),
         LEDGER.c.kind.in_(["hold", "release"]),
+    )
+    .order_by(LEDGER.c.id)
+)
+#: accrual entries of jobs after a ledger id (``after``: the earliest open hold's)
+_SELECT_ACCRUED = (
+    select(
+        LEDGER.c.id,
+        LEDGER.c.job_id,
+        LEDGER.c.gpu_seconds,
+        LEDGER.c.list_won,
+        LEDGER.c.amount_won,
+        LEDGER.c.public_won,
+    )
+    .where(
+        LEDGER.c.job_id.in_(bindparam("ids", expanding=True)),
+        LEDGER.c.kind == "accrual",
+        LEDGER.c.id > bindparam("after"),
     )
     .order_by(LEDGER.c.id)
 )

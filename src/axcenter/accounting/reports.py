@@ -26,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Select, case, func, select, true
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.store import orm
 
 __all__ = [
@@ -302,12 +303,17 @@ def _add_charges(
     cols = _dims(session, dims, entry.gpu_type, entry.at)
     sums = (entry.gpu_seconds, entry.amount_won, entry.public_won, entry.copay_won)
     query = _joined(
-        select(*cols, *(func.sum(c) for c in sums), func.count()).select_from(entry),
+        select(
+            *cols,
+            *(func.sum(c) for c in sums),
+            func.sum(case((entry.kind == "charge", 1), else_=0)),  # one per run
+            func.count(),
+        ).select_from(entry),
         entry.project_id,
         entry.program_id,
-    ).where(entry.kind == "charge", where, *_period(entry.at, since, until))
-    for *values, secs, won, public, copay, runs in session.execute(query.group_by(*cols)):
-        if runs:
+    ).where(entry.kind.in_(CHARGE_KINDS), where, *_period(entry.at, since, until))
+    for *values, secs, won, public, copay, runs, rows in session.execute(query.group_by(*cols)):
+        if rows:
             row = acc[tuple(values)]
             for name, value in zip(_CHARGE_FIELDS, (secs, won, public, copay, runs), strict=True):
                 row[name] += int(value)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.store import orm
 
 __all__ = [
@@ -88,14 +89,14 @@ def _charges(
         session.execute(
             select(
                 *keys,
-                func.count(),
+                func.coalesce(func.sum(case((e.kind == "charge", 1), else_=0)), 0),
                 func.coalesce(func.sum(e.gpu_seconds), 0),
                 func.coalesce(func.sum(func.coalesce(e.list_won, e.amount_won)), 0),
                 func.coalesce(func.sum(e.amount_won), 0),
                 func.coalesce(func.sum(e.public_won), 0),
                 func.coalesce(func.sum(e.copay_won), 0),
             )
-            .where(e.kind == "charge", *where)
+            .where(e.kind.in_(CHARGE_KINDS), *where)
             .group_by(*keys)
         ).all()
     )
@@ -218,7 +219,7 @@ def statement(
     rows = session.execute(
         select(
             *keys,
-            func.count(),
+            func.coalesce(func.sum(case((e.kind == "charge", 1), else_=0)), 0),
             func.coalesce(func.sum(e.gpu_seconds), 0),
             func.coalesce(func.sum(func.coalesce(e.list_won, e.amount_won)), 0),
             func.coalesce(func.sum(e.amount_won), 0),
@@ -227,7 +228,7 @@ def statement(
         )
         .join(orm.Program, e_program)
         .join(orm.Project, e_project)
-        .where(e.kind == "charge", *query_where)
+        .where(e.kind.in_(CHARGE_KINDS), *query_where)
         .group_by(*keys)
         .order_by(*keys)
     ).all()

@@ -169,7 +169,8 @@ def use(
         return
     t = table()
     for header in ("ALLOCATION", "PROJECT", "ORGANIZATION", "STATUS", "ELAPSED", "USED/EVEN",
-                   "IDLE DAYS", "RUNNING", "FLAGS", "TAKE BACK (GPU-H)"):  # fmt: skip
+                   "IDLE DAYS", "RUNNING", "GPU MEAN/IDLE", "FLAGS",
+                   "TAKE BACK (GPU-H)"):  # fmt: skip
         t.add_column(header, overflow="fold")
     for g in items:
         use_bp = g.get("use_bp")
@@ -182,11 +183,21 @@ def use(
             "-" if use_bp is None else f"{use_bp / 100:.0f}%",
             str(g.get("idle_days")),
             str(g.get("running_jobs")),
+            "-"
+            if g.get("gpu_util_mean_pct") is None
+            else f"{g['gpu_util_mean_pct']}%/{int(g.get('gpu_idle_bp') or 0) / 100:g}%",
             ", ".join(g.get("flags") or []) or "-",
             ", ".join(f"{k} {v:,}" for k, v in (g.get("suggested_reclaim_gpu_hours") or {}).items())
             or "-",
         )
     render.out_console().print(t)
+    for g in items:  # the evidence of off-purpose use, one line per run
+        for o in g.get("off_purpose") or []:
+            say(
+                f"{text(g.get('allocation_id'))}: off-purpose {text(o.get('job_id'))} "
+                f"({o.get('gpu_hours')} GPU-hours from {utc(o.get('started_at'))}): "
+                f"{escape(text(o.get('why')))}"
+            )
 
 
 def _act(ctx: typer.Context, allocation: str, action: str, as_json: bool, **body: object) -> None:

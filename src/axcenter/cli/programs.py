@@ -175,6 +175,8 @@ def _rules_line(r: Mapping[str, Any]) -> str:
     tranches = r.get("tranches_bp") or [10_000]
     if len(tranches) > 1:
         parts.append("tranches " + "/".join(f"{b / 100:g}" for b in tranches))
+    if r.get("accrual_period"):
+        parts.append(f"accrual {r['accrual_period']}")
     return "; ".join(parts) or "no rules"
 
 
@@ -194,11 +196,17 @@ def rules(
         say(f"{escape(program)} has no rules: its co-funding rule alone applies")
         return
     t = table()
+    t.add_column("ID")
     t.add_column("FROM")
     t.add_column("IN FORCE")
     t.add_column("RULES", overflow="fold")
     for r in items:
-        t.add_row(utc(r.get("effective_from")), "yes" if r.get("in_force") else "", _rules_line(r))
+        t.add_row(
+            escape(text(r.get("id"))),
+            utc(r.get("effective_from")),
+            "yes" if r.get("in_force") else "",
+            _rules_line(r),
+        )
     render.out_console().print(t)
 
 
@@ -230,6 +238,14 @@ def set_rules(
         str | None,
         typer.Option("--tranches", metavar="P,P,...", help="Tranche shares in %, e.g. 50,50."),
     ] = None,
+    accrual: Annotated[
+        str | None,
+        typer.Option(
+            "--accrual",
+            metavar="hour|day|off",
+            help="How often its running jobs are charged as they run (default: the center's).",
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", metavar="ISO")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -246,6 +262,7 @@ def set_rules(
             modifiers=[parse_discount(d) for d in discount or []],
             caps={"org_gpu_hours": cap_gpu_hours, "org_won": cap_won},
             tranches_bp=shares,
+            accrual_period=accrual,
             effective_from=effective.isoformat() if effective else None,
         )
     if as_json:
@@ -253,6 +270,26 @@ def set_rules(
         return
     name = escape(text(out.get("program")))
     say(f"{name} from {utc(out.get('effective_from'))}: {_rules_line(out)}")
+
+
+@app.command("remove-rules")
+def remove_rules(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="Program name or prg_ id.")],
+    rules_id: Annotated[str, typer.Argument(metavar="RULES", help="rul_ id (axc program rules).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw rules that have not taken effect yet; rules in force stay (set new rules
+    from now on to change them)."""
+    with connect(ctx) as client:
+        out = client.remove_program_rules(program, rules_id)
+    if as_json:
+        print_json(out)
+        return
+    say(
+        f"withdrew {escape(text(out.get('id')))} of {escape(text(out.get('program')))} "
+        f"(from {utc(out.get('effective_from'))}): {_rules_line(out)}"
+    )
 
 
 STATE_STYLES: Mapping[str, str] = {

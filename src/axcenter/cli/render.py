@@ -154,6 +154,14 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
         rows.append(("estimated start", _time_line(job, "estimated_start", now)))
     if job.get("last_checkpoint_at"):
         rows.append(("last checkpoint", _time_line(job, "last_checkpoint_at", now)))
+    for u in job.get("gpu_usage") or []:
+        idle = int(u.get("idle_bp") or 0)
+        line = (
+            f"run {u.get('attempt')}: mean {u.get('util_mean_pct')}%, peak "
+            f"{u.get('util_max_pct')}%, memory peak {int(u.get('memory_max_mib') or 0):,} MiB, "
+            f"idle {idle / 100:g}% of {int(u.get('samples') or 0):,} samples"
+        )
+        rows.append(("GPU use", Text(line, style="yellow" if idle >= 9000 else "")))
     if job.get("idempotency_key"):
         rows.append(("idempotency key", str(job["idempotency_key"])))
     if job.get("output") == "discard":

@@ -207,6 +207,13 @@ def forecast_line(b: Mapping[str, Any]) -> str:
     ends = render.parse_time(b.get("ends_at"))
     if ends is not None and date.fromisoformat(str(day)) > ends.date():
         line += f", after the program ends on {ends.date()}"
+    early, late = b.get("forecast_early"), b.get("forecast_late")
+    if early:
+        line += f"; between {early} and {late or 'never'} at the fastest and slowest 7-day rates"
+    running = int(b.get("running_jobs") or 0)
+    if running:
+        accrued = int(b.get("accrued_won") or 0)
+        line += f"; {running:,} running job(s) used {accrued:,} won since their last charge"
     return line
 
 

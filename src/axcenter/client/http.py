@@ -736,9 +736,15 @@ class Client:
         return list(self._json("GET", path).get("items", []))
 
     def set_program_rules(self, program: str, **rules: Any) -> JSON:
-        """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``effective_from``."""
+        """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``accrual_period``,
+        ``effective_from``."""
         path = f"/programs/{self._segment(program)}/rules"
         return self._json("POST", path, json=self._query(**rules))
+
+    def remove_program_rules(self, program: str, rules_id: str) -> JSON:
+        """Withdraw rules not yet in force (the server answers 409 for rules in force)."""
+        path = f"/programs/{self._segment(program)}/rules/{self._segment(rules_id)}"
+        return self._json("DELETE", path)
 
     def obligations(self, program: str) -> JSON:
         return self._json("GET", f"/programs/{self._segment(program)}/obligations")

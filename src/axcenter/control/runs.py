@@ -19,12 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.ledger import settle_job, settle_jobs
 from axcenter.executors.base import Outcome, RunEnded, RunStarted
 from axcenter.model.jobs import JobState
+from axcenter.store import orm
 from axcenter.store.jobs import JOBS, release_leases, transition
 from axcenter.store.lifecycle import Move, movable, move_jobs, release_leases_many, write_moves
 
@@ -120,6 +121,23 @@ def record_runs(
         values = {"ended_at": at, "exit_code": e.exit_code}
         finals.append(End(job_id, at, state, e.message, values))
     done.ended = end_runs(session, _RUN_STATES, finals)
+    usage = [
+        {
+            "job_id": job_id,
+            "attempt": int(e.run_id.rpartition(".")[2]),
+            "ended_at": _utc(e.ended_at),
+            "samples": e.gpu_usage.samples,
+            "util_mean_pct": e.gpu_usage.util_mean_pct,
+            "util_max_pct": e.gpu_usage.util_max_pct,
+            "memory_max_mib": e.gpu_usage.memory_max_mib,
+            "idle_samples": e.gpu_usage.idle_samples,
+            "sample_s": e.gpu_usage.sample_s,
+        }
+        for job_id, e in ends.items()
+        if e.gpu_usage is not None and (job_id in done.ended or job_id in done.requeued)
+    ]
+    if usage:  # what the engine saw of the run's GPUs, with its end
+        session.execute(insert(orm.RunGpuUsage), usage)
     return done
 
 

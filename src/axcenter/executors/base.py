@@ -57,10 +57,12 @@ from axcenter.executors.logs import LogChunk
 from axcenter.model.jobs import JobOutput
 
 __all__ = [
+    "IDLE_UTIL_PCT",
     "Engine",
     "EngineEvent",
     "EngineFactory",
     "EventCallback",
+    "GpuUsage",
     "LaunchError",
     "NodeInventory",
     "NodesChanged",
@@ -174,6 +176,30 @@ class RunStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuUsage:
+    """How busy a run kept its GPUs: a summary of samples (one per GPU per sampling),
+    not the samples. Engines that can see real GPUs report it with the run's end (the
+    local engine samples ``nvidia-smi``; the Slurm engine's hook is ``gpu_usage`` on its
+    ``RunEnded``, e.g. from ``sacct``'s ``gres/gpuutil``); None where nothing was seen."""
+
+    samples: int  # GPU-samples: GPUs x samplings
+    util_mean_pct: int  # mean utilisation, rounded half up
+    util_max_pct: int
+    memory_max_mib: int
+    #: GPU-samples at or below ``IDLE_UTIL_PCT``: GPUs held and doing nothing
+    idle_samples: int
+    sample_s: float  # seconds between samplings
+
+    @property
+    def idle_share(self) -> float:
+        return self.idle_samples / self.samples if self.samples else 0.0
+
+
+#: a GPU sampled at or below this utilisation (percent) is counted idle
+IDLE_UTIL_PCT = 5
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnded:
     run_id: str
     ref: str
@@ -182,6 +208,7 @@ class RunEnded:
     started_at: float | None  # None: it never started (costs nothing)
     ended_at: float
     message: str  # human readable, e.g. "exit code 3", "killed after time limit 2s"
+    gpu_usage: GpuUsage | None = None  # where the engine saw the run's GPUs
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ By default a submitted run starts at once and runs until the test ends it, and a
 ends it with the stop's outcome. Each of those can be turned off, and the test then
 drives the run: ``start``, ``end``, ``lose``, ``duplicate_last``, ``set_nodes``. With
 ``hold_events`` set, events are kept until ``release()``, in order or shuffled by the
-test. ``fail_next(message)`` makes the next submissions fail.
+test. ``fail_next(message)`` makes the next submissions fail. ``gpu_usage[job_id]``:
+the GPU utilisation its runs report at their end, as an engine with real GPUs would.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from axcenter.executors.base import (
     EngineEvent,
     EventCallback,
+    GpuUsage,
     LaunchError,
     NodeInventory,
     NodesChanged,
@@ -67,6 +69,8 @@ class FakeEngine:
         self.held: list[EngineEvent] = []
         self.runs: dict[str, FakeRun] = {}
         self.logs: dict[str, bytes] = {}
+        #: job id -> what its runs' ends report of their GPUs' use (tests)
+        self.gpu_usage: dict[str, GpuUsage] = {}
         self.closed_with: bool | None = None  # stop_runs of close(), once closed
         self._failures: list[str] = []
         self._lock = threading.Lock()
@@ -160,6 +164,7 @@ class FakeEngine:
             run.started_at,
             self.clock() if at is None else at,
             message,
+            self.gpu_usage.get(run.spec.job_id),
         )
         run.ended = ended
         self._emit(ended)

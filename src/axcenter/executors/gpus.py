@@ -17,17 +17,21 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 from collections import Counter
+from dataclasses import dataclass
 
-from axcenter.executors.base import NodeInventory
+from axcenter.executors.base import IDLE_UTIL_PCT, GpuUsage, NodeInventory
 
 __all__ = [
     "DEFAULT_LOGICAL_SPEC",
+    "GpuSampler",
     "detect_gpus",
     "local_inventory",
     "parse_gpu_name",
     "parse_logical_spec",
     "parse_nvidia_smi",
+    "parse_utilization",
 ]
 
 log = logging.getLogger(__name__)
@@ -212,3 +216,116 @@ def local_inventory(
             ]
         spec = DEFAULT_LOGICAL_SPEC
     return parse_logical_spec(spec, cpus, memory_mb, prefix)
+
+
+# -- utilisation of the GPUs runs hold ------------------------------------------------------
+
+_UTIL_QUERY = (
+    "nvidia-smi",
+    "--query-gpu=index,utilization.gpu,memory.used",
+    "--format=csv,noheader,nounits",
+)
+
+
+def parse_utilization(output: str) -> dict[int, tuple[int, int]]:
+    """``index, utilization.gpu, memory.used`` CSV lines -> {index: (percent, MiB)}.
+    A device that reports ``[N/A]`` or ``[Not Supported]`` is left out."""
+    found: dict[int, tuple[int, int]] = {}
+    for line in output.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3:
+            continue
+        try:
+            found[int(parts[0])] = (int(float(parts[1])), int(float(parts[2])))
+        except ValueError:
+            continue
+    return found
+
+
+@dataclass(slots=True)
+class _Tally:
+    devices: tuple[int, ...]
+    samples: int = 0
+    util_sum: int = 0
+    util_max: int = 0
+    memory_max: int = 0
+    idle: int = 0
+
+
+class GpuSampler:
+    """Samples the utilisation of the GPUs runs hold with one ``nvidia-smi`` call every
+    ``every_s`` seconds (a thread), and gives each run's summary (``GpuUsage``) when it
+    ends. Only the part of a run this process watched is summarised: a run adopted after
+    a restart is sampled from then on."""
+
+    def __init__(self, every_s: float = 10.0, command: tuple[str, ...] = _UTIL_QUERY) -> None:
+        self.every_s = every_s
+        self._command = command
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Tally] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="axc-gpu-sampler", daemon=True)
+
+    @classmethod
+    def for_nodes(cls, nodes: list[NodeInventory], every_s: float = 10.0) -> GpuSampler | None:
+        """A started sampler where some node has real GPUs and ``nvidia-smi`` is on PATH."""
+        if all(n.logical for n in nodes) or shutil.which("nvidia-smi") is None:
+            return None
+        sampler = cls(every_s)
+        sampler._thread.start()
+        return sampler
+
+    def track(self, run_id: str, devices: tuple[int, ...]) -> None:
+        if devices:
+            with self._lock:
+                self._runs.setdefault(run_id, _Tally(devices))
+
+    def finish(self, run_id: str) -> GpuUsage | None:
+        """The run's summary (None: never sampled); it is no longer tracked."""
+        with self._lock:
+            t = self._runs.pop(run_id, None)
+        if t is None or not t.samples:
+            return None
+        return GpuUsage(
+            samples=t.samples,
+            util_mean_pct=(2 * t.util_sum + t.samples) // (2 * t.samples),
+            util_max_pct=t.util_max,
+            memory_max_mib=t.memory_max,
+            idle_samples=t.idle,
+            sample_s=self.every_s,
+        )
+
+    def sample_once(self) -> bool:
+        """One sampling of every tracked run's GPUs; False if ``nvidia-smi`` failed."""
+        with self._lock:
+            if not self._runs:
+                return True
+        try:
+            done = subprocess.run(
+                self._command, capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
+        now = parse_utilization(done.stdout)
+        with self._lock:
+            for t in self._runs.values():
+                for d in t.devices:
+                    if d not in now:
+                        continue
+                    util, memory = now[d]
+                    t.samples += 1
+                    t.util_sum += util
+                    t.util_max = max(t.util_max, util)
+                    t.memory_max = max(t.memory_max, memory)
+                    t.idle += util <= IDLE_UTIL_PCT
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            if not self.sample_once():
+                log.debug("nvidia-smi failed; GPU utilisation not sampled this time")

@@ -89,6 +89,9 @@ class ProgramRules:
     #: each tranche's share of a new grant in basis points, summing to 10000; the first
     #: is released at approval, each next one after a progress report is accepted
     tranches_bp: tuple[int, ...] = (BP,)
+    #: how often its running jobs are charged as they run: ``hour``, ``day``, ``off``
+    #: (None: the center's ``accrual_period``)
+    accrual_period: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +102,7 @@ class ProgramRules:
             ],
             "caps": {"org_gpu_hours": self.caps.org_gpu_hours, "org_won": self.caps.org_won},
             "tranches_bp": list(self.tranches_bp),
+            "accrual_period": self.accrual_period,
         }
 
     @classmethod
@@ -112,6 +116,7 @@ class ProgramRules:
             ),
             caps=Caps(org_gpu_hours=caps.get("org_gpu_hours"), org_won=caps.get("org_won")),
             tranches_bp=tuple(int(b) for b in data.get("tranches_bp") or (BP,)),
+            accrual_period=data.get("accrual_period"),
         )
 
 

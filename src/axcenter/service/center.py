@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import text
 
 from axcenter import sched
+from axcenter.control.accrue import Accruer
 from axcenter.control.estimates import Estimator
 from axcenter.control.live import LiveState
 from axcenter.control.loop import ControlLoop
@@ -163,6 +164,13 @@ class Center:
         )
         #: reminds grants of overdue progress reports and surveys, hourly
         self.reminders = Reminders(self)
+        #: charges running jobs as they run, at the end of each accrual period
+        self.accruer = Accruer(
+            self.store,
+            period=settings.accrual_period,
+            zone=settings.zone,
+            lag_s=settings.accrual_lag_s,
+        )
         #: a standby serves reads only, until it holds the store (``start(standby=True)``)
         self.standby = False
         #: this center controls the store (its loop, writes and resolver run)
@@ -315,6 +323,7 @@ class Center:
         self.estimates.start()
         self.dependencies.start()
         self.reminders.start()
+        self.accruer.start()
         self.standby = False
 
     def _wait_to_take_over(self) -> None:
@@ -394,6 +403,7 @@ class Center:
             return
         self.dependencies.stop()
         self.estimates.stop()
+        self.accruer.stop()
         self.writes.close()
         self.control.stop(stop_jobs=self.settings.stop_jobs_on_shutdown)
         self.store.dispose()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, or_, select
 
 from axcenter.accounting.accrual import accrual
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.model.access import Principal
 from axcenter.service.access import project_named, visible_jobs
 from axcenter.service.errors import InvalidInput, NotFound
@@ -57,13 +58,15 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
             for r in rows
         ]
         accrued = accrual(session, utcnow(), job_id=job_id).accrued_won
-    held = sum(i.amount_won for i in items if i.kind == "hold") - sum(
-        i.amount_won for i in items if i.kind == "release"
+    held = (
+        sum(i.amount_won for i in items if i.kind == "hold")
+        - sum(i.amount_won for i in items if i.kind == "release")
+        - sum(i.list_won or 0 for i in items if i.kind == "accrual")
     )
     return ChargesOut(
         job_id=job_id,
         items=items,
-        charged_won=sum(i.amount_won for i in items if i.kind == "charge"),
+        charged_won=sum(i.amount_won for i in items if i.kind in CHARGE_KINDS),
         held_won=held,
         accrued_won=accrued,
     )
@@ -106,7 +109,7 @@ def job_accounts(
             func.sum(orm.LedgerEntry.amount_won).label("won"),
             func.sum(orm.LedgerEntry.gpu_seconds).label("gpu_seconds"),
         )
-        .where(orm.LedgerEntry.kind == "charge", orm.LedgerEntry.job_id.is_not(None))
+        .where(orm.LedgerEntry.kind.in_(CHARGE_KINDS), orm.LedgerEntry.job_id.is_not(None))
         .group_by(orm.LedgerEntry.job_id)
         .subquery()
     )

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.accounting.prices import prices_at
 from axcenter.accounting.settlement import SettlementRow, settlement, total
 from axcenter.model.access import Principal, Role
@@ -154,13 +155,15 @@ def evidence(
             found = session.execute(
                 select(
                     column,
-                    func.count(),
+                    func.coalesce(func.sum(case((e.kind == "charge", 1), else_=0)), 0),
                     func.coalesce(func.sum(e.gpu_seconds), 0),
                     func.coalesce(func.sum(e.amount_won), 0),
                 )
                 .join(orm.Project, orm.Project.id == e.project_id)
                 .join(org, org.id == orm.Project.organization_id)
-                .where(e.kind == "charge", e.program_id == program.id, e.at >= start, e.at < end)
+                .where(
+                    e.kind.in_(CHARGE_KINDS), e.program_id == program.id, e.at >= start, e.at < end
+                )
                 .group_by(column)
                 .order_by(column)
             ).all()
@@ -214,7 +217,7 @@ def _reach(session: Any, program_id: str, start: datetime, end: datetime) -> dic
             .join(orm.LedgerEntry, orm.LedgerEntry.project_id == p.id)
             .where(
                 orm.LedgerEntry.program_id == program_id,
-                orm.LedgerEntry.kind == "charge",
+                orm.LedgerEntry.kind.in_(CHARGE_KINDS),
                 orm.LedgerEntry.at >= start,
                 orm.LedgerEntry.at < end,
             )

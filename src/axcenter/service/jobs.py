@@ -22,6 +22,7 @@ from axcenter.model.access import Principal, Role
 from axcenter.model.cluster import Node
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobOutput, JobState
+from axcenter.model.money import BP
 from axcenter.model.snapshot import PendingJob
 from axcenter.service.access import (
     project_named,
@@ -33,7 +34,7 @@ from axcenter.service.dependencies import check_dependencies
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import estimated_start, queue_position
-from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
+from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut, RunGpuUsageOut
 from axcenter.store import orm
 from axcenter.store.cache import VersionedCache
 from axcenter.store.jobs import NewJob, insert_jobs, transition
@@ -691,6 +692,22 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
                 )
             ]
         out = job_out(session, row, reason=_live_reason(center, row), events=history)
+        out.gpu_usage = [
+            RunGpuUsageOut(
+                attempt=u.attempt,
+                ended_at=u.ended_at,
+                samples=u.samples,
+                util_mean_pct=u.util_mean_pct,
+                util_max_pct=u.util_max_pct,
+                memory_max_mib=u.memory_max_mib,
+                idle_bp=u.idle_samples * BP // u.samples if u.samples else 0,
+            )
+            for u in session.scalars(
+                select(orm.RunGpuUsage)
+                .where(orm.RunGpuUsage.job_id == row.id)
+                .order_by(orm.RunGpuUsage.attempt)
+            )
+        ]
         out.estimated_start = _estimate(center, row)
         if row.state == JobState.PENDING.value:
             place = queue_position(center, session, row.id)

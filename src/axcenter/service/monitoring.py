@@ -17,19 +17,26 @@ organization sees in its feed, and an audit entry:
   their won in proportion; with ``withdraw_pending`` the tranches not yet released go too.
   What is taken back is no longer granted, so it is back in the program's budget.
 
-Per-job GPU utilisation is not measured by the engines yet: idleness is allocated-but-idle
-time, which every engine reports.
+Beside allocated-but-idle time (which every engine reports), where engines see real GPUs
+they report each run's utilisation (``run_gpu_usage``): a grant whose sampled GPU-samples
+are at or below 5% for ``GPUS_IDLE_BP`` of the time is flagged ``gpus_idle`` (GPUs held,
+doing nothing), with the GPU-hours so spent and the worst jobs. A grant's terms are its
+GPU types, and a run is funded only by a grant that covers its type (the hold needs the
+type's GPU-seconds), so the grant's own runs are never outside them; its project's runs
+in its window on other types are listed with who paid (another grant: for the officer
+to judge), and flagged ``off_purpose`` when no grant did (run free of charge).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from axcenter.accounting.ledger import balance
+from axcenter.accounting.ledger import CHARGE_KINDS, balance
 from axcenter.model.access import Principal, Role
 from axcenter.model.money import BP
 from axcenter.service.access import (
@@ -45,6 +52,7 @@ from axcenter.service.program_schemas import (
     GrantNoticeOut,
     GrantUseListOut,
     GrantUseOut,
+    OffPurposeOut,
     ReclaimIn,
 )
 from axcenter.service.programs import program_by_ref
@@ -56,6 +64,7 @@ if TYPE_CHECKING:
     from axcenter.service.center import Center
 
 __all__ = [
+    "GPUS_IDLE_BP",
     "IDLE_DAYS",
     "MIN_ELAPSED_BP",
     "UNDER_USE_BP",
@@ -69,6 +78,10 @@ __all__ = [
 ]
 
 UNDER_USE_BP = 3000
+#: the share of a grant's sampled GPU-samples at or below 5% that flags ``gpus_idle``
+GPUS_IDLE_BP = 8000
+#: the worst jobs listed as evidence
+EVIDENCE_JOBS = 10
 MIN_ELAPSED_BP = 2500
 IDLE_DAYS = 14
 SECONDS_PER_HOUR = 3600
@@ -107,7 +120,8 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
     used = charged_secs + running_secs
     last_charge = session.scalar(
         select(func.max(orm.LedgerEntry.at)).where(
-            orm.LedgerEntry.allocation_id == allocation.id, orm.LedgerEntry.kind == "charge"
+            orm.LedgerEntry.allocation_id == allocation.id,
+            orm.LedgerEntry.kind.in_(CHARGE_KINDS),
         )
     )
     last_use = now if running else last_charge
@@ -128,6 +142,12 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
             hours = int(min(share, left.get(gpu_type, 0)) // SECONDS_PER_HOUR)
             if hours > 0:
                 suggested[gpu_type] = hours
+    util = _gpu_use(session, allocation)
+    if util.idle_bp is not None and util.idle_bp >= GPUS_IDLE_BP:
+        flags.append("gpus_idle")
+    off_purpose = _off_purpose(session, allocation, b.granted_gpu_seconds, now)
+    if any(o.funded_by is None for o in off_purpose):  # outside every grant's terms
+        flags.append("off_purpose")
     return GrantUseOut(
         allocation_id=allocation.id,
         project=project.name if project else "?",
@@ -145,7 +165,96 @@ def grant_use(session: Session, allocation: orm.Allocation, now: datetime) -> Gr
         running_jobs=len(running),
         flags=flags,
         suggested_reclaim_gpu_hours=suggested,
+        sampled_runs=util.runs,
+        gpu_util_mean_pct=util.mean_pct,
+        gpu_idle_bp=util.idle_bp,
+        idle_gpu_hours=util.idle_gpu_hours,
+        idle_jobs=util.worst,
+        off_purpose=off_purpose,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _GpuUse:
+    runs: int
+    mean_pct: int | None
+    idle_bp: int | None
+    idle_gpu_hours: float
+    worst: list[str]
+
+
+def _gpu_use(session: Session, allocation: orm.Allocation) -> _GpuUse:
+    """The utilisation its engines sampled of the runs of the grant's jobs."""
+    u = orm.RunGpuUsage
+    rows = session.execute(
+        select(
+            u.job_id,
+            u.samples,
+            u.util_mean_pct,
+            u.idle_samples,
+            u.sample_s,
+        )
+        .join(orm.Job, orm.Job.id == u.job_id)
+        .where(orm.Job.allocation_id == allocation.id, u.samples > 0)
+    ).all()
+    if not rows:
+        return _GpuUse(0, None, None, 0.0, [])
+    samples = sum(r.samples for r in rows)
+    mean = (2 * sum(r.samples * r.util_mean_pct for r in rows) + samples) // (2 * samples)
+    idle = sum(r.idle_samples for r in rows)
+    idle_hours = sum(r.idle_samples * r.sample_s for r in rows) / SECONDS_PER_HOUR
+    worst = sorted(rows, key=lambda r: (-r.idle_samples * r.sample_s, r.job_id))
+    jobs = list(dict.fromkeys(r.job_id for r in worst if r.idle_samples))[:EVIDENCE_JOBS]
+    return _GpuUse(len(rows), mean, idle * BP // samples, round(idle_hours, 3), jobs)
+
+
+def _off_purpose(
+    session: Session, allocation: orm.Allocation, granted: dict[str, int], now: datetime
+) -> list[OffPurposeOut]:
+    """Runs of the grant's project in its window on GPU types the grant does not cover,
+    and who paid for each (another grant, or nobody: run free of charge)."""
+    j = orm.Job
+    a = orm.Allocation
+    p = orm.Program
+    rows = session.execute(
+        select(
+            j.id,
+            j.gpu_type,
+            j.gpus_per_node * j.nodes,
+            j.started_at,
+            j.ended_at,
+            a.id,
+            p.name,
+        )
+        .outerjoin(a, a.id == j.allocation_id)
+        .outerjoin(p, p.id == a.program_id)
+        .where(
+            j.project_id == allocation.project_id,
+            j.started_at.is_not(None),
+            j.started_at >= allocation.starts_at,
+            j.started_at < min(allocation.ends_at, now),
+            j.gpu_type.is_not(None),
+            j.gpu_type.not_in(sorted(granted)),
+        )
+        .order_by(j.started_at, j.id)
+        .limit(EVIDENCE_JOBS)
+    ).all()
+    out = []
+    types = ", ".join(sorted(granted)) or "none"
+    for job_id, gpu_type, gpus, started, ended, paid_by, program in rows:
+        seconds = max(((ended or now) - started).total_seconds(), 0.0)
+        payer = f"charged to grant {paid_by} of {program}" if paid_by else "run free of charge"
+        out.append(
+            OffPurposeOut(
+                job_id=job_id,
+                gpu_type=gpu_type,
+                gpu_hours=round(int(gpus) * seconds / SECONDS_PER_HOUR, 3),
+                started_at=started,
+                funded_by=paid_by,
+                why=f"{gpu_type} is not among the grant's GPU types ({types}); {payer}",
+            )
+        )
+    return out
 
 
 def idle_grants(

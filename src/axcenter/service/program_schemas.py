@@ -92,6 +92,8 @@ class ProgramRulesIn(BaseModel):
         Field(min_length=1, max_length=12),
         AfterValidator(_tranches),
     ] = [BP]
+    #: how often running jobs are charged as they run (hour, day, off); None: the center's
+    accrual_period: Literal["hour", "day", "off"] | None = None
     effective_from: datetime | None = None
 
 
@@ -105,6 +107,7 @@ class ProgramRulesOut(BaseModel):
     modifiers: list[dict[str, Any]]
     caps: dict[str, int | None]
     tranches_bp: list[int]
+    accrual_period: str | None = None
     created_by: str | None
     created_at: datetime
 
@@ -334,10 +337,35 @@ class GrantUseOut(BaseModel):
     last_use_at: datetime | None
     idle_days: int
     running_jobs: int
-    #: ``under_used`` (below the threshold of even use) and/or ``idle`` (no use lately)
+    #: ``under_used`` (below the threshold of even use), ``idle`` (no use lately),
+    #: ``gpus_idle`` (its jobs held GPUs at near-zero utilisation), ``off_purpose`` (its
+    #: project ran outside the grant's terms)
     flags: list[str]
     #: GPU-hours per type the grant will not use at its pace so far: a take-back to weigh
     suggested_reclaim_gpu_hours: dict[str, int]
+    #: its runs whose engines sampled their GPUs: how many, their mean utilisation, and
+    #: the share of GPU-samples at or below 5% (basis points); None: none sampled
+    sampled_runs: int = 0
+    gpu_util_mean_pct: int | None = None
+    gpu_idle_bp: int | None = None
+    #: GPU-hours of sampled runs spent at or below 5% utilisation, and the worst runs
+    idle_gpu_hours: float = 0.0
+    idle_jobs: list[str] = []
+    #: runs of the grant's project in its window on GPU types it does not cover, with
+    #: who paid (``off_purpose`` is flagged for those no grant paid)
+    off_purpose: list[OffPurposeOut] = []
+
+
+class OffPurposeOut(BaseModel):
+    """A run of a grant's project on a GPU type the grant does not cover."""
+
+    job_id: str
+    gpu_type: str
+    gpu_hours: float
+    started_at: datetime
+    #: the grant that paid for it (None: run free of charge, outside every grant)
+    funded_by: str | None = None
+    why: str
 
 
 class GrantUseListOut(BaseModel):

@@ -27,6 +27,8 @@ from sqlalchemy import func, select
 from axcenter.accounting import reports
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.burndown import burndown as program_burndown
+from axcenter.accounting.burndown import project_burndown as accounting_project_burndown
+from axcenter.accounting.ledger import CHARGE_KINDS
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import allowed, project_target, require, visible_projects
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
@@ -165,6 +167,28 @@ def burndown(
     return out
 
 
+def project_burndown(center: Center, who: Principal, project_ref: str) -> BurndownOut | None:
+    """The burn-down of a project's grants in force (``allocation.read`` on the project),
+    with what its running jobs hold and used since their last accrual; None without a
+    grant in force."""
+    now = utcnow()
+    with center.store.read() as session:
+        project = project_by_ref(session, project_ref)
+        target = project_target(session, project)
+        require(who, "project.read", target, project_ref)
+        if not allowed(who, "allocation.read", target):
+            raise Forbidden(
+                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+            )
+        b = accounting_project_burndown(session, project.id, now, center.settings.zone)
+        if b is None:
+            return None
+        live = accrual(session, now, project_id=project.id)
+    out = BurndownOut.model_validate(b, from_attributes=True)
+    out.held_won, out.accrued_won, out.running_jobs = live.held_won, live.accrued_won, live.runs
+    return out
+
+
 def project_usage(
     center: Center, who: Principal, project_ref: str, days: int = 30
 ) -> ProjectUsageOut:
@@ -191,7 +215,7 @@ def project_usage(
             .join(orm.User, orm.User.id == orm.Job.user_id)
             .where(
                 entry.project_id == project.id,
-                entry.kind == "charge",
+                entry.kind.in_(CHARGE_KINDS),
                 entry.at > now - timedelta(days=days),
             )
             .group_by(hour, orm.User.name)

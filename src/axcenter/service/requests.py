@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.accrual import accrual
-from axcenter.accounting.ledger import balances
+from axcenter.accounting.ledger import CHARGE_KINDS, balances
 from axcenter.accounting.prices import prices_at
 from axcenter.model.access import Principal, Role
 from axcenter.service.access import (
@@ -265,7 +265,7 @@ def _context(
     charged = session.scalar(
         select(func.coalesce(func.sum(entry.amount_won), 0)).where(
             entry.project_id == project.id,
-            entry.kind == "charge",
+            entry.kind.in_(CHARGE_KINDS),
             entry.at > now - timedelta(days=BURN_DAYS),
         )
     )

@@ -22,7 +22,7 @@ from axcenter.model.ids import new_id
 from axcenter.model.terms import Caps, Modifier, ProgramRules
 from axcenter.service.access import center_target, require
 from axcenter.service.audit import record
-from axcenter.service.errors import Conflict, InvalidInput
+from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.program_schemas import ProgramRulesIn, ProgramRulesOut
 from axcenter.service.programs import PRICE_SKEW, program_by_ref
 from axcenter.store import orm
@@ -31,7 +31,7 @@ from axcenter.store.types import utcnow
 if TYPE_CHECKING:
     from axcenter.service.center import Center
 
-__all__ = ["check_caps", "list_rules", "set_rules", "set_rules_tx"]
+__all__ = ["check_caps", "list_rules", "remove_rules", "set_rules", "set_rules_tx"]
 
 SECONDS_PER_HOUR = 3600
 SIZE_CLASSES = ("SME", "mid", "large")
@@ -53,6 +53,7 @@ def _rules(body: ProgramRulesIn) -> ProgramRules:
         modifiers=tuple(modifiers),
         caps=Caps(org_gpu_hours=body.caps.org_gpu_hours, org_won=body.caps.org_won),
         tranches_bp=tuple(body.tranches_bp),
+        accrual_period=body.accrual_period,
     )
 
 
@@ -69,6 +70,7 @@ def _out(
         modifiers=rules["modifiers"],
         caps=rules["caps"],
         tranches_bp=rules["tranches_bp"],
+        accrual_period=rules["accrual_period"],
         created_by=creator,
         created_at=row.created_at,
     )
@@ -129,6 +131,46 @@ def set_rules(center: Center, who: Principal, ref: str, body: ProgramRulesIn) ->
             return set_rules_tx(session, who, ref, body, utcnow())
     except IntegrityError:
         raise Conflict("the program already has rules from that moment") from None
+
+
+def remove_rules(center: Center, who: Principal, ref: str, rules_id: str) -> ProgramRulesOut:
+    """Withdraw a program's rules before they take effect (a typo, a decision reversed).
+    Rules in force or past priced charges and grants: they stay (409), and new rules
+    change them from now on. Audited (``program.rules_remove``, with the rules withdrawn
+    and those that stay in force from then)."""
+    require(who, "program.write", center_target("programs"))
+    with center.store.write() as session:
+        program = program_by_ref(session, ref, lock=True)
+        row = session.get(orm.ProgramRule, rules_id)
+        if row is None or row.program_id != program.id:
+            raise NotFound(f"{program.name} has no rules {rules_id!r}")
+        now = utcnow()
+        if row.effective_from <= now:
+            raise Conflict(
+                f"the rules {rules_id} of {program.name} have been in force since "
+                f"{row.effective_from:%Y-%m-%d %H:%M} UTC, and charges and grants were made "
+                "under them: they cannot be withdrawn; set new rules from now on instead"
+            )
+        creator = session.scalar(select(orm.User.name).where(orm.User.id == row.created_by))
+        out = _out(row, program.name, False, creator)
+        withdrawn = ProgramRules.from_json(row.rules)
+        session.delete(row)
+        session.flush()
+        instead = rules_at(session, program.id, row.effective_from)
+        record(
+            session,
+            who,
+            "program.rules_remove",
+            "program",
+            program.id,
+            {
+                "rules_id": rules_id,
+                "effective_from": row.effective_from,
+                "withdrawn": withdrawn.to_json(),
+                "in_force_instead": instead.to_json() if instead else None,
+            },
+        )
+    return out
 
 
 def list_rules(

@@ -253,6 +253,21 @@ class JobOut(BaseModel):
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: datetime | None = None
     events: list[EventOut] | None = None
+    #: how busy each run kept its GPUs, where its engine saw real GPUs (``GET /jobs/{id}``)
+    gpu_usage: list[RunGpuUsageOut] | None = None
+
+
+class RunGpuUsageOut(BaseModel):
+    """A run's GPU utilisation, summarised by its engine from samples."""
+
+    attempt: int
+    ended_at: datetime
+    samples: int
+    util_mean_pct: int
+    util_max_pct: int
+    memory_max_mib: int
+    #: the share of samples at or below 5% (GPUs held, doing nothing), in basis points
+    idle_bp: int
 
 
 class JobListOut(BaseModel):
@@ -1113,8 +1128,13 @@ class BurndownOut(BaseModel):
     days: list[BurndownDayOut]
     #: the time zone whose days ``days`` and ``forecast`` are (the center's)
     time_zone: str = "UTC"
-    #: running jobs' open holds, and their usage so far rated as it will be charged: not
-    #: in ``charged_won`` until they end (``accounting.accrual``)
+    #: the forecast band: the day the budget runs out at the fastest and the slowest
+    #: 7-day rate of the last 28 days (null: never, at a zero rate)
+    forecast_early: date | None = None
+    forecast_late: date | None = None
+    #: running jobs' open holds (less what their accruals took), and their usage since
+    #: their latest accrual rated as it will be charged: not in ``charged_won`` yet
+    #: (``accounting.accrual``)
     held_won: int = 0
     accrued_won: int = 0
     running_jobs: int = 0

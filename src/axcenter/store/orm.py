@@ -346,6 +346,22 @@ class JobEvent(Base):
     reason: Mapped[str] = mapped_column(String(300), default="")
 
 
+class RunGpuUsage(Base):
+    """How busy one run kept its GPUs (``executors.base.GpuUsage``): a summary of the
+    engine's samples, written with the run's end (migration 0016)."""
+
+    __tablename__ = "run_gpu_usage"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ended_at: Mapped[datetime]
+    samples: Mapped[int] = mapped_column(Integer)
+    util_mean_pct: Mapped[int] = mapped_column(Integer)
+    util_max_pct: Mapped[int] = mapped_column(Integer)
+    memory_max_mib: Mapped[int] = mapped_column(Integer)
+    idle_samples: Mapped[int] = mapped_column(Integer)
+    sample_s: Mapped[float] = mapped_column(Float)
+
+
 class DeviceLease(Base):
     """A device held by a job. The primary key makes double allocation impossible:
     a plan that would give a held device to a second job fails to apply."""
@@ -472,6 +488,17 @@ class LedgerEntry(Base):
     list_won: Mapped[int | None] = mapped_column(BigInteger)
     #: the terms a charge was booked under, e.g. ``region:Gwangju -50%; self-paid 20%``
     terms: Mapped[str | None] = mapped_column(String(200))
+
+
+#: an accrual entry's time is its watermark: one per job and moment (migration 0016)
+Index(
+    "ux_ledger_accrual",
+    LedgerEntry.job_id,
+    LedgerEntry.at,
+    unique=True,
+    sqlite_where=LedgerEntry.kind == literal_column("'accrual'"),
+    postgresql_where=LedgerEntry.kind == literal_column("'accrual'"),
+)
 
 
 class AllocationBalance(Base):

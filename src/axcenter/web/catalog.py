@@ -86,6 +86,15 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "chart.granted": ("Granted", "배정"),
     "chart.remaining": ("Remaining budget", "잔여 예산"),
     "chart.forecast": ("Forecast", "예측"),
+    "projects.burn_line": (
+        "Grants in force: {charged} charged, {accrued} used by running jobs since, {left} "
+        "left; at the current rate they run out on {forecast}.",
+        "유효한 지원: {charged} 과금, 실행 중 작업이 그 뒤 사용 {accrued}, 잔액 {left}; "
+        "현재 속도면 {forecast} 소진.",
+    ),
+    "chart.forecast_early": ("Forecast at the fastest 7-day rate", "최고 7일 소진 속도 예측"),
+    "chart.forecast_late": ("Forecast at the slowest 7-day rate", "최저 7일 소진 속도 예측"),
+    "programs.forecast_band": ("between {early} and {late}", "{early}부터 {late} 사이"),
     "chart.gpu_hours": ("GPU-hours", "GPU 시간"),
     "queue.title": ("Queue", "대기열"),
     "queue.position": ("#", "순번"),
@@ -335,6 +344,13 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "charge.hold": ("held", "예치"),
     "charge.release": ("released", "예치 해제"),
     "charge.charge": ("charged", "과금"),
+    "jobs.gpu_use": ("GPU use", "GPU 사용률"),
+    "jobs.run": ("Run", "실행 회차"),
+    "jobs.util_mean": ("Mean utilisation", "평균 사용률"),
+    "jobs.util_max": ("Peak utilisation", "최대 사용률"),
+    "jobs.memory_max": ("Peak memory", "최대 메모리"),
+    "jobs.idle_share": ("Idle (≤5%) samples", "유휴(5% 이하) 표본 비율"),
+    "charge.accrual": ("accrued (charged as it runs)", "발생 과금 (실행 중 과금)"),
     "size.SME": ("SME", "중소기업"),
     "size.mid": ("mid-sized", "중견기업"),
     "size.large": ("large", "대기업"),
@@ -376,6 +392,15 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     ),
     "use.under_used": ("under-used", "저조 사용"),
     "use.idle": ("idle", "미사용"),
+    "use.gpus_idle": ("GPUs held idle", "GPU 점유 후 미사용"),
+    "use.off_purpose": ("off-purpose use", "목적 외 사용"),
+    "grants.gpu_use_line": (
+        "GPU utilisation of {runs} sampled runs: mean {mean}%, {idle}% of samples idle "
+        "({hours} GPU-hours).",
+        "표본 측정된 실행 {runs}건의 GPU 사용률: 평균 {mean}%, 표본의 {idle}% 유휴 "
+        "({hours} GPU 시간).",
+    ),
+    "grants.off_purpose": ("Outside the grant's terms", "협약 조건 외 사용"),
     "obligation.not_due": ("not due yet", "기한 전"),
     "obligation.due": ("due soon", "기한 임박"),
     "obligation.overdue": ("overdue", "기한 경과"),
@@ -531,7 +556,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "Usage so far at the current price; charged exactly when the run ends.",
         "현재 가격으로 계산한 지금까지의 사용액입니다. 실행이 끝나면 정확히 과금됩니다.",
     ),
-    "programs.accruing": ("Accrued by running jobs", "실행 중 작업 발생액"),
+    "programs.accruing": (
+        "Used by running jobs since their last charge",
+        "실행 중 작업의 마지막 과금 이후 사용액",
+    ),
     "programs.running_jobs": ("{n} running jobs", "실행 중 작업 {n}개"),
     "programs.not_yet": (
         "no charge in the last 7 days yet",

@@ -168,23 +168,35 @@ def grant_chart(project: ProjectDetailOut, lang: str) -> Chart | None:
 
 def burndown_chart(b: BurndownOut, lang: str) -> Chart:
     """Remaining budget per day from the program's first day; a dashed forecast to the
-    day it reaches zero at the current rate; and, where the program has an end, the even
-    pace that would spend the budget exactly by then, so a program a day old already
+    day it reaches zero at the current rate, within a shaded band between the fastest and
+    the slowest 7-day rate of the last 28 days; and, where the program has an end, the
+    even pace that would spend the budget exactly by then, so a program a day old already
     shows where it stands against its plan."""
     days = [d.day for d in b.days]
     actual = {d.day: float(d.remaining_won) for d in b.days}
     today = days[-1] if days else b.now.date()
     end = b.ends_at.astimezone(ZoneInfo(b.time_zone)).date() if b.ends_at else None
     # up to the program's end (a forecast beyond it stops there, above zero), else to
-    # the forecast day
+    # the forecast day (or the band's late side, within two years)
     horizon = max(today, end if end is not None else (b.forecast or today))
+    if end is None and b.forecast_late is not None:
+        horizon = max(horizon, min(b.forecast_late, today + timedelta(days=730)))
     axis = days + _days_between(today, horizon)
     first = axis[0]
     forecast: list[float | None] = []
     pace: list[float | None] = []
+    early: list[float | None] = []
+    late: list[float | None] = []
     for day in axis:
         forecast.append(_towards_zero(b.remaining_won, today, b.forecast, day))
         pace.append(_towards_zero(b.budget_won, first, end, day) if end else None)
+        early.append(_towards_zero(b.remaining_won, today, b.forecast_early, day))
+        # no late side (a zero slowest rate): the budget may last
+        late.append(
+            _towards_zero(b.remaining_won, today, b.forecast_late, day)
+            if b.forecast_late is not None
+            else (float(b.remaining_won) if day >= today and b.forecast_early else None)
+        )
     remaining = [actual.get(day) for day in axis]
     labels = [day.isoformat() for day in axis]
     series = [
@@ -201,6 +213,13 @@ def burndown_chart(b: BurndownOut, lang: str) -> Chart:
         series.append(_series(translate("chart.even_pace", lang), pace, 2, borderDash=[2, 3]))
         columns.append(pace)
         header.append(translate("chart.even_pace", lang))
+    if b.forecast_early is not None:
+        band = {"borderWidth": 1, "borderDash": [1, 3]}
+        series.append(_series(translate("chart.forecast_early", lang), early, 1, **band))
+        shade = {**band, "fill": "-1", "backgroundColor": "rgba(128, 128, 128, 0.15)"}
+        series.append(_series(translate("chart.forecast_late", lang), late, 1, **shade))
+        columns += [early, late]
+        header += [translate("chart.forecast_early", lang), translate("chart.forecast_late", lang)]
     return Chart(
         "burndown",
         translate("programs.burndown", lang),

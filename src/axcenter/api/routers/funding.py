@@ -66,6 +66,15 @@ def set_rules(
     return rules.set_rules(center, who, program, body)
 
 
+@router.delete("/programs/{program}/rules/{rules_id}")
+def remove_rules(
+    program: str, rules_id: str, center: CenterDep, who: PrincipalDep
+) -> ProgramRulesOut:
+    """Withdraw rules that have not taken effect yet (409 for rules in force or past:
+    set new rules instead)."""
+    return rules.remove_rules(center, who, program, rules_id)
+
+
 @router.get("/programs/{program}/surveys")
 def list_surveys(program: str, center: CenterDep, who: PrincipalDep) -> SurveyFormListOut:
     return SurveyFormListOut(items=surveys.list_forms(center, who, program))
@@ -206,7 +215,8 @@ def grant_use(
     program: str, center: CenterDep, who: PrincipalDep, all: bool = False
 ) -> GrantUseListOut:
     """The program's grants in force with their use against even use, and the flags
-    ``under_used`` and ``idle`` with their evidence (``all``: the unflagged ones too)."""
+    ``under_used``, ``idle``, ``gpus_idle`` and ``off_purpose`` with their evidence
+    (``all``: the unflagged ones too)."""
     return monitoring.idle_grants(center, who, program, flagged_only=not all)
 
 

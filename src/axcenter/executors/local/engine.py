@@ -39,6 +39,7 @@ requeued job keeps the output of its earlier attempts; the supervisor rotates it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
@@ -66,6 +67,7 @@ from axcenter.executors.base import (
     StopReason,
     outcome_of,
 )
+from axcenter.executors.gpus import GpuSampler
 from axcenter.executors.local.build import supervisor_binary
 from axcenter.executors.logs import LogChunk, LogPolicy
 from axcenter.model.jobs import JobOutput
@@ -154,6 +156,7 @@ class LocalEngine:
         grace_s: float = 10.0,
         confinement: Confinement | None = None,
         log: LogPolicy = LogPolicy(),
+        gpu_sample_s: float = 10.0,
     ) -> None:
         names = [n.name for n in nodes]
         if len(set(names)) != len(names):
@@ -185,6 +188,8 @@ class LocalEngine:
         self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
         self._thread = threading.Thread(target=self._watch, name="axc-local-engine", daemon=True)
         self._thread.start()
+        #: samples the real GPUs' utilisation for each run (None: no real GPU here)
+        self._sampler = GpuSampler.for_nodes(self._nodes, gpu_sample_s)
 
     # -- the contract ----------------------------------------------------------------
 
@@ -226,6 +231,8 @@ class LocalEngine:
         supervisor, job_pid, started_at = int(line[1]), int(line[2]), int(line[3]) / 1e9
         self._watch_run(run.run_id, supervisor, job_pid, started_at, proc)
         devices = env["CUDA_VISIBLE_DEVICES"]
+        if self._sampler is not None:
+            self._sampler.track(run.run_id, _device_numbers(devices))
         self._on_event(RunStarted(run.run_id, run.run_id, started_at, devices))
         log.debug("started run %s (supervisor %d, job %d)", run.run_id, supervisor, job_pid)
         return run.run_id
@@ -384,6 +391,8 @@ class LocalEngine:
         with self._lock:
             self._closing = True
             self._wake()
+        if self._sampler is not None:
+            self._sampler.stop()
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
@@ -567,10 +576,17 @@ class LocalEngine:
             os.close(run.pidfd)
             del self._runs[run.run_id]
             self._idle.notify_all()
+        if self._sampler is not None:
+            report = dataclasses.replace(report, gpu_usage=self._sampler.finish(run.run_id))
         try:
             self._on_event(report)
         except Exception:
             log.exception("on_event failed for the end of run %s", run.run_id)
+
+
+def _device_numbers(visible: str) -> tuple[int, ...]:
+    """The device indices of a ``CUDA_VISIBLE_DEVICES`` value (none for other names)."""
+    return tuple(int(d) for d in visible.split(",") if d.strip().isdigit())
 
 
 # -- run records -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Projects: the list, and a project's grants (used vs granted), balances, warnings and
-usage over the last 30 days per day and user."""
+"""Projects: the list, and a project's grants (used vs granted), balances, warnings, the
+burn-down of its grants in force with a forecast band, and usage over the last 30 days per
+day and user."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from fastapi.responses import HTMLResponse
 from axcenter.service.center import Center
 from axcenter.service.errors import Forbidden
 from axcenter.service.projects import get_project, list_projects
-from axcenter.service.reports import project_usage
-from axcenter.web.charts import grant_chart, usage_chart
+from axcenter.service.reports import project_burndown, project_usage
+from axcenter.service.schemas import BurndownOut, ProjectUsageOut
+from axcenter.web.charts import burndown_chart, grant_chart, usage_chart
 from axcenter.web.render import center_zone, page
 from axcenter.web.session import PageViewer
 
@@ -30,10 +32,13 @@ def projects_page(request: Request, viewer: PageViewer) -> HTMLResponse:
 def project_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse:
     center: Center = request.app.state.center
     project = get_project(center, viewer.who, ref)
+    usage: ProjectUsageOut | None = None
+    burn: BurndownOut | None = None
     try:
         usage = project_usage(center, viewer.who, ref)
+        burn = project_burndown(center, viewer.who, ref)
     except Forbidden:  # reviewers see a project's basic information only
-        usage = None
+        pass
     today = datetime.now(center_zone(request)).date()
     return page(
         request,
@@ -43,4 +48,6 @@ def project_page(request: Request, viewer: PageViewer, ref: str) -> HTMLResponse
         project=project,
         grant=grant_chart(project, viewer.lang),
         usage=usage_chart(usage, today, viewer.lang) if usage is not None else None,
+        burndown=burn,
+        burndown_chart=burndown_chart(burn, viewer.lang) if burn is not None else None,
     )
