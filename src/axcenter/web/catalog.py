@@ -48,7 +48,6 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "Too many failed sign-ins from here. Wait a minute, then try again.",
         "로그인 실패가 너무 많습니다. 1분 후 다시 시도하세요.",
     ),
-    "login.or": ("or", "또는"),
     "login.sso": ("Sign in with {label}", "{label}(으)로 로그인"),
     "login.sso_help": (
         "Your institution's single sign-on.",
