@@ -27,7 +27,8 @@ from sqlalchemy import select, update
 from axcenter.api.app import create_app
 from axcenter.executors.pools import ConfigError
 from axcenter.service.center import Center
-from axcenter.service.signin import SingleSignOn, load_sign_in
+from axcenter.service.signin import load_sign_in
+from axcenter.service.sso import SingleSignOn
 from axcenter.store import orm
 from axcenter.web.session import SESSION_COOKIE
 from tests.api.conftest import Tenants

@@ -32,7 +32,8 @@ from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.obligations import Reminders
-from axcenter.service.signin import SingleSignOn, load_sign_in
+from axcenter.service.signin import load_sign_in
+from axcenter.service.sso import SingleSignOn
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Fenced, Store, unavailable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service import identities, signin
+from axcenter.service import identities, passwords
 from axcenter.service import organizations as service
 from axcenter.service.schemas import (
     ConflictIn,
@@ -112,12 +112,12 @@ def issue_token(user: str, body: TokenIn, center: CenterDep, who: PrincipalDep) 
 @router.post("/users/{user}/password-reset", status_code=status.HTTP_201_CREATED)
 def reset_password(
     user: str, request: Request, center: CenterDep, who: PrincipalDep
-) -> signin.PasswordResetOut:
+) -> passwords.PasswordResetOut:
     """Drop the user's password and second factor, unlock the account and end its
     dashboard sessions (operators only); the answer's link, valid once, lets the user
     choose a new password and set up a new second factor. Hand it over in person or by a
     channel you trust: whoever opens it first owns the account."""
-    out = signin.reset_link(center, who, user)
+    out = passwords.reset_link(center, who, user)
     return out.model_copy(update={"link": str(request.base_url).rstrip("/") + out.link})
 
 

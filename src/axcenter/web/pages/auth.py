@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from axcenter.service import signin
+from axcenter.service import passwords, signin
 from axcenter.service.center import Center
 from axcenter.service.signin import Refused
 from axcenter.service.throttle import token_prefix
@@ -210,7 +210,7 @@ def login_password(
     if not _csrf_ok(request, csrf):
         return _login_page(request, next, status=403, failed="login.expired")
     try:
-        step = signin.password_step(center, name, password, _address(request), _safe_next(next))
+        step = passwords.password_step(center, name, password, _address(request), _safe_next(next))
     except Refused as refusal:
         return _refused(request, refusal, next)
     return _to_step(request, step)
@@ -236,7 +236,7 @@ def login_code(
         return _login_page(request, None, status=403, failed="login.expired")
     flow = request.cookies.get(SIGNIN_COOKIE)
     try:
-        secret, next_url = signin.second_factor_step(center, flow, code, _address(request))
+        secret, next_url = passwords.second_factor_step(center, flow, code, _address(request))
     except Refused as refusal:
         name = signin.flow_user(center, flow, "second_factor")
         if name is None or refusal.retry_after:
@@ -250,7 +250,7 @@ def login_code(
 def _enrol_page(request: Request, *, status: int = 200, failed: str = "") -> Response:
     center: Center = request.app.state.center
     try:
-        key, uri, qr = signin.begin_enrolment(center, request.cookies.get(SIGNIN_COOKIE))
+        key, uri, qr = passwords.begin_enrolment(center, request.cookies.get(SIGNIN_COOKIE))
     except Refused as refusal:
         return _refused(request, refusal)
     return _with_form_csrf(
@@ -275,7 +275,7 @@ def enrol(
     if not _csrf_ok(request, csrf):
         return _login_page(request, None, status=403, failed="login.expired")
     try:
-        secret, next_url, codes = signin.confirm_enrolment(
+        secret, next_url, codes = passwords.confirm_enrolment(
             center, request.cookies.get(SIGNIN_COOKIE), code
         )
     except Refused as refusal:
@@ -311,7 +311,7 @@ def reset(
     if not _csrf_ok(request, csrf):
         return _login_page(request, None, status=403, failed="login.expired")
     try:
-        step = signin.set_password(center, code, password, again)
+        step = passwords.set_password(center, code, password, again)
     except Refused as refusal:
         return _with_form_csrf(
             request, "login_reset.html", status=refusal.status, code=code, failed=refusal.reason
