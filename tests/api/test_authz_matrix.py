@@ -131,6 +131,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("PATCH", "/users/{user}"): row("AA FF FH FH FH"),
     ("PUT", "/users/{user}/unix-account"): row("AA FF FH FH FH"),
     ("POST", "/users/{user}/tokens"): row("AA FF FH AH FH"),
+    ("POST", "/users/{user}/password-reset"): row("AA FF FH FH FH"),
     # a reviewer's conflicts of interest (declared by the reviewer or staff)
     ("GET", "/users/{user}/conflicts"): row("AA AA FH AH FH"),
     ("POST", "/users/{user}/conflicts"): row("AA AA FH FH FH"),

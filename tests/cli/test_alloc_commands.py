@@ -101,6 +101,13 @@ class AllocServer(FakeServer):
                 return httpx.Response(201, json=out)
             case "DELETE", ["tokens", _]:
                 return httpx.Response(204)
+            case "POST", ["users", user, "password-reset"]:
+                out = {
+                    "user": user,
+                    "link": "http://gpu.example/ui/login/reset?code=once",
+                    "expires_at": "2026-12-08T03:00:00Z",
+                }
+                return httpx.Response(201, json=out)
         return httpx.Response(404, json={"detail": f"no route {request.method} {parts}"})
 
 
@@ -236,6 +243,14 @@ def test_program_price_and_user_commands(axc: Any, fake: AllocServer) -> None:
         ("POST /api/v1/users", {"name": "carol", "role": "reviewer"}),
         ("DELETE /api/v1/tokens/tok_1", None),
     ]  # fmt: skip
+
+
+def test_user_reset_password_prints_the_link_once_given(axc: Any, fake: AllocServer) -> None:
+    result = axc("user", "reset-password", "alice")
+    assert result.exit_code == 0, result.output
+    assert "alice is signed out and has no password now" in result.stdout
+    assert "http://gpu.example/ui/login/reset?code=once" in result.stdout
+    assert sent(fake) == [("POST /api/v1/users/alice/password-reset", None)]
 
 
 def test_project_group_keeps_limits_and_gains_list(axc: Any) -> None:

@@ -167,6 +167,26 @@ def token(
         _say_token(out.get("user"), out.get("token"))
 
 
+@app.command("reset-password")
+def reset_password(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User name or usr_ id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Drop a user's dashboard password and second factor, unlock the account and sign it
+    out everywhere; prints a one-time link where the user sets new ones (operators)."""
+    with connect(ctx) as client:
+        out = client.reset_password(user)
+    if as_json:
+        print_json(out)
+    else:
+        say(
+            f"{escape(text(out.get('user')))} is signed out and has no password now; "
+            f"until {utc(out.get('expires_at'))} this link (once) sets a new one:"
+        )
+        render.out_console().print(text(out.get("link")), soft_wrap=True, highlight=False)
+
+
 @app.command("rotate")
 def rotate(
     ctx: typer.Context,

@@ -622,6 +622,10 @@ class Client:
             body["expires_in_days"] = expires_in_days
         return self._json("POST", f"/users/{self._segment(user)}/tokens", json=body)
 
+    def reset_password(self, user: str) -> JSON:
+        """Drop ``user``'s password and second factor; the answer's ``link`` sets new ones."""
+        return self._json("POST", f"/users/{self._segment(user)}/password-reset")
+
     def rotate_token(self, token_id: str, *, expires_in_days: int | None = None) -> JSON:
         """A new token in place of ``token_id`` (revoked at once); the only copy."""
         body = {} if expires_in_days is None else {"expires_in_days": expires_in_days}

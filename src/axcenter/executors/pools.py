@@ -25,11 +25,12 @@ A center declares its pools in a configuration file (``axc up --config center.ya
         engine: fake
         gpus: A100:4
 
-The file is validated when ``axc up`` starts, and every error names its line. Without
-a file, ``--gpus``/``AXC_LOCAL_GPUS`` is the shorthand for one local pool. Quotas, fair
-share, reservations, budgets and the won ledger know nodes and GPU types, not pools, so
-they span all pools; a run is handed to the engine of its batch host's pool, and a gang
-never spans pools (refused at launch).
+The same file says how people sign in to the dashboard (``sign_in:``, read by
+``service/signin.py``; docs/security.md). The file is validated when ``axc up`` starts,
+and every error names its line. Without a file, ``--gpus``/``AXC_LOCAL_GPUS`` is the
+shorthand for one local pool. Quotas, fair share, reservations, budgets and the won ledger
+know nodes and GPU types, not pools, so they span all pools; a run is handed to the engine
+of its batch host's pool, and a gang never spans pools (refused at launch).
 
 ``Pools`` is itself an ``Engine``: the control loop sees one engine, whatever the mix.
 References are ``POOL/REF``.
@@ -113,6 +114,8 @@ class CenterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pools: list[PoolConfig] = Field(min_length=1)
+    #: how people sign in to the dashboard: validated by ``service.signin``
+    sign_in: dict[str, Any] | None = None
 
     @field_validator("pools")
     @classmethod

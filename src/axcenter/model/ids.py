@@ -26,6 +26,7 @@ PREFIXES = frozenset(
         "prc",
         "arr",
         "ses",
+        "sif",  # a sign-in under way
         "rul",  # a program's rules
         "rpt",  # a progress report
         "srv",  # an outcome-survey form

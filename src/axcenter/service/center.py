@@ -37,6 +37,8 @@ from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.live import LiveHub
 from axcenter.service.obligations import Reminders
+from axcenter.service.signin import load_sign_in
+from axcenter.service.sso import SingleSignOn
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.sim.forecast import forecast
@@ -115,11 +117,16 @@ class Center:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
         #: the node pools (``--config``), validated before anything starts
+        config = load_config(settings.config) if settings.config is not None else None
         self.pools = (
-            load_config(settings.config).pools
-            if settings.config is not None
+            config.pools
+            if config is not None
             else [PoolConfig(name="local", engine="local", gpus=settings.local_gpus)]
         )
+        #: how people sign in to the dashboard (the file's ``sign_in:``)
+        self.sign_in = load_sign_in(config.sign_in if config else None, str(settings.config))
+        #: the OpenID provider, when single sign-on is configured
+        self.sso = SingleSignOn(self.sign_in.oidc) if self.sign_in.oidc is not None else None
         self.store = Store(settings.resolved_database_url, settings.database_schema)
         #: submissions are committed through it, a burst in one transaction
         self.writes = GroupCommit(self.store)

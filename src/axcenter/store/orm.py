@@ -215,6 +215,68 @@ class WebSession(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class SignInCredential(Base):
+    """A user's password (an Argon2id hash) and second factor (a TOTP secret), for
+    centers without single sign-on (docs/security.md, "Signing in").
+
+    ``totp_confirmed_at`` None: enrolment is under way (the secret was shown, no code from
+    it was entered yet). ``totp_last_step`` is the last time step whose code was taken: a
+    code is accepted once. ``failures`` counts second-factor failures in a row; at the
+    limit ``locked_at`` is set and only an operator's reset unlocks the account."""
+
+    __tablename__ = "sign_in_credentials"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor (the phone is lost). 80 random
+    bits, so its SHA-256 is stored; ``used_at`` set when it was spent."""
+
+    __tablename__ = "recovery_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class ExternalIdentity(Base):
+    """A user of an OpenID provider (its issuer and the stable ``sub`` it gives), linked
+    to an axcenter user at the first single sign-on."""
+
+    __tablename__ = "external_identities"
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None]
+
+
+class SignInFlow(Base):
+    """A sign-in under way: a single sign-on waiting for the provider's answer (``sso``:
+    its state's hash, nonce and PKCE verifier), a password waiting for its second factor
+    (``second_factor``), a second factor being enrolled (``enrol``), or an operator's
+    password reset link (``reset``). The browser holds the secret; each is used once."""
+
+    __tablename__ = "sign_in_flows"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    next_url: Mapped[str] = mapped_column(String(2000), default="/ui/")
+    nonce: Mapped[str | None] = mapped_column(String(100))
+    code_verifier: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class ReviewerConflict(Base):
     """A conflict of interest a reviewer declared: an organization whose requests the
     reviewer may not be assigned (a competitor, a former employer), besides the

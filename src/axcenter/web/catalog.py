@@ -48,6 +48,89 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
         "Too many failed sign-ins from here. Wait a minute, then try again.",
         "로그인 실패가 너무 많습니다. 1분 후 다시 시도하세요.",
     ),
+    "login.sso": ("Sign in with {label}", "{label}(으)로 로그인"),
+    "login.sso_help": (
+        "Your institution's single sign-on.",
+        "소속 기관의 통합 로그인(SSO)입니다.",
+    ),
+    "login.with_password": ("With a password", "비밀번호로 로그인"),
+    "login.with_token": ("With an API token", "API 토큰으로 로그인"),
+    "login.name": ("User name", "사용자 이름"),
+    "login.password": ("Password", "비밀번호"),
+    "login.password_again": ("The same password again", "비밀번호 확인"),
+    "login.password_help": (
+        "At least {n} characters, not containing your user name.",
+        "{n}자 이상, 사용자 이름을 포함하지 않아야 합니다.",
+    ),
+    "login.continue": ("Continue", "계속"),
+    "login.code_title": ("Second factor", "2단계 인증"),
+    "login.code": ("Code", "인증 코드"),
+    "login.code_help": (
+        "The 6-digit code of your authenticator app, or one of your recovery codes.",
+        "인증 앱에 표시된 6자리 코드 또는 복구 코드 중 하나를 입력하세요.",
+    ),
+    "login.code_for": ("Signing in as {name}.", "{name} 사용자로 로그인합니다."),
+    "login.enrol_title": ("Set up your second factor", "2단계 인증 설정"),
+    "login.enrol_help": (
+        "Scan this code with an authenticator app (for example Google Authenticator, "
+        "Microsoft Authenticator or FreeOTP), then enter the 6-digit code it shows.",
+        "인증 앱(예: Google Authenticator, Microsoft Authenticator, FreeOTP)으로 이 코드를 "
+        "스캔한 뒤 앱에 표시된 6자리 코드를 입력하세요.",
+    ),
+    "login.enrol_qr": ("QR code of your second factor", "2단계 인증 QR 코드"),
+    "login.enrol_key": ("Or enter this key by hand", "또는 이 키를 직접 입력하세요"),
+    "login.recovery_title": ("Your recovery codes", "복구 코드"),
+    "login.recovery_help": (
+        "Each code signs you in once if you lose your phone. Keep them somewhere safe: "
+        "they are shown only now.",
+        "휴대폰을 잃어버렸을 때 각 코드로 한 번씩 로그인할 수 있습니다. 지금만 표시되니 "
+        "안전한 곳에 보관하세요.",
+    ),
+    "login.reset_title": ("Choose a new password", "새 비밀번호 설정"),
+    "login.bad_password": (
+        "Wrong user name or password.",
+        "사용자 이름 또는 비밀번호가 틀렸습니다.",
+    ),
+    "login.bad_code": (
+        "That code is wrong or was already used.",
+        "코드가 틀렸거나 이미 사용되었습니다.",
+    ),
+    "login.locked": (
+        "This account is locked after repeated wrong codes. Ask an operator to reset it.",
+        "잘못된 코드가 반복 입력되어 계정이 잠겼습니다. 운영자에게 재설정을 요청하세요.",
+    ),
+    "login.password_off": (
+        "Passwords are not used at this center.",
+        "이 센터에서는 비밀번호 로그인을 사용하지 않습니다.",
+    ),
+    "login.token_off": (
+        "API tokens do not sign in to the dashboard at this center.",
+        "이 센터에서는 API 토큰으로 대시보드에 로그인할 수 없습니다.",
+    ),
+    "login.password_mismatch": ("The two passwords differ.", "두 비밀번호가 서로 다릅니다."),
+    "login.password_short": ("The password is too short.", "비밀번호가 너무 짧습니다."),
+    "login.password_name": (
+        "The password must not contain your user name.",
+        "비밀번호에 사용자 이름을 포함할 수 없습니다.",
+    ),
+    "login.link_expired": (
+        "This link was used already or has expired. Ask an operator for a new one.",
+        "이미 사용되었거나 만료된 링크입니다. 운영자에게 새 링크를 요청하세요.",
+    ),
+    "login.sso_failed": (
+        "The sign-on service did not answer as expected. Please try again.",
+        "통합 로그인 서비스가 올바르게 응답하지 않았습니다. 다시 시도하세요.",
+    ),
+    "login.sso_unknown": (
+        "No account here belongs to this sign-on. Ask your center's operators for one.",
+        "이 통합 로그인에 연결된 계정이 없습니다. 센터 운영자에게 계정을 요청하세요.",
+    ),
+    "login.sso_domain": (
+        "Your e-mail address is not one of your organization's. Ask your center's operators.",
+        "이메일 주소가 소속 기관의 도메인이 아닙니다. 센터 운영자에게 문의하세요.",
+    ),
+    "login.sso_denied": ("The sign-on was cancelled.", "통합 로그인이 취소되었습니다."),
+    "login.redirecting": ("Signed in. Continue", "로그인되었습니다. 계속하기"),
     "role.operator": ("operator", "운영자"),
     "role.program_manager": ("program manager", "사업 관리자"),
     "role.reviewer": ("reviewer", "심사위원"),

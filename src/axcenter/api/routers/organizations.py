@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from axcenter.api.deps import CenterDep, PrincipalDep
-from axcenter.service import identities
+from axcenter.service import identities, passwords
 from axcenter.service import organizations as service
 from axcenter.service.schemas import (
     ConflictIn,
@@ -107,6 +107,18 @@ def withdraw_conflict(
 def issue_token(user: str, body: TokenIn, center: CenterDep, who: PrincipalDep) -> TokenOut:
     """A new token; the answer is the only place it is ever shown."""
     return service.issue_token(center, who, user, body.name, body.expires_in_days)
+
+
+@router.post("/users/{user}/password-reset", status_code=status.HTTP_201_CREATED)
+def reset_password(
+    user: str, request: Request, center: CenterDep, who: PrincipalDep
+) -> passwords.PasswordResetOut:
+    """Drop the user's password and second factor, unlock the account and end its
+    dashboard sessions (operators only); the answer's link, valid once, lets the user
+    choose a new password and set up a new second factor. Hand it over in person or by a
+    channel you trust: whoever opens it first owns the account."""
+    out = passwords.reset_link(center, who, user)
+    return out.model_copy(update={"link": str(request.base_url).rstrip("/") + out.link})
 
 
 @router.post("/tokens/{token_id}/rotate", status_code=status.HTTP_201_CREATED)
