@@ -32,6 +32,7 @@ from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.obligations import Reminders
+from axcenter.service.steps import end_orphans
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.store.db import AnotherController, Fenced, Store, unavailable
@@ -287,6 +288,8 @@ class Center:
                 "in pg_hba.conf (docs/security.md)"
             )
         self.store.take_epoch()
+        if lost := end_orphans(self):
+            log.warning("%d step(s) ended with the service that ran them: recorded lost", lost)
         if not self.active:
             self.writes.start()
         self.active = True

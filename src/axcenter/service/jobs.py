@@ -34,6 +34,7 @@ from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut
+from axcenter.service.steps import steps_of
 from axcenter.store import orm
 from axcenter.store.cache import VersionedCache
 from axcenter.store.jobs import NewJob, insert_jobs, transition
@@ -692,6 +693,9 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
                 )
             ]
         out = job_out(session, row, reason=_live_reason(center, row), events=history)
+        if events:
+            out.steps = steps_of(session, [row.id])[row.id]
+            out.script = row.script
         out.estimated_start = _estimate(center, row)
         if row.state == JobState.PENDING.value:
             place = queue_position(center, session, row.id)
@@ -715,6 +719,9 @@ def _redact(out: JobOut) -> None:
     out.workdir = REDACTED
     out.output_path = out.output_path and REDACTED
     out.error_path = out.error_path and REDACTED
+    out.script = out.script and REDACTED
+    for step in out.steps or ():
+        step.command = [REDACTED]
 
 
 def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> set[str]:

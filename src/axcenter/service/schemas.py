@@ -253,6 +253,33 @@ class JobOut(BaseModel):
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: datetime | None = None
     events: list[EventOut] | None = None
+    #: the steps run in its allocation (``axc srun``), with ``events``
+    steps: list[StepOut] | None = None
+    #: the batch script submitted with it (``axc submit script.sh``), with ``events``
+    script: str | None = None
+
+
+class StepIn(BaseModel):
+    """A step to run inside a running job's allocation (``axc srun``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: Annotated[list[Arg], Field(min_length=1, max_length=1000)]
+    env: Annotated[dict[EnvKey, EnvValue], Field(max_length=200)] = {}
+
+
+class StepOut(BaseModel):
+    """One step, as sacct shows ``JOB.N``."""
+
+    id: str  # JOB.N
+    step: int
+    attempt: int
+    user: str
+    command: list[str]
+    state: str  # running, then succeeded, failed, cancelled or lost
+    started_at: datetime
+    ended_at: datetime | None
+    exit_code: int | None
+    message: str
 
 
 class JobListOut(BaseModel):

@@ -31,6 +31,7 @@ __all__ = [
     "DeviceLease",
     "Job",
     "JobEvent",
+    "JobStep",
     "Node",
     "Organization",
     "Program",
@@ -300,6 +301,8 @@ class Job(Base):
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: Mapped[datetime | None]
+    #: a batch script's content, submitted with the job (``axc submit script.sh``)
+    script: Mapped[str | None] = mapped_column(Text)
 
 
 #: the pending jobs, as the partial indexes below say it (a literal, not a parameter:
@@ -344,6 +347,23 @@ class JobEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300), default="")
+
+
+class JobStep(Base):
+    """A step run inside a running job's allocation (``axc srun``), as sacct's ``JOB.N``:
+    ``state`` is ``running`` until it ends, then an engine outcome."""
+
+    __tablename__ = "job_steps"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int]  # the job's run it ran in
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))  # who started it
+    command: Mapped[list[Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None]
+    message: Mapped[str] = mapped_column(String(300), default="")
 
 
 class DeviceLease(Base):

@@ -33,6 +33,13 @@ numbers: nothing enforces them, they only tell the job which share is its own.
 
 Logs: ``LOGS/<job id>.log``, appended by each run of the job after a header line, so a
 requeued job keeps the output of its earlier attempts.
+
+Steps (``run_step``, Slurm's ``srun`` inside an allocation) run under a supervisor of
+their own in step mode (``-S``): it joins the run's control group as it is (so the run's
+memory, CPUs and devices bound the step too, and the run's end kills the step with
+everything else in the group), switches to the run's identity, and dies with the API
+thread that waits for it. Its output comes back through a pipe, not the job's log; its
+records live in ``STEPS/<job id>.<step>`` until it ends.
 """
 
 from __future__ import annotations
@@ -61,8 +68,12 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepEnded,
+    StepOutput,
+    StepSpec,
     StopReason,
     outcome_of,
+    pump_step_output,
 )
 from axcenter.executors.local.build import supervisor_binary
 from axcenter.model.jobs import JobOutput
@@ -81,6 +92,7 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
 _STARTING_WAIT_S = 2.0
+_NOT_LIVE = "job {} is not running (its allocation has ended)"
 #: the devices every job may use, as Docker's default: null, zero, full, random,
 #: urandom, tty, console, ptmx, the pseudo-terminals, tun; and mknod of any (not use)
 _BASE_DEVICES = (
@@ -166,6 +178,10 @@ class LocalEngine:
         _own_directory(Path(state_dir))
         self._runs_dir = Path(state_dir) / "runs"
         self._runs_dir.mkdir(mode=0o700, exist_ok=True)
+        #: steps' records: a step dies with the service, so none is left to adopt
+        self._steps_dir = Path(state_dir) / "steps"
+        shutil.rmtree(self._steps_dir, ignore_errors=True)
+        self._steps_dir.mkdir(mode=0o700)
         self._logs_dir = Path(logs_dir)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._supervisor = str(supervisor_binary())
@@ -364,6 +380,78 @@ class LocalEngine:
                 return f.read(limit)
         except FileNotFoundError:
             return None
+
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        """Run ``step`` in its run's control group, as its user (see the module
+        docstring); blocks until it ends."""
+        run = step.run
+        if not step.command:
+            raise LaunchError(f"step {step.step_id}: empty command")
+        with self._lock:
+            if run.run_id not in self._runs:
+                raise LaunchError(_NOT_LIVE.format(run.job_id))
+        self._check_identity(run)
+        env = self._environment(run)
+        env.update({k: v for k, v in step.env.items() if not k.startswith("AXC_")})
+        env["AXC_STEP_ID"] = str(step.step)
+        step_dir = self._steps_dir / step.step_id
+        try:
+            step_dir.mkdir()
+        except FileExistsError:
+            raise LaunchError(f"step {step.step_id} was started before") from None
+        try:
+            return self._run_step(step, env, step_dir, output, cancel)
+        finally:
+            _remove_run_dir(step_dir)
+
+    def _run_step(
+        self,
+        step: StepSpec,
+        env: dict[str, str],
+        step_dir: Path,
+        output: StepOutput,
+        cancel: threading.Event,
+    ) -> StepEnded:
+        run = step.run
+        argv = [self._supervisor, str(step_dir), "-S", "-w", run.workdir, "-t", "0"]
+        argv += ["-k", str(round(self._grace_s * 1000))]
+        confine = self._confinement
+        if confine is not None and run.run_as is not None:
+            who = run.run_as
+            argv += ["-u", str(who.uid), "-g", str(who.gid)]
+            argv += ["-G", ",".join(str(g) for g in dict.fromkeys((who.gid, *who.groups)))]
+            argv += ["-c", f"{confine.cgroup_parent}/{run.run_id}"]
+            if confine.private_proc:
+                argv.append("-P")
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            proc, line = self._spawn([*argv, "--", *step.command], env, out_w, step_dir)
+        except LaunchError:
+            os.close(out_r)
+            raise
+        with open(out_r, "rb", buffering=0) as pipe:
+            if line[:1] != ["R"] or len(line) != 4:
+                proc.wait()
+                if line[:1] == ["F"] and len(line) == 3:
+                    if line[1] == "cgroup" and int(line[2]) == errno.ENOENT:
+                        raise LaunchError(_NOT_LIVE.format(run.job_id))
+                    raise LaunchError(_launch_failure(run, line[1], int(line[2])))
+                raise LaunchError(f"step {step.step_id}: the supervisor failed to start it")
+
+            def stop() -> None:
+                _write_atomic(step_dir / "stop", f"cancel {round(self._grace_s * 1000)}\n")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGUSR1)
+
+            pump_step_output(pipe.fileno(), output, cancel, stop)
+        proc.wait()
+        ended = _read_exit(step_dir)
+        if ended is None:
+            lost = "lost: its supervisor ended without a record"
+            return StepEnded(Outcome.LOST, None, None, time.time(), lost)
+        return StepEnded(
+            ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, ended.message
+        )
 
     def running(self) -> set[str]:
         """Ids of the runs watched now."""
