@@ -89,8 +89,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": (
         "axcenter.cli.jobs",
         "commands",
-        "Show one job (spec, state and reason, placement, times, exit code, events), or an "
-        "array's tasks per state when given an `arr_` id.",
+        "Show one job (spec, state and reason, placement, times, exit code, events, steps), "
+        "or an array's tasks per state when given an `arr_` id.",
     ),
     "logs": (
         "axcenter.cli.jobs",

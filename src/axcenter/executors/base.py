@@ -66,6 +66,7 @@ from typing import Protocol
 from axcenter.model.jobs import JobOutput
 
 __all__ = [
+    "ENDED_WITH_JOB",
     "Engine",
     "EngineEvent",
     "EngineFactory",
@@ -180,6 +181,8 @@ class StepSpec:
 
 
 StepOutput = Callable[[bytes], None]
+#: how a step's message begins when its run's end killed it
+ENDED_WITH_JOB = "ended with its job"
 
 
 class Outcome(StrEnum):

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from axcenter.executors.base import (
+    ENDED_WITH_JOB,
     EngineEvent,
     EventCallback,
     LaunchError,
@@ -147,6 +148,8 @@ class FakeEngine:
             while not cancel.is_set() and run.ended is None:
                 self._run_ended.wait(0.05)
         outcome, message = outcome_of("cancel" if cancel.is_set() else None, -9, 0)
+        if not cancel.is_set():
+            message = f"{ENDED_WITH_JOB} ({message})"
         return StepEnded(outcome, -9, started, self.clock(), message)
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:

@@ -428,6 +428,8 @@ class JobAccountOut(BaseModel):
     #: the rated charges of every run, in won
     charged_won: int
     exit_code: int | None
+    #: the steps run in its allocation (``axc srun``), without their commands
+    steps: list[StepOut] = []
 
 
 class JobAccountsOut(BaseModel):

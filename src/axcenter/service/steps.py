@@ -101,15 +101,12 @@ def run(center: Center, step: StepSpec, output: StepOutput, cancel: threading.Ev
 
 
 def finish(center: Center, step: StepSpec, ended: StepEnded) -> StepOut:
-    """Record the end of a step; a step its job's end killed says so."""
+    """Record the end of a step."""
     job_id = step.run.job_id
     with center.store.write() as session:
         row = session.get(orm.JobStep, (job_id, step.step))
         assert row is not None, f"step {step.step_id} was begun"
         message = ended.message
-        job = session.get(orm.Job, job_id)
-        if ended.outcome is Outcome.FAILED and job is not None and job.state != RUNNING:
-            message = f"ended with its job ({message})"
         row.state = ended.outcome.value
         row.exit_code = ended.exit_code
         row.ended_at = utc(ended.ended_at)

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from axcenter.executors.base import (
+    ENDED_WITH_JOB,
     EventCallback,
     LaunchError,
     NodeInventory,
@@ -93,6 +94,8 @@ _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
 _STARTING_WAIT_S = 2.0
 _NOT_LIVE = "job {} is not running (its allocation has ended)"
+#: how long a killed step waits to learn whether its run's end killed it
+_RUN_END_WAIT_S = 5.0
 #: the devices every job may use, as Docker's default: null, zero, full, random,
 #: urandom, tty, console, ptmx, the pseudo-terminals, tun; and mknod of any (not use)
 _BASE_DEVICES = (
@@ -449,9 +452,14 @@ class LocalEngine:
         if ended is None:
             lost = "lost: its supervisor ended without a record"
             return StepEnded(Outcome.LOST, None, None, time.time(), lost)
-        return StepEnded(
-            ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, ended.message
-        )
+        message = ended.message
+        if ended.outcome is Outcome.FAILED and (ended.exit_code or 0) < 0:
+            # killed: by its own doing, or by its run's end, which empties the run's group
+            # before the run's supervisor exits
+            with self._idle:
+                if self._idle.wait_for(lambda: run.run_id not in self._runs, _RUN_END_WAIT_S):
+                    message = f"{ENDED_WITH_JOB} ({message})"
+        return StepEnded(ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, message)
 
     def running(self) -> set[str]:
         """Ids of the runs watched now."""
