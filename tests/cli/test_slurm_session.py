@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from tests.conftest import TEST_HOMES, service_env
+from tests.conftest import service_env
 from tests.e2e.conftest import Service
 
 SCRIPT = """#!/bin/bash
@@ -28,15 +28,19 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()
     try:
-        # the script runs from its path, as the job's user: somewhere that user can read
-        shared = TEST_HOMES / f"shared-{tmp_path.name}"
-        shared.mkdir(mode=0o755, parents=True)
-        script = shared / "sweep.sh"
+        # the script's content goes with the job, as sbatch ships it: the job's account
+        # needs no access to the submitter's file, and editing it later changes nothing
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        script = private / "sweep.sh"
         script.write_text(SCRIPT)
-        script.chmod(0o755)
-        submitted = center.axc("submit", str(script), "grid", check=True)
+        submitted = center.axc("submit", "--hold", str(script), "grid", check=True)
         array = submitted.stdout.strip()
         assert array.startswith("arr_")
+        script.write_text("#!/bin/sh\necho edited after submission\n")
+        for index in (1, 3, 5):
+            center.axc("release", f"{array}_{index}", check=True)
+        assert center.axc("show", "--script", f"{array}_1", check=True).stdout == SCRIPT
         assert "--mail-type ignored: axcenter sends no mail" in " ".join(submitted.stderr.split())
 
         after = center.axc(

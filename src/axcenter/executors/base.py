@@ -158,6 +158,9 @@ class RunSpec:
     #: the log; None: the log. An error file without an output file is not given.
     output_file: str | None = None
     error_file: str | None = None
+    #: a batch script submitted with the job: the engine runs this text (written where
+    #: only the job's user may read it) as ``command[0]``, with ``command[1:]``
+    script: str | None = None
 
     @property
     def run_id(self) -> str:

@@ -414,6 +414,7 @@ def _new_job(
         held=req.held,
         dependency=req.dependency,
         dependency_pending=req.dependency is not None,
+        script=req.script,
     )
 
 
@@ -904,6 +905,7 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
             output=JobOutput(row.output),
             output_path=row.output_path,
             error_path=row.error_path,
+            script=row.script,
         )
     (result,) = submit(center, who, [spec])
     return result

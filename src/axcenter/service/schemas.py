@@ -131,6 +131,27 @@ def _dependency(value: str) -> str:
 
 Dependency = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_dependency)]
 
+#: the largest batch script shipped with a job (sbatch's own limit is 4 MB; an array's
+#: tasks each keep a copy)
+MAX_SCRIPT_BYTES = 64 * 1024
+
+
+def _script(value: str) -> str:
+    size = len(value.encode())
+    if size > MAX_SCRIPT_BYTES:
+        raise ValueError(
+            f"the batch script is {size:,} bytes; at most {MAX_SCRIPT_BYTES // 1024} KiB is "
+            "shipped with a job: keep data in files the script reads"
+        )
+    if "\x00" in value:
+        raise ValueError("a batch script is text: it may not contain NUL bytes")
+    if not value.startswith("#!"):
+        raise ValueError("a batch script must begin with #! and its interpreter (#!/bin/bash)")
+    return value
+
+
+Script = Annotated[str, AfterValidator(_script)]
+
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -163,6 +184,9 @@ class JobIn(BaseModel):
     #: Slurm's ``--dependency`` (``model.dependencies``): afterok:JOB, singleton, ...
     dependency: Dependency | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    #: a batch script's content (``axc submit script.sh``, as sbatch ships it): the job
+    #: runs this text, kept with it, as ``command[0]`` with ``command[1:]`` as arguments
+    script: Script | None = None
 
 
 class ArrayIn(JobIn):

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import selectors
@@ -56,7 +57,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from axcenter.executors.base import (
@@ -232,7 +233,22 @@ class LocalEngine:
         except LaunchError:
             _remove_run_dir(run_dir)
             raise
-        proc, line = self._spawn(self._argv(run, run_dir), env, log_fd, run_dir)
+        launched, script_fd = run, None
+        if run.script is not None:  # the job runs it through its own descriptor
+            try:
+                script_fd = _script_fd(run)
+            except LaunchError:
+                os.close(log_fd)
+                _remove_run_dir(run_dir)
+                raise
+            launched = replace(run, command=(f"/proc/self/fd/{script_fd}", *run.command[1:]))
+        try:
+            proc, line = self._spawn(
+                self._argv(launched, run_dir), env, log_fd, run_dir, script_fd=script_fd
+            )
+        finally:
+            if script_fd is not None:
+                os.close(script_fd)
         if line[:1] != ["R"] or len(line) != 4:
             proc.wait()  # it ended, having said why (or not)
             _remove_run_dir(run_dir)
@@ -304,7 +320,12 @@ class LocalEngine:
 
     @staticmethod
     def _spawn(
-        argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path
+        argv: list[str],
+        env: dict[str, str],
+        log_fd: int,
+        run_dir: Path,
+        *,
+        script_fd: int | None = None,
     ) -> tuple[subprocess.Popen[bytes], list[str]]:
         """Start the supervisor and read its one line: ``R SUP JOB STARTED_NS`` or
         ``F ERRNO``. Its stdout is a pipe, its stderr the job's log, its stdin /dev/null.
@@ -318,6 +339,7 @@ class LocalEngine:
                 stdout=subprocess.PIPE,
                 stderr=log_fd,
                 bufsize=0,
+                pass_fds=() if script_fd is None else (script_fd,),
             )
         except OSError as e:
             _remove_run_dir(run_dir)
@@ -833,6 +855,25 @@ def _kill_run(run_id: str, cgroup: str | None = None) -> int:
     raise RuntimeError(f"run {run_id}: processes survive SIGKILL")
 
 
+def _script_fd(run: RunSpec) -> int:
+    """The job's batch script in memory, sealed, on a descriptor the supervisor hands to
+    the job (as slurmd runs its spool's copy): the job runs what was submitted, whatever
+    became of the file, and needs no access to the submitter's or the service's files."""
+    assert run.script is not None
+    fd = os.memfd_create(f"axc-script-{run.run_id}", os.MFD_ALLOW_SEALING)
+    try:
+        data = run.script.encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    except OSError as e:
+        os.close(fd)
+        raise LaunchError(f"cannot hand the job its batch script: {e.strerror}") from e
+    return fd
+
+
 def _ensure_dir(path: str, what: str) -> None:
     """Make ``path`` and its parents; one system call when the parent exists (a job's
     own new working directory) or the directory does (a shared one)."""
@@ -876,6 +917,9 @@ def _launch_failure(run: RunSpec, stage: str, code: int) -> str:
         return f"cannot open the output file ({files} in {run.workdir}): {os.strerror(code)}"
     if stage != "exec":
         return _STAGES.get(stage, f"{stage}: ") + os.strerror(code)
+    if run.script is not None:
+        interpreter = run.script.split("\n", 1)[0][2:].strip()
+        return f"cannot run the batch script with {interpreter}: {os.strerror(code)}"
     if code == errno.ENOENT:
         return f"command not found: {program}"
     if code == errno.EACCES:
