@@ -56,7 +56,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,6 +74,7 @@ from axcenter.executors.base import (
     StepOutput,
     StepSpec,
     StopReason,
+    describe_status,
     outcome_of,
     pump_step_output,
 )
@@ -195,6 +196,8 @@ class LocalEngine:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._runs: dict[str, _Run] = {}
+        #: run id -> step id -> what ends that step with its run
+        self._step_stops: dict[str, dict[str, Callable[[], None]]] = {}
         self._closing = False
         self._torn_down = False  # the watcher closed its fds
         self._selector = selectors.DefaultSelector()
@@ -468,20 +471,44 @@ class LocalEngine:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGUSR1)
 
-            pump_step_output(pipe.fileno(), output, cancel, stop)
+            ended_by_run = threading.Event()
+
+            def end_with_run() -> None:
+                ended_by_run.set()
+                stop()
+
+            with self._lock:  # the run's end stops its steps (``_report_end``)
+                self._step_stops.setdefault(run.run_id, {})[step.step_id] = end_with_run
+                live = run.run_id in self._runs
+            if not live:
+                end_with_run()
+            try:
+                pump_step_output(pipe.fileno(), output, cancel, stop)
+            finally:
+                with self._lock:
+                    stops = self._step_stops.get(run.run_id, {})
+                    stops.pop(step.step_id, None)
+                    if not stops:
+                        self._step_stops.pop(run.run_id, None)
         proc.wait()
         ended = _read_exit(step_dir)
         if ended is None:
             lost = "lost: its supervisor ended without a record"
             return StepEnded(Outcome.LOST, None, None, time.time(), lost)
-        message = ended.message
-        if ended.outcome is Outcome.FAILED and (ended.exit_code or 0) < 0:
+        if not ended_by_run.is_set() and (ended.exit_code or 0) < 0 and not cancel.is_set():
             # killed: by its own doing, or by its run's end, which empties the run's group
             # before the run's supervisor exits
             with self._idle:
                 if self._idle.wait_for(lambda: run.run_id not in self._runs, _RUN_END_WAIT_S):
-                    message = f"{ENDED_WITH_JOB} ({message})"
-        return StepEnded(ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, message)
+                    ended_by_run.set()
+        if ended_by_run.is_set():
+            message = f"{ENDED_WITH_JOB} ({describe_status(ended.exit_code)})"
+            return StepEnded(
+                Outcome.FAILED, ended.exit_code, ended.started_at, ended.ended_at, message
+            )
+        return StepEnded(
+            ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, ended.message
+        )
 
     def running(self) -> set[str]:
         """Ids of the runs watched now."""
@@ -684,7 +711,10 @@ class LocalEngine:
         with self._idle:
             os.close(run.pidfd)
             del self._runs[run.run_id]
+            steps = self._step_stops.pop(run.run_id, {})
             self._idle.notify_all()
+        for end_step in steps.values():  # unconfined, nothing else would end them
+            end_step()
         try:
             self._on_event(report)
         except Exception:
