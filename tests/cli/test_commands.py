@@ -571,3 +571,14 @@ def test_a_window_past_the_calendar_is_a_usage_error(axc: Any, fake: FakeServer)
     assert "Invalid value for '--since': 273,785 years before" in result.stderr
     assert "is before the year 1" in result.stderr
     assert fake.requests == []
+
+
+def test_srun_needs_a_job_and_exits_like_its_step(axc: Any) -> None:
+    """Outside a job, `axc srun` asks which job; its exit status is the step's own."""
+    from axcenter.cli.steps import _step_exit_status
+
+    result = axc("srun", "--", "true", env={"AXC_JOB_ID": None})
+    assert result.exit_code == 2 and "give --jobid JOB" in result.stderr
+    bad = axc("srun", "--jobid", "job_x", "--env", "NOEQUALS", "--", "true")
+    assert bad.exit_code == 2 and "--env takes KEY=VALUE" in bad.stderr
+    assert [_step_exit_status({"exit_code": c}) for c in (0, 3, -9, None)] == [0, 3, 137, 1]
