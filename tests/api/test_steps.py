@@ -135,6 +135,9 @@ def test_only_the_owner_or_an_operator_may_start_a_step(
     assert status == 409 and "cancelled" in text, text
     r = client.post(f"/api/v1/jobs/{job_id}/steps", json={"command": []}, headers=alice.headers)
     assert r.status_code == 422, r.text
+    body = {"command": ["true"], "env": {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}}
+    r = client.post(f"/api/v1/jobs/{job_id}/steps", json=body, headers=alice.headers)
+    assert r.status_code == 422 and "set by axcenter" in r.text, r.text
 
 
 def test_ending_the_job_ends_its_steps(

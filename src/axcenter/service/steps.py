@@ -34,7 +34,7 @@ from axcenter.executors.base import (
 from axcenter.model.access import Principal, Role
 from axcenter.model.jobs import JobOutput, JobState
 from axcenter.service.access import visible_jobs
-from axcenter.service.errors import Conflict, Forbidden, NotFound
+from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.schemas import StepIn, StepOut
 from axcenter.store import orm
 from axcenter.store.types import utcnow
@@ -48,11 +48,16 @@ RUNNING = "running"
 #: a step's message column holds this much
 _MESSAGE_MAX = 300
 _LOST = "lost: the service that ran it stopped"
+#: a step's variables may not replace these (the job's devices and identity)
+_RESERVED_ENV = ("AXC_", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 
 
 def begin(center: Center, who: Principal, job_id: str, body: StepIn) -> StepSpec:
     """Record step ``JOB.N`` of the running job ``job_id`` as started by ``who`` and
     return what the engine needs to run it."""
+    for key in body.env:
+        if key.startswith(_RESERVED_ENV):
+            raise InvalidInput("env", f"{key} is set by axcenter and cannot be overridden")
     with center.store.write() as session:
         row = session.scalars(
             select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))

@@ -419,8 +419,8 @@ class LocalEngine:
             if run.run_id not in self._runs:
                 raise LaunchError(_NOT_LIVE.format(run.job_id))
         self._check_identity(run)
-        env = self._environment(run)
-        env.update({k: v for k, v in step.env.items() if not k.startswith("AXC_")})
+        # the caller's variables beside the job's; axcenter's (devices, AXC_*) still win
+        env = self._environment(replace(run, env={**run.env, **step.env}))
         env["AXC_STEP_ID"] = str(step.step)
         step_dir = self._steps_dir / step.step_id
         try:
