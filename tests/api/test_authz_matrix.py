@@ -83,6 +83,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/jobs/{job_id}/wait"): row("AA AA HH AH AH"),
     # a job's log (and environment) stays within its organization, even for PMs
     ("GET", "/jobs/{job_id}/log"): row("AA AF HH AH AH"),
+    # a step runs as the job's own account: its owner or an operator, never an org admin
+    ("POST", "/jobs/{job_id}/steps"): row("AA FF HH FH FH"),
     ("POST", "/arrays"): row("AA VV VV AV AV"),
     ("GET", "/arrays/{array_id}"): row("AA AA HH AH AH"),
     ("POST", "/arrays/{array_id}/cancel"): row("AA FF HH AH FH"),
@@ -638,6 +640,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         ("POST", "/allocation-requests/{request_id}/return"): {"comment": "matrix"},
         ("POST", "/allocation-requests/{request_id}/resubmit"): {},
         ("PATCH", "/jobs/{job_id}"): {"name": "matrix"},
+        ("POST", "/jobs/{job_id}/steps"): {"command": ["true"]},
         ("PUT", "/users/{user}/unix-account"): {"account": _fresh_account()}
         if path == "/users/{user}/unix-account"
         else None,

@@ -24,11 +24,14 @@ from tests.api.test_jobs import job_count
             {"workdir": "/nonexistent/axc-dir"},
             "workdir: /nonexistent/axc-dir is not a directory on this center",
         ),
-        ({"memory_mb_per_node": 10**8}, "memory_mb_per_node: 100000000 is too large: at most"),
+        (
+            {"memory_mb_per_node": 10**8},
+            "memory_mb_per_node: memory per node is at most 64 TiB (asked for 95.4 TiB)",
+        ),
         ({"gpus_per_node": 4, "nodes": 2}, "nodes: 2 nodes with 4 GPUs each requested, but 1 node"),
         ({"time_limit_s": 10**7}, "time_limit_s: 115 days 17 h 46 min 40 s is above the center's"),
         ({"output_path": "out-%q.log"}, "output_path: '%q' in 'out-%q.log' is not a replacement"),
-        ({"surprise": 1}, "surprise: is not a field of this request"),
+        ({"surprise": 1}, "surprise: is not a field of this request (check its spelling)"),
     ],
 )
 def test_mistakes_are_answered_in_the_users_terms(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -508,6 +509,10 @@ def _all_commands() -> list[list[str]]:
     return found
 
 
+#: Typer's placeholders, brackets doubled, dots tripled twice
+_PLACEHOLDER = r"<[a-z][a-z _|.-]*>|\{[A-Z-][^}]*\}|\[\[|\]\.\.\.\.\."
+
+
 def test_every_help_renders_as_written() -> None:
     """No Rich markup eats brackets, no reStructuredText quotes leak into help."""
     runner = CliRunner()
@@ -518,8 +523,19 @@ def test_every_help_renders_as_written() -> None:
         result = runner.invoke(main.app, [*words, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0, (words, result.output)
         assert "``" not in result.output, words
+        # Typer's own placeholders (``<str>``, ``<int range>``, ``<a|b>``, ``{JOB}``) read
+        # as markup: every value and argument is named as Click and Slurm name them
+        placeholder = re.search(
+            r"<[a-z][a-z _|.-]*>|\{[A-Z-][^}]*\}|\[\[|\]\.\.\.\.\.", result.output
+        )
+        assert placeholder is None, (words, placeholder and placeholder.group())
     up = runner.invoke(main.app, ["up", "--help"], env={"COLUMNS": "200"}).output
     assert "[env AXC_PORT]" in up and "TYPE:GPUS[xNODES]" in up
+    show = runner.invoke(main.app, ["show", "--help"]).output
+    assert "Usage: axc show [OPTIONS] JOB\n" in show
+    cancel = runner.invoke(main.app, ["cancel", "--help"], env={"COLUMNS": "200"}).output
+    assert "--user USER " in cancel and "[JOB...]  Job ids" in cancel
+    assert "--state [pending|admitted|" in cancel
 
 
 def test_the_root_help_lists_each_command_with_its_own_words() -> None:
@@ -574,3 +590,14 @@ def test_a_window_past_the_calendar_is_a_usage_error(axc: Any, fake: FakeServer)
     assert "Invalid value for '--since': 273,785 years before" in result.stderr
     assert "is before the year 1" in result.stderr
     assert fake.requests == []
+
+
+def test_srun_needs_a_job_and_exits_like_its_step(axc: Any) -> None:
+    """Outside a job, `axc srun` asks which job; its exit status is the step's own."""
+    from axcenter.cli.steps import _step_exit_status
+
+    result = axc("srun", "--", "true", env={"AXC_JOB_ID": None})
+    assert result.exit_code == 2 and "give --jobid JOB" in result.stderr
+    bad = axc("srun", "--jobid", "job_x", "--env", "NOEQUALS", "--", "true")
+    assert bad.exit_code == 2 and "--env takes KEY=VALUE" in bad.stderr
+    assert [_step_exit_status({"exit_code": c}) for c in (0, 3, -9, None)] == [0, 3, 137, 1]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 
-from tests.conftest import TEST_HOMES, service_env
-from tests.e2e.conftest import Service
+from tests.conftest import service_env
+from tests.e2e.conftest import AXC, Service
 
 SCRIPT = """#!/bin/bash
 #SBATCH --job-name=sweep
@@ -28,15 +30,19 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
     center = Service(data_dir=tmp_path / "data", env=env, gpus="A100:2,H100:2")
     center.start()
     try:
-        # the script runs from its path, as the job's user: somewhere that user can read
-        shared = TEST_HOMES / f"shared-{tmp_path.name}"
-        shared.mkdir(mode=0o755, parents=True)
-        script = shared / "sweep.sh"
+        # the script's content goes with the job, as sbatch ships it: the job's account
+        # needs no access to the submitter's file, and editing it later changes nothing
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        script = private / "sweep.sh"
         script.write_text(SCRIPT)
-        script.chmod(0o755)
-        submitted = center.axc("submit", str(script), "grid", check=True)
+        submitted = center.axc("submit", "--hold", str(script), "grid", check=True)
         array = submitted.stdout.strip()
         assert array.startswith("arr_")
+        script.write_text("#!/bin/sh\necho edited after submission\n")
+        for index in (1, 3, 5):
+            center.axc("release", f"{array}_{index}", check=True)
+        assert center.axc("show", "--script", f"{array}_1", check=True).stdout == SCRIPT
         assert "--mail-type ignored: axcenter sends no mail" in " ".join(submitted.stderr.split())
 
         after = center.axc(
@@ -68,5 +74,27 @@ def test_a_slurm_users_session(tmp_path: Path) -> None:
         log = center.axc("logs", f"{array}_3", check=True).stdout
         assert log.count("task 3 of grid\n") == 2 and "[axcenter] run 2 of job" in log
         assert center.axc("cancel", "--name", "sweep").stderr.strip() == "no job matches"
+
+        # salloc + srun: an allocation held while a command runs here, steps inside it
+        probe = "echo devices=$CUDA_VISIBLE_DEVICES step=$AXC_STEP_ID user=$(id -un)"
+        inner = f"{AXC} srun -- sh -c '{probe}' && {AXC} srun -- sh -c 'exit 4'; echo rc=$?"
+        held = center.axc("salloc", "-A", "hanbit-adas", "-g", "1", "-t", "5", "--", "sh", "-c",
+                          inner, check=True)  # fmt: skip
+        assert "salloc: granted job_" in held.stderr and "salloc: released job_" in held.stderr
+        allocation = held.stderr.split("salloc: granted ", 1)[1].split()[0]
+        assert "step=0 user=" in held.stdout and "user=root" not in held.stdout, held.stdout
+        assert re.search(r"^devices=[01] step=0 ", held.stdout, re.M), held.stdout
+        assert "rc=4" in held.stdout
+        shown = center.axc("show", "--json", allocation, check=True).stdout
+        job = json.loads(shown)
+        assert job["state"] == "cancelled"  # released when the command ended
+        assert [(s["id"], s["state"], s["exit_code"]) for s in job["steps"]] == [
+            (f"{allocation}.0", "succeeded", 0),
+            (f"{allocation}.1", "failed", 4),
+        ]
+        acct = center.axc("acct", check=True).stdout
+        assert f"{allocation}.1" in acct
+        ended = center.axc("srun", "--jobid", allocation, "--", "true")
+        assert ended.returncode == 1 and "is cancelled" in ended.stderr, ended.stderr
     finally:
         center.stop()

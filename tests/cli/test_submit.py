@@ -114,7 +114,9 @@ def test_batch_script_directives(axc: Any, fake: FakeServer, tmp_path: Path) -> 
     result = axc("submit", "--priority", "7", "--env", "B=cli", str(script), "one", "two")
     assert result.exit_code == 0, result.output
     body = _body(fake)
-    assert body["command"] == ["/bin/bash", str(script.resolve()), "one", "two"]
+    # the script's content goes with the job, as sbatch ships it; its path names it
+    assert body["command"] == [str(script.resolve()), "one", "two"]
+    assert body["script"] == SCRIPT
     assert body["name"] == "from-script"
     assert body["time_limit_s"] == 86400  # the first command ends the directives
     assert (body["nodes"], body["gpus_per_node"]) == (2, 4)  # --gpus is for all nodes
@@ -175,7 +177,9 @@ def test_relative_script_path_is_resolved(
     monkeypatch.chdir(tmp_path)
     Path("run.sh").write_text("#!/usr/bin/env bash\ntrue\n")
     assert axc("submit", "run.sh").exit_code == 0
-    assert _body(fake)["command"] == ["/usr/bin/env", "bash", os.path.join(tmp_path, "run.sh")]
+    body = _body(fake)
+    assert body["command"] == [os.path.join(tmp_path, "run.sh")]
+    assert body["script"] == "#!/usr/bin/env bash\ntrue\n"
 
 
 def test_dependency_on_the_command_line_and_in_a_script(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
@@ -22,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from axcenter import __version__
 from axcenter.api.guard import Guard
+from axcenter.api.problems import describe
 from axcenter.api.routers import (
     allocations,
     audit,
@@ -152,12 +152,9 @@ async def _service_error(request: Request, exc: ServiceError) -> Response:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """One readable line per problem, each naming its field (``jobs.0.gpus_per_node: …``)."""
-    problems = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        field = ".".join(loc) or "body"
-        problems.append(f"{field}: {_problem(err)}")
+    """One readable line per problem, each naming its field (``jobs.0.gpus_per_node: …``)
+    and what it accepts (``api/problems.py``)."""
+    problems = [describe(err) for err in exc.errors()]
     if web.is_page(request):
         return web.error_page(request, 422, "; ".join(problems))
     return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
@@ -184,25 +181,6 @@ async def _store_error(request: Request, exc: Exception) -> Response:
             headers=headers,
         )
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
-
-
-def _problem(err: Any) -> str:
-    """Pydantic's message in the words of this API: the value given and the bound it
-    broke, not pydantic's phrasing (``Input should be less than or equal to ...``)."""
-    kind, ctx, given = err.get("type"), err.get("ctx") or {}, err.get("input")
-    if kind in ("less_than_equal", "less_than") and ("le" in ctx or "lt" in ctx):
-        return f"{given!r} is too large: at most {ctx.get('le', ctx.get('lt'))}"
-    if kind in ("greater_than_equal", "greater_than") and ("ge" in ctx or "gt" in ctx):
-        return f"{given!r} is too small: at least {ctx.get('ge', ctx.get('gt'))}"
-    if kind == "value_error" and "error" in ctx:
-        return str(ctx["error"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a field of this request"
-    if kind == "string_pattern_mismatch":
-        return f"{given!r} is not a valid value here"
-    return str(err.get("msg", "invalid"))
 
 
 class StandbyReadsOnly:

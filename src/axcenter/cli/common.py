@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperArgument
 
 from axcenter.cli.durations import format_duration
 from axcenter.client.http import TERMINAL_STATES
@@ -35,6 +36,7 @@ __all__ = [
     "exit_code_for",
     "new_app",
     "option_parser",
+    "plain_help",
     "print_error",
     "print_json",
     "shifted",
@@ -122,6 +124,38 @@ def new_app(**settings: Any) -> typer.Typer:
     printed as written: Rich markup would eat ``[env AXC_PORT]`` or ``TYPE[xNODES]``, and
     Rich's help formatter costs every ``--help`` a tenth of a second to import."""
     return typer.Typer(**{"add_completion": False, "rich_markup_mode": None, **settings})
+
+
+class _PlainArgument(TyperArgument):
+    """An argument named in help as written: ``JOB``, ``[JOB]``, ``JOB...``; Typer's
+    own wraps a required one in braces in the usage line (``{JOB}``)."""
+
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        var = self.metavar or (self.name or "").upper()
+        if self.nargs != 1 and "..." not in var:
+            var += "..."
+        if usage and not self.required and not var.startswith("["):
+            var = f"[{var}]"
+        return var
+
+
+def plain_help(command: Any) -> Any:
+    """Name every placeholder of ``command`` (and of its sub-commands) as Click and
+    Slurm's manuals do: ``--user USER``, ``--nodes NODES``, ``--state [a|b]``, ``JOB``.
+    Typer's own are ``<str>``, ``<int range>``, ``<a|b>`` and ``{JOB}``, which read as
+    markup. Returns ``command``."""
+    for param in getattr(command, "params", ()):
+        if isinstance(param, TyperArgument):
+            param.__class__ = _PlainArgument
+        elif param.metavar is None and not getattr(param, "is_flag", False):
+            choices = getattr(param.type, "choices", None)
+            if choices:
+                param.metavar = f"[{'|'.join(str(c) for c in choices)}]"
+            else:
+                param.metavar = (param.name or "value").upper()
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+    return command
 
 
 def print_json(value: Any) -> None:

@@ -174,11 +174,22 @@ def show(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="JOB", help="Job id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+    script: Annotated[
+        bool, typer.Option("--script", help="Print the batch script submitted with the job.")
+    ] = False,
 ) -> None:
-    """Show one job (spec, state and reason, placement, times, exit code, events), or an
-    array's tasks per state when given an `arr_` id."""
+    """Show one job (spec, state and reason, placement, times, exit code, events, steps),
+    or an array's tasks per state when given an `arr_` id."""
     with connect(ctx) as client:
-        view = client.get_array(job_id) if _is_array(job_id) else client.get_job(job_id)
+        view = (
+            client.get_job(job_id) if script or not _is_array(job_id) else client.get_array(job_id)
+        )
+    if script:
+        if not view.get("script"):
+            print_error(f"{job_id} was not submitted from a batch script")
+            raise typer.Exit(1)
+        typer.echo(view["script"], nl=False)
+        return
     if as_json:
         print_json(view)
         return

@@ -25,7 +25,7 @@ import typer  # noqa: E402
 from typer.core import TyperGroup  # noqa: E402
 
 from axcenter import __version__  # noqa: E402
-from axcenter.cli.common import connect, print_error, print_json  # noqa: E402
+from axcenter.cli.common import connect, plain_help, print_error, print_json  # noqa: E402
 from axcenter.client import config  # noqa: E402
 from axcenter.client.http import ApiError  # noqa: E402
 
@@ -89,8 +89,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": (
         "axcenter.cli.jobs",
         "commands",
-        "Show one job (spec, state and reason, placement, times, exit code, events), or an "
-        "array's tasks per state when given an `arr_` id.",
+        "Show one job (spec, state and reason, placement, times, exit code, events, steps), "
+        "or an array's tasks per state when given an `arr_` id.",
     ),
     "logs": (
         "axcenter.cli.jobs",
@@ -133,6 +133,18 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "commands",
         "Put jobs that ran or ended back in the queue, keeping their ids and history "
         "(scontrol requeue): a running job's run is stopped first.",
+    ),
+    "salloc": (
+        "axcenter.cli.steps",
+        "commands",
+        "Hold an allocation and run a shell (or CMD) here with AXC_JOB_ID set, so `axc "
+        "srun` runs in it (Slurm's salloc); leaving it releases the GPUs.",
+    ),
+    "srun": (
+        "axcenter.cli.steps",
+        "commands",
+        "Run a command inside a running job's allocation (Slurm's srun in a job or under "
+        "salloc): as the job's user, on its GPUs, with its environment.",
     ),
     "acct": (
         "axcenter.cli.reports",
@@ -201,10 +213,17 @@ class _AxcGroup(TyperGroup):
     """Turns the errors users are expected to meet into one-line messages and exit codes,
     and loads the commands of ``_COMMANDS`` and ``_GROUPS`` when they are used."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_help(self)
+
     def list_commands(self, ctx: Any) -> list[str]:
         return [*_COMMANDS, *super().list_commands(ctx), *_GROUPS]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return plain_help(self._load(ctx, cmd_name))
+
+    def _load(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in _COMMANDS:
             module, attribute, _ = _COMMANDS[cmd_name]
             holder = getattr(importlib.import_module(module), attribute)

@@ -194,7 +194,31 @@ def job_panel(job: Job, now: datetime | None = None) -> RenderableType:
                 _text(event.get("reason")),
             )
         parts.append(table)
+    steps = job.get("steps") or []
+    if steps:
+        parts.append(_steps_table(steps, now))
     return Group(*parts)
+
+
+def _steps_table(steps: list[Mapping[str, Any]], now: datetime) -> RenderableType:
+    """The steps run in the job's allocation (``axc srun``), as sacct lists them."""
+    table = _table("steps")
+    for column in ("STEP", "STATE", "EXIT", "ELAPSED", "STARTED", "USER"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("COMMAND", overflow="fold")
+    for step in steps:
+        started, ended = parse_time(step.get("started_at")), parse_time(step.get("ended_at"))
+        elapsed = None if started is None else ((ended or now) - started).total_seconds()
+        table.add_row(
+            str(step.get("id")),
+            state_text(step.get("state")),
+            _text(step.get("exit_code")),
+            "-" if elapsed is None else format_duration(max(0, round(elapsed))),
+            "-" if started is None else f"{started:%Y-%m-%d %H:%M:%S}",
+            _text(step.get("user")),
+            shlex.join(str(a) for a in step.get("command") or []),
+        )
+    return table
 
 
 def _busy(device: Mapping[str, Any]) -> bool:

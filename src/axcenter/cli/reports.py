@@ -328,7 +328,38 @@ def acct_csv(rows: list[Mapping[str, Any]]) -> str:
                 "" if r.get("exit_code") is None else r.get("exit_code"),
             ]
         )
+        for step in r.get("steps") or ():  # a row per step, as sacct's: no GPUs, no won
+            code = step.get("exit_code")
+            writer.writerow(
+                [
+                    step.get("id"),
+                    "",
+                    "",
+                    step.get("user"),
+                    r.get("project"),
+                    step.get("state"),
+                    "",
+                    "",
+                    "",
+                    step.get("started_at"),
+                    step.get("ended_at") or "",
+                    _step_elapsed(step),
+                    "",
+                    "",
+                    "" if code is None else code,
+                ]
+            )
     return buffer.getvalue()
+
+
+def _step_elapsed(step: Mapping[str, Any]) -> int:
+    started, ended = (
+        render.parse_time(step.get("started_at")),
+        render.parse_time(step.get("ended_at")),
+    )
+    if started is None:
+        return 0
+    return max(0, round(((ended or datetime.now(UTC)) - started).total_seconds()))
 
 
 def acct_table(rows: list[Mapping[str, Any]]) -> Table:
@@ -352,6 +383,19 @@ def acct_table(rows: list[Mapping[str, Any]]) -> Table:
             f"{int(r.get('charged_won') or 0):,}",
             "-" if r.get("exit_code") is None else str(r.get("exit_code")),
         )
+        for step in r.get("steps") or ():  # as sacct: JOB.0, JOB.1... under their job
+            table.add_row(
+                f"  {step.get('id')}",
+                "",
+                escape(str(step.get("user") or "-")),
+                "",
+                render.state_text(step.get("state")),
+                "",
+                format_duration(_step_elapsed(step)),
+                "",
+                "",
+                "-" if step.get("exit_code") is None else str(step.get("exit_code")),
+            )
     table.add_section()
     hours = sum((_gpu_hours(r) for r in rows), Decimal(0))
     won = sum(int(r.get("charged_won") or 0) for r in rows)

@@ -5,7 +5,9 @@ Three ways to say what runs:
 * ``axc submit [OPTIONS] -- CMD ARGS...``: the command, as ``srun`` takes it;
 * ``axc submit [OPTIONS] script.sh ARGS...``: a batch script whose ``#SBATCH`` and
   ``#AXC`` directives are read as options (``axcenter.cli.batch``; the command line wins);
-  the script runs from its path through the interpreter of its ``#!`` line;
+  its content is shipped with the job, as sbatch does: the job runs what was submitted,
+  through the interpreter of its ``#!`` line, whatever becomes of the file, and its
+  account needs no access to it (``axc show --script JOB`` prints it);
 * ``axc submit --wrap 'CMD'``: a shell command line, as ``sbatch --wrap``.
 
 Options keep Slurm's spellings and formats where Slurm has them (``--time``/``-t`` with
@@ -17,7 +19,6 @@ axcenter always had it (Slurm's ``--gpus-per-node``).
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -319,9 +320,11 @@ def _from_script(
     win) and the command that runs it."""
     path = Path(words[0])
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         _usage(f"cannot read batch script {path}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _usage(f"{path}: a batch script is text (UTF-8); this file is not")
     first = text.splitlines()[0] if text else ""
     if not first.startswith("#!") or not first[2:].strip():
         _usage(
@@ -362,8 +365,8 @@ def _from_script(
             out[key] = value
     for key, values in merged.items():
         out[key] = [*values, *(params.get(key) or [])]  # the command line's come last
-    interpreter = shlex.split(first[2:])
-    return out, [*interpreter, str(path.resolve()), *words[1:]]
+    out["script"] = text
+    return out, [str(path.resolve()), *words[1:]]
 
 
 def _given(ctx: Any, key: str) -> bool:
@@ -427,6 +430,7 @@ def _send(ctx: typer.Context, params: dict[str, Any], command: list[str]) -> Non
         "exclusive": params.get("exclusive") or None,
         "dependency": params.get("dependency"),
         "idempotency_key": params.get("idempotency_key"),
+        "script": params.get("script"),
     }
     if fields["error_path"] in _DISCARD or fields["error_path"] == _LOG:
         _usage("--error takes a file name pattern; stderr goes with stdout without it")
@@ -458,6 +462,7 @@ _OPTIONS = {
     "exclusive": "--exclusive",
     "indices": "--array",
     "idempotency_key": "--idempotency-key",
+    "script": "the batch script",
 }
 
 

@@ -341,6 +341,49 @@ class Client:
             next_offset = offset + len(data)
         return data, next_offset, response.headers.get("X-Job-State", "")
 
+    def run_step(
+        self,
+        job_id: str,
+        command: list[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        output: Callable[[str], None],
+    ) -> JSON:
+        """Run ``command`` as a step inside the running job's allocation (srun): its
+        output goes to ``output`` as it comes; returns the step as it ended. Sent once
+        (a step is not idempotent); closing the client, or an interrupt, cancels it."""
+        body = {"command": command, "env": dict(env or {})}
+        path = self._job_path(job_id, "/steps")
+        try:
+            with self._http.stream("POST", path, json=body, timeout=None) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError(response.status_code, _detail(response))
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    item = self._decode_line(line)
+                    if "output" in item:
+                        output(str(item["output"]))
+                    elif isinstance(item.get("step"), dict):
+                        step: JSON = item["step"]
+                        return step
+                    elif "error" in item:
+                        raise ApiError(500, str(item["error"]))
+        except self._httpx.TransportError as exc:
+            raise ApiError(0, f"lost axcenter at {self.url} during the step: {exc}") from exc
+        raise ApiError(0, f"axcenter at {self.url} ended the step's answer early")
+
+    @staticmethod
+    def _decode_line(line: str) -> JSON:
+        import json  # noqa: PLC0415  (only steps read JSON lines)
+
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return {}
+        return item if isinstance(item, dict) else {}
+
     def wait_job(self, job_id: str, timeout: float | None = None) -> JSON:
         """Wait until the job is terminal or ``timeout`` seconds pass (``None``: forever).
 

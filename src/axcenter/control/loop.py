@@ -784,6 +784,7 @@ class ControlLoop:
             project=spec.project,
             output_file=spec.log_file(spec.output_path, names),
             error_file=spec.log_file(spec.error_path, names),
+            script=spec.script,
         )
 
 
@@ -813,6 +814,7 @@ class _Spec:
     name: str
     output_path: str | None
     error_path: str | None
+    script: str | None
 
     @staticmethod
     def log_file(pattern: str | None, names: LogNames) -> str | None:
@@ -852,6 +854,7 @@ _SELECT_SPECS = (
         JOBS.c.name,
         JOBS.c.output_path,
         JOBS.c.error_path,
+        JOBS.c.script,
     )
     .join(_USERS, _USERS.c.id == JOBS.c.user_id)
     .join(_PROJECTS, _PROJECTS.c.id == JOBS.c.project_id)

@@ -22,6 +22,13 @@ really happened. Shaped after slurmctld's view of its nodes, not after a local p
   processes are proven gone. ``acknowledge(run_ids)`` tells it the ends are recorded
   and may be forgotten.
 - ``read_log(job_id, offset, limit)``: the job's output, through the engine.
+- ``run_step(step, output, cancel)``: run one more command inside a live run's
+  allocation (Slurm's ``srun`` in a batch job or under ``salloc``): as the run's own
+  user, confined as the run is (its control group, its devices), with its environment
+  and ``AXC_STEP_ID``. It blocks until the step ends, handing the step's output to
+  ``output`` as it comes; setting ``cancel`` stops it (SIGTERM, SIGKILL after the grace
+  period). A step ends when its run ends, and when the service that runs it dies (as a
+  step ends with its ``srun``). Raises ``LaunchError`` when the run is not live here.
 - ``close(stop_runs=False)``: the control plane goes away; runs keep running unless the
   operator asked to stop them.
 
@@ -47,7 +54,10 @@ the signal lands). The user's or operator's intent is what the record must show.
 
 from __future__ import annotations
 
+import os
+import selectors
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,6 +67,7 @@ from axcenter.executors.logs import LogChunk
 from axcenter.model.jobs import JobOutput
 
 __all__ = [
+    "ENDED_WITH_JOB",
     "IDLE_UTIL_PCT",
     "Engine",
     "EngineEvent",
@@ -72,9 +83,13 @@ __all__ = [
     "RunEnded",
     "RunSpec",
     "RunStarted",
+    "StepEnded",
+    "StepOutput",
+    "StepSpec",
     "StopReason",
     "describe_status",
     "outcome_of",
+    "pump_step_output",
     "run_id_of",
 ]
 
@@ -146,10 +161,34 @@ class RunSpec:
     #: the log; None: the log. An error file without an output file is not given.
     output_file: str | None = None
     error_file: str | None = None
+    #: a batch script submitted with the job: the engine runs this text (written where
+    #: only the job's user may read it) as ``command[0]``, with ``command[1:]``
+    script: str | None = None
 
     @property
     def run_id(self) -> str:
         return run_id_of(self.job_id, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One step inside the allocation of a live run: ``command`` as the run's user, in
+    its confinement, with its devices and environment, plus ``env`` (the caller's
+    variables, which cannot override axcenter's)."""
+
+    run: RunSpec
+    step: int  # 0, 1, ... within the job: the step is ``JOB.STEP``, as Slurm names them
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def step_id(self) -> str:
+        return f"{self.run.job_id}.{self.step}"
+
+
+StepOutput = Callable[[bytes], None]
+#: how a step's message begins when its run's end killed it
+ENDED_WITH_JOB = "ended with its job"
 
 
 class Outcome(StrEnum):
@@ -218,6 +257,18 @@ class NodesChanged:
     nodes: tuple[NodeInventory, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    """How a step ended: SUCCEEDED, FAILED or CANCELLED (its caller stopped it), or
+    LOST (the service running it stopped), with the real times."""
+
+    outcome: Outcome
+    exit_code: int | None  # negative = killed by that signal
+    started_at: float | None  # None: it never started
+    ended_at: float
+    message: str
+
+
 EngineEvent = RunStarted | RunEnded | NodesChanged
 EventCallback = Callable[[EngineEvent], None]
 
@@ -255,6 +306,11 @@ class Engine(Protocol):
     def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
         """The job's output from ``offset`` (or from the oldest byte kept, if the log
         rotated those away: ``executors/logs.py``); None if this engine has none."""
+        ...
+
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        """Run ``step`` to its end, its output to ``output``; ``cancel`` stops it. Raises
+        ``LaunchError`` when it cannot start (the run is not live here)."""
         ...
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
@@ -314,3 +370,31 @@ def outcome_of(
     if outcome is Outcome.LOST:
         return outcome, f"lost: stopped at shutdown ({detail})"
     return outcome, f"{outcome.value} ({detail})"
+
+
+#: how often a step's reader looks whether its caller cancelled it
+_STEP_POLL_S = 0.2
+
+
+def pump_step_output(
+    fd: int, output: StepOutput, cancel: threading.Event, stop: Callable[[], None]
+) -> None:
+    """Hand what the pipe ``fd`` carries to ``output`` until every writer closed it;
+    call ``stop`` once when ``cancel`` is set meanwhile. For engines' ``run_step``."""
+    os.set_blocking(fd, False)
+    stopped = False
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            if cancel.is_set() and not stopped:
+                stopped = True
+                stop()
+            if not sel.select(timeout=_STEP_POLL_S):
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return
+            output(chunk)

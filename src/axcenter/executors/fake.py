@@ -9,6 +9,10 @@ drives the run: ``start``, ``end``, ``lose``, ``duplicate_last``, ``set_nodes``.
 ``hold_events`` set, events are kept until ``release()``, in order or shuffled by the
 test. ``fail_next(message)`` makes the next submissions fail. ``gpu_usage[job_id]``:
 the GPU utilisation its runs report at their end, as an engine with real GPUs would.
+
+A step (``run_step``) of a live run is recorded in ``steps`` and "runs" at once: it
+prints one line naming itself and exits with ``step_exit_code``; with ``hold_steps``
+set it runs until it is cancelled or its run ends.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from axcenter.executors.base import (
+    ENDED_WITH_JOB,
     EngineEvent,
     EventCallback,
     GpuUsage,
@@ -30,6 +35,9 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepEnded,
+    StepOutput,
+    StepSpec,
     StopReason,
     outcome_of,
 )
@@ -75,6 +83,10 @@ class FakeEngine:
         self._failures: list[str] = []
         self._lock = threading.Lock()
         self._last: EngineEvent | None = None
+        self.steps: list[StepSpec] = []
+        self.step_exit_code = 0
+        self.hold_steps = False
+        self._run_ended = threading.Condition()
 
     # -- the contract ----------------------------------------------------------------
 
@@ -126,6 +138,25 @@ class FakeEngine:
         data = self.logs.get(job_id)
         return None if data is None else LogChunk(offset, data[offset : offset + limit])
 
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        run = self.runs.get(step.run.run_id)
+        if run is None or run.started_at is None or run.ended is not None:
+            raise LaunchError(f"job {step.run.job_id} is not running (its allocation has ended)")
+        self.steps.append(step)
+        started = self.clock()
+        output(f"fake step {step.step_id}: {' '.join(step.command)}\n".encode())
+        if not self.hold_steps:
+            code = self.step_exit_code
+            outcome, message = outcome_of(None, code, 0)
+            return StepEnded(outcome, code, started, self.clock(), message)
+        with self._run_ended:
+            while not cancel.is_set() and run.ended is None:
+                self._run_ended.wait(0.05)
+        outcome, message = outcome_of("cancel" if cancel.is_set() else None, -9, 0)
+        if not cancel.is_set():
+            message = f"{ENDED_WITH_JOB} ({message})"
+        return StepEnded(outcome, -9, started, self.clock(), message)
+
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         self.closed_with = stop_runs
         if stop_runs:
@@ -167,6 +198,8 @@ class FakeEngine:
             self.gpu_usage.get(run.spec.job_id),
         )
         run.ended = ended
+        with self._run_ended:
+            self._run_ended.notify_all()
         self._emit(ended)
         return ended
 

@@ -58,6 +58,9 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepEnded,
+    StepOutput,
+    StepSpec,
     StopReason,
 )
 from axcenter.executors.logs import LogChunk
@@ -265,6 +268,14 @@ class Pools:
             if data is not None:
                 return data
         return None
+
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        """On the engine of the run's pool (the pool of its nodes)."""
+        pools = {self._pool_of.get(node) for node, _ in step.run.node_devices}
+        pool = pools.pop() if len(pools) == 1 else None
+        if pool is None:
+            raise LaunchError(f"job {step.run.job_id}: its nodes are in no one pool")
+        return self._engines[pool].run_step(step, output, cancel)
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         for engine in self._engines.values():

@@ -39,6 +39,7 @@ from axcenter.service.live import LiveHub
 from axcenter.service.obligations import Reminders
 from axcenter.service.signin import load_sign_in
 from axcenter.service.sso import SingleSignOn
+from axcenter.service.steps import end_orphans
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
 from axcenter.sim.forecast import forecast
@@ -323,6 +324,8 @@ class Center:
                 "in pg_hba.conf (docs/security.md)"
             )
         self.store.take_epoch()
+        if lost := end_orphans(self):
+            log.warning("%d step(s) ended with the service that ran them: recorded lost", lost)
         if not self.active:
             self.writes.start()
         self.active = True

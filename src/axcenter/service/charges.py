@@ -16,6 +16,7 @@ from axcenter.model.access import Principal
 from axcenter.service.access import project_named, visible_jobs
 from axcenter.service.errors import InvalidInput, NotFound
 from axcenter.service.schemas import ChargeOut, ChargesOut, JobAccountOut, JobAccountsOut
+from axcenter.service.steps import steps_of
 from axcenter.store import orm
 from axcenter.store.types import utcnow
 
@@ -124,6 +125,10 @@ def job_accounts(
     )
     with center.store.read() as session:
         rows = session.execute(query).tuples().all()
+        steps = steps_of(session, [job.id for job, *_ in rows[:limit]])
+    for listed in steps.values():
+        for step in listed:
+            step.command = []  # sacct's columns: the command is `axc show`'s, for whom may
     items = []
     for job, user, project_name, won, gpu_seconds in rows[:limit]:
         assert job.started_at is not None  # the query's own condition
@@ -147,6 +152,7 @@ def job_accounts(
                 gpu_seconds=int(gpu_seconds) if gpu_seconds is not None else elapsed * gpus,
                 charged_won=int(won or 0),
                 exit_code=job.exit_code,
+                steps=steps[job.id],
             )
         )
     return JobAccountsOut(items=items, since=since, until=until, truncated=len(rows) > limit)

@@ -35,6 +35,7 @@ from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import estimated_start, queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut, RunGpuUsageOut
+from axcenter.service.steps import steps_of
 from axcenter.store import orm
 from axcenter.store.cache import VersionedCache
 from axcenter.store.jobs import NewJob, insert_jobs, transition
@@ -414,6 +415,7 @@ def _new_job(
         held=req.held,
         dependency=req.dependency,
         dependency_pending=req.dependency is not None,
+        script=req.script,
     )
 
 
@@ -708,6 +710,9 @@ def get_job(center: Center, who: Principal, job_id: str, *, events: bool = True)
                 .order_by(orm.RunGpuUsage.attempt)
             )
         ]
+        if events:
+            out.steps = steps_of(session, [row.id])[row.id]
+            out.script = row.script
         out.estimated_start = _estimate(center, row)
         if row.state == JobState.PENDING.value:
             place = queue_position(center, session, row.id)
@@ -731,6 +736,9 @@ def _redact(out: JobOut) -> None:
     out.workdir = REDACTED
     out.output_path = out.output_path and REDACTED
     out.error_path = out.error_path and REDACTED
+    out.script = out.script and REDACTED
+    for step in out.steps or ():
+        step.command = [REDACTED]
 
 
 def _details_allowed(session: Session, who: Principal, job_ids: list[str]) -> set[str]:
@@ -913,6 +921,7 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
             output=JobOutput(row.output),
             output_path=row.output_path,
             error_path=row.error_path,
+            script=row.script,
         )
     (result,) = submit(center, who, [spec])
     return result

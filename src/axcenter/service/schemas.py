@@ -131,6 +131,27 @@ def _dependency(value: str) -> str:
 
 Dependency = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_dependency)]
 
+#: the largest batch script shipped with a job (sbatch's own limit is 4 MB; an array's
+#: tasks each keep a copy)
+MAX_SCRIPT_BYTES = 64 * 1024
+
+
+def _script(value: str) -> str:
+    size = len(value.encode())
+    if size > MAX_SCRIPT_BYTES:
+        raise ValueError(
+            f"the batch script is {size:,} bytes; at most {MAX_SCRIPT_BYTES // 1024} KiB is "
+            "shipped with a job: keep data in files the script reads"
+        )
+    if "\x00" in value:
+        raise ValueError("a batch script is text: it may not contain NUL bytes")
+    if not value.startswith("#!"):
+        raise ValueError("a batch script must begin with #! and its interpreter (#!/bin/bash)")
+    return value
+
+
+Script = Annotated[str, AfterValidator(_script)]
+
 
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -163,6 +184,9 @@ class JobIn(BaseModel):
     #: Slurm's ``--dependency`` (``model.dependencies``): afterok:JOB, singleton, ...
     dependency: Dependency | None = None
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    #: a batch script's content (``axc submit script.sh``, as sbatch ships it): the job
+    #: runs this text, kept with it, as ``command[0]`` with ``command[1:]`` as arguments
+    script: Script | None = None
 
 
 class ArrayIn(JobIn):
@@ -255,6 +279,10 @@ class JobOut(BaseModel):
     events: list[EventOut] | None = None
     #: how busy each run kept its GPUs, where its engine saw real GPUs (``GET /jobs/{id}``)
     gpu_usage: list[RunGpuUsageOut] | None = None
+    #: the steps run in its allocation (``axc srun``), with ``events``
+    steps: list[StepOut] | None = None
+    #: the batch script submitted with it (``axc submit script.sh``), with ``events``
+    script: str | None = None
 
 
 class RunGpuUsageOut(BaseModel):
@@ -268,6 +296,29 @@ class RunGpuUsageOut(BaseModel):
     memory_max_mib: int
     #: the share of samples at or below 5% (GPUs held, doing nothing), in basis points
     idle_bp: int
+
+
+class StepIn(BaseModel):
+    """A step to run inside a running job's allocation (``axc srun``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: Annotated[list[Arg], Field(min_length=1, max_length=1000)]
+    env: Annotated[dict[EnvKey, EnvValue], Field(max_length=200)] = {}
+
+
+class StepOut(BaseModel):
+    """One step, as sacct shows ``JOB.N``."""
+
+    id: str  # JOB.N
+    step: int
+    attempt: int
+    user: str
+    command: list[str]
+    state: str  # running, then succeeded, failed, cancelled or lost
+    started_at: datetime
+    ended_at: datetime | None
+    exit_code: int | None
+    message: str
 
 
 class JobListOut(BaseModel):
@@ -418,6 +469,8 @@ class JobAccountOut(BaseModel):
     #: the rated charges of every run, in won
     charged_won: int
     exit_code: int | None
+    #: the steps run in its allocation (``axc srun``), without their commands
+    steps: list[StepOut] = []
 
 
 class JobAccountsOut(BaseModel):

@@ -78,6 +78,8 @@ class NewJob:
     array_index: int | None = None
     #: the array's ``%`` throttle
     array_throttle: int | None = None
+    #: a batch script's content, run as the job's command (``jobs.script``)
+    script: str | None = None
 
 
 def insert_jobs(target: Session | Connection, jobs: Sequence[NewJob]) -> None:
@@ -151,6 +153,7 @@ def job_rows(jobs: Sequence[NewJob]) -> list[dict[str, Any]]:
             "array_id": j.array_id,
             "array_index": j.array_index,
             "array_throttle": j.array_throttle,
+            "script": j.script,
         }
         for j in jobs
     ]

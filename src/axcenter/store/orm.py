@@ -31,6 +31,7 @@ __all__ = [
     "DeviceLease",
     "Job",
     "JobEvent",
+    "JobStep",
     "Node",
     "Organization",
     "Program",
@@ -362,6 +363,8 @@ class Job(Base):
     allocation_id: Mapped[str | None] = mapped_column(ForeignKey("allocations.id"))
     #: when the job last reported a checkpoint (``axc checkpoint``); None: never
     last_checkpoint_at: Mapped[datetime | None]
+    #: a batch script's content, submitted with the job (``axc submit script.sh``)
+    script: Mapped[str | None] = mapped_column(Text)
 
 
 #: the pending jobs, as the partial indexes below say it (a literal, not a parameter:
@@ -422,6 +425,23 @@ class RunGpuUsage(Base):
     memory_max_mib: Mapped[int] = mapped_column(Integer)
     idle_samples: Mapped[int] = mapped_column(Integer)
     sample_s: Mapped[float] = mapped_column(Float)
+
+
+class JobStep(Base):
+    """A step run inside a running job's allocation (``axc srun``), as sacct's ``JOB.N``:
+    ``state`` is ``running`` until it ends, then an engine outcome."""
+
+    __tablename__ = "job_steps"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int]  # the job's run it ran in
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))  # who started it
+    command: Mapped[list[Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    exit_code: Mapped[int | None]
+    message: Mapped[str] = mapped_column(String(300), default="")
 
 
 class DeviceLease(Base):

@@ -1,5 +1,5 @@
 """Jobs: submit (one or many), list, show, cancel, hold, release, update, requeue,
-checkpoint, resubmit, wait, logs.
+checkpoint, resubmit, wait, logs, steps (srun in a running job's allocation).
 
 Endpoints are ``async`` and run their store work with one ``run_in_threadpool``: a plain
 ``def`` endpoint costs FastAPI a second thread-pool hop to validate its answer.
@@ -10,17 +10,22 @@ when nothing else is writing; one commit per burst when many arrive together).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import functools
+import json
+import threading
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from axcenter.api.deps import BEARER_SECURITY, CenterDep, PrincipalDep, authenticated
 from axcenter.model.jobs import JobState
-from axcenter.service import arrays, holds
+from axcenter.service import arrays, holds, steps
 from axcenter.service import jobs as service
 from axcenter.service.center import Center
 from axcenter.service.schemas import (
@@ -32,6 +37,8 @@ from axcenter.service.schemas import (
     JobListOut,
     JobOut,
     JobUpdateIn,
+    StepIn,
+    StepOut,
 )
 
 router = APIRouter(tags=["jobs"])
@@ -221,6 +228,60 @@ async def log(
         media_type="text/plain; charset=utf-8",
         headers={"X-Log-Offset": str(next_offset), "X-Job-State": state},
     )
+
+
+@router.post(
+    "/jobs/{job_id}/steps",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": 'JSON lines: {"output": TEXT} as the step writes, then {"step": '
+            'StepOut} when it ended (or {"error": TEXT})',
+            "content": {"application/x-ndjson": {}},
+        },
+        409: {"description": "the job is not running"},
+    },
+)
+async def run_step(
+    job_id: str, body: StepIn, center: CenterDep, who: PrincipalDep
+) -> StreamingResponse:
+    """Run a command inside the running job's allocation (Slurm's srun), as the job's own
+    user, with its devices and environment; its output streams back as it comes. Only
+    the job's owner or an operator may. Closing the connection cancels the step."""
+    job_id = await _job_id(center, who, job_id)
+    spec = await run_in_threadpool(steps.begin, center, who, job_id, body)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | StepOut | Exception] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(item: bytes | StepOut | Exception) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def work() -> None:  # a thread of its own: a step may run for hours
+        try:
+            put(steps.run(center, spec, put, cancel))
+        except Exception as exc:  # the store failed to record its end
+            put(exc)
+
+    threading.Thread(target=work, name=f"axc-step-{spec.step_id}", daemon=True).start()
+
+    async def lines() -> AsyncIterator[bytes]:
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, bytes):
+                    yield json.dumps({"output": text.decode(item)}).encode() + b"\n"
+                elif isinstance(item, StepOut):
+                    yield b'{"step": ' + item.model_dump_json().encode() + b"}\n"
+                    return
+                else:
+                    yield json.dumps({"error": f"step {spec.step_id}: {item}"}).encode() + b"\n"
+                    return
+        finally:
+            cancel.set()  # the caller went away (Ctrl-C) or the step ended
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.post("/arrays", status_code=status.HTTP_201_CREATED)

@@ -34,6 +34,13 @@ numbers: nothing enforces them, they only tell the job which share is its own.
 Logs: ``LOGS/<job id>.log``, appended by each run of the job after a header line, so a
 requeued job keeps the output of its earlier attempts; the supervisor rotates it
 (``executors/logs.py``: ``LogPolicy``).
+
+Steps (``run_step``, Slurm's ``srun`` inside an allocation) run under a supervisor of
+their own in step mode (``-S``): it joins the run's control group as it is (so the run's
+memory, CPUs and devices bound the step too, and the run's end kills the step with
+everything else in the group), switches to the run's identity, and dies with the API
+thread that waits for it. Its output comes back through a pipe, not the job's log; its
+records live in ``STEPS/<job id>.<step>`` until it ends.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import logging
 import os
 import selectors
@@ -50,12 +58,13 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from axcenter.executors import logs
 from axcenter.executors.base import (
+    ENDED_WITH_JOB,
     EventCallback,
     LaunchError,
     NodeInventory,
@@ -64,8 +73,13 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepEnded,
+    StepOutput,
+    StepSpec,
     StopReason,
+    describe_status,
     outcome_of,
+    pump_step_output,
 )
 from axcenter.executors.gpus import GpuSampler
 from axcenter.executors.local.build import supervisor_binary
@@ -86,6 +100,9 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 _CLOSE_SLACK_S = 5.0
 #: how long recover() waits for a supervisor caught between its start and its record
 _STARTING_WAIT_S = 2.0
+_NOT_LIVE = "job {} is not running (its allocation has ended)"
+#: how long a killed step waits to learn whether its run's end killed it
+_RUN_END_WAIT_S = 5.0
 #: the devices every job may use, as Docker's default: null, zero, full, random,
 #: urandom, tty, console, ptmx, the pseudo-terminals, tun; and mknod of any (not use)
 _BASE_DEVICES = (
@@ -172,6 +189,10 @@ class LocalEngine:
         _own_directory(Path(state_dir))
         self._runs_dir = Path(state_dir) / "runs"
         self._runs_dir.mkdir(mode=0o700, exist_ok=True)
+        #: steps' records: a step dies with the service, so none is left to adopt
+        self._steps_dir = Path(state_dir) / "steps"
+        shutil.rmtree(self._steps_dir, ignore_errors=True)
+        self._steps_dir.mkdir(mode=0o700)
         self._logs_dir = Path(logs_dir)
         self._logs_dir.mkdir(parents=True, exist_ok=True)
         self._supervisor = str(supervisor_binary())
@@ -181,6 +202,8 @@ class LocalEngine:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._runs: dict[str, _Run] = {}
+        #: run id -> step id -> what ends that step with its run
+        self._step_stops: dict[str, dict[str, Callable[[], None]]] = {}
         self._closing = False
         self._torn_down = False  # the watcher closed its fds
         self._selector = selectors.DefaultSelector()
@@ -221,7 +244,22 @@ class LocalEngine:
         except LaunchError:
             _remove_run_dir(run_dir)
             raise
-        proc, line = self._spawn(self._argv(run, run_dir), env, log_fd, run_dir)
+        launched, script_fd = run, None
+        if run.script is not None:  # the job runs it through its own descriptor
+            try:
+                script_fd = _script_fd(run)
+            except LaunchError:
+                os.close(log_fd)
+                _remove_run_dir(run_dir)
+                raise
+            launched = replace(run, command=(f"/proc/self/fd/{script_fd}", *run.command[1:]))
+        try:
+            proc, line = self._spawn(
+                self._argv(launched, run_dir), env, log_fd, run_dir, script_fd=script_fd
+            )
+        finally:
+            if script_fd is not None:
+                os.close(script_fd)
         if line[:1] != ["R"] or len(line) != 4:
             proc.wait()  # it ended, having said why (or not)
             _remove_run_dir(run_dir)
@@ -297,7 +335,12 @@ class LocalEngine:
 
     @staticmethod
     def _spawn(
-        argv: list[str], env: dict[str, str], log_fd: int, run_dir: Path
+        argv: list[str],
+        env: dict[str, str],
+        log_fd: int,
+        run_dir: Path,
+        *,
+        script_fd: int | None = None,
     ) -> tuple[subprocess.Popen[bytes], list[str]]:
         """Start the supervisor and read its one line: ``R SUP JOB STARTED_NS`` or
         ``F ERRNO``. Its stdout is a pipe, its stderr the job's log, its stdin /dev/null.
@@ -311,6 +354,7 @@ class LocalEngine:
                 stdout=subprocess.PIPE,
                 stderr=log_fd,
                 bufsize=0,
+                pass_fds=() if script_fd is None else (script_fd,),
             )
         except OSError as e:
             _remove_run_dir(run_dir)
@@ -371,6 +415,107 @@ class LocalEngine:
 
     def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
         return logs.read(self._logs_dir / f"{job_id}.log", offset, limit)
+
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        """Run ``step`` in its run's control group, as its user (see the module
+        docstring); blocks until it ends."""
+        run = step.run
+        if not step.command:
+            raise LaunchError(f"step {step.step_id}: empty command")
+        with self._lock:
+            if run.run_id not in self._runs:
+                raise LaunchError(_NOT_LIVE.format(run.job_id))
+        self._check_identity(run)
+        # the caller's variables beside the job's; axcenter's (devices, AXC_*) still win
+        env = self._environment(replace(run, env={**run.env, **step.env}))
+        env["AXC_STEP_ID"] = str(step.step)
+        step_dir = self._steps_dir / step.step_id
+        try:
+            step_dir.mkdir()
+        except FileExistsError:
+            raise LaunchError(f"step {step.step_id} was started before") from None
+        try:
+            return self._run_step(step, env, step_dir, output, cancel)
+        finally:
+            _remove_run_dir(step_dir)
+
+    def _run_step(
+        self,
+        step: StepSpec,
+        env: dict[str, str],
+        step_dir: Path,
+        output: StepOutput,
+        cancel: threading.Event,
+    ) -> StepEnded:
+        run = step.run
+        argv = [self._supervisor, str(step_dir), "-S", "-w", run.workdir, "-t", "0"]
+        argv += ["-k", str(round(self._grace_s * 1000))]
+        confine = self._confinement
+        if confine is not None and run.run_as is not None:
+            who = run.run_as
+            argv += ["-u", str(who.uid), "-g", str(who.gid)]
+            argv += ["-G", ",".join(str(g) for g in dict.fromkeys((who.gid, *who.groups)))]
+            argv += ["-c", f"{confine.cgroup_parent}/{run.run_id}"]
+            if confine.private_proc:
+                argv.append("-P")
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            proc, line = self._spawn([*argv, "--", *step.command], env, out_w, step_dir)
+        except LaunchError:
+            os.close(out_r)
+            raise
+        with open(out_r, "rb", buffering=0) as pipe:
+            if line[:1] != ["R"] or len(line) != 4:
+                proc.wait()
+                if line[:1] == ["F"] and len(line) == 3:
+                    if line[1] == "cgroup" and int(line[2]) == errno.ENOENT:
+                        raise LaunchError(_NOT_LIVE.format(run.job_id))
+                    raise LaunchError(_launch_failure(run, line[1], int(line[2])))
+                raise LaunchError(f"step {step.step_id}: the supervisor failed to start it")
+
+            def stop() -> None:
+                _write_atomic(step_dir / "stop", f"cancel {round(self._grace_s * 1000)}\n")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGUSR1)
+
+            ended_by_run = threading.Event()
+
+            def end_with_run() -> None:
+                ended_by_run.set()
+                stop()
+
+            with self._lock:  # the run's end stops its steps (``_report_end``)
+                self._step_stops.setdefault(run.run_id, {})[step.step_id] = end_with_run
+                live = run.run_id in self._runs
+            if not live:
+                end_with_run()
+            try:
+                pump_step_output(pipe.fileno(), output, cancel, stop)
+            finally:
+                with self._lock:
+                    stops = self._step_stops.get(run.run_id, {})
+                    stops.pop(step.step_id, None)
+                    if not stops:
+                        self._step_stops.pop(run.run_id, None)
+        proc.wait()
+        ended = _read_exit(step_dir)
+        if ended is None:
+            lost = "lost: its supervisor ended without a record"
+            return StepEnded(Outcome.LOST, None, None, time.time(), lost)
+        if not ended_by_run.is_set() and (ended.exit_code or 0) < 0 and not cancel.is_set():
+            # killed: by its own doing, or by its run's end, which empties the run's group
+            # before the run's supervisor exits
+            with self._idle:
+                if self._idle.wait_for(lambda: run.run_id not in self._runs, _RUN_END_WAIT_S):
+                    ended_by_run.set()
+        if ended_by_run.is_set():
+            message = f"{ENDED_WITH_JOB} ({describe_status(ended.exit_code)})"
+            return StepEnded(
+                Outcome.FAILED, ended.exit_code, ended.started_at, ended.ended_at, message
+            )
+        return StepEnded(
+            ended.outcome, ended.exit_code, ended.started_at, ended.ended_at, ended.message
+        )
 
     def running(self) -> set[str]:
         """Ids of the runs watched now."""
@@ -575,9 +720,12 @@ class LocalEngine:
         with self._idle:
             os.close(run.pidfd)
             del self._runs[run.run_id]
+            steps = self._step_stops.pop(run.run_id, {})
             self._idle.notify_all()
         if self._sampler is not None:
             report = dataclasses.replace(report, gpu_usage=self._sampler.finish(run.run_id))
+        for end_step in steps.values():  # unconfined, nothing else would end them
+            end_step()
         try:
             self._on_event(report)
         except Exception:
@@ -753,6 +901,25 @@ def _kill_run(run_id: str, cgroup: str | None = None) -> int:
     raise RuntimeError(f"run {run_id}: processes survive SIGKILL")
 
 
+def _script_fd(run: RunSpec) -> int:
+    """The job's batch script in memory, sealed, on a descriptor the supervisor hands to
+    the job (as slurmd runs its spool's copy): the job runs what was submitted, whatever
+    became of the file, and needs no access to the submitter's or the service's files."""
+    assert run.script is not None
+    fd = os.memfd_create(f"axc-script-{run.run_id}", os.MFD_ALLOW_SEALING)
+    try:
+        data = run.script.encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    except OSError as e:
+        os.close(fd)
+        raise LaunchError(f"cannot hand the job its batch script: {e.strerror}") from e
+    return fd
+
+
 def _ensure_dir(path: str, what: str) -> None:
     """Make ``path`` and its parents; one system call when the parent exists (a job's
     own new working directory) or the directory does (a shared one)."""
@@ -796,6 +963,9 @@ def _launch_failure(run: RunSpec, stage: str, code: int) -> str:
         return f"cannot open the output file ({files} in {run.workdir}): {os.strerror(code)}"
     if stage != "exec":
         return _STAGES.get(stage, f"{stage}: ") + os.strerror(code)
+    if run.script is not None:
+        interpreter = run.script.split("\n", 1)[0][2:].strip()
+        return f"cannot run the batch script with {interpreter}: {os.strerror(code)}"
     if code == errno.ENOENT:
         return f"command not found: {program}"
     if code == errno.EACCES:

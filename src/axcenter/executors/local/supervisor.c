@@ -50,6 +50,10 @@
  *   -K N       rotated files kept (at least 1)
  *   -o FILE    stdout (and stderr, without -e) to FILE instead of the log, opened as the
  *              job's user in its working directory; -e FILE stderr; -a append to them
+ *   -S         a step (srun) in a live run: join the run's group -c (create, limit and
+ *              remove nothing: the run's limits hold, and the run's end kills the step),
+ *              end only the step's own processes, and stop the step (cause shutdown)
+ *              when the process that started this supervisor dies
  * The job's environment is the supervisor's own.
  */
 #define _GNU_SOURCE
@@ -621,12 +625,12 @@ int main(int argc, char **argv) {
     const char *workdir = "/";
     long long limit_s = 0, grace_ms = 10000, memory = 0, cpu_milli = 0, pids = 0;
     char *devices = NULL;
-    int private_proc = 0, append = 0;
+    int private_proc = 0, append = 0, step_mode = 0;
     const char *out_file = NULL, *err_file = NULL;
     struct identity who = {0};
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:l:r:K:Po:e:a")) != -1) {
+    while ((opt = getopt(argc, argv, "w:t:k:u:g:G:c:m:C:p:d:L:l:r:K:Po:e:aS")) != -1) {
         switch (opt) {
         case 'w': workdir = optarg; break;
         case 't': limit_s = atoll(optarg); break;
@@ -650,6 +654,7 @@ int main(int argc, char **argv) {
         case 'o': out_file = optarg; break;
         case 'e': err_file = optarg; break;
         case 'a': append = 1; break;
+        case 'S': step_mode = 1; break;
         default: return 2;
         }
     }
@@ -686,9 +691,20 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0) die("signalfd");
+    /* a step lives as long as whoever asked for it (as a step ends with its srun) */
+    if (step_mode && (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() == 1)) {
+        dprintf(2, "axc-supervisor: the step's caller is gone\n");
+        return 2;
+    }
 
     char line[256];
-    if (cg_name && cg_create(memory, cpu_milli, pids, devices) != 0) {
+    if (cg_name && step_mode) {  /* the run's group: joined by the step, as it is */
+        struct stat st;
+        char dir[PATH_MAX];
+        cg_v2 = stat(CGROOT "/cgroup.controllers", &st) == 0;
+        snprintf(dir, sizeof dir, HYBRID "/%s", cg_name);
+        cg_hybrid = !cg_v2 && stat(dir, &st) == 0;
+    } else if (cg_name && cg_create(memory, cpu_milli, pids, devices) != 0) {
         int e = errno;
         cg_remove();
         snprintf(line, sizeof line, "0 %lld none launch_failed:cgroup:%d %lld %lld %lld\n",
@@ -763,7 +779,7 @@ int main(int argc, char **argv) {
     if (got == (ssize_t)sizeof msg) {
         /* the job never ran */
         waitpid(job, NULL, 0);
-        if (cg_name) {
+        if (cg_name && !step_mode) {
             cg_kill_all();
             cg_remove();
         }
@@ -855,7 +871,7 @@ int main(int argc, char **argv) {
      * group, everything in the control group, every descendant; the run ends then. */
     kill(-job, SIGKILL);
     waitpid(job, &status, 0);
-    if (cg_name) cg_kill_all();
+    if (cg_name && !step_mode) cg_kill_all();
     kill_descendants(self);
     while (out[0] >= 0 && pump(out[0]) != 0) {
         /* every writer is dead: what is left in the pipe, then end of file */
@@ -863,7 +879,7 @@ int main(int argc, char **argv) {
         if (poll(&pf, 1, 1000) <= 0) break;
     }
     long long ended = now_ns();
-    if (cg_name) {
+    if (cg_name && !step_mode) {
         if (cg_oom_killed()) set_cause("oom");
         cg_remove();
     }

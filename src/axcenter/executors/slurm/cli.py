@@ -179,6 +179,26 @@ class SlurmCli:
             argv += [f"--signal={signal}", "--full"]
         self.run([*argv, job_id])
 
+    def srun(
+        self,
+        job_id: str,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        as_user: str | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command`` as a step of job ``job_id``, beside its batch script
+        (``--overlap``), as ``as_user``; its output and errors on one pipe."""
+        prefix = ("runuser", "-u", as_user, "--") if as_user else ()
+        argv = [*prefix, self._cmd("srun"), f"--jobid={job_id}", "--overlap", "--quiet"]
+        return subprocess.Popen(
+            [*argv, "--export=ALL", *command],
+            env={**self._env, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
     # -- what slurmctld and slurmdbd know ----------------------------------------------
 
     def queue(self, partition: str) -> dict[str, QueueRow] | None:

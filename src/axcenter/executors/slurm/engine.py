@@ -60,9 +60,13 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepEnded,
+    StepOutput,
+    StepSpec,
     StopReason,
     describe_status,
     outcome_of,
+    pump_step_output,
 )
 from axcenter.executors.logs import LogChunk
 from axcenter.executors.slurm.cli import (
@@ -699,6 +703,35 @@ class SlurmEngine:
     def _forget(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self._state / f"{run_id}.json").unlink()
+
+    # -- steps: srun --overlap in a live run's allocation (issue 20) ------------------
+
+    def run_step(self, step: StepSpec, output: StepOutput, cancel: threading.Event) -> StepEnded:
+        """``srun --jobid=ID --overlap`` as the run's account: Slurm puts the step in the
+        job's allocation, its devices and its cgroup, and ends it with the job."""
+        with self._lock:
+            record = self._runs.get(step.run.run_id)
+            live = record is not None and record.ended is None and record.started_at is not None
+            slurm_id = record.slurm_id if record is not None and live else ""
+        if not slurm_id:
+            raise LaunchError(f"job {step.run.job_id} is not running (its allocation has ended)")
+        run_as = step.run.run_as or (self._account if self._opt.account else None)
+        as_user = run_as.user if run_as is not None and os.geteuid() == 0 else None
+        env = {k: v for k, v in step.env.items() if not k.startswith(("AXC_", "SLURM_"))}
+        env.update(AXC_JOB_ID=step.run.job_id, AXC_RUN_ID=step.run.run_id)
+        env["AXC_STEP_ID"] = str(step.step)
+        started = time.time()
+        try:
+            proc = self._cli.srun(slurm_id, step.command, env, as_user=as_user)
+        except OSError as e:
+            raise LaunchError(f"cannot run srun: {e.strerror}") from e
+        assert proc.stdout is not None
+        with proc.stdout:
+            pump_step_output(proc.stdout.fileno(), output, cancel, proc.terminate)
+        code = proc.wait()
+        cause = "cancel" if cancel.is_set() else None
+        outcome, message = outcome_of(cause, code, 0)
+        return StepEnded(outcome, code, started, time.time(), message)
 
 
 def _reserved(name: str) -> bool:
