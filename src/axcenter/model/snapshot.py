@@ -32,6 +32,7 @@ __all__ = [
     "RunningJob",
     "SchedulerConfig",
     "Snapshot",
+    "expected_run",
     "limit_bucket",
     "queue_key",
     "queues_from",
@@ -56,14 +57,22 @@ class PendingJob:
     held: bool = False
     #: waits for other jobs (``--dependency``) until the service finds them ended as asked
     dependent: bool = False
+    #: how long it will likely run, from its user's recent runs of similar jobs
+    #: (``sched.history``); 0: no estimate. Orders and backfills, never kills.
+    estimate_s: int = 0
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
+    #: what the scheduler plans with: the estimate if it is below the time limit, else
+    #: the time limit (derived once)
+    expected_s: int = field(init=False, compare=False, repr=False)
     #: its ``queue_key``, derived once (read at every insertion and heap entry)
     order: tuple[int, float, float, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
-        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(self.time_limit_s)
+        expected = expected_run(self.time_limit_s, self.estimate_s)
+        object.__setattr__(self, "expected_s", expected)
+        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(expected)
         object.__setattr__(self, "order", (-self.priority, due, self.submitted_at, self.id))
 
     def accepts(self, gpu_type: str) -> bool:
@@ -75,6 +84,12 @@ class PendingJob:
 LIMIT_STEP_S = 4 * 3600.0
 
 
+def expected_run(time_limit_s: int, estimate_s: int) -> int:
+    """What the scheduler plans a run to last: its estimate, if any and shorter than its
+    time limit, else its time limit."""
+    return estimate_s if 0 < estimate_s < time_limit_s else time_limit_s
+
+
 def limit_bucket(time_limit_s: int) -> int:
     """The log2 bucket of a requested time limit, in minutes: 1 min and less -> 0,
     1 h -> 6, 4 h -> 8, 12 h -> 10, 1 d -> 11, 3 d -> 13, 7 d -> 14."""
@@ -84,8 +99,9 @@ def limit_bucket(time_limit_s: int) -> int:
 
 def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
     """Order within a project: higher priority class first; within a class, shorter
-    requested time limits first, with a bound: a job queues as if it had been submitted
-    ``LIMIT_STEP_S`` later per log2 bucket of its limit (``limit_bucket``), so a job
+    expected runs first (the requested time limit, tightened by the user's history:
+    ``PendingJob.expected_s``), with a bound: a job queues as if it had been submitted
+    ``LIMIT_STEP_S`` later per log2 bucket of it (``limit_bucket``), so a job
     asking 7 days is passed by 1-hour jobs submitted up to 32 hours after it, never by
     later ones (docs/scheduling.md, "Queue order"). The key never changes while a job
     waits, so the queues stay sorted as jobs arrive. (Computed once, in
@@ -115,9 +131,12 @@ class RunningJob:
     preempting: bool = False  # asked to stop; its devices free up soon
     #: when the job last reported a checkpoint (it resumes from there); None: never
     last_checkpoint_at: float | None = None
+    #: its ``PendingJob.estimate_s`` (0: none): when backfill expects it to end
+    estimate_s: int = 0
     #: devices held, derived from ``allocations`` once (read many times per cycle)
     gpus: int = field(init=False, compare=False, repr=False)
-    #: the end of its time limit, ``started_at + time_limit_s`` (derived once)
+    #: when it is expected to end, ``started_at + expected_run(...)``: the end of its
+    #: time limit unless its estimate is shorter (derived once; backfill reads it)
     ends_by: float = field(init=False, compare=False, repr=False)
     #: since when its work would be lost if stopped: its last checkpoint in this run,
     #: else its start (derived once)
@@ -125,7 +144,8 @@ class RunningJob:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", sum(len(a.devices) for a in self.allocations))
-        object.__setattr__(self, "ends_by", self.started_at + self.time_limit_s)
+        expected = expected_run(self.time_limit_s, self.estimate_s)
+        object.__setattr__(self, "ends_by", self.started_at + expected)
         checkpoint = self.last_checkpoint_at
         saved = self.started_at if checkpoint is None else max(self.started_at, checkpoint)
         object.__setattr__(self, "saved_at", saved)
@@ -207,6 +227,13 @@ class SchedulerConfig:
     age_weight: float = 0.25
     #: the wait at which the age bonus stops growing
     max_age_s: float = 7 * 86400.0
+    #: succeeded runs of similar jobs a user needs before their run times tighten the
+    #: limits of that user's next ones (``sched.history``); 0: plan with limits only
+    history_min_runs: int = 3
+    #: configured weights of a GPU-second by type for fair share, (type, weight) pairs;
+    #: empty: the live center weighs by the price book (``control.usage``), a replay by
+    #: its cluster's prices (the snapshot carries the weights in force: ``usage_weights``)
+    usage_weights: tuple[tuple[str, float], ...] = ()
     #: half-life of the decayed usage behind fair share (applied by the caller)
     fair_share_half_life_s: float = 7 * 86400.0
     #: GPU jobs of a project with no budget (no allocation) run, free of charge; False:
@@ -221,8 +248,12 @@ class Snapshot:
     queues: Mapping[str, Sequence[PendingJob]]
     projects: Mapping[str, QuotaNode] = field(default_factory=dict)
     cohorts: Mapping[str, QuotaNode] = field(default_factory=dict)
-    #: decayed GPU-seconds per project, the usage behind fair share
+    #: decayed weighted GPU-seconds per project, the usage behind fair share
     usage: Mapping[str, float] = field(default_factory=dict)
+    #: what a GPU-second of each type weighs in ``usage`` (``sched.fairshare``): its
+    #: price relative to the cheapest type, or a configured throughput weight; a type
+    #: not named weighs 1
+    usage_weights: Mapping[str, float] = field(default_factory=dict)
     reservations: tuple[Reservation, ...] = ()
     user_limits: Limits = field(default_factory=Limits)
     project_limits: Mapping[str, Limits] = field(default_factory=dict)
