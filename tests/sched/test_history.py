@@ -64,37 +64,29 @@ def test_an_estimate_moves_a_job_ahead_in_its_projects_queue() -> None:
     assert [a.job_id for a in plan(snap, 100.0).admissions] == ["known"]
 
 
-def backfill_case(now: float, *, estimate_s: int) -> tuple[float, list[str]]:
-    """4 GPUs; a job holding 2 asks a day and is expected to run ``estimate_s``; a
-    4-GPU job waits (reservation), a 2-GPU 4-hour job might backfill before it."""
-    holder = replace(
-        running("r", on=[("n1", (0, 1))], started=0.0, time_limit_s=DAY),
-        estimate_s=estimate_s,
+def backfill_case(*, estimate_s: int) -> tuple[float, list[str]]:
+    """4 GPUs; a job holding 2 runs until t=2 h (its limit); a 4-GPU job waits for it
+    (the reservation); a 2-GPU job asking 4 hours, expected to run ``estimate_s``, might
+    backfill before it."""
+    small = replace(
+        pending("small", gpus=2, submitted=1.0, time_limit_s=4 * H), estimate_s=estimate_s
     )
     snap = snapshot(
         nodes=[node("n1", gpus=4)],
-        running=[holder],
-        pending=[
-            pending("big", gpus=4, submitted=0.0, time_limit_s=H),
-            pending("small", gpus=2, submitted=1.0, time_limit_s=4 * H),
-        ],
+        running=[running("r", on=[("n1", (0, 1))], started=0.0, time_limit_s=2 * H)],
+        pending=[pending("big", gpus=4, submitted=0.0, time_limit_s=H), small],
         config=SchedulerConfig(preemption=False),
     )
-    result = plan(snap, now)
+    result = plan(snap, 60.0)
     (estimate,) = result.estimates
     return estimate.at, [a.job_id for a in result.admissions]
 
 
-def test_backfill_expects_a_running_job_to_end_by_its_estimate() -> None:
-    # without an estimate the big job is expected at the end of the day: small backfills
-    assert backfill_case(60.0, estimate_s=0) == (DAY, ["small"])
-    # expected to end within the hour: small would delay big, so it waits
-    assert backfill_case(60.0, estimate_s=H) == (H, [])
-
-
-def test_a_run_past_its_estimate_is_expected_until_its_limit() -> None:
-    # two hours in, the holder outlived its one-hour estimate: back to its time limit
-    assert backfill_case(2 * H, estimate_s=H) == (DAY, ["small"])
+def test_backfill_lets_in_a_job_expected_to_end_before_the_reservation() -> None:
+    # the running job is expected until its limit (2 h): the big job's reserved start
+    assert backfill_case(estimate_s=0) == (2 * H, [])  # 4 h would delay it
+    # its user's runs of this kind take under an hour: it backfills
+    assert backfill_case(estimate_s=50 * 60) == (2 * H, ["small"])
 
 
 def test_the_estimate_never_shortens_the_run() -> None:
@@ -102,3 +94,5 @@ def test_the_estimate_never_shortens_the_run() -> None:
     admitted = plan(snapshot(nodes=[node("n1")], pending=[job]), 0.0).admissions
     assert [a.job_id for a in admitted] == ["j"]
     assert job.time_limit_s == DAY  # what the engine enforces (and budgets hold)
+    started = running("j", on=[("n1", (0,))], started=0.0, time_limit_s=job.time_limit_s)
+    assert started.ends_by == DAY  # once running, it is expected until its limit

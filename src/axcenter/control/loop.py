@@ -657,7 +657,6 @@ class ControlLoop:
                     priority=spec.priority,
                     gpu_type=adm.gpu_type,
                     borrowed=adm.borrowed,
-                    estimate_s=spec.estimate_s,
                 )
             )
         return [(adm, specs[adm.job_id]) for adm in admitted]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -117,9 +116,7 @@ def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterSt
         for row in rows:
             state.add_pending(pending_from_row(row))
             if row.state != JobState.PENDING.value:  # holds its devices
-                running = running_from_row(row)
-                estimate = state.pending[row.id].estimate_s
-                state.start(replace(running, estimate_s=estimate) if estimate else running)
+                state.start(running_from_row(row))
     return state
 
 

@@ -32,7 +32,6 @@ __all__ = [
     "RunningJob",
     "SchedulerConfig",
     "Snapshot",
-    "expected_run",
     "limit_bucket",
     "queue_key",
     "queues_from",
@@ -70,7 +69,8 @@ class PendingJob:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
-        expected = expected_run(self.time_limit_s, self.estimate_s)
+        limit, estimate = self.time_limit_s, self.estimate_s
+        expected = estimate if 0 < estimate < limit else limit
         object.__setattr__(self, "expected_s", expected)
         due = self.submitted_at + LIMIT_STEP_S * limit_bucket(expected)
         object.__setattr__(self, "order", (-self.priority, due, self.submitted_at, self.id))
@@ -82,12 +82,6 @@ class PendingJob:
 #: a job's queue position moves back this long per doubling of its requested time limit
 #: (``queue_key``): a 7-day job queues as if submitted 8 x 4 h later than a 1-hour job
 LIMIT_STEP_S = 4 * 3600.0
-
-
-def expected_run(time_limit_s: int, estimate_s: int) -> int:
-    """What the scheduler plans a run to last: its estimate, if any and shorter than its
-    time limit, else its time limit."""
-    return estimate_s if 0 < estimate_s < time_limit_s else time_limit_s
 
 
 def limit_bucket(time_limit_s: int) -> int:
@@ -131,12 +125,9 @@ class RunningJob:
     preempting: bool = False  # asked to stop; its devices free up soon
     #: when the job last reported a checkpoint (it resumes from there); None: never
     last_checkpoint_at: float | None = None
-    #: its ``PendingJob.estimate_s`` (0: none): when backfill expects it to end
-    estimate_s: int = 0
     #: devices held, derived from ``allocations`` once (read many times per cycle)
     gpus: int = field(init=False, compare=False, repr=False)
-    #: when it is expected to end, ``started_at + expected_run(...)``: the end of its
-    #: time limit unless its estimate is shorter (derived once; backfill reads it)
+    #: the end of its time limit, ``started_at + time_limit_s`` (derived once)
     ends_by: float = field(init=False, compare=False, repr=False)
     #: since when its work would be lost if stopped: its last checkpoint in this run,
     #: else its start (derived once)
@@ -144,8 +135,7 @@ class RunningJob:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", sum(len(a.devices) for a in self.allocations))
-        expected = expected_run(self.time_limit_s, self.estimate_s)
-        object.__setattr__(self, "ends_by", self.started_at + expected)
+        object.__setattr__(self, "ends_by", self.started_at + self.time_limit_s)
         checkpoint = self.last_checkpoint_at
         saved = self.started_at if checkpoint is None else max(self.started_at, checkpoint)
         object.__setattr__(self, "saved_at", saved)

@@ -14,11 +14,15 @@ the user's limit still bounds the run. So does axcenter:
   ``SchedulerConfig.history_min_runs`` of them (0: no estimates);
 - it only ever tightens: ``PendingJob.expected_s`` is the smaller of it and the limit.
 
-The estimate orders the project's queue (``model.snapshot.queue_key``) and is what
-backfill expects a job to hold its devices for (``RunningJob.ends_by``). It never ends a
-run: the time limit the user asked for does (the engine's supervisor). A run that
-outlives its estimate is expected, from then on, to hold its devices until its limit
-(``sched.plan``), as Tsafrir et al. do with an underprediction.
+The estimate orders the project's queue (``model.snapshot.queue_key``) and decides
+whether a waiting job may backfill: it may start on devices reserved for the top job if
+its *expected* run ends before that job's reserved start. It never ends a run: the time
+limit the user asked for does (the engine's supervisor), and budgets hold for it. Once
+running, a job is expected to hold its devices until its limit: reservations and the
+gain of a reclaim are computed from running jobs' limits, as before. (Expecting running
+jobs to end by their estimates too, as Tsafrir et al. do, made replays worse where
+estimates are poor: reclaims were judged not worth it against waits that then turned
+out longer, docs/scheduling.md.)
 
 The class is pure bookkeeping: the live cache (``control.state``) feeds it each succeeded
 run and rebuilds it from the store at start; the simulator feeds it the same way.

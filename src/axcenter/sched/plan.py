@@ -356,7 +356,7 @@ class _Cycle:
         self.held[job.project_id] = self.held.get(
             job.project_id, 0.0
         ) + job.total_gpus * self.weights.get(gpu_type, 1.0)
-        end = self.now + job.expected_s
+        end = self.now + job.time_limit_s
         for a in allocations:
             on = self.admitted_on.get(a.node_id)
             if on is None:
@@ -394,8 +394,7 @@ class _Cycle:
             return sorted(admitted, key=lambda r: r[0]) if admitted else []
         jobs = held.jobs
         changed = self.victims or self.index.preempting or self.promised
-        overrun = bool(held.by_end) and held.by_end[0][0] < self.now
-        if not changed and not admitted and not overrun:  # the common case, kept cheap
+        if not changed and not admitted:  # the common case, kept cheap
             return [
                 (end, a)
                 for end, job_id in held.by_end
@@ -404,21 +403,17 @@ class _Cycle:
             ]
         stopping: list[tuple[float, Allocation]] = []
         later: list[tuple[float, Allocation]] = []
-        for expected, job_id in held.by_end:
+        for end, job_id in held.by_end:
             r = jobs[job_id]
-            end = expected
             going = r.preempting or job_id in self.victims
             if going and job_id in self.promised:
                 continue  # the reclaiming job holds these next (in admitted_on)
-            if not going and end < self.now:
-                # it outlived its estimate: expect it to run to its time limit now
-                end = max(self.now, r.started_at + r.time_limit_s)
             target = stopping if going else later
             target += [
                 (self.now if going else end, a) for a in r.allocations if a.node_id == node_id
             ]
-        if admitted or overrun:
-            later = sorted(later + (admitted or []), key=lambda r: r[0])
+        if admitted:
+            later = sorted(later + admitted, key=lambda r: r[0])
         return stopping + later
 
     def first_release(self, node_id: str, missing: int = 0) -> float:
@@ -569,7 +564,7 @@ class _Cycle:
             if any((a.node_id, d) in used for a in r.allocations for d in a.devices):
                 self.promised.add(r.id)
                 self._stopping.clear()
-        end = self.now + job.expected_s
+        end = self.now + job.time_limit_s
         for nf, devices in placement[1]:
             alloc = Allocation(nf.node.id, devices, job.cpus_per_node, job.memory_mb_per_node)
             self.admitted_on.setdefault(nf.node.id, []).append((end, alloc))

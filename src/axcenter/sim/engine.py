@@ -419,7 +419,6 @@ class _Engine:
             priority=spec.priority,
             gpu_type=a.gpu_type,
             borrowed=a.borrowed,
-            estimate_s=spec.estimate_s,
         )
         self.index.add(r)
         overdue = self.rec.overdue[i]
