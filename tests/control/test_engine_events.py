@@ -408,6 +408,7 @@ def test_succeeded_runs_teach_estimates_live_and_after_a_restart(world: World) -
     assert state.specs[wide].estimate_s == 120  # like kind (user, project, limit)
     assert state.specs[wide].expected_s == 120
     assert state.specs[wide].time_limit_s == 600  # what ends its run is untouched
+    assert state.usage.weights == {"H100": 1.0}  # the price book's one type
     world.stop()
     world.start()
     assert world.center is not None

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from pydantic import ValidationError
 
 from axcenter.model.snapshot import SchedulerConfig
 from axcenter.sched import plan
 from axcenter.sched.fairshare import held_weighted, usage_weights
-from axcenter.settings import parse_weights
+from axcenter.service.center import scheduler_config
+from axcenter.settings import Settings, parse_weights
 from tests.builders import node, pending, running, snapshot
 
 
@@ -46,6 +48,13 @@ def contest(weights: dict[str, float]) -> str:
 def test_a_dear_type_weighs_more_in_the_order() -> None:
     assert contest({}) == "a"  # 2 GPUs held against 4: a goes first, counting GPUs
     assert contest({"H100": 3.0}) == "b"  # 2 H100s weigh 6 A100s: b goes first
+
+
+def test_a_malformed_weight_setting_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="usage weight 'H100': write TYPE=WEIGHT"):
+        Settings(sched_usage_weights="H100,A100=1")
+    settings = Settings(sched_usage_weights="H100=2.5")
+    assert scheduler_config(settings).usage_weights == (("H100", 2.5),)
 
 
 def test_usage_weights_setting_is_checked() -> None:
