@@ -181,7 +181,7 @@ def test_index_updated_in_any_order_equals_one_built_at_once() -> None:
     emptied = RunningIndex(jobs)
     for job in jobs:
         emptied.remove(job.id)
-    assert (emptied.usage, emptied.counts, emptied.gpus, emptied.held) == ({}, {}, {}, {})
+    assert (emptied.usage, emptied.counts, emptied.gpus) == ({}, {}, {})
     assert emptied.by_start == {}
 
 

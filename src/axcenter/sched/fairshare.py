@@ -13,7 +13,7 @@ parts, each normalized to [0, 1]:
 A lower key goes first. A head job's wait lowers its project's key (``age_weight`` at
 ``max_age_s``), so a heavy user's work still starts eventually.
 
-**GPU types are not alike.** A GPU-second of each type is weighed (``weighted``) by the
+**GPU types are not alike.** A GPU-second of each type is weighed (``held_weighted``) by the
 snapshot's ``usage_weights``: by default its price in the price book relative to the
 cheapest type (so usage is counted in won), or a throughput weight the center configures
 (``AXC_SCHED_USAGE_WEIGHTS``). Both parts of usage, and the capacity "now" is measured
