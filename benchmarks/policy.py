@@ -19,7 +19,8 @@ Every shared trace, plus variants made from it, replayed under each policy side 
   adds the default with one rule of issue 23 undone: ``axcenter-submit-order`` (queue
   order priority, then submit time), ``axcenter-reclaim-always`` (reclaim whatever the
   victims lose), both (``axcenter-before``), ``axcenter-strict-limit-order`` (limit
-  buckets without the anti-starvation bound), and ``axcenter-nopreempt``.
+  buckets without the anti-starvation bound), ``axcenter-nopreempt`` and
+  ``axcenter-no-history`` (requested limits only, no estimates from users' history).
 
 Quotas from usage (80% guaranteed, ``sim.quotas``), 30 s cycles, seed 0. Prints one JSON
 row per (trace, variant, policy): mean and p95 wait, mean JCT (hours), lost GPU-hours
@@ -78,6 +79,7 @@ ABLATION = (
     "axcenter-strict-limit-order",
     "axcenter-reclaim-always",
     "axcenter-nopreempt",
+    "axcenter-no-history",
 )
 
 
@@ -97,6 +99,13 @@ class StrictLimitOrderPolicy(AxcenterPolicy):
 
     def queue_key(self, job: PendingJob) -> tuple[Any, ...]:
         return (-job.priority, limit_bucket(job.time_limit_s), job.submitted_at, job.id)
+
+
+class NoHistoryPolicy(AxcenterPolicy):
+    """The default policy planning with requested limits only (no ``sched.history``)."""
+
+    name = "axcenter-no-history"
+    plans_with_history = False
 
 
 class ReclaimAlwaysPolicy(AxcenterPolicy):
@@ -120,6 +129,7 @@ POLICIES.setdefault("axcenter-strict-limit-order", StrictLimitOrderPolicy)
 POLICIES.setdefault("axcenter-nopreempt", NoPreemptPolicy)
 POLICIES.setdefault("axcenter-reclaim-always", ReclaimAlwaysPolicy)
 POLICIES.setdefault("axcenter-before", BeforePolicy)
+POLICIES.setdefault("axcenter-no-history", NoHistoryPolicy)
 
 
 @dataclass

@@ -179,6 +179,7 @@ def main() -> None:
                 projects=quotas,
                 cohorts=cohorts,
                 usage={p: rng.uniform(0, 1e6) for p in quotas},
+                usage_weights={"H100": 2.5, "A100": 1.0},  # usage in won (price ratio)
             )
             report("full center", count, *measure(snap, repeat))
             progress.advance(task)

@@ -7,6 +7,7 @@ gives explicit arguments precedence over the environment.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -111,6 +112,19 @@ class Settings(BaseSettings):
     #: reclaim only when victims lose at most this times what the reclaimer gains (inf: always)
     sched_reclaim_loss_ratio: float = Field(default=1.0, gt=0)
     fair_share_half_life_s: float = Field(default=7 * 86400.0, gt=0)
+    sched_usage_weights: str = Field(
+        default="",
+        description="what a GPU-second of each type weighs in fair share, as TYPE=WEIGHT "
+        "pairs separated by commas (H100=2.5,A100=1; a type not named weighs 1); empty: "
+        "each type's price in the price book relative to the cheapest (usage in won)",
+    )
+    sched_history_min_runs: int = Field(
+        default=3,
+        ge=0,
+        description="succeeded runs of similar jobs (same user, project, time limit) "
+        "before their run times tighten what the scheduler expects of the next ones, for "
+        "queue order and backfill only (never to end a run); 0: requested limits only",
+    )
     unallocated_gpu_jobs: Literal["free", "refuse"] = Field(
         default="free",
         description="GPU jobs of a project without an active allocation: free (they run "
@@ -180,6 +194,16 @@ class Settings(BaseSettings):
             ) from exc
         return value
 
+    @field_validator("sched_usage_weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        parse_weights(value)
+        return value
+
+    @property
+    def usage_weights(self) -> dict[str, float]:
+        return parse_weights(self.sched_usage_weights)
+
     @property
     def uids(self) -> range:
         first, last = (int(part) for part in self.uid_range.split("-"))
@@ -233,3 +257,20 @@ class Settings(BaseSettings):
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """``H100=2.5,A100=1`` as {GPU type: weight}; a clear error naming the bad pair."""
+    weights: dict[str, float] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        gpu_type, sep, number = pair.partition("=")
+        try:
+            weight = float(number) if sep and gpu_type.strip() else math.nan
+        except ValueError:
+            weight = math.nan
+        if not weight > 0 or math.isinf(weight):
+            raise ValueError(
+                f"usage weight {pair!r}: write TYPE=WEIGHT with a positive number (H100=2.5)"
+            )
+        weights[gpu_type.strip()] = weight
+    return weights

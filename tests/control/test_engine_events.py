@@ -440,3 +440,37 @@ def test_a_runs_gpu_use_is_stored_once_and_shown(world: World) -> None:
     assert "gpus_idle" in use.flags
     assert (use.sampled_runs, use.gpu_util_mean_pct, use.gpu_idle_bp) == (1, 1, 10_000)
     assert use.idle_jobs == [job] and use.idle_gpu_hours == round(1200 / 3600, 3)
+
+
+def test_succeeded_runs_teach_estimates_live_and_after_a_restart(world: World) -> None:
+    """Three 100-second successes of 600-second jobs: the user's next such job is
+    expected to run 2 minutes (p90, rounded up to the minute), for ordering and backfill;
+    a restart rebuilds the same history from the store. Failures teach nothing."""
+    t0 = time.time()
+    for _ in range(3):
+        job = world.submit()
+        run = world.dispatched(job)
+        world.engine.start(run, at=t0)
+        world.engine.end(run, 0, at=t0 + 100)
+        world.state(job, "succeeded")
+    failed = world.submit()
+    run = world.dispatched(failed)
+    world.engine.start(run, at=t0)
+    world.engine.end(run, 1, at=t0 + 590)
+    world.state(failed, "failed")
+    assert world.center is not None
+    state = world.center.control.state
+    for _ in range(2):  # two 4-GPU runs hold the two nodes
+        world.dispatched(world.submit(gpus=4))
+    wide = world.submit(gpus=4)  # it waits; no 4-GPU run yet: like runs of any size
+    until(lambda: wide in state.specs or None, "the waiting job in the cache")
+    assert state.specs[wide].estimate_s == 120  # like kind (user, project, limit)
+    assert state.specs[wide].expected_s == 120
+    assert state.specs[wide].time_limit_s == 600  # what ends its run is untouched
+    assert state.usage.weights == {"H100": 1.0}  # the price book's one type
+    world.stop()
+    world.start()
+    assert world.center is not None
+    again = world.center.control.state
+    until(lambda: wide in again.specs or None, "the waiting job back in the cache")
+    assert again.specs[wide].estimate_s == 120

@@ -176,12 +176,12 @@ def test_index_updated_in_any_order_equals_one_built_at_once() -> None:
     assert {n: h.device_ends for n, h in churned.nodes.items()} == {
         n: h.device_ends for n, h in fresh.nodes.items()
     }
-    for table in ("usage", "counts", "gpus", "held"):
+    for table in ("usage", "counts", "gpus"):
         assert getattr(churned, table) == getattr(fresh, table), table
     emptied = RunningIndex(jobs)
     for job in jobs:
         emptied.remove(job.id)
-    assert (emptied.usage, emptied.counts, emptied.gpus, emptied.held) == ({}, {}, {}, {})
+    assert (emptied.usage, emptied.counts, emptied.gpus) == ({}, {}, {})
     assert emptied.by_start == {}
 
 

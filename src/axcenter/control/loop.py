@@ -36,6 +36,7 @@ from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
 from axcenter.control.state import ClusterState, StartHint
+from axcenter.control.usage import usage_weights
 from axcenter.control.watch import JobWatch
 from axcenter.executors.base import (
     Engine,
@@ -464,6 +465,9 @@ class ControlLoop:
                     full = everything = True
                     with self.store.read() as session:
                         self.state.policy = load_policy(session, utc(self.clock()))
+                        self.state.usage.weights = usage_weights(
+                            session, utc(self.clock()), self.state.config
+                        )
                         self._refresh_budgets(session, utc(self.clock()))
         now = self.clock()
         if now - self._policy_loaded_at >= POLICY_REFRESH_S:
@@ -477,7 +481,7 @@ class ControlLoop:
             if self._budgets_stale:  # once per cycle, however many writes changed them
                 with self.store.read() as session:
                     self._refresh_budgets(session, utc(now))
-            self.state.usage.advance(now, self.state.index.held)
+            self.state.usage.advance(now, self.state.index.usage)
             snapshot = self.state.snapshot()
             if not full:
                 depth = min(snapshot.config.bf_max_job_test, QUICK_DEPTH)
@@ -574,7 +578,8 @@ class ControlLoop:
             if job_id in done.requeued:
                 self.state.requeue(job_id)
             else:
-                self.state.forget(job_id)
+                ok = isinstance(event, RunEnded) and event.outcome is Outcome.SUCCEEDED
+                self.state.ended(job_id, ok, event.ended_at)
         self._started.difference_update(e.run_id for e in ends)
         if ends or stale:
             self._background(self.engine.acknowledge, [e.run_id for e in ends] + stale)

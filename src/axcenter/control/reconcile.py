@@ -13,6 +13,7 @@ its processes are proven gone, so a job is never running twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -22,12 +23,13 @@ from axcenter.accounting.budgets import load_budgets
 from axcenter.control.convert import node_from_row, pending_from_row, running_from_row
 from axcenter.control.runs import record_runs, requeue
 from axcenter.control.state import ClusterState
-from axcenter.control.usage import UsageTracker
+from axcenter.control.usage import UsageTracker, usage_weights
 from axcenter.executors.base import Engine, NodeInventory, RunEnded, RunStarted, run_id_of
 from axcenter.model.cluster import NodeState
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import ACTIVE, JobState
-from axcenter.sched.fairshare import decay
+from axcenter.sched.fairshare import decay, weight_of
+from axcenter.sched.history import RunHistory
 from axcenter.store import orm
 from axcenter.store.db import Store
 from axcenter.store.policy import load_policy
@@ -96,11 +98,14 @@ def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterSt
     with store.read() as session:
         state.policy = load_policy(session, now)
         state.budgets = load_budgets(session, now, template.hold_grace_s)
+        weights = usage_weights(session, now, template.config)
         state.usage = UsageTracker(
             template.config.fair_share_half_life_s,
             now.timestamp(),
-            _decayed_usage(session, now, template.config.fair_share_half_life_s),
+            _decayed_usage(session, now, template.config.fair_share_half_life_s, weights),
+            weights,
         )
+        state.history = _run_history(session, now, template.config.history_min_runs)
         for node in session.scalars(select(orm.Node)):
             state.nodes[node.id] = node_from_row(node)
         rows = session.scalars(
@@ -119,8 +124,41 @@ def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterSt
 _CACHED = (JobState.PENDING, JobState.ADMITTED, JobState.RUNNING)
 
 
-def _decayed_usage(session: Session, now: datetime, half_life_s: float) -> dict[str, float]:
-    """GPU-seconds of finished jobs per project, each decayed from when it ended.
+def _run_history(session: Session, now: datetime, min_runs: int) -> RunHistory:
+    """The run times of the jobs that succeeded in the last ``HISTORY_DAYS``, oldest
+    first, as the loop would have recorded them (``ClusterState.ended``)."""
+    history = RunHistory(min_runs)
+    if min_runs <= 0:
+        return history
+    rows = session.execute(
+        select(
+            orm.Job.user_id,
+            orm.Job.project_id,
+            orm.Job.time_limit_s,
+            orm.Job.gpus_per_node * orm.Job.nodes,
+            orm.Job.started_at,
+            orm.Job.ended_at,
+        )
+        .where(
+            orm.Job.state == JobState.SUCCEEDED.value,
+            orm.Job.ended_at > now - timedelta(days=HISTORY_DAYS),
+            orm.Job.started_at.is_not(None),
+        )
+        .order_by(orm.Job.ended_at)
+    )
+    for user_id, project_id, limit_s, gpus, started, ended in rows:
+        history.record(user_id, project_id, limit_s, gpus, (ended - started).total_seconds())
+    return history
+
+
+#: how far back the run history behind estimates reaches at start
+HISTORY_DAYS = 30
+
+
+def _decayed_usage(
+    session: Session, now: datetime, half_life_s: float, weights: Mapping[str, float]
+) -> dict[str, float]:
+    """Weighted GPU-seconds of finished jobs per project, each decayed from when it ended.
 
     Jobs that ended more than ten half-lives ago weigh under 0.1% and are skipped.
     """
@@ -130,13 +168,15 @@ def _decayed_usage(session: Session, now: datetime, half_life_s: float) -> dict[
         select(
             orm.Job.project_id,
             orm.Job.gpus_per_node * orm.Job.nodes,
+            orm.Job.gpu_type,
             orm.Job.started_at,
             orm.Job.ended_at,
         ).where(orm.Job.ended_at > horizon, orm.Job.started_at.is_not(None))
     )
-    for project_id, gpus, started, ended in rows:
+    for project_id, gpus, gpu_type, started, ended in rows:
         seconds = (ended - started).total_seconds()
         weight = decay(1.0, (now - ended).total_seconds(), half_life_s)
+        weight *= weight_of(weights, gpu_type or "")
         usage[project_id] = usage.get(project_id, 0.0) + gpus * seconds * weight
     return usage
 

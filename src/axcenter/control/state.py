@@ -28,6 +28,7 @@ from axcenter.model.snapshot import (
     Snapshot,
     queue_key,
 )
+from axcenter.sched.history import RunHistory
 from axcenter.store.policy import Policy
 
 __all__ = ["ClusterState", "StartHint"]
@@ -67,10 +68,15 @@ class ClusterState:
     #: seconds beyond its time limit a run may last (grace), held with it
     hold_grace_s: int = 0
     usage: UsageTracker = field(default_factory=lambda: UsageTracker(7 * 86400.0, 0.0))
+    #: recent run times by user and kind of job: what new pending jobs are expected to run
+    history: RunHistory = field(default_factory=RunHistory)
     #: why each examined pending job waits, from the latest plan (read by the API)
     reasons: dict[str, PendingReason] = field(default_factory=dict)
     #: reserved starts (epoch seconds) of waiting jobs, from the latest plan
     estimates: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.history.min_runs = self.config.history_min_runs
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -80,6 +86,7 @@ class ClusterState:
             projects=self.policy.projects,
             cohorts=self.policy.cohorts,
             usage=self.usage.usage,
+            usage_weights=self.usage.weights,
             reservations=self.policy.reservations,
             user_limits=self.user_limits,
             project_limits=self.policy.project_limits,
@@ -189,6 +196,10 @@ class ClusterState:
         return self.reasons.get(job_id, PendingReason.PRIORITY)
 
     def add_pending(self, job: PendingJob) -> None:
+        """Queue ``job``, carrying what its user's history says it will run (fixed while
+        it waits: its queue position depends on it)."""
+        if job.id not in self.specs:
+            job = self.history.with_estimate(job)
         self.specs[job.id] = job
         if job.id in self.pending:
             return
@@ -234,6 +245,19 @@ class ClusterState:
         job = self.running.get(job_id)
         if job is not None:
             self.update_running(replace(job, preempting=True))
+
+    def ended(self, job_id: str, succeeded: bool, ended_at: float) -> None:
+        """The job's run ended for good: a success teaches its user's history."""
+        running = self.running.get(job_id)
+        if succeeded and running is not None:
+            self.history.record(
+                running.user_id,
+                running.project_id,
+                running.time_limit_s,
+                running.gpus,
+                ended_at - running.started_at,
+            )
+        self.forget(job_id)
 
     def forget(self, job_id: str) -> None:
         self._unqueue(job_id)

@@ -161,7 +161,6 @@ class RunningIndex:
         self.usage: dict[tuple[str, str], int] = {}  # (project, gpu type) -> GPUs
         self.counts: dict[tuple[str, str], int] = {}  # ("user"|"project", id) -> jobs
         self.gpus: dict[tuple[str, str], int] = {}  # ("user"|"project", id) -> GPUs
-        self.held: dict[str, int] = {}  # project -> GPUs (all types)
         self.preempting: dict[str, RunningJob] = {}
         #: gpu type -> (priority, GPUs) -> (-saved_at, job id) ascending: least to lose first
         self.by_start: dict[str, dict[tuple[int, int], list[tuple[float, str]]]] = {}
@@ -266,7 +265,6 @@ class RunningIndex:
             (self.gpus, user),
             (self.gpus, project),
             (self.usage, (job.project_id, job.gpu_type)),
-            (self.held, job.project_id),
         )
         for table, key in tables:
             value = table.get(key, 0) + gpus

@@ -56,14 +56,23 @@ class PendingJob:
     held: bool = False
     #: waits for other jobs (``--dependency``) until the service finds them ended as asked
     dependent: bool = False
+    #: how long it will likely run, from its user's recent runs of similar jobs
+    #: (``sched.history``); 0: no estimate. Orders and backfills, never kills.
+    estimate_s: int = 0
     #: ``gpus_per_node * nodes``, derived once (read many times per cycle)
     total_gpus: int = field(init=False, compare=False, repr=False)
+    #: what the scheduler plans with: the estimate if it is below the time limit, else
+    #: the time limit (derived once)
+    expected_s: int = field(init=False, compare=False, repr=False)
     #: its ``queue_key``, derived once (read at every insertion and heap entry)
     order: tuple[int, float, float, str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_gpus", self.gpus_per_node * self.nodes)
-        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(self.time_limit_s)
+        limit, estimate = self.time_limit_s, self.estimate_s
+        expected = estimate if 0 < estimate < limit else limit
+        object.__setattr__(self, "expected_s", expected)
+        due = self.submitted_at + LIMIT_STEP_S * limit_bucket(expected)
         object.__setattr__(self, "order", (-self.priority, due, self.submitted_at, self.id))
 
     def accepts(self, gpu_type: str) -> bool:
@@ -84,8 +93,9 @@ def limit_bucket(time_limit_s: int) -> int:
 
 def queue_key(job: PendingJob) -> tuple[int, float, float, str]:
     """Order within a project: higher priority class first; within a class, shorter
-    requested time limits first, with a bound: a job queues as if it had been submitted
-    ``LIMIT_STEP_S`` later per log2 bucket of its limit (``limit_bucket``), so a job
+    expected runs first (the requested time limit, tightened by the user's history:
+    ``PendingJob.expected_s``), with a bound: a job queues as if it had been submitted
+    ``LIMIT_STEP_S`` later per log2 bucket of it (``limit_bucket``), so a job
     asking 7 days is passed by 1-hour jobs submitted up to 32 hours after it, never by
     later ones (docs/scheduling.md, "Queue order"). The key never changes while a job
     waits, so the queues stay sorted as jobs arrive. (Computed once, in
@@ -207,6 +217,13 @@ class SchedulerConfig:
     age_weight: float = 0.25
     #: the wait at which the age bonus stops growing
     max_age_s: float = 7 * 86400.0
+    #: succeeded runs of similar jobs a user needs before their run times tighten the
+    #: limits of that user's next ones (``sched.history``); 0: plan with limits only
+    history_min_runs: int = 3
+    #: configured weights of a GPU-second by type for fair share, (type, weight) pairs;
+    #: empty: the live center weighs by the price book (``control.usage``), a replay by
+    #: its cluster's prices (the snapshot carries the weights in force: ``usage_weights``)
+    usage_weights: tuple[tuple[str, float], ...] = ()
     #: half-life of the decayed usage behind fair share (applied by the caller)
     fair_share_half_life_s: float = 7 * 86400.0
     #: GPU jobs of a project with no budget (no allocation) run, free of charge; False:
@@ -221,8 +238,12 @@ class Snapshot:
     queues: Mapping[str, Sequence[PendingJob]]
     projects: Mapping[str, QuotaNode] = field(default_factory=dict)
     cohorts: Mapping[str, QuotaNode] = field(default_factory=dict)
-    #: decayed GPU-seconds per project, the usage behind fair share
+    #: decayed weighted GPU-seconds per project, the usage behind fair share
     usage: Mapping[str, float] = field(default_factory=dict)
+    #: what a GPU-second of each type weighs in ``usage`` (``sched.fairshare``): its
+    #: price relative to the cheapest type, or a configured throughput weight; a type
+    #: not named weighs 1
+    usage_weights: Mapping[str, float] = field(default_factory=dict)
     reservations: tuple[Reservation, ...] = ()
     user_limits: Limits = field(default_factory=Limits)
     project_limits: Mapping[str, Limits] = field(default_factory=dict)

@@ -34,7 +34,7 @@ from axcenter.model.cluster import Allocation
 from axcenter.model.plan import Admission, Estimate, PendingReason, Plan, Preemption
 from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot, queue_key
 from axcenter.sched.backfill import Shadow, earliest_start
-from axcenter.sched.fairshare import FairShare
+from axcenter.sched.fairshare import FairShare, held_weighted
 from axcenter.sched.free import Blocked, FreeCapacity
 from axcenter.sched.limits import LimitTracker
 from axcenter.sched.placement import Placement, find, take
@@ -68,7 +68,10 @@ class _Cycle:
             held = index.nodes.get(node.id)
             if held is not None and held.devices:
                 capacity[node.gpu_type] = capacity.get(node.gpu_type, 0) + len(held.devices)
-        self.held = dict(index.held)
+        weights = snapshot.usage_weights
+        #: weighted GPUs each project holds (fair share's "now"), as the cycle admits
+        self.held = held_weighted(index.usage, weights)
+        self.weights = weights
         self.preempting = list(index.preempting.values())
         #: per node, what jobs admitted this cycle hold and until when
         self.admitted_on: dict[str, list[tuple[float, Allocation]]] = {}
@@ -82,7 +85,11 @@ class _Cycle:
         )
         competing = [p for p, q in snapshot.queues.items() if q]
         self.fairshare = FairShare(
-            snapshot.usage, snapshot.projects, competing, sum(capacity.values()), self.config
+            snapshot.usage,
+            snapshot.projects,
+            competing,
+            sum(gpus * weights.get(t, 1.0) for t, gpus in capacity.items()),
+            self.config,
         )
         #: what each budget can still pay, as this cycle admits jobs
         self.budgets = dict(snapshot.budgets)
@@ -278,7 +285,7 @@ class _Cycle:
                 unfunded = True  # runs unpaid, so only as a preemptible borrower
             else:
                 return self.wait(job, PendingReason.BUDGET)
-        shadowed = self.shadow is not None and self.shadow.blocks(self.now, job.time_limit_s)
+        shadowed = self.shadow is not None and self.shadow.blocks(self.now, job.expected_s)
         if shadowed:
             assert self.shadow is not None
             placement = find(job, self.free, types, self.shadow.merged(reserved), self.shadow.keep)
@@ -346,7 +353,9 @@ class _Cycle:
                     budget, won_left=budget.won_left - won, gpu_seconds_left=left
                 )
         self.limits.add(job)
-        self.held[job.project_id] = self.held.get(job.project_id, 0) + job.total_gpus
+        self.held[job.project_id] = self.held.get(
+            job.project_id, 0.0
+        ) + job.total_gpus * self.weights.get(gpu_type, 1.0)
         end = self.now + job.time_limit_s
         for a in allocations:
             on = self.admitted_on.get(a.node_id)

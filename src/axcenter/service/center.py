@@ -88,6 +88,8 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         max_age_s=settings.sched_max_age_s,
         reclaim_loss_ratio=settings.sched_reclaim_loss_ratio,
         fair_share_half_life_s=settings.fair_share_half_life_s,
+        usage_weights=tuple(sorted(settings.usage_weights.items())),
+        history_min_runs=settings.sched_history_min_runs,
         run_unallocated=settings.unallocated_gpu_jobs == "free",
     )
 

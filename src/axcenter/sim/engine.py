@@ -59,7 +59,8 @@ from axcenter.model.index import RunningIndex
 from axcenter.model.plan import Admission, PendingReason
 from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
-from axcenter.sched.fairshare import decay
+from axcenter.sched.fairshare import decay, held_weighted, usage_weights
+from axcenter.sched.history import RunHistory
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.limits import LimitRule, draw
 from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
@@ -149,6 +150,10 @@ class _Engine:
             for t, quotas in workload.quotas.items()
         }
         self.policy = factory(_View(self), options.config)
+        #: recent run times by user and kind of job, as the live cache keeps them
+        self.history = RunHistory(options.config.history_min_runs)
+        #: a GPU-second's weight by type in fair share: configured, else the prices
+        self.weights = usage_weights(options.config, cluster.prices)
         self.half_life = options.usage_half_life_s or options.config.fair_share_half_life_s
         # what the live loop's cache holds
         self.queues: dict[str, SortedKeyList] = {}
@@ -290,6 +295,8 @@ class _Engine:
             priority=tj.priority,
             gpu_types=tj.gpu_types,
         )
+        if self.policy.plans_with_history:
+            spec = self.history.with_estimate(spec)
         self.ids[tj.id] = i
         self.specs[i] = spec
         self.enqueue(spec)
@@ -355,6 +362,7 @@ class _Engine:
             queues=self.queues,
             projects=self.projects,
             usage=self.usage,
+            usage_weights=self.weights,
             reservations=self.opt.reservations,
             config=self.policy.config,
             index=self.index,
@@ -382,7 +390,7 @@ class _Engine:
         usage = self.usage
         for project in usage:
             usage[project] *= factor
-        for project, gpus in self.index.held.items():
+        for project, gpus in held_weighted(self.index.usage, self.weights).items():
             usage[project] = usage.get(project, 0.0) + gpus * elapsed * mid
         self.usage_at = t
 
@@ -461,6 +469,10 @@ class _Engine:
         rec.end[i] = t
         remaining = self.jobs[i].duration - self.saved[i]
         rec.state[i] = TIMED_OUT if remaining > spec.time_limit_s else SUCCEEDED
+        if rec.state[i] == SUCCEEDED:  # as the live cache: a success teaches the history
+            self.history.record(
+                spec.user_id, spec.project_id, spec.time_limit_s, r.gpus, t - r.started_at
+            )
         del self.specs[i]
         del self.ids[spec.id]
         self.done += 1

@@ -2,13 +2,14 @@
 
 ``forecast(snapshot, now)`` runs the scheduler's own ``plan`` forward from a snapshot of
 the live cache, as the simulator's engine replays a trace, with the one thing the live
-center cannot know replaced by what it does know: every job runs until its time limit
-(running jobs until ``ends_by``, each admitted job for its ``time_limit_s``). So a job's
-forecast start is the latest it would start if nothing new arrived and no job of another
-company jumped ahead (a higher priority class, a project with less fair-share usage), and
-every job ahead of it ran its whole limit; jobs that end early make it sooner. Slurm's
-``squeue --start`` answers the same question the same way (its backfill plan, with time
-limits).
+center cannot know replaced by what it does know: running jobs run until their limits
+(``ends_by``), and each job the forecast admits runs as long as its user's own recent
+runs of the kind say (``PendingJob.expected_s``: the p90 of them, ``sched/history.py``),
+else until its limit. So, with no history, a job's forecast start is the latest it would
+start if nothing new arrived and no job of another company jumped ahead (a higher
+priority class, a project with less fair-share usage); jobs that end early make it
+sooner. Slurm's ``squeue --start`` answers the same question the same way (its backfill
+plan, with time limits).
 
 What the forecast keeps of the live center: the queues in their order, the running jobs
 on their devices, quotas and cohorts, reservations, per-user and per-project limits,
@@ -37,7 +38,7 @@ from sortedcontainers import SortedKeyList
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import PendingReason, Plan
 from axcenter.model.snapshot import Budget, PendingJob, RunningJob, Snapshot, queue_key
-from axcenter.sched.fairshare import decay
+from axcenter.sched.fairshare import decay, held_weighted
 
 __all__ = ["Forecast", "forecast"]
 
@@ -99,6 +100,7 @@ def forecast(
     budgets = dict(snapshot.budgets)
     usage = dict(snapshot.usage)
     half_life = snapshot.config.fair_share_half_life_s
+    weights = snapshot.usage_weights
     reclaiming = snapshot.reclaiming
     starts: dict[str, float] = {}
     t, cycles, horizon = now, 0, now + horizon_s
@@ -143,7 +145,9 @@ def forecast(
                 borrowed=adm.borrowed,
             )
             index.add(running)
-            heapq.heappush(ends, (running.ends_by, job.id))
+            # it ends when its user's history expects (``sched/history.py``), at the latest
+            # at its limit: the scheduler sees the limit, as it will live
+            heapq.heappush(ends, (t + job.expected_s, job.id))
             if adm.funded and job.project_id in budgets:
                 budgets[job.project_id] = _spend(budgets[job.project_id], adm.gpu_type, job)
         # the next moment something could change: an end (with the ends just after it)
@@ -157,7 +161,7 @@ def forecast(
         while ends and ends[0][0] <= until:
             _, job_id = heapq.heappop(ends)
             index.remove(job_id)
-        _advance(usage, index.held, until - t, half_life)
+        _advance(usage, held_weighted(index.usage, weights), until - t, half_life)
         t = until
     return Forecast(starts=starts, cycles=cycles, until=t)
 
@@ -180,7 +184,9 @@ def _spend(budget: Budget, gpu_type: str, job: PendingJob) -> Budget:
     return replace(budget, won_left=budget.won_left - won, gpu_seconds_left=left)
 
 
-def _advance(usage: dict[str, float], held: Mapping[str, int], elapsed: float, half: float) -> None:
+def _advance(
+    usage: dict[str, float], held: Mapping[str, float], elapsed: float, half: float
+) -> None:
     """As ``control.usage.UsageTracker.advance`` (sim may not import control)."""
     if elapsed <= 0:
         return

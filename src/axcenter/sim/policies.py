@@ -106,6 +106,9 @@ class Policy:
     name = "policy"
     #: one global queue (named "") instead of one queue per project
     single_queue = False
+    #: pending jobs carry estimates from their users' history (``sched.history``), as
+    #: the live cache gives them; baselines plan with what they plan with
+    plans_with_history = False
 
     def __init__(self, view: JobView, config: SchedulerConfig) -> None:
         self.view = view
@@ -136,6 +139,7 @@ PolicyFactory = Callable[[JobView, SchedulerConfig], Policy]
 
 class AxcenterPolicy(Policy):
     name = "axcenter"
+    plans_with_history = True
 
     def plan(self, snapshot: Snapshot, now: float) -> Plan:
         return sched_plan(snapshot, now)
