@@ -123,13 +123,14 @@ def requests_table(requests: Sequence[Mapping[str, Any]]) -> Table:
         t.add_column(column, overflow="fold")
     for r in requests:
         score = r.get("mean_score")
+        total = r.get("total")
         t.add_row(
             text(r.get("id")),
             text(r.get("project")),
             text(r.get("kind")),
             _items(r.get("items")),
             text(r.get("status")),
-            "-" if score is None else f"{score:.2f}",
+            f"{score:.2f}/5" if score is not None else f"{total:.2f}/100" if total else "-",
             utc(r.get("updated_at")),
         )
     return t
@@ -150,6 +151,8 @@ def request_view(r: Mapping[str, Any]) -> RenderableType:
         ("window", f"{utc(r.get('starts_at'))} to {utc(r.get('ends_at'))}"),
         ("status", r.get("status")),
         ("reviewers", ", ".join(r.get("reviewers") or []) or "-"),
+        ("rubric", rubric_line(r.get("rubric") or [])),
+        ("total", total_line(r)),
         ("justification", r.get("justification")),
     ):
         head.add_row(label, text(value))
@@ -157,15 +160,41 @@ def request_view(r: Mapping[str, Any]) -> RenderableType:
     for column in ("WHEN", "WHO", "ACTION", "SCORE", "GPU-HOURS", "COMMENT"):
         events.add_column(column, overflow="fold")
     for e in r.get("events") or []:
+        scores = e.get("scores")
         events.add_row(
             utc(e.get("at")),
             text(e.get("actor")),
             text(e.get("action")),
-            text(e.get("score")),
+            (
+                f"{e.get('total')} ({', '.join(f'{k} {v}' for k, v in scores.items())})"
+                if scores
+                else text(e.get("score"))
+            ),
             _items(e.get("items")),
             text(e.get("comment")),
         )
     return Group(head, Text(""), events)
+
+
+def rubric_line(rubric: Sequence[Mapping[str, Any]]) -> str:
+    """``merit (weight 40, 1..5); impact (...)``, or the single score of no rubric."""
+    if not rubric:
+        return "one score 1..5"
+    return "; ".join(
+        f"{c['key']}: {c['label']} (weight {c['weight']}, 1..{c['scale']})" for c in rubric
+    )
+
+
+def total_line(r: Mapping[str, Any]) -> str:
+    """The weighted total with the preference points shown apart: ``72.5 + 5 (region
+    Gwangju +5) = 77.5``."""
+    if r.get("mean_score") is not None:
+        return f"mean score {r['mean_score']:.2f} / 5"
+    points = int(r.get("preference_points") or 0)
+    bonus = f" + {points} ({', '.join(r.get('preferences') or [])})" if points else ""
+    if r.get("weighted_total") is None:
+        return "-" + (f" (preference{bonus})" if bonus else "")
+    return f"{r['weighted_total']:.2f} / 100{bonus} = {r['total']:.2f}"
 
 
 def allocations_table(allocations: Sequence[Mapping[str, Any]]) -> Table:
@@ -349,17 +378,45 @@ def assign(
         _step(client.assign_reviewers(request_id, reviewers), as_json)
 
 
+def parse_scores(specs: Sequence[str]) -> dict[str, int]:
+    """``merit=4`` per criterion of the program's rubric."""
+    scores: dict[str, int] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key or not value.strip().isdigit():
+            raise typer.BadParameter(
+                f"{spec!r}: use CRITERION=SCORE, e.g. merit=4", param_hint="'--criterion'"
+            )
+        scores[key.strip()] = int(value)
+    return scores
+
+
 @app.command("review")
 def review(
     ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(help="Request id.")],
-    score: Annotated[int, typer.Option("--score", min=1, max=5, help="1 (poor) to 5.")],
+    score: Annotated[
+        int | None, typer.Option("--score", min=1, max=5, help="1 (poor) to 5 (no rubric).")
+    ] = None,
+    criterion: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--criterion",
+            "-c",
+            metavar="KEY=SCORE",
+            help="A score per criterion of the program's rubric (repeat for each).",
+        ),
+    ] = None,
     comment: Annotated[str, typer.Option("--comment", "-m")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Score and comment a request assigned to you."""
+    """Score and comment a request assigned to you: one --score, or, where its program
+    has a rubric (axc alloc show lists it), a --criterion KEY=SCORE for each criterion."""
+    scores = parse_scores(criterion or [])
+    if score is None and not scores:
+        raise typer.BadParameter("give --score, or --criterion KEY=SCORE for each criterion")
     with connect(ctx) as client:
-        _step(client.review_request(request_id, score, comment), as_json)
+        _step(client.review_request(request_id, score, comment, scores or None), as_json)
 
 
 @app.command("approve")

@@ -667,12 +667,20 @@ class Client:
             "POST", self._request_path(request_id, "assign"), json={"reviewers": list(reviewers)}
         )
 
-    def review_request(self, request_id: str, score: int, comment: str = "") -> JSON:
-        return self._json(
-            "POST",
-            self._request_path(request_id, "review"),
-            json={"score": score, "comment": comment},
-        )
+    def review_request(
+        self,
+        request_id: str,
+        score: int | None,
+        comment: str = "",
+        scores: dict[str, int] | None = None,
+    ) -> JSON:
+        """One ``score`` (1..5), or ``scores`` per criterion of the program's rubric."""
+        body: dict[str, Any] = {"comment": comment}
+        if score is not None:
+            body["score"] = score
+        if scores:
+            body["scores"] = scores
+        return self._json("POST", self._request_path(request_id, "review"), json=body)
 
     def approve_request(self, request_id: str, **fields: Any) -> JSON:
         """Optionally ``items`` (less than asked), ``starts_at``, ``ends_at``,
@@ -733,7 +741,8 @@ class Client:
         return list(self._json("GET", path).get("items", []))
 
     def set_program_rules(self, program: str, **rules: Any) -> JSON:
-        """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``effective_from``."""
+        """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``rubric``,
+        ``preferences``, ``effective_from``."""
         path = f"/programs/{self._segment(program)}/rules"
         return self._json("POST", path, json=self._query(**rules))
 

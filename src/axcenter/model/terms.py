@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from axcenter.model.money import BP, split
+from axcenter.model.rubric import Criterion, Preference
 
 __all__ = [
     "MODIFIER_KINDS",
@@ -89,6 +90,10 @@ class ProgramRules:
     #: each tranche's share of a new grant in basis points, summing to 10000; the first
     #: is released at approval, each next one after a progress report is accepted
     tranches_bp: tuple[int, ...] = (BP,)
+    #: how reviewers score a request filed under these rules (``model.rubric``), and the
+    #: bonus points of the organizations the call prefers
+    rubric: tuple[Criterion, ...] = ()
+    preferences: tuple[Preference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +104,8 @@ class ProgramRules:
             ],
             "caps": {"org_gpu_hours": self.caps.org_gpu_hours, "org_won": self.caps.org_won},
             "tranches_bp": list(self.tranches_bp),
+            "rubric": [c.to_json() for c in self.rubric],
+            "preferences": [p.to_json() for p in self.preferences],
         }
 
     @classmethod
@@ -112,6 +119,8 @@ class ProgramRules:
             ),
             caps=Caps(org_gpu_hours=caps.get("org_gpu_hours"), org_won=caps.get("org_won")),
             tranches_bp=tuple(int(b) for b in data.get("tranches_bp") or (BP,)),
+            rubric=tuple(Criterion.from_json(c) for c in data.get("rubric") or ()),
+            preferences=tuple(Preference.from_json(p) for p in data.get("preferences") or ()),
         )
 
 

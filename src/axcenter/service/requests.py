@@ -21,7 +21,10 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.ledger import balances
 from axcenter.accounting.prices import prices_at
+from axcenter.accounting.terms import org_facts, rules_at
 from axcenter.model.access import Principal, Role
+from axcenter.model.rubric import preference_points
+from axcenter.model.terms import ProgramRules
 from axcenter.service.access import (
     allowed,
     project_named,
@@ -43,6 +46,7 @@ __all__ = [
     "PSEUDONYM",
     "STEPS",
     "Step",
+    "filed_rules",
     "find_request",
     "get_request",
     "list_requests",
@@ -73,6 +77,13 @@ DECIDED = ("approved", "rejected", "returned")
 PSEUDONYM = "reviewer {n}"
 
 
+def filed_rules(session: Session, row: orm.AllocationRequest) -> ProgramRules:
+    """The program's rules in force when the request was filed: the call the applicant
+    answered, whose rubric and preferences its review follows (rules set later apply to
+    requests filed later, as they do to charges)."""
+    return rules_at(session, row.program_id, row.created_at) or ProgramRules()
+
+
 def request_out(
     session: Session,
     row: orm.AllocationRequest,
@@ -93,7 +104,9 @@ def request_out(
       decided (approved, rejected or returned): consolidated, without names.
 
     Only the scores of reviewers assigned now count: an operator's review, or that of a
-    reviewer whose assignment ended, stays in the history but not in the mean.
+    reviewer whose assignment ended, stays in the history but not in the mean. Under a
+    rubric (``filed_rules``) each review has a weighted total, the request the mean of
+    them, plus the preference points of the applicant's organization, named.
     """
     project = session.get(orm.Project, row.project_id)
     program = session.get(orm.Program, row.program_id)
@@ -112,13 +125,17 @@ def request_out(
     ).all()
     reviewer_ids = {user_id for user_id, _ in assigned}
     latest: dict[str, int] = {}
+    totals: dict[str, float] = {}
     for event, _ in history:
-        if (
-            event.action == "reviewed"
-            and event.score is not None
-            and event.actor_id in reviewer_ids
-        ):
+        if event.action != "reviewed" or event.actor_id not in reviewer_ids:
+            continue
+        if event.scores is not None:
+            totals[event.actor_id] = float(event.scores["total"])
+        elif event.score is not None:
             latest[event.actor_id] = event.score
+    rules = filed_rules(session, row)
+    facts = org_facts(session, [row.project_id]).get(row.project_id)
+    points, preferences = preference_points(rules.preferences, facts) if facts else (0, [])
     oversees = who.role in (Role.OPERATOR, Role.PROGRAM_MANAGER)
     reviewed_own = any(e.action == "reviewed" and e.actor_id == who.user_id for e, _ in history)
     if oversees:
@@ -157,8 +174,11 @@ def request_out(
                 score=e.score,
                 comment=comment,
                 items=e.items,
+                scores=e.scores["scores"] if e.scores else None,
+                total=e.scores["total"] if e.scores else None,
             )
         )
+    weighted = round(fmean(totals.values()), 2) if totals and reviews_visible else None
     return RequestOut(
         id=row.id,
         project=project.name if project else "?",
@@ -177,6 +197,11 @@ def request_out(
         updated_at=row.updated_at,
         reviewers=[shown(user_id, name)[0] for user_id, name in assigned],
         mean_score=round(fmean(latest.values()), 2) if latest and reviews_visible else None,
+        rubric=[c.to_json() for c in rules.rubric],
+        weighted_total=weighted,
+        preference_points=points,
+        preferences=preferences,
+        total=round(weighted + points, 2) if weighted is not None else None,
         events=shown_events if events else None,
         actions=actions,
     )

@@ -895,6 +895,9 @@ class RequestEventOut(BaseModel):
     score: int | None
     comment: str
     items: dict[str, int] | None
+    #: a rubric review: the score per criterion, and their weighted total (out of 100)
+    scores: dict[str, int] | None = None
+    total: float | None = None
 
 
 class RequestContextOut(BaseModel):
@@ -929,8 +932,18 @@ class RequestOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     reviewers: list[str]
-    #: mean of each reviewer's latest score (None before any review)
+    #: mean of each reviewer's latest score (None before any review, and under a rubric)
     mean_score: float | None
+    #: the rubric of the program's rules in force when the request was filed (criteria:
+    #: key, label, weight, scale); empty: reviews give one score 1..5
+    rubric: list[dict[str, Any]] = []
+    #: under a rubric: the mean of the reviewers' latest weighted totals (out of 100)
+    weighted_total: float | None = None
+    #: the bonus points of the applicant's organization (regional preference...) and the
+    #: preferences that give them; ``total`` = ``weighted_total`` + these points
+    preference_points: int = 0
+    preferences: list[str] = []
+    total: float | None = None
     events: list[RequestEventOut] | None = None
     #: the steps the caller may take now (``review``; ``decide``: approve, reject or
     #: return; ``resubmit``, ``withdraw``), in a request read one at a time; None in lists
@@ -949,9 +962,16 @@ class AssignIn(BaseModel):
 
 
 class ReviewIn(BaseModel):
+    """A review: one ``score`` (1..5), or, where the program has a rubric, ``scores``,
+    one per criterion (1..its scale)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    score: Annotated[int, Field(ge=1, le=5)]
+    score: Annotated[int, Field(ge=1, le=5)] | None = None
+    scores: (
+        Annotated[dict[Annotated[str, StringConstraints(max_length=32)], int], Field(max_length=20)]
+        | None
+    ) = None
     comment: LongText = ""
 
 

@@ -399,6 +399,37 @@ class RequestEvent(Base):
     score: Mapped[int | None]
     comment: Mapped[str] = mapped_column(Text, default="")
     items: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: a rubric review: ``{"scores": {criterion: score}, "rubric": [...], "total": float}``
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RequestAttachment(Base):
+    """A file attached to a request (a proposal, a budget sheet); its bytes are
+    ``attachments/<request>/<id>`` under the data directory (``service.attachments``)."""
+
+    __tablename__ = "request_attachments"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("allocation_requests.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime]
+
+
+class JobTemplate(Base):
+    """A project's named job: ``spec`` holds ``service.schemas.JobIn``'s fields but the
+    project (the command, or a script run by ``bash -c``; resources; time limit)."""
+
+    __tablename__ = "job_templates"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_job_templates_project_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
 
 
 class Allocation(Base):

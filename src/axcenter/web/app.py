@@ -19,6 +19,7 @@ from axcenter.web.pages import (
     projects,
     requests,
 )
+from axcenter.web.problems import FormProblem, say
 from axcenter.web.render import page
 from axcenter.web.session import BadForm, SignInRequired, language, optional_viewer
 
@@ -37,6 +38,7 @@ def mount(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(BadForm, _bad_form)  # type: ignore[arg-type]
+    app.add_exception_handler(FormProblem, _form_problem)  # type: ignore[arg-type]
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -84,6 +86,13 @@ _SAID = frozenset({400, 403, 404, 409, 422})
 
 async def _sign_in(_: Request, exc: SignInRequired) -> Response:
     return RedirectResponse(exc.location, status_code=303)
+
+
+async def _form_problem(request: Request, exc: FormProblem) -> Response:
+    """A field a form's handler could not read (``problems.whole``), named as the form
+    labels it, in the reader's language."""
+    viewer = optional_viewer(request)
+    return error_page(request, 400, say(exc, viewer.lang if viewer else language(request)))
 
 
 async def _bad_form(request: Request, _: BadForm) -> Response:

@@ -59,7 +59,7 @@ def assign(request_id: str, body: AssignIn, center: CenterDep, who: PrincipalDep
 
 @router.post(REQUESTS + "/{request_id}/review")
 def review(request_id: str, body: ReviewIn, center: CenterDep, who: PrincipalDep) -> RequestOut:
-    return service.review(center, who, request_id, body.score, body.comment)
+    return service.review(center, who, request_id, body.score, body.comment, body.scores)
 
 
 @router.post(REQUESTS + "/{request_id}/approve")

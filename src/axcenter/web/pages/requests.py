@@ -157,15 +157,22 @@ def _back(request_id: str) -> Response:
 
 
 @router.post("/requests/{request_id}/review")
-def review(
-    request: Request,
-    viewer: FormViewer,
-    request_id: str,
-    score: Annotated[int, Form(ge=1, le=5)],
-    comment: Annotated[str, Form(max_length=20_000)] = "",
-) -> Response:
+async def review(request: Request, viewer: FormViewer, request_id: str) -> Response:
+    """A review: ``score`` (1..5), or ``score.<criterion>`` for each of the rubric's."""
     center: Center = request.app.state.center
-    allocations.review(center, viewer.who, request_id, score, comment)
+    values = await _fields(request)
+    comment = values.get("comment", "")
+    if len(comment) > 20_000:
+        raise InvalidInput("comment", "at most 20000 characters")
+    scores = {
+        key.removeprefix("score."): whole(value, "score", 0)
+        for key, value in values.items()
+        if key.startswith("score.")
+    }
+    score = whole(values.get("score", ""), "score", 0) or None
+    await run_in_threadpool(
+        allocations.review, center, viewer.who, request_id, score, comment, scores or None
+    )
     return _back(request_id)
 
 
