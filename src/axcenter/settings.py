@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(
         default=1 << 30, ge=0, description="a job's log size limit; past it the job fails"
     )
+    attachment_max_bytes: int = Field(
+        default=10 << 20,
+        ge=1,
+        le=15 << 20,  # below the API's body limit (api.guard.MAX_BODY_BYTES), with the form
+        description="the largest file one may attach to an allocation request",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -210,6 +216,11 @@ class Settings(BaseSettings):
     def first_tokens_file(self) -> Path:
         """Where ``axc up`` writes the tokens it issues at first start (mode 0600)."""
         return self.data_dir / "first-start-tokens"
+
+    @property
+    def attachments_dir(self) -> Path:
+        """Files attached to allocation requests (``service.attachments``)."""
+        return self.data_dir / "attachments"
 
     @property
     def jobs_dir(self) -> Path:

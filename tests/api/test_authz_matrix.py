@@ -147,6 +147,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/allocation-requests/{request_id}/return"): row("AA AA FH FH FH"),
     ("POST", "/allocation-requests/{request_id}/resubmit"): row("AA FF FH AH FH"),
     ("POST", "/allocation-requests/{request_id}/withdraw"): row("AA FF FH AH FH"),
+    # its files: changed by the applicant's admin, read by whoever reads the request
+    ("POST", "/allocation-requests/{request_id}/attachments"): row("AA FF FH AH FH"),
+    ("GET", "/allocation-requests/{request_id}/attachments/{attachment_id}"): row("AA AA FH AH FH"),
+    ("DELETE", "/allocation-requests/{request_id}/attachments/{attachment_id}"): row(
+        "AA FF FH AH FH"
+    ),
     ("GET", "/allocations"): row("SS SS NN SN SN"),
     ("GET", "/allocations/{allocation_id}"): row("AA AA FH AH AH"),
     # running a program: rules and forms are the program's; reports and answers are filed
@@ -446,6 +452,7 @@ class Call:
     url: str
     body: Any = None
     marker: str | None = None  # what a list shows when the object is visible
+    files: dict[str, tuple[str, bytes]] | None = None  # a multipart upload instead of JSON
 
 
 def _fresh_member(w: World, side: Side, *, join: bool) -> str:
@@ -529,6 +536,29 @@ def _fresh_report(w: World, side: Side) -> str:
     return report_id
 
 
+def _fresh_attachment(w: World, side: Side) -> str:
+    """A file attached to ``side``'s request (its row and its bytes)."""
+    attachment_id = new_id("att")
+    folder = w.center.settings.attachments_dir / side.request
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / attachment_id).write_bytes(b"%PDF-1.7 matrix")
+    with w.write() as s:
+        admin = s.query(orm.User).filter(orm.User.name == side.user).one()
+        s.add(
+            orm.RequestAttachment(
+                id=attachment_id,
+                request_id=side.request,
+                filename="matrix.pdf",
+                content_type="application/pdf",
+                size_bytes=15,
+                sha256="0" * 64,
+                uploaded_by=admin.id,
+                uploaded_at=datetime.now(UTC),
+            )
+        )
+    return attachment_id
+
+
 def _ensure_quota(w: World, side: Side) -> None:
     with w.write() as s:
         if s.get(orm.ProjectQuota, (side.project_id, "H100")) is None:
@@ -557,6 +587,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     }
     if path.startswith("/progress-reports/"):
         params["report_id"] = _fresh_report(w, side)
+    if "{attachment_id}" in path:
+        params["attachment_id"] = _fresh_attachment(w, side)
     if path.startswith("/cohorts/"):
         params["name"] = _fresh_cohort(w)
     if path.startswith("/reservations/"):
@@ -669,7 +701,14 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         url += "?all=true"
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
-    return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)
+    files = (
+        {"file": ("matrix.pdf", b"%PDF-1.7 matrix")}
+        if path == "/allocation-requests/{request_id}/attachments"
+        else None
+    )
+    return Call(
+        url, bodies.get((method, path)), markers.get(path) if method == "GET" else None, files
+    )
 
 
 def _fresh_account() -> str:
@@ -696,6 +735,7 @@ def test_cell(world: World, method: str, path: str, role: str, variant: str, exp
         method,
         call.url,
         json=call.body,
+        files=call.files,
         headers={"Authorization": f"Bearer {world.tokens[role]}"},
     )
     got = _outcome(response.status_code, response.text, call.marker)

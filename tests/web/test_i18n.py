@@ -70,6 +70,7 @@ def vocabularies() -> dict[str, set[str]]:
         "view": set(VIEWS),
         "stage": _literals("service/allocations.py", r'status\s*=\s*"(\w+)"') | decided,
         "action": _literals("service/allocations.py", r'_event\(\s*session, who, row, "(\w+)"')
+        | _literals("service/attachments.py", r'_step\(session, who, row, "(\w+)"')
         | decided,
         "charge": _literals("accounting/ledger.py", r'_(?:entry|row)\(\s*\w+, "(\w+)"'),
         "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"')

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -154,6 +155,14 @@ def request_view(r: Mapping[str, Any]) -> RenderableType:
         ("rubric", rubric_line(r.get("rubric") or [])),
         ("total", total_line(r)),
         ("justification", r.get("justification")),
+        (
+            "attachments",
+            "; ".join(
+                f"{a['id']} {a['filename']} ({a['size_bytes']:,} bytes)"
+                for a in r.get("attachments") or []
+            )
+            or "-",
+        ),
     ):
         head.add_row(label, text(value))
     events = table()
@@ -335,6 +344,71 @@ def show(
         render.out_console().print(Group(allocations_table([out]), *balance_lines([out])))
     else:
         render.out_console().print(request_view(out))
+
+
+@app.command("attach")
+def attach(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files: PDF, HWP/HWPX, Word, Excel, CSV, text, PNG or JPEG.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Attach files (a proposal, a budget sheet) to a request while it is submitted or
+    returned for changes; those who may read the request may read them."""
+    done = []
+    with connect(ctx) as client:
+        for path in files:
+            done.append(client.attach_file(request_id, path.name, path.read_bytes()))
+    if as_json:
+        print_json({"items": done})
+        return
+    for a in done:
+        say(f"attached {escape(text(a.get('filename')))} as {escape(text(a.get('id')))}")
+
+
+@app.command("attachment")
+def attachment(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    attachment_id: Annotated[str, typer.Argument(help="Attachment id (att_...).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write it here (default: its own name, here)."),
+    ] = None,
+) -> None:
+    """Download an attachment of a request."""
+    with connect(ctx) as client:
+        listed = client.get_request(request_id).get("attachments") or []
+        found = [a for a in listed if a.get("id") == attachment_id]
+        if not found:
+            raise typer.BadParameter(
+                f"request {request_id} has no attachment {attachment_id!r}",
+                param_hint="ATTACHMENT_ID",
+            )
+        content = client.attachment(request_id, attachment_id)
+    target = output or Path(Path(text(found[0].get("filename"))).name)
+    target.write_bytes(content)
+    say(f"wrote {escape(str(target))} ({len(content):,} bytes)")
+
+
+@app.command("detach")
+def detach(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    attachment_id: Annotated[str, typer.Argument(help="Attachment id (att_...).")],
+) -> None:
+    """Remove an attachment while the request is submitted or returned for changes."""
+    with connect(ctx) as client:
+        client.detach_file(request_id, attachment_id)
+    say(f"removed {escape(attachment_id)} from {escape(request_id)}")
 
 
 def _step(out: Mapping[str, Any], as_json: bool) -> None:

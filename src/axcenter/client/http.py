@@ -145,6 +145,7 @@ class Client:
         *,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         json: Any = None,
+        files: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> httpx.Response:
@@ -161,6 +162,7 @@ class Client:
                     path,
                     params=params,
                     json=json,
+                    files=files,
                     timeout=self.timeout if timeout is None else timeout,
                 )
             except self._httpx.TransportError as exc:
@@ -681,6 +683,19 @@ class Client:
         if scores:
             body["scores"] = scores
         return self._json("POST", self._request_path(request_id, "review"), json=body)
+
+    def attach_file(self, request_id: str, name: str, content: bytes) -> JSON:
+        """Attach ``content`` as the file ``name`` to a request."""
+        path = self._request_path(request_id, "attachments")
+        return self._json("POST", path, files={"file": (name, content)})
+
+    def attachment(self, request_id: str, attachment_id: str) -> bytes:
+        path = self._request_path(request_id, f"attachments/{quote(attachment_id, safe='')}")
+        return self._send("GET", path).content
+
+    def detach_file(self, request_id: str, attachment_id: str) -> None:
+        path = self._request_path(request_id, f"attachments/{quote(attachment_id, safe='')}")
+        self._send("DELETE", path)
 
     def approve_request(self, request_id: str, **fields: Any) -> JSON:
         """Optionally ``items`` (less than asked), ``starts_at``, ``ends_at``,

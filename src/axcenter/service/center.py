@@ -105,7 +105,12 @@ class Center:
         self.settings = settings
         # the center's state is the service's alone: no job, whoever it runs as, reads
         # the database, the logs of others or the run records (docs/security.md)
-        for path in (settings.data_dir, settings.logs_dir, settings.jobs_dir):
+        for path in (
+            settings.data_dir,
+            settings.logs_dir,
+            settings.jobs_dir,
+            settings.attachments_dir,
+        ):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
         #: the node pools (``--config``), validated before anything starts

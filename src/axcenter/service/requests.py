@@ -34,7 +34,7 @@ from axcenter.service.access import (
 )
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.programs import program_by_ref
-from axcenter.service.schemas import RequestContextOut, RequestEventOut, RequestOut
+from axcenter.service.schemas import AttachmentOut, RequestContextOut, RequestEventOut, RequestOut
 from axcenter.store import orm
 from axcenter.store.types import utcnow
 
@@ -46,6 +46,8 @@ __all__ = [
     "PSEUDONYM",
     "STEPS",
     "Step",
+    "attachment_out",
+    "attachments_of",
     "filed_rules",
     "find_request",
     "get_request",
@@ -256,6 +258,8 @@ STEPS: Mapping[str, Step] = {
     # the applicant's: send a returned request back (edited), or take it back
     "resubmit": Step("request.change", ("returned",)),
     "withdraw": Step("request.change", (*OPEN, "returned")),
+    # files (``service.attachments``): before review starts, and while returned
+    "attach": Step("request.change", ("submitted", "returned")),
 }
 
 
@@ -272,7 +276,32 @@ def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
         ]
         out = request_out(session, row, who, events=True, actions=actions)
         out.context = _context(session, row, project)
+        out.attachments = attachments_of(session, row.id)
         return out
+
+
+def attachment_out(row: orm.RequestAttachment, uploader: str) -> AttachmentOut:
+    return AttachmentOut(
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        uploaded_by=uploader,
+        uploaded_at=row.uploaded_at,
+    )
+
+
+def attachments_of(session: Session, request_id: str) -> list[AttachmentOut]:
+    """The request's attachments (``service.attachments``), oldest first; the caller
+    checked that its reader may read the request."""
+    rows = session.execute(
+        select(orm.RequestAttachment, orm.User.name)
+        .join(orm.User, orm.User.id == orm.RequestAttachment.uploaded_by)
+        .where(orm.RequestAttachment.request_id == request_id)
+        .order_by(orm.RequestAttachment.id)
+    ).all()
+    return [attachment_out(row, name) for row, name in rows]
 
 
 #: the window of a request's "current burn"

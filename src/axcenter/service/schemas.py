@@ -900,6 +900,19 @@ class RequestEventOut(BaseModel):
     total: float | None = None
 
 
+class AttachmentOut(BaseModel):
+    """A file attached to a request (``service.attachments``); its bytes at
+    ``/allocation-requests/{request}/attachments/{id}``."""
+
+    id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+
+
 class RequestContextOut(BaseModel):
     """What a reviewer weighs beside the request itself (a request read one at a time)."""
 
@@ -949,6 +962,8 @@ class RequestOut(BaseModel):
     #: return; ``resubmit``, ``withdraw``), in a request read one at a time; None in lists
     actions: list[str] | None = None
     context: RequestContextOut | None = None
+    #: the files attached, in a request read one at a time (None in lists)
+    attachments: list[AttachmentOut] | None = None
 
 
 class RequestListOut(BaseModel):

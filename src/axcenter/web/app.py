@@ -75,6 +75,7 @@ def error_page(
         "error.html",
         lang=lang,
         status=status,
+        code=status,
         headline=key or f"error.{status if status in _SAID else 400}",
         message=message,
     )
