@@ -65,6 +65,13 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # usage over time: who may read the project's allocations
     ("GET", "/projects/{project}/usage"): row("AA AA FH AH AH"),
     ("PATCH", "/projects/{project}"): row("AA FF FH AH FH"),
+    # job templates: kept by the project's people, read by program managers too; using
+    # one is a submission (program managers submit to no project: 422 as for POST /jobs)
+    ("GET", "/projects/{project}/templates"): row("AA AA FH AH AH"),
+    ("POST", "/projects/{project}/templates"): row("AA FF FH AH AH"),
+    ("GET", "/projects/{project}/templates/{name}"): row("AA AA FH AH AH"),
+    ("DELETE", "/projects/{project}/templates/{name}"): row("AA FF FH AH AH"),
+    ("POST", "/projects/{project}/templates/{name}/jobs"): row("AA VV FH AH AH"),
     ("POST", "/projects/{project}/members"): row("AA FF FH AH FH"),
     ("DELETE", "/projects/{project}/members/{user}"): row("AA FF FH AH FH"),
     # jobs: members use their projects, org admins their organization's
@@ -536,6 +543,24 @@ def _fresh_report(w: World, side: Side) -> str:
     return report_id
 
 
+def _fresh_template(w: World, side: Side) -> str:
+    """A job template of ``side``'s project."""
+    name = unique("tpl")
+    with w.write() as s:
+        user = s.query(orm.User).filter(orm.User.name == side.user).one()
+        s.add(
+            orm.Template(
+                id=new_id("tpl"),
+                project_id=side.project_id,
+                name=name,
+                spec={"job": {"command": ["true"], "gpus_per_node": 0}},
+                created_by=user.id,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return name
+
+
 def _fresh_attachment(w: World, side: Side) -> str:
     """A file attached to ``side``'s request (its row and its bytes)."""
     attachment_id = new_id("att")
@@ -587,6 +612,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     }
     if path.startswith("/progress-reports/"):
         params["report_id"] = _fresh_report(w, side)
+    if path.startswith("/projects/{project}/templates/"):
+        params["name"] = _fresh_template(w, side)
     if "{attachment_id}" in path:
         params["attachment_id"] = _fresh_attachment(w, side)
     if path.startswith("/cohorts/"):
@@ -607,6 +634,10 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
         ("PATCH", "/projects/{project}"): {"objective": "matrix"},
+        ("POST", "/projects/{project}/templates"): {
+            "name": unique("tpl"),
+            "job": {"command": ["true"], "gpus_per_node": 0},
+        },
         ("POST", "/projects/{project}/members"): {"user": _fresh_member(w, side, join=False)}
         if path == "/projects/{project}/members"
         else None,

@@ -643,6 +643,34 @@ class Client:
     def remove_member(self, project: str, user: str) -> None:
         self._send("DELETE", f"/projects/{self._segment(project)}/members/{self._segment(user)}")
 
+    # -- job templates ------------------------------------------------------------------------
+
+    def _template_path(self, project: str, name: str = "", suffix: str = "") -> str:
+        path = f"/projects/{self._segment(project)}/templates"
+        return path + (f"/{self._segment(name)}" if name else "") + suffix
+
+    def list_templates(self, project: str) -> list[JSON]:
+        return list(self._json("GET", self._template_path(project)).get("items", []))
+
+    def create_template(
+        self, project: str, name: str, job: Mapping[str, Any], description: str = ""
+    ) -> JSON:
+        body = {"name": name, "description": description, "job": dict(job)}
+        return self._json("POST", self._template_path(project), json=body)
+
+    def get_template(self, project: str, name: str) -> JSON:
+        return self._json("GET", self._template_path(project, name))
+
+    def delete_template(self, project: str, name: str) -> None:
+        self._send("DELETE", self._template_path(project, name))
+
+    def use_template(
+        self, project: str, name: str, job_name: str | None = None, **changes: Any
+    ) -> JSON:
+        """Submit the template's job; ``changes``: priority, time_limit_s, held."""
+        path = self._template_path(project, name, "/jobs")
+        return self._json("POST", path, json=self._query(name=job_name, **changes))
+
     # -- allocations, prices, audit -----------------------------------------------------------
 
     def _request_path(self, request_id: str, action: str = "") -> str:

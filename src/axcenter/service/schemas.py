@@ -165,6 +165,45 @@ class JobIn(BaseModel):
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
 
+class TemplateIn(BaseModel):
+    """A project's job template: a ``name`` and the job it submits (``job``: a job's
+    fields; its ``project`` is the template's, its idempotency key, hold and dependency
+    are the submission's own, so a template has none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    job: JobIn
+
+
+class TemplateOut(BaseModel):
+    id: str
+    project: str
+    name: str
+    description: str
+    #: the job it submits: ``JobIn``'s fields, without the project
+    job: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+class TemplateUseIn(BaseModel):
+    """What differs this time when a template's job is submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    time_limit_s: Annotated[int, Field(ge=1)] | None = None
+    held: bool = False
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class TemplateListOut(BaseModel):
+    items: list[TemplateOut]
+
+
 class ArrayIn(JobIn):
     """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``); ``indices`` as
     Slurm's ``--array`` writes them (``model.arrays``)."""

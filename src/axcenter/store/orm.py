@@ -418,7 +418,7 @@ class RequestAttachment(Base):
     uploaded_at: Mapped[datetime]
 
 
-class JobTemplate(Base):
+class Template(Base):
     """A project's named job: ``spec`` holds ``service.schemas.JobIn``'s fields but the
     project (the command, or a script run by ``bash -c``; resources; time limit)."""
 

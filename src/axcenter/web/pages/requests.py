@@ -13,10 +13,10 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from starlette.datastructures import UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from axcenter.service import allocations, attachments
 from axcenter.service.center import Center
