@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from axcenter.service.errors import Refusal
 from axcenter.web.i18n import label, translate
@@ -39,6 +41,7 @@ def mount(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, _sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(BadForm, _bad_form)  # type: ignore[arg-type]
     app.add_exception_handler(FormProblem, _form_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -82,7 +85,15 @@ def error_page(
 
 
 #: statuses with their own sentence in the catalog
-_SAID = frozenset({400, 403, 404, 409, 422})
+_SAID = frozenset({400, 403, 404, 405, 409, 422})
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """The framework's own errors (no such page, a method a page does not take): under
+    ``/ui`` a page in the reader's language with the navigation; elsewhere FastAPI's JSON."""
+    if not is_page(request):
+        return await http_exception_handler(request, exc)
+    return error_page(request, exc.status_code, str(exc.detail))
 
 
 async def _sign_in(_: Request, exc: SignInRequired) -> Response:

@@ -270,6 +270,10 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     ),
     "requests.detach": ("Remove", "삭제"),
     "requests.rubric": ("Review rubric", "평가 기준표"),
+    "requests.none_member": (
+        "Your organization's administrator files and follows allocation requests.",
+        "배정 신청은 소속 기관의 관리자가 제출하고 관리합니다.",
+    ),
     "requests.criterion": ("Criterion", "평가 항목"),
     "requests.weight": ("Weight", "배점 비중"),
     "requests.scale": ("Scale", "점수 범위"),
@@ -617,4 +621,9 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "rule.request.decide": ("decide requests", "신청 결정"),
     "rule.allocation.read": ("read allocations", "배정 조회"),
     "error.role": ("Your role is {role}.", "현재 역할: {role}."),
+    "error.405": ("This page does not take that request.", "이 페이지는 그 요청을 받지 않습니다."),
+    "error.no_project": (
+        "You have no project to submit jobs to.",
+        "작업을 제출할 수 있는 과제가 없습니다.",
+    ),
 }

@@ -103,10 +103,22 @@ def _new_form(
 def new_job_page(
     request: Request, viewer: PageViewer, project: str = "", template: str = ""
 ) -> HTMLResponse:
-    """The form, filled from a template of the project when one is named."""
+    """The form, filled from a template of the project when one is named; who has no
+    project to submit to (a reviewer) is told so, not shown an empty form."""
+    center: Center = request.app.state.center
+    if not submittable_names(center, viewer.who):
+        return page(
+            request,
+            viewer,
+            "error.html",
+            lang=viewer.lang,
+            status=403,
+            code=403,
+            headline="error.no_project",
+            message="no project to submit jobs to",
+        )
     if not (project and template):
         return _new_form(request, viewer, values={"project": project} if project else None)
-    center: Center = request.app.state.center
     return _new_form(
         request, viewer, values=template_values(get_template(center, viewer.who, project, template))
     )
