@@ -57,6 +57,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/whoami"): row("AA AA AA AA AA"),
     # each caller's own feed
     ("GET", "/notifications"): row("AA AA AA AA AA"),
+    ("GET", "/notifications/settings"): row("AA AA AA AA AA"),
+    ("PUT", "/notifications/settings"): row("AA AA AA AA AA"),
     # projects and their members (project.read / project.write)
     ("GET", "/projects"): row("SS SS NN SN SN"),
     # the organization is named in the body: another tenant's reads as unknown (422)
@@ -634,6 +636,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
         ("PATCH", "/projects/{project}"): {"objective": "matrix"},
+        ("PUT", "/notifications/settings"): {"address": "m@example.org", "kinds": ["decision"]},
         ("POST", "/projects/{project}/templates"): {
             "name": unique("tpl"),
             "job": {"command": ["true"], "gpus_per_node": 0},

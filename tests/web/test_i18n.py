@@ -47,6 +47,7 @@ def vocabularies() -> dict[str, set[str]]:
 
     decided = _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
     from axcenter.service.access import RULES
+    from axcenter.service.mail import KINDS
     from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
     from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
 
@@ -81,6 +82,7 @@ def vocabularies() -> dict[str, set[str]]:
         "report": _literals("service/tranches.py", r'row\.status\s*=\s*"(\w+)"') | {"submitted"},
         "notice": notices,
         "use": _literals("service/monitoring.py", r'flags\.append\("(\w+)"\)'),
+        "mail_kind": set(KINDS),
     }
 
 

@@ -31,6 +31,7 @@ from axcenter.executors.slurm import slurm_engine
 from axcenter.model.snapshot import Limits, SchedulerConfig
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
+from axcenter.service.mail import Mailer
 from axcenter.service.obligations import Reminders
 from axcenter.service.throttle import FailureLimiter, SubmissionLimits, SubmissionThrottle
 from axcenter.settings import Settings
@@ -156,6 +157,8 @@ class Center:
         )
         #: reminds grants of overdue progress reports and surveys, hourly
         self.reminders = Reminders(self)
+        #: e-mail notices (``service.mail``): started only when an SMTP server is set
+        self.mailer = Mailer(self)
         #: a standby serves reads only, until it holds the store (``start(standby=True)``)
         self.standby = False
         #: this center controls the store (its loop, writes and resolver run)
@@ -298,6 +301,7 @@ class Center:
         self.control.start()
         self.dependencies.start()
         self.reminders.start()
+        self.mailer.start()
         self.standby = False
 
     def _wait_to_take_over(self) -> None:
@@ -371,6 +375,7 @@ class Center:
         if self._standby_thread is not None:
             self._standby_thread.join()
         self.reminders.stop()
+        self.mailer.stop()
         if not self.active:
             self.control.engine.close(stop_runs=False)
             self.store.dispose()

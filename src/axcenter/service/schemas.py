@@ -1205,6 +1205,38 @@ class NotificationOut(BaseModel):
     until: datetime | None = None
 
 
+class MailSettingsIn(BaseModel):
+    """Which notifications reach the caller by e-mail, where, and in which language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: None: no e-mail at all
+    address: (
+        Annotated[
+            str,
+            StringConstraints(
+                max_length=254, pattern=r"^[^@\s<>,;\\\"]+@[^@\s<>,;\\\"]+\.[^@\s<>,;\\\"]+$"
+            ),
+        ]
+        | None
+    ) = None
+    language: Literal["ko", "en"] = "ko"
+    #: the kinds wanted (``service.mail.KINDS``)
+    kinds: Annotated[
+        list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=20)
+    ] = []
+
+
+class MailSettingsOut(BaseModel):
+    address: str | None
+    language: str
+    kinds: list[str]
+    #: whether the center sends e-mail at all (an SMTP server is configured)
+    enabled: bool
+    #: every kind one may choose
+    choices: list[str]
+
+
 class DailyUsageOut(BaseModel):
     """Charges of one user on one day (of the center's zone)."""
 

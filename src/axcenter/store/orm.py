@@ -432,6 +432,38 @@ class Template(Base):
     created_at: Mapped[datetime]
 
 
+class MailSettings(Base):
+    """A user's e-mail notices (``service.mail``): the address (None: none by e-mail),
+    the language they are written in, the kinds wanted, and since when."""
+
+    __tablename__ = "mail_settings"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    address: Mapped[str | None] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8))
+    kinds: Mapped[list[Any]]
+    since: Mapped[datetime]
+
+
+class MailOutbox(Base):
+    """One e-mail notice, queued once per user and notification (``key``): ``status``
+    ``queued`` (to send at ``next_at``), ``sending``, ``sent`` or ``failed`` (given up)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_status_next_at", "status", "next_at"),)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[datetime]
+    next_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
 class Allocation(Base):
     """An approved grant: a project's GPU-hours and won envelope for a time window.
 

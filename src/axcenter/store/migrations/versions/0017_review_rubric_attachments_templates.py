@@ -1,4 +1,4 @@
-"""per-criterion review scores, request attachments, job templates
+"""per-criterion review scores, request attachments, job templates, e-mail notices
 
 - ``request_events.scores``: a rubric review's scores per criterion, the rubric they were
   given under and the weighted total (NULL for a plain 1..5 review and other steps).
@@ -8,6 +8,10 @@
   sheet): their names, types, sizes and digests; the bytes are files under the data
   directory (``attachments/``), the service's alone.
 - ``job_templates``: a project's named job specifications (command or script, resources).
+- ``mail_settings``: each user's e-mail address, language and the kinds of notification
+  they want by e-mail, with the moment they asked (nothing older is mailed).
+- ``mail_outbox``: every e-mail notice queued, once per user and notification (primary
+  key), with its text, attempts and state: what was sent survives a restart.
 
 Revision ID: 0017
 Revises: 0015
@@ -58,8 +62,40 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "name", name="uq_job_templates_project_name"),
     )
 
+    op.create_table(
+        "mail_settings",
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("address", sa.String(length=254), nullable=True),
+        sa.Column("language", sa.String(length=8), nullable=False),
+        sa.Column("kinds", sa.JSON(), nullable=False),
+        sa.Column("since", UTC_DT, nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
+    op.create_table(
+        "mail_outbox",
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("address", sa.String(length=254), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("queued_at", UTC_DT, nullable=False),
+        sa.Column("next_at", UTC_DT, nullable=False),
+        sa.Column("sent_at", UTC_DT, nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("user_id", "key"),
+    )
+    op.create_index("ix_mail_outbox_status_next_at", "mail_outbox", ["status", "next_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_mail_outbox_status_next_at", "mail_outbox")
+    op.drop_table("mail_outbox")
+    op.drop_table("mail_settings")
     op.drop_table("job_templates")
     op.drop_index("ix_request_attachments_request_id", "request_attachments")
     op.drop_table("request_attachments")
