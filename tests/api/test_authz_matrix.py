@@ -58,6 +58,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # each caller's own feed
     ("GET", "/notifications"): row("AA AA AA AA AA"),
     ("GET", "/notifications/settings"): row("AA AA AA AA AA"),
+    # usage over time, drilled into an organization: its projects' series
+    ("GET", "/reports/usage-over-time"): row("SS SS FF SH SH"),
     ("PUT", "/notifications/settings"): row("AA AA AA AA AA"),
     # projects and their members (project.read / project.write)
     ("GET", "/projects"): row("SS SS NN SN SN"),
@@ -718,6 +720,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/export/history": side.job,
         "/accounting/jobs": side.job,
         "/reports/usage": side.project,
+        "/reports/usage-over-time": side.project,
         "/programs": w.program,
         "/organizations": side.org,
         "/users": side.user,
@@ -731,6 +734,8 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
+    if path == "/reports/usage-over-time":
+        url += f"?organization={side.org}&period=day"
     if path == "/programs/{program}/use":
         url += "?all=true"
     if path == "/reservations" and method == "GET":

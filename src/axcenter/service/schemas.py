@@ -1205,6 +1205,55 @@ class NotificationOut(BaseModel):
     until: datetime | None = None
 
 
+class UsageBucketOut(BaseModel):
+    """One period of a usage series, from ``start`` to ``end`` in the center's zone;
+    ``partial``: it has not ended (its figures are so far, not a full period's)."""
+
+    start: datetime
+    end: datetime
+    partial: bool
+
+
+class UsageSeriesItemOut(BaseModel):
+    """One organization, project or user: its GPU-hours and won charged per bucket."""
+
+    key: str
+    label: str
+    gpu_hours: list[float]
+    won: list[int]
+    total_gpu_hours: float
+    total_won: int
+
+
+class UsageJobOut(BaseModel):
+    """A job at the bottom of a drill-down, with what it was charged in the window."""
+
+    id: str
+    name: str
+    state: str
+    gpu_hours: float
+    won: int
+    last_charged_at: datetime
+
+
+class UsageOverTimeOut(BaseModel):
+    """Usage over time at one level of the drill-down (organizations -> projects ->
+    users -> jobs), charges booked per bucket, for what the caller may see."""
+
+    level: Literal["organization", "project", "user", "job"]
+    period: Literal["day", "week", "month"]
+    time_zone: str
+    organization: str | None = None
+    project: str | None = None
+    user: str | None = None
+    #: the first charge the center booked: no bucket starts before its own
+    first_at: datetime | None
+    buckets: list[UsageBucketOut]
+    series: list[UsageSeriesItemOut]
+    #: at the user level: the user's jobs charged in the window
+    jobs: list[UsageJobOut] | None = None
+
+
 class MailSettingsIn(BaseModel):
     """Which notifications reach the caller by e-mail, where, and in which language."""
 

@@ -20,6 +20,7 @@ from axcenter.web.pages import (
     programs,
     projects,
     requests,
+    usage,
 )
 from axcenter.web.problems import FormProblem, say
 from axcenter.web.render import page
@@ -30,7 +31,7 @@ __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 STATIC = Path(__file__).parent / "static"
 #: every page of the dashboard (tests walk this table: each page must need a session)
 ROUTERS = tuple(
-    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications)
+    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications, usage)
 )
 
 

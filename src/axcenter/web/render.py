@@ -69,6 +69,12 @@ NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
         frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.REVIEWER}),
     ),
     ("/ui/programs", "nav.programs", None),
+    # reviewers read no usage (``service.usage``)
+    (
+        "/ui/usage",
+        "nav.usage",
+        frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.MEMBER}),
+    ),
     ("/ui/notifications", "nav.notifications", None),
 )
 
