@@ -141,6 +141,8 @@ def test_keyboard_sign_in_and_every_main_page_is_accessible(
         ("en-16-notifications", "/ui/notifications"),
         ("en-17-file-request", "/ui/requests/new"),
         ("en-18-grant", f"/ui/grants/{grant}"),
+        ("en-19-usage", "/ui/usage?period=week"),
+        ("en-20-mail-settings", "/ui/notifications/settings"),
     ]
     for name, url in pages:
         response = page.goto(url)
