@@ -17,6 +17,7 @@ users, one user's jobs.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -86,11 +87,35 @@ def buckets(
     return out
 
 
-def _index(moments: Sequence[UsageBucketOut], at: datetime) -> int | None:
-    for i, b in enumerate(moments):
-        if b.start <= at < b.end:
-            return i
-    return None
+def _index(
+    periods: Sequence[UsageBucketOut], starts: Sequence[datetime], at: datetime
+) -> int | None:
+    """The bucket holding ``at`` (``starts``: the buckets' starts, sorted)."""
+    i = bisect_right(starts, at) - 1
+    return i if i >= 0 and at < periods[i].end else None
+
+
+def _local_day(
+    session: Any, column: Any, zone: tzinfo, periods: Sequence[UsageBucketOut]
+) -> ColumnElement[str]:
+    """Charges grouped by their day in the center's zone where the store can say it
+    (PostgreSQL with the zone's rules; SQLite when the zone's offset is one over the
+    window, as Asia/Seoul's is), else by UTC hour, placed in buckets here."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone(str(zone), column), "YYYY-MM-DD")
+    offsets = {b.start.utcoffset() for b in periods} | {b.end.utcoffset() for b in periods}
+    if len(offsets) == 1:
+        (offset,) = offsets
+        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+        return func.strftime("%Y-%m-%d", column, f"{minutes:+d} minutes")
+    return utc_text(session, column, "%Y-%m-%d %H")
+
+
+def _moment(text: str, zone: tzinfo) -> datetime:
+    """A group's instant: a local day's start (``2026-12-07``) or a UTC hour."""
+    if len(text) == 10:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), zone)
+    return datetime.fromisoformat(f"{text[:13]}:00:00+00:00")
 
 
 def usage_over_time(
@@ -179,7 +204,7 @@ def usage_over_time(
             key, name = orm.Project.id, orm.Project.name
         else:
             key, name = orm.User.id, orm.User.name
-        hour = utc_text(session, entry.at, "%Y-%m-%d %H")
+        hour = _local_day(session, entry.at, zone, periods)
         query = (
             select(key, name, hour, func.sum(entry.gpu_seconds), func.sum(entry.amount_won))
             .join(orm.Project, orm.Project.id == entry.project_id)
@@ -189,12 +214,17 @@ def usage_over_time(
             .where(*window, *scope)
             .group_by(key, name, hour)
         )
+        starts = [b.start for b in periods]
         series: dict[str, UsageSeriesItemOut] = {}
+        #: a group's time text -> its bucket (texts repeat across series)
+        slots: dict[str, int | None] = {}
         for found, named, h, secs, won in session.execute(query).tuples():
             # a charge of no job (booked by hand) has no user to show it under
             k, label = ("", "-") if found is None else (found, named)
-            at = datetime.strptime(str(h)[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
-            i = _index(periods, at)
+            text = str(h)
+            if text not in slots:
+                slots[text] = _index(periods, starts, _moment(text, zone))
+            i = slots[text]
             if i is None:
                 continue
             item = series.setdefault(
