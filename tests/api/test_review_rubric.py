@@ -129,7 +129,7 @@ def test_rubric_review_on_the_dashboard(
         data={"csrf": token, "score.merit": "five", "score.feasibility": "3", "score.impact": "9"},
     )
     assert bad.status_code == 400 and "whole number" in bad.text
-    assert 'href="/ui/jobs"' in bad.text  # the navigation stays
+    assert 'href="/ui/requests"' in bad.text  # the navigation stays
     out_of_range = web.post(
         f"/ui/requests/{rid}/review",
         data={"csrf": token, "score.merit": "9", "score.feasibility": "3", "score.impact": "9"},
