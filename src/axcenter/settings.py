@@ -82,6 +82,23 @@ class Settings(BaseSettings):
         default=64 << 20, ge=0, description="a job's log rotates at this size (0: never)"
     )
     log_keep: int = Field(default=4, ge=1, le=1000, description="rotated log files kept per job")
+    attachment_max_bytes: int = Field(
+        default=10 << 20,
+        ge=1,
+        le=15 << 20,  # below the API's body limit (api.guard.MAX_BODY_BYTES), with the form
+        description="the largest file one may attach to an allocation request",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications (none: no e-mail)"
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=False, description="STARTTLS before sending")
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = Field(default="axcenter@localhost", description="the notices' sender")
+    mail_every_s: float = Field(
+        default=60.0, gt=0, description="how often e-mail notices are looked for and sent"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -253,6 +270,11 @@ class Settings(BaseSettings):
     def first_tokens_file(self) -> Path:
         """Where ``axc up`` writes the tokens it issues at first start (mode 0600)."""
         return self.data_dir / "first-start-tokens"
+
+    @property
+    def attachments_dir(self) -> Path:
+        """Files attached to allocation requests (``service.attachments``)."""
+        return self.data_dir / "attachments"
 
     @property
     def jobs_dir(self) -> Path:

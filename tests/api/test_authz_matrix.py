@@ -58,6 +58,10 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/whoami"): row("AA AA AA AA AA"),
     # each caller's own feed
     ("GET", "/notifications"): row("AA AA AA AA AA"),
+    ("GET", "/notifications/settings"): row("AA AA AA AA AA"),
+    # usage over time, drilled into an organization: its projects' series
+    ("GET", "/reports/usage-over-time"): row("SS SS FF SH SH"),
+    ("PUT", "/notifications/settings"): row("AA AA AA AA AA"),
     # projects and their members (project.read / project.write)
     ("GET", "/projects"): row("SS SS NN SN SN"),
     # the organization is named in the body: another tenant's reads as unknown (422)
@@ -66,6 +70,13 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     # usage over time: who may read the project's allocations
     ("GET", "/projects/{project}/usage"): row("AA AA FH AH AH"),
     ("PATCH", "/projects/{project}"): row("AA FF FH AH FH"),
+    # job templates: kept by the project's people, read by program managers too; using
+    # one is a submission (program managers submit to no project: 422 as for POST /jobs)
+    ("GET", "/projects/{project}/templates"): row("AA AA FH AH AH"),
+    ("POST", "/projects/{project}/templates"): row("AA FF FH AH AH"),
+    ("GET", "/projects/{project}/templates/{name}"): row("AA AA FH AH AH"),
+    ("DELETE", "/projects/{project}/templates/{name}"): row("AA FF FH AH AH"),
+    ("POST", "/projects/{project}/templates/{name}/jobs"): row("AA VV FH AH AH"),
     ("POST", "/projects/{project}/members"): row("AA FF FH AH FH"),
     ("DELETE", "/projects/{project}/members/{user}"): row("AA FF FH AH FH"),
     # jobs: members use their projects, org admins their organization's
@@ -151,6 +162,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/allocation-requests/{request_id}/return"): row("AA AA FH FH FH"),
     ("POST", "/allocation-requests/{request_id}/resubmit"): row("AA FF FH AH FH"),
     ("POST", "/allocation-requests/{request_id}/withdraw"): row("AA FF FH AH FH"),
+    # its files: changed by the applicant's admin, read by whoever reads the request
+    ("POST", "/allocation-requests/{request_id}/attachments"): row("AA FF FH AH FH"),
+    ("GET", "/allocation-requests/{request_id}/attachments/{attachment_id}"): row("AA AA FH AH FH"),
+    ("DELETE", "/allocation-requests/{request_id}/attachments/{attachment_id}"): row(
+        "AA FF FH AH FH"
+    ),
     ("GET", "/allocations"): row("SS SS NN SN SN"),
     ("GET", "/allocations/{allocation_id}"): row("AA AA FH AH AH"),
     # running a program: rules and forms are the program's; reports and answers are filed
@@ -451,6 +468,7 @@ class Call:
     url: str
     body: Any = None
     marker: str | None = None  # what a list shows when the object is visible
+    files: dict[str, tuple[str, bytes]] | None = None  # a multipart upload instead of JSON
 
 
 def _fresh_member(w: World, side: Side, *, join: bool) -> str:
@@ -552,6 +570,47 @@ def _fresh_report(w: World, side: Side) -> str:
     return report_id
 
 
+def _fresh_template(w: World, side: Side) -> str:
+    """A job template of ``side``'s project."""
+    name = unique("tpl")
+    with w.write() as s:
+        user = s.query(orm.User).filter(orm.User.name == side.user).one()
+        s.add(
+            orm.Template(
+                id=new_id("tpl"),
+                project_id=side.project_id,
+                name=name,
+                spec={"job": {"command": ["true"], "gpus_per_node": 0}},
+                created_by=user.id,
+                created_at=datetime.now(UTC),
+            )
+        )
+    return name
+
+
+def _fresh_attachment(w: World, side: Side) -> str:
+    """A file attached to ``side``'s request (its row and its bytes)."""
+    attachment_id = new_id("att")
+    folder = w.center.settings.attachments_dir / side.request
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / attachment_id).write_bytes(b"%PDF-1.7 matrix")
+    with w.write() as s:
+        admin = s.query(orm.User).filter(orm.User.name == side.user).one()
+        s.add(
+            orm.RequestAttachment(
+                id=attachment_id,
+                request_id=side.request,
+                filename="matrix.pdf",
+                content_type="application/pdf",
+                size_bytes=15,
+                sha256="0" * 64,
+                uploaded_by=admin.id,
+                uploaded_at=datetime.now(UTC),
+            )
+        )
+    return attachment_id
+
+
 def _ensure_quota(w: World, side: Side) -> None:
     with w.write() as s:
         if s.get(orm.ProjectQuota, (side.project_id, "H100")) is None:
@@ -580,6 +639,10 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     }
     if path.startswith("/progress-reports/"):
         params["report_id"] = _fresh_report(w, side)
+    if path.startswith("/projects/{project}/templates/"):
+        params["name"] = _fresh_template(w, side)
+    if "{attachment_id}" in path:
+        params["attachment_id"] = _fresh_attachment(w, side)
     if path.startswith("/cohorts/"):
         params["name"] = _fresh_cohort(w)
     if path.startswith("/reservations/"):
@@ -600,6 +663,11 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/projects"): {"name": unique("prj"), "organization": side.org, "sector": "bio"},
         ("PATCH", "/projects/{project}"): {"objective": "matrix"},
+        ("PUT", "/notifications/settings"): {"address": "m@example.org", "kinds": ["decision"]},
+        ("POST", "/projects/{project}/templates"): {
+            "name": unique("tpl"),
+            "job": {"command": ["true"], "gpus_per_node": 0},
+        },
         ("POST", "/projects/{project}/members"): {"user": _fresh_member(w, side, join=False)}
         if path == "/projects/{project}/members"
         else None,
@@ -678,6 +746,7 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         "/export/history": side.job,
         "/accounting/jobs": side.job,
         "/reports/usage": side.project,
+        "/reports/usage-over-time": side.project,
         "/programs": w.program,
         "/organizations": side.org,
         "/users": side.user,
@@ -691,11 +760,20 @@ def prepare(w: World, method: str, path: str, variant: str) -> Call:
         url += "?timeout=0"
     if path == "/reports/usage":
         url += "?group_by=project"
+    if path == "/reports/usage-over-time":
+        url += f"?organization={side.org}&period=day"
     if path == "/programs/{program}/use":
         url += "?all=true"
     if path == "/reservations" and method == "GET":
         _fresh_reservation(w, side)  # one that has not ended, so that the list shows it
-    return Call(url, bodies.get((method, path)), markers.get(path) if method == "GET" else None)
+    files = (
+        {"file": ("matrix.pdf", b"%PDF-1.7 matrix")}
+        if path == "/allocation-requests/{request_id}/attachments"
+        else None
+    )
+    return Call(
+        url, bodies.get((method, path)), markers.get(path) if method == "GET" else None, files
+    )
 
 
 def _fresh_account() -> str:
@@ -722,6 +800,7 @@ def test_cell(world: World, method: str, path: str, role: str, variant: str, exp
         method,
         call.url,
         json=call.body,
+        files=call.files,
         headers={"Authorization": f"Bearer {world.tokens[role]}"},
     )
     got = _outcome(response.status_code, response.text, call.marker)

@@ -50,6 +50,8 @@ def pages(demo: Service, demo_tokens: dict[str, str]) -> Iterator[list[tuple[str
         ("program", f"/ui/programs/{quote(PROGRAM)}"),
         ("grant", f"/ui/grants/{grant['id']}"),
         ("notifications", "/ui/notifications"),
+        ("mail-settings", "/ui/notifications/settings"),
+        ("usage", "/ui/usage?period=week"),
         ("missing", "/ui/jobs/job_00000000000000000000"),
     ]
     with api(demo, demo_tokens["hanbit-engineer"]) as hanbit:

@@ -12,8 +12,10 @@ from axcenter.service.schemas import (
     BurndownOut,
     HistoryOut,
     HistoryPointOut,
+    UsageOverTimeOut,
     UsageReportOut,
     UsageRowOut,
+    UsageSeriesItemOut,
 )
 from axcenter.web.charts import burndown_chart, history_charts, spending_chart
 
@@ -121,3 +123,44 @@ def test_company_sizes_are_words() -> None:
     )
     chart = spending_chart("by-size", "t", report, "size_class", "ko")
     assert chart.config["data"]["labels"] == ["중소기업"]
+
+
+def test_usage_over_time_marks_the_partial_bucket_and_starts_at_the_first_charge() -> None:
+    from axcenter.service.usage import buckets
+    from axcenter.web.charts import usage_over_time_charts
+
+    seoul = ZoneInfo("Asia/Seoul")
+    first = datetime(2026, 1, 20, 16, 0, tzinfo=UTC)  # 2026-01-21 01:00 in Seoul
+    periods = buckets(first, NOW, NOW, "month", seoul)
+    # January (in Seoul) to March: no month before the first charge; March not over
+    assert [b.start.astimezone(seoul).date() for b in periods] == [
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+        date(2026, 3, 1),
+    ]
+    assert [b.partial for b in periods] == [False, False, True]
+    weeks = buckets(first, NOW, NOW, "week", seoul)
+    assert weeks[0].start.astimezone(seoul).date() == date(2026, 1, 19)  # a Monday
+    out = UsageOverTimeOut(
+        level="organization",
+        period="month",
+        time_zone="Asia/Seoul",
+        first_at=first,
+        buckets=periods,
+        series=[
+            UsageSeriesItemOut(
+                key="org_a",
+                label="Acme",
+                gpu_hours=[2.0, 0.0, 1.5],
+                won=[9_000, 0, 6_750],
+                total_gpu_hours=3.5,
+                total_won=15_750,
+            )
+        ],
+    )
+    hours, won = usage_over_time_charts(out, "ko")
+    assert hours.config["data"]["labels"] == ["2026-01", "2026-02", "2026-03 (진행 중)"]
+    colours = hours.config["data"]["datasets"][0]["backgroundColor"]
+    assert colours[0] == colours[1] != colours[2]  # the partial month drawn lighter
+    assert won.config["options"]["yFormat"] == "won"
+    assert hours.table[-1] == ["2026-03 (진행 중)", "1.5"]

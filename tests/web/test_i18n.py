@@ -47,6 +47,7 @@ def vocabularies() -> dict[str, set[str]]:
 
     decided = _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
     from axcenter.service.access import RULES
+    from axcenter.service.mail import KINDS
     from axcenter.service.notifications import _DECISIONS, _FOR_STAFF, _JOB_ENDS
     from axcenter.service.reports import DAY_COLUMNS, TOTAL, USAGE_COLUMNS
 
@@ -70,6 +71,7 @@ def vocabularies() -> dict[str, set[str]]:
         "view": set(VIEWS),
         "stage": _literals("service/allocations.py", r'status\s*=\s*"(\w+)"') | decided,
         "action": _literals("service/allocations.py", r'_event\(\s*session, who, row, "(\w+)"')
+        | _literals("service/attachments.py", r'_step\(session, who, row, "(\w+)"')
         | decided,
         "charge": _literals("accounting/ledger.py", r'_(?:entry|row)\(\s*\w+, "(\w+)"'),
         "allocation": _literals("service/grants.py", r'status\s*=\s*"(\w+)"')
@@ -80,6 +82,7 @@ def vocabularies() -> dict[str, set[str]]:
         "report": _literals("service/tranches.py", r'row\.status\s*=\s*"(\w+)"') | {"submitted"},
         "notice": notices,
         "use": _literals("service/monitoring.py", r'flags\.append\("(\w+)"\)'),
+        "mail_kind": set(KINDS),
     }
 
 

@@ -37,6 +37,7 @@ from axcenter.api.routers import (
     programs,
     projects,
     reports,
+    templates,
 )
 from axcenter.service.center import Center
 from axcenter.service.errors import ServiceError
@@ -70,6 +71,7 @@ def create_app(center: Center) -> FastAPI:
     app.state.center = center
     app.include_router(jobs.router, prefix="/api/v1")  # first: routes are tried in order
     app.include_router(projects.router, prefix="/api/v1")
+    app.include_router(templates.router, prefix="/api/v1")
     app.include_router(people.router, prefix="/api/v1")
     app.include_router(charges.router, prefix="/api/v1")
     app.include_router(cluster.router, prefix="/api/v1")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -123,13 +124,14 @@ def requests_table(requests: Sequence[Mapping[str, Any]]) -> Table:
         t.add_column(column, overflow="fold")
     for r in requests:
         score = r.get("mean_score")
+        total = r.get("total")
         t.add_row(
             text(r.get("id")),
             text(r.get("project")),
             text(r.get("kind")),
             _items(r.get("items")),
             text(r.get("status")),
-            "-" if score is None else f"{score:.2f}",
+            f"{score:.2f}/5" if score is not None else f"{total:.2f}/100" if total else "-",
             utc(r.get("updated_at")),
         )
     return t
@@ -150,22 +152,58 @@ def request_view(r: Mapping[str, Any]) -> RenderableType:
         ("window", f"{utc(r.get('starts_at'))} to {utc(r.get('ends_at'))}"),
         ("status", r.get("status")),
         ("reviewers", ", ".join(r.get("reviewers") or []) or "-"),
+        ("rubric", rubric_line(r.get("rubric") or [])),
+        ("total", total_line(r)),
         ("justification", r.get("justification")),
+        (
+            "attachments",
+            "; ".join(
+                f"{a['id']} {a['filename']} ({a['size_bytes']:,} bytes)"
+                for a in r.get("attachments") or []
+            )
+            or "-",
+        ),
     ):
         head.add_row(label, text(value))
     events = table()
     for column in ("WHEN", "WHO", "ACTION", "SCORE", "GPU-HOURS", "COMMENT"):
         events.add_column(column, overflow="fold")
     for e in r.get("events") or []:
+        scores = e.get("scores")
         events.add_row(
             utc(e.get("at")),
             text(e.get("actor")),
             text(e.get("action")),
-            text(e.get("score")),
+            (
+                f"{e.get('total')} ({', '.join(f'{k} {v}' for k, v in scores.items())})"
+                if scores
+                else text(e.get("score"))
+            ),
             _items(e.get("items")),
             text(e.get("comment")),
         )
     return Group(head, Text(""), events)
+
+
+def rubric_line(rubric: Sequence[Mapping[str, Any]]) -> str:
+    """``merit (weight 40, 1..5); impact (...)``, or the single score of no rubric."""
+    if not rubric:
+        return "one score 1..5"
+    return "; ".join(
+        f"{c['key']}: {c['label']} (weight {c['weight']}, 1..{c['scale']})" for c in rubric
+    )
+
+
+def total_line(r: Mapping[str, Any]) -> str:
+    """The weighted total with the preference points shown apart: ``72.5 + 5 (region
+    Gwangju +5) = 77.5``."""
+    if r.get("mean_score") is not None:
+        return f"mean score {r['mean_score']:.2f} / 5"
+    points = int(r.get("preference_points") or 0)
+    bonus = f" + {points} ({', '.join(r.get('preferences') or [])})" if points else ""
+    if r.get("weighted_total") is None:
+        return "-" + (f" (preference{bonus})" if bonus else "")
+    return f"{r['weighted_total']:.2f} / 100{bonus} = {r['total']:.2f}"
 
 
 def allocations_table(allocations: Sequence[Mapping[str, Any]]) -> Table:
@@ -308,6 +346,71 @@ def show(
         render.out_console().print(request_view(out))
 
 
+@app.command("attach")
+def attach(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files: PDF, HWP/HWPX, Word, Excel, CSV, text, PNG or JPEG.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Attach files (a proposal, a budget sheet) to a request while it is submitted or
+    returned for changes; those who may read the request may read them."""
+    done = []
+    with connect(ctx) as client:
+        for path in files:
+            done.append(client.attach_file(request_id, path.name, path.read_bytes()))
+    if as_json:
+        print_json({"items": done})
+        return
+    for a in done:
+        say(f"attached {escape(text(a.get('filename')))} as {escape(text(a.get('id')))}")
+
+
+@app.command("attachment")
+def attachment(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    attachment_id: Annotated[str, typer.Argument(help="Attachment id (att_...).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write it here (default: its own name, here)."),
+    ] = None,
+) -> None:
+    """Download an attachment of a request."""
+    with connect(ctx) as client:
+        listed = client.get_request(request_id).get("attachments") or []
+        found = [a for a in listed if a.get("id") == attachment_id]
+        if not found:
+            raise typer.BadParameter(
+                f"request {request_id} has no attachment {attachment_id!r}",
+                param_hint="ATTACHMENT_ID",
+            )
+        content = client.attachment(request_id, attachment_id)
+    target = output or Path(Path(text(found[0].get("filename"))).name)
+    target.write_bytes(content)
+    say(f"wrote {escape(str(target))} ({len(content):,} bytes)")
+
+
+@app.command("detach")
+def detach(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="Request id.")],
+    attachment_id: Annotated[str, typer.Argument(help="Attachment id (att_...).")],
+) -> None:
+    """Remove an attachment while the request is submitted or returned for changes."""
+    with connect(ctx) as client:
+        client.detach_file(request_id, attachment_id)
+    say(f"removed {escape(attachment_id)} from {escape(request_id)}")
+
+
 def _step(out: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(out)
@@ -349,17 +452,45 @@ def assign(
         _step(client.assign_reviewers(request_id, reviewers), as_json)
 
 
+def parse_scores(specs: Sequence[str]) -> dict[str, int]:
+    """``merit=4`` per criterion of the program's rubric."""
+    scores: dict[str, int] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key or not value.strip().isdigit():
+            raise typer.BadParameter(
+                f"{spec!r}: use CRITERION=SCORE, e.g. merit=4", param_hint="'--criterion'"
+            )
+        scores[key.strip()] = int(value)
+    return scores
+
+
 @app.command("review")
 def review(
     ctx: typer.Context,
     request_id: Annotated[str, typer.Argument(help="Request id.")],
-    score: Annotated[int, typer.Option("--score", min=1, max=5, help="1 (poor) to 5.")],
+    score: Annotated[
+        int | None, typer.Option("--score", min=1, max=5, help="1 (poor) to 5 (no rubric).")
+    ] = None,
+    criterion: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--criterion",
+            "-c",
+            metavar="KEY=SCORE",
+            help="A score per criterion of the program's rubric (repeat for each).",
+        ),
+    ] = None,
     comment: Annotated[str, typer.Option("--comment", "-m")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Score and comment a request assigned to you."""
+    """Score and comment a request assigned to you: one --score, or, where its program
+    has a rubric (axc alloc show lists it), a --criterion KEY=SCORE for each criterion."""
+    scores = parse_scores(criterion or [])
+    if score is None and not scores:
+        raise typer.BadParameter("give --score, or --criterion KEY=SCORE for each criterion")
     with connect(ctx) as client:
-        _step(client.review_request(request_id, score, comment), as_json)
+        _step(client.review_request(request_id, score, comment, scores or None), as_json)
 
 
 @app.command("approve")

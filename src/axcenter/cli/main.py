@@ -198,6 +198,11 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "org": ("axcenter.cli.orgs", "app", "Organizations: companies and institutes."),
     "user": ("axcenter.cli.users", "app", "Users, roles and API tokens."),
     "alloc": ("axcenter.cli.alloc", "app", "Allocation requests, review and grant balances."),
+    "template": (
+        "axcenter.cli.templates",
+        "app",
+        "Job templates of a project: keep, list, show, use, delete.",
+    ),
     "grant": ("axcenter.cli.grants", "app", "Grants: tranches, progress reports, use, take-back."),
     "survey": ("axcenter.cli.surveys", "app", "Outcome surveys: answers of funded projects."),
     "price": ("axcenter.cli.prices", "app", "The price book: won per GPU-hour."),

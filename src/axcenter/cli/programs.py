@@ -160,6 +160,36 @@ def parse_discount(spec: str) -> dict[str, Any]:
     }
 
 
+def parse_criterion(spec: str) -> dict[str, Any]:
+    """``merit:40:5=Technical merit`` (KEY:WEIGHT[:SCALE]=LABEL) as a rubric criterion."""
+    head, _, label = spec.partition("=")
+    parts = head.split(":")
+    if len(parts) not in (2, 3) or not all(p.strip().isdigit() for p in parts[1:]):
+        raise typer.BadParameter(
+            f"{spec!r}: use KEY:WEIGHT[:SCALE]=LABEL, e.g. merit:40:5=Technical merit",
+            param_hint="'--criterion'",
+        )
+    key = parts[0].strip()
+    return {
+        "key": key,
+        "label": label.strip() or key,
+        "weight": int(parts[1]),
+        "scale": int(parts[2]) if len(parts) == 3 else 5,
+    }
+
+
+def parse_preference(spec: str) -> dict[str, Any]:
+    """``region=Gwangju:5``, ``size=SME:3`` or ``startup:2`` (bonus points in review)."""
+    head, sep, points = spec.rpartition(":")
+    kind, _, match = head.partition("=")
+    if not sep or kind not in ("region", "size", "startup") or not points.strip().isdigit():
+        raise typer.BadParameter(
+            f"{spec!r}: use region=NAME:POINTS, size=SME|mid|large:POINTS or startup:POINTS",
+            param_hint="'--prefer'",
+        )
+    return {"kind": kind, "match": match or None, "points": int(points)}
+
+
 def _rules_line(r: Mapping[str, Any]) -> str:
     parts = []
     if r.get("self_paid_bp") is not None:
@@ -177,6 +207,14 @@ def _rules_line(r: Mapping[str, Any]) -> str:
         parts.append("tranches " + "/".join(f"{b / 100:g}" for b in tranches))
     if r.get("accrual_period"):
         parts.append(f"accrual {r['accrual_period']}")
+    if r.get("rubric"):
+        parts.append(
+            "rubric "
+            + ", ".join(f"{c['key']} {c['weight']} (1..{c['scale']})" for c in r["rubric"])
+        )
+    for p in r.get("preferences") or []:
+        what = "youth startup" if p["kind"] == "startup" else f"{p['kind']} {p['match']}"
+        parts.append(f"review preference {what} +{p['points']}")
     return "; ".join(parts) or "no rules"
 
 
@@ -246,6 +284,24 @@ def set_rules(
             help="How often its running jobs are charged as they run (default: the center's).",
         ),
     ] = None,
+    criterion: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--criterion",
+            metavar="KEY:WEIGHT[:SCALE]=LABEL",
+            help="A criterion of the review rubric, e.g. merit:40:5=Technical merit "
+            "(repeatable; none: reviews give one score 1..5).",
+        ),
+    ] = None,
+    prefer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prefer",
+            metavar="KIND[=MATCH]:POINTS",
+            help="Bonus points in review: region=Gwangju:5, size=SME:3 or startup:2 "
+            "(repeatable; they add up).",
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", metavar="ISO")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -263,6 +319,8 @@ def set_rules(
             caps={"org_gpu_hours": cap_gpu_hours, "org_won": cap_won},
             tranches_bp=shares,
             accrual_period=accrual,
+            rubric=[parse_criterion(c) for c in criterion or []],
+            preferences=[parse_preference(p) for p in prefer or []],
             effective_from=effective.isoformat() if effective else None,
         )
     if as_json:

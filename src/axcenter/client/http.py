@@ -147,6 +147,7 @@ class Client:
         *,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         json: Any = None,
+        files: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         idempotent: bool = False,
     ) -> httpx.Response:
@@ -163,6 +164,7 @@ class Client:
                     path,
                     params=params,
                     json=json,
+                    files=files,
                     timeout=self.timeout if timeout is None else timeout,
                 )
             except self._httpx.TransportError as exc:
@@ -691,6 +693,34 @@ class Client:
     def remove_member(self, project: str, user: str) -> None:
         self._send("DELETE", f"/projects/{self._segment(project)}/members/{self._segment(user)}")
 
+    # -- job templates ------------------------------------------------------------------------
+
+    def _template_path(self, project: str, name: str = "", suffix: str = "") -> str:
+        path = f"/projects/{self._segment(project)}/templates"
+        return path + (f"/{self._segment(name)}" if name else "") + suffix
+
+    def list_templates(self, project: str) -> list[JSON]:
+        return list(self._json("GET", self._template_path(project)).get("items", []))
+
+    def create_template(
+        self, project: str, name: str, job: Mapping[str, Any], description: str = ""
+    ) -> JSON:
+        body = {"name": name, "description": description, "job": dict(job)}
+        return self._json("POST", self._template_path(project), json=body)
+
+    def get_template(self, project: str, name: str) -> JSON:
+        return self._json("GET", self._template_path(project, name))
+
+    def delete_template(self, project: str, name: str) -> None:
+        self._send("DELETE", self._template_path(project, name))
+
+    def use_template(
+        self, project: str, name: str, job_name: str | None = None, **changes: Any
+    ) -> JSON:
+        """Submit the template's job; ``changes``: priority, time_limit_s, held."""
+        path = self._template_path(project, name, "/jobs")
+        return self._json("POST", path, json=self._query(name=job_name, **changes))
+
     # -- allocations, prices, audit -----------------------------------------------------------
 
     def _request_path(self, request_id: str, action: str = "") -> str:
@@ -717,12 +747,33 @@ class Client:
             "POST", self._request_path(request_id, "assign"), json={"reviewers": list(reviewers)}
         )
 
-    def review_request(self, request_id: str, score: int, comment: str = "") -> JSON:
-        return self._json(
-            "POST",
-            self._request_path(request_id, "review"),
-            json={"score": score, "comment": comment},
-        )
+    def review_request(
+        self,
+        request_id: str,
+        score: int | None,
+        comment: str = "",
+        scores: dict[str, int] | None = None,
+    ) -> JSON:
+        """One ``score`` (1..5), or ``scores`` per criterion of the program's rubric."""
+        body: dict[str, Any] = {"comment": comment}
+        if score is not None:
+            body["score"] = score
+        if scores:
+            body["scores"] = scores
+        return self._json("POST", self._request_path(request_id, "review"), json=body)
+
+    def attach_file(self, request_id: str, name: str, content: bytes) -> JSON:
+        """Attach ``content`` as the file ``name`` to a request."""
+        path = self._request_path(request_id, "attachments")
+        return self._json("POST", path, files={"file": (name, content)})
+
+    def attachment(self, request_id: str, attachment_id: str) -> bytes:
+        path = self._request_path(request_id, f"attachments/{quote(attachment_id, safe='')}")
+        return self._send("GET", path).content
+
+    def detach_file(self, request_id: str, attachment_id: str) -> None:
+        path = self._request_path(request_id, f"attachments/{quote(attachment_id, safe='')}")
+        self._send("DELETE", path)
 
     def approve_request(self, request_id: str, **fields: Any) -> JSON:
         """Optionally ``items`` (less than asked), ``starts_at``, ``ends_at``,
@@ -784,7 +835,7 @@ class Client:
 
     def set_program_rules(self, program: str, **rules: Any) -> JSON:
         """``self_paid_bp``, ``modifiers``, ``caps``, ``tranches_bp``, ``accrual_period``,
-        ``effective_from``."""
+        ``rubric``, ``preferences``, ``effective_from``."""
         path = f"/programs/{self._segment(program)}/rules"
         return self._json("POST", path, json=self._query(**rules))
 

@@ -30,6 +30,8 @@ PREFIXES = frozenset(
         "rul",  # a program's rules
         "rpt",  # a progress report
         "srv",  # an outcome-survey form
+        "att",  # a file attached to a request
+        "tpl",  # a job template
     }
 )
 

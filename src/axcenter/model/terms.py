@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from axcenter.model.money import BP, split
+from axcenter.model.rubric import Criterion, Preference
 
 __all__ = [
     "MODIFIER_KINDS",
@@ -92,6 +93,10 @@ class ProgramRules:
     #: how often its running jobs are charged as they run: ``hour``, ``day``, ``off``
     #: (None: the center's ``accrual_period``)
     accrual_period: str | None = None
+    #: how reviewers score a request filed under these rules (``model.rubric``), and the
+    #: bonus points of the organizations the call prefers
+    rubric: tuple[Criterion, ...] = ()
+    preferences: tuple[Preference, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +108,8 @@ class ProgramRules:
             "caps": {"org_gpu_hours": self.caps.org_gpu_hours, "org_won": self.caps.org_won},
             "tranches_bp": list(self.tranches_bp),
             "accrual_period": self.accrual_period,
+            "rubric": [c.to_json() for c in self.rubric],
+            "preferences": [p.to_json() for p in self.preferences],
         }
 
     @classmethod
@@ -117,6 +124,8 @@ class ProgramRules:
             caps=Caps(org_gpu_hours=caps.get("org_gpu_hours"), org_won=caps.get("org_won")),
             tranches_bp=tuple(int(b) for b in data.get("tranches_bp") or (BP,)),
             accrual_period=data.get("accrual_period"),
+            rubric=tuple(Criterion.from_json(c) for c in data.get("rubric") or ()),
+            preferences=tuple(Preference.from_json(p) for p in data.get("preferences") or ()),
         )
 
 

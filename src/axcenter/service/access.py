@@ -96,6 +96,9 @@ RULES: dict[str, frozenset[Grant]] = {
     ),
     "project.members.read": frozenset({OP, PM, ORG_ADMIN, (None, Rel.MEMBER)}),
     "project.write": frozenset({OP, ORG_ADMIN}),
+    # a project's job templates: read and kept by those who run its jobs
+    "template.read": frozenset({OP, PM, ORG_ADMIN, (None, Rel.MEMBER)}),
+    "template.write": frozenset({OP, ORG_ADMIN, (None, Rel.MEMBER)}),
     # allocation requests and their review
     "request.read": frozenset({OP, PM, ORG_ADMIN, (None, Rel.ASSIGNED)}),
     "request.create": frozenset({OP, ORG_ADMIN}),
@@ -126,6 +129,8 @@ PHRASES: dict[str, str] = {
     "project.read": "read",
     "project.members.read": "see the members of",
     "project.write": "change",
+    "template.read": "read the job templates of",
+    "template.write": "change the job templates of",
     "request.read": "read",
     "request.create": "create allocation requests for",
     "request.change": "edit or withdraw",

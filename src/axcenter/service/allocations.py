@@ -25,13 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from axcenter.model.access import Principal, Role
 from axcenter.model.ids import new_id
+from axcenter.model.rubric import RubricError, weighted_total
 from axcenter.service import grants
 from axcenter.service.access import project_target, require
 from axcenter.service.errors import Conflict, InvalidInput
@@ -39,6 +40,7 @@ from axcenter.service.projects import project_by_ref
 from axcenter.service.requests import (
     OPEN,
     STEPS,
+    filed_rules,
     find_request,
     request_out,
     target_allocation,
@@ -87,6 +89,7 @@ def _event(
     comment: str = "",
     score: int | None = None,
     items: Mapping[str, int] | None = None,
+    scores: dict[str, Any] | None = None,
 ) -> None:
     session.add(
         orm.RequestEvent(
@@ -97,6 +100,7 @@ def _event(
             score=score,
             comment=comment,
             items=dict(items) if items is not None else None,
+            scores=scores,
         )
     )
     row.updated_at = at
@@ -246,24 +250,55 @@ def assign(center: Center, who: Principal, request_id: str, reviewers: list[str]
 
 
 def review_tx(
-    session: Session, who: Principal, request_id: str, score: int, comment: str, now: datetime
+    session: Session,
+    who: Principal,
+    request_id: str,
+    score: int | None,
+    comment: str,
+    now: datetime,
+    scores: Mapping[str, int] | None = None,
 ) -> RequestOut:
-    """An assigned reviewer's score (1..5) and comment; a later review by the same
-    reviewer supersedes the earlier one in the mean, both stay in the history."""
+    """An assigned reviewer's score (1..5), or, where the rules the request was filed
+    under have a rubric, a score per criterion (``model.rubric``), with a comment; a later
+    review by the same reviewer supersedes the earlier one in the mean, both stay in the
+    history."""
     row, _ = find_request(session, who, request_id, "request.review")
     _expect(row, STEPS["review"].statuses, "reviewed")
-    if not 1 <= score <= 5:
-        raise InvalidInput("score", "must be between 1 and 5")
-    _event(session, who, row, "reviewed", now, score=score, comment=comment)
+    rubric = filed_rules(session, row).rubric
+    graded: dict[str, Any] | None = None
+    if rubric:
+        if score is not None or not scores:
+            keys = ", ".join(f"{c.key} (1..{c.scale})" for c in rubric)
+            raise InvalidInput("scores", f"this program's rubric scores each criterion: {keys}")
+        try:
+            total = weighted_total(rubric, scores)
+        except RubricError as exc:
+            raise InvalidInput(exc.field, str(exc)) from None
+        graded = {
+            "scores": dict(scores),
+            "rubric": [c.to_json() for c in rubric],
+            "total": total,
+        }
+    else:
+        if scores:
+            raise InvalidInput("scores", "this program has no rubric: give one score (1..5)")
+        if score is None or not 1 <= score <= 5:
+            raise InvalidInput("score", "must be between 1 and 5")
+    _event(session, who, row, "reviewed", now, score=score, comment=comment, scores=graded)
     session.flush()
     return request_out(session, row, who, events=True)
 
 
 def review(
-    center: Center, who: Principal, request_id: str, score: int, comment: str = ""
+    center: Center,
+    who: Principal,
+    request_id: str,
+    score: int | None,
+    comment: str = "",
+    scores: Mapping[str, int] | None = None,
 ) -> RequestOut:
     with center.store.write() as session:
-        return review_tx(session, who, request_id, score, comment, utcnow())
+        return review_tx(session, who, request_id, score, comment, utcnow(), scores)
 
 
 # -- decisions ------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from axcenter.model.snapshot import Limits, SchedulerConfig, Snapshot
 from axcenter.service.dependencies import DependencyResolver
 from axcenter.service.identities import ensure_waiting_identities
 from axcenter.service.live import LiveHub
+from axcenter.service.mail import Mailer
 from axcenter.service.obligations import Reminders
 from axcenter.service.signin import load_sign_in
 from axcenter.service.sso import SingleSignOn
@@ -116,7 +117,12 @@ class Center:
         self.settings = settings
         # the center's state is the service's alone: no job, whoever it runs as, reads
         # the database, the logs of others or the run records (docs/security.md)
-        for path in (settings.data_dir, settings.logs_dir, settings.jobs_dir):
+        for path in (
+            settings.data_dir,
+            settings.logs_dir,
+            settings.jobs_dir,
+            settings.attachments_dir,
+        ):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(path, 0o700)
         #: the node pools (``--config``), validated before anything starts
@@ -181,6 +187,8 @@ class Center:
             zone=settings.zone,
             lag_s=settings.accrual_lag_s,
         )
+        #: e-mail notices (``service.mail``): started only when an SMTP server is set
+        self.mailer = Mailer(self)
         #: a standby serves reads only, until it holds the store (``start(standby=True)``)
         self.standby = False
         #: this center controls the store (its loop, writes and resolver run)
@@ -336,6 +344,7 @@ class Center:
         self.dependencies.start()
         self.reminders.start()
         self.accruer.start()
+        self.mailer.start()
         self.standby = False
 
     def _wait_to_take_over(self) -> None:
@@ -409,6 +418,7 @@ class Center:
         if self._standby_thread is not None:
             self._standby_thread.join()
         self.reminders.stop()
+        self.mailer.stop()
         if not self.active:
             self.control.engine.close(stop_runs=False)
             self.store.dispose()

@@ -10,7 +10,7 @@ one may read that are 80% used, exhausted, or end within ``EXPIRING_DAYS``. The 
 goes back ``FEED_DAYS`` at most. What is new is for the caller to say (``since``): the
 dashboard keeps the moment its reader last opened the feed in a cookie.
 
-Not here yet: e-mail, and a per-user choice of what to hear (both need a table).
+The same notices reach people by e-mail, for the kinds each chose (``service.mail``).
 """
 
 from __future__ import annotations

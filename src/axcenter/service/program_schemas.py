@@ -72,6 +72,35 @@ class CapsIn(BaseModel):
     org_won: Annotated[int, Field(ge=1)] | None = None
 
 
+class CriterionIn(BaseModel):
+    """One criterion of a review rubric: scored 1..``scale``, weighing ``weight``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    weight: Annotated[int, Field(ge=1, le=1000)]
+    scale: Annotated[int, Field(ge=2, le=100)] = 5
+
+
+class PreferenceIn(BaseModel):
+    """Bonus points in review for ``region`` (``match``: its name), ``size`` (``match``:
+    SME, mid or large) or ``startup`` (youth-startup organizations; no ``match``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["region", "startup", "size"]
+    match: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    points: Annotated[int, Field(ge=1, le=100)]
+
+
+def _rubric(criteria: list[CriterionIn]) -> list[CriterionIn]:
+    keys = [c.key for c in criteria]
+    if len(set(keys)) != len(keys):
+        raise ValueError("each criterion of a rubric has a key of its own")
+    return criteria
+
+
 def _tranches(shares: list[int]) -> list[int]:
     if sum(shares) != BP:
         raise ValueError(f"tranche shares must add up to 10000 basis points, not {sum(shares)}")
@@ -94,6 +123,10 @@ class ProgramRulesIn(BaseModel):
     ] = [BP]
     #: how often running jobs are charged as they run (hour, day, off); None: the center's
     accrual_period: Literal["hour", "day", "off"] | None = None
+    #: how reviewers score requests filed under these rules (none: one score 1..5)
+    rubric: Annotated[list[CriterionIn], Field(max_length=20), AfterValidator(_rubric)] = []
+    #: bonus points in review (regional preference and the like), added to the total
+    preferences: Annotated[list[PreferenceIn], Field(max_length=20)] = []
     effective_from: datetime | None = None
 
 
@@ -108,6 +141,8 @@ class ProgramRulesOut(BaseModel):
     caps: dict[str, int | None]
     tranches_bp: list[int]
     accrual_period: str | None = None
+    rubric: list[dict[str, Any]] = []
+    preferences: list[dict[str, Any]] = []
     created_by: str | None
     created_at: datetime
 

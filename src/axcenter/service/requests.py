@@ -21,7 +21,10 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.accrual import accrual
 from axcenter.accounting.ledger import CHARGE_KINDS, balances
 from axcenter.accounting.prices import prices_at
+from axcenter.accounting.terms import org_facts, rules_at
 from axcenter.model.access import Principal, Role
+from axcenter.model.rubric import preference_points
+from axcenter.model.terms import ProgramRules
 from axcenter.service.access import (
     allowed,
     project_named,
@@ -31,7 +34,7 @@ from axcenter.service.access import (
 )
 from axcenter.service.errors import Conflict, InvalidInput, NotFound
 from axcenter.service.programs import program_by_ref
-from axcenter.service.schemas import RequestContextOut, RequestEventOut, RequestOut
+from axcenter.service.schemas import AttachmentOut, RequestContextOut, RequestEventOut, RequestOut
 from axcenter.store import orm
 from axcenter.store.types import utcnow
 
@@ -43,6 +46,9 @@ __all__ = [
     "PSEUDONYM",
     "STEPS",
     "Step",
+    "attachment_out",
+    "attachments_of",
+    "filed_rules",
     "find_request",
     "get_request",
     "list_requests",
@@ -73,6 +79,13 @@ DECIDED = ("approved", "rejected", "returned")
 PSEUDONYM = "reviewer {n}"
 
 
+def filed_rules(session: Session, row: orm.AllocationRequest) -> ProgramRules:
+    """The program's rules in force when the request was filed: the call the applicant
+    answered, whose rubric and preferences its review follows (rules set later apply to
+    requests filed later, as they do to charges)."""
+    return rules_at(session, row.program_id, row.created_at) or ProgramRules()
+
+
 def request_out(
     session: Session,
     row: orm.AllocationRequest,
@@ -93,7 +106,9 @@ def request_out(
       decided (approved, rejected or returned): consolidated, without names.
 
     Only the scores of reviewers assigned now count: an operator's review, or that of a
-    reviewer whose assignment ended, stays in the history but not in the mean.
+    reviewer whose assignment ended, stays in the history but not in the mean. Under a
+    rubric (``filed_rules``) each review has a weighted total, the request the mean of
+    them, plus the preference points of the applicant's organization, named.
     """
     project = session.get(orm.Project, row.project_id)
     program = session.get(orm.Program, row.program_id)
@@ -112,13 +127,17 @@ def request_out(
     ).all()
     reviewer_ids = {user_id for user_id, _ in assigned}
     latest: dict[str, int] = {}
+    totals: dict[str, float] = {}
     for event, _ in history:
-        if (
-            event.action == "reviewed"
-            and event.score is not None
-            and event.actor_id in reviewer_ids
-        ):
+        if event.action != "reviewed" or event.actor_id not in reviewer_ids:
+            continue
+        if event.scores is not None:
+            totals[event.actor_id] = float(event.scores["total"])
+        elif event.score is not None:
             latest[event.actor_id] = event.score
+    rules = filed_rules(session, row)
+    facts = org_facts(session, [row.project_id]).get(row.project_id)
+    points, preferences = preference_points(rules.preferences, facts) if facts else (0, [])
     oversees = who.role in (Role.OPERATOR, Role.PROGRAM_MANAGER)
     reviewed_own = any(e.action == "reviewed" and e.actor_id == who.user_id for e, _ in history)
     if oversees:
@@ -157,8 +176,11 @@ def request_out(
                 score=e.score,
                 comment=comment,
                 items=e.items,
+                scores=e.scores["scores"] if e.scores else None,
+                total=e.scores["total"] if e.scores else None,
             )
         )
+    weighted = round(fmean(totals.values()), 2) if totals and reviews_visible else None
     return RequestOut(
         id=row.id,
         project=project.name if project else "?",
@@ -177,6 +199,11 @@ def request_out(
         updated_at=row.updated_at,
         reviewers=[shown(user_id, name)[0] for user_id, name in assigned],
         mean_score=round(fmean(latest.values()), 2) if latest and reviews_visible else None,
+        rubric=[c.to_json() for c in rules.rubric],
+        weighted_total=weighted,
+        preference_points=points,
+        preferences=preferences,
+        total=round(weighted + points, 2) if weighted is not None else None,
         events=shown_events if events else None,
         actions=actions,
     )
@@ -231,6 +258,8 @@ STEPS: Mapping[str, Step] = {
     # the applicant's: send a returned request back (edited), or take it back
     "resubmit": Step("request.change", ("returned",)),
     "withdraw": Step("request.change", (*OPEN, "returned")),
+    # files (``service.attachments``): before review starts, and while returned
+    "attach": Step("request.change", ("submitted", "returned")),
 }
 
 
@@ -247,7 +276,32 @@ def get_request(center: Center, who: Principal, request_id: str) -> RequestOut:
         ]
         out = request_out(session, row, who, events=True, actions=actions)
         out.context = _context(session, row, project)
+        out.attachments = attachments_of(session, row.id)
         return out
+
+
+def attachment_out(row: orm.RequestAttachment, uploader: str) -> AttachmentOut:
+    return AttachmentOut(
+        id=row.id,
+        filename=row.filename,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        uploaded_by=uploader,
+        uploaded_at=row.uploaded_at,
+    )
+
+
+def attachments_of(session: Session, request_id: str) -> list[AttachmentOut]:
+    """The request's attachments (``service.attachments``), oldest first; the caller
+    checked that its reader may read the request."""
+    rows = session.execute(
+        select(orm.RequestAttachment, orm.User.name)
+        .join(orm.User, orm.User.id == orm.RequestAttachment.uploaded_by)
+        .where(orm.RequestAttachment.request_id == request_id)
+        .order_by(orm.RequestAttachment.id)
+    ).all()
+    return [attachment_out(row, name) for row, name in rows]
 
 
 #: the window of a request's "current burn"

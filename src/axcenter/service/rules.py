@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from axcenter.accounting.terms import rules_at
 from axcenter.model.access import Principal
 from axcenter.model.ids import new_id
+from axcenter.model.rubric import Criterion, Preference
 from axcenter.model.terms import Caps, Modifier, ProgramRules
 from axcenter.service.access import center_target, require
 from axcenter.service.audit import record
@@ -48,12 +49,26 @@ def _rules(body: ProgramRulesIn) -> ProgramRules:
         if m.kind == "size" and m.match not in SIZE_CLASSES:
             raise InvalidInput(field, f"a size class is one of {', '.join(SIZE_CLASSES)}")
         modifiers.append(Modifier(kind=m.kind, discount_bp=m.discount_bp, match=m.match))
+    preferences = []
+    for i, p in enumerate(body.preferences):
+        field = f"preferences[{i}].match"
+        if p.kind == "startup" and p.match is not None:
+            raise InvalidInput(field, "a startup preference matches youth-startup organizations")
+        if p.kind != "startup" and p.match is None:
+            raise InvalidInput(field, f"name the {p.kind} the preference is for")
+        if p.kind == "size" and p.match not in SIZE_CLASSES:
+            raise InvalidInput(field, f"a size class is one of {', '.join(SIZE_CLASSES)}")
+        preferences.append(Preference(kind=p.kind, points=p.points, match=p.match))
     return ProgramRules(
         self_paid_bp=body.self_paid_bp,
         modifiers=tuple(modifiers),
         caps=Caps(org_gpu_hours=body.caps.org_gpu_hours, org_won=body.caps.org_won),
         tranches_bp=tuple(body.tranches_bp),
         accrual_period=body.accrual_period,
+        rubric=tuple(
+            Criterion(key=c.key, label=c.label, weight=c.weight, scale=c.scale) for c in body.rubric
+        ),
+        preferences=tuple(preferences),
     )
 
 
@@ -71,6 +86,8 @@ def _out(
         caps=rules["caps"],
         tranches_bp=rules["tranches_bp"],
         accrual_period=rules["accrual_period"],
+        rubric=rules["rubric"],
+        preferences=rules["preferences"],
         created_by=creator,
         created_at=row.created_at,
     )

@@ -189,6 +189,45 @@ class JobIn(BaseModel):
     script: Script | None = None
 
 
+class TemplateIn(BaseModel):
+    """A project's job template: a ``name`` and the job it submits (``job``: a job's
+    fields; its ``project`` is the template's, its idempotency key, hold and dependency
+    are the submission's own, so a template has none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    job: JobIn
+
+
+class TemplateOut(BaseModel):
+    id: str
+    project: str
+    name: str
+    description: str
+    #: the job it submits: ``JobIn``'s fields, without the project
+    job: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+class TemplateUseIn(BaseModel):
+    """What differs this time when a template's job is submitted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    time_limit_s: Annotated[int, Field(ge=1)] | None = None
+    held: bool = False
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class TemplateListOut(BaseModel):
+    items: list[TemplateOut]
+
+
 class ArrayIn(JobIn):
     """A job array: one spec, run once per index (``AXC_ARRAY_INDEX``); ``indices`` as
     Slurm's ``--array`` writes them (``model.arrays``)."""
@@ -965,6 +1004,22 @@ class RequestEventOut(BaseModel):
     score: int | None
     comment: str
     items: dict[str, int] | None
+    #: a rubric review: the score per criterion, and their weighted total (out of 100)
+    scores: dict[str, int] | None = None
+    total: float | None = None
+
+
+class AttachmentOut(BaseModel):
+    """A file attached to a request (``service.attachments``); its bytes at
+    ``/allocation-requests/{request}/attachments/{id}``."""
+
+    id: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
 
 
 class RequestContextOut(BaseModel):
@@ -999,13 +1054,25 @@ class RequestOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     reviewers: list[str]
-    #: mean of each reviewer's latest score (None before any review)
+    #: mean of each reviewer's latest score (None before any review, and under a rubric)
     mean_score: float | None
+    #: the rubric of the program's rules in force when the request was filed (criteria:
+    #: key, label, weight, scale); empty: reviews give one score 1..5
+    rubric: list[dict[str, Any]] = []
+    #: under a rubric: the mean of the reviewers' latest weighted totals (out of 100)
+    weighted_total: float | None = None
+    #: the bonus points of the applicant's organization (regional preference...) and the
+    #: preferences that give them; ``total`` = ``weighted_total`` + these points
+    preference_points: int = 0
+    preferences: list[str] = []
+    total: float | None = None
     events: list[RequestEventOut] | None = None
     #: the steps the caller may take now (``review``; ``decide``: approve, reject or
     #: return; ``resubmit``, ``withdraw``), in a request read one at a time; None in lists
     actions: list[str] | None = None
     context: RequestContextOut | None = None
+    #: the files attached, in a request read one at a time (None in lists)
+    attachments: list[AttachmentOut] | None = None
 
 
 class RequestListOut(BaseModel):
@@ -1019,9 +1086,16 @@ class AssignIn(BaseModel):
 
 
 class ReviewIn(BaseModel):
+    """A review: one ``score`` (1..5), or, where the program has a rubric, ``scores``,
+    one per criterion (1..its scale)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    score: Annotated[int, Field(ge=1, le=5)]
+    score: Annotated[int, Field(ge=1, le=5)] | None = None
+    scores: (
+        Annotated[dict[Annotated[str, StringConstraints(max_length=32)], int], Field(max_length=20)]
+        | None
+    ) = None
     comment: LongText = ""
 
 
@@ -1204,6 +1278,87 @@ class NotificationOut(BaseModel):
     ref: str
     subject: str
     until: datetime | None = None
+
+
+class UsageBucketOut(BaseModel):
+    """One period of a usage series, from ``start`` to ``end`` in the center's zone;
+    ``partial``: it has not ended (its figures are so far, not a full period's)."""
+
+    start: datetime
+    end: datetime
+    partial: bool
+
+
+class UsageSeriesItemOut(BaseModel):
+    """One organization, project or user: its GPU-hours and won charged per bucket."""
+
+    key: str
+    label: str
+    gpu_hours: list[float]
+    won: list[int]
+    total_gpu_hours: float
+    total_won: int
+
+
+class UsageJobOut(BaseModel):
+    """A job at the bottom of a drill-down, with what it was charged in the window."""
+
+    id: str
+    name: str
+    state: str
+    gpu_hours: float
+    won: int
+    last_charged_at: datetime
+
+
+class UsageOverTimeOut(BaseModel):
+    """Usage over time at one level of the drill-down (organizations -> projects ->
+    users -> jobs), charges booked per bucket, for what the caller may see."""
+
+    level: Literal["organization", "project", "user", "job"]
+    period: Literal["day", "week", "month"]
+    time_zone: str
+    organization: str | None = None
+    project: str | None = None
+    user: str | None = None
+    #: the first charge the center booked: no bucket starts before its own
+    first_at: datetime | None
+    buckets: list[UsageBucketOut]
+    series: list[UsageSeriesItemOut]
+    #: at the user level: the user's jobs charged in the window
+    jobs: list[UsageJobOut] | None = None
+
+
+class MailSettingsIn(BaseModel):
+    """Which notifications reach the caller by e-mail, where, and in which language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: None: no e-mail at all
+    address: (
+        Annotated[
+            str,
+            StringConstraints(
+                max_length=254, pattern=r"^[^@\s<>,;\\\"]+@[^@\s<>,;\\\"]+\.[^@\s<>,;\\\"]+$"
+            ),
+        ]
+        | None
+    ) = None
+    language: Literal["ko", "en"] = "ko"
+    #: the kinds wanted (``service.mail.KINDS``)
+    kinds: Annotated[
+        list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=20)
+    ] = []
+
+
+class MailSettingsOut(BaseModel):
+    address: str | None
+    language: str
+    kinds: list[str]
+    #: whether the center sends e-mail at all (an SMTP server is configured)
+    enabled: bool
+    #: every kind one may choose
+    choices: list[str]
 
 
 class DailyUsageOut(BaseModel):

@@ -497,6 +497,69 @@ class RequestEvent(Base):
     score: Mapped[int | None]
     comment: Mapped[str] = mapped_column(Text, default="")
     items: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: a rubric review: ``{"scores": {criterion: score}, "rubric": [...], "total": float}``
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RequestAttachment(Base):
+    """A file attached to a request (a proposal, a budget sheet); its bytes are
+    ``attachments/<request>/<id>`` under the data directory (``service.attachments``)."""
+
+    __tablename__ = "request_attachments"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("allocation_requests.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime]
+
+
+class Template(Base):
+    """A project's named job: ``spec`` holds ``service.schemas.JobIn``'s fields but the
+    project (the command, or a script run by ``bash -c``; resources; time limit)."""
+
+    __tablename__ = "job_templates"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_job_templates_project_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]]
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+
+class MailSettings(Base):
+    """A user's e-mail notices (``service.mail``): the address (None: none by e-mail),
+    the language they are written in, the kinds wanted, and since when."""
+
+    __tablename__ = "mail_settings"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    address: Mapped[str | None] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8))
+    kinds: Mapped[list[Any]]
+    since: Mapped[datetime]
+
+
+class MailOutbox(Base):
+    """One e-mail notice, queued once per user and notification (``key``): ``status``
+    ``queued`` (to send at ``next_at``), ``sending``, ``sent`` or ``failed`` (given up)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_status_next_at", "status", "next_at"),)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[datetime]
+    next_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
 
 
 class Allocation(Base):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from axcenter.service.errors import Refusal
 from axcenter.web.i18n import label, translate
@@ -19,7 +21,9 @@ from axcenter.web.pages import (
     programs,
     projects,
     requests,
+    usage,
 )
+from axcenter.web.problems import FormProblem, say
 from axcenter.web.render import page
 from axcenter.web.session import BadForm, SignInRequired, language, optional_viewer
 
@@ -28,7 +32,8 @@ __all__ = ["ROUTERS", "error_page", "is_page", "mount"]
 STATIC = Path(__file__).parent / "static"
 #: every page of the dashboard (tests walk this table: each page must need a session)
 ROUTERS = tuple(
-    m.router for m in (auth, cluster, jobs, projects, requests, programs, notifications, live)
+    m.router
+    for m in (auth, cluster, jobs, projects, requests, programs, notifications, live, usage)
 )
 
 
@@ -38,6 +43,8 @@ def mount(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in)  # type: ignore[arg-type]
     app.add_exception_handler(BadForm, _bad_form)  # type: ignore[arg-type]
+    app.add_exception_handler(FormProblem, _form_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -74,17 +81,33 @@ def error_page(
         "error.html",
         lang=lang,
         status=status,
+        code=status,
         headline=key or f"error.{status if status in _SAID else 400}",
         message=message,
     )
 
 
 #: statuses with their own sentence in the catalog
-_SAID = frozenset({400, 403, 404, 409, 422})
+_SAID = frozenset({400, 403, 404, 405, 409, 422})
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """The framework's own errors (no such page, a method a page does not take): under
+    ``/ui`` a page in the reader's language with the navigation; elsewhere FastAPI's JSON."""
+    if not is_page(request):
+        return await http_exception_handler(request, exc)
+    return error_page(request, exc.status_code, str(exc.detail))
 
 
 async def _sign_in(_: Request, exc: SignInRequired) -> Response:
     return RedirectResponse(exc.location, status_code=303)
+
+
+async def _form_problem(request: Request, exc: FormProblem) -> Response:
+    """A field a form's handler could not read (``problems.whole``), named as the form
+    labels it, in the reader's language."""
+    viewer = optional_viewer(request)
+    return error_page(request, 400, say(exc, viewer.lang if viewer else language(request)))
 
 
 async def _bad_form(request: Request, _: BadForm) -> Response:

@@ -17,6 +17,7 @@ from axcenter.service.schemas import (
     HistoryOut,
     ProjectDetailOut,
     ProjectUsageOut,
+    UsageOverTimeOut,
     UsageReportOut,
 )
 from axcenter.web.i18n import label, translate, zone_name
@@ -28,6 +29,7 @@ __all__ = [
     "history_charts",
     "spending_chart",
     "usage_chart",
+    "usage_over_time_charts",
 ]
 
 #: shown for a missing value
@@ -311,3 +313,62 @@ def usage_chart(usage: ProjectUsageOut, today: date, lang: str) -> Chart:
             columns,
         ),
     )
+
+
+def bucket_label(start: date, period: str, partial: bool, lang: str) -> str:
+    """``2026-12``, ``2026-12-07`` or ``2026-12-07~`` (a week), with "(so far)" when the
+    bucket is not over: its figure is not a whole period's."""
+    text = f"{start:%Y-%m}" if period == "month" else start.isoformat()
+    if period == "week":
+        text += "~"
+    return text + (" " + translate("usage.partial", lang) if partial else "")
+
+
+def usage_over_time_charts(out: UsageOverTimeOut, lang: str) -> list[Chart]:
+    """GPU-hours and won per bucket, stacked by organization, project or user; the
+    bucket not over yet is labelled so, and drawn lighter."""
+    zone = ZoneInfo(out.time_zone)
+    labels = [
+        bucket_label(b.start.astimezone(zone).date(), out.period, b.partial, lang)
+        for b in out.buckets
+    ]
+    charts = []
+    for metric, key, y_format in (
+        ("gpu_hours", "chart.gpu_hours", "number"),
+        ("won", "usage.won", "won"),
+    ):
+        datasets = []
+        columns: list[list[Any]] = []
+        for i, item in enumerate(out.series):
+            values = list(getattr(item, metric))
+            columns.append(values)
+            colour = PALETTE[i % len(PALETTE)]
+            datasets.append(
+                {
+                    "label": item.label,
+                    "data": values,
+                    "borderColor": colour,
+                    # the partial bucket lighter: its bar is not a whole period's
+                    "backgroundColor": [colour + ("55" if b.partial else "") for b in out.buckets],
+                }
+            )
+        charts.append(
+            Chart(
+                f"usage-{metric}",
+                translate(key, lang) + " · " + translate(f"usage.per_{out.period}", lang),
+                {
+                    "type": "bar",
+                    "data": {"labels": labels, "datasets": datasets},
+                    "options": {"yFormat": y_format, "stacked": True},
+                },
+                _table(
+                    [
+                        translate("usage.period_of", lang).format(zone=zone_name(zone)),
+                        *(item.label for item in out.series),
+                    ],
+                    labels,
+                    columns,
+                ),
+            )
+        )
+    return charts

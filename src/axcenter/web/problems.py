@@ -24,6 +24,7 @@ LABELS: Mapping[str, str] = {
     "time_limit_min": "jobs.time_limit",
     "priority": "jobs.priority",
     "output": "jobs.output",
+    "template": "jobs.template_name",
     "kind": "requests.kind",
     "program": "projects.program",
     "allocation": "requests.allocation",

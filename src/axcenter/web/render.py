@@ -55,7 +55,12 @@ _env = Environment(
 NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("/ui/", "nav.cluster", None),
     ("/ui/queue", "nav.queue", None),
-    ("/ui/jobs", "nav.jobs", None),
+    # reviewers run no jobs: their Jobs page would always be empty
+    (
+        "/ui/jobs",
+        "nav.jobs",
+        frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.MEMBER}),
+    ),
     ("/ui/projects", "nav.projects", None),
     # members read no requests (``request.read``): the page would always be empty
     (
@@ -64,6 +69,12 @@ NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
         frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.REVIEWER}),
     ),
     ("/ui/programs", "nav.programs", None),
+    # reviewers read no usage (``service.usage``)
+    (
+        "/ui/usage",
+        "nav.usage",
+        frozenset({Role.OPERATOR, Role.PROGRAM_MANAGER, Role.ORG_ADMIN, Role.MEMBER}),
+    ),
     ("/ui/notifications", "nav.notifications", None),
 )
 

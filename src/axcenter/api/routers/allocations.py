@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, UploadFile, status
+from fastapi.responses import FileResponse
 
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import allocations as service
-from axcenter.service import grants, requests
+from axcenter.service import attachments, grants, requests
 from axcenter.service.schemas import (
     AllocationListOut,
     AllocationOut,
     ApproveIn,
     AssignIn,
+    AttachmentOut,
     CommentIn,
     DecisionIn,
     RequestIn,
@@ -52,6 +54,42 @@ def get_request(request_id: str, center: CenterDep, who: PrincipalDep) -> Reques
     return requests.get_request(center, who, request_id)
 
 
+@router.post(REQUESTS + "/{request_id}/attachments", status_code=status.HTTP_201_CREATED)
+def attach(
+    request_id: str, file: UploadFile, center: CenterDep, who: PrincipalDep
+) -> AttachmentOut:
+    """Attach a file (multipart field ``file``): a proposal, a budget sheet... (types and
+    size limit: docs/accounting.md); while the request is submitted or returned."""
+    return attachments.attach(center, who, request_id, file.filename or "", file.file)
+
+
+@router.get(
+    REQUESTS + "/{request_id}/attachments/{attachment_id}",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download(
+    request_id: str, attachment_id: str, center: CenterDep, who: PrincipalDep
+) -> FileResponse:
+    """An attachment's bytes, for those who may read the request (always as a download)."""
+    out, path = attachments.open_attachment(center, who, request_id, attachment_id)
+    return FileResponse(
+        path,
+        media_type=out.content_type,
+        filename=out.filename,
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+    )
+
+
+@router.delete(
+    REQUESTS + "/{request_id}/attachments/{attachment_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def detach(request_id: str, attachment_id: str, center: CenterDep, who: PrincipalDep) -> Response:
+    attachments.detach(center, who, request_id, attachment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(REQUESTS + "/{request_id}/assign")
 def assign(request_id: str, body: AssignIn, center: CenterDep, who: PrincipalDep) -> RequestOut:
     return service.assign(center, who, request_id, body.reviewers)
@@ -59,7 +97,7 @@ def assign(request_id: str, body: AssignIn, center: CenterDep, who: PrincipalDep
 
 @router.post(REQUESTS + "/{request_id}/review")
 def review(request_id: str, body: ReviewIn, center: CenterDep, who: PrincipalDep) -> RequestOut:
-    return service.review(center, who, request_id, body.score, body.comment)
+    return service.review(center, who, request_id, body.score, body.comment, body.scores)
 
 
 @router.post(REQUESTS + "/{request_id}/approve")

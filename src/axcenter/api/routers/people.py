@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from axcenter.api.deps import CenterDep, PrincipalDep
+from axcenter.service import mail
 from axcenter.service.notifications import notifications
-from axcenter.service.schemas import NotificationOut, WhoAmIOut
+from axcenter.service.schemas import MailSettingsIn, MailSettingsOut, NotificationOut, WhoAmIOut
 from axcenter.store import orm
 
 router = APIRouter(tags=["people"])
@@ -36,3 +37,18 @@ def my_notifications(
     first, then standing alerts on grants (``at`` null)."""
     at = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     return notifications(center, who, since=at)
+
+
+@router.get("/notifications/settings")
+def my_mail_settings(center: CenterDep, who: PrincipalDep) -> MailSettingsOut:
+    """Which notifications reach the caller by e-mail, where, and in which language."""
+    return mail.mail_settings(center, who)
+
+
+@router.put("/notifications/settings")
+def set_my_mail_settings(
+    body: MailSettingsIn, center: CenterDep, who: PrincipalDep
+) -> MailSettingsOut:
+    """Choose the kinds of notification mailed to ``address`` (null: none) in
+    ``language``; what happens from now on is mailed, once each."""
+    return mail.set_mail_settings(center, who, body)

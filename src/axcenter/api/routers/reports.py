@@ -1,15 +1,17 @@
-"""Reports: usage by any grouping, and a program's burn-down, as JSON or CSV."""
+"""Reports: usage by any grouping, usage over time with drill-down, and a program's
+burn-down, as JSON or CSV."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from axcenter.api.deps import CenterDep, PrincipalDep
 from axcenter.service import reports as service
-from axcenter.service.schemas import BurndownOut, UsageReportOut
+from axcenter.service import usage as usage_service
+from axcenter.service.schemas import BurndownOut, UsageOverTimeOut, UsageReportOut
 
 router = APIRouter(tags=["reports"])
 
@@ -45,6 +47,39 @@ def usage(
         center, who, group_by or service.DEFAULT_GROUP_BY, since=since, until=until
     )
     return _answer(report, service.usage_csv(report) if fmt == "csv" else None, "usage")
+
+
+@router.get("/reports/usage-over-time")
+def usage_over_time(
+    center: CenterDep,
+    who: PrincipalDep,
+    period: str = "month",
+    organization: str | None = None,
+    project: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> UsageOverTimeOut:
+    """GPU-hours and won charged per day, week or month: by organization; one
+    organization's projects (``organization``); one project's users (``project``); one
+    user's jobs (``project`` and ``user``). Buckets in the center's zone, from its first
+    charge on; one not over yet is ``partial``."""
+    return usage_service.usage_over_time(
+        center,
+        who,
+        period=period,
+        organization=organization,
+        project=project,
+        user=user,
+        since=_utc(since),
+        until=_utc(until),
+    )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @router.get("/reports/burndown/{program}", response_model=BurndownOut, responses=_CSV)

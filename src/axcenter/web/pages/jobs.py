@@ -3,8 +3,10 @@ submitting, cancelling and resubmitting."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -17,7 +19,8 @@ from axcenter.service.center import Center
 from axcenter.service.charges import job_charges
 from axcenter.service.errors import Conflict, Forbidden, InvalidInput
 from axcenter.service.projects import submittable_names
-from axcenter.service.schemas import JobIn, JobOut
+from axcenter.service.schemas import JobIn, JobOut, TemplateIn, TemplateOut
+from axcenter.service.templates import create_template, get_template
 from axcenter.web.problems import FormProblem, number, say, whole
 from axcenter.web.render import page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
@@ -97,8 +100,52 @@ def _new_form(
 
 
 @router.get("/jobs/new")
-def new_job_page(request: Request, viewer: PageViewer) -> HTMLResponse:
-    return _new_form(request, viewer)
+def new_job_page(
+    request: Request, viewer: PageViewer, project: str = "", template: str = ""
+) -> HTMLResponse:
+    """The form, filled from a template of the project when one is named; who has no
+    project to submit to (a reviewer) is told so, not shown an empty form."""
+    center: Center = request.app.state.center
+    if not submittable_names(center, viewer.who):
+        return page(
+            request,
+            viewer,
+            "error.html",
+            lang=viewer.lang,
+            status=403,
+            code=403,
+            headline="error.no_project",
+            message="no project to submit jobs to",
+        )
+    if not (project and template):
+        return _new_form(request, viewer, values={"project": project} if project else None)
+    return _new_form(
+        request, viewer, values=template_values(get_template(center, viewer.who, project, template))
+    )
+
+
+def template_values(template: TemplateOut) -> dict[str, str]:
+    """A template as the submit form's fields."""
+    job = template.job
+    command = [str(a) for a in job.get("command") or []]
+    if command[: len(SCRIPT)] == list(SCRIPT) and len(command) == len(SCRIPT) + 1:
+        shown = command[-1].rstrip("\n")
+    else:
+        shown = shlex.join(command)
+    limit = job.get("time_limit_s")
+    types = job.get("gpu_types") or []
+    return {
+        "project": template.project,
+        "name": str(job.get("name", "")),
+        "command": shown,
+        "gpus_per_node": str(job.get("gpus_per_node", 1)),
+        "nodes": str(job.get("nodes", 1)),
+        "gpu_type": types[0] if types else "",
+        "time_limit_min": f"{limit / 60:g}" if limit else "",
+        "priority": str(job.get("priority", 0)),
+        "output": str(job.get("output", "log")),
+        "template": template.name,
+    }
 
 
 @router.post("/jobs/new")
@@ -114,7 +161,11 @@ def submit_job(
     priority: Annotated[str, Form()] = "0",
     name: Annotated[str, Form()] = "",
     output: Annotated[str, Form()] = "log",
+    save_as: Annotated[str, Form()] = "",
+    template: Annotated[str, Form()] = "",
 ) -> Response:
+    """Submit the job; with ``save_as`` (the "save as a template" button), keep it as a
+    template of the project under the name ``template`` instead."""
     center: Center = request.app.state.center
     values = {
         "project": project,
@@ -126,6 +177,7 @@ def submit_job(
         "priority": priority,
         "name": name,
         "output": output,
+        "template": template,
     }
     try:
         minutes = number(time_limit_min, "time_limit_min")
@@ -142,12 +194,28 @@ def submit_job(
         )
     except (ValueError, ValidationError) as exc:
         return _new_form(request, viewer, say(exc, viewer.lang), values)
+    if save_as:
+        try:
+            if not TEMPLATE_NAME.fullmatch(template.strip()):
+                raise FormProblem("template", "form.template_name", template)
+            body = TemplateIn(name=template.strip(), job=spec.model_copy(update={"project": None}))
+            create_template(center, viewer.who, project, body)
+        except (FormProblem, ValidationError) as exc:
+            return _new_form(request, viewer, say(exc, viewer.lang), values)
+        except (InvalidInput, Forbidden, Conflict) as exc:
+            return _new_form(request, viewer, exc.message, values)
+        return RedirectResponse(
+            f"/ui/projects/{quote(project, safe='')}#templates", status_code=303
+        )
     try:
         submitted = service.submit(center, viewer.who, [spec])
     except (InvalidInput, Forbidden) as exc:
         return _new_form(request, viewer, exc.message, values)
     return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
 
+
+#: a template's name (``service.schemas.TemplateIn``)
+TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 #: how a script typed in the form runs: bash, stopping at the first failing line
 SCRIPT = ("bash", "-euo", "pipefail", "-c")

@@ -14,10 +14,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
-from axcenter.service import allocations
+from axcenter.service import allocations, attachments
 from axcenter.service.center import Center
 from axcenter.service.errors import Forbidden, InvalidInput, NotFound
 from axcenter.service.programs import list_programs
@@ -148,6 +149,9 @@ def request_page(request: Request, viewer: PageViewer, request_id: str) -> HTMLR
         may_decide="decide" in (req.actions or ()),
         may_resubmit="resubmit" in (req.actions or ()),
         may_withdraw="withdraw" in (req.actions or ()),
+        may_attach="attach" in (req.actions or ()),
+        max_mib=center.settings.attachment_max_bytes / (1 << 20),
+        accepted=", ".join(sorted(attachments.TYPES)),
         ends_on=(req.ends_at.astimezone(zone) - timedelta(seconds=1)).date().isoformat(),
     )
 
@@ -157,15 +161,57 @@ def _back(request_id: str) -> Response:
 
 
 @router.post("/requests/{request_id}/review")
-def review(
-    request: Request,
-    viewer: FormViewer,
-    request_id: str,
-    score: Annotated[int, Form(ge=1, le=5)],
-    comment: Annotated[str, Form(max_length=20_000)] = "",
-) -> Response:
+async def review(request: Request, viewer: FormViewer, request_id: str) -> Response:
+    """A review: ``score`` (1..5), or ``score.<criterion>`` for each of the rubric's."""
     center: Center = request.app.state.center
-    allocations.review(center, viewer.who, request_id, score, comment)
+    values = await _fields(request)
+    comment = values.get("comment", "")
+    if len(comment) > 20_000:
+        raise InvalidInput("comment", "at most 20000 characters")
+    scores = {
+        key.removeprefix("score."): whole(value, "score", 0)
+        for key, value in values.items()
+        if key.startswith("score.")
+    }
+    score = whole(values.get("score", ""), "score", 0) or None
+    await run_in_threadpool(
+        allocations.review, center, viewer.who, request_id, score, comment, scores or None
+    )
+    return _back(request_id)
+
+
+@router.post("/requests/{request_id}/attachments")
+async def attach(request: Request, viewer: FormViewer, request_id: str) -> Response:
+    """Attach the form's ``file``; a problem with it is said on the error page."""
+    center: Center = request.app.state.center
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidInput("file", "choose a file to attach")
+    await run_in_threadpool(
+        attachments.attach, center, viewer.who, request_id, upload.filename, upload.file
+    )
+    return _back(request_id)
+
+
+@router.get("/requests/{request_id}/attachments/{attachment_id}")
+def download(
+    request: Request, viewer: PageViewer, request_id: str, attachment_id: str
+) -> FileResponse:
+    center: Center = request.app.state.center
+    out, path = attachments.open_attachment(center, viewer.who, request_id, attachment_id)
+    return FileResponse(
+        path,
+        media_type=out.content_type,
+        filename=out.filename,
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+    )
+
+
+@router.post("/requests/{request_id}/attachments/{attachment_id}/delete")
+def detach(request: Request, viewer: FormViewer, request_id: str, attachment_id: str) -> Response:
+    center: Center = request.app.state.center
+    attachments.detach(center, viewer.who, request_id, attachment_id)
     return _back(request_id)
 
 
