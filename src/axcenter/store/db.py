@@ -368,6 +368,11 @@ class Store:
             self._keeper.join()
         self._keeper = None
         control, self._control = self._control, None
+        if isinstance(control, Connection):
+            # let go of it before the session ends: a closed socket's backend may take a
+            # moment to exit, holding the lock meanwhile against whoever claims next
+            with contextlib.suppress(DBAPIError, StatementError):
+                control.execute(text("SELECT pg_advisory_unlock_all()"))
         if control is not None and not isinstance(control, str):
             control.close()  # the lock's file or connection: the lock goes with it
 
