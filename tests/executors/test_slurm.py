@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,12 +35,14 @@ from axcenter.executors.base import (
 )
 from axcenter.executors.pools import ConfigError, load_config
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
+from axcenter.executors.slurm.batch import read_devices_file
 from axcenter.executors.slurm.cli import (
     AcctRecord,
     NodeRow,
     expand_hostlist,
     parse_exit_code,
     parse_job_devices,
+    parse_wait_status,
 )
 from axcenter.executors.slurm.engine import outcome_of_record
 from tests.slurm.cluster import PARTITION, Cluster
@@ -58,6 +61,36 @@ def test_exit_codes_and_signals() -> None:
     assert parse_exit_code("0:15") == -15  # killed by SIGTERM
     assert parse_exit_code("0:0") == 0
     assert parse_exit_code("") is None
+
+
+def test_squeue_gives_the_batch_scripts_wait_status() -> None:
+    assert parse_wait_status("0") == 0
+    assert parse_wait_status("768") == 3  # exit 3
+    assert parse_wait_status("9") == -9  # killed by SIGKILL
+    assert parse_wait_status("15") == -15
+    assert parse_wait_status("") is None
+
+
+def test_the_devices_a_batch_script_wrote_are_believed_only_in_their_shape(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run"
+    for text, gpus, found in [
+        ("1,3\n", 2, "1,3"),
+        ("07\n", 1, "7"),
+        ("\n", 1, ""),  # Slurm set none
+        ("1,3\n", 3, ""),  # not the job's count
+        ("1,1\n", 2, ""),
+        ("0-3\n", 4, ""),
+        ("x" * 5000, 1, ""),
+    ]:
+        path.write_text(text)
+        assert read_devices_file(path, gpus) == found, text
+    link = tmp_path / "link"
+    link.symlink_to(path)
+    path.write_text("2\n")
+    assert read_devices_file(link, 1) == ""  # never followed
+    assert read_devices_file(tmp_path / "absent", 1) == ""
 
 
 def test_device_indices_per_node_from_scontrol() -> None:
@@ -459,3 +492,71 @@ def test_each_project_is_charged_to_its_own_slurm_account(h: Harness) -> None:
     finally:
         h.cluster.run("sacctmgr", "-i", "delete", "user", h.account.user, check=False)
         h.cluster.run("sacctmgr", "-i", "delete", "account", grant, check=False)
+
+
+def test_a_job_that_ends_before_any_poll_sees_it_run_keeps_its_devices(h: Harness) -> None:
+    """slurmctld keeps no device indices once a job ended: its batch script wrote them."""
+    h.options = replace(h.options, poll_s=3600)  # the only poll is the one after sbatch
+    blocker = h.cluster.run(
+        "sbatch", "--parsable", f"--uid={h.account.uid}", f"--gid={h.account.gid}",
+        "-p", PARTITION, "-w", "n4", "--gres=gpu:8", "-o", "/dev/null", "--wrap", "sleep 3",
+    ).stdout.strip()  # fmt: skip
+    first = h.engine()
+    run = h.run("job_quick", 'echo "$SLURM_JOB_GPUS"', nodes=("n4",), gpus=2)
+    ref = first.submit(run)  # pending behind the blocker when that poll runs
+    first.close()
+    h.engines.remove(first)  # closed: it watches nothing more
+    assert not [e for e in h.events.queue if isinstance(e, RunStarted)]
+    deadline = time.monotonic() + 60
+    while (
+        "COMPLETED" not in h.cluster.run("squeue", "-h", "-t", "all", "-j", ref, "-o", "%T").stdout
+    ):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
+    found = h.engine().recover()
+    [ended] = found.ended
+    assert ended.outcome is Outcome.SUCCEEDED, ended.message
+    started = h.next(RunStarted, run.run_id)
+    assert isinstance(started, RunStarted)
+    told = h.log("job_quick").strip()
+    assert len(told.split(",")) == 2 and started.devices == told
+    record = h.sacct(ref, run.run_id)
+    assert (int(started.started_at), int(ended.ended_at)) == (
+        int(record["Start"]),
+        int(record["End"]),
+    )
+    h.cluster.run("scancel", blocker, check=False)
+
+
+def test_ends_are_known_from_slurmctld_while_slurmdbd_does_not_answer(
+    h: Harness, tmp_path: Path
+) -> None:
+    """slurmctld holds an ended job, with its end and exit, for MinJobAge: sacct (and
+    slurmdbd behind it) is asked only about jobs that left it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "squeue", "scancel", "scontrol", "sinfo"):
+        found = shutil.which(name)
+        assert found is not None
+        (bin_dir / name).symlink_to(found)
+    sacct = bin_dir / "sacct"
+    sacct.write_text(
+        "#!/bin/sh\necho 'sacct: error: Problem talking to the database' >&2\nexit 1\n"
+    )
+    sacct.chmod(0o755)
+    h.options = replace(h.options, bin_dir=str(bin_dir))
+    engine = h.engine()
+    failed = h.run("job_three", "exit 3", nodes=("n1",))
+    killed = h.run("job_killed", "kill -9 $$", nodes=("n2",))
+    refs = {run.run_id: engine.submit(run) for run in (failed, killed)}
+    for run, code in ((failed, 3), (killed, -9)):
+        ended = h.next(RunEnded, run.run_id)
+        assert isinstance(ended, RunEnded)
+        assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, code), ended.message
+        record = h.sacct(refs[run.run_id], run.run_id)  # Slurm's own, once slurmdbd has it
+        assert parse_exit_code(record["ExitCode"]) == code
+        assert ended.started_at is not None
+        assert (int(ended.started_at), int(ended.ended_at)) == (
+            int(record["Start"]),
+            int(record["End"]),
+        )
