@@ -224,9 +224,11 @@ class Harness:
     def log(self, job_id: str) -> str:
         return (self.shared / "logs" / f"{job_id}.log").read_text()
 
-    def sacct(self, slurm_id: str, run_id: str) -> dict[str, str]:
+    def sacct(self, slurm_id: str, run_id: str, *, ended: bool = True) -> dict[str, str]:
         """Slurm's record of the run: by job id and name, the latest of them (job ids
-        start again at each cold start of this cluster; slurmdbd keeps the old ones)."""
+        start again at each cold start of this cluster; slurmdbd keeps the old ones);
+        with ``ended``, once slurmdbd has its end (the engine reads ends from slurmctld,
+        which tells them first)."""
         fields = "JobIDRaw,JobName,State,ExitCode,Submit,Start,End,User,Account"
         deadline = time.monotonic() + 30  # slurmdbd has it as "allocation", root's, at first
         while True:
@@ -236,7 +238,7 @@ class Harness:
             ).stdout  # fmt: skip
             rows = [dict(zip(fields.split(","), x.split("|"), strict=True)) for x in out.split()]
             mine = [r for r in rows if r["JobName"] == f"axc-{run_id}"]
-            if mine:
+            if mine and not (ended and {r["State"] for r in mine} & {"PENDING", "RUNNING"}):
                 return max(mine, key=lambda r: int(r["Submit"]))
             assert time.monotonic() < deadline, f"no record of {run_id} (job {slurm_id}): {rows}"
             time.sleep(0.2)
@@ -431,7 +433,7 @@ def test_the_service_killed_while_jobs_run_and_end_adopts_them_with_slurms_times
         int(record["End"]),
     )
     running = found.running[long.run_id]
-    assert int(running.started_at) == int(h.sacct(running.ref, long.run_id)["Start"])
+    assert int(running.started_at) == int(h.sacct(running.ref, long.run_id, ended=False)["Start"])
     engine.acknowledge([short.run_id])
     assert engine.recover().ended == []
     engine.stop(long.run_id, StopReason.CANCEL, 1.0)

@@ -1,16 +1,16 @@
 """The Slurm engine: axcenter places, Slurm runs (docs/engines.md, "The Slurm engine").
 
 axcenter has chosen the nodes and the number of GPUs on each; ``submit`` makes that one
-Slurm job (``sbatch --nodelist --gres``), named after the run (``axc-JOB.ATTEMPT``, the
-run id again in the comment), as the job's own unix account, never root. A gang is one
-job whose script starts the command once per node with ``srun``. What really happened
-comes from Slurm alone:
+Slurm job (``batch.py``: ``sbatch --nodelist --gres``, named after the run), as the job's
+own unix account, never root. What really happened comes from Slurm alone:
 
-- **One poll, one squeue.** A thread asks ``squeue`` once per poll for the partition's
-  jobs, ``sacct`` for those that left it, ``scontrol -d`` for the GPU indices of those
-  that started, ``sinfo`` for the nodes. A call that fails means *unknown*: a run is
-  ended only from its accounting record, matched by job id, name and submit time
-  (wrapped ids), never because it is not listed.
+- **One poll, one squeue.** A thread asks ``squeue --states=all`` once per poll for this
+  engine's jobs (slurmctld keeps an ended job, with its state, exit status and times, for
+  ``MinJobAge``), ``sacct`` only for those that left slurmctld, ``scontrol -d`` for the
+  GPU indices of those that started (or, for a job that ended before a poll saw it run,
+  what its batch script wrote), and ``sinfo`` for the nodes beside the squeue. A call
+  that fails means *unknown*: a run is ended only from Slurm's record of its end,
+  matched by job id, name and submit time (wrapped ids), never because it is not listed.
 - **Times are Slurm's.** Start and end are those Slurm recorded (whole seconds, never
   before this engine handed the job over).
 - **Stops with grace.** ``scancel --signal=TERM --full``, then ``--signal=KILL`` and a
@@ -428,15 +428,15 @@ class SlurmEngine:
             limit, start = run.time_limit_s, run.started_at
             if start is not None and 0 < limit <= began - start and not run.stop:
                 self._stop(run.run_id, "time_limit", self._opt.grace_s)
-        if started:
-            self._report_starts(started)
         now = time.time()
-        for run, row in ended:
+        for run, row in ended:  # first: ends free devices that jobs may wait for
             record = self._match(run, [row.record()])
             if record is None:
                 gone.append(run)  # another job of that id (wrapped): sacct decides
             else:
                 self._end_from(run, record, now)
+        if started:
+            self._report_starts(started)
         for run in live:
             if run.stop and run.ended is None:
                 self._signal(run, now)
