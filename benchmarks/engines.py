@@ -1,9 +1,10 @@
 """axcenter on Slurm against Slurm alone, on the same cluster, in one run (issue 18).
 
 Starts the project's Slurm cluster (scripts/slurm: 4 slurmd x 8 fake GPUs, slurmdbd;
-Slurm's default SchedulerParameters unless ``--sched-params``), a unix account for the
-jobs (uid 62000-62999, removed at the end: jobs never run as root) and one ``axc up
---demo`` whose only pool is the cluster's partition (``engine: slurm``). Each workload
+Slurm's default SchedulerParameters unless ``--sched-params``), a unix account for Slurm
+alone's jobs (uid 62000-62999, removed at the end: jobs never run as root) and one ``axc
+up --demo`` whose only pool is the cluster's partition (``engine: slurm``; its jobs run
+as the demo operator's managed account). Each workload
 runs through axcenter (HTTP, keep-alive, one client) and through Slurm alone (``sbatch``
 as root with ``--uid``, one process per job, as a site's users submit), alternating:
 
@@ -20,6 +21,7 @@ rows that say where axcenter's time goes (``breakdown``). Needs root.
 
     .venv/bin/python benchmarks/engines.py [--drain-jobs 2000] [--submissions 200]
                                            [--samples 10] [--sched-params batch_sched_delay=0]
+                                           [--poll-s 0.25]
 """
 
 from __future__ import annotations
@@ -255,7 +257,7 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def center(env: dict[str, str], user: str, base: Path) -> Iterator[Axc]:
+def center(env: dict[str, str], user: str, base: Path, poll_s: float) -> Iterator[Axc]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -263,7 +265,7 @@ def center(env: dict[str, str], user: str, base: Path) -> Iterator[Axc]:
     config.write_text(
         "pools:\n  - name: hpc\n    engine: slurm\n    slurm:\n"
         f"      partition: {PARTITION}\n      slurm_conf: {env['SLURM_CONF']}\n"
-        f"      gpu_type: H100\n      account: {user}\n      poll_s: 0.25\n"
+        f"      gpu_type: H100\n      account: {user}\n      poll_s: {poll_s}\n"
         f"      output_dir: {base / 'logs'}\n"
     )
     axc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
@@ -311,6 +313,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--sched-params", default="", help="Slurm SchedulerParameters")
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
+    parser.add_argument("--poll-s", type=float, default=0.25, help="the pool's poll_s")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
@@ -324,7 +327,7 @@ def main() -> None:
             work.chmod(0o1777)
             slurm = Slurm({**env, "SLURM_TIME_FORMAT": "%s"}, uid, gid)
             slurm.run("env")  # the client finds the cluster
-            with center(env, user, base) as axc:
+            with center(env, user, base, args.poll_s) as axc:
                 a, s_start = submit_to_start(axc, slurm, work, args.samples)
                 row("submit_to_start_median", a, s_start, "s", higher_is_better=False)
                 a, s, sbatch_s = submissions(axc, slurm, args.submissions)

@@ -140,14 +140,13 @@ def batch_job(
     return options, "\n".join(lines) + "\n"
 
 
-def open_devices_file(logs: Path, run: RunSpec) -> Path:
-    """The file the batch script of ``run`` writes its GPU indices to (Slurm's
-    ``SLURM_JOB_GPUS`` on the batch node, as Slurm numbers them there), for a job that
-    ends before a poll sees it run, when ``scontrol -d`` no longer tells them: made
-    empty here, owned by the job's account, in a directory only root writes."""
-    folder = logs / DEVICES_DIR
-    folder.mkdir(mode=0o711, exist_ok=True)
-    path = folder / run.run_id
+def open_devices_file(path: Path, run: RunSpec) -> None:
+    """Make ``path`` (``LOGS/DEVICES_DIR/RUN``), the file the batch script of ``run``
+    writes its GPU indices to (Slurm's ``SLURM_JOB_GPUS`` on the batch node, as Slurm
+    numbers them there), for a job that ends before a poll sees it run, when ``scontrol
+    -d`` no longer tells them: empty, owned by the job's account, in a folder only root
+    writes."""
+    path.parent.mkdir(mode=0o711, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)
@@ -158,7 +157,6 @@ def open_devices_file(logs: Path, run: RunSpec) -> Path:
             os.fchown(fd, run.run_as.uid, run.run_as.gid)
     finally:
         os.close(fd)
-    return path
 
 
 def read_devices_file(path: Path, gpus: int) -> str:

@@ -209,7 +209,7 @@ class SlurmEngine:
         with self._lock:
             nodes = [n.name for n in self._nodes]
         gpus = len(run.node_devices[0][1]) if run.node_devices else 0
-        devices_file = open_devices_file(self._logs, run) if gpus else None
+        devices_file = self._logs / DEVICES_DIR / run.run_id if gpus else None
         options, script = batch_job(
             run,
             partition=self._opt.partition,
@@ -241,6 +241,8 @@ class SlurmEngine:
         try:
             if run.output is not JobOutput.DISCARD:
                 open_log(self._logs, run)
+            if devices_file is not None:
+                open_devices_file(devices_file, run)
             slurm_id = self._sbatch(run, options, script, record.submitted_at)
         except LaunchError:
             with self._lock:
