@@ -248,7 +248,7 @@ class SlurmCli:
         ids = sorted(set(job_ids), key=int)
         if not ids:
             return {}
-        fields = ",".join(f"{name}:{width}|" for name, width in _JOB_FIELDS)
+        fields = ",".join(f"{name}:0|" for name in _JOB_FIELDS)
         argv = ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}"]
         try:
             proc = self.run([*argv, f"--Format={fields}"])
@@ -273,7 +273,7 @@ class SlurmCli:
                 end_time=_epoch(end),
                 batch_host="" if batch in ("", "(null)", "n/a") else batch,
                 nodes=expand_hostlist(nodes) if nodes and nodes != "(null)" else (),
-                reason=reason.rstrip("|").strip(),
+                reason=reason.removesuffix("|").strip(),
             )
         return rows
 
@@ -355,19 +355,19 @@ class SlurmCli:
 
 # -- parsing ---------------------------------------------------------------------------
 
-#: ``squeue --Format`` fields of ``SlurmCli.jobs`` and their widths (a field's width is
-#: also its limit: the job name is axcenter's ``axc-RUN``, node lists can be long)
+#: ``squeue --Format`` fields of ``SlurmCli.jobs``, each asked with width 0 (neither
+#: padded nor cut: ``Name:0|``) and ``|`` after it; the reason last (it may hold anything)
 _JOB_FIELDS = (
-    ("JobID", 20),
-    ("Name", 200),
-    ("State", 20),
-    ("exit_code", 12),
-    ("SubmitTime", 12),
-    ("StartTime", 12),
-    ("EndTime", 12),
-    ("BatchHost", 100),
-    ("NodeList", 4000),
-    ("Reason", 400),
+    "JobID",
+    "Name",
+    "State",
+    "exit_code",
+    "SubmitTime",
+    "StartTime",
+    "EndTime",
+    "BatchHost",
+    "NodeList",
+    "Reason",
 )
 
 _GRES_DETAIL = re.compile(r"\bNodes=(\S+) CPU_IDs=\S* Mem=\S* GRES=(\S*)")
