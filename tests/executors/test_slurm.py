@@ -42,6 +42,7 @@ from axcenter.executors.slurm.cli import (
     expand_hostlist,
     parse_exit_code,
     parse_job_devices,
+    parse_jobs,
     parse_wait_status,
 )
 from axcenter.executors.slurm.engine import outcome_of_record
@@ -69,6 +70,30 @@ def test_squeue_gives_the_batch_scripts_wait_status() -> None:
     assert parse_wait_status("9") == -9  # killed by SIGKILL
     assert parse_wait_status("15") == -15
     assert parse_wait_status("") is None
+
+
+def test_squeue_tells_how_a_job_it_still_holds_ended() -> None:
+    text = (
+        "41|axc-job_a.1|COMPLETED|768|1796644657|1796644658|1796644660|n1|n1|None|\n"
+        "42|axc-job_b.1|PENDING|0|1796644657|N/A|N/A|n/a||ReqNodeNotAvail,_May|be|\n"
+        "43|axc-job_c.2|RUNNING|0|1796644650|1796644651|1796648251|n2|n[2-3]|None|\n"
+        "garbage\n"
+    )
+    rows = parse_jobs(text)
+    assert sorted(rows) == ["41", "42", "43"]
+    ended = rows["41"].record()
+    assert (ended.state, ended.exit_code, ended.start_time, ended.end_time) == (
+        "COMPLETED",
+        3,
+        1796644658,
+        1796644660,
+    )
+    assert (rows["42"].batch_host, rows["42"].nodes, rows["42"].reason) == (
+        "",
+        (),
+        "ReqNodeNotAvail,_May|be",
+    )
+    assert rows["43"].nodes == ("n2", "n3") and rows["43"].batch_host == "n2"
 
 
 def test_the_devices_a_batch_script_wrote_are_believed_only_in_their_shape(

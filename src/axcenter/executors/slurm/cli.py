@@ -28,6 +28,7 @@ __all__ = [
     "SlurmError",
     "expand_hostlist",
     "parse_exit_code",
+    "parse_jobs",
     "parse_wait_status",
 ]
 
@@ -257,25 +258,7 @@ class SlurmCli:
                 return {}  # slurmctld's answer for one id it no longer holds
             log.warning("squeue: %s", e)
             return None
-        rows: dict[str, JobRow] = {}
-        for line in proc.stdout.splitlines():
-            parts = [p.strip() for p in line.split("|", len(_JOB_FIELDS) - 1)]
-            if len(parts) != len(_JOB_FIELDS):
-                continue
-            job_id, name, state, status, submit, start, end, batch, nodes, reason = parts
-            rows[job_id] = JobRow(
-                job_id=job_id,
-                name=name,
-                state=state,
-                exit_code=parse_wait_status(status),
-                submit_time=_epoch(submit) or 0,
-                start_time=_epoch(start),
-                end_time=_epoch(end),
-                batch_host="" if batch in ("", "(null)", "n/a") else batch,
-                nodes=expand_hostlist(nodes) if nodes and nodes != "(null)" else (),
-                reason=reason.removesuffix("|").strip(),
-            )
-        return rows
+        return parse_jobs(proc.stdout)
 
     def accounting(
         self, job_ids: Iterable[str], since: int, *, name: str = ""
@@ -372,6 +355,29 @@ _JOB_FIELDS = (
 
 _GRES_DETAIL = re.compile(r"\bNodes=(\S+) CPU_IDs=\S* Mem=\S* GRES=(\S*)")
 _IDX = re.compile(r"gpu(?::[^:(]+)?:\d+\(IDX:([^)]*)\)")
+
+
+def parse_jobs(text: str) -> dict[str, JobRow]:
+    """``squeue --states=all --Format=`` (``SlurmCli.jobs``'s fields) -> {job id: row}."""
+    rows: dict[str, JobRow] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|", len(_JOB_FIELDS) - 1)]
+        if len(parts) != len(_JOB_FIELDS):
+            continue
+        job_id, name, state, status, submit, start, end, batch, nodes, reason = parts
+        rows[job_id] = JobRow(
+            job_id=job_id,
+            name=name,
+            state=state,
+            exit_code=parse_wait_status(status),
+            submit_time=_epoch(submit) or 0,
+            start_time=_epoch(start),
+            end_time=_epoch(end),
+            batch_host="" if batch in ("", "(null)", "n/a") else batch,
+            nodes=expand_hostlist(nodes) if nodes and nodes != "(null)" else (),
+            reason=reason.removesuffix("|").strip(),
+        )
+    return rows
 
 
 def parse_job_devices(text: str) -> dict[str, dict[str, tuple[int, ...]]]:
