@@ -555,23 +555,29 @@ def test_a_job_that_ends_before_any_poll_sees_it_run_keeps_its_devices(h: Harnes
     h.cluster.run("scancel", blocker, check=False)
 
 
+def _bin_dir(tmp_path: Path, **replaced: str) -> Path:
+    """Slurm's commands, some of them replaced by a script (``name=script``; ``REAL`` in
+    it: the real command's path)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "squeue", "scancel", "scontrol", "sinfo", "sacct"):
+        found = shutil.which(name)
+        assert found is not None
+        if name in replaced:
+            (bin_dir / name).write_text(replaced[name].replace("REAL", found))
+            (bin_dir / name).chmod(0o755)
+        else:
+            (bin_dir / name).symlink_to(found)
+    return bin_dir
+
+
 def test_ends_are_known_from_slurmctld_while_slurmdbd_does_not_answer(
     h: Harness, tmp_path: Path
 ) -> None:
     """slurmctld holds an ended job, with its end and exit, for MinJobAge: sacct (and
     slurmdbd behind it) is asked only about jobs that left it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("sbatch", "squeue", "scancel", "scontrol", "sinfo"):
-        found = shutil.which(name)
-        assert found is not None
-        (bin_dir / name).symlink_to(found)
-    sacct = bin_dir / "sacct"
-    sacct.write_text(
-        "#!/bin/sh\necho 'sacct: error: Problem talking to the database' >&2\nexit 1\n"
-    )
-    sacct.chmod(0o755)
-    h.options = replace(h.options, bin_dir=str(bin_dir))
+    failing = "#!/bin/sh\necho 'sacct: error: slurmdbd: no answer' >&2\nexit 1\n"
+    h.options = replace(h.options, bin_dir=str(_bin_dir(tmp_path, sacct=failing)))
     engine = h.engine()
     failed = h.run("job_three", "exit 3", nodes=("n1",))
     killed = h.run("job_killed", "kill -9 $$", nodes=("n2",))
@@ -587,3 +593,23 @@ def test_ends_are_known_from_slurmctld_while_slurmdbd_does_not_answer(
             int(record["Start"]),
             int(record["End"]),
         )
+
+
+def test_the_end_of_a_job_that_left_slurmctld_comes_from_sacct(h: Harness, tmp_path: Path) -> None:
+    """After MinJobAge slurmctld forgets an ended job (here: squeue is asked for live
+    jobs only, as it would answer then): its end is read from the accounting."""
+    live_only = "#!/bin/sh\nfor a; do shift; case $a in --states=all) a=--states=PD,R,CG,S;; esac\n"
+    live_only += 'set -- "$@" "$a"; done\nexec REAL "$@"\n'
+    h.options = replace(h.options, bin_dir=str(_bin_dir(tmp_path, squeue=live_only)))
+    engine = h.engine()
+    run = h.run("job_four", "sleep 1; exit 4")
+    ref = engine.submit(run)
+    ended = h.next(RunEnded, run.run_id)
+    assert isinstance(ended, RunEnded)
+    assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, 4), ended.message
+    record = h.sacct(ref, run.run_id)
+    assert ended.started_at is not None
+    assert (int(ended.started_at), int(ended.ended_at)) == (
+        int(record["Start"]),
+        int(record["End"]),
+    )
