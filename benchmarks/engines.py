@@ -103,6 +103,9 @@ class Axc:
             self.conn.request("POST", "/api/v1/jobs", json.dumps(body), headers)
         resp = self.conn.getresponse()
         data = resp.read()
+        if resp.status == 429:  # the per-user submission rate: wait as told, as a client does
+            time.sleep(float(resp.getheader("Retry-After") or 0.05))
+            return self.post(body)
         if resp.status >= 300:
             raise RuntimeError(f"submit: {resp.status} {data!r}")
         answer: dict[str, Any] = json.loads(data)
