@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 
 from axcenter.executors.base import RunAs
+from axcenter.model.money import gpu_seconds
+from axcenter.service.center import HOLD_SLACK_S
 from tests.conftest import TEST_PREFIX, service_env
 from tests.e2e.conftest import Service, wait_for
 from tests.slurm.cluster import PARTITION, Cluster
 
 pytestmark = pytest.mark.e2e
+
+KILL_GRACE_S = 2
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ def center(
         f"      output_dir: {slurm_shared / 'logs'}\n"
     )
     env = {k: v for k, v in service_env().items() if not k.startswith("SLURM_")}
-    env |= {"AXC_CONFIG": str(config), "AXC_KILL_GRACE_S": "2"}
+    env |= {"AXC_CONFIG": str(config), "AXC_KILL_GRACE_S": str(KILL_GRACE_S)}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
     svc = Service(data_dir=tmp_path / "data", env=env, gpus="")
     svc.start()
@@ -110,3 +114,42 @@ def test_slurm_runs_what_axcenter_places_through_a_kill_9(
         f"--name={','.join(f'axc-{j}.1' for j in (gang, long, short))}",
     ).stdout.split()  # fmt: skip
     assert sorted(names) == sorted(f"axc-{j}.1" for j in (gang, long, short))
+
+
+def test_slurms_own_time_limit_while_the_service_is_away_is_recorded_and_charged(
+    center: Service, slurm_cluster: Cluster
+) -> None:
+    """Slurm ends a job at its ``--time`` (whole minutes, checked every 30 s) while nobody
+    listens: the next service records it timed out at the end Slurm recorded, and charges
+    what it ran up to its time limit and grace (its hold): the overrun is the center's,
+    not the user's."""
+    with center.api() as api:
+        answer = api.post(
+            "/jobs",
+            json={"project": "hanbit-adas", "command": ["sleep", "600"], "gpus_per_node": 1,
+                  "time_limit_s": 60},
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        job_id = answer.json()["id"]
+        wait_for(lambda: _job(api, job_id)["state"] == "running" or None, timeout=60)
+    center.stop(signal.SIGKILL)
+    # Slurm looks at time limits every 30 s, then gives KillWait (2 s here)
+    record = wait_for(
+        lambda: (
+            ((r := _sacct(slurm_cluster, f"{job_id}.1")).get("State") == "TIMEOUT" and r) or None
+        ),
+        timeout=150,
+    )
+    center.start()
+    with center.api() as api:
+        job = wait_for(
+            lambda: ((j := _job(api, job_id))["state"] == "timed_out" and j) or None, timeout=60
+        )
+        assert _epoch(job["started_at"]) == int(record["Start"]), (job, record)
+        assert _epoch(job["ended_at"]) == int(record["End"]), (job, record)
+        ran = int(record["End"]) - int(record["Start"])
+        assert ran >= 60
+        charges = api.get(f"/jobs/{job_id}/charges").json()
+        assert charges["held_won"] == 0
+        charged = [c["gpu_seconds"] for c in charges["items"] if c["kind"] == "charge"]
+        assert charged == [gpu_seconds(1, min(ran, 60 + KILL_GRACE_S + HOLD_SLACK_S))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,12 +35,15 @@ from axcenter.executors.base import (
 )
 from axcenter.executors.pools import ConfigError, load_config
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
+from axcenter.executors.slurm.batch import read_devices_file
 from axcenter.executors.slurm.cli import (
     AcctRecord,
     NodeRow,
     expand_hostlist,
     parse_exit_code,
     parse_job_devices,
+    parse_jobs,
+    parse_wait_status,
 )
 from axcenter.executors.slurm.engine import outcome_of_record
 from tests.slurm.cluster import PARTITION, Cluster
@@ -58,6 +62,60 @@ def test_exit_codes_and_signals() -> None:
     assert parse_exit_code("0:15") == -15  # killed by SIGTERM
     assert parse_exit_code("0:0") == 0
     assert parse_exit_code("") is None
+
+
+def test_squeue_gives_the_batch_scripts_wait_status() -> None:
+    assert parse_wait_status("0") == 0
+    assert parse_wait_status("768") == 3  # exit 3
+    assert parse_wait_status("9") == -9  # killed by SIGKILL
+    assert parse_wait_status("15") == -15
+    assert parse_wait_status("") is None
+
+
+def test_squeue_tells_how_a_job_it_still_holds_ended() -> None:
+    text = (
+        "41|axc-job_a.1|COMPLETED|768|1796644657|1796644658|1796644660|n1|n1|None|\n"
+        "42|axc-job_b.1|PENDING|0|1796644657|N/A|N/A|n/a||ReqNodeNotAvail,_May|be|\n"
+        "43|axc-job_c.2|RUNNING|0|1796644650|1796644651|1796648251|n2|n[2-3]|None|\n"
+        "garbage\n"
+    )
+    rows = parse_jobs(text)
+    assert sorted(rows) == ["41", "42", "43"]
+    ended = rows["41"].record()
+    assert (ended.state, ended.exit_code, ended.start_time, ended.end_time) == (
+        "COMPLETED",
+        3,
+        1796644658,
+        1796644660,
+    )
+    assert (rows["42"].batch_host, rows["42"].nodes, rows["42"].reason) == (
+        "",
+        (),
+        "ReqNodeNotAvail,_May|be",
+    )
+    assert rows["43"].nodes == ("n2", "n3") and rows["43"].batch_host == "n2"
+
+
+def test_the_devices_a_batch_script_wrote_are_believed_only_in_their_shape(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run"
+    for text, gpus, found in [
+        ("1,3\n", 2, "1,3"),
+        ("07\n", 1, "7"),
+        ("\n", 1, ""),  # Slurm set none
+        ("1,3\n", 3, ""),  # not the job's count
+        ("1,1\n", 2, ""),
+        ("0-3\n", 4, ""),
+        ("x" * 5000, 1, ""),
+    ]:
+        path.write_text(text)
+        assert read_devices_file(path, gpus) == found, text
+    link = tmp_path / "link"
+    link.symlink_to(path)
+    path.write_text("2\n")
+    assert read_devices_file(link, 1) == ""  # never followed
+    assert read_devices_file(tmp_path / "absent", 1) == ""
 
 
 def test_device_indices_per_node_from_scontrol() -> None:
@@ -191,9 +249,11 @@ class Harness:
     def log(self, job_id: str) -> str:
         return (self.shared / "logs" / f"{job_id}.log").read_text()
 
-    def sacct(self, slurm_id: str, run_id: str) -> dict[str, str]:
+    def sacct(self, slurm_id: str, run_id: str, *, ended: bool = True) -> dict[str, str]:
         """Slurm's record of the run: by job id and name, the latest of them (job ids
-        start again at each cold start of this cluster; slurmdbd keeps the old ones)."""
+        start again at each cold start of this cluster; slurmdbd keeps the old ones);
+        with ``ended``, once slurmdbd has its end (the engine reads ends from slurmctld,
+        which tells them first)."""
         fields = "JobIDRaw,JobName,State,ExitCode,Submit,Start,End,User,Account"
         deadline = time.monotonic() + 30  # slurmdbd has it as "allocation", root's, at first
         while True:
@@ -203,7 +263,7 @@ class Harness:
             ).stdout  # fmt: skip
             rows = [dict(zip(fields.split(","), x.split("|"), strict=True)) for x in out.split()]
             mine = [r for r in rows if r["JobName"] == f"axc-{run_id}"]
-            if mine:
+            if mine and not (ended and {r["State"] for r in mine} & {"PENDING", "RUNNING"}):
                 return max(mine, key=lambda r: int(r["Submit"]))
             assert time.monotonic() < deadline, f"no record of {run_id} (job {slurm_id}): {rows}"
             time.sleep(0.2)
@@ -398,7 +458,7 @@ def test_the_service_killed_while_jobs_run_and_end_adopts_them_with_slurms_times
         int(record["End"]),
     )
     running = found.running[long.run_id]
-    assert int(running.started_at) == int(h.sacct(running.ref, long.run_id)["Start"])
+    assert int(running.started_at) == int(h.sacct(running.ref, long.run_id, ended=False)["Start"])
     engine.acknowledge([short.run_id])
     assert engine.recover().ended == []
     engine.stop(long.run_id, StopReason.CANCEL, 1.0)
@@ -459,3 +519,97 @@ def test_each_project_is_charged_to_its_own_slurm_account(h: Harness) -> None:
     finally:
         h.cluster.run("sacctmgr", "-i", "delete", "user", h.account.user, check=False)
         h.cluster.run("sacctmgr", "-i", "delete", "account", grant, check=False)
+
+
+def test_a_job_that_ends_before_any_poll_sees_it_run_keeps_its_devices(h: Harness) -> None:
+    """slurmctld keeps no device indices once a job ended: its batch script wrote them."""
+    h.options = replace(h.options, poll_s=3600)  # the only poll is the one after sbatch
+    blocker = h.cluster.run(
+        "sbatch", "--parsable", f"--uid={h.account.uid}", f"--gid={h.account.gid}",
+        "-p", PARTITION, "-w", "n4", "--gres=gpu:8", "-o", "/dev/null", "--wrap", "sleep 3",
+    ).stdout.strip()  # fmt: skip
+    first = h.engine()
+    run = h.run("job_quick", 'echo "$SLURM_JOB_GPUS"', nodes=("n4",), gpus=2)
+    ref = first.submit(run)  # pending behind the blocker when that poll runs
+    first.close()
+    h.engines.remove(first)  # closed: it watches nothing more
+    assert not [e for e in h.events.queue if isinstance(e, RunStarted)]
+    deadline = time.monotonic() + 60
+    while (
+        "COMPLETED" not in h.cluster.run("squeue", "-h", "-t", "all", "-j", ref, "-o", "%T").stdout
+    ):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
+    found = h.engine().recover()
+    [ended] = found.ended
+    assert ended.outcome is Outcome.SUCCEEDED, ended.message
+    started = h.next(RunStarted, run.run_id)
+    assert isinstance(started, RunStarted)
+    told = h.log("job_quick").strip()
+    assert len(told.split(",")) == 2 and started.devices == told
+    record = h.sacct(ref, run.run_id)
+    assert (int(started.started_at), int(ended.ended_at)) == (
+        int(record["Start"]),
+        int(record["End"]),
+    )
+    h.cluster.run("scancel", blocker, check=False)
+
+
+def _bin_dir(tmp_path: Path, **replaced: str) -> Path:
+    """Slurm's commands, some of them replaced by a script (``name=script``; ``REAL`` in
+    it: the real command's path)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("sbatch", "squeue", "scancel", "scontrol", "sinfo", "sacct"):
+        found = shutil.which(name)
+        assert found is not None
+        if name in replaced:
+            (bin_dir / name).write_text(replaced[name].replace("REAL", found))
+            (bin_dir / name).chmod(0o755)
+        else:
+            (bin_dir / name).symlink_to(found)
+    return bin_dir
+
+
+def test_ends_are_known_from_slurmctld_while_slurmdbd_does_not_answer(
+    h: Harness, tmp_path: Path
+) -> None:
+    """slurmctld holds an ended job, with its end and exit, for MinJobAge: sacct (and
+    slurmdbd behind it) is asked only about jobs that left it."""
+    failing = "#!/bin/sh\necho 'sacct: error: slurmdbd: no answer' >&2\nexit 1\n"
+    h.options = replace(h.options, bin_dir=str(_bin_dir(tmp_path, sacct=failing)))
+    engine = h.engine()
+    failed = h.run("job_three", "exit 3", nodes=("n1",))
+    killed = h.run("job_killed", "kill -9 $$", nodes=("n2",))
+    refs = {run.run_id: engine.submit(run) for run in (failed, killed)}
+    for run, code in ((failed, 3), (killed, -9)):
+        ended = h.next(RunEnded, run.run_id)
+        assert isinstance(ended, RunEnded)
+        assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, code), ended.message
+        record = h.sacct(refs[run.run_id], run.run_id)  # Slurm's own, once slurmdbd has it
+        assert parse_exit_code(record["ExitCode"]) == code
+        assert ended.started_at is not None
+        assert (int(ended.started_at), int(ended.ended_at)) == (
+            int(record["Start"]),
+            int(record["End"]),
+        )
+
+
+def test_the_end_of_a_job_that_left_slurmctld_comes_from_sacct(h: Harness, tmp_path: Path) -> None:
+    """After MinJobAge slurmctld forgets an ended job (here: squeue is asked for live
+    jobs only, as it would answer then): its end is read from the accounting."""
+    live_only = "#!/bin/sh\nfor a; do shift; case $a in --states=all) a=--states=PD,R,CG,S;; esac\n"
+    live_only += 'set -- "$@" "$a"; done\nexec REAL "$@"\n'
+    h.options = replace(h.options, bin_dir=str(_bin_dir(tmp_path, squeue=live_only)))
+    engine = h.engine()
+    run = h.run("job_four", "sleep 1; exit 4")
+    ref = engine.submit(run)
+    ended = h.next(RunEnded, run.run_id)
+    assert isinstance(ended, RunEnded)
+    assert (ended.outcome, ended.exit_code) == (Outcome.FAILED, 4), ended.message
+    record = h.sacct(ref, run.run_id)
+    assert ended.started_at is not None
+    assert (int(ended.started_at), int(ended.ended_at)) == (
+        int(record["Start"]),
+        int(record["End"]),
+    )

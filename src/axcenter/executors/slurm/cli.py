@@ -21,12 +21,15 @@ from pathlib import Path
 
 __all__ = [
     "AcctRecord",
+    "JobRow",
     "NodeRow",
     "QueueRow",
     "SlurmCli",
     "SlurmError",
     "expand_hostlist",
     "parse_exit_code",
+    "parse_jobs",
+    "parse_wait_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,36 @@ class AcctRecord:
     start_time: int | None
     end_time: int | None
     nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One job slurmctld holds, in any state, with its end once it ended (``squeue
+    --states=all``)."""
+
+    job_id: str
+    name: str
+    state: str  # PENDING, RUNNING, COMPLETING, then COMPLETED, FAILED, TIMEOUT, ...
+    exit_code: int | None  # once ended; negative: killed by that signal
+    submit_time: int
+    start_time: int | None  # for a pending job, Slurm's expected start: ignored
+    end_time: int | None  # for a live job, Slurm's expected end: ignored
+    batch_host: str
+    nodes: tuple[str, ...]
+    reason: str
+
+    def record(self) -> AcctRecord:
+        """An ended job's row as its accounting record (the same facts, from slurmctld)."""
+        return AcctRecord(
+            self.job_id,
+            self.name,
+            self.state,
+            self.exit_code,
+            self.submit_time,
+            self.start_time,
+            self.end_time,
+            self.nodes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +261,25 @@ class SlurmCli:
             )
         return rows
 
+    def jobs(self, job_ids: Iterable[str]) -> dict[str, JobRow] | None:
+        """What slurmctld holds of these jobs, in every state (``--states=all``): a job
+        that ended is kept with its end for ``MinJobAge`` (300 s by default), so how it
+        ended is known without sacct. A job not listed has left slurmctld (sacct knows);
+        ``None`` when squeue did not answer."""
+        ids = sorted(set(job_ids), key=int)
+        if not ids:
+            return {}
+        fields = ",".join(f"{name}:0|" for name in _JOB_FIELDS)
+        argv = ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}"]
+        try:
+            proc = self.run([*argv, f"--Format={fields}"])
+        except SlurmError as e:
+            if len(ids) == 1 and "Invalid job id" in str(e):
+                return {}  # slurmctld's answer for one id it no longer holds
+            log.warning("squeue: %s", e)
+            return None
+        return parse_jobs(proc.stdout)
+
     def accounting(
         self, job_ids: Iterable[str], since: int, *, name: str = ""
     ) -> list[AcctRecord] | None:
@@ -306,8 +358,46 @@ class SlurmCli:
 
 # -- parsing ---------------------------------------------------------------------------
 
+#: ``squeue --Format`` fields of ``SlurmCli.jobs``, each asked with width 0 (neither
+#: padded nor cut: ``Name:0|``) and ``|`` after it; the reason last (it may hold anything)
+_JOB_FIELDS = (
+    "JobID",
+    "Name",
+    "State",
+    "exit_code",
+    "SubmitTime",
+    "StartTime",
+    "EndTime",
+    "BatchHost",
+    "NodeList",
+    "Reason",
+)
+
 _GRES_DETAIL = re.compile(r"\bNodes=(\S+) CPU_IDs=\S* Mem=\S* GRES=(\S*)")
 _IDX = re.compile(r"gpu(?::[^:(]+)?:\d+\(IDX:([^)]*)\)")
+
+
+def parse_jobs(text: str) -> dict[str, JobRow]:
+    """``squeue --states=all --Format=`` (``SlurmCli.jobs``'s fields) -> {job id: row}."""
+    rows: dict[str, JobRow] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|", len(_JOB_FIELDS) - 1)]
+        if len(parts) != len(_JOB_FIELDS):
+            continue
+        job_id, name, state, status, submit, start, end, batch, nodes, reason = parts
+        rows[job_id] = JobRow(
+            job_id=job_id,
+            name=name,
+            state=state,
+            exit_code=parse_wait_status(status),
+            submit_time=_epoch(submit) or 0,
+            start_time=_epoch(start),
+            end_time=_epoch(end),
+            batch_host="" if batch in ("", "(null)", "n/a") else batch,
+            nodes=expand_hostlist(nodes) if nodes and nodes != "(null)" else (),
+            reason=reason.removesuffix("|").strip(),
+        )
+    return rows
 
 
 def parse_job_devices(text: str) -> dict[str, dict[str, tuple[int, ...]]]:
@@ -334,6 +424,17 @@ def parse_exit_code(text: str) -> int | None:
     if sig.isdigit() and int(sig) > 0:
         return -int(sig)
     return int(rc)
+
+
+def parse_wait_status(text: str) -> int | None:
+    """squeue's ``exit_code`` (the batch script's wait status, as ``waitpid`` gives it)
+    -> the exit code, or minus the signal that killed it."""
+    if not text.isdigit():
+        return None
+    status = int(text)
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
 
 
 def expand_hostlist(text: str) -> tuple[str, ...]:

@@ -1,16 +1,16 @@
 """The Slurm engine: axcenter places, Slurm runs (docs/engines.md, "The Slurm engine").
 
 axcenter has chosen the nodes and the number of GPUs on each; ``submit`` makes that one
-Slurm job (``sbatch --nodelist --gres``), named after the run (``axc-JOB.ATTEMPT``, the
-run id again in the comment), as the job's own unix account, never root. A gang is one
-job whose script starts the command once per node with ``srun``. What really happened
-comes from Slurm alone:
+Slurm job (``batch.py``: ``sbatch --nodelist --gres``, named after the run), as the job's
+own unix account, never root. What really happened comes from Slurm alone:
 
-- **One poll, one squeue.** A thread asks ``squeue`` once per poll for the partition's
-  jobs, ``sacct`` for those that left it, ``scontrol -d`` for the GPU indices of those
-  that started, ``sinfo`` for the nodes. A call that fails means *unknown*: a run is
-  ended only from its accounting record, matched by job id, name and submit time
-  (wrapped ids), never because it is not listed.
+- **One poll, one squeue.** A thread asks ``squeue --states=all`` once per poll for this
+  engine's jobs (slurmctld keeps an ended job, with its state, exit status and times, for
+  ``MinJobAge``), ``sacct`` only for those that left slurmctld, ``scontrol -d`` for the
+  GPU indices of those that started (or, for a job that ended before a poll saw it run,
+  what its batch script wrote), and ``sinfo`` for the nodes beside the squeue. A call
+  that fails means *unknown*: a run is ended only from Slurm's record of its end,
+  matched by job id, name and submit time (wrapped ids), never because it is not listed.
 - **Times are Slurm's.** Start and end are those Slurm recorded (whole seconds, never
   before this engine handed the job over).
 - **Stops with grace.** ``scancel --signal=TERM --full``, then ``--signal=KILL`` and a
@@ -37,13 +37,12 @@ import contextlib
 import grp
 import json
 import logging
-import math
 import os
 import pwd
-import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -69,14 +68,22 @@ from axcenter.executors.base import (
     pump_step_output,
 )
 from axcenter.executors.logs import LogChunk
+from axcenter.executors.slurm.batch import (
+    DEVICES_DIR,
+    NAME_PREFIX,
+    batch_job,
+    open_devices_file,
+    open_log,
+    read_devices_file,
+)
 from axcenter.executors.slurm.cli import (
     TERMINAL,
     AcctRecord,
+    JobRow,
     NodeRow,
     QueueRow,
     SlurmCli,
     SlurmError,
-    environment_ok,
 )
 from axcenter.model.jobs import JobOutput
 
@@ -87,12 +94,8 @@ __all__ = ["SlurmEngine", "SlurmOptions", "outcome_of_record", "slurm_engine"]
 
 log = logging.getLogger(__name__)
 
-NAME_PREFIX = "axc-"
 #: what a job inherits of the service's environment (as for the local engine)
 BASE_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
-#: a user's variables that would change what Slurm or axcenter promise the job
-_RESERVED = ("AXC_", "SLURM_", "SBATCH_", "SRUN_")
-_RESERVED_NAMES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 #: a job that left the queue with no accounting record this long is reported lost
 _NO_RECORD_S = 600.0
 #: seconds ``close(stop_runs=True)`` waits beyond the grace for the ends
@@ -139,6 +142,7 @@ class _Run:
     stop: str = ""  # the first stop's cause ("cancel", "preempt", "shutdown", "time_limit")
     kill_at: float = 0.0  # when SIGKILL follows the stop's SIGTERM
     reason: str = ""  # why the engine stopped it, for the message (pending too long)
+    gpus: int = 0  # on each node
     # in memory only
     pending_reason: str = ""  # Slurm's last reason for keeping it pending
     handed_at: float = 0.0  # when sbatch answered (0: before this engine started)
@@ -150,7 +154,7 @@ class _Run:
 
 _DURABLE = (
     "run_id", "job_id", "time_limit_s", "submitted_at", "batch_host", "slurm_id",
-    "submit_time", "started_at", "devices", "stop", "kill_at", "reason",
+    "submit_time", "started_at", "devices", "stop", "kill_at", "reason", "gpus",
 )  # fmt: skip
 
 
@@ -181,6 +185,7 @@ class SlurmEngine:
         self._closing = False
         self._stopped = threading.Event()
         self._polling = threading.Lock()  # one poll at a time: the thread's or recover()'s
+        self._side = ThreadPoolExecutor(1, thread_name_prefix="axc-slurm-sinfo")
         rows = None
         for _ in range(10):
             rows = self._cli.nodes(options.partition)
@@ -207,7 +212,20 @@ class SlurmEngine:
     def submit(self, run: RunSpec) -> str:
         if run.run_as is None and self._opt.account:
             run = replace(run, run_as=self._account)
-        options, script = self._batch(run)
+        with self._lock:
+            nodes = [n.name for n in self._nodes]
+        gpus = len(run.node_devices[0][1]) if run.node_devices else 0
+        devices_file = self._logs / DEVICES_DIR / run.run_id if gpus else None
+        options, script = batch_job(
+            run,
+            partition=self._opt.partition,
+            submit=self._opt.submit,
+            accounts=self._opt.accounts,
+            nodes_known=nodes,
+            base_env=self._base_env,
+            logs=self._logs,
+            devices_file=devices_file,
+        )
         with self._lock:
             if self._closing:
                 raise LaunchError("the Slurm engine is closed")
@@ -222,12 +240,15 @@ class SlurmEngine:
                 time_limit_s=run.time_limit_s,
                 submitted_at=time.time(),
                 batch_host=run.node_devices[0][0],
+                gpus=gpus,
             )
             self._runs[run.run_id] = record
         self._save(record)
         try:
             if run.output is not JobOutput.DISCARD:
-                self._open_log(run)
+                open_log(self._logs, run)
+            if devices_file is not None:
+                open_devices_file(devices_file, run)
             slurm_id = self._sbatch(run, options, script, record.submitted_at)
         except LaunchError:
             with self._lock:
@@ -290,122 +311,9 @@ class SlurmEngine:
         self._stopped.set()
         self._wake.set()
         self._thread.join(timeout=_CLOSE_JOIN_S)
+        self._side.shutdown(wait=False)
 
     # -- submitting ----------------------------------------------------------------------
-
-    def _batch(self, run: RunSpec) -> tuple[list[str], str]:
-        """sbatch's options and the batch script of ``run``."""
-        if not run.command:
-            raise LaunchError(f"job {run.job_id}: empty command")
-        if not os.path.isabs(run.workdir):
-            raise LaunchError(f"working directory {run.workdir!r} is not an absolute path")
-        program = run.command[0]
-        if os.path.isabs(program) and not os.access(program, os.X_OK):
-            # a shared file system is assumed: what the service host cannot run, no node can
-            raise LaunchError(f"command not found: {program}")
-        if run.run_as is None and os.geteuid() == 0:
-            raise LaunchError(f"job {run.job_id}: no account to run it as (never as root)")
-        if run.run_as is not None and run.run_as.uid == 0:
-            raise LaunchError(f"job {run.job_id}: jobs never run as root")
-        nodes = [name for name, _ in run.node_devices]
-        known = {n.name for n in self.inventory()}
-        if unknown := [n for n in nodes if n not in known]:
-            raise LaunchError(f"job {run.job_id}: unknown node {unknown[0]!r}")
-        counts = {len(devices) for _, devices in run.node_devices}
-        if len(counts) != 1:
-            raise LaunchError(
-                f"job {run.job_id}: Slurm gives each node of a job the same number of GPUs"
-                f" (asked: {[len(d) for _, d in run.node_devices]})"
-            )
-        gpus = counts.pop()
-        env = {k: v for k, v in run.env.items() if not _reserved(k)}
-        if bad := environment_ok(env):
-            raise LaunchError(f"environment variable name {bad!r} is not valid")
-        log_path = (
-            "/dev/null" if run.output is JobOutput.DISCARD else self._logs / f"{run.job_id}.log"
-        )
-        options = [
-            f"--partition={self._opt.partition}",
-            f"--job-name={NAME_PREFIX}{run.run_id}",
-            f"--comment=axc run={run.run_id} user={run.user} project={run.project}",
-            f"--nodes={len(nodes)}",
-            f"--nodelist={','.join(nodes)}",
-            "--ntasks-per-node=1",
-            f"--cpus-per-task={max(run.cpus, 1)}",
-            f"--chdir={_existing(run.workdir)}",  # the script makes the rest
-            # --output/--error files: slurmstepd opens them as the job's user
-            f"--output={_in_workdir(run, run.output_file) or log_path}",
-            f"--error={_in_workdir(run, run.error_file or run.output_file) or log_path}",
-            "--open-mode=append",
-            "--no-requeue",  # axcenter requeues, as a new run
-            "--export=NONE",  # the job's environment is the script's, not the service's
-        ]
-        if gpus:
-            options.append(f"--gres=gpu:{gpus}")
-        if run.memory_mb > 0:
-            options.append(f"--mem={run.memory_mb}")
-        if run.time_limit_s > 0:
-            options.append(f"--time={math.ceil(run.time_limit_s / 60)}")
-        if self._opt.accounts:
-            grant = self._opt.accounts.get(run.project)
-            if grant is None:
-                raise LaunchError(
-                    f"project {run.project or '(none)'} has no Slurm account in this pool"
-                )
-            options.append(f"--account={grant}")
-        if run.run_as is not None and self._opt.submit == "uid":
-            options += [f"--uid={run.run_as.uid}", f"--gid={run.run_as.gid}"]
-        exports = {**self._base_env, **env}
-        if run.run_as is not None:
-            exports.update(USER=run.run_as.user, LOGNAME=run.run_as.user)
-            if run.run_as.home:
-                exports["HOME"] = run.run_as.home
-        gpu_names = [f"{node}:{dev}" for node, devices in run.node_devices for dev in devices]
-        exports.update(
-            AXC_JOB_ID=run.job_id,
-            AXC_RUN_ID=run.run_id,
-            AXC_GPUS=",".join(gpu_names),
-            AXC_NODELIST=",".join(nodes),
-            AXC_NUM_NODES=str(len(nodes)),
-            CUDA_DEVICE_ORDER="PCI_BUS_ID",
-        )
-        exports.update(run.extra_env)
-        lines = ["#!/bin/sh", f"# axcenter run {run.run_id}"]
-        lines += [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
-        if not gpus:  # Slurm sets them for a job with GPUs; none means none
-            lines.append("export CUDA_VISIBLE_DEVICES= NVIDIA_VISIBLE_DEVICES=")
-        workdir = shlex.quote(run.workdir)
-        lines.append(
-            f"mkdir -p -- {workdir} && cd -- {workdir} ||"
-            f" {{ echo 'axcenter: cannot enter the working directory {run.workdir}' >&2; exit 1; }}"
-        )
-        command = shlex.join(run.command)
-        if len(nodes) > 1:
-            # srun hands the steps this environment; Slurm sets each node's devices
-            lines.append("export SLURM_EXPORT_ENV=ALL")
-            lines.append(f"exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 -- {command}")
-        else:
-            lines.append(f"exec {command}")
-        return options, "\n".join(lines) + "\n"
-
-    def _open_log(self, run: RunSpec) -> None:
-        """Create the job's log owned by its account (Slurm appends to it as that
-        account); a later run of the job appends after a header line."""
-        path = self._logs / f"{run.job_id}.log"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags, 0o600)
-        except OSError as e:
-            raise LaunchError(f"cannot open the job's log {path}: {e.strerror}") from e
-        try:
-            if run.run_as is not None and os.geteuid() == 0:
-                os.fchown(fd, run.run_as.uid, run.run_as.gid)
-            if run.attempt > 1:
-                os.write(
-                    fd, f"\n--- axcenter: run {run.attempt} of job {run.job_id} ---\n".encode()
-                )
-        finally:
-            os.close(fd)
 
     def _sbatch(self, run: RunSpec, options: list[str], script: str, since: float) -> str:
         """sbatch, waiting out an absent slurmctld for ``submit_retry_s``; before each
@@ -482,25 +390,30 @@ class SlurmEngine:
 
     def _poll_once(self) -> None:
         began = time.time()
-        self._poll_nodes()
+        nodes = self._side.submit(self._cli.nodes, self._opt.partition)  # beside squeue
         with self._lock:
             live = [r for r in self._runs.values() if r.ended is None]
-        queue = self._cli.queue(self._opt.partition)
-        if queue is None:
+        rows = self._cli.jobs(r.slurm_id for r in live if r.slurm_id)
+        self._apply_nodes(nodes.result())
+        if rows is None:
             for run in live:  # stops are still tried: slurmctld may answer scancel
                 if run.stop:
                     self._signal(run, began)
             return
-        started: list[tuple[_Run, QueueRow]] = []
+        started: list[tuple[_Run, JobRow]] = []
+        ended: list[tuple[_Run, JobRow]] = []
         gone: list[_Run] = []
         for run in live:
-            row = queue.get(run.slurm_id) if run.slurm_id else None
+            row = rows.get(run.slurm_id) if run.slurm_id else None
             if row is None:
                 if run.slurm_id and run.handed_at < began:  # squeue began after sbatch
                     gone.append(run)
                 continue
             run.gone_since = 0.0
             run.submit_time = run.submit_time or row.submit_time
+            if row.state in TERMINAL:
+                ended.append((run, row))  # slurmctld still holds how it ended
+                continue
             if row.state == "PENDING":
                 if row.reason not in ("", "None"):
                     run.pending_reason = row.reason
@@ -517,21 +430,27 @@ class SlurmEngine:
             limit, start = run.time_limit_s, run.started_at
             if start is not None and 0 < limit <= began - start and not run.stop:
                 self._stop(run.run_id, "time_limit", self._opt.grace_s)
+        now = time.time()
+        for run, row in ended:  # first: ends free devices that jobs may wait for
+            record = self._match(run, [row.record()])
+            if record is None:
+                gone.append(run)  # another job of that id (wrapped): sacct decides
+            else:
+                self._end_from(run, record, now)
         if started:
             self._report_starts(started)
-        now = time.time()
         for run in live:
             if run.stop and run.ended is None:
                 self._signal(run, now)
         if gone:
             self._report_ends(gone)
 
-    def _report_starts(self, started: list[tuple[_Run, QueueRow]]) -> None:
+    def _report_starts(self, started: list[tuple[_Run, JobRow]]) -> None:
         details = self._cli.devices() or {}
         for run, row in started:
             on = details.get(run.slurm_id, {})
             batch = row.batch_host or run.batch_host
-            run.devices = ",".join(str(i) for i in on.get(batch, ()))
+            run.devices = ",".join(str(i) for i in on.get(batch, ())) or self._devices_told(run)
             run.started_at = max(float(row.start_time or time.time()), run.submitted_at)
             self._save(run)
             self._on_event(RunStarted(run.run_id, run.slurm_id, run.started_at, run.devices))
@@ -588,6 +507,7 @@ class SlurmEngine:
         outcome, message = outcome_of_record(record, run.stop, run.reason, run.time_limit_s)
         if started_at is not None and run.started_at is None:
             run.started_at = started_at  # ended before a poll saw it run
+            run.devices = run.devices or self._devices_told(run)
             self._on_event(RunStarted(run.run_id, run.slurm_id, started_at, run.devices))
         self._end(run, outcome, code, started_at, ended_at, message)
 
@@ -606,8 +526,7 @@ class SlurmEngine:
             self._changed.notify_all()
         self._on_event(ended)
 
-    def _poll_nodes(self) -> None:
-        rows = self._cli.nodes(self._opt.partition)
+    def _apply_nodes(self, rows: list[NodeRow] | None) -> None:
         if rows is None:
             return
         nodes = [self._node(row) for row in rows]
@@ -660,7 +579,7 @@ class SlurmEngine:
         for path in sorted(self._state.glob("*.json")):
             try:
                 data = json.loads(path.read_text())
-                run = _Run(**{k: data[k] for k in _DURABLE})
+                run = _Run(**{k: data[k] for k in _DURABLE if k in data})
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.warning("unreadable Slurm run record %s: %s", path, e)
                 continue
@@ -703,6 +622,13 @@ class SlurmEngine:
     def _forget(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self._state / f"{run_id}.json").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self._logs / DEVICES_DIR / run_id).unlink()
+
+    def _devices_told(self, run: _Run) -> str:
+        """The GPU indices the run's batch script wrote, when Slurm no longer tells them
+        (the job ended, or its details went, before a poll saw it run)."""
+        return read_devices_file(self._logs / DEVICES_DIR / run.run_id, run.gpus)
 
     # -- steps: srun --overlap in a live run's allocation (issue 20) ------------------
 
@@ -732,18 +658,6 @@ class SlurmEngine:
         cause = "cancel" if cancel.is_set() else None
         outcome, message = outcome_of(cause, code, 0)
         return StepEnded(outcome, code, started, time.time(), message)
-
-
-def _reserved(name: str) -> bool:
-    return name.startswith(_RESERVED) or name in _RESERVED_NAMES
-
-
-def _existing(path: str) -> str:
-    """``path``, or its nearest ancestor that exists (slurmstepd would go to /tmp, and
-    say so in the job's log, where the job's working directory is still to be made)."""
-    while not os.path.isdir(path) and path != "/":
-        path = os.path.dirname(path)
-    return path
 
 
 def slurm_engine(
@@ -806,8 +720,3 @@ def outcome_of_record(
     if record.state == "OUT_OF_MEMORY":
         return Outcome.FAILED, "out of memory"
     return outcome_of(None, code, time_limit_s)
-
-
-def _in_workdir(run: RunSpec, name: str | None) -> str | None:
-    """A job's own output file (``RunSpec.output_file``), relative to its directory."""
-    return None if name is None else os.path.join(run.workdir, name)
