@@ -31,6 +31,7 @@ from axcenter.executors.base import (
     RunEnded,
     RunSpec,
     RunStarted,
+    StepSpec,
     StopReason,
 )
 from axcenter.executors.pools import ConfigError, load_config
@@ -613,3 +614,42 @@ def test_the_end_of_a_job_that_left_slurmctld_comes_from_sacct(h: Harness, tmp_p
         int(record["Start"]),
         int(record["End"]),
     )
+
+
+def test_a_shipped_batch_script_runs_from_its_text_not_its_path(h: Harness) -> None:
+    """``axc submit script.sh`` ships the script (issue 20): Slurm runs the text it was
+    given, as the job's user, on descriptor 9; the path it was submitted from need not
+    exist on any node, and a line like the heredoc's end inside it changes nothing."""
+    engine = h.engine()
+    text = '#!/bin/sh\necho "script $0 $1 $(id -u)"\necho AXC_SCRIPT_END\n'
+    run = replace(
+        h.run("job_script", ""),
+        command=("/nonexistent/axc/job.sh", "first"),
+        script=text,
+    )
+    engine.submit(run)
+    ended = h.next(RunEnded, run.run_id, timeout=60)
+    assert isinstance(ended, RunEnded) and ended.outcome is Outcome.SUCCEEDED, ended
+    log = h.log("job_script")
+    assert f"script /dev/fd/9 first {h.account.uid}\nAXC_SCRIPT_END\n" in log, log
+
+
+def test_a_step_runs_in_the_jobs_allocation_as_its_user(h: Harness) -> None:
+    """``axc srun`` on Slurm: ``srun --jobid --overlap`` as the job's account, with the
+    job's devices; its output comes back to the caller and its exit code is its own."""
+    engine = h.engine()
+    run = h.run("job_steps", "sleep 30", gpus=2)
+    engine.submit(run)
+    h.next(RunStarted, run.run_id, timeout=60)
+    out: list[bytes] = []
+    step = StepSpec(
+        run, 0, ("sh", "-c", 'echo "step $(id -u) $CUDA_VISIBLE_DEVICES $AXC_STEP_ID"; exit 3')
+    )
+    ended = engine.run_step(step, out.append, threading.Event())
+    text = b"".join(out).decode()
+    assert f"step {h.account.uid} " in text and text.rstrip().endswith(" 0"), text
+    assert ended.exit_code == 3 and ended.outcome is Outcome.FAILED, ended
+    engine.stop(run.run_id, StopReason.CANCEL, 0.5)
+    h.next(RunEnded, run.run_id, timeout=60)
+    with pytest.raises(LaunchError, match="not running"):
+        engine.run_step(StepSpec(run, 1, ("true",)), out.append, threading.Event())

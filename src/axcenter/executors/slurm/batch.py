@@ -51,7 +51,7 @@ def batch_job(
     if not os.path.isabs(run.workdir):
         raise LaunchError(f"working directory {run.workdir!r} is not an absolute path")
     program = run.command[0]
-    if os.path.isabs(program) and not os.access(program, os.X_OK):
+    if run.script is None and os.path.isabs(program) and not os.access(program, os.X_OK):
         # a shared file system is assumed: what the service host cannot run, no node can
         raise LaunchError(f"command not found: {program}")
     if run.run_as is None and os.geteuid() == 0:
@@ -131,7 +131,14 @@ def batch_job(
         f" {{ echo 'axcenter: cannot enter the working directory {run.workdir}' >&2; exit 1; }}"
     )
     command = shlex.join(run.command)
-    if len(nodes) > 1:
+    if run.script is not None:
+        # the script's own text, as sbatch ships it: written where only the job's user can
+        # read it, opened, removed, and run through its descriptor (the job's $0 is
+        # /dev/fd/9, as on the local engine); once, on the first node, as sbatch runs a
+        # batch script: its own srun reaches the others
+        lines += _shipped_script(run.script)
+        lines.append(f"exec /dev/fd/9 {shlex.join(run.command[1:])}".rstrip())
+    elif len(nodes) > 1:
         # srun hands the steps this environment; Slurm sets each node's devices
         lines.append("export SLURM_EXPORT_ENV=ALL")
         lines.append(f"exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 -- {command}")
@@ -211,3 +218,17 @@ def _existing(path: str) -> str:
 def _in_workdir(run: RunSpec, name: str | None) -> str | None:
     """A job's own output file (``RunSpec.output_file``), relative to its directory."""
     return None if name is None else os.path.join(run.workdir, name)
+
+
+def _shipped_script(text: str) -> list[str]:
+    """Lines that put ``text`` on descriptor 9 of the batch script, with no file left."""
+    end = "AXC_SCRIPT_END"
+    while end in text:
+        end += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return [
+        'axc_script=$(mktemp "${TMPDIR:-/tmp}/axc-script.XXXXXX") || exit 1',
+        f"cat >\"$axc_script\" <<'{end}'",
+        body + end,
+        'chmod 700 "$axc_script" && exec 9<"$axc_script" && rm -f -- "$axc_script" || exit 1',
+    ]
