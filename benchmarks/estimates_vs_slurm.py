@@ -89,6 +89,8 @@ class Reading:
     estimates: dict[str, float | None]
     #: job id -> real start (epoch s)
     starts: dict[str, float]
+    #: job id -> submission (epoch s)
+    submits: dict[str, float]
     burst_s: float
 
 
@@ -101,6 +103,11 @@ def summary(system: str, r: Reading) -> dict[str, Any]:
         "jobs": r.submitted,
         "burst_s": round(r.burst_s, 2),
         "jobs_waited": len(r.estimates),
+        "median_wait_s": round(
+            statistics.median(r.starts[j] - r.submits[j] for j in r.estimates), 1
+        )
+        if r.estimates
+        else None,
         "median_error_s": round(statistics.median(errs), 1) if errs else None,
         "p90_error_s": round(errs[min(len(errs) - 1, int(0.9 * len(errs)))], 1) if errs else None,
         "median_signed_s": round(statistics.median(signed), 1) if signed else None,
@@ -146,20 +153,19 @@ def slurm_run(env: dict[str, str], uid: int, gid: int, jobs: list[Job], timeout:
     while run("squeue", "-h", "-o", "%i").strip():
         time.sleep(0.5)
     starts: dict[str, float] = {}
+    submits: dict[str, float] = {}
     for _ in range(100):  # slurmdbd may lag the controller a little
-        out = run("sacct", "-X", "-n", "-P", "-o", "JobID,Start", "-j", ",".join(ids))
-        starts = {
-            job_id: float(start)
-            for job_id, start in (line.split("|") for line in out.splitlines())
-            if start.isdigit()
-        }
+        out = run("sacct", "-X", "-n", "-P", "-o", "JobID,Submit,Start", "-j", ",".join(ids))
+        rows = [line.split("|") for line in out.splitlines()]
+        starts = {job_id: float(start) for job_id, _, start in rows if start.isdigit()}
+        submits = {job_id: float(submit) for job_id, submit, _ in rows if submit.isdigit()}
         if len(starts) == len(ids):
             break
         time.sleep(0.5)
     missing = [j for j in estimates if j not in starts]
     if missing:
         raise RuntimeError(f"sacct has no start for Slurm jobs {missing}")
-    return Reading(len(ids), estimates, starts, burst_end - began)
+    return Reading(len(ids), estimates, starts, submits, burst_end - began)
 
 
 # -- axcenter ------------------------------------------------------------------------
@@ -233,14 +239,16 @@ def axcenter_run(axc: Axc, jobs: list[Job], timeout: float) -> Reading:
         time.sleep(0.2)
     axc.idle()
     starts: dict[str, float] = {}
+    submits: dict[str, float] = {}
     for job_id in ids:
-        started = epoch(axc.get(f"/jobs/{job_id}")["started_at"])
+        job = axc.get(f"/jobs/{job_id}")
+        started, submits[job_id] = epoch(job["started_at"]), epoch(job["submitted_at"]) or 0.0
         if started is not None:
             starts[job_id] = started
     missing = [j for j in estimates if j not in starts]
     if missing:
         raise RuntimeError(f"axcenter jobs {missing} never started")
-    return Reading(len(ids), estimates, starts, burst_end - began)
+    return Reading(len(ids), estimates, starts, submits, burst_end - began)
 
 
 def main() -> None:
