@@ -14,9 +14,9 @@ median signed error (positive: the estimate was later, as expected since jobs en
 before their limits), the share of jobs that started no later than their estimate
 (within a cycle: the estimate as an upper bound), and the share of jobs with an
 estimate (the rest start beyond the forecast's horizon, or could not be placed by it)
-among jobs that waited at least one cycle. Slurm's ``squeue --start`` is not run here:
-the Slurm test cluster belongs to another part of the project (docs/scheduling.md says
-how the two compare in kind).
+among jobs that waited at least one cycle. Slurm's ``squeue --start`` is not run here
+(no trace replays on Slurm): ``benchmarks/estimates_vs_slurm.py`` puts the two side by
+side on one real burst.
 
 **Cost.** One forecast (one estimator refresh) over a queue of 1,000 and of 10,000
 pending jobs drawn from the Philly trace (their time limits by the same rule), on the
