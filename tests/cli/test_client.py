@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
+import ssl
 import stat
 import threading
 import time
@@ -14,6 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from axcenter.client import ApiError, Client, Config, ConfigError, config_path, resolve
 from axcenter.client import config as config_module
@@ -373,7 +379,9 @@ class _Server:
     """A real HTTP server in a thread: ``answer(handler)`` answers each request (the
     handler's ``seen`` list records method, target, headers and body)."""
 
-    def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
+    def __init__(
+        self, answer: Callable[[BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
         self.connections = 0
         server = self
@@ -397,7 +405,10 @@ class _Server:
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_port}"
+        if tls is not None:
+            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://localhost:{self.http.server_port}"
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -424,8 +435,10 @@ def _reply(
 def serve() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], _Server]]:
     servers: list[_Server] = []
 
-    def start(answer: Callable[[BaseHTTPRequestHandler], None]) -> _Server:
-        servers.append(_Server(answer))
+    def start(
+        answer: Callable[[BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> _Server:
+        servers.append(_Server(answer, tls))
         return servers[-1]
 
     yield start
@@ -549,3 +562,45 @@ def test_real_socket_through_the_environments_proxy(
     _, target, headers, _ = proxy.seen[0]
     assert target == "http://axc.invalid:8080/prefix/api/v1/whoami"
     assert headers["Host"] == "axc.invalid:8080"
+
+
+def test_real_socket_https_checks_the_certificate(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """https:// checks the server's certificate against the system's store: a self-signed
+    one is refused, until ``SSL_CERT_FILE`` names it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    server = serve(lambda h: _reply(h, 200, {"name": "alice"}), tls)
+    with (
+        Client(server.url, TOKEN, retry_s=0) as c,
+        pytest.raises(ApiError, match=r"cannot reach axcenter at https://.*CERTIFICATE_VERIFY"),
+    ):
+        c.whoami()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    with Client(server.url, TOKEN, retry_s=0) as c:
+        assert c.whoami() == {"name": "alice"}
