@@ -475,6 +475,11 @@ def test_real_socket_retry_after_key_headers_and_query(serve: Any) -> None:
     assert server.connections == 1  # one kept-alive connection for all three
 
 
+def test_an_address_that_is_not_http_is_refused_at_once() -> None:
+    with pytest.raises(ApiError, match="'ftp://x' is not an http:// or https:// address"):
+        Client("ftp://x", TOKEN)
+
+
 def test_real_socket_reconnects_when_the_server_closed_an_idle_connection(serve: Any) -> None:
     def answer(h: BaseHTTPRequestHandler) -> None:
         _reply(h, 200, {"name": "alice"})

@@ -118,7 +118,10 @@ class Client:
             "Accept": "application/json",
             "User-Agent": f"axcenter-client/{__version__}",
         }
-        self._transport = transport if transport is not None else HTTPTransport(self.url)
+        try:
+            self._transport = transport if transport is not None else HTTPTransport(self.url)
+        except ValueError as exc:
+            raise ApiError(0, f"cannot reach axcenter: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Client(url={self.url!r})"

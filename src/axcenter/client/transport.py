@@ -137,7 +137,7 @@ class HTTPTransport:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http:// or https:// address: {url!r}")
+            raise ValueError(f"{url!r} is not an http:// or https:// address")
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
