@@ -145,7 +145,18 @@ class HTTPTransport:
         self._conn: http.client.HTTPConnection | None = None
 
     def send(self, request: Request) -> Response:
+        try:
+            return self._send(request)
+        except _Stale as stale:
+            # the server closed the kept-alive connection as the request went out: a
+            # request that changes nothing goes again at once on a new connection
+            if request.method not in _SAFE_METHODS:
+                raise TransportError(repr(stale.__cause__)) from stale.__cause__
+            return self._send(request)
+
+    def _send(self, request: Request) -> Response:
         conn = self._connection(request.timeout)
+        reused = conn.sock is not None
         target = request.target
         if self._proxy is not None and not self._https:  # a plain proxy takes whole URLs
             target = f"http://{self._host}:{self._port}{target}"
@@ -166,6 +177,11 @@ class HTTPTransport:
         except TimeoutError as exc:
             self.close()
             raise TransportError(f"timed out ({exc})", timeout=True) from exc
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            self.close()
+            if reused:
+                raise _Stale from exc
+            raise TransportError(repr(exc)) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             raise TransportError(repr(exc)) from exc
@@ -213,6 +229,14 @@ class HTTPTransport:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+#: Methods that change nothing: sent again when a kept-alive connection proved closed.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _Stale(Exception):
+    """A kept-alive connection was closed by the server before its answer began."""
 
 
 def _readable(sock: Any) -> bool:
