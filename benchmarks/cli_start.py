@@ -8,8 +8,8 @@ by default, and a submission with a fixed job), so the figure is the CLI's own: 
 parse, one request, print. ``sbatch
 --version`` (Slurm's C client; ``../shared/peers/slurm/install.sh`` installs it) is the
 baseline when present; without it its row is left out. Two floors are measured too: the
-interpreter alone, and the interpreter importing Typer and httpx as ``axc`` does (what
-any command that makes a request must load).
+interpreter alone, and the interpreter importing Typer and ``http.client`` as ``axc``
+does (what any command that makes a request must load).
 
 Prints one JSON object per line ({"command", "median_s", "p90_s", "cpu_median_s",
 "runs", "of_sbatch", "within_target"}) and a table. Target (issue 20): every command
@@ -123,10 +123,10 @@ def main() -> None:
     commands: dict[str, list[str]] = {
         # floors: the interpreter alone, and with the CLI framework and HTTP client
         "python -c pass": [sys.executable, "-c", "pass"],
-        "python -c 'import typer, httpx'": [
+        "python -c 'import typer, http.client'": [
             sys.executable,
             "-c",
-            "import sys; sys.modules['httpx._main'] = None; import typer, httpx",
+            "import typer, http.client",
         ],
         "axc --version": [*axc, "--version"],
         "axc --help": [*axc, "--help"],

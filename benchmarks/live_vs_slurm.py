@@ -10,7 +10,7 @@ use; if it cannot be, only axcenter's figures are printed). Workloads:
                rounds alternating with sbatch's (medians; the machine drifts): a
                lean keep-alive client (the standard library's http.client, ~0.3 ms of its
                own per request here, as sbatch is a C program), and axcenter's Python
-               client (`axcenter.client`, over httpx: ~0.9 ms of its own per request)
+               client (`axcenter.client`, over http.client too, with its JSON and retries)
   submit_cli   the same with one `axc submit` process per job (fewer jobs: it is slow)
   array        one array of N tasks; its submit time and first submit to queue empty
   drain        N one-second jobs on 32 and on 8 GPUs; efficiency = ideal / drain time

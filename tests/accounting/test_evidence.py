@@ -26,6 +26,7 @@ from axcenter.service.evidence import evidence
 from axcenter.store import orm
 from axcenter.store.accounts import issue_token
 from tests.api import conftest as api_fixtures
+from tests.cli import HttpxTransport
 
 center = api_fixtures.center
 client = api_fixtures.client
@@ -189,7 +190,7 @@ def test_the_cli_writes_the_report(
         admin = s.scalars(select(orm.User).where(orm.User.role == "org_admin")).first()
         assert admin is not None
         admin_token = issue_token(s, admin.id)
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

@@ -36,6 +36,7 @@ from axcenter.store.db import Store
 from tests.accounting import allocation, at, charge, job, organization, program, project
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import Account, Tenants
+from tests.cli import HttpxTransport
 
 # the real center behind the API (both databases), its tenants and a TestClient
 center = api_fixtures.center
@@ -451,7 +452,7 @@ def test_cli_report_commands(
     tmp_path: Any,
 ) -> None:
     _seed_tenants(center, tenants)
-    transport = client._transport  # the TestClient's in-process ASGI transport
+    transport = HttpxTransport(client._transport)  # the TestClient's in-process ASGI transport
     monkeypatch.setattr(
         cli_main,
         "client_factory",

@@ -20,6 +20,7 @@ from axcenter.store import orm
 from tests.accounting import allocation, at, organization, program, project
 from tests.api import conftest as api_fixtures
 from tests.api.conftest import Tenants
+from tests.cli import HttpxTransport
 
 center = api_fixtures.center
 tenants = api_fixtures.tenants
@@ -241,7 +242,7 @@ def test_the_cli_saves_settlements_and_statements(
 
     with center.store.write() as s:
         seed(s)
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

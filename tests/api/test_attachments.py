@@ -25,6 +25,7 @@ from axcenter.store import orm
 from tests.api.conftest import Account, Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_programs import ok
+from tests.cli import HttpxTransport
 from tests.web.test_pages import browser, csrf_for
 
 PDF = b"%PDF-1.7\n" + "제안서 본문".encode() + b"\n%%EOF\n"
@@ -196,7 +197,7 @@ def test_attachments_from_the_cli(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     setup(client, tenants)
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

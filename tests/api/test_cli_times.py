@@ -16,6 +16,7 @@ from axcenter.client import Client, Config
 from axcenter.service.center import Center
 from tests.api.conftest import Tenants
 from tests.api.test_jobs import submit
+from tests.cli import HttpxTransport
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -30,7 +31,7 @@ def test_show_and_the_queue_print_times_in_kst(
     assert r.headers["x-axc-time-zone"] == "Asia/Seoul"
     # a submission (the hot path) is not told: only reads are
     job = submit(client, alice, command=["true"], held=True)
-    transport = client._transport  # the application, in process
+    transport = HttpxTransport(client._transport)  # the application, in process
 
     def factory(cfg: Config) -> Client:
         return Client(cfg.url, cfg.token, transport=transport)

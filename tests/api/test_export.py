@@ -19,6 +19,7 @@ from axcenter.sim.traces.native import COLUMNS
 from axcenter.store import orm
 from tests.api.conftest import Account, Tenants
 from tests.api.test_jobs import submit, wait
+from tests.cli import HttpxTransport
 
 
 def export(client: TestClient, who: Account, tmp_path: Path, **params: str) -> Path:
@@ -129,7 +130,7 @@ def test_cli_export_history(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    transport = client._transport  # the in-process app, as the CLI's HTTP transport
+    transport = HttpxTransport(client._transport)  # the in-process app, as the CLI's HTTP transport
 
     def factory(cfg: Config) -> Client:
         return Client(cfg.url, cfg.token, transport=transport)

@@ -23,6 +23,7 @@ from tests.api.test_jobs import submit
 from tests.api.test_policy import left_pending_or_waits_on, running, until
 from tests.api.test_program_operations import principal
 from tests.api.test_programs import API, audit, ok
+from tests.cli import HttpxTransport
 from tests.web.test_pages import browser
 
 H100 = 4500
@@ -169,7 +170,7 @@ def test_idle_grant_warned_suspended_resumed_and_taken_back(
     assert kinds == ["warning", "suspension", "resumption", "reclaim"]
 
     # the CLI: the list and an action
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

@@ -29,6 +29,7 @@ from tests.api.conftest import Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_jobs import submit, wait
 from tests.api.test_programs import API, audit, create_program, ok
+from tests.cli import HttpxTransport
 from tests.conftest import PG_URL
 from tests.web.test_pages import browser
 
@@ -309,7 +310,7 @@ def test_the_cli_runs_a_program(
     tranches|report|accept|return|notices`` and ``axc survey answer|answers`` against the
     real center."""
     staff = setup(client, tenants)
-    transport = client._transport  # the TestClient's in-process ASGI transport
+    transport = HttpxTransport(client._transport)  # the TestClient's in-process ASGI transport
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )
@@ -456,7 +457,7 @@ def test_two_programs_cannot_both_use_an_organizations_headroom(
 def test_the_cli_registers_a_youth_startup(
     client: TestClient, tenants: Tenants, monkeypatch: Any
 ) -> None:
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )
@@ -510,7 +511,7 @@ def test_rules_are_withdrawn_only_before_they_take_effect(
     assert "in force since" in refused.text and "set new rules" in refused.text
     assert len(ok(client.get(rules_url, headers=staff.pm.headers))["items"]) == 1
 
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

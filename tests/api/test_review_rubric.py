@@ -20,6 +20,7 @@ from axcenter.store import orm
 from tests.api.conftest import Tenants
 from tests.api.test_allocations import REQUESTS, file_request, setup, step
 from tests.api.test_programs import API, audit, ok
+from tests.cli import HttpxTransport
 from tests.web.test_pages import browser, csrf_for
 
 RUBRIC = {
@@ -148,7 +149,7 @@ def test_rubric_from_the_cli(
     client: TestClient, tenants: Tenants, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     staff = setup(client, tenants)
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

@@ -18,6 +18,7 @@ from axcenter.service.center import Center
 from tests.api.conftest import Account, Tenants
 from tests.api.test_jobs import wait
 from tests.api.test_programs import API, make_staff, ok
+from tests.cli import HttpxTransport
 from tests.web.test_pages import browser, csrf_for
 
 SCRIPT = 'echo "step one"\nfor i in 1 2; do echo "line $i"; done\n'
@@ -128,7 +129,7 @@ def test_templates_on_the_dashboard(client: TestClient, center: Center, tenants:
 def test_templates_from_the_cli(
     client: TestClient, tenants: Tenants, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport = client._transport
+    transport = HttpxTransport(client._transport)
     monkeypatch.setattr(
         cli_main, "client_factory", lambda cfg: Client(cfg.url, cfg.token, transport=transport)
     )

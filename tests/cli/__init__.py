@@ -3,10 +3,18 @@
 ``FakeServer`` implements ``/api/v1`` as the API spec describes it, behind an
 ``httpx.MockTransport``. It is a fixture for adapter tests only: it checks what the client
 sends and how the CLI renders answers; the real server is covered by the end-to-end tests.
+
+``HttpxTransport`` is the client's ``Transport`` over an httpx transport, so that a test
+answers the client in process: a ``MockTransport``'s handler, or the application itself
+(the ``_transport`` of FastAPI's ``TestClient``). Everything above the socket (queries,
+bodies, retries, idempotency keys, error messages) runs as it does for users; the
+standard library's socket layer under it is tested against a real server in
+``test_client.py``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, datetime
@@ -14,7 +22,9 @@ from typing import Any
 
 import httpx
 
-__all__ = ["TOKEN", "URL", "FakeServer"]
+from axcenter.client.transport import Request, Response, TransportError
+
+__all__ = ["TOKEN", "URL", "FakeServer", "HttpxTransport"]
 
 URL = "http://axc.test:8080"
 TOKEN = "tok-alice"
@@ -28,6 +38,33 @@ _JOB_PATH = re.compile(
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class HttpxTransport:
+    """The client's ``Transport`` over an httpx transport: httpx's failures become
+    ``TransportError`` as the standard library's do (a refused connection: unsent)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def send(self, request: Request) -> Response:
+        url = f"http://{request.headers['Host']}{request.target}"
+        outgoing = httpx.Request(
+            request.method, url, headers=dict(request.headers), content=request.body
+        )
+        try:
+            answer = self.inner.handle_request(outgoing)
+            content = answer.read()
+        except httpx.TimeoutException as exc:
+            unsent = isinstance(exc, httpx.ConnectTimeout)
+            raise TransportError(str(exc), unsent=unsent, timeout=True) from exc
+        except httpx.TransportError as exc:
+            raise TransportError(str(exc), unsent=isinstance(exc, httpx.ConnectError)) from exc
+        headers = dict(answer.headers)
+        return Response(answer.status_code, answer.reason_phrase, headers, io.BytesIO(content))
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class FakeServer:
@@ -54,8 +91,8 @@ class FakeServer:
         self._seq = 0
 
     @property
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+    def transport(self) -> HttpxTransport:
+        return HttpxTransport(httpx.MockTransport(self.handle))
 
     # -- helpers for tests ---------------------------------------------------------------
 

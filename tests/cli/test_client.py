@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import socket
 import ssl
 import stat
+import threading
 import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from axcenter.client import ApiError, Client, Config, ConfigError, config_path, resolve
 from axcenter.client import config as config_module
-from axcenter.client.http import TERMINAL_STATES, _tls
+from axcenter.client.http import TERMINAL_STATES
 from axcenter.model.jobs import TERMINAL
 
-from . import TOKEN, URL, FakeServer
+from . import TOKEN, URL, FakeServer, HttpxTransport
 
 
 @pytest.fixture
@@ -192,12 +201,16 @@ def test_cluster(client: Client) -> None:
     assert client.cluster()["summary"]["gpus"] == 3
 
 
+def _mock(handler: Callable[[httpx.Request], httpx.Response]) -> HttpxTransport:
+    return HttpxTransport(httpx.MockTransport(handler))
+
+
 def test_connection_failure_is_api_error_0() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
     with (
-        Client(URL, TOKEN, transport=httpx.MockTransport(refuse), retry_s=0) as c,
+        Client(URL, TOKEN, transport=_mock(refuse), retry_s=0) as c,
         pytest.raises(ApiError) as info,
     ):
         c.whoami()
@@ -218,14 +231,14 @@ def test_connection_failure_is_api_error_0() -> None:
     ],
 )
 def test_error_shapes(response: httpx.Response, detail: str) -> None:
-    transport = httpx.MockTransport(lambda _: response)
+    transport = _mock(lambda _: response)
     with Client(URL, TOKEN, transport=transport, retry_s=0) as c, pytest.raises(ApiError) as info:
         c.whoami()
     assert (info.value.status_code, info.value.detail) == (response.status_code, detail)
 
 
 def test_non_json_success_is_api_error() -> None:
-    transport = httpx.MockTransport(lambda _: httpx.Response(200, text="<html>"))
+    transport = _mock(lambda _: httpx.Response(200, text="<html>"))
     with Client(URL, TOKEN, transport=transport) as c, pytest.raises(ApiError, match="non-JSON"):
         c.whoami()
 
@@ -289,21 +302,10 @@ def test_normalize_url() -> None:
     assert config_module.normalize_url("https://a.b") == "https://a.b"
 
 
-def test_plain_http_loads_no_certificates_and_trusts_none() -> None:
-    """http:// needs no CA bundle (loading it was a tenth of every command); the context it
-    gets instead still requires a verified certificate, so TLS would fail, not go
-    unchecked. https:// keeps httpx's default checks."""
-    plain = _tls("http://127.0.0.1:8000")
-    assert isinstance(plain, ssl.SSLContext)
-    assert (plain.verify_mode, plain.check_hostname) == (ssl.CERT_REQUIRED, True)
-    assert plain.cert_store_stats()["x509_ca"] == 0
-    assert _tls("https://axc.example.kr") is True
-
-
 # -- retries while the server is unavailable --------------------------------------------------
 
 
-def _flaky(answers: list[httpx.Response | Exception]) -> tuple[httpx.MockTransport, list[Any]]:
+def _flaky(answers: list[httpx.Response | Exception]) -> tuple[HttpxTransport, list[Any]]:
     """A transport that gives ``answers`` in turn (an exception is raised), then 201."""
     bodies: list[Any] = []
 
@@ -314,7 +316,7 @@ def _flaky(answers: list[httpx.Response | Exception]) -> tuple[httpx.MockTranspo
             raise answer
         return answer
 
-    return httpx.MockTransport(handle), bodies
+    return _mock(handle), bodies
 
 
 def _unavailable() -> httpx.Response:
@@ -368,3 +370,242 @@ def test_retries_stop_after_retry_s() -> None:
     assert info.value.status_code == 503
     assert time.monotonic() - began < 1.5
     assert 2 <= len(bodies) <= 4
+
+
+# -- the standard library's transport, over real sockets --------------------------------------
+
+
+class _Server:
+    """A real HTTP server in a thread: ``answer(handler)`` answers each request (the
+    handler's ``seen`` list records method, target, headers and body)."""
+
+    def __init__(
+        self, answer: Callable[[BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.connections = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                server.connections += 1
+                super().setup()
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.seen.append((self.command, self.path, dict(self.headers), body))
+                answer(self)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        if tls is not None:
+            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://localhost:{self.http.server_port}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def _reply(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], _Server]]:
+    servers: list[_Server] = []
+
+    def start(
+        answer: Callable[[BaseHTTPRequestHandler], None], tls: ssl.SSLContext | None = None
+    ) -> _Server:
+        servers.append(_Server(answer, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_real_socket_retry_after_key_headers_and_query(serve: Any) -> None:
+    """A 503 with ``Retry-After`` is waited out and the submission sent again with the
+    same key; the token, the query and the center's time zone travel as they should."""
+    answers = [(503, {"detail": "restarting"}, {"Retry-After": "0.4"})]
+
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        status, body, headers = answers.pop(0) if answers else (201, {"id": "job_1"}, {})
+        _reply(h, status, body, {"X-AXC-Time-Zone": "Asia/Seoul", **headers})
+
+    server = serve(answer)
+    said: list[str] = []
+    began = time.monotonic()
+    with Client(server.url, TOKEN, on_retry=said.append) as c:
+        assert c.submit_job(project="vision", command=["echo", "한글"])["id"] == "job_1"
+        assert time.monotonic() - began >= 0.4  # the server asked for 0.4 s, more than 0.25
+        assert c.time_zone == "Asia/Seoul"
+        c.list_jobs(state=["pending", "running"], mine=True, users=["a b"])
+    (m1, t1, h1, b1), (m2, t2, _, b2), (_, t3, _, _) = server.seen
+    assert (m1, t1, m2, t2) == ("POST", "/api/v1/jobs", "POST", "/api/v1/jobs")
+    assert b1 == b2
+    assert json.loads(b1)["command"] == ["echo", "한글"]
+    assert json.loads(b1)["idempotency_key"].startswith("axc-")
+    assert h1["Authorization"] == f"Bearer {TOKEN}"
+    assert h1["Content-Type"] == "application/json"
+    assert t3 == "/api/v1/jobs?state=pending&state=running&user=a+b&limit=50&mine=true"
+    assert len(said) == 1 and "restarting" in said[0] and "0.4 s" in said[0]
+    assert server.connections == 1  # one kept-alive connection for all three
+
+
+def test_an_address_that_is_not_http_is_refused_at_once() -> None:
+    with pytest.raises(ApiError, match="'ftp://x' is not an http:// or https:// address"):
+        Client("ftp://x", TOKEN)
+
+
+def test_real_socket_reconnects_when_the_server_closed_an_idle_connection(serve: Any) -> None:
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        _reply(h, 200, {"name": "alice"})
+        h.close_connection = True  # closes without saying so in a header
+
+    server = serve(answer)
+    with Client(server.url, TOKEN, retry_s=0) as c:
+        assert c.whoami() == {"name": "alice"}
+        assert c.whoami() == {"name": "alice"}
+    assert server.connections == 2
+
+
+def test_real_socket_refused_slow_and_cut_off(serve: Any) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with Client(f"http://127.0.0.1:{port}", TOKEN, retry_s=0) as c:
+        with pytest.raises(ApiError, match=r"cannot reach axcenter at .*refused") as info:
+            c.whoami()
+        assert info.value.status_code == 0
+    release = threading.Event()
+    slow = serve(lambda h: release.wait(5))
+    with (
+        Client(slow.url, TOKEN, timeout=0.3, retry_s=0) as c,
+        pytest.raises(ApiError, match="did not answer in time"),
+    ):
+        c.whoami()
+    release.set()
+
+    def cut(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        h.wfile.write(b'{"na')
+        h.close_connection = True
+
+    with (
+        Client(serve(cut).url, TOKEN, retry_s=0) as c,
+        pytest.raises(ApiError, match="cannot reach axcenter"),
+    ):
+        c.whoami()
+
+
+def test_real_socket_streams_a_step_line_by_line(serve: Any) -> None:
+    """``run_step`` hands each output line over as it comes, before the answer ends."""
+    heard: list[str] = []
+    go_on = threading.Event()
+
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/x-ndjson")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for item in ({"output": "one"}, {"output": "two"}, None, {"step": {"exit_code": 0}}):
+            if item is None:
+                go_on.wait(5)  # the client must have shown "two" to get here
+                continue
+            line = json.dumps(item).encode() + b"\n"
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            h.wfile.flush()
+        h.wfile.write(b"0\r\n\r\n")
+
+    def output(text: str) -> None:
+        heard.append(text)
+        if text == "two":
+            go_on.set()
+
+    server = serve(answer)
+    with Client(server.url, TOKEN) as c:
+        step = c.run_step("job_1", ["hostname"], output=output)
+    assert step == {"exit_code": 0}
+    assert heard == ["one", "two"]
+    assert server.seen[0][:2] == ("POST", "/api/v1/jobs/job_1/steps")
+
+
+def test_real_socket_through_the_environments_proxy(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = serve(lambda h: _reply(h, 200, {"name": "alice"}))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with Client("http://axc.invalid:8080/prefix", TOKEN, retry_s=0) as c:
+        assert c.whoami() == {"name": "alice"}
+    _, target, headers, _ = proxy.seen[0]
+    assert target == "http://axc.invalid:8080/prefix/api/v1/whoami"
+    assert headers["Host"] == "axc.invalid:8080"
+
+
+def test_real_socket_https_checks_the_certificate(
+    serve: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """https:// checks the server's certificate against the system's store: a self-signed
+    one is refused, until ``SSL_CERT_FILE`` names it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    server = serve(lambda h: _reply(h, 200, {"name": "alice"}), tls)
+    with (
+        Client(server.url, TOKEN, retry_s=0) as c,
+        pytest.raises(ApiError, match=r"cannot reach axcenter at https://.*CERTIFICATE_VERIFY"),
+    ):
+        c.whoami()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    with Client(server.url, TOKEN, retry_s=0) as c:
+        assert c.whoami() == {"name": "alice"}

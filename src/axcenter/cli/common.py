@@ -5,8 +5,9 @@ Times are shown in the center's time zone, with the zone's name (``2026-12-07 21
 KST``): the server names its zone in every answer to a read (``X-AXC-Time-Zone``,
 ``api/guard.py``), so no command spends a request to learn it (``when``).
 
-Nothing here imports Rich (or httpx, which ``axcenter.client`` loads when a client is
-made), so a command that fails on bad input, or prints only an id, starts without them.
+Nothing here imports Rich (or ``http.client``, which ``axcenter.client`` loads when a
+client is made), so a command that fails on bad input, or prints only an id, starts
+without them.
 """
 
 from __future__ import annotations

@@ -17,17 +17,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
-# httpx imports its own command line tool (Click, Rich, Pygments) unless that fails; axc
-# never runs it, and it cost 40-60 ms of every command that makes a request.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+import typer
+from typer.core import TyperGroup
 
-import typer  # noqa: E402
-from typer.core import TyperGroup  # noqa: E402
-
-from axcenter import __version__  # noqa: E402
-from axcenter.cli.common import connect, plain_help, print_error, print_json  # noqa: E402
-from axcenter.client import config  # noqa: E402
-from axcenter.client.http import ApiError  # noqa: E402
+from axcenter import __version__
+from axcenter.cli.common import connect, plain_help, print_error, print_json
+from axcenter.client import config
+from axcenter.client.http import ApiError
 
 if TYPE_CHECKING:
     from axcenter.client.http import Client
@@ -54,7 +50,8 @@ def default_client_factory(cfg: config.Config) -> Client:
     return Client(cfg.url, cfg.token, retry_s=retry_s, on_retry=lambda m: print(m, file=sys.stderr))
 
 
-#: How every command makes its client. Replace it to inject e.g. an ``httpx.MockTransport``:
+#: How every command makes its client. Replace it to inject a ``Transport``
+#: (``axcenter.client.transport``; the tests' ``HttpxTransport`` answers in process):
 #: ``main.client_factory = lambda cfg: Client(cfg.url, cfg.token, transport=mock)``.
 client_factory: ClientFactory = default_client_factory
 

@@ -10,26 +10,26 @@ requests that change nothing always, submissions too (each carries an idempotenc
 made here when the caller gave none, so a submission the server took before its answer
 was lost is not taken twice), other changes only when the request never left.
 
-httpx is imported when the first ``Client`` is made, not with this module: ``axc``
-commands that never reach the server (help, bad input) start without it.
+The HTTP itself is the standard library's ``http.client`` behind a ``Transport``
+(``axcenter.client.transport``), loaded when the first ``Client`` is made, not with this
+module: ``axc`` commands that never reach the server (help, bad input) start without it.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
 import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 from axcenter import __version__
 
 if TYPE_CHECKING:
-    import ssl
-
-    import httpx
+    from axcenter.client.transport import Request, Response, Transport
 
 __all__ = ["TERMINAL_STATES", "ApiError", "Client"]
 
@@ -66,7 +66,7 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Response) -> str:
     """The human message of an error response, whatever shape the server gave it."""
     try:
         body = response.json()
@@ -88,18 +88,6 @@ def _detail(response: httpx.Response) -> str:
     return f"HTTP {response.status_code} {response.reason_phrase}"
 
 
-def _tls(url: str) -> ssl.SSLContext | bool:
-    """Certificate checks for ``url``: httpx's default (its CA bundle) for https://. A
-    plain http:// client never speaks TLS, so it gets a context that trusts no
-    certificate (any TLS it were led to would fail, not go unchecked) instead of loading
-    the bundle, which cost 40 ms, a tenth of every ``axc`` command."""
-    if url.startswith("https://"):
-        return True
-    import ssl  # noqa: PLC0415  (httpx imports it anyway; not before a client is made)
-
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
 class Client:
     """One user's connection to one axcenter server (keeps the HTTP connection open)."""
 
@@ -108,13 +96,14 @@ class Client:
         url: str,
         token: str,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | None = None,
         retry_s: float = RETRY_S,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         """``retry_s``: how long to retry while the server is unavailable (0: never);
-        ``on_retry`` is told each retry in a sentence (the CLI prints it)."""
-        import httpx  # noqa: PLC0415  (see the module docstring)
+        ``on_retry`` is told each retry in a sentence (the CLI prints it); ``transport``:
+        how requests travel (by default ``HTTPTransport``, the standard library's)."""
+        from axcenter.client.transport import HTTPTransport  # noqa: PLC0415  (module doc)
 
         self.url = url.rstrip("/")
         self.timeout = timeout
@@ -122,23 +111,55 @@ class Client:
         self.on_retry = on_retry
         #: the center's time zone, as its latest answer to a read named it (None: not yet)
         self.time_zone: str | None = None
-        self._httpx = httpx
-        self._http = httpx.Client(
-            base_url=f"{self.url}/api/v1",
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "User-Agent": f"axcenter-client/{__version__}",
-            },
-            timeout=timeout,
-            transport=transport,
-            verify=_tls(self.url),
-        )
+        self._prefix = f"{urlsplit(self.url).path}/api/v1"
+        self._headers = {
+            "Host": urlsplit(self.url).netloc.rpartition("@")[2],
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "User-Agent": f"axcenter-client/{__version__}",
+        }
+        try:
+            self._transport = transport if transport is not None else HTTPTransport(self.url)
+        except ValueError as exc:
+            raise ApiError(0, f"cannot reach axcenter: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Client(url={self.url!r})"
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        json: Any = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Request:
+        """The request for ``path`` under ``/api/v1``: ``params`` as its query (a list
+        value repeats its name; ``True`` is ``true``), ``json`` or ``files`` (multipart)
+        as its body."""
+        from axcenter.client.transport import Request  # noqa: PLC0415
+
+        target = self._prefix + path
+        query = _query(params)
+        if query:
+            target += f"?{query}"
+        headers = dict(self._headers)
+        body = None
+        if files is not None:
+            body, headers["Content-Type"] = _multipart(files)
+        elif json is not None:
+            body = jsonlib.dumps(
+                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            headers["Content-Type"] = "application/json"
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            headers["Content-Length"] = str(len(body or b""))
+        return Request(method, target, headers, body, timeout, stream)
 
     def _send(
         self,
@@ -147,34 +168,36 @@ class Client:
         *,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         json: Any = None,
-        files: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, bytes]] | None = None,
         timeout: float | None = None,
         idempotent: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """One request, retried while the server is unavailable (module docstring).
         ``idempotent``: sending it twice does what sending it once does (a submission
         with its idempotency key); requests that change nothing are so anyway."""
+        from axcenter.client.transport import TransportError  # noqa: PLC0415
+
         idempotent = idempotent or method in _SAFE_METHODS
+        request = self._request(
+            method,
+            path,
+            params=params,
+            json=json,
+            files=files,
+            timeout=self.timeout if timeout is None else timeout,
+        )
         deadline = time.monotonic() + self.retry_s
         pause = _RETRY_FIRST_PAUSE_S
         while True:
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    files=files,
-                    timeout=self.timeout if timeout is None else timeout,
-                )
-            except self._httpx.TransportError as exc:
-                if isinstance(exc, self._httpx.TimeoutException):
+                response = self._transport.send(request)
+            except TransportError as exc:
+                if exc.timeout:
                     error = ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}")
                 else:
                     error = ApiError(0, f"cannot reach axcenter at {self.url}: {exc}")
                 # a request that never left may always be sent again
-                unsent = isinstance(exc, self._httpx.ConnectError | self._httpx.ConnectTimeout)
-                wait = pause if idempotent or unsent else None
+                wait = pause if idempotent or exc.unsent else None
             else:
                 if not response.is_error:
                     self.time_zone = response.headers.get("x-axc-time-zone", self.time_zone)
@@ -191,6 +214,26 @@ class Client:
                 self.on_retry(f"not served now ({error}); retrying in {wait:.1f} s")
             time.sleep(wait)
             pause = min(pause * 2, _RETRY_MAX_PAUSE_S)
+
+    def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None,
+    ) -> Response:
+        """A request sent once whose body the caller reads as it comes (close it)."""
+        request = self._request(
+            method, path, params=params, json=json, timeout=timeout, stream=True
+        )
+        response = self._transport.send(request)
+        if response.is_error:
+            with response:
+                response.read()
+                raise ApiError(response.status_code, _detail(response))
+        return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> JSON:
         response = self._send(method, path, **kwargs)
@@ -338,10 +381,10 @@ class Client:
         response = self._send("GET", self._job_path(job_id, "/log"), params={"offset": offset})
         data = response.content
         try:
-            next_offset = int(response.headers["X-Log-Offset"])
+            next_offset = int(response.headers["x-log-offset"])
         except (KeyError, ValueError):
             next_offset = offset + len(data)
-        return data, next_offset, response.headers.get("X-Job-State", "")
+        return data, next_offset, response.headers.get("x-job-state", "")
 
     def run_step(
         self,
@@ -354,13 +397,12 @@ class Client:
         """Run ``command`` as a step inside the running job's allocation (srun): its
         output goes to ``output`` as it comes; returns the step as it ended. Sent once
         (a step is not idempotent); closing the client, or an interrupt, cancels it."""
+        from axcenter.client.transport import TransportError  # noqa: PLC0415
+
         body = {"command": command, "env": dict(env or {})}
         path = self._job_path(job_id, "/steps")
         try:
-            with self._http.stream("POST", path, json=body, timeout=None) as response:
-                if response.is_error:
-                    response.read()
-                    raise ApiError(response.status_code, _detail(response))
+            with self._stream("POST", path, json=body, timeout=None) as response:
                 for line in response.iter_lines():
                     if not line:
                         continue
@@ -372,7 +414,7 @@ class Client:
                         return step
                     elif "error" in item:
                         raise ApiError(500, str(item["error"]))
-        except self._httpx.TransportError as exc:
+        except TransportError as exc:
             raise ApiError(0, f"lost axcenter at {self.url} during the step: {exc}") from exc
         raise ApiError(0, f"axcenter at {self.url} ended the step's answer early")
 
@@ -563,15 +605,16 @@ class Client:
         can be long, so the read timeout applies per chunk, not to the whole answer.
         """
         params = {k: v for k, v in (("since", since), ("until", until)) if v is not None}
+        from axcenter.client.transport import TransportError  # noqa: PLC0415
+
         try:
-            with self._http.stream("GET", "/export/history", params=params) as response:
-                if response.is_error:
-                    response.read()
-                    raise ApiError(response.status_code, _detail(response))
+            with self._stream(
+                "GET", "/export/history", params=params, timeout=self.timeout
+            ) as response:
                 yield from response.iter_bytes(chunk_size)
-        except self._httpx.TimeoutException as exc:
-            raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
-        except self._httpx.TransportError as exc:
+        except TransportError as exc:
+            if exc.timeout:
+                raise ApiError(0, f"axcenter at {self.url} did not answer in time: {exc}") from exc
             raise ApiError(0, f"cannot reach axcenter at {self.url}: {exc}") from exc
 
     # -- reports ------------------------------------------------------------------------------
@@ -925,8 +968,8 @@ class Client:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connection."""
+        self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -947,10 +990,10 @@ def _keyed(body: JSON) -> JSON:
     return body
 
 
-def _retry_after(response: httpx.Response) -> float:
+def _retry_after(response: Response) -> float:
     """The server's ``Retry-After`` in seconds (0 if absent or a date), capped."""
     try:
-        return min(float(response.headers.get("Retry-After", "0")), _RETRY_MAX_PAUSE_S)
+        return min(float(response.headers.get("retry-after", "0")), _RETRY_MAX_PAUSE_S)
     except ValueError:
         return 0.0
 
@@ -963,3 +1006,38 @@ def _body(fields: Mapping[str, Any]) -> JSON:
     if "gpu_types" in body:
         body["gpu_types"] = list(body["gpu_types"])
     return body
+
+
+def _text(value: Any) -> str:
+    """A query value as text: ``True`` is ``true``, ``None`` empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _query(params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> str:
+    """``params`` URL-encoded; a list or tuple value repeats its name."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in params.items() if isinstance(params, Mapping) else params or ():
+        values = value if isinstance(value, list | tuple) else [value]
+        pairs.extend((name, _text(v)) for v in values)
+    return urlencode(pairs)
+
+
+def _multipart(files: Mapping[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """``files`` (field: (file name, content)) as a multipart/form-data body and its
+    content type."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for field, (name, content) in files.items():
+        quoted = name.replace("\\", "\\\\").replace('"', "%22").replace("\r", "").replace("\n", "")
+        head = (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="{quoted}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
