@@ -29,6 +29,7 @@ __all__ = [
     "RubricError",
     "preference_points",
     "weighted_total",
+    "whom",
 ]
 
 PreferenceKind = Literal["region", "startup", "size"]
@@ -66,6 +67,11 @@ class Criterion:
         )
 
 
+def whom(kind: str, match: str | None) -> str:
+    """The organizations a rule of ``kind`` picks, as its label names them."""
+    return "youth startup" if kind == "startup" else f"{kind} {match}"
+
+
 @dataclass(frozen=True, slots=True)
 class Preference:
     """Bonus ``points`` added to the total of requests of the organizations it matches:
@@ -76,18 +82,11 @@ class Preference:
     match: str | None = None
 
     def applies(self, org: OrgFacts) -> bool:
-        if self.kind == "startup":
-            return org.youth_startup
-        value = org.region if self.kind == "region" else org.size_class
-        return (
-            value is not None
-            and self.match is not None
-            and (value.casefold() == self.match.casefold())
-        )
+        return org.matches(self.kind, self.match)
 
     @property
     def label(self) -> str:
-        what = "youth startup" if self.kind == "startup" else f"{self.kind} {self.match}"
+        what = whom(self.kind, self.match)
         return f"{what} +{self.points}"
 
     def to_json(self) -> dict[str, Any]:

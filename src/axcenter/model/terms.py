@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from axcenter.model.money import BP, split
-from axcenter.model.rubric import Criterion, Preference
+from axcenter.model.rubric import Criterion, Preference, whom
 
 __all__ = [
     "MODIFIER_KINDS",
@@ -53,18 +53,11 @@ class Modifier:
     match: str | None = None
 
     def applies(self, org: OrgFacts) -> bool:
-        if self.kind == "startup":
-            return org.youth_startup
-        value = org.region if self.kind == "region" else org.size_class
-        return (
-            value is not None
-            and self.match is not None
-            and (value.casefold() == self.match.casefold())
-        )
+        return org.matches(self.kind, self.match)
 
     @property
     def label(self) -> str:
-        what = "youth startup" if self.kind == "startup" else f"{self.kind} {self.match}"
+        what = whom(self.kind, self.match)
         return f"{what} -{self.discount_bp / 100:g}%"
 
 
@@ -136,6 +129,15 @@ class OrgFacts:
     region: str | None = None
     size_class: str | None = None
     youth_startup: bool = False
+
+    def matches(self, kind: str, match: str | None) -> bool:
+        """Whether a rule for ``kind`` (``region``, case-insensitive; ``size``, the size
+        class; ``startup``, youth startups, ``match`` unused) picks this organization:
+        discounts and review preferences choose organizations alike."""
+        if kind == "startup":
+            return self.youth_startup
+        value = self.region if kind == "region" else self.size_class
+        return value is not None and match is not None and value.casefold() == match.casefold()
 
 
 @dataclass(frozen=True, slots=True)
