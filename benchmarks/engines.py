@@ -259,6 +259,18 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
         subprocess.run([str(SCRIPTS / "stop.sh")], env=env, check=False, capture_output=True)
 
 
+def first_token(data_dir: Path, deadline: float) -> str | None:
+    """The operator's token ``axc up --demo`` writes to its first-start file, once it is
+    there (None at ``deadline``)."""
+    while time.monotonic() < deadline:
+        tokens = data_dir / "first-start-tokens"
+        found = re.search(r"AXC_TOKEN=(axc_\S+)", tokens.read_text() if tokens.exists() else "")
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    return None
+
+
 @contextlib.contextmanager
 def center(env: dict[str, str], user: str, base: Path, poll_s: float) -> Iterator[Axc]:
     with socket.socket() as s:
@@ -281,13 +293,7 @@ def center(env: dict[str, str], user: str, base: Path, poll_s: float) -> Iterato
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        token = None
-        while time.monotonic() < deadline and token is None:
-            tokens = base / "data" / "first-start-tokens"
-            text = tokens.read_text() if tokens.exists() else ""
-            found = re.search(r"AXC_TOKEN=(axc_\S+)", text)
-            token = found.group(1) if found else None
-            time.sleep(0.1)
+        token = first_token(base / "data", deadline)
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 health = http.client.HTTPConnection("127.0.0.1", port, timeout=1)

@@ -56,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.engines
 
-from benchmarks.engines import AXC, PARTITION, Axc, account, cluster
+from benchmarks.engines import AXC, PARTITION, Axc, account, cluster, first_token
 
 BENCH = "estimates_vs_slurm"
 #: slack for "started by its estimate": Slurm's times are whole seconds
@@ -190,13 +190,7 @@ def local_center(base: Path) -> Iterator[Axc]:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        token = None
-        while time.monotonic() < deadline and token is None:
-            tokens = base / "data" / "first-start-tokens"
-            text = tokens.read_text() if tokens.exists() else ""
-            found = re.search(r"AXC_TOKEN=(axc_\S+)", text)
-            token = found.group(1) if found else None
-            time.sleep(0.1)
+        token = first_token(base / "data", deadline)
         if token is None:
             raise RuntimeError(f"axc up did not start:\n{log.read_text()}")
         axc = Axc(port, token, str(base / "work"))
