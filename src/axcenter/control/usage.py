@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from axcenter.accounting.prices import prices_at
 from axcenter.model.snapshot import SchedulerConfig
-from axcenter.sched.fairshare import decay, held_weighted
+from axcenter.sched.fairshare import accrue_usage, held_weighted
 from axcenter.sched.fairshare import usage_weights as weights_from
 
 __all__ = ["UsageTracker", "usage_weights"]
@@ -51,14 +51,5 @@ class UsageTracker:
         elapsed = now - self.at
         if elapsed <= 0:
             return
-        held_gpus = held_weighted(held, self.weights)
-        factor = decay(1.0, elapsed, self.half_life_s)
-        for project in list(self.usage):
-            self.usage[project] *= factor
-        # GPU-seconds held over the interval, decayed to its midpoint: close enough for
-        # ordering, and exact in the limit of short cycles
-        mid = decay(1.0, elapsed / 2, self.half_life_s)
-        for project, gpus in held_gpus.items():
-            if gpus:
-                self.usage[project] = self.usage.get(project, 0.0) + gpus * elapsed * mid
+        accrue_usage(self.usage, held_weighted(held, self.weights), elapsed, self.half_life_s)
         self.at = now

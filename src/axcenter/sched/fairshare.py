@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from axcenter.model.quota import QuotaNode
 from axcenter.model.snapshot import SchedulerConfig
 
-__all__ = ["FairShare", "decay", "held_weighted", "usage_weights", "weight_of"]
+__all__ = ["FairShare", "accrue_usage", "decay", "held_weighted", "usage_weights", "weight_of"]
 
 
 def decay(usage: float, elapsed_s: float, half_life_s: float) -> float:
@@ -68,6 +68,24 @@ def held_weighted(
         if gpus:
             held[project_id] = held.get(project_id, 0.0) + gpus * weights.get(gpu_type, 1.0)
     return held
+
+
+def accrue_usage(
+    usage: dict[str, float], held: Mapping[str, float], elapsed_s: float, half_life_s: float
+) -> None:
+    """``usage`` (by project) decayed over ``elapsed_s``, plus the weighted GPUs ``held``
+    over that interval, in place: the one step the live loop, the simulator and the
+    forecast each take between cycles. The GPU-seconds held are decayed to the interval's
+    midpoint: close enough for ordering, and exact in the limit of short cycles."""
+    if elapsed_s <= 0:
+        return
+    factor = decay(1.0, elapsed_s, half_life_s)
+    for project in usage:
+        usage[project] *= factor
+    mid = decay(1.0, elapsed_s / 2, half_life_s)
+    for project, gpus in held.items():
+        if gpus:
+            usage[project] = usage.get(project, 0.0) + gpus * elapsed_s * mid
 
 
 class FairShare:

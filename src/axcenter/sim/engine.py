@@ -59,7 +59,7 @@ from axcenter.model.index import RunningIndex
 from axcenter.model.plan import Admission, PendingReason
 from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import PendingJob, Reservation, RunningJob, SchedulerConfig, Snapshot
-from axcenter.sched.fairshare import decay, held_weighted, usage_weights
+from axcenter.sched.fairshare import accrue_usage, held_weighted, usage_weights
 from axcenter.sched.history import RunHistory
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.limits import LimitRule, draw
@@ -385,13 +385,9 @@ class _Engine:
         elapsed = t - self.usage_at
         if elapsed <= 0:
             return
-        factor = decay(1.0, elapsed, self.half_life)
-        mid = decay(1.0, elapsed / 2, self.half_life)
-        usage = self.usage
-        for project in usage:
-            usage[project] *= factor
-        for project, gpus in held_weighted(self.index.usage, self.weights).items():
-            usage[project] = usage.get(project, 0.0) + gpus * elapsed * mid
+        accrue_usage(
+            self.usage, held_weighted(self.index.usage, self.weights), elapsed, self.half_life
+        )
         self.usage_at = t
 
     # -- applying a plan ------------------------------------------------------------

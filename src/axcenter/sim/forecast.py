@@ -38,7 +38,7 @@ from sortedcontainers import SortedKeyList
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import PendingReason, Plan
 from axcenter.model.snapshot import Budget, PendingJob, RunningJob, Snapshot, queue_key
-from axcenter.sched.fairshare import decay, held_weighted
+from axcenter.sched.fairshare import accrue_usage, held_weighted
 
 __all__ = ["Forecast", "forecast"]
 
@@ -161,7 +161,7 @@ def forecast(
         while ends and ends[0][0] <= until:
             _, job_id = heapq.heappop(ends)
             index.remove(job_id)
-        _advance(usage, held_weighted(index.usage, weights), until - t, half_life)
+        accrue_usage(usage, held_weighted(index.usage, weights), until - t, half_life)
         t = until
     return Forecast(starts=starts, cycles=cycles, until=t)
 
@@ -182,18 +182,3 @@ def _spend(budget: Budget, gpu_type: str, job: PendingJob) -> Budget:
     left = dict(budget.gpu_seconds_left)
     left[gpu_type] -= secs
     return replace(budget, won_left=budget.won_left - won, gpu_seconds_left=left)
-
-
-def _advance(
-    usage: dict[str, float], held: Mapping[str, float], elapsed: float, half: float
-) -> None:
-    """As ``control.usage.UsageTracker.advance`` (sim may not import control)."""
-    if elapsed <= 0:
-        return
-    factor = decay(1.0, elapsed, half)
-    mid = decay(1.0, elapsed / 2, half)
-    for project in usage:
-        usage[project] *= factor
-    for project, gpus in held.items():
-        if gpus:
-            usage[project] = usage.get(project, 0.0) + gpus * elapsed * mid
