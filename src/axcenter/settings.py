@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     safety_cycle_s: float = Field(
         default=5.0, gt=0, description="the loop also runs this often with no event"
     )
+    stage_ahead_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="on engines that can (Slurm), hand a waiting job over ahead, to start "
+        "on the devices of a job expected to end within this many seconds as soon as it "
+        "ends (docs/engines.md, staged runs); 0: never",
+    )
 
     # scheduling policy (docs/scheduling.md)
     sched_backfill: bool = True

@@ -653,3 +653,27 @@ def test_a_step_runs_in_the_jobs_allocation_as_its_user(h: Harness) -> None:
     h.next(RunEnded, run.run_id, timeout=60)
     with pytest.raises(LaunchError, match="not running"):
         engine.run_step(StepSpec(run, 1, ("true",)), out.append, threading.Event())
+
+
+def test_a_staged_run_starts_after_the_run_it_follows_and_waits_unbounded_until_then(
+    h: Harness,
+) -> None:
+    """``RunSpec.after``: Slurm holds the run (``--dependency=afterany``) while the run it
+    follows holds all of n3's GPUs, longer than the pending limit, and starts it after
+    that one ends, on the same GPUs."""
+    h.options = replace(h.options, pending_limit_s=2.0)
+    engine = h.engine()
+    first = h.run("job_first", "sleep 5", nodes=("n3",), gpus=8)
+    engine.submit(first)
+    started = h.next(RunStarted, first.run_id)
+    staged = replace(h.run("job_staged", "true", nodes=("n3",), gpus=8), after=(first.run_id,))
+    slurm_id = engine.submit(staged)
+    assert h.cluster.run("squeue", "-h", "-j", slurm_id, "-o", "%r").stdout.strip() == "Dependency"
+    before = h.next(RunEnded, first.run_id)
+    after = h.next(RunEnded, staged.run_id)
+    assert isinstance(started, RunStarted) and isinstance(before, RunEnded)
+    assert isinstance(after, RunEnded)
+    assert after.outcome is Outcome.SUCCEEDED, after.message  # not cancelled as pending
+    assert after.started_at is not None and after.started_at >= before.ended_at
+    record = h.sacct(slurm_id, staged.run_id)
+    assert record["State"] == "COMPLETED"

@@ -35,6 +35,7 @@ from axcenter.control.live import LiveState
 from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
+from axcenter.control.stage import Stage, overdue, plan_stages
 from axcenter.control.state import ClusterState, StartHint
 from axcenter.control.usage import usage_weights
 from axcenter.control.watch import JobWatch
@@ -175,6 +176,7 @@ class ControlLoop:
         *,
         kill_grace_s: float,
         safety_cycle_s: float = 5.0,
+        stage_ahead_s: float = 0.0,
         config: SchedulerConfig | None = None,
         user_limits: Limits | None = None,
         hold_grace_s: int = 0,
@@ -187,6 +189,8 @@ class ControlLoop:
         self.policy = policy
         self.kill_grace_s = kill_grace_s
         self.safety_cycle_s = safety_cycle_s
+        #: stage waiting jobs behind jobs expected to end this soon (``control/stage.py``)
+        self.stage_ahead_s = stage_ahead_s
         self.watch = watch or JobWatch()
         #: metrics and health (``control/metrics.py``): the loop only calls its hooks
         self.metrics = metrics or LoopMetrics()
@@ -475,6 +479,7 @@ class ControlLoop:
             self._policy_loaded_at = now
             self._post(_PolicyChanged())
         ended = self._record(events, dispatched)
+        self._promote(touched)
         if resync:  # the engine's nodes changed: the store, then the cache, follow
             self._resync()
         if plan and (full or not self.state.cannot_start(new)):
@@ -500,6 +505,8 @@ class ControlLoop:
                 for adm, _ in admitted:
                     self._touch(touched, adm.job_id)
                 self._dispatch(admitted)
+            if full and self.stage_ahead_s > 0:
+                self._stage(now, touched)
         elif plan:  # nothing was freed and the new jobs can neither start nor reclaim
             for job in new:
                 self.state.reasons.setdefault(job.id, PendingReason.RESOURCES)
@@ -568,9 +575,7 @@ class ControlLoop:
             if isinstance(event, RunStarted):
                 self._started.add(event.run_id)
                 if job_id not in done.ended and job_id not in done.requeued:
-                    running = self.state.running.get(job_id)
-                    if running is not None:
-                        self.state.update_running(replace(running, started_at=event.started_at))
+                    self.state.started(job_id, event.started_at)
                 continue
             self.runs.pop(job_id, None)
             self._stops.pop(job_id, None)
@@ -623,6 +628,44 @@ class ControlLoop:
         self.state.mark_preempting(job_id)
         self._stop(job_id, StopReason.PREEMPT)
 
+    def _stage(self, now: float, touched: dict[str, str]) -> None:
+        """Withdraw staged jobs whose predecessors overran their estimates, then stage
+        what the policy would start next on devices about to free (``control/stage.py``)."""
+        for job_id in overdue(self.state, now, self.stage_ahead_s):
+            self._touch(touched, job_id)
+            self._requeue(
+                job_id,
+                "withdrawn: the job it was to follow runs past its expected end",
+                held=False,
+            )
+        stages = plan_stages(
+            self.state,
+            self.engine,
+            self.policy,
+            now,
+            self.stage_ahead_s,
+            lambda job_id: self.runs.get(job_id) in self._started,
+        )
+        if not stages:
+            return
+        by_job = {s.admission.job_id: s for s in stages}
+        staged = self._apply([s.admission for s in stages], now, by_job)
+        for adm, _ in staged:
+            self._touch(touched, adm.job_id)
+        self._dispatch(staged, {job_id: s.after for job_id, s in by_job.items()})
+
+    def _promote(self, touched: dict[str, str]) -> None:
+        """Staged jobs whose predecessors all ended hold their devices now: lease them."""
+        promoted = self.state.take_promoted()
+        if not promoted:
+            return
+        with self.store.write() as session:
+            take_leases_many(
+                session, [(job_id, self.state.running[job_id].allocations) for job_id in promoted]
+            )
+        for job_id in promoted:
+            self._touch(touched, job_id)
+
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
         """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them."""
         for p in preemptions:
@@ -631,13 +674,20 @@ class ControlLoop:
                 self.state.mark_preempting(p.job_id)
                 self._stop(p.job_id, StopReason.PREEMPT)
 
-    def _apply(self, admissions: Sequence[Admission], now: float) -> list[tuple[Admission, _Spec]]:
+    def _apply(
+        self,
+        admissions: Sequence[Admission],
+        now: float,
+        stages: Mapping[str, Stage] | None = None,
+    ) -> list[tuple[Admission, _Spec]]:
         """Admit in one transaction; drop admissions whose job is no longer pending.
 
         A few statements for the whole batch: the jobs still pending are read (and
         locked, on PostgreSQL) first, then funded in turn (``HoldBook``), then moved,
-        held and leased with one statement each.
+        held and leased with one statement each. Staged admissions (``stages``) lease
+        their devices only once the jobs they follow have ended (``_promote``).
         """
+        stages = stages or {}
         if not admissions:
             return []
         at = utc(now)
@@ -659,6 +709,8 @@ class ControlLoop:
                 reason = f"admitted on {_where(adm, self.state)}" + (
                     " (borrowed capacity)" if adm.borrowed else ""
                 )
+                if (stage := stages.get(adm.job_id)) is not None:
+                    reason += f", to start when {', '.join(sorted(stage.after))} end"
                 values = {
                     "gpu_type": adm.gpu_type or None,
                     "placement": allocations_to_json(adm.placement),
@@ -670,7 +722,9 @@ class ControlLoop:
                 admitted.append(adm)
             write_moves(session, moves, pending, JobState.ADMITTED)
             book.write()
-            take_leases_many(session, [(a.job_id, a.placement) for a in admitted])
+            take_leases_many(
+                session, [(a.job_id, a.placement) for a in admitted if a.job_id not in stages]
+            )
             specs = (
                 {
                     row.id: _Spec(*row)
@@ -686,19 +740,22 @@ class ControlLoop:
             self.metrics.admitted(len(admitted))
         for adm in admitted:
             spec = self.state.pending[adm.job_id]
-            self.state.start(
-                RunningJob(
-                    id=spec.id,
-                    project_id=spec.project_id,
-                    user_id=spec.user_id,
-                    started_at=now,
-                    time_limit_s=spec.time_limit_s,
-                    allocations=adm.placement,
-                    priority=spec.priority,
-                    gpu_type=adm.gpu_type,
-                    borrowed=adm.borrowed,
-                )
+            stage = stages.get(adm.job_id)
+            job = RunningJob(
+                id=spec.id,
+                project_id=spec.project_id,
+                user_id=spec.user_id,
+                started_at=now if stage is None else stage.starts_at,
+                time_limit_s=spec.time_limit_s,
+                allocations=adm.placement,
+                priority=spec.priority,
+                gpu_type=adm.gpu_type,
+                borrowed=adm.borrowed,
             )
+            if stage is None:
+                self.state.start(job)
+            else:
+                self.state.stage(job, stage.after)
         return [(adm, specs[adm.job_id]) for adm in admitted]
 
     def _funding(self, book: HoldBook, adm: Admission) -> tuple[bool, Funding | None]:
@@ -732,13 +789,21 @@ class ControlLoop:
         self.state.budgets = load_budgets(session, at, self.state.hold_grace_s)
         self._budgets_stale = False
 
-    def _dispatch(self, admitted: Sequence[tuple[Admission, _Spec]]) -> None:
+    def _dispatch(
+        self,
+        admitted: Sequence[tuple[Admission, _Spec]],
+        after: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
         """Hand each admitted job's run to the engine, off the loop thread: the engine
         reports its start (and end) as events, which the next cycles record. A run is
-        running, and charged, from the start the engine reports."""
+        running, and charged, from the start the engine reports. A staged job's run
+        follows the current runs of the jobs ``after`` names for it."""
         names = {node_id: node.name for node_id, node in self.state.nodes.items()}
         for adm, spec in admitted:
+            follows = (after or {}).get(spec.id, frozenset())
             run = self._run_spec(adm, spec, names)
+            if follows:
+                run = replace(run, after=tuple(sorted(self.runs[j] for j in follows)))
             self.runs[spec.id] = run.run_id
             future = self._calls.submit(self._submit, run)
             self._in_flight.add(future)

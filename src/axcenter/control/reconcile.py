@@ -8,6 +8,12 @@ while the service was down is never run again). An active job whose current run 
 engine has no record of (the service died before handing it over) goes back to pending
 with its history kept; the engine reports a run it cannot account for as lost only once
 its processes are proven gone, so a job is never running twice.
+
+A staged job (``control/stage.py``) holds no device leases until the jobs it follows
+end, and what it follows is known only to the loop that staged it: one whose run has
+not started is withdrawn (stopped in the engine, back to pending at its place); one
+whose run started takes its leases now (those jobs have ended, or Slurm would not have
+started it).
 """
 
 from __future__ import annotations
@@ -17,14 +23,27 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from axcenter.accounting.budgets import load_budgets
-from axcenter.control.convert import node_from_row, pending_from_row, running_from_row
+from axcenter.control.convert import (
+    allocations_from_json,
+    node_from_row,
+    pending_from_row,
+    running_from_row,
+)
 from axcenter.control.runs import record_runs, requeue
 from axcenter.control.state import ClusterState
 from axcenter.control.usage import UsageTracker, usage_weights
-from axcenter.executors.base import Engine, NodeInventory, RunEnded, RunStarted, run_id_of
+from axcenter.executors.base import (
+    Engine,
+    NodeInventory,
+    RunEnded,
+    RunStarted,
+    StopReason,
+    run_id_of,
+)
 from axcenter.model.cluster import NodeState
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import ACTIVE, JobState
@@ -32,6 +51,7 @@ from axcenter.sched.fairshare import decay, weight_of
 from axcenter.sched.history import RunHistory
 from axcenter.store import orm
 from axcenter.store.db import Store
+from axcenter.store.jobs import take_leases
 from axcenter.store.policy import load_policy
 
 __all__ = ["load_state", "reconcile"]
@@ -66,6 +86,7 @@ def reconcile(
         for job_id, state, attempts in missing:
             reason = f"requeued: run {attempts} never reached the engine"
             requeue(session, job_id, [state], now, reason)
+        withdrawn = _unstage(session, recovery.queued, now)
         session.execute(
             delete(orm.DeviceLease)
             .where(orm.DeviceLease.job_id.not_in(select(orm.Job.id).where(active_states)))
@@ -85,9 +106,39 @@ def reconcile(
             len(recorded.requeued),
             len(missing),
         )
+    for run_id in withdrawn:  # after the commit: the job waits again whatever comes
+        engine.stop(run_id, StopReason.PREEMPT, 0.0)
     if ended:
         engine.acknowledge(list(ended))
     return load_state(store, now, template), runs
+
+
+def _unstage(session: Session, queued: frozenset[str], now: datetime) -> list[str]:
+    """Active jobs with devices but no leases (staged): withdraw those whose run has not
+    started (returns those runs, to stop), lease the devices of those whose run did."""
+    leased = set(session.scalars(select(orm.DeviceLease.job_id).distinct()))
+    rows = session.execute(
+        select(orm.Job.id, orm.Job.state, orm.Job.attempts, orm.Job.placement).where(
+            orm.Job.state.in_([JobState.ADMITTED.value, JobState.RUNNING.value])
+        )
+    ).all()
+    withdrawn: list[str] = []
+    for job_id, state, attempts, placement in rows:
+        allocations = allocations_from_json(placement or [])
+        if job_id in leased or not any(a.devices for a in allocations):
+            continue
+        run_id = run_id_of(job_id, attempts)
+        if state == JobState.ADMITTED.value and run_id in queued:
+            reason = "requeued: its staged run was withdrawn at a restart of the service"
+            requeue(session, job_id, [JobState.ADMITTED], now, reason)
+            withdrawn.append(run_id)
+            continue
+        try:
+            with session.begin_nested():
+                take_leases(session, job_id, allocations)
+        except IntegrityError:  # a job it followed is still recorded running
+            log.warning("reconcile: job %s runs on devices still leased to another", job_id)
+    return withdrawn
 
 
 def load_state(store: Store, now: datetime, template: ClusterState) -> ClusterState:

@@ -31,7 +31,7 @@ from axcenter.model.snapshot import (
 from axcenter.sched.history import RunHistory
 from axcenter.store.policy import Policy
 
-__all__ = ["ClusterState", "StartHint"]
+__all__ = ["ClusterState", "Staged", "StartHint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,15 @@ class StartHint:
 
     def could_start(self, job: PendingJob) -> bool:
         return job.total_gpus <= self.free_gpus or job.project_id in self.may_reclaim
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A job handed to the engine ahead (``control/stage.py``): it will run as ``job``,
+    on the devices of the jobs ``after``, once those have ended."""
+
+    job: RunningJob
+    after: frozenset[str]
 
 
 @dataclass
@@ -74,6 +83,13 @@ class ClusterState:
     reasons: dict[str, PendingReason] = field(default_factory=dict)
     #: reserved starts (epoch seconds) of waiting jobs, from the latest plan
     estimates: dict[str, float] = field(default_factory=dict)
+    #: jobs staged behind running ones: neither pending nor running (their devices are
+    #: their predecessors' in ``index``) until the last of those ends
+    staged: dict[str, Staged] = field(default_factory=dict)
+    #: running job id -> the staged jobs that follow it
+    followers: dict[str, set[str]] = field(default_factory=dict)
+    #: staged jobs that became running since ``take_promoted`` was last called
+    promoted: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.history.min_runs = self.config.history_min_runs
@@ -230,6 +246,41 @@ class ClusterState:
     def _stop(self, job_id: str) -> None:
         if self.running.pop(job_id, None) is not None:
             self.index.remove(job_id)
+        if (staged := self.staged.pop(job_id, None)) is not None:
+            for before in staged.after:
+                followers = self.followers.get(before)
+                if followers is not None:
+                    followers.discard(job_id)
+                    if not followers:
+                        del self.followers[before]
+        for follower in self.followers.pop(job_id, ()):
+            staged = self.staged[follower]
+            after = staged.after - {job_id}
+            if after:
+                self.staged[follower] = Staged(staged.job, after)
+                continue
+            del self.staged[follower]  # its devices are free: it holds them now
+            self.running[follower] = staged.job
+            self.index.add(staged.job)
+            self.promoted.append(follower)
+
+    def stage(self, job: RunningJob, after: frozenset[str]) -> None:
+        """``job`` leaves the queue to run on devices of the running jobs ``after``."""
+        self._unqueue(job.id)
+        self.staged[job.id] = Staged(job, after)
+        for before in after:
+            self.followers.setdefault(before, set()).add(job.id)
+
+    def take_promoted(self) -> list[str]:
+        promoted, self.promoted = self.promoted, []
+        return [job_id for job_id in promoted if job_id in self.running]
+
+    def started(self, job_id: str, at: float) -> None:
+        """The engine reported the job's start at ``at``."""
+        if (running := self.running.get(job_id)) is not None:
+            self.update_running(replace(running, started_at=at))
+        elif (staged := self.staged.get(job_id)) is not None:
+            self.staged[job_id] = Staged(replace(staged.job, started_at=at), staged.after)
 
     def update_running(self, job: RunningJob) -> None:
         self.running[job.id] = job

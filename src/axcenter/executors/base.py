@@ -31,6 +31,12 @@ really happened. Shaped after slurmctld's view of its nodes, not after a local p
   step ends with its ``srun``). Raises ``LaunchError`` when the run is not live here.
 - ``close(stop_runs=False)``: the control plane goes away; runs keep running unless the
   operator asked to stop them.
+- ``stages(node)``: whether the engine can be handed a run on ``node`` ahead of time, to
+  start on its own once the runs in ``RunSpec.after`` have ended, however they end (Slurm's
+  ``--dependency=afterany``). The control loop stages a waiting job onto the devices of
+  a job about to end only where this holds, so that the engine starts it as soon as it
+  would start a job of its own queue (docs/engines.md, "Staged runs"). An engine that
+  cannot answers False and is never given ``after``.
 
 Outcome rules shared by all engines:
 
@@ -164,6 +170,10 @@ class RunSpec:
     #: a batch script submitted with the job: the engine runs this text (written where
     #: only the job's user may read it) as ``command[0]``, with ``command[1:]``
     script: str | None = None
+    #: runs of this engine (run ids) that must end, however they end, before this one
+    #: starts: its devices are theirs until then (``Engine.stages``); a run the engine
+    #: no longer knows has ended
+    after: tuple[str, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -315,6 +325,10 @@ class Engine(Protocol):
 
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         """Detach (runs go on) or, with ``stop_runs``, stop them and report their ends."""
+        ...
+
+    def stages(self, node: str) -> bool:
+        """Whether a run on ``node`` may be handed over with ``RunSpec.after``."""
         ...
 
 

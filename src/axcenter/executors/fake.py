@@ -4,7 +4,9 @@ produce (late, duplicated, lost, an end before its start), and for trying a cent
 configuration without running jobs (``engine: fake`` in a pool).
 
 By default a submitted run starts at once and runs until the test ends it, and a stop
-ends it with the stop's outcome. Each of those can be turned off, and the test then
+ends it with the stop's outcome. With ``staging`` set it takes staged runs
+(``RunSpec.after``) as Slurm does: such a run starts once the runs it follows have
+ended. Each of those can be turned off, and the test then
 drives the run: ``start``, ``end``, ``lose``, ``duplicate_last``, ``set_nodes``. With
 ``hold_events`` set, events are kept until ``release()``, in order or shuffled by the
 test. ``fail_next(message)`` makes the next submissions fail. ``gpu_usage[job_id]``:
@@ -65,6 +67,7 @@ class FakeEngine:
         name: str = "fake",
         auto_start: bool = True,
         auto_stop: bool = True,
+        staging: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -72,6 +75,7 @@ class FakeEngine:
         self.on_event = on_event
         self.auto_start = auto_start
         self.auto_stop = auto_stop
+        self.staging = staging
         self.clock = clock
         self.hold_events = False
         self.held: list[EngineEvent] = []
@@ -102,9 +106,11 @@ class FakeEngine:
             known = self.runs.get(run.run_id)
             if known is not None:
                 return known.ref  # idempotent
+            if run.after and not self.staging:
+                raise LaunchError("the fake engine takes no staged runs")
             fake = FakeRun(run, f"{self.name}-{len(self.runs) + 1}")
             self.runs[run.run_id] = fake
-        if self.auto_start:
+        if self.auto_start and not self._follows(fake):
             self.start(run.run_id)
         return fake.ref
 
@@ -157,6 +163,9 @@ class FakeEngine:
             message = f"{ENDED_WITH_JOB} ({message})"
         return StepEnded(outcome, -9, started, self.clock(), message)
 
+    def stages(self, node: str) -> bool:
+        return self.staging
+
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         self.closed_with = stop_runs
         if stop_runs:
@@ -201,6 +210,7 @@ class FakeEngine:
         with self._run_ended:
             self._run_ended.notify_all()
         self._emit(ended)
+        self._start_followers(run_id)
         return ended
 
     def lose(self, run_id: str, message: str = "lost: the node went away") -> RunEnded:
@@ -208,6 +218,7 @@ class FakeEngine:
         ended = RunEnded(run_id, run.ref, Outcome.LOST, None, run.started_at, self.clock(), message)
         run.ended = ended
         self._emit(ended)
+        self._start_followers(run_id)
         return ended
 
     def duplicate_last(self) -> None:
@@ -224,6 +235,22 @@ class FakeEngine:
         held, self.held = self.held, []
         for i in order if order is not None else range(len(held)):
             self.on_event(held[i])
+
+    def _follows(self, run: FakeRun) -> bool:
+        """Whether a run it was staged behind has not ended yet."""
+        return any(
+            (before := self.runs.get(r)) is not None and before.ended is None
+            for r in run.spec.after
+        )
+
+    def _start_followers(self, run_id: str) -> None:
+        """Start the staged runs waiting for ``run_id`` and nothing else (``auto_start``)."""
+        if not self.auto_start:
+            return
+        for other in list(self.runs.values()):
+            waiting = other.started_at is None and other.ended is None
+            if waiting and run_id in other.spec.after and not self._follows(other):
+                self.start(other.spec.run_id)
 
     def _emit(self, event: EngineEvent) -> None:
         self._last = event

@@ -281,6 +281,11 @@ class Pools:
         for engine in self._engines.values():
             engine.close(stop_runs=stop_runs, grace_s=grace_s)
 
+    def stages(self, node: str) -> bool:
+        with self._lock:
+            pool = self._pool_of.get(node)
+        return pool is not None and self._engines[pool].stages(node)
+
     def _engines_of(self, run_id: str) -> list[Engine]:
         with self._lock:
             pool = self._where.get(run_id)

@@ -150,6 +150,7 @@ class Center:
             sched.plan,
             kill_grace_s=settings.kill_grace_s,
             safety_cycle_s=settings.safety_cycle_s,
+            stage_ahead_s=settings.stage_ahead_s,
             config=scheduler_config(settings),
             user_limits=Limits(settings.max_running_jobs_per_user, settings.max_gpus_per_user),
             hold_grace_s=math.ceil(settings.kill_grace_s) + HOLD_SLACK_S,

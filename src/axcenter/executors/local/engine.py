@@ -541,6 +541,11 @@ class LocalEngine:
         if threading.current_thread() is not self._thread:
             self._thread.join()
 
+    def stages(self, node: str) -> bool:
+        """No: a run starts when it is submitted (the loop submits it when its devices
+        are free)."""
+        return False
+
     # -- internals -------------------------------------------------------------------
 
     def _watch_run(

@@ -13,18 +13,27 @@ from __future__ import annotations
 import math
 import os
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from axcenter.executors.base import LaunchError, RunSpec
 from axcenter.executors.slurm.cli import environment_ok
 from axcenter.model.jobs import JobOutput
 
-__all__ = ["NAME_PREFIX", "batch_job", "open_devices_file", "open_log", "read_devices_file"]
+__all__ = [
+    "DEPENDENCY",
+    "NAME_PREFIX",
+    "batch_job",
+    "open_devices_file",
+    "open_log",
+    "read_devices_file",
+]
 
 NAME_PREFIX = "axc-"
 #: the folder of the logs' where batch scripts write their GPU indices
 DEVICES_DIR = ".axc-devices"
+#: sbatch's option of a staged run (``RunSpec.after``)
+DEPENDENCY = "--dependency="
 #: a user's variables that would change what Slurm or axcenter promise the job
 _RESERVED = ("AXC_", "SLURM_", "SBATCH_", "SRUN_")
 _RESERVED_NAMES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
@@ -40,12 +49,13 @@ def batch_job(
     base_env: Mapping[str, str],
     logs: Path,
     devices_file: Path | None = None,
+    after: Sequence[str] = (),
 ) -> tuple[list[str], str]:
     """sbatch's options and the batch script of ``run`` (``submit``: ``uid`` or ``user``,
     as ``SlurmOptions.submit``; ``nodes_known``: the partition's nodes; ``base_env``: what
     the job inherits of the service's environment; ``logs``: where its log goes;
     ``devices_file``: where the script writes the GPU indices Slurm gave it, see
-    ``open_devices_file``)."""
+    ``open_devices_file``; ``after``: the Slurm jobs a staged run starts after)."""
     if not run.command:
         raise LaunchError(f"job {run.job_id}: empty command")
     if not os.path.isabs(run.workdir):
@@ -90,6 +100,8 @@ def batch_job(
     ]
     if gpus:
         options.append(f"--gres=gpu:{gpus}")
+    if after:  # however they end: their devices are this run's next
+        options.append(f"{DEPENDENCY}afterany:{':'.join(after)}")
     if run.memory_mb > 0:
         options.append(f"--mem={run.memory_mb}")
     if run.time_limit_s > 0:

@@ -20,7 +20,9 @@ own unix account, never root. What really happened comes from Slurm alone:
   axcenter is away; the engine stops it at the exact second when it is not.
 - **Pending too long.** axcenter chose free nodes; a job Slurm keeps pending longer
   than ``pending_limit_s`` (another user of the partition, a node Slurm will not use) is
-  cancelled and reported ``LOST`` with Slurm's reason: axcenter requeues it.
+  cancelled and reported ``LOST`` with Slurm's reason: axcenter requeues it. A staged
+  run (``RunSpec.after``: ``--dependency=afterany``) counts from when the jobs it
+  follows have ended.
 - **Durable records.** One small file per run in ``state_dir`` (written before sbatch,
   then with the job id, the start and any stop), removed when the end is acknowledged:
   ``recover()`` after a restart reads them, and adopts jobs named ``axc-*`` in the
@@ -69,6 +71,7 @@ from axcenter.executors.base import (
 )
 from axcenter.executors.logs import LogChunk
 from axcenter.executors.slurm.batch import (
+    DEPENDENCY,
     DEVICES_DIR,
     NAME_PREFIX,
     batch_job,
@@ -146,6 +149,7 @@ class _Run:
     # in memory only
     pending_reason: str = ""  # Slurm's last reason for keeping it pending
     handed_at: float = 0.0  # when sbatch answered (0: before this engine started)
+    waits_since: float = 0.0  # a staged run: when it was last seen waiting on others
     term_sent: bool = False
     kill_sent: bool = False
     gone_since: float = 0.0
@@ -214,6 +218,13 @@ class SlurmEngine:
             run = replace(run, run_as=self._account)
         with self._lock:
             nodes = [n.name for n in self._nodes]
+            # the runs it was staged behind that Slurm may still hold; one this engine
+            # no longer knows, or knows ended, has ended
+            after = [
+                r.slurm_id
+                for r in map(self._runs.get, run.after)
+                if r is not None and r.ended is None and r.slurm_id
+            ]
         gpus = len(run.node_devices[0][1]) if run.node_devices else 0
         devices_file = self._logs / DEVICES_DIR / run.run_id if gpus else None
         options, script = batch_job(
@@ -225,6 +236,7 @@ class SlurmEngine:
             base_env=self._base_env,
             logs=self._logs,
             devices_file=devices_file,
+            after=after,
         )
         with self._lock:
             if self._closing:
@@ -292,6 +304,11 @@ class SlurmEngine:
     def read_log(self, job_id: str, offset: int, limit: int) -> LogChunk | None:
         return logs.read(self._logs / f"{job_id}.log", offset, limit)
 
+    def stages(self, node: str) -> bool:
+        """Yes: a staged run is submitted ``--dependency=afterany`` on the runs it follows,
+        and slurmctld starts it in the pass that sees them end."""
+        return True
+
     def close(self, *, stop_runs: bool = False, grace_s: float | None = None) -> None:
         grace = self._opt.grace_s if grace_s is None else grace_s
         with self._lock:
@@ -325,6 +342,10 @@ class SlurmEngine:
             try:
                 return self._cli.sbatch(options, script, as_user=as_user)
             except SlurmError as e:
+                if not e.transient and _staged(options) and "dependency" in str(e).lower():
+                    # a job it was staged behind left slurmctld meanwhile: it has ended
+                    options = [o for o in options if not o.startswith(DEPENDENCY)]
+                    continue
                 if not e.transient or time.monotonic() > deadline:
                     raise LaunchError(f"Slurm refused job {run.job_id}: {e}") from None
                 log.warning("sbatch for run %s: %s; trying again", run.run_id, e)
@@ -415,9 +436,11 @@ class SlurmEngine:
                 ended.append((run, row))  # slurmctld still holds how it ended
                 continue
             if row.state == "PENDING":
-                if row.reason not in ("", "None"):
+                if row.reason == "Dependency":  # staged: it waits from their ends on
+                    run.waits_since = began
+                elif row.reason not in ("", "None"):
                     run.pending_reason = row.reason
-                waited = began - run.submitted_at
+                waited = began - max(run.submitted_at, run.waits_since)
                 if not run.stop and waited > self._opt.pending_limit_s:
                     why = run.pending_reason or "not scheduled yet"
                     self._stop(
@@ -658,6 +681,10 @@ class SlurmEngine:
         cause = "cancel" if cancel.is_set() else None
         outcome, message = outcome_of(cause, code, 0)
         return StepEnded(outcome, code, started, time.time(), message)
+
+
+def _staged(options: Sequence[str]) -> bool:
+    return any(o.startswith(DEPENDENCY) for o in options)
 
 
 def slurm_engine(
