@@ -39,6 +39,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -259,6 +260,17 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
         subprocess.run([str(SCRIPTS / "stop.sh")], env=env, check=False, capture_output=True)
 
 
+def staged_share(db: Path) -> float:
+    """The share of axcenter's jobs that were staged (handed to Slurm behind a job about to
+    end, docs/engines.md "Staged runs"), from its store's job events."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        staged, jobs = con.execute(
+            "SELECT COUNT(DISTINCT CASE WHEN reason LIKE '%to start when%' THEN job_id END),"
+            " COUNT(DISTINCT job_id) FROM job_events"
+        ).fetchone()
+    return round(staged / jobs, 3) if jobs else 0.0
+
+
 def first_token(data_dir: Path, deadline: float) -> str | None:
     """The operator's token ``axc up --demo`` writes to its first-start file, once it is
     there (None at ``deadline``)."""
@@ -272,7 +284,9 @@ def first_token(data_dir: Path, deadline: float) -> str | None:
 
 
 @contextlib.contextmanager
-def center(env: dict[str, str], user: str, base: Path, poll_s: float) -> Iterator[Axc]:
+def center(
+    env: dict[str, str], user: str, base: Path, poll_s: float, stage_ahead_s: float | None
+) -> Iterator[Axc]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -285,6 +299,8 @@ def center(env: dict[str, str], user: str, base: Path, poll_s: float) -> Iterato
     )
     axc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
     axc_env["AXC_STOP_JOBS_ON_SHUTDOWN"] = "true"
+    if stage_ahead_s is not None:
+        axc_env["AXC_STAGE_AHEAD_S"] = str(stage_ahead_s)
     log = base / "axc-up.log"
     proc = subprocess.Popen(
         [AXC, "up", "--demo", "--data-dir", str(base / "data"), "--port", str(port),
@@ -323,6 +339,12 @@ def main() -> None:
     parser.add_argument("--sched-params", default="", help="Slurm SchedulerParameters")
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
     parser.add_argument("--poll-s", type=float, default=0.25, help="the pool's poll_s")
+    parser.add_argument(
+        "--stage-ahead-s",
+        type=float,
+        default=None,
+        help="the center's AXC_STAGE_AHEAD_S (0: no staged runs); default: the service's",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
@@ -336,7 +358,7 @@ def main() -> None:
             work.chmod(0o1777)
             slurm = Slurm({**env, "SLURM_TIME_FORMAT": "%s"}, uid, gid)
             slurm.run("env")  # the client finds the cluster
-            with center(env, user, base, args.poll_s) as axc:
+            with center(env, user, base, args.poll_s, args.stage_ahead_s) as axc:
                 a, s_start = submit_to_start(axc, slurm, work, args.samples)
                 row("submit_to_start_median", a, s_start, "s", higher_is_better=False)
                 a, s, sbatch_s = submissions(axc, slurm, args.submissions)
@@ -354,6 +376,8 @@ def main() -> None:
                 )
                 own = gap - start_path
                 print(json.dumps({"breakdown": "axcenter_end_to_sbatch_s", "value": round(own, 3)}))
+                staged = staged_share(base / "data" / "axcenter.db")
+                print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

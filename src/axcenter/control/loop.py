@@ -505,11 +505,13 @@ class ControlLoop:
                 for adm, _ in admitted:
                     self._touch(touched, adm.job_id)
                 self._dispatch(admitted)
-            if full and self.stage_ahead_s > 0:
-                self._stage(now, touched)
         elif plan:  # nothing was freed and the new jobs can neither start nor reclaim
             for job in new:
                 self.state.reasons.setdefault(job.id, PendingReason.RESOURCES)
+        # a start may make a job one to stage behind (it must have started: its engine
+        # reference is what the staged run follows)
+        if plan and self.stage_ahead_s > 0 and (full or any(_starts(events))):
+            self._stage(now, touched)
         if ended:
             self.watch.notify(ended)
         self._publish_hint(new)
@@ -631,6 +633,9 @@ class ControlLoop:
     def _stage(self, now: float, touched: dict[str, str]) -> None:
         """Withdraw staged jobs whose predecessors overran their estimates, then stage
         what the policy would start next on devices about to free (``control/stage.py``)."""
+        if self._budgets_stale:
+            with self.store.read() as session:
+                self._refresh_budgets(session, utc(now))
         for job_id in overdue(self.state, now, self.stage_ahead_s):
             self._touch(touched, job_id)
             self._requeue(
@@ -932,6 +937,10 @@ _SELECT_SPECS = (
     .outerjoin(_GROUPS, _GROUPS.c.project_id == JOBS.c.project_id)
     .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
 )
+
+
+def _starts(events: Iterable[RunStarted | RunEnded]) -> Iterable[bool]:
+    return (isinstance(e, RunStarted) for e in events)
 
 
 def _where(adm: Admission, state: ClusterState) -> str:
