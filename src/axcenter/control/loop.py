@@ -216,6 +216,9 @@ class ControlLoop:
         self._stops: dict[str, StopReason] = {}
         #: current runs whose start is recorded (their duplicates and refs need no write)
         self._started: set[str] = set()
+        #: current runs the engine has accepted (its submit answered): a staged run may
+        #: follow them (``control/stage.py``)
+        self._accepted: set[str] = set()
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         #: a cancel or a policy change is waiting (see MAX_URGENT_GAP_S)
         self._urgent = False
@@ -350,6 +353,7 @@ class ControlLoop:
         self.state, self.runs = reconcile(self.store, self.engine, utc(self.clock()), self.state)
         self._stops = {job_id: r for job_id, r in self._stops.items() if job_id in self.runs}
         self._started.clear()
+        self._accepted.clear()
 
     def _run(self) -> None:
         ran = 0.0  # how long the last cycle ran (see MAX_QUICK_GAP_S)
@@ -508,9 +512,9 @@ class ControlLoop:
         elif plan:  # nothing was freed and the new jobs can neither start nor reclaim
             for job in new:
                 self.state.reasons.setdefault(job.id, PendingReason.RESOURCES)
-        # a start may make a job one to stage behind (it must have started: its engine
-        # reference is what the staged run follows)
-        if plan and self.stage_ahead_s > 0 and (full or any(_starts(events))):
+        # a run the engine accepted may be followed (its reference is what a staged run
+        # follows): a cycle that recorded one may stage
+        if plan and self.stage_ahead_s > 0 and (full or dispatched or any(_starts(events))):
             self._stage(now, touched)
         if ended:
             self.watch.notify(ended)
@@ -549,6 +553,7 @@ class ControlLoop:
         for run_id in refs:
             if (reason := self._stops.get(job_of(run_id))) is not None:
                 self._send_stop(run_id, reason)  # asked while the submission was in flight
+        self._accepted.update(refs)
         # a reference is written with the start; only a run the engine queues needs its own
         refs = {run_id: ref for run_id, ref in refs.items() if run_id not in self._started}
         current = [
@@ -588,6 +593,7 @@ class ControlLoop:
                 ok = isinstance(event, RunEnded) and event.outcome is Outcome.SUCCEEDED
                 self.state.ended(job_id, ok, event.ended_at)
         self._started.difference_update(e.run_id for e in ends)
+        self._accepted.difference_update(e.run_id for e in ends)
         if ends or stale:
             self._background(self.engine.acknowledge, [e.run_id for e in ends] + stale)
         return sorted(done.ended)
@@ -649,7 +655,7 @@ class ControlLoop:
             self.policy,
             now,
             self.stage_ahead_s,
-            lambda job_id: self.runs.get(job_id) in self._started,
+            lambda job_id: (run := self.runs.get(job_id)) in self._accepted or run in self._started,
         )
         if not stages:
             return

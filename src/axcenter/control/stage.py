@@ -62,12 +62,13 @@ def plan_stages(
     policy: Callable[[Snapshot, float], Plan],
     now: float,
     ahead_s: float,
-    started: Callable[[str], bool],
+    accepted: Callable[[str], bool],
 ) -> list[Stage]:
     """The admissions the policy would make onto the devices of the running jobs that
     will likely end within ``ahead_s`` (and have not overrun their estimate by more), as
-    if those had ended. ``started``: whether a
-    running job's run has started in the engine (a job is staged only behind those)."""
+    if those had ended. ``accepted``: whether the engine has accepted a running job's
+    run (a job is staged only behind those: the staged run follows their reference). A
+    job staged itself, once it holds its devices, may be followed before it starts."""
     if ahead_s <= 0 or not state.pending:
         return []
     names = {node_id: node.name for node_id, node in state.nodes.items()}
@@ -78,7 +79,7 @@ def plan_stages(
         and job.id not in state.followers
         and job.allocations
         and abs(expected_end(state, job) - now) <= ahead_s  # not overrunning (``overdue``)
-        and started(job.id)
+        and accepted(job.id)
         and all(engine.stages(names.get(a.node_id, "")) for a in job.allocations)
     ]
     if not ending:
