@@ -108,7 +108,7 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
             ).tuples()
         }
         if not counts:
-            raise NotFound(f"no array {array_id!r}")
+            raise NotFound("no array {array_id!r}", array_id=array_id)
         first, last, throttle = session.execute(
             select(
                 func.min(orm.Job.array_index),
@@ -142,7 +142,9 @@ def cancel_array(center: Center, who: Principal, array_id: str) -> list[str]:
         scope = (orm.Job.array_id == array_id) & visible_jobs(who)
         task = session.scalars(select(orm.Job).where(scope).limit(1)).one()
         if not may_manage(who, task, session):
-            raise Forbidden(f"you may not cancel array {array_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not cancel array {array_id}: it belongs to another user", array_id=array_id
+            )
         pending = list(
             session.scalars(
                 select(orm.Job.id).where(scope, orm.Job.state == JobState.PENDING.value)

@@ -134,16 +134,28 @@ class SubmissionThrottle:
             cap = limits.pending_per_user
             if cap is not None and mine + adding > cap:
                 raise TooManyRequests(
-                    f"too many pending jobs: {who.name} has {mine} and this would add "
-                    f"{adding}; the limit is {cap} per user (max_pending_jobs_per_user)"
+                    (
+                        "too many pending jobs: {name} has {mine} and this would add {adding}; "
+                        "the limit is {cap} per user (max_pending_jobs_per_user)"
+                    ),
+                    name=who.name,
+                    mine=mine,
+                    adding=adding,
+                    cap=cap,
                 )
             cap = limits.pending_per_project
             for project_id, (name, n) in jobs_per_project.items():
                 have = per_project.get(project_id, 0)
                 if cap is not None and have + n > cap:
                     raise TooManyRequests(
-                        f"too many pending jobs: project {name} has {have} and this would "
-                        f"add {n}; the limit is {cap} per project (max_pending_jobs_per_project)"
+                        (
+                            "too many pending jobs: project {name} has {have} and this would add "
+                            "{n}; the limit is {cap} per project (max_pending_jobs_per_project)"
+                        ),
+                        name=name,
+                        have=have,
+                        n=n,
+                        cap=cap,
                     )
         with self._lock:
             now = self.clock()
@@ -187,6 +199,8 @@ class SubmissionThrottle:
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
         if bucket.tokens < 1:
-            raise TooManyRequests(f"too many submissions: {refusal}; retry in a moment")
+            raise TooManyRequests(
+                "too many submissions: {refusal}; retry in a moment", refusal=refusal
+            )
         bucket.tokens -= 1
         return bucket

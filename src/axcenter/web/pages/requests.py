@@ -101,7 +101,9 @@ def _day(value: str, field: str, zone: tzinfo, *, end: bool = False) -> datetime
     try:
         day = date.fromisoformat(value.strip())
     except ValueError as exc:
-        raise InvalidInput(field, f"must be a date like 2026-03-01, not {value!r}") from exc
+        raise InvalidInput(
+            field, "must be a date like 2026-03-01, not {value!r}", value=value
+        ) from exc
     return datetime.combine(day + timedelta(days=1 if end else 0), time(), zone)
 
 
