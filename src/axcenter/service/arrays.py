@@ -42,7 +42,7 @@ def parse_indices(spec: str) -> ArraySpec:
     try:
         return parse_array(spec, max_tasks=MAX_TASKS)
     except ValueError as exc:
-        raise InvalidInput("indices", str(exc)) from None
+        raise InvalidInput("indices", "{detail}", detail=str(exc)) from None
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:

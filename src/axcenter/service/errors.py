@@ -20,13 +20,43 @@ from dataclasses import dataclass
 
 __all__ = [
     "Conflict",
+    "Count",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "Refusal",
     "ServiceError",
+    "Span",
     "TooManyRequests",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A number of things as a parameter: English says it with its noun (``1 node``,
+    ``2 nodes``); another language takes ``n`` and its own word."""
+
+    n: int
+    noun: str
+
+    def __str__(self) -> str:
+        return f"{self.n} {self.noun}" if self.n == 1 else f"{self.n} {self.noun}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A duration as a parameter: ``7 days``, ``1 day 2 h``, ``90 min``, ``45 s`` in
+    English; another language says ``seconds`` its own way."""
+
+    seconds: int
+
+    def __str__(self) -> str:
+        days, rest = divmod(self.seconds, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, secs = divmod(rest, 60)
+        parts = [str(Count(days, "day"))] if days else []
+        parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
+        return " ".join(parts) or "0 s"
 
 
 class ServiceError(Exception):

@@ -31,7 +31,7 @@ from axcenter.service.access import (
     visible_jobs,
 )
 from axcenter.service.dependencies import check_dependencies
-from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.errors import Conflict, Count, Forbidden, InvalidInput, NotFound, Span
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import estimated_start, queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut, RunGpuUsageOut
@@ -242,7 +242,7 @@ def _prepare_using(
             project = projects[req.project]
             job = _new_job(center, who, project, req, nodes, now)
         except InvalidInput as exc:
-            raise InvalidInput(prefix + exc.field, exc.message.split(": ", 1)[1]) from None
+            raise InvalidInput(prefix + exc.field, exc.template, **exc.params) from None
         out = _out_new(job, project.name, who.name)
         if req.idempotency_key:
             seen[req.idempotency_key] = out
@@ -389,8 +389,8 @@ def _new_job(
         raise InvalidInput(
             "time_limit_s",
             "{time_limit} is above the center's maximum of {max_time_limit_s}",
-            time_limit=_duration(time_limit),
-            max_time_limit_s=_duration(settings.max_time_limit_s),
+            time_limit=Span(time_limit),
+            max_time_limit_s=Span(settings.max_time_limit_s),
         )
     job_id = new_id("job")
     workdir = check_workdir(project.identity, req.workdir) or os.path.join(
@@ -478,9 +478,13 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.gpus_per_node > most:
             raise InvalidInput(
                 "gpus_per_node",
-                "{gpus_per_node} per node requested, but the largest node {X_1}has {most}",
-                gpus_per_node=_count(req.gpus_per_node, "GPU"),
-                X_1="of the accepted types " if req.gpu_types else "",
+                (
+                    "{gpus_per_node} per node requested, but the largest node of the accepted "
+                    "types has {most}"
+                    if req.gpu_types
+                    else "{gpus_per_node} per node requested, but the largest node has {most}"
+                ),
+                gpus_per_node=Count(req.gpus_per_node, "GPU"),
                 most=most,
             )
         by_type: dict[str, int] = {}
@@ -494,16 +498,16 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
                     "{nodes} with {gpus_per_node} each requested, but {most_nodes} of one "
                     "GPU type at most have that many"
                 ),
-                nodes=_count(req.nodes, "node"),
-                gpus_per_node=_count(req.gpus_per_node, "GPU"),
-                most_nodes=_count(max(by_type.values(), default=0), "node"),
+                nodes=Count(req.nodes, "node"),
+                gpus_per_node=Count(req.gpus_per_node, "GPU"),
+                most_nodes=Count(max(by_type.values(), default=0), "node"),
             )
     elif req.nodes > len(nodes):
         raise InvalidInput(
             "nodes",
             "{nodes} requested, the center has {center_nodes}",
-            nodes=_count(req.nodes, "node"),
-            center_nodes=_count(len(nodes), "node"),
+            nodes=Count(req.nodes, "node"),
+            center_nodes=Count(len(nodes), "node"),
         )
     cpus = req.cpus_per_node or DEFAULT_CPUS
     if cpus > max((n.cpus for n in usable), default=0):
@@ -511,21 +515,6 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
     memory = req.memory_mb_per_node or DEFAULT_MEMORY_MB
     if memory > max((n.memory_mb for n in usable), default=0):
         raise InvalidInput("memory_mb_per_node", "no node has {memory} MB of memory", memory=memory)
-
-
-def _duration(seconds: int) -> str:
-    """``7 days``, ``1 day 2 h``, ``90 min``, ``45 s``: as a person would say it."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [_count(days, "day")] if days else []
-    parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
-    return " ".join(parts) or "0 s"
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 node``, ``2 nodes``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _pending(job: NewJob) -> PendingJob:

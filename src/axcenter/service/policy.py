@@ -112,8 +112,8 @@ def _check_gpus(field: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= MAX_NOMINAL:
         raise InvalidInput(
             field,
-            "must be between 0 and {MAX_NOMINAL}, got {value}",
-            MAX_NOMINAL=MAX_NOMINAL,
+            "must be between 0 and {most}, got {value}",
+            most=MAX_NOMINAL,
             value=value,
         )
 
@@ -432,20 +432,18 @@ def _delete_cohort(center: Center, name: str) -> None:
         ).all()
         if projects:
             raise Conflict(
-                ("cohort {name!r} still has projects ({projects}{X_2}): move them out first"),
+                ("cohort {name!r} still has projects ({projects}): move them out first"),
                 name=name,
-                projects=", ".join(projects),
-                X_2=", ..." if len(projects) == 3 else "",
+                projects=", ".join(projects) + (", ..." if len(projects) == 3 else ""),
             )
         children = session.scalars(
             select(orm.Cohort.name).where(orm.Cohort.parent_id == row.id).limit(3)
         ).all()
         if children:
             raise Conflict(
-                ("cohort {name!r} still has cohorts ({children}{X_2}): move or delete them first"),
+                ("cohort {name!r} still has cohorts ({children}): move or delete them first"),
                 name=name,
-                children=", ".join(children),
-                X_2=", ..." if len(children) == 3 else "",
+                children=", ".join(children) + (", ..." if len(children) == 3 else ""),
             )
         session.delete(row)
 

@@ -135,7 +135,7 @@ def job_of(template: TemplateOut, changes: TemplateUseIn | None = None) -> JobIn
     except ValidationError as exc:  # a template kept before a limit changed
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "job"
-        raise InvalidInput(f"job.{where}", str(first.get("msg", ""))) from None
+        raise InvalidInput(f"job.{where}", "{detail}", detail=str(first.get("msg", ""))) from None
 
 
 def use_template(
