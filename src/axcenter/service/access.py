@@ -200,7 +200,7 @@ def require(who: Principal, action: str, target: Target, ref: str | None = None)
     if action not in RULES:
         raise KeyError(f"no rule for action {action!r}")
     if not visible(who, target):
-        raise NotFound("no {kind} {ref!r}", kind=target.kind, ref=ref or target.name)
+        raise NotFound("no {thing} {ref!r}", thing=target.kind, ref=ref or target.name)
     if not allowed(who, action, target):
         phrase = PHRASES.get(action, action)
         raise Forbidden(

@@ -77,7 +77,7 @@ REVIEWER_ROLES = frozenset({Role.REVIEWER.value, Role.PROGRAM_MANAGER.value, Rol
 def _expect(row: orm.AllocationRequest, allowed: tuple[str, ...], verb: str) -> None:
     if row.status not in allowed:
         raise Conflict(
-            "request {id} is {status}: it cannot be {verb}", id=row.id, status=row.status, verb=verb
+            "request {id} is {stage}: it cannot be {verb}", id=row.id, stage=row.status, verb=verb
         )
 
 

@@ -143,11 +143,11 @@ def _may_change(
     if row.status not in OPEN_FOR_FILES:
         raise Conflict(
             (
-                "request {request_id} is {status}: files are attached while it is "
+                "request {request_id} is {stage}: files are attached while it is "
                 "submitted (before review) or returned for changes"
             ),
             request_id=request_id,
-            status=row.status,
+            stage=row.status,
         )
     return row
 

@@ -193,12 +193,12 @@ def _check_budget(session: Session, program: orm.Program, extra_won: int) -> Non
         raise Conflict(
             (
                 "program {program!r} would exceed its budget: {budget_won:,} won, "
-                "{granted:,} already granted, this grant {extra_won:,} (total "
+                "{granted_won:,} already granted, this grant {extra_won:,} (total "
                 "{total_won:,}, {over_won:,} over)"
             ),
             program=program.name,
             budget_won=program.budget_won,
-            granted=granted,
+            granted_won=granted,
             extra_won=extra_won,
             total_won=granted + extra_won,
             over_won=granted + extra_won - program.budget_won,

@@ -178,11 +178,11 @@ def update_program(center: Center, who: Principal, ref: str, body: ProgramPatchI
             if body.budget_won is not None and body.budget_won < allocated:
                 raise Conflict(
                     (
-                        "program {name!r} has already granted {allocated:,} won: its budget "
+                        "program {name!r} has already granted {allocated_won:,} won: its budget "
                         "cannot drop to {budget_won:,} won"
                     ),
                     name=row.name,
-                    allocated=allocated,
+                    allocated_won=allocated,
                     budget_won=body.budget_won,
                 )
             before = {k: getattr(row, k) for k in changes}

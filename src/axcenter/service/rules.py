@@ -316,14 +316,14 @@ def check_caps(
             raise Conflict(
                 (
                     "concentration cap of {program} (rules from {since}): {org} would be "
-                    "granted {total:,} won by this program ({granted:,} already, this grant "
-                    "{extra_won:,}), over the cap of {org_won:,} won per organization"
+                    "granted {total_won:,} won by this program ({granted_won:,} already, "
+                    "this grant {extra_won:,}), over the cap of {org_won:,} won per organization"
                 ),
                 program=program.name,
                 since=since,
                 org=org.name,
-                total=total,
-                granted=granted,
+                total_won=total,
+                granted_won=granted,
                 extra_won=extra_won,
                 org_won=rules.caps.org_won,
             )

@@ -149,7 +149,12 @@ def _checked(form: orm.SurveyForm, given: dict[str, Any]) -> dict[str, Any]:
         where = f"answers.{key}"
         if value is None or value == "":
             if f["required"]:
-                raise InvalidInput(where, "{label_en} is required", label_en=f["label_en"])
+                raise InvalidInput(
+                    where,
+                    "{label_en} is required",
+                    label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
+                )
             continue
         kind = f["kind"]
         if kind in ("count", "won"):
@@ -159,14 +164,23 @@ def _checked(form: orm.SurveyForm, given: dict[str, Any]) -> dict[str, Any]:
                     where,
                     "{label_en}: a whole number of {unit}, 0 or more",
                     label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
                     unit=unit,
                 )
         elif kind == "yes_no":
             if not isinstance(value, bool):
-                raise InvalidInput(where, "{label_en}: true or false", label_en=f["label_en"])
+                raise InvalidInput(
+                    where,
+                    "{label_en}: true or false",
+                    label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
+                )
         elif not isinstance(value, str) or len(value) > 20_000:
             raise InvalidInput(
-                where, "{label_en}: text of at most 20,000 characters", label_en=f["label_en"]
+                where,
+                "{label_en}: text of at most 20,000 characters",
+                label_en=f["label_en"],
+                label_ko=f.get("label_ko") or f["label_en"],
             )
         out[key] = value
     return out

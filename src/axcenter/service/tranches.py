@@ -253,7 +253,10 @@ def _decide(
     allocation, _ = allocation_for(session, who, row.allocation_id, "request.decide", lock=True)
     if row.status != "submitted":
         raise Conflict(
-            "report {id} is {status}: it cannot be {verb}", id=row.id, status=row.status, verb=verb
+            "report {id} is {report_status}: it cannot be {verb}",
+            id=row.id,
+            report_status=row.status,
+            verb=verb,
         )
     return row, allocation
 

@@ -25,6 +25,7 @@ from axcenter.service.programs import list_programs
 from axcenter.service.projects import get_project, requestable_names
 from axcenter.service.requests import get_request, list_requests
 from axcenter.service.schemas import ApproveIn, RequestIn, ResubmitIn
+from axcenter.web.messages import detail
 from axcenter.web.problems import FormProblem, say, whole
 from axcenter.web.render import center_zone, page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
@@ -132,7 +133,7 @@ async def file_request(request: Request, viewer: FormViewer) -> Response:
     except (ValidationError, FormProblem) as exc:
         return _new_form(request, viewer, say(exc, viewer.lang), values)
     except (InvalidInput, Forbidden, NotFound) as exc:
-        return _new_form(request, viewer, exc.message, values)
+        return _new_form(request, viewer, detail(exc, viewer.lang), values)
     return RedirectResponse(f"/ui/requests/{made.id}", status_code=303)
 
 
