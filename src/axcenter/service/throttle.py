@@ -164,33 +164,34 @@ class SubmissionThrottle:
             taken: list[_Bucket] = []
             try:
                 if limits.per_s_per_user is not None:
-                    taken.append(
-                        self._take(
-                            ("user", who.user_id),
-                            limits.per_s_per_user,
-                            now,
-                            f"{who.name} submits faster than {limits.per_s_per_user:g} per "
-                            "second (max_submissions_per_s_per_user)",
+                    bucket = self._take(("user", who.user_id), limits.per_s_per_user, now)
+                    if bucket is None:
+                        raise TooManyRequests(
+                            "too many submissions: {user} submits faster than {rate:g} per "
+                            "second (max_submissions_per_s_per_user); retry in a moment",
+                            user=who.name,
+                            rate=limits.per_s_per_user,
                         )
-                    )
+                    taken.append(bucket)
                 if limits.per_s_per_project is not None:
                     for project_id, (name, _) in jobs_per_project.items():
-                        taken.append(
-                            self._take(
-                                ("project", project_id),
-                                limits.per_s_per_project,
-                                now,
-                                f"project {name} is submitted to faster than "
-                                f"{limits.per_s_per_project:g} per second "
-                                "(max_submissions_per_s_per_project)",
+                        bucket = self._take(("project", project_id), limits.per_s_per_project, now)
+                        if bucket is None:
+                            raise TooManyRequests(
+                                "too many submissions: project {project} is submitted to faster "
+                                "than {rate:g} per second (max_submissions_per_s_per_project); "
+                                "retry in a moment",
+                                project=name,
+                                rate=limits.per_s_per_project,
                             )
-                        )
+                        taken.append(bucket)
             except TooManyRequests:
                 for bucket in taken:  # a refused submission spends nothing
                     bucket.tokens += 1
                 raise
 
-    def _take(self, key: tuple[str, str], rate: float, now: float, refusal: str) -> _Bucket:
+    def _take(self, key: tuple[str, str], rate: float, now: float) -> _Bucket | None:
+        """The key's bucket less one token; None (nothing taken) when it has none left."""
         capacity = max(rate, 1.0)
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -199,8 +200,6 @@ class SubmissionThrottle:
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
         if bucket.tokens < 1:
-            raise TooManyRequests(
-                "too many submissions: {refusal}; retry in a moment", refusal=refusal
-            )
+            return None
         bucket.tokens -= 1
         return bucket

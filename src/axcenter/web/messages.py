@@ -567,8 +567,19 @@ MESSAGES: Final[dict[str, str]] = {
     "{project_ref} already has a template {name!r}": (
         "과제 {project_ref}에 이미 템플릿 {name!r}이(가) 있습니다"
     ),
-    "too many submissions: {refusal}; retry in a moment": (
-        "제출이 너무 많습니다: {refusal}. 잠시 후 다시 시도하세요"
+    (
+        "too many submissions: {user} submits faster than {rate:g} per second "
+        "(max_submissions_per_s_per_user); retry in a moment"
+    ): (
+        "제출이 너무 많습니다: {user}의 제출 속도가 초당 {rate:g}건을 넘습니다 "
+        "(max_submissions_per_s_per_user). 잠시 후 다시 시도하세요"
+    ),
+    (
+        "too many submissions: project {project} is submitted to faster than {rate:g} per "
+        "second (max_submissions_per_s_per_project); retry in a moment"
+    ): (
+        "제출이 너무 많습니다: 과제 {project}에 대한 제출 속도가 초당 {rate:g}건을 "
+        "넘습니다 (max_submissions_per_s_per_project). 잠시 후 다시 시도하세요"
     ),
     (
         "too many pending jobs: {name} has {mine} and this would add {adding}; the limit is "
