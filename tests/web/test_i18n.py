@@ -318,10 +318,13 @@ def test_every_message_of_the_catalog_is_raised_somewhere() -> None:
 
 def test_the_words_a_message_takes_as_parameters_are_said_in_korean() -> None:
     """The English words use cases pass as a message's verb, action or object."""
+    from axcenter.model.rubric import PreferenceKind
+    from axcenter.model.terms import ModifierKind
     from axcenter.service.holds import _PARTICIPLES
     from axcenter.web.messages import WORDS
 
-    words = {*_PARTICIPLES, *_PARTICIPLES.values()}
+    words = {*_PARTICIPLES, *_PARTICIPLES.values(), *get_args(ModifierKind)}
+    words |= set(get_args(PreferenceKind))
     words |= _literals("service/allocations.py", r'_expect\(row, [^,]+, "([\w ]+)"\)')
     words |= _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
     words |= _literals("service/tranches.py", r'_decide\(session, who, report_id, "(\w+)"\)')

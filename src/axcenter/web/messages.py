@@ -676,7 +676,8 @@ WORDS: Final[dict[str, str]] = {
     "month": "월",
     "won": "원 단위",
     "a count": "개수",
-    "sector": "산업 분야",
+    "region": "지역",
+    "startup": "청년 창업",
     "size": "기업 규모",
     "its single user": "단일 사용자",
 }
