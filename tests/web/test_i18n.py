@@ -217,7 +217,7 @@ def test_every_form_label_and_problem_has_words() -> None:
 
 #: the ServiceError classes a use case raises, and where each takes its template
 _RAISED = {"InvalidInput": 1, "NotFound": 0, "Conflict": 0, "Forbidden": 0, "TooManyRequests": 0}
-_RAISED["ServiceError"] = 0
+_RAISED |= {"ServiceError": 0, "RubricError": 1, "ArrayError": 0}  # the model's, re-raised
 
 
 def _raise_sites(root: Path) -> tuple[list[tuple[str, list[str], set[str]]], list[str]]:
@@ -318,13 +318,14 @@ def test_every_message_of_the_catalog_is_raised_somewhere() -> None:
 
 def test_the_words_a_message_takes_as_parameters_are_said_in_korean() -> None:
     """The English words use cases pass as a message's verb, action or object."""
+    from axcenter.model.arrays import ARRAY_FORMS
     from axcenter.model.rubric import PreferenceKind
     from axcenter.model.terms import ModifierKind
     from axcenter.service.holds import _PARTICIPLES
     from axcenter.web.messages import WORDS
 
     words = {*_PARTICIPLES, *_PARTICIPLES.values(), *get_args(ModifierKind)}
-    words |= set(get_args(PreferenceKind))
+    words |= {*get_args(PreferenceKind), ARRAY_FORMS, "its single user"}
     words |= _literals("service/allocations.py", r'_expect\(row, [^,]+, "([\w ]+)"\)')
     words |= _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
     words |= _literals("service/tranches.py", r'_decide\(session, who, report_id, "(\w+)"\)')

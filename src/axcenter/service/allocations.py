@@ -279,7 +279,7 @@ def review_tx(
         try:
             total = weighted_total(rubric, scores)
         except RubricError as exc:
-            raise InvalidInput(exc.field, "{detail}", detail=str(exc)) from None
+            raise InvalidInput(exc.field, exc.template, **exc.params) from None
         graded = {
             "scores": dict(scores),
             "rubric": [c.to_json() for c in rubric],

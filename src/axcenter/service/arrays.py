@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select, update
 
 from axcenter.model.access import Principal
-from axcenter.model.arrays import ArraySpec, parse_array
+from axcenter.model.arrays import ArrayError, ArraySpec, parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
@@ -41,8 +41,8 @@ def parse_indices(spec: str) -> ArraySpec:
     ``0-1999``, ``0-1999:10``, ``1,3,5-9``, ``7``, ``0-99%8``."""
     try:
         return parse_array(spec, max_tasks=MAX_TASKS)
-    except ValueError as exc:
-        raise InvalidInput("indices", "{detail}", detail=str(exc)) from None
+    except ArrayError as exc:
+        raise InvalidInput("indices", exc.template, **exc.params) from None
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:

@@ -627,6 +627,35 @@ MESSAGES: Final[dict[str, str]] = {
     "no user {user!r} in {project}": "과제 {project}에 사용자 {user!r}이(가) 없습니다",
     "at most 20000 characters": "20000자 이하여야 합니다",
     "choose a file to attach": "첨부할 파일을 고르세요",
+    # scores a rubric refuses (model/rubric.py) and array indices (model/arrays.py)
+    "the program has no rubric: give one score": (
+        "이 지원사업에는 심사 기준표가 없습니다. 점수 하나를 주세요"
+    ),
+    "the rubric has no criterion {key!r} (it has {keys})": (
+        "심사 기준표에 항목 {key!r}이(가) 없습니다 (있는 항목: {keys})"
+    ),
+    "score {label!r} (1..{scale})": "{label!r} 항목의 점수를 주세요 (1..{scale})",
+    "{label!r} is scored 1..{scale}, not {score}": (
+        "{label!r} 항목의 점수는 1..{scale}입니다. {score}은(는) 안 됩니다"
+    ),
+    (
+        "array {text!r}: the throttle after % must be a whole number of tasks, "
+        "1 or more (e.g. 0-99%8)"
+    ): ("배열 {text!r}: % 뒤의 동시 실행 한도는 1 이상의 정수(태스크 수)여야 합니다 (예: 0-99%8)"),
+    "array {text!r} is empty: write {forms}": (
+        "배열 {text!r}이(가) 비어 있습니다. 다음 형식으로 쓰세요: {forms}"
+    ),
+    "array {text!r}: cannot read {part!r}; write {forms}": (
+        "배열 {text!r}: {part!r}을(를) 읽을 수 없습니다. 다음 형식으로 쓰세요: {forms}"
+    ),
+    "array {text!r}: {part!r} ends before it starts": (
+        "배열 {text!r}: {part!r}의 끝이 시작보다 앞섭니다"
+    ),
+    "array {text!r}: the step in {part!r} must be 1 or more": (
+        "배열 {text!r}: {part!r}의 간격은 1 이상이어야 합니다"
+    ),
+    "array {text!r}: indices go up to {most}": "배열 {text!r}: 인덱스는 {most}까지입니다",
+    "array {text!r}: more than {most} tasks": "배열 {text!r}: 태스크가 {most}개를 넘습니다",
     "must be a date like 2026-03-01, not {value!r}": (
         "2026-03-01 같은 날짜여야 합니다. 입력값: {value!r}"
     ),
@@ -680,6 +709,10 @@ WORDS: Final[dict[str, str]] = {
     "startup": "청년 창업",
     "size": "기업 규모",
     "its single user": "단일 사용자",
+    # model.arrays.ARRAY_FORMS
+    "N, FIRST-LAST, FIRST-LAST:STEP, comma-separated lists of these, then %MAX": (
+        "N, FIRST-LAST, FIRST-LAST:STEP, 이들을 쉼표로 이은 목록, 끝에 %MAX"
+    ),
 }
 
 #: parameters said through a vocabulary of the catalog (``label(group, value)``)
@@ -692,7 +725,9 @@ _VOCABULARY: Final[Mapping[str, str]] = {
     "kind": "request_kind",
 }
 #: parameters whose value is an English word of ``WORDS``
-_WORDED: Final = frozenset({"verb", "done_to", "action", "thing", "period", "unit", "kind"})
+_WORDED: Final = frozenset(
+    {"verb", "done_to", "action", "thing", "period", "unit", "kind", "forms", "single_user"}
+)
 #: parameters in won besides those named ``*_won``
 _WON: Final = frozenset({"won_per_gpu_hour"})
 
