@@ -231,7 +231,7 @@ async def approve(request: Request, viewer: FormViewer, request_id: str) -> Resp
     try:
         body = ApproveIn(items=items or None, comment=comment if isinstance(comment, str) else "")
     except ValidationError as exc:
-        raise InvalidInput("approval", "{detail}", detail=str(exc.errors()[0]["msg"])) from exc
+        raise InvalidInput("approval", "{detail}", detail=say(exc, viewer.lang)) from exc
     await run_in_threadpool(allocations.approve, center, viewer.who, request_id, body)
     return _back(request_id)
 
