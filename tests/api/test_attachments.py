@@ -7,6 +7,7 @@ admin; not a member of the company, not another company, not another reviewer).
 
 from __future__ import annotations
 
+import html
 import os
 import stat
 from pathlib import Path
@@ -176,7 +177,9 @@ def test_attachments_on_the_dashboard(client: TestClient, center: Center, tenant
         files={"file": ("run.sh", b"#!/bin/sh")},
     )
     assert bad.status_code == 422 and "입력값을 확인해 주세요" in bad.text
-    assert "files of this type are not accepted" in bad.text and 'href="/ui/jobs"' in bad.text
+    said = html.unescape(bad.text)  # the service's refusal, in Korean too
+    assert "파일 첨부: run.sh: 이 형식의 파일은 받지 않습니다 (허용 형식: " in said
+    assert 'href="/ui/jobs"' in bad.text
     # without the form's CSRF value nothing is attached
     forged = web.post(f"/ui/requests/{rid}/attachments", files={"file": ("x.pdf", PDF)})
     assert forged.status_code == 403 and rows(center) == 1

@@ -211,3 +211,170 @@ def test_every_form_label_and_problem_has_words() -> None:
 
     missing = sorted(k for k in [*LABELS.values(), *KINDS.values()] if k not in CATALOG)
     assert not missing, missing
+
+
+# -- the service's refusals (web/messages.py) --------------------------------------------
+
+#: the ServiceError classes a use case raises, and where each takes its template
+_RAISED = {"InvalidInput": 1, "NotFound": 0, "Conflict": 0, "Forbidden": 0, "TooManyRequests": 0}
+_RAISED |= {"ServiceError": 0, "RubricError": 1, "ArrayError": 0}  # the model's, re-raised
+
+
+def _raise_sites(root: Path) -> tuple[list[tuple[str, list[str], set[str]]], list[str]]:
+    """Every ``raise <ServiceError class>(...)`` under ``root``: (where, its templates, the
+    parameters it passes), and the sites whose template is not a literal (nor a re-raised
+    error's ``template`` with its ``params``)."""
+    import ast
+
+    sites: list[tuple[str, list[str], set[str]]] = []
+    odd: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (
+                isinstance(node, ast.Raise)
+                and isinstance(node.exc, ast.Call)
+                and isinstance(node.exc.func, ast.Name)
+                and node.exc.func.id in _RAISED
+            ):
+                continue
+            call, where = node.exc, f"{path.relative_to(root)}:{node.lineno}"
+            index = _RAISED[call.func.id]  # type: ignore[union-attr]
+            arg = call.args[index] if len(call.args) > index else None
+            params = {k.arg for k in call.keywords if k.arg is not None}
+            options = [arg.body, arg.orelse] if isinstance(arg, ast.IfExp) else [arg]
+            if all(isinstance(o, ast.Constant) and isinstance(o.value, str) for o in options):
+                sites.append((where, [o.value for o in options], params))  # type: ignore[union-attr]
+            elif not (
+                isinstance(arg, ast.Attribute)
+                and arg.attr == "template"
+                and any(k.arg is None for k in call.keywords)  # **exc.params
+            ):
+                odd.append(where)
+    return sites, odd
+
+
+def _untranslated(root: Path) -> list[str]:
+    """What the Korean catalog of messages lacks or says with other parameters."""
+    from axcenter.web.messages import MESSAGES, placeholders
+
+    sites, odd = _raise_sites(root)
+    problems = [f"{w}: the template is not a literal string" for w in odd]
+    for where, templates, params in sites:
+        for template in templates:
+            korean = MESSAGES.get(template)
+            if korean is None:
+                problems.append(f"{where}: no Korean for {template!r}")
+                continue
+            english = placeholders(template)
+            said = {
+                p.removesuffix("_ko") + "_en" if p.endswith("_ko") else p
+                for p in placeholders(korean)
+            }
+            if said != english:
+                problems.append(
+                    f"{where}: {template!r} names {sorted(english)}, Korean {sorted(said)}"
+                )
+            if not placeholders(korean) <= params or not english <= params:
+                problems.append(
+                    f"{where}: {template!r} is raised without {sorted(english - params)}"
+                )
+    return problems
+
+
+def test_every_refusal_of_the_service_has_korean_words() -> None:
+    """Each ``raise`` of a ServiceError passes an English template (the message id) that
+    ``web/messages.py`` says in Korean, with the same parameters, all passed."""
+    sites, _ = _raise_sites(SRC)
+    assert len(sites) > 250, len(sites)  # the walker still finds the raise sites
+    problems = _untranslated(SRC)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_walker_fails_on_a_new_untranslated_refusal(tmp_path: Path) -> None:
+    (tmp_path / "new.py").write_text(
+        "from axcenter.service.errors import Conflict, InvalidInput\n"
+        "def f(job_id: str, why: str) -> None:\n"
+        "    if why:\n"
+        "        raise Conflict('job {job_id} is too shiny', job_id=job_id)\n"
+        "    if job_id:\n"
+        "        raise InvalidInput('x', f'job {job_id} is odd')\n"
+        "    raise Conflict('no job {job_id!r}')\n"
+    )
+    problems = _untranslated(tmp_path)
+    assert sorted(problems) == [
+        "new.py:4: no Korean for 'job {job_id} is too shiny'",
+        "new.py:6: the template is not a literal string",
+        "new.py:7: 'no job {job_id!r}' is raised without ['job_id']",
+    ]
+
+
+def test_every_message_of_the_catalog_is_raised_somewhere() -> None:
+    """No stale entry: a reworded message is translated again, not left behind."""
+    from axcenter.web.messages import MESSAGES
+
+    raised = {t for _, templates, _ in _raise_sites(SRC)[0] for t in templates}
+    assert not sorted(set(MESSAGES) - raised)
+
+
+def test_the_words_a_message_takes_as_parameters_are_said_in_korean() -> None:
+    """The English words use cases pass as a message's verb, action or object."""
+    from axcenter.model.arrays import ARRAY_FORMS
+    from axcenter.model.rubric import PreferenceKind
+    from axcenter.model.terms import ModifierKind
+    from axcenter.service.holds import _PARTICIPLES
+    from axcenter.web.messages import WORDS
+
+    words = {*_PARTICIPLES, *_PARTICIPLES.values(), *get_args(ModifierKind)}
+    words |= {*get_args(PreferenceKind), ARRAY_FORMS, "its single user"}
+    words |= _literals("service/allocations.py", r'_expect\(row, [^,]+, "([\w ]+)"\)')
+    words |= _literals("service/allocations.py", r'_decide\(\s*center, who, request_id, "(\w+)"')
+    words |= _literals("service/tranches.py", r'_decide\(session, who, report_id, "(\w+)"\)')
+    words |= _literals(
+        "service/policy.py", r'_(?:require_operator|changeable_project)\([^)]*"([\w ]+)"\)'
+    )
+    things = _literals("service/access.py", r'kind="(\w+)"')
+    for path in ("service/audit.py", "service/programs.py"):
+        things |= _literals(path, r'center_target\("([\w ]+)"\)')
+    missing = sorted((words | things) - set(WORDS))
+    assert not missing, missing
+
+
+def test_a_refusal_in_korean_says_its_parameters_in_words() -> None:
+    from axcenter.service.errors import Conflict, Count, InvalidInput, NotFound, Span
+    from axcenter.web.messages import detail
+
+    ended = Conflict("job {job_id} already ended: {state}", job_id="job_7", state="cancelled")
+    assert detail(ended, "en") == "job job_7 already ended: cancelled" == ended.message
+    assert detail(ended, "ko") == "작업 job_7은(는) 이미 종료되었습니다: 취소됨"
+    budget = Conflict(
+        "program {name!r} has already granted {allocated_won:,} won: its budget cannot drop "
+        "to {budget_won:,} won",
+        name="p",
+        allocated_won=1_500_000,
+        budget_won=1_000,
+    )
+    assert budget.message.endswith("granted 1,500,000 won: its budget cannot drop to 1,000 won")
+    assert "1,500,000원을(를) 배정" in detail(budget, "ko") and "1,000원(으)로" in detail(
+        budget, "ko"
+    )
+    nodes = InvalidInput(
+        "nodes",
+        "{nodes} requested, the center has {center_nodes}",
+        nodes=Count(3, "node"),
+        center_nodes=Count(1, "node"),
+    )
+    assert nodes.message == "nodes: 3 nodes requested, the center has 1 node"
+    assert detail(nodes, "ko") == "노드 수: 노드 3개를 요청했지만, 센터의 노드는 1개입니다"
+    limit = InvalidInput(
+        "time_limit_s",
+        "{time_limit} is above the center's maximum of {max_time_limit_s}",
+        time_limit=Span(90_000),
+        max_time_limit_s=Span(86_400),
+    )
+    assert limit.message == "time_limit_s: 1 day 1 h is above the center's maximum of 1 day"
+    assert (
+        detail(limit, "ko")
+        == "시간 제한 (분): 1일 1시간은(는) 센터 최대 시간 제한 1일을(를) 넘습니다"
+    )
+    unknown = NotFound("a message nobody translated {x}", x=1)
+    assert detail(unknown, "ko") == "a message nobody translated 1"  # English, not a crash

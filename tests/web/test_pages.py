@@ -398,6 +398,60 @@ def test_error_pages_speak_the_users_language_and_keep_the_navigation(
     assert stale.status_code == 403 and "양식이 만료" in stale.text
 
 
+def test_a_refusals_details_are_said_in_the_pages_language(
+    center: Center, tenants: Tenants
+) -> None:
+    """Cancelling a job that already ended: the service's Conflict, its details in Korean
+    (the state in words) with the navigation kept; in English the service's sentence."""
+    api = TestClient(create_app(center))
+    made = api.post(
+        "/api/v1/jobs",
+        json={"project": "acme-vision", "command": ["sleep", "30"], "gpus_per_node": 1},
+        headers=tenants.alice.headers,
+    )
+    job_id = made.json()["id"]
+    assert api.post(f"/api/v1/jobs/{job_id}/cancel", headers=tenants.alice.headers).is_success
+    form = {"csrf": ""}
+    korean = browser(center, tenants.alice.token)
+    korean.cookies.set("axc_lang", "ko")
+    form["csrf"] = csrf_for(tenants.alice.token)
+    said = korean.post(f"/ui/jobs/{job_id}/cancel", data=form)
+    assert said.status_code == 409
+    text = html.unescape(said.text)
+    assert f'data-testid="error">작업 {job_id}은(는) 이미 종료되었습니다: 취소됨<' in text
+    assert "현재 상태에서는 할 수 없습니다." in text and 'href="/ui/queue"' in text
+    english = browser(center, tenants.alice.token).post(f"/ui/jobs/{job_id}/cancel", data=form)
+    assert english.status_code == 409
+    text = html.unescape(english.text)
+    assert f'data-testid="error">job {job_id} already ended: cancelled<' in text
+    assert 'href="/ui/queue"' in text
+    json = api.post(f"/api/v1/jobs/{job_id}/cancel", headers=tenants.alice.headers)
+    assert json.status_code == 409
+    assert json.json() == {"detail": f"job {job_id} already ended: cancelled"}
+
+
+def test_a_refusal_of_a_form_names_the_field_as_the_form_labels_it(
+    center: Center, tenants: Tenants
+) -> None:
+    """A submission the service refuses (InvalidInput on ``gpu_types``): the form again,
+    the problem under the field's label in Korean."""
+    data = {
+        "project": "acme-vision",
+        "command": "true",
+        "gpus_per_node": "1",
+        "gpu_type": "Z999",
+        "csrf": "",
+    }
+    korean = browser(center, tenants.alice.token, lang="ko")
+    data["csrf"] = csrf_for(tenants.alice.token)
+    said = html.unescape(korean.post("/ui/jobs/new", data=data).text)
+    assert "GPU 종류: 알 수 없는 GPU 종류 'Z999' (이 센터의 종류: " in said
+    english = html.unescape(
+        browser(center, tenants.alice.token).post("/ui/jobs/new", data=data).text
+    )
+    assert "gpu_types: unknown GPU type 'Z999' (this center has " in english
+
+
 def test_a_company_files_resubmits_and_withdraws_a_request_on_the_web(
     center: Center, tenants: Tenants
 ) -> None:

@@ -147,9 +147,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _service_error(request: Request, exc: ServiceError) -> Response:
     """The same status and message for the API (JSON) and the dashboard (a page)."""
     if web.is_page(request):
-        return web.error_page(
-            request, exc.status, exc.message, refusal=getattr(exc, "refusal", None)
-        )
+        return web.error_page(request, exc.status, exc.message, error=exc)
     return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
 

@@ -36,11 +36,12 @@ PreferenceKind = Literal["region", "startup", "size"]
 
 
 class RubricError(ValueError):
-    """Scores that do not fit the rubric: ``field`` names the criterion (or ``scores``)."""
+    """Scores that do not fit the rubric: ``field`` names the criterion (or ``scores``);
+    raised with its English template and parameters, as ``service.errors`` are."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, field: str, template: str, /, **params: object) -> None:
+        super().__init__(template.format(**params))
+        self.field, self.template, self.params = field, template, params
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +108,25 @@ def weighted_total(criteria: Sequence[Criterion], scores: Mapping[str, int]) -> 
         if key not in keys:
             raise RubricError(
                 f"scores.{key}",
-                f"the rubric has no criterion {key!r} (it has {', '.join(sorted(keys))})",
+                "the rubric has no criterion {key!r} (it has {keys})",
+                key=key,
+                keys=", ".join(sorted(keys)),
             )
     weighted = 0.0
     for c in criteria:
         if c.key not in scores:
-            raise RubricError(f"scores.{c.key}", f"score {c.label!r} (1..{c.scale})")
+            raise RubricError(
+                f"scores.{c.key}", "score {label!r} (1..{scale})", label=c.label, scale=c.scale
+            )
         score = scores[c.key]
         if not 1 <= score <= c.scale:
-            raise RubricError(f"scores.{c.key}", f"{c.label!r} is scored 1..{c.scale}, not {score}")
+            raise RubricError(
+                f"scores.{c.key}",
+                "{label!r} is scored 1..{scale}, not {score}",
+                label=c.label,
+                scale=c.scale,
+                score=score,
+            )
         weighted += c.weight * score / c.scale
     return round(100 * weighted / sum(c.weight for c in criteria), 2)
 

@@ -200,12 +200,15 @@ def require(who: Principal, action: str, target: Target, ref: str | None = None)
     if action not in RULES:
         raise KeyError(f"no rule for action {action!r}")
     if not visible(who, target):
-        raise NotFound(f"no {target.kind} {ref or target.name!r}")
+        raise NotFound("no {thing} {ref!r}", thing=target.kind, ref=ref or target.name)
     if not allowed(who, action, target):
         phrase = PHRASES.get(action, action)
         raise Forbidden(
-            f"your role ({who.role.value}) may not {phrase} {target.label}",
+            "your role ({role}) may not {phrase} {label}",
             Refusal(who.role.value, action, target.name),
+            role=who.role.value,
+            phrase=phrase,
+            label=target.label,
         )
 
 
@@ -274,7 +277,7 @@ def allocation_for(
     allocation = session.scalars(query).one_or_none()
     project = session.get(orm.Project, allocation.project_id) if allocation else None
     if allocation is None or project is None:
-        raise NotFound(f"no allocation {allocation_id!r}")
+        raise NotFound("no allocation {allocation_id!r}", allocation_id=allocation_id)
     require(
         who, action, project_target(session, project, "allocation", allocation.id), allocation_id
     )

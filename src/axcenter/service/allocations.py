@@ -76,7 +76,9 @@ REVIEWER_ROLES = frozenset({Role.REVIEWER.value, Role.PROGRAM_MANAGER.value, Rol
 
 def _expect(row: orm.AllocationRequest, allowed: tuple[str, ...], verb: str) -> None:
     if row.status not in allowed:
-        raise Conflict(f"request {row.id} is {row.status}: it cannot be {verb}")
+        raise Conflict(
+            "request {id} is {stage}: it cannot be {verb}", id=row.id, stage=row.status, verb=verb
+        )
 
 
 def _event(
@@ -209,11 +211,13 @@ def assign_tx(
         user = session.scalars(select(orm.User).where(column == ref)).one_or_none()
         field = f"reviewers[{index}]"
         if user is None or user.role not in REVIEWER_ROLES or not user.active:
-            raise InvalidInput(field, f"{ref!r} is no active reviewer")
+            raise InvalidInput(field, "{ref!r} is no active reviewer", ref=ref)
         if user.organization_id == project.organization_id:
-            raise InvalidInput(field, f"{ref!r} belongs to the applicant's organization")
+            raise InvalidInput(field, "{ref!r} belongs to the applicant's organization", ref=ref)
         if session.get(orm.ReviewerConflict, (user.id, project.organization_id)) is not None:
-            raise InvalidInput(field, f"{ref!r} declared a conflict of interest with the applicant")
+            raise InvalidInput(
+                field, "{ref!r} declared a conflict of interest with the applicant", ref=ref
+            )
         if user.id not in present:
             session.add(orm.RequestReviewer(request_id=row.id, reviewer_id=user.id))
             present.add(user.id)
@@ -269,11 +273,13 @@ def review_tx(
     if rubric:
         if score is not None or not scores:
             keys = ", ".join(f"{c.key} (1..{c.scale})" for c in rubric)
-            raise InvalidInput("scores", f"this program's rubric scores each criterion: {keys}")
+            raise InvalidInput(
+                "scores", "this program's rubric scores each criterion: {keys}", keys=keys
+            )
         try:
             total = weighted_total(rubric, scores)
         except RubricError as exc:
-            raise InvalidInput(exc.field, str(exc)) from None
+            raise InvalidInput(exc.field, exc.template, **exc.params) from None
         graded = {
             "scores": dict(scores),
             "rubric": [c.to_json() for c in rubric],
@@ -311,11 +317,15 @@ def _granted_items(row: orm.AllocationRequest, items: Mapping[str, int] | None) 
         return asked
     for gpu_type, hours in items.items():
         if gpu_type not in asked:
-            raise InvalidInput(f"items.{gpu_type}", f"the request asks for no {gpu_type}")
+            raise InvalidInput(
+                f"items.{gpu_type}", "the request asks for no {gpu_type}", gpu_type=gpu_type
+            )
         if hours > asked[gpu_type]:
             raise InvalidInput(
                 f"items.{gpu_type}",
-                f"{hours} GPU-hours is more than the {asked[gpu_type]} requested",
+                "{hours} GPU-hours is more than the {asked} requested",
+                hours=hours,
+                asked=asked[gpu_type],
             )
     if not items:
         raise InvalidInput("items", "grant at least one GPU type (or reject the request)")
@@ -332,12 +342,14 @@ def approve_tx(
     if row.kind in ("new", "topup"):
         granted = _granted_items(row, body.items)
     elif body.items:
-        raise InvalidInput("items", f"a {row.kind} grants no GPU-hours")
+        raise InvalidInput("items", "a {kind} grants no GPU-hours", kind=row.kind)
     if row.kind == "new":
         starts_at = utc(body.starts_at) or row.starts_at
         ends_at = utc(body.ends_at) or row.ends_at
         if ends_at <= starts_at or ends_at <= now:
-            raise InvalidInput("ends_at", f"{when(ends_at)} does not leave a window")
+            raise InvalidInput(
+                "ends_at", "{ends_at} does not leave a window", ends_at=when(ends_at)
+            )
         assert granted is not None
         allocation = grants.grant(
             session, who, row, granted, starts_at, ends_at, body.on_exhaustion, now
@@ -351,7 +363,9 @@ def approve_tx(
         elif row.kind == "extension":
             ends_at = utc(body.ends_at) or row.ends_at
             if ends_at > row.ends_at:
-                raise InvalidInput("ends_at", f"later than the requested {when(row.ends_at)}")
+                raise InvalidInput(
+                    "ends_at", "later than the requested {ends_at}", ends_at=when(row.ends_at)
+                )
             grants.extend(session, who, row, allocation, ends_at)
         else:
             grants.terminate(session, who, row, allocation, now)
@@ -372,7 +386,7 @@ def _decide(
     center: Center, who: Principal, request_id: str, status: str, verb: str, comment: str
 ) -> RequestOut:
     if not comment.strip():
-        raise InvalidInput("comment", f"say why the request is {verb}")
+        raise InvalidInput("comment", "say why the request is {verb}", verb=verb)
     now = utcnow()
     with center.store.write() as session:
         row, _ = find_request(session, who, request_id, "request.decide")

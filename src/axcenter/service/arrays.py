@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select, update
 
 from axcenter.model.access import Principal
-from axcenter.model.arrays import ArraySpec, parse_array
+from axcenter.model.arrays import ArrayError, ArraySpec, parse_array
 from axcenter.model.ids import new_id
 from axcenter.model.jobs import JobState
 from axcenter.service.access import visible_jobs
@@ -41,8 +41,8 @@ def parse_indices(spec: str) -> ArraySpec:
     ``0-1999``, ``0-1999:10``, ``1,3,5-9``, ``7``, ``0-99%8``."""
     try:
         return parse_array(spec, max_tasks=MAX_TASKS)
-    except ValueError as exc:
-        raise InvalidInput("indices", str(exc)) from None
+    except ArrayError as exc:
+        raise InvalidInput("indices", exc.template, **exc.params) from None
 
 
 def submit_array(center: Center, who: Principal, req: ArrayIn) -> ArrayOut:
@@ -108,7 +108,7 @@ def array_view(center: Center, who: Principal, array_id: str, *, ids: bool = Fal
             ).tuples()
         }
         if not counts:
-            raise NotFound(f"no array {array_id!r}")
+            raise NotFound("no array {array_id!r}", array_id=array_id)
         first, last, throttle = session.execute(
             select(
                 func.min(orm.Job.array_index),
@@ -142,7 +142,9 @@ def cancel_array(center: Center, who: Principal, array_id: str) -> list[str]:
         scope = (orm.Job.array_id == array_id) & visible_jobs(who)
         task = session.scalars(select(orm.Job).where(scope).limit(1)).one()
         if not may_manage(who, task, session):
-            raise Forbidden(f"you may not cancel array {array_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not cancel array {array_id}: it belongs to another user", array_id=array_id
+            )
         pending = list(
             session.scalars(
                 select(orm.Job.id).where(scope, orm.Job.state == JobState.PENDING.value)

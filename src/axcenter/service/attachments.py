@@ -109,7 +109,10 @@ def _type_of(name: str) -> FileType:
     kind = TYPES.get(ext)
     if kind is None:
         raise InvalidInput(
-            "file", f"{name}: files of this type are not accepted (accepted: {_accepted()})"
+            "file",
+            "{name}: files of this type are not accepted (accepted: {accepted})",
+            name=name,
+            accepted=_accepted(),
         )
     return kind
 
@@ -118,16 +121,19 @@ def _check_content(name: str, kind: FileType, head: bytes) -> None:
     if kind.magic:
         if not any(head.startswith(m) for m in kind.magic):
             raise InvalidInput(
-                "file", f"{name} is not a {kind.content_type} file: its content says otherwise"
+                "file",
+                "{name} is not a {content_type} file: its content says otherwise",
+                name=name,
+                content_type=kind.content_type,
             )
         return
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not merely a character cut at the end of the sample
-            raise InvalidInput("file", f"{name} is not UTF-8 text") from None
+            raise InvalidInput("file", "{name} is not UTF-8 text", name=name) from None
     if b"\x00" in head:
-        raise InvalidInput("file", f"{name} is not text: it holds NUL bytes")
+        raise InvalidInput("file", "{name} is not text: it holds NUL bytes", name=name)
 
 
 def _may_change(
@@ -136,8 +142,12 @@ def _may_change(
     row, _ = find_request(session, who, request_id, "request.change", lock=lock)
     if row.status not in OPEN_FOR_FILES:
         raise Conflict(
-            f"request {request_id} is {row.status}: files are attached while it is "
-            "submitted (before review) or returned for changes"
+            (
+                "request {request_id} is {stage}: files are attached while it is "
+                "submitted (before review) or returned for changes"
+            ),
+            request_id=request_id,
+            stage=row.status,
         )
     return row
 
@@ -151,7 +161,7 @@ def _count(session: Session, request_id: str) -> int:
 
 def _folder(center: Center, request_id: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9_]+", request_id):
-        raise NotFound(f"no request {request_id!r}")
+        raise NotFound("no request {request_id!r}", request_id=request_id)
     return center.settings.attachments_dir / request_id
 
 
@@ -167,7 +177,9 @@ def attach(
         _may_change(session, who, request_id, lock=False)
         if _count(session, request_id) >= MAX_PER_REQUEST:
             raise Conflict(
-                f"request {request_id} has {MAX_PER_REQUEST} files already: remove one first"
+                ("request {request_id} has {MAX_PER_REQUEST} files already: remove one first"),
+                request_id=request_id,
+                MAX_PER_REQUEST=MAX_PER_REQUEST,
             )
     folder = _folder(center, request_id)
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -185,14 +197,16 @@ def attach(
                 if size > limit:
                     raise InvalidInput(
                         "file",
-                        f"{name} is larger than the {limit / (1 << 20):g} MiB a file may be",
+                        "{name} is larger than the {mib:g} MiB a file may be",
+                        name=name,
+                        mib=limit / (1 << 20),
                     )
                 if len(head) < 512:
                     head += chunk[: 512 - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
             if size == 0:
-                raise InvalidInput("file", f"{name} is empty")
+                raise InvalidInput("file", "{name} is empty", name=name)
             _check_content(name, kind, head)
             out.flush()
             os.fsync(out.fileno())
@@ -202,7 +216,9 @@ def attach(
             row = _may_change(session, who, request_id, lock=True)
             if _count(session, request_id) >= MAX_PER_REQUEST:
                 raise Conflict(
-                    f"request {request_id} has {MAX_PER_REQUEST} files already: remove one first"
+                    ("request {request_id} has {MAX_PER_REQUEST} files already: remove one first"),
+                    request_id=request_id,
+                    MAX_PER_REQUEST=MAX_PER_REQUEST,
                 )
             now = utcnow()
             attachment = orm.RequestAttachment(
@@ -248,7 +264,11 @@ def _sync_dir(folder: Path) -> None:
 def _find(session: Session, request_id: str, attachment_id: str) -> orm.RequestAttachment:
     row = session.get(orm.RequestAttachment, attachment_id)
     if row is None or row.request_id != request_id:
-        raise NotFound(f"request {request_id} has no attachment {attachment_id!r}")
+        raise NotFound(
+            "request {request_id} has no attachment {attachment_id!r}",
+            request_id=request_id,
+            attachment_id=attachment_id,
+        )
     return row
 
 
@@ -263,7 +283,10 @@ def open_attachment(
         out = attachment_out(row, uploader.name if uploader else "?")
     path = _folder(center, request_id) / row.id
     if not path.is_file():
-        raise NotFound(f"the file of attachment {attachment_id} is missing on the server")
+        raise NotFound(
+            "the file of attachment {attachment_id} is missing on the server",
+            attachment_id=attachment_id,
+        )
     return out, path
 
 

@@ -37,7 +37,7 @@ def job_charges(center: Center, who: Principal, job_id: str) -> ChargesOut:
             session.scalar(select(orm.Job.id).where(orm.Job.id == job_id, visible_jobs(who)))
             is None
         ):
-            raise NotFound(f"no job {job_id!r}")
+            raise NotFound("no job {job_id!r}", job_id=job_id)
         rows = session.scalars(
             select(orm.LedgerEntry)
             .where(orm.LedgerEntry.job_id == job_id)
@@ -91,7 +91,9 @@ def job_accounts(
     if since >= until:
         raise InvalidInput("since", "the period must start before it ends")
     if not 1 <= limit <= MAX_ACCOUNTS:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_ACCOUNTS}")
+        raise InvalidInput(
+            "limit", "must be between 1 and {MAX_ACCOUNTS}", MAX_ACCOUNTS=MAX_ACCOUNTS
+        )
     where = [
         visible_jobs(who),
         orm.Job.started_at.is_not(None),

@@ -64,7 +64,7 @@ def check_dependencies(store: Store, who: Principal, requests: Sequence[JobIn]) 
         known = _states(session, refs, visible_jobs(who))
     missing = sorted(refs - set(known))
     if missing:
-        raise InvalidInput("dependency", f"no job {missing[0]!r} to depend on")
+        raise InvalidInput("dependency", "no job {missing!r} to depend on", missing=missing[0])
 
 
 def _states(

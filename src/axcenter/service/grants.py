@@ -171,8 +171,11 @@ def _rated(session: Session, hours: Mapping[str, int], at: datetime) -> dict[str
     missing = sorted(t for t in hours if t not in prices)
     if missing:
         raise Conflict(
-            f"no price for {', '.join(missing)} in the price book: "
-            "set one (axc price set) before granting it"
+            (
+                "no price for {missing} in the price book: set one (axc price set) "
+                "before granting it"
+            ),
+            missing=", ".join(missing),
         )
     return {
         t: (h * SECONDS_PER_HOUR, rate(h * SECONDS_PER_HOUR, prices[t])) for t, h in hours.items()
@@ -188,9 +191,17 @@ def _check_budget(session: Session, program: orm.Program, extra_won: int) -> Non
     granted = allocated_won(session, [program.id]).get(program.id, 0)
     if granted + extra_won > program.budget_won:
         raise Conflict(
-            f"program {program.name!r} would exceed its budget: {program.budget_won:,} won, "
-            f"{granted:,} already granted, this grant {extra_won:,} "
-            f"(total {granted + extra_won:,}, {granted + extra_won - program.budget_won:,} over)"
+            (
+                "program {program!r} would exceed its budget: {budget_won:,} won, "
+                "{granted_won:,} already granted, this grant {extra_won:,} (total "
+                "{total_won:,}, {over_won:,} over)"
+            ),
+            program=program.name,
+            budget_won=program.budget_won,
+            granted_won=granted,
+            extra_won=extra_won,
+            total_won=granted + extra_won,
+            over_won=granted + extra_won - program.budget_won,
         )
 
 
@@ -319,8 +330,12 @@ def extend(
     """Move an allocation's end later (its envelopes stay as they are)."""
     if ends_at <= allocation.ends_at:
         raise Conflict(
-            f"allocation {allocation.id} already ends at {allocation.ends_at:%Y-%m-%d %H:%M} UTC: "
-            "an extension must end later"
+            (
+                "allocation {allocation} already ends at {ends_at:%Y-%m-%d %H:%M} UTC: "
+                "an extension must end later"
+            ),
+            allocation=allocation.id,
+            ends_at=allocation.ends_at,
         )
     record(
         session,

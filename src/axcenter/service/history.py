@@ -128,9 +128,11 @@ def cluster_history(
     """GPU use per type, mean queue length and wait percentiles per bucket of the window
     ending at ``until`` (default now, possibly reused from a moment ago)."""
     if not 1 <= hours <= MAX_HOURS:
-        raise InvalidInput("hours", f"must be between 1 and {MAX_HOURS}")
+        raise InvalidInput("hours", "must be between 1 and {MAX_HOURS}", MAX_HOURS=MAX_HOURS)
     if not 1 <= buckets <= MAX_BUCKETS:
-        raise InvalidInput("buckets", f"must be between 1 and {MAX_BUCKETS}")
+        raise InvalidInput(
+            "buckets", "must be between 1 and {MAX_BUCKETS}", MAX_BUCKETS=MAX_BUCKETS
+        )
     if until is not None:
         return _compute(center, hours, buckets, until.astimezone(UTC))
     key = (hours, buckets)

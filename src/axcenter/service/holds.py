@@ -60,7 +60,9 @@ def update_job(center: Center, who: Principal, job_id: str, changes: JobUpdateIn
     if limit is not None and limit > center.settings.max_time_limit_s:
         raise InvalidInput(
             "time_limit_s",
-            f"{limit} s is above the center's maximum of {center.settings.max_time_limit_s} s",
+            "{limit} s is above the center's maximum of {max_time_limit_s} s",
+            limit=limit,
+            max_time_limit_s=center.settings.max_time_limit_s,
         )
     return _change(center, who, job_id, values, "update")
 
@@ -72,19 +74,32 @@ def _change(
     with center.store.write() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
-            raise Forbidden(f"you may not {verb} job {job_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not {verb} job {job_id}: it belongs to another user",
+                verb=verb,
+                job_id=job_id,
+            )
         done_to = _PARTICIPLES[verb]
         if scheduling and row.state != JobState.PENDING.value:
             raise Conflict(
-                f"job {job_id} is no longer pending ({row.state}): only a pending job can be "
-                f"{done_to}"
+                (
+                    "job {job_id} is no longer pending ({state}): only a pending job can be "
+                    "{done_to}"
+                ),
+                job_id=job_id,
+                state=row.state,
+                done_to=done_to,
             )
         query = update(orm.Job).where(orm.Job.id == job_id).values(**values)
         if scheduling:
             query = query.where(orm.Job.state == JobState.PENDING.value)
         done = session.execute(query.execution_options(synchronize_session=False))
         if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(f"job {job_id} has just started: only a pending job can be {done_to}")
+            raise Conflict(
+                "job {job_id} has just started: only a pending job can be {done_to}",
+                job_id=job_id,
+                done_to=done_to,
+            )
         record(session, who, f"job.{verb}", "job", job_id, values)
         session.expire(row)
         pending = pending_from_row(row) if scheduling else None
@@ -107,18 +122,25 @@ def requeue(center: Center, who: Principal, job_id: str, *, held: bool = False) 
     with center.store.write() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
-            raise Forbidden(f"you may not requeue job {job_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not requeue job {job_id}: it belongs to another user", job_id=job_id
+            )
         state = JobState(row.state)
         if state is JobState.PENDING:
             raise Conflict(
-                f"job {job_id} is pending already: only a job that ran or ended "
-                "can be requeued (`axc hold` keeps a pending job from starting)"
+                (
+                    "job {job_id} is pending already: only a job that ran or ended can be "
+                    "requeued (`axc hold` keeps a pending job from starting)"
+                ),
+                job_id=job_id,
             )
         if state is JobState.PREEMPTED:
-            raise Conflict(f"job {job_id} is being requeued already (preempted)")
+            raise Conflict("job {job_id} is being requeued already (preempted)", job_id=job_id)
         owner = session.get(orm.User, row.user_id)
         if owner is None or not owner.active:
-            raise Conflict(f"job {job_id}'s owner is no longer active: it cannot run again")
+            raise Conflict(
+                "job {job_id}'s owner is no longer active: it cannot run again", job_id=job_id
+            )
         if state.terminal:
             now = utcnow()
             moved = transition(
@@ -137,7 +159,7 @@ def requeue(center: Center, who: Principal, job_id: str, *, held: bool = False) 
                 exit_code=None,
             )
             if moved is None:
-                raise Conflict(f"job {job_id} changed meanwhile: requeue it again")
+                raise Conflict("job {job_id} changed meanwhile: requeue it again", job_id=job_id)
             session.expire(row)
             pending = pending_from_row(row)
         else:
@@ -148,7 +170,7 @@ def requeue(center: Center, who: Principal, job_id: str, *, held: bool = False) 
                 .execution_options(synchronize_session=False)
             )
             if session.execute(query).rowcount != 1:  # type: ignore[attr-defined]
-                raise Conflict(f"job {job_id} ended meanwhile: requeue it again")
+                raise Conflict("job {job_id} ended meanwhile: requeue it again", job_id=job_id)
         record(session, who, "job.requeue", "job", job_id, {"from": state.value, "held": held})
     if pending is not None:
         center.control.submitted([pending])

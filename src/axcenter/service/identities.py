@@ -104,8 +104,8 @@ def identity_for(
     if settings.identities == "single-user":
         if user[1] != settings.single_user:
             raise Forbidden(
-                f"this center runs in single-user mode: only the jobs of "
-                f"{settings.single_user or 'its single user'} run here"
+                ("this center runs in single-user mode: only the jobs of {single_user} run here"),
+                single_user=settings.single_user or "its single user",
             )
         return Identity(run_as=None, roots=(), home="")
     found = db.execute(
@@ -121,8 +121,11 @@ def identity_for(
     if settings.identities == "mapped":
         if account is None:
             raise Forbidden(
-                f"{user[1]} has no unix account on this center: an operator maps one "
-                f"(axc users map {user[1]} ACCOUNT)"
+                (
+                    "{user} has no unix account on this center: an operator maps one (axc "
+                    "users map {user} ACCOUNT)"
+                ),
+                user=user[1],
             )
         gid = group.gid if group is not None else account.gid
         run_as = RunAs(account.name, account.uid, gid, (account.gid,), account.home)
@@ -147,21 +150,27 @@ def check_workdir(identity: Identity, requested: str | None) -> str | None:
     if requested is None:
         return identity.home or None
     if not os.path.isabs(requested):
-        raise InvalidInput("workdir", f"must be an absolute path, got {requested!r}")
+        raise InvalidInput(
+            "workdir", "must be an absolute path, got {requested!r}", requested=requested
+        )
     real = os.path.realpath(requested)
     if not os.path.isdir(real):
         raise InvalidInput(
             "workdir",
-            f"{requested} is not a directory on this center: create it first "
-            "(as with sbatch --chdir, a missing directory is an error)",
+            (
+                "{requested} is not a directory on this center: create it first (as with "
+                "sbatch --chdir, a missing directory is an error)"
+            ),
+            requested=requested,
         )
     if identity.run_as is None:
         return real
     if not any(real == root or real.startswith(root.rstrip("/") + "/") for root in identity.roots):
         raise InvalidInput(
             "workdir",
-            f"{requested} is outside the directories your jobs may use "
-            f"({', '.join(identity.roots)})",
+            "{requested} is outside the directories your jobs may use ({roots})",
+            requested=requested,
+            roots=", ".join(identity.roots),
         )
     return real
 
@@ -200,10 +209,15 @@ def map_account(center: Center, who: Principal, ref: str, account: str) -> UnixA
     try:
         found = pwd.getpwnam(account)
     except KeyError:
-        raise InvalidInput("account", f"no unix account named {account!r} on this host") from None
+        raise InvalidInput(
+            "account", "no unix account named {account!r} on this host", account=account
+        ) from None
     if found.pw_uid < 1000 or found.pw_gid == 0:
         raise InvalidInput(
-            "account", f"{account} is root or a system account (uid {found.pw_uid}): never"
+            "account",
+            "{account} is root or a system account (uid {pw_uid}): never",
+            account=account,
+            pw_uid=found.pw_uid,
         )
     with center.store.write() as session:
         user = user_by_ref(session, ref)
@@ -214,7 +228,7 @@ def map_account(center: Center, who: Principal, ref: str, account: str) -> UnixA
             )
         ).first()
         if other is not None:
-            raise Conflict(f"{account} already runs another user's jobs")
+            raise Conflict("{account} already runs another user's jobs", account=account)
         row = session.get(orm.UnixAccount, user.id)
         before = None if row is None else {"account": row.name, "uid": row.uid}
         if row is None:
@@ -262,7 +276,8 @@ def _free_id(settings: Settings, taken: set[int]) -> int:
         except KeyError:
             return n
     raise Forbidden(
-        f"no free uid left in this center's range {settings.uid_range}: an operator widens it"
+        ("no free uid left in this center's range {uid_range}: an operator widens it"),
+        uid_range=settings.uid_range,
     )
 
 
@@ -285,8 +300,12 @@ def _new_account(
     else:
         if not _adoptable(settings, found.pw_uid, taken):
             raise Forbidden(
-                f"the unix account {name} exists and is not axcenter's "
-                f"(uid {found.pw_uid}): an operator maps it (axc users map) or removes it"
+                (
+                    "the unix account {name} exists and is not axcenter's (uid {pw_uid}): an "
+                    "operator maps it (axc users map) or removes it"
+                ),
+                name=name,
+                pw_uid=found.pw_uid,
             )
         uid = found.pw_uid
     home = str(settings.home_root / name)
@@ -311,7 +330,7 @@ def _new_group(
         gid = _free_id(settings, taken)
     else:
         if not _adoptable(settings, found.gr_gid, taken):
-            raise Forbidden(f"the unix group {name} exists and is not axcenter's")
+            raise Forbidden("the unix group {name} exists and is not axcenter's", name=name)
         gid = found.gr_gid
     db.execute(insert(GROUPS).values(project_id=project_id, name=name, gid=gid, managed=True))
     _ensure_group(name, gid)
@@ -321,7 +340,11 @@ def _new_group(
 def _run(argv: list[str]) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise Forbidden(f"cannot create the unix identity ({argv[0]}: {done.stderr.strip()})")
+        raise Forbidden(
+            "cannot create the unix identity ({argv}: {stderr})",
+            argv=argv[0],
+            stderr=done.stderr.strip(),
+        )
 
 
 def _ensure_group(name: str, gid: int) -> None:
@@ -331,7 +354,7 @@ def _ensure_group(name: str, gid: int) -> None:
     except KeyError:
         _run(["groupadd", "-g", str(gid), name])
         return
-    raise Forbidden(f"the unix group {name} exists with another gid than {gid}")
+    raise Forbidden("the unix group {name} exists with another gid than {gid}", name=name, gid=gid)
 
 
 def _ensure_account(name: str, uid: int, gid: int, home: str) -> None:
@@ -340,7 +363,9 @@ def _ensure_account(name: str, uid: int, gid: int, home: str) -> None:
     with contextlib.suppress(KeyError):
         if pwd.getpwnam(name).pw_uid == uid:
             return
-        raise Forbidden(f"the unix account {name} exists with another uid than {uid}")
+        raise Forbidden(
+            "the unix account {name} exists with another uid than {uid}", name=name, uid=uid
+        )
     _ensure_group(name, gid)
     _run(
         [
@@ -365,7 +390,7 @@ def _make_dir(path: Path, uid: int, gid: int, mode: int) -> None:
     except FileExistsError:
         return  # the owner's now: axcenter does not take it back
     except OSError as e:
-        raise Forbidden(f"cannot create {path}: {e.strerror}") from e
+        raise Forbidden("cannot create {path}: {strerror}", path=path, strerror=e.strerror) from e
     os.chown(path, uid, gid)
     os.chmod(path, mode)  # past the umask
 

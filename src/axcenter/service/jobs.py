@@ -31,7 +31,7 @@ from axcenter.service.access import (
     visible_jobs,
 )
 from axcenter.service.dependencies import check_dependencies
-from axcenter.service.errors import Conflict, Forbidden, InvalidInput, NotFound
+from axcenter.service.errors import Conflict, Count, Forbidden, InvalidInput, NotFound, Span
 from axcenter.service.identities import IDENTITY_TABLES, Identity, check_workdir, identity_for
 from axcenter.service.queue import estimated_start, queue_position
 from axcenter.service.schemas import EventOut, JobIn, JobOut, PlacementOut, RunGpuUsageOut
@@ -242,7 +242,7 @@ def _prepare_using(
             project = projects[req.project]
             job = _new_job(center, who, project, req, nodes, now)
         except InvalidInput as exc:
-            raise InvalidInput(prefix + exc.field, exc.message.split(": ", 1)[1]) from None
+            raise InvalidInput(prefix + exc.field, exc.template, **exc.params) from None
         out = _out_new(job, project.name, who.name)
         if req.idempotency_key:
             seen[req.idempotency_key] = out
@@ -328,7 +328,7 @@ def _resolve_project(
     else:
         found = db.execute(query.where(project_named(ref))).one_or_none()
         if found is None:
-            raise InvalidInput("project", f"unknown project {ref!r}")
+            raise InvalidInput("project", "unknown project {ref!r}", ref=ref)
         project_id, name = found
     identity = identity_for(center.settings, db, (who.user_id, who.name), (project_id, name))
     allocated = center.settings.unallocated_gpu_jobs == "free" or _has_allocation(
@@ -370,9 +370,12 @@ def _new_job(
     if req.gpus_per_node and not project.allocated:
         raise InvalidInput(
             "project",
-            f"{project.name} has no active allocation, and this center runs no GPU job "
-            "without one (its policy: unallocated_gpu_jobs=refuse): ask for GPU-hours "
-            "with `axc alloc request`, or submit with --gpus 0",
+            (
+                "{project} has no active allocation, and this center runs no GPU job "
+                "without one (its policy: unallocated_gpu_jobs=refuse): ask for "
+                "GPU-hours with `axc alloc request`, or submit with --gpus 0"
+            ),
+            project=project.name,
         )
     if any(not arg for arg in req.command[:1]):
         raise InvalidInput("command", "the program to run is empty")
@@ -380,13 +383,14 @@ def _new_job(
         raise InvalidInput("command", "arguments may not contain NUL bytes")
     for key in req.env:
         if key.startswith(RESERVED_ENV_PREFIXES):
-            raise InvalidInput("env", f"{key} is set by axcenter and cannot be overridden")
+            raise InvalidInput("env", "{key} is set by axcenter and cannot be overridden", key=key)
     time_limit = req.time_limit_s or settings.default_time_limit_s
     if time_limit > settings.max_time_limit_s:
         raise InvalidInput(
             "time_limit_s",
-            f"{_duration(time_limit)} is above the center's maximum of "
-            f"{_duration(settings.max_time_limit_s)}",
+            "{time_limit} is above the center's maximum of {max_time_limit_s}",
+            time_limit=Span(time_limit),
+            max_time_limit_s=Span(settings.max_time_limit_s),
         )
     job_id = new_id("job")
     workdir = check_workdir(project.identity, req.workdir) or os.path.join(
@@ -444,8 +448,12 @@ def _whole_nodes(req: JobIn, nodes: Sequence[Node]) -> JobIn:
         found = ", ".join(sorted({f"{n.gpu_type}x{n.gpu_count}" for n in usable})) or "none"
         raise InvalidInput(
             "exclusive",
-            f"whole nodes of different sizes could be chosen ({found}): name one --gpu-type "
-            "whose nodes are all alike, or ask for GPUs, CPUs and memory instead",
+            (
+                "whole nodes of different sizes could be chosen ({found}): name one "
+                "--gpu-type whose nodes are all alike, or ask for GPUs, CPUs and memory "
+                "instead"
+            ),
+            found=found,
         )
     ((gpus, cpus, memory),) = sizes
     return req.model_copy(
@@ -459,7 +467,10 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
     for gpu_type in req.gpu_types:
         if gpu_type not in known:
             raise InvalidInput(
-                "gpu_types", f"unknown GPU type {gpu_type!r} (this center has {', '.join(known)})"
+                "gpu_types",
+                "unknown GPU type {gpu_type!r} (this center has {known})",
+                gpu_type=gpu_type,
+                known=", ".join(known),
             )
     usable = [n for n in nodes if not req.gpu_types or n.gpu_type in req.gpu_types]
     if req.gpus_per_node:
@@ -467,8 +478,14 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.gpus_per_node > most:
             raise InvalidInput(
                 "gpus_per_node",
-                f"{_count(req.gpus_per_node, 'GPU')} per node requested, but the largest "
-                f"node {'of the accepted types ' if req.gpu_types else ''}has {most}",
+                (
+                    "{gpus_per_node} per node requested, but the largest node of the accepted "
+                    "types has {most}"
+                    if req.gpu_types
+                    else "{gpus_per_node} per node requested, but the largest node has {most}"
+                ),
+                gpus_per_node=Count(req.gpus_per_node, "GPU"),
+                most=most,
             )
         by_type: dict[str, int] = {}
         for n in usable:
@@ -477,36 +494,27 @@ def _check_fits(req: JobIn, nodes: Sequence[Node]) -> None:
         if req.nodes > max(by_type.values(), default=0):
             raise InvalidInput(
                 "nodes",
-                f"{_count(req.nodes, 'node')} with {_count(req.gpus_per_node, 'GPU')} each "
-                f"requested, but {_count(max(by_type.values(), default=0), 'node')} of one "
-                "GPU type at most have that many",
+                (
+                    "{nodes} with {gpus_per_node} each requested, but {most_nodes} of one "
+                    "GPU type at most have that many"
+                ),
+                nodes=Count(req.nodes, "node"),
+                gpus_per_node=Count(req.gpus_per_node, "GPU"),
+                most_nodes=Count(max(by_type.values(), default=0), "node"),
             )
     elif req.nodes > len(nodes):
         raise InvalidInput(
             "nodes",
-            f"{_count(req.nodes, 'node')} requested, the center has {_count(len(nodes), 'node')}",
+            "{nodes} requested, the center has {center_nodes}",
+            nodes=Count(req.nodes, "node"),
+            center_nodes=Count(len(nodes), "node"),
         )
     cpus = req.cpus_per_node or DEFAULT_CPUS
     if cpus > max((n.cpus for n in usable), default=0):
-        raise InvalidInput("cpus_per_node", f"no node has {cpus} CPUs")
+        raise InvalidInput("cpus_per_node", "no node has {cpus} CPUs", cpus=cpus)
     memory = req.memory_mb_per_node or DEFAULT_MEMORY_MB
     if memory > max((n.memory_mb for n in usable), default=0):
-        raise InvalidInput("memory_mb_per_node", f"no node has {memory} MB of memory")
-
-
-def _duration(seconds: int) -> str:
-    """``7 days``, ``1 day 2 h``, ``90 min``, ``45 s``: as a person would say it."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [_count(days, "day")] if days else []
-    parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
-    return " ".join(parts) or "0 s"
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 node``, ``2 nodes``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+        raise InvalidInput("memory_mb_per_node", "no node has {memory} MB of memory", memory=memory)
 
 
 def _pending(job: NewJob) -> PendingJob:
@@ -653,7 +661,9 @@ def job_ref(center: Center, who: Principal, ref: str) -> str:
             )
         )
     if found is None:
-        raise NotFound(f"no task {task['index']} in array {task['array']!r}")
+        raise NotFound(
+            "no task {index} in array {array!r}", index=task["index"], array=task["array"]
+        )
     return found
 
 
@@ -663,7 +673,7 @@ def visible_job(session: Session, who: Principal, job_id: str) -> orm.Job:
         select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
     ).one_or_none()
     if row is None:
-        raise NotFound(f"no job {job_id!r}")
+        raise NotFound("no job {job_id!r}", job_id=job_id)
     return row
 
 
@@ -775,7 +785,7 @@ def list_jobs(
     """
     for state in states:
         if state not in JobState.__members__.values():
-            raise InvalidInput("state", f"unknown state {state!r}")
+            raise InvalidInput("state", "unknown state {state!r}", state=state)
     where = [visible_jobs(who)]
     if mine:
         where.append(orm.Job.user_id == who.user_id)
@@ -848,10 +858,12 @@ def cancel(center: Center, who: Principal, job_id: str) -> JobState:
     with center.store.write() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
-            raise Forbidden(f"you may not cancel job {job_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not cancel job {job_id}: it belongs to another user", job_id=job_id
+            )
         state = JobState(row.state)
         if state.terminal:
-            raise Conflict(f"job {job_id} already ended: {state.value}")
+            raise Conflict("job {job_id} already ended: {state}", job_id=job_id, state=state.value)
         if state is JobState.PENDING:
             now = utcnow()
             done = transition(
@@ -880,9 +892,15 @@ def checkpoint(center: Center, who: Principal, job_id: str) -> datetime:
     with center.store.write() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
-            raise Forbidden(f"you may not report a checkpoint of job {job_id}: not your job")
+            raise Forbidden(
+                "you may not report a checkpoint of job {job_id}: not your job", job_id=job_id
+            )
         if row.state != JobState.RUNNING.value:
-            raise Conflict(f"job {job_id} is {row.state}: only a running job checkpoints")
+            raise Conflict(
+                "job {job_id} is {state}: only a running job checkpoints",
+                job_id=job_id,
+                state=row.state,
+            )
         row.last_checkpoint_at = now
     center.control.checkpointed(job_id, epoch(now))
     return now
@@ -899,10 +917,14 @@ def resubmit(center: Center, who: Principal, job_id: str) -> Submitted:
     with center.store.read() as session:
         row = visible_job(session, who, job_id)
         if not may_manage(who, row, session):
-            raise Forbidden(f"you may not resubmit job {job_id}: it belongs to another user")
+            raise Forbidden(
+                "you may not resubmit job {job_id}: it belongs to another user", job_id=job_id
+            )
         owner = session.get(orm.User, row.user_id)
         if owner is None or not owner.active:
-            raise Conflict(f"job {job_id}'s owner is no longer active: it cannot run again")
+            raise Conflict(
+                "job {job_id}'s owner is no longer active: it cannot run again", job_id=job_id
+            )
         if owner.id != who.user_id:
             who = Principal(owner.id, owner.name, owner.organization_id, Role(owner.role))
         spec = JobIn(
@@ -946,9 +968,13 @@ def read_log(
         row = visible_job(session, who, job_id)
         state = row.state
         if not _details_allowed(session, who, [job_id]):
-            raise Forbidden(f"the log of job {job_id} belongs to another organization")
+            raise Forbidden(
+                "the log of job {job_id} belongs to another organization", job_id=job_id
+            )
         if row.output == JobOutput.DISCARD:
-            raise Conflict(f"job {job_id} has no log: it was submitted with output=discard")
+            raise Conflict(
+                "job {job_id} has no log: it was submitted with output=discard", job_id=job_id
+            )
     chunk = center.control.engine.read_log(job_id, offset, limit)
     if chunk is None:
         return b"", offset, state

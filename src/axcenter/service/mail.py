@@ -194,7 +194,12 @@ def set_mail_settings(center: Center, who: Principal, body: MailSettingsIn) -> M
     """Set the caller's address, language and kinds; notices from now on are mailed."""
     unknown = sorted(set(body.kinds) - set(KINDS))
     if unknown:
-        raise InvalidInput("kinds", f"no kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
+        raise InvalidInput(
+            "kinds",
+            "no kind {unknown!r} (kinds: {KINDS})",
+            unknown=unknown[0],
+            KINDS=", ".join(KINDS),
+        )
     with center.store.write() as session:
         row = session.get(orm.MailSettings, who.user_id)
         now = utcnow()

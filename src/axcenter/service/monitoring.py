@@ -354,7 +354,11 @@ def warn(center: Center, who: Principal, allocation_id: str, reason: str) -> Gra
     with center.store.write() as session:
         allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status not in ("active", "suspended"):
-            raise Conflict(f"allocation {allocation.id} is {allocation.status}")
+            raise Conflict(
+                "allocation {allocation} is {status}",
+                allocation=allocation.id,
+                status=allocation.status,
+            )
         return _notice(
             session,
             who,
@@ -371,7 +375,11 @@ def suspend(center: Center, who: Principal, allocation_id: str, reason: str) -> 
     with center.store.write() as session:
         allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status != "active":
-            raise Conflict(f"allocation {allocation.id} is {allocation.status}: not suspended")
+            raise Conflict(
+                "allocation {allocation} is {status}: not suspended",
+                allocation=allocation.id,
+                status=allocation.status,
+            )
         evidence = _evidence(session, allocation, now)
         allocation.status = "suspended"
         out = _notice(session, who, allocation, "suspension", reason, now, evidence=evidence)
@@ -384,7 +392,11 @@ def resume(center: Center, who: Principal, allocation_id: str, reason: str) -> G
     with center.store.write() as session:
         allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status != "suspended":
-            raise Conflict(f"allocation {allocation.id} is {allocation.status}: not resumed")
+            raise Conflict(
+                "allocation {allocation} is {status}: not resumed",
+                allocation=allocation.id,
+                status=allocation.status,
+            )
         allocation.status = "active"
         out = _notice(
             session,
@@ -407,7 +419,11 @@ def reclaim(center: Center, who: Principal, allocation_id: str, body: ReclaimIn)
     with center.store.write() as session:
         allocation, _ = allocation_for(session, who, allocation_id, "request.decide", lock=True)
         if allocation.status not in ("active", "suspended"):
-            raise Conflict(f"allocation {allocation.id} is {allocation.status}")
+            raise Conflict(
+                "allocation {allocation} is {status}",
+                allocation=allocation.id,
+                status=allocation.status,
+            )
         evidence = _evidence(session, allocation, now)
         b = balance(session, allocation.id)
         left = b.gpu_seconds_left()
@@ -418,13 +434,23 @@ def reclaim(center: Center, who: Principal, allocation_id: str, body: ReclaimIn)
             item = session.get(orm.AllocationItem, (allocation.id, gpu_type))
             field = f"gpu_hours.{gpu_type}"
             if item is None:
-                raise InvalidInput(field, f"allocation {allocation.id} grants no {gpu_type}")
+                raise InvalidInput(
+                    field,
+                    "allocation {allocation} grants no {gpu_type}",
+                    allocation=allocation.id,
+                    gpu_type=gpu_type,
+                )
             secs = hours * SECONDS_PER_HOUR
             if secs > left.get(gpu_type, 0):
                 raise Conflict(
-                    f"allocation {allocation.id} has {left.get(gpu_type, 0) // SECONDS_PER_HOUR:,}"
-                    f" {gpu_type} GPU-hours left (charged and held ones stay): "
-                    f"{hours:,} cannot be taken back"
+                    (
+                        "allocation {allocation} has {left_hours:,} {gpu_type} GPU-hours left "
+                        "(charged and held ones stay): {hours:,} cannot be taken back"
+                    ),
+                    allocation=allocation.id,
+                    left_hours=left.get(gpu_type, 0) // SECONDS_PER_HOUR,
+                    gpu_type=gpu_type,
+                    hours=hours,
                 )
             won = min(item.won * secs // item.gpu_seconds if item.gpu_seconds else 0, won_left)
             item.gpu_seconds -= secs

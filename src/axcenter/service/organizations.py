@@ -82,8 +82,8 @@ def org_by_ref(
     org = session.scalars(query).one_or_none()
     if org is None:
         if field is not None:
-            raise InvalidInput(field, f"unknown organization {ref!r}")
-        raise NotFound(f"no organization {ref!r}")
+            raise InvalidInput(field, "unknown organization {ref!r}", ref=ref)
+        raise NotFound("no organization {ref!r}", ref=ref)
     return org
 
 
@@ -93,8 +93,8 @@ def user_by_ref(session: Session, ref: str, *, field: str | None = None) -> orm.
     user = session.scalars(select(orm.User).where(column == ref)).one_or_none()
     if user is None:
         if field is not None:
-            raise InvalidInput(field, f"unknown user {ref!r}")
-        raise NotFound(f"no user {ref!r}")
+            raise InvalidInput(field, "unknown user {ref!r}", ref=ref)
+        raise NotFound("no user {ref!r}", ref=ref)
     return user
 
 
@@ -172,7 +172,7 @@ def create_organization_tx(
     if session.scalars(
         select(orm.Organization.id).where(orm.Organization.name == body.name)
     ).first():
-        raise Conflict(f"organization {body.name!r} already exists")
+        raise Conflict("organization {name!r} already exists", name=body.name)
     org = accounts.create_organization(
         session,
         body.name,
@@ -191,7 +191,7 @@ def create_organization(center: Center, who: Principal, body: OrganizationIn) ->
         with center.store.write() as session:
             return create_organization_tx(session, who, body)
     except IntegrityError:
-        raise Conflict(f"organization {body.name!r} already exists") from None
+        raise Conflict("organization {name!r} already exists", name=body.name) from None
 
 
 # -- users and roles ------------------------------------------------------------------------
@@ -225,9 +225,9 @@ def create_user_tx(session: Session, who: Principal, body: UserIn) -> UserOut:
     require(who, "user.create", org_target(org), body.organization)
     role = Role(body.role)
     if who.role is not Role.OPERATOR and role is not Role.MEMBER:
-        raise Forbidden(f"organization admins create members only, not {role.value}s")
+        raise Forbidden("organization admins create members only, not {role}s", role=role.value)
     if session.scalars(select(orm.User.id).where(orm.User.name == body.name)).first():
-        raise Conflict(f"user {body.name!r} already exists")
+        raise Conflict("user {name!r} already exists", name=body.name)
     user = accounts.create_user(session, body.name, org.id, role)
     record(session, who, "user.create", "user", user.id, {"organization": org.name, "role": role})
     out = _user_out(session, user)
@@ -242,7 +242,7 @@ def create_user(center: Center, who: Principal, body: UserIn) -> UserOut:
         with center.store.write() as session:
             return create_user_tx(session, who, body)
     except IntegrityError:
-        raise Conflict(f"user {body.name!r} already exists") from None
+        raise Conflict("user {name!r} already exists", name=body.name) from None
 
 
 def update_user(center: Center, who: Principal, ref: str, body: UserPatchIn) -> UserOut:
@@ -260,7 +260,7 @@ def update_user(center: Center, who: Principal, ref: str, body: UserPatchIn) -> 
                 .where(orm.User.role == Role.OPERATOR.value, orm.User.active.is_(True))
             )
             if (operators or 0) <= 1:
-                raise Conflict(f"{user.name} is the last active operator")
+                raise Conflict("{user} is the last active operator", user=user.name)
         before = {"role": user.role, "active": user.active}
         user.role, user.active = role.value, active
         after = {"role": user.role, "active": user.active}
@@ -321,7 +321,9 @@ def declare_conflict(
             )
         ).one_or_none()
         if org is None:
-            raise InvalidInput("organization", f"no organization {body.organization!r}")
+            raise InvalidInput(
+                "organization", "no organization {organization!r}", organization=body.organization
+            )
         row = session.get(orm.ReviewerConflict, (user.id, org.id))
         if row is None:
             session.add(
@@ -413,16 +415,18 @@ def rotate_token(
         token = session.get(orm.ApiToken, token_id)
         user = session.get(orm.User, token.user_id) if token is not None else None
         if token is None or user is None:
-            raise NotFound(f"no token {token_id!r}")
+            raise NotFound("no token {token_id!r}", token_id=token_id)
         try:
             _may_manage_tokens(who, user, user.name)
         except NotFound:
-            raise NotFound(f"no token {token_id!r}") from None
+            raise NotFound("no token {token_id!r}", token_id=token_id) from None
         now = utcnow()
         if token.revoked_at is not None or (
             token.expires_at is not None and token.expires_at <= now
         ):
-            raise Conflict(f"token {token_id} is revoked or expired: issue a new one instead")
+            raise Conflict(
+                "token {token_id} is revoked or expired: issue a new one instead", token_id=token_id
+            )
         if expires_in_days is not None:
             expires = now + timedelta(days=expires_in_days)
         elif token.expires_at is not None:
@@ -448,11 +452,11 @@ def revoke_token(center: Center, who: Principal, token_id: str) -> None:
         token = session.get(orm.ApiToken, token_id)
         user = session.get(orm.User, token.user_id) if token is not None else None
         if token is None or user is None:
-            raise NotFound(f"no token {token_id!r}")
+            raise NotFound("no token {token_id!r}", token_id=token_id)
         try:
             _may_manage_tokens(who, user, user.name)
         except NotFound:
-            raise NotFound(f"no token {token_id!r}") from None
+            raise NotFound("no token {token_id!r}", token_id=token_id) from None
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             record(session, who, "token.revoke", "user", user.id, {"token_id": token.id})

@@ -78,7 +78,7 @@ CLEARABLE_LIMITS = frozenset({"max_running_jobs", "max_gpus"})
 
 def _require_operator(who: Principal, action: str) -> None:
     if who.role is not Role.OPERATOR:
-        raise Forbidden(f"only operators may {action}")
+        raise Forbidden("only operators may {action}", action=action)
 
 
 def _project(session: Session, who: Principal, ref: str, *, lock: bool = False) -> orm.Project:
@@ -88,7 +88,7 @@ def _project(session: Session, who: Principal, ref: str, *, lock: bool = False) 
         query = query.with_for_update(key_share=True)
     project = session.scalars(query).one_or_none()
     if project is None:
-        raise NotFound(f"no project {ref!r}")
+        raise NotFound("no project {ref!r}", ref=ref)
     return project
 
 
@@ -110,7 +110,12 @@ def _when(moment: datetime) -> str:
 
 def _check_gpus(field: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= MAX_NOMINAL:
-        raise InvalidInput(field, f"must be between 0 and {MAX_NOMINAL}, got {value}")
+        raise InvalidInput(
+            field,
+            "must be between 0 and {most}, got {value}",
+            most=MAX_NOMINAL,
+            value=value,
+        )
 
 
 # -- quotas ---------------------------------------------------------------------------------
@@ -168,23 +173,34 @@ def set_quota(
                 if gpu_type not in known:
                     raise InvalidInput(
                         "gpu_type",
-                        f"unknown GPU type {gpu_type!r} (this center has {', '.join(known)})",
+                        "unknown GPU type {gpu_type!r} (this center has {known})",
+                        gpu_type=gpu_type,
+                        known=", ".join(known),
                     )
                 _check_gpus("nominal", nominal)
                 if nominal > capacity[gpu_type]:
                     raise InvalidInput(
                         "nominal",
-                        f"{nominal} {gpu_type} GPUs guaranteed, but the center has "
-                        f"{capacity[gpu_type]}: a nominal quota is a guarantee, give at most "
-                        f"{capacity[gpu_type]} (borrowing_limit lets a project use more)",
+                        (
+                            "{nominal} {gpu_type} GPUs guaranteed, but the center has "
+                            "{capacity}: a nominal quota is a guarantee, give at most "
+                            "{capacity} (borrowing_limit lets a project use more)"
+                        ),
+                        nominal=nominal,
+                        gpu_type=gpu_type,
+                        capacity=capacity[gpu_type],
                     )
                 _check_gpus("borrowing_limit", borrowing_limit)
                 _check_gpus("lending_limit", lending_limit)
                 if lending_limit is not None and lending_limit > nominal:
                     raise InvalidInput(
                         "lending_limit",
-                        f"{lending_limit} is above the nominal quota {nominal}: "
-                        "a project can only lend what it is granted",
+                        (
+                            "{lending_limit} is above the nominal quota {nominal}: a project can "
+                            "only lend what it is granted"
+                        ),
+                        lending_limit=lending_limit,
+                        nominal=nominal,
                     )
                 row = session.get(orm.ProjectQuota, (project.id, gpu_type))
                 if row is None:
@@ -221,7 +237,9 @@ def get_quota(center: Center, who: Principal, project_ref: str, gpu_type: str) -
         project = _project(session, who, project_ref)
         row = session.get(orm.ProjectQuota, (project.id, gpu_type))
         if row is None:
-            raise NotFound(f"project {project.name} has no {gpu_type} quota")
+            raise NotFound(
+                "project {project} has no {gpu_type} quota", project=project.name, gpu_type=gpu_type
+            )
         return _quota_out(row, project, _in_use(center))
 
 
@@ -231,7 +249,9 @@ def delete_quota(center: Center, who: Principal, project_ref: str, gpu_type: str
         project = _changeable_project(session, who, project_ref, "change quotas")
         row = session.get(orm.ProjectQuota, (project.id, gpu_type))
         if row is None:
-            raise NotFound(f"project {project.name} has no {gpu_type} quota")
+            raise NotFound(
+                "project {project} has no {gpu_type} quota", project=project.name, gpu_type=gpu_type
+            )
         session.delete(row)
         record(session, who, "quota.delete", "project", project.id, {"gpu_type": gpu_type})
     center.control.policy_changed()
@@ -284,15 +304,17 @@ def _cohort(session: Session, name: str, *, field: str | None = None) -> orm.Coh
     cohort = session.scalars(select(orm.Cohort).where(orm.Cohort.name == name)).one_or_none()
     if cohort is None:
         if field is not None:
-            raise InvalidInput(field, f"unknown cohort {name!r}")
-        raise NotFound(f"no cohort {name!r}")
+            raise InvalidInput(field, "unknown cohort {name!r}", name=name)
+        raise NotFound("no cohort {name!r}", name=name)
     return cohort
 
 
 def _check_cohort_name(name: str) -> None:
     if name == ROOT_COHORT:
         raise InvalidInput(
-            "name", f"{ROOT_COHORT!r} is the center's root cohort, which always exists"
+            "name",
+            "{ROOT_COHORT!r} is the center's root cohort, which always exists",
+            ROOT_COHORT=ROOT_COHORT,
         )
 
 
@@ -304,7 +326,7 @@ def create_cohort(
     try:
         with center.store.write() as session:
             if session.scalars(select(orm.Cohort.id).where(orm.Cohort.name == name)).first():
-                raise Conflict(f"cohort {name!r} already exists")
+                raise Conflict("cohort {name!r} already exists", name=name)
             parent_row = None if parent is None else _cohort(session, parent, field="parent")
             row = orm.Cohort(
                 id=new_id("coh"),
@@ -322,7 +344,7 @@ def create_cohort(
                 children=[],
             )
     except IntegrityError:
-        raise Conflict(f"cohort {name!r} already exists") from None
+        raise Conflict("cohort {name!r} already exists", name=name) from None
     center.control.policy_changed()
     return out
 
@@ -342,7 +364,9 @@ def set_cohort_parent(center: Center, who: Principal, name: str, parent: str | N
             if ancestor.id == row.id:
                 raise InvalidInput(
                     "parent",
-                    f"cohort {parent!r} is {name!r} or inside it: the move would make a cycle",
+                    "cohort {parent!r} is {name!r} or inside it: the move would make a cycle",
+                    parent=parent,
+                    name=name,
                 )
             ancestor = cohorts.get(ancestor.parent_id) if ancestor.parent_id else None
         row.parent_id = parent_row.id if parent_row else None
@@ -396,7 +420,7 @@ def delete_cohort(center: Center, who: Principal, name: str) -> None:
         _delete_cohort(center, name)
     except IntegrityError:
         # a project or cohort was put in it meanwhile (PostgreSQL's foreign key saw it)
-        raise Conflict(f"cohort {name!r} is no longer empty") from None
+        raise Conflict("cohort {name!r} is no longer empty", name=name) from None
     center.control.policy_changed()
 
 
@@ -408,16 +432,18 @@ def _delete_cohort(center: Center, name: str) -> None:
         ).all()
         if projects:
             raise Conflict(
-                f"cohort {name!r} still has projects ({', '.join(projects)}"
-                f"{', ...' if len(projects) == 3 else ''}): move them out first"
+                ("cohort {name!r} still has projects ({projects}): move them out first"),
+                name=name,
+                projects=", ".join(projects) + (", ..." if len(projects) == 3 else ""),
             )
         children = session.scalars(
             select(orm.Cohort.name).where(orm.Cohort.parent_id == row.id).limit(3)
         ).all()
         if children:
             raise Conflict(
-                f"cohort {name!r} still has cohorts ({', '.join(children)}"
-                f"{', ...' if len(children) == 3 else ''}): move or delete them first"
+                ("cohort {name!r} still has cohorts ({children}): move or delete them first"),
+                name=name,
+                children=", ".join(children) + (", ..." if len(children) == 3 else ""),
             )
         session.delete(row)
 
@@ -448,7 +474,7 @@ def set_project_cohort(
             project.cohort_id = row.id if row else None
             out = _project_policy(session, project)
     except IntegrityError:
-        raise Conflict(f"cohort {cohort!r} was deleted meanwhile") from None
+        raise Conflict("cohort {cohort!r} was deleted meanwhile", cohort=cohort) from None
     center.control.policy_changed()
     return out
 
@@ -484,8 +510,9 @@ def set_project_limits(
         if unknown:
             raise InvalidInput(
                 "clear",
-                f"cannot clear {', '.join(sorted(unknown))}: "
-                f"only {', '.join(sorted(CLEARABLE_LIMITS))}",
+                "cannot clear {unknown}: only {CLEARABLE_LIMITS}",
+                unknown=", ".join(sorted(unknown)),
+                CLEARABLE_LIMITS=", ".join(sorted(CLEARABLE_LIMITS)),
             )
         if fair_share_weight is not None and not 0 < fair_share_weight <= 1_000_000:
             raise InvalidInput("fair_share_weight", "must be more than 0 (and at most 1000000)")
@@ -496,7 +523,9 @@ def set_project_limits(
                 raise InvalidInput(field, "given a value and also asked to clear it")
             if value < 1:
                 raise InvalidInput(
-                    field, f"must be at least 1 (clear it to remove the cap), got {value}"
+                    field,
+                    "must be at least 1 (clear it to remove the cap), got {value}",
+                    value=value,
                 )
         if fair_share_weight is not None:
             project.fair_share_weight = fair_share_weight
@@ -541,9 +570,14 @@ def create_reservation(
         with center.store.write() as session:
             project = _changeable_project(session, who, project_ref, "create reservations")
             if end <= start:
-                raise InvalidInput("ends_at", f"{_when(end)} is not after starts_at {_when(start)}")
+                raise InvalidInput(
+                    "ends_at",
+                    "{end} is not after starts_at {start}",
+                    end=_when(end),
+                    start=_when(start),
+                )
             if end <= now:
-                raise InvalidInput("ends_at", f"{_when(end)} is in the past")
+                raise InvalidInput("ends_at", "{end} is in the past", end=_when(end))
             held = _devices_to_hold(cluster, nodes, devices or {})
             # lock the nodes: two concurrent reservations of a device cannot both pass
             session.scalars(
@@ -554,7 +588,7 @@ def create_reservation(
             if session.scalars(
                 select(orm.Reservation.id).where(orm.Reservation.name == name)
             ).first():
-                raise Conflict(f"reservation {name!r} already exists")
+                raise Conflict("reservation {name!r} already exists", name=name)
             _check_no_overlap(session, held, start, end, {n.id: n.name for n in cluster.values()})
             row = orm.Reservation(
                 id=new_id("rsv"),
@@ -571,7 +605,7 @@ def create_reservation(
                 row, project.name, project.id, {n.id: n.name for n in cluster.values()}, now
             )
     except IntegrityError:
-        raise Conflict(f"reservation {name!r} already exists") from None
+        raise Conflict("reservation {name!r} already exists", name=name) from None
     center.control.policy_changed()
     return out
 
@@ -589,10 +623,14 @@ def _devices_to_hold(
         if node is None:
             raise InvalidInput(
                 f"{field}.node",
-                f"unknown node {node_name!r} (this center has {', '.join(sorted(cluster))})",
+                "unknown node {node_name!r} (this center has {cluster})",
+                node_name=node_name,
+                cluster=", ".join(sorted(cluster)),
             )
         if node.id in held:
-            raise InvalidInput(f"{field}.node", f"node {node_name!r} is named twice")
+            raise InvalidInput(
+                f"{field}.node", "node {node_name!r} is named twice", node_name=node_name
+            )
         wanted = list(range(node.gpu_count))
         if node_name in devices:
             wanted = sorted(set(devices[node_name]))
@@ -602,10 +640,15 @@ def _devices_to_hold(
             if bad:
                 raise InvalidInput(
                     f"{field}.devices",
-                    f"node {node_name} has devices 0..{node.gpu_count - 1}, not {bad}",
+                    "node {node_name} has devices 0..{last}, not {bad}",
+                    node_name=node_name,
+                    last=node.gpu_count - 1,
+                    bad=bad,
                 )
         if not wanted:
-            raise InvalidInput(f"{field}.node", f"node {node_name} has no GPUs to reserve")
+            raise InvalidInput(
+                f"{field}.node", "node {node_name} has no GPUs to reserve", node_name=node_name
+            )
         held[node.id] = wanted
     return held
 
@@ -633,8 +676,11 @@ def _check_no_overlap(
         if shared:
             where = ", ".join(f"{node}[{d}]" for node, d in shared[:8])
             raise Conflict(
-                f"overlaps reservation {other.name!r} "
-                f"({_when(other.starts_at)} to {_when(other.ends_at)}) on {where}"
+                "overlaps reservation {name!r} ({starts_at} to {ends_at}) on {where}",
+                name=other.name,
+                starts_at=_when(other.starts_at),
+                ends_at=_when(other.ends_at),
+                where=where,
             )
 
 
@@ -703,6 +749,6 @@ def delete_reservation(center: Center, who: Principal, name: str) -> None:
             select(orm.Reservation).where(orm.Reservation.name == name)
         ).one_or_none()
         if row is None:
-            raise NotFound(f"no reservation {name!r}")
+            raise NotFound("no reservation {name!r}", name=name)
         session.delete(row)
     center.control.policy_changed()

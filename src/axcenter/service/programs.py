@@ -69,8 +69,8 @@ def program_by_ref(
     program = session.scalars(query).one_or_none()
     if program is None:
         if field is not None:
-            raise InvalidInput(field, f"unknown program {ref!r}")
-        raise NotFound(f"no program {ref!r}")
+            raise InvalidInput(field, "unknown program {ref!r}", ref=ref)
+        raise NotFound("no program {ref!r}", ref=ref)
     return program
 
 
@@ -136,7 +136,7 @@ def create_program_tx(session: Session, who: Principal, body: ProgramIn) -> Prog
     starts_at, ends_at = _utc(body.starts_at), _utc(body.ends_at)
     _check_period(starts_at, ends_at)
     if _name_taken(session, body.name):
-        raise Conflict(f"program {body.name!r} already exists")
+        raise Conflict("program {name!r} already exists", name=body.name)
     row = orm.Program(
         id=new_id("prg"),
         name=body.name,
@@ -158,7 +158,7 @@ def create_program(center: Center, who: Principal, body: ProgramIn) -> ProgramOu
         with center.store.write() as session:
             return create_program_tx(session, who, body)
     except IntegrityError:
-        raise Conflict(f"program {body.name!r} already exists") from None
+        raise Conflict("program {name!r} already exists", name=body.name) from None
 
 
 def update_program(center: Center, who: Principal, ref: str, body: ProgramPatchIn) -> ProgramOut:
@@ -170,15 +170,20 @@ def update_program(center: Center, who: Principal, ref: str, body: ProgramPatchI
         with center.store.write() as session:
             row = program_by_ref(session, ref, lock=True)
             if "name" in changes and _name_taken(session, changes["name"], but=row.id):
-                raise Conflict(f"program {changes['name']!r} already exists")
+                raise Conflict("program {name!r} already exists", name=changes["name"])
             starts_at = _utc(body.starts_at) or row.starts_at
             ends_at = _utc(body.ends_at) or row.ends_at
             _check_period(starts_at, ends_at)
             allocated = allocated_won(session, [row.id]).get(row.id, 0)
             if body.budget_won is not None and body.budget_won < allocated:
                 raise Conflict(
-                    f"program {row.name!r} has already granted {allocated:,} won: "
-                    f"its budget cannot drop to {body.budget_won:,} won"
+                    (
+                        "program {name!r} has already granted {allocated_won:,} won: its budget "
+                        "cannot drop to {budget_won:,} won"
+                    ),
+                    name=row.name,
+                    allocated_won=allocated,
+                    budget_won=body.budget_won,
                 )
             before = {k: getattr(row, k) for k in changes}
             for key, value in changes.items():
@@ -193,7 +198,7 @@ def update_program(center: Center, who: Principal, ref: str, body: ProgramPatchI
             )
             return _out(row, allocated)
     except IntegrityError:
-        raise Conflict(f"program {changes.get('name')!r} already exists") from None
+        raise Conflict("program {name!r} already exists", name=changes.get("name")) from None
 
 
 # -- the price book -------------------------------------------------------------------------
@@ -247,8 +252,11 @@ def set_price_tx(
     if start < now - PRICE_SKEW:
         raise InvalidInput(
             "effective_from",
-            f"{start:%Y-%m-%d %H:%M} UTC is in the past: prices are not retroactive "
-            "(booked charges were rated with the price then in force)",
+            (
+                "{start:%Y-%m-%d %H:%M} UTC is in the past: prices are not retroactive "
+                "(booked charges were rated with the price then in force)"
+            ),
+            start=start,
         )
     if won_per_gpu_hour < 0:
         raise InvalidInput("won_per_gpu_hour", "must not be negative")
@@ -259,7 +267,11 @@ def set_price_tx(
         )
     ).first()
     if clash is not None:
-        raise Conflict(f"{gpu_type} already has a price from {start:%Y-%m-%d %H:%M:%S} UTC")
+        raise Conflict(
+            "{gpu_type} already has a price from {start:%Y-%m-%d %H:%M:%S} UTC",
+            gpu_type=gpu_type,
+            start=start,
+        )
     row = orm.Price(
         id=new_id("prc"),
         gpu_type=gpu_type,
@@ -301,8 +313,12 @@ def _known_gpu_type(session: Session, gpu_type: str) -> str:
             return spelling
     raise InvalidInput(
         "gpu_type",
-        f"no node of this center has GPU type {gpu_type!r} (it has {', '.join(known)}): "
-        "price the types the center runs",
+        (
+            "no node of this center has GPU type {gpu_type!r} (it has {known}): "
+            "price the types the center runs"
+        ),
+        gpu_type=gpu_type,
+        known=", ".join(known),
     )
 
 
@@ -314,13 +330,19 @@ def remove_price(center: Center, who: Principal, price_id: str) -> PriceOut:
     with center.store.write() as session:
         row = session.get(orm.Price, price_id)
         if row is None:
-            raise NotFound(f"no price {price_id!r}")
+            raise NotFound("no price {price_id!r}", price_id=price_id)
         now = utcnow()
         if row.effective_from <= now:
             raise Conflict(
-                f"price {price_id} ({row.gpu_type}, {row.won_per_gpu_hour} won per GPU-hour) "
-                f"has been in force since {row.effective_from:%Y-%m-%d %H:%M} UTC and rated "
-                "charges: set a new price from now to change it"
+                (
+                    "price {price_id} ({gpu_type}, {won_per_gpu_hour} won per GPU-hour) has "
+                    "been in force since {effective_from:%Y-%m-%d %H:%M} UTC and rated "
+                    "charges: set a new price from now to change it"
+                ),
+                price_id=price_id,
+                gpu_type=row.gpu_type,
+                won_per_gpu_hour=row.won_per_gpu_hour,
+                effective_from=row.effective_from,
             )
         out = PriceOut(
             id=row.id,
@@ -356,6 +378,8 @@ def set_price(
         with center.store.write() as session:
             out = set_price_tx(session, who, gpu_type, won_per_gpu_hour, effective_from)
     except IntegrityError:
-        raise Conflict(f"{gpu_type} already has a price from that moment") from None
+        raise Conflict(
+            "{gpu_type} already has a price from that moment", gpu_type=gpu_type
+        ) from None
     center.control.policy_changed()
     return out

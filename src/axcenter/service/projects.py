@@ -68,8 +68,8 @@ def project_by_ref(session: Session, ref: str, *, field: str | None = None) -> o
     project = session.scalars(select(orm.Project).where(project_named(ref))).one_or_none()
     if project is None:
         if field is not None:
-            raise InvalidInput(field, f"unknown project {ref!r}")
-        raise NotFound(f"no project {ref!r}")
+            raise InvalidInput(field, "unknown project {ref!r}", ref=ref)
+        raise NotFound("no project {ref!r}", ref=ref)
     return project
 
 
@@ -164,7 +164,7 @@ def _org_user(
     user = session.scalars(select(orm.User).where(column == ref)).one_or_none()
     if user is None or (user.organization_id != org.id and who.role is not Role.OPERATOR):
         # the same words for "absent" and "elsewhere": other tenants' users stay unknown
-        raise InvalidInput(field, f"unknown user {ref!r} in {org.name}")
+        raise InvalidInput(field, "unknown user {ref!r} in {org}", ref=ref, org=org.name)
     return user
 
 
@@ -198,7 +198,7 @@ def create_project_tx(session: Session, who: Principal, body: ProjectIn) -> Proj
     require(who, "project.write", org_target(org), body.organization)
     program = program_by_ref(session, body.program, field="program") if body.program else None
     if session.scalars(select(orm.Project.id).where(orm.Project.name == body.name)).first():
-        raise Conflict(f"project {body.name!r} already exists")
+        raise Conflict("project {name!r} already exists", name=body.name)
     pi = _org_user(session, who, org, body.pi, "pi") if body.pi else None
     members = [_org_user(session, who, org, m, f"members[{i}]") for i, m in enumerate(body.members)]
     project = orm.Project(
@@ -230,7 +230,7 @@ def create_project(center: Center, who: Principal, body: ProjectIn) -> ProjectIn
         with center.store.write() as session:
             out = create_project_tx(session, who, body)
     except IntegrityError:
-        raise Conflict(f"project {body.name!r} already exists") from None
+        raise Conflict("project {name!r} already exists", name=body.name) from None
     center.control.policy_changed()  # the scheduler learns projects with its policy
     return out
 
@@ -268,7 +268,9 @@ def add_member(center: Center, who: Principal, ref: str, user_ref: str) -> Proje
         assert org is not None
         user = _org_user(session, who, org, user_ref, "user")
         if not _add_members(session, who, project, [user]):
-            raise Conflict(f"{user.name} is already a member of {project.name}")
+            raise Conflict(
+                "{user} is already a member of {project}", user=user.name, project=project.name
+            )
     return get_project(center, who, ref)
 
 
@@ -284,6 +286,8 @@ def remove_member(center: Center, who: Principal, ref: str, user_ref: str) -> No
             .where(orm.ProjectMember.project_id == project.id, column == user_ref)
         ).one_or_none()
         if row is None:
-            raise NotFound(f"{user_ref} is not a member of {project.name}")
+            raise NotFound(
+                "{user_ref} is not a member of {project}", user_ref=user_ref, project=project.name
+            )
         session.delete(row)
         record(session, who, "project.member.remove", "project", project.id, {"user": user_ref})

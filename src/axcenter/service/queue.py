@@ -50,7 +50,7 @@ def queue(center: Center, who: Principal, *, offset: int = 0, limit: int = 50) -
     if offset < 0:
         raise InvalidInput("offset", "must be 0 or more")
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+        raise InvalidInput("limit", "must be between 1 and {MAX_PAGE}", MAX_PAGE=MAX_PAGE)
     j = orm.Job
     pending = orm.JOB_PENDING  # as the partial indexes say it, so that they serve
     with center.store.read() as session:

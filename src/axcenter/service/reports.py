@@ -108,7 +108,10 @@ def usage(
     for dim in dims:
         if dim not in reports.DIMENSIONS:
             raise InvalidInput(
-                "group_by", f"unknown dimension {dim!r} (one of {', '.join(reports.DIMENSIONS)})"
+                "group_by",
+                "unknown dimension {dim!r} (one of {DIMENSIONS})",
+                dim=dim,
+                DIMENSIONS=", ".join(reports.DIMENSIONS),
             )
     if len(set(dims)) != len(dims):
         raise InvalidInput("group_by", "a dimension is named twice")
@@ -157,7 +160,7 @@ def burndown(
     with center.store.read() as session:
         program_id = session.scalar(select(orm.Program.id).where(column == program_ref))
         if program_id is None:
-            raise NotFound(f"no program {program_ref!r}")
+            raise NotFound("no program {program_ref!r}", program_ref=program_ref)
         at = _aware(now) or utcnow()
         b = program_burndown(session, program_id, at, center.settings.zone)
         live = accrual(session, at, program_id=program_id)
@@ -178,7 +181,9 @@ def project_burndown(center: Center, who: Principal, project_ref: str) -> Burndo
         require(who, "project.read", target, project_ref)
         if not allowed(who, "allocation.read", target):
             raise Forbidden(
-                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+                "your role ({role}) may not allocation.read on {label}",
+                role=who.role.value,
+                label=target.label,
             )
         b = accounting_project_burndown(session, project.id, now, center.settings.zone)
         if b is None:
@@ -205,7 +210,9 @@ def project_usage(
         require(who, "project.read", target, project_ref)
         if not allowed(who, "allocation.read", target):
             raise Forbidden(
-                f"your role ({who.role.value}) may not allocation.read on {target.label}"
+                "your role ({role}) may not allocation.read on {label}",
+                role=who.role.value,
+                label=target.label,
             )
         hour = reports.utc_text(session, entry.at, "%Y-%m-%d %H")
         sums: dict[tuple[date, str], list[int]] = {}

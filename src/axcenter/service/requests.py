@@ -356,7 +356,7 @@ def _lookup(
     row = session.scalars(query).one_or_none()
     project = session.get(orm.Project, row.project_id) if row is not None else None
     if row is None or project is None:
-        raise NotFound(f"no request {request_id!r}")
+        raise NotFound("no request {request_id!r}", request_id=request_id)
     return row, project
 
 
@@ -365,12 +365,21 @@ def target_allocation(
 ) -> orm.Allocation:
     """The active allocation of ``project`` a topup, extension or termination changes."""
     if allocation_id is None:
-        raise InvalidInput("allocation", f"a {kind} names the allocation it changes")
+        raise InvalidInput("allocation", "a {kind} names the allocation it changes", kind=kind)
     allocation = session.get(orm.Allocation, allocation_id)
     if allocation is None or allocation.project_id != project.id:
-        raise InvalidInput("allocation", f"{project.name} has no allocation {allocation_id!r}")
+        raise InvalidInput(
+            "allocation",
+            "{project} has no allocation {allocation_id!r}",
+            project=project.name,
+            allocation_id=allocation_id,
+        )
     if allocation.status != "active":
-        raise Conflict(f"allocation {allocation_id} is {allocation.status}")
+        raise Conflict(
+            "allocation {allocation_id} is {status}",
+            allocation_id=allocation_id,
+            status=allocation.status,
+        )
     return allocation
 
 
@@ -389,7 +398,9 @@ def validated(
     if kind == "new":
         ref = program_ref or project.program_id
         if ref is None:
-            raise InvalidInput("program", f"{project.name} is under no program: name one")
+            raise InvalidInput(
+                "program", "{project} is under no program: name one", project=project.name
+            )
         program = program_by_ref(session, ref, field="program")
         if not items:
             raise InvalidInput("items", "ask for GPU-hours of at least one GPU type")
@@ -397,11 +408,26 @@ def validated(
         if ends_at is None:
             raise InvalidInput("ends_at", "a new allocation needs the end of its window")
         if ends_at <= start or ends_at <= now:
-            raise InvalidInput("ends_at", f"{when(ends_at)} is not after {when(max(start, now))}")
+            raise InvalidInput(
+                "ends_at",
+                "{ends_at} is not after {earliest}",
+                ends_at=when(ends_at),
+                earliest=when(max(start, now)),
+            )
         if program.starts_at is not None and start < program.starts_at:
-            raise InvalidInput("starts_at", f"{program.name} starts {when(program.starts_at)}")
+            raise InvalidInput(
+                "starts_at",
+                "{program} starts {starts_at}",
+                program=program.name,
+                starts_at=when(program.starts_at),
+            )
         if program.ends_at is not None and ends_at > program.ends_at:
-            raise InvalidInput("ends_at", f"{program.name} ends {when(program.ends_at)}")
+            raise InvalidInput(
+                "ends_at",
+                "{program} ends {ends_at}",
+                program=program.name,
+                ends_at=when(program.ends_at),
+            )
         return {
             "program_id": program.id,
             "allocation_id": None,
@@ -413,16 +439,20 @@ def validated(
     if program_ref is not None and program_by_ref(session, program_ref, field="program").id != (
         allocation.program_id
     ):
-        raise InvalidInput("program", f"allocation {allocation.id} is under another program")
+        raise InvalidInput(
+            "program", "allocation {allocation} is under another program", allocation=allocation.id
+        )
     if kind == "topup" and not items:
         raise InvalidInput("items", "a top-up asks for GPU-hours of at least one GPU type")
     if kind != "topup" and items:
-        raise InvalidInput("items", f"a {kind} asks for no GPU-hours")
+        raise InvalidInput("items", "a {kind} asks for no GPU-hours", kind=kind)
     end = allocation.ends_at
     if kind == "extension":
         if ends_at is None or ends_at <= allocation.ends_at:
             raise InvalidInput(
-                "ends_at", f"an extension ends after the allocation's {when(allocation.ends_at)}"
+                "ends_at",
+                "an extension ends after the allocation's {ends_at}",
+                ends_at=when(allocation.ends_at),
             )
         end = ends_at
     return {

@@ -45,9 +45,11 @@ def _rules(body: ProgramRulesIn) -> ProgramRules:
         if m.kind == "startup" and m.match is not None:
             raise InvalidInput(field, "a startup modifier matches youth-startup organizations")
         if m.kind != "startup" and m.match is None:
-            raise InvalidInput(field, f"name the {m.kind} the discount is for")
+            raise InvalidInput(field, "name the {kind} the discount is for", kind=m.kind)
         if m.kind == "size" and m.match not in SIZE_CLASSES:
-            raise InvalidInput(field, f"a size class is one of {', '.join(SIZE_CLASSES)}")
+            raise InvalidInput(
+                field, "a size class is one of {SIZE_CLASSES}", SIZE_CLASSES=", ".join(SIZE_CLASSES)
+            )
         modifiers.append(Modifier(kind=m.kind, discount_bp=m.discount_bp, match=m.match))
     preferences = []
     for i, p in enumerate(body.preferences):
@@ -55,9 +57,11 @@ def _rules(body: ProgramRulesIn) -> ProgramRules:
         if p.kind == "startup" and p.match is not None:
             raise InvalidInput(field, "a startup preference matches youth-startup organizations")
         if p.kind != "startup" and p.match is None:
-            raise InvalidInput(field, f"name the {p.kind} the preference is for")
+            raise InvalidInput(field, "name the {kind} the preference is for", kind=p.kind)
         if p.kind == "size" and p.match not in SIZE_CLASSES:
-            raise InvalidInput(field, f"a size class is one of {', '.join(SIZE_CLASSES)}")
+            raise InvalidInput(
+                field, "a size class is one of {SIZE_CLASSES}", SIZE_CLASSES=", ".join(SIZE_CLASSES)
+            )
         preferences.append(Preference(kind=p.kind, points=p.points, match=p.match))
     return ProgramRules(
         self_paid_bp=body.self_paid_bp,
@@ -103,8 +107,11 @@ def set_rules_tx(
     if start < now - PRICE_SKEW:
         raise InvalidInput(
             "effective_from",
-            f"{start:%Y-%m-%d %H:%M} UTC is in the past: rules are not retroactive "
-            "(booked charges and grants were made under the rules then in force)",
+            (
+                "{start:%Y-%m-%d %H:%M} UTC is in the past: rules are not retroactive "
+                "(booked charges and grants were made under the rules then in force)"
+            ),
+            start=start,
         )
     clash = session.scalar(
         select(orm.ProgramRule.id).where(
@@ -112,7 +119,11 @@ def set_rules_tx(
         )
     )
     if clash is not None:
-        raise Conflict(f"{program.name} already has rules from {start:%Y-%m-%d %H:%M:%S} UTC")
+        raise Conflict(
+            "{program} already has rules from {start:%Y-%m-%d %H:%M:%S} UTC",
+            program=program.name,
+            start=start,
+        )
     rules = _rules(body)
     row = orm.ProgramRule(
         id=new_id("rul"),
@@ -160,13 +171,20 @@ def remove_rules(center: Center, who: Principal, ref: str, rules_id: str) -> Pro
         program = program_by_ref(session, ref, lock=True)
         row = session.get(orm.ProgramRule, rules_id)
         if row is None or row.program_id != program.id:
-            raise NotFound(f"{program.name} has no rules {rules_id!r}")
+            raise NotFound(
+                "{program} has no rules {rules_id!r}", program=program.name, rules_id=rules_id
+            )
         now = utcnow()
         if row.effective_from <= now:
             raise Conflict(
-                f"the rules {rules_id} of {program.name} have been in force since "
-                f"{row.effective_from:%Y-%m-%d %H:%M} UTC, and charges and grants were made "
-                "under them: they cannot be withdrawn; set new rules from now on instead"
+                (
+                    "the rules {rules_id} of {program} have been in force since "
+                    "{effective_from:%Y-%m-%d %H:%M} UTC, and charges and grants were made "
+                    "under them: they cannot be withdrawn; set new rules from now on instead"
+                ),
+                rules_id=rules_id,
+                program=program.name,
+                effective_from=row.effective_from,
             )
         creator = session.scalar(select(orm.User.name).where(orm.User.id == row.created_by))
         out = _out(row, program.name, False, creator)
@@ -274,11 +292,19 @@ def check_caps(
         cap = rules.caps.org_gpu_hours * SECONDS_PER_HOUR
         if total > cap:
             raise Conflict(
-                f"concentration cap of {program.name} (rules from {since}): "
-                f"{org.name} would hold {total / SECONDS_PER_HOUR:,.0f} GPU-hours in grants "
-                f"not yet ended across programs ({held / SECONDS_PER_HOUR:,.0f} already, this "
-                f"grant {extra_gpu_seconds / SECONDS_PER_HOUR:,.0f}), over the cap of "
-                f"{rules.caps.org_gpu_hours:,} GPU-hours per organization"
+                (
+                    "concentration cap of {program} (rules from {since}): {org} would hold "
+                    "{total_hours:,.0f} GPU-hours in grants not yet ended across programs "
+                    "({held_hours:,.0f} already, this grant {extra_hours:,.0f}), over the "
+                    "cap of {org_gpu_hours:,} GPU-hours per organization"
+                ),
+                program=program.name,
+                since=since,
+                org=org.name,
+                total_hours=total / SECONDS_PER_HOUR,
+                held_hours=held / SECONDS_PER_HOUR,
+                extra_hours=extra_gpu_seconds / SECONDS_PER_HOUR,
+                org_gpu_hours=rules.caps.org_gpu_hours,
             )
     if rules.caps.org_won is not None:
         in_program = select(orm.Allocation.id).where(
@@ -288,9 +314,18 @@ def check_caps(
         total = granted + extra_won
         if total > rules.caps.org_won:
             raise Conflict(
-                f"concentration cap of {program.name} (rules from {since}): {org.name} would "
-                f"be granted {total:,} won by this program ({granted:,} already, this grant "
-                f"{extra_won:,}), over the cap of {rules.caps.org_won:,} won per organization"
+                (
+                    "concentration cap of {program} (rules from {since}): {org} would be "
+                    "granted {total_won:,} won by this program ({granted_won:,} already, "
+                    "this grant {extra_won:,}), over the cap of {org_won:,} won per organization"
+                ),
+                program=program.name,
+                since=since,
+                org=org.name,
+                total_won=total,
+                granted_won=granted,
+                extra_won=extra_won,
+                org_won=rules.caps.org_won,
             )
 
 

@@ -136,7 +136,7 @@ def month_bounds(month: str, zone_name: str) -> tuple[datetime, datetime]:
     try:
         first = date.fromisoformat(f"{month}-01")
     except ValueError:
-        raise InvalidInput("month", f"{month!r} is not a month (YYYY-MM)") from None
+        raise InvalidInput("month", "{month!r} is not a month (YYYY-MM)", month=month) from None
     nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     zone = ZoneInfo(zone_name)
     return (

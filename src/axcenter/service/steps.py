@@ -57,24 +57,29 @@ def begin(center: Center, who: Principal, job_id: str, body: StepIn) -> StepSpec
     return what the engine needs to run it."""
     for key in body.env:
         if key.startswith(_RESERVED_ENV):
-            raise InvalidInput("env", f"{key} is set by axcenter and cannot be overridden")
+            raise InvalidInput("env", "{key} is set by axcenter and cannot be overridden", key=key)
     with center.store.write() as session:
         row = session.scalars(
             select(orm.Job).where(orm.Job.id == job_id, visible_jobs(who))
         ).one_or_none()
         if row is None:
-            raise NotFound(f"no job {job_id!r}")
+            raise NotFound("no job {job_id!r}", job_id=job_id)
         if who.role is not Role.OPERATOR and row.user_id != who.user_id:
             raise Forbidden(
-                f"you may not run a step in job {job_id}: only its owner (or an operator) may"
+                ("you may not run a step in job {job_id}: only its owner (or an operator) may"),
+                job_id=job_id,
             )
         # the job's row, locked: two steps started at once get two numbers
         session.execute(select(orm.Job.id).where(orm.Job.id == job_id).with_for_update())
         session.refresh(row)
         if row.state != JobState.RUNNING.value:
             raise Conflict(
-                f"job {job_id} is {row.state}: a step runs only inside a running job's "
-                "allocation (`axc salloc` makes one)"
+                (
+                    "job {job_id} is {state}: a step runs only inside a running job's "
+                    "allocation (`axc salloc` makes one)"
+                ),
+                job_id=job_id,
+                state=row.state,
             )
         run = _run_spec(session, row)
         last = session.scalar(

@@ -78,7 +78,7 @@ def form_by_ref(session: Session, ref: str) -> orm.SurveyForm:
     """A form by its ``srv_`` id."""
     row = session.get(orm.SurveyForm, ref)
     if row is None:
-        raise NotFound(f"no survey form {ref!r}")
+        raise NotFound("no survey form {ref!r}", ref=ref)
     return row
 
 
@@ -92,7 +92,9 @@ def create_form_tx(
             orm.SurveyForm.program_id == program.id, orm.SurveyForm.name == body.name
         )
     ):
-        raise Conflict(f"{program.name} already has a survey form {body.name!r}")
+        raise Conflict(
+            "{program} already has a survey form {name!r}", program=program.name, name=body.name
+        )
     if not body.due_dates and not body.at_end:
         raise InvalidInput("due_dates", "a form is due on some date, or at_end, or both")
     row = orm.SurveyForm(
@@ -118,7 +120,7 @@ def create_form(
         with center.store.write() as session:
             return create_form_tx(session, who, program_ref, body, utcnow())
     except IntegrityError:
-        raise Conflict(f"the program already has a survey form {body.name!r}") from None
+        raise Conflict("the program already has a survey form {name!r}", name=body.name) from None
 
 
 def list_forms(center: Center, who: Principal, program_ref: str) -> list[SurveyFormOut]:
@@ -138,25 +140,48 @@ def _checked(form: orm.SurveyForm, given: dict[str, Any]) -> dict[str, Any]:
     fields = {f["key"]: f for f in form.fields}
     unknown = sorted(set(given) - set(fields))
     if unknown:
-        raise InvalidInput(f"answers.{unknown[0]}", f"the form {form.name!r} asks no such thing")
+        raise InvalidInput(
+            f"answers.{unknown[0]}", "the form {form!r} asks no such thing", form=form.name
+        )
     out: dict[str, Any] = {}
     for key, f in fields.items():
         value = given.get(key)
         where = f"answers.{key}"
         if value is None or value == "":
             if f["required"]:
-                raise InvalidInput(where, f"{f['label_en']} is required")
+                raise InvalidInput(
+                    where,
+                    "{label_en} is required",
+                    label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
+                )
             continue
         kind = f["kind"]
         if kind in ("count", "won"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 unit = "won" if kind == "won" else "a count"
-                raise InvalidInput(where, f"{f['label_en']}: a whole number of {unit}, 0 or more")
+                raise InvalidInput(
+                    where,
+                    "{label_en}: a whole number of {unit}, 0 or more",
+                    label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
+                    unit=unit,
+                )
         elif kind == "yes_no":
             if not isinstance(value, bool):
-                raise InvalidInput(where, f"{f['label_en']}: true or false")
+                raise InvalidInput(
+                    where,
+                    "{label_en}: true or false",
+                    label_en=f["label_en"],
+                    label_ko=f.get("label_ko") or f["label_en"],
+                )
         elif not isinstance(value, str) or len(value) > 20_000:
-            raise InvalidInput(where, f"{f['label_en']}: text of at most 20,000 characters")
+            raise InvalidInput(
+                where,
+                "{label_en}: text of at most 20,000 characters",
+                label_en=f["label_en"],
+                label_ko=f.get("label_ko") or f["label_en"],
+            )
         out[key] = value
     return out
 
@@ -189,9 +214,14 @@ def answer(center: Center, who: Principal, form_ref: str, body: SurveyAnswerIn) 
         rounds = _rounds(session, form, project.id)
         if body.round not in rounds:
             if not rounds:
-                raise InvalidInput("project", f"{project.name} has no grant of this form's program")
+                raise InvalidInput(
+                    "project", "{project} has no grant of this form's program", project=project.name
+                )
             raise InvalidInput(
-                "round", f"{project.name} answers rounds {', '.join(sorted(rounds))}"
+                "round",
+                "{project} answers rounds {rounds}",
+                project=project.name,
+                rounds=", ".join(sorted(rounds)),
             )
         row = orm.SurveyAnswer(
             form_id=form.id,

@@ -88,7 +88,9 @@ def create_template(
             session.flush()
             return _out(session, row, project)
     except IntegrityError:
-        raise Conflict(f"{project_ref} already has a template {body.name!r}") from None
+        raise Conflict(
+            "{project_ref} already has a template {name!r}", project_ref=project_ref, name=body.name
+        ) from None
 
 
 def list_templates(center: Center, who: Principal, project_ref: str) -> list[TemplateOut]:
@@ -107,7 +109,7 @@ def _find(session: Session, project: orm.Project, name: str) -> orm.Template:
         select(orm.Template).where(orm.Template.project_id == project.id, orm.Template.name == name)
     ).one_or_none()
     if row is None:
-        raise NotFound(f"{project.name} has no template {name!r}")
+        raise NotFound("{project} has no template {name!r}", project=project.name, name=name)
     return row
 
 
@@ -133,7 +135,7 @@ def job_of(template: TemplateOut, changes: TemplateUseIn | None = None) -> JobIn
     except ValidationError as exc:  # a template kept before a limit changed
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "job"
-        raise InvalidInput(f"job.{where}", str(first.get("msg", ""))) from None
+        raise InvalidInput(f"job.{where}", "{detail}", detail=str(first.get("msg", ""))) from None
 
 
 def use_template(

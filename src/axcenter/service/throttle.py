@@ -134,16 +134,28 @@ class SubmissionThrottle:
             cap = limits.pending_per_user
             if cap is not None and mine + adding > cap:
                 raise TooManyRequests(
-                    f"too many pending jobs: {who.name} has {mine} and this would add "
-                    f"{adding}; the limit is {cap} per user (max_pending_jobs_per_user)"
+                    (
+                        "too many pending jobs: {name} has {mine} and this would add {adding}; "
+                        "the limit is {cap} per user (max_pending_jobs_per_user)"
+                    ),
+                    name=who.name,
+                    mine=mine,
+                    adding=adding,
+                    cap=cap,
                 )
             cap = limits.pending_per_project
             for project_id, (name, n) in jobs_per_project.items():
                 have = per_project.get(project_id, 0)
                 if cap is not None and have + n > cap:
                     raise TooManyRequests(
-                        f"too many pending jobs: project {name} has {have} and this would "
-                        f"add {n}; the limit is {cap} per project (max_pending_jobs_per_project)"
+                        (
+                            "too many pending jobs: project {name} has {have} and this would add "
+                            "{n}; the limit is {cap} per project (max_pending_jobs_per_project)"
+                        ),
+                        name=name,
+                        have=have,
+                        n=n,
+                        cap=cap,
                     )
         with self._lock:
             now = self.clock()
@@ -152,33 +164,34 @@ class SubmissionThrottle:
             taken: list[_Bucket] = []
             try:
                 if limits.per_s_per_user is not None:
-                    taken.append(
-                        self._take(
-                            ("user", who.user_id),
-                            limits.per_s_per_user,
-                            now,
-                            f"{who.name} submits faster than {limits.per_s_per_user:g} per "
-                            "second (max_submissions_per_s_per_user)",
+                    bucket = self._take(("user", who.user_id), limits.per_s_per_user, now)
+                    if bucket is None:
+                        raise TooManyRequests(
+                            "too many submissions: {user} submits faster than {rate:g} per "
+                            "second (max_submissions_per_s_per_user); retry in a moment",
+                            user=who.name,
+                            rate=limits.per_s_per_user,
                         )
-                    )
+                    taken.append(bucket)
                 if limits.per_s_per_project is not None:
                     for project_id, (name, _) in jobs_per_project.items():
-                        taken.append(
-                            self._take(
-                                ("project", project_id),
-                                limits.per_s_per_project,
-                                now,
-                                f"project {name} is submitted to faster than "
-                                f"{limits.per_s_per_project:g} per second "
-                                "(max_submissions_per_s_per_project)",
+                        bucket = self._take(("project", project_id), limits.per_s_per_project, now)
+                        if bucket is None:
+                            raise TooManyRequests(
+                                "too many submissions: project {project} is submitted to faster "
+                                "than {rate:g} per second (max_submissions_per_s_per_project); "
+                                "retry in a moment",
+                                project=name,
+                                rate=limits.per_s_per_project,
                             )
-                        )
+                        taken.append(bucket)
             except TooManyRequests:
                 for bucket in taken:  # a refused submission spends nothing
                     bucket.tokens += 1
                 raise
 
-    def _take(self, key: tuple[str, str], rate: float, now: float, refusal: str) -> _Bucket:
+    def _take(self, key: tuple[str, str], rate: float, now: float) -> _Bucket | None:
+        """The key's bucket less one token; None (nothing taken) when it has none left."""
         capacity = max(rate, 1.0)
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -187,6 +200,6 @@ class SubmissionThrottle:
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
         if bucket.tokens < 1:
-            raise TooManyRequests(f"too many submissions: {refusal}; retry in a moment")
+            return None
         bucket.tokens -= 1
         return bucket

@@ -196,11 +196,16 @@ def submit_report(
             session, who, allocation_id, "request.create", lock=True
         )
         if allocation.status != "active":
-            raise Conflict(f"allocation {allocation.id} is {allocation.status}")
+            raise Conflict(
+                "allocation {allocation} is {status}",
+                allocation=allocation.id,
+                status=allocation.status,
+            )
         tranche = _next_pending(session, allocation.id)
         if tranche is None:
             raise Conflict(
-                f"allocation {allocation.id} has no tranche left to release: no report is due"
+                "allocation {allocation} has no tranche left to release: no report is due",
+                allocation=allocation.id,
             )
         waiting = session.scalar(
             select(orm.ProgressReport.id).where(
@@ -209,7 +214,11 @@ def submit_report(
             )
         )
         if waiting is not None:
-            raise Conflict(f"report {waiting} of {project.name} awaits a decision")
+            raise Conflict(
+                "report {waiting} of {project} awaits a decision",
+                waiting=waiting,
+                project=project.name,
+            )
         row = orm.ProgressReport(
             id=new_id("rpt"),
             allocation_id=allocation.id,
@@ -240,10 +249,15 @@ def _decide(
         select(orm.ProgressReport).where(orm.ProgressReport.id == report_id).with_for_update()
     ).one_or_none()
     if row is None:
-        raise NotFound(f"no progress report {report_id!r}")
+        raise NotFound("no progress report {report_id!r}", report_id=report_id)
     allocation, _ = allocation_for(session, who, row.allocation_id, "request.decide", lock=True)
     if row.status != "submitted":
-        raise Conflict(f"report {row.id} is {row.status}: it cannot be {verb}")
+        raise Conflict(
+            "report {id} is {report_status}: it cannot be {verb}",
+            id=row.id,
+            report_status=row.status,
+            verb=verb,
+        )
     return row, allocation
 
 
@@ -256,11 +270,17 @@ def accept_report(
         row, allocation = _decide(session, who, report_id, "accepted")
         if allocation.status != "active":
             raise Conflict(
-                f"allocation {allocation.id} is {allocation.status}: no tranche is released"
+                "allocation {allocation} is {status}: no tranche is released",
+                allocation=allocation.id,
+                status=allocation.status,
             )
         tranche = session.get(orm.GrantTranche, (allocation.id, row.tranche_seq))
         if tranche is None or tranche.status != "pending":
-            raise Conflict(f"tranche {row.tranche_seq} of {allocation.id} is not pending")
+            raise Conflict(
+                "tranche {tranche_seq} of {allocation} is not pending",
+                tranche_seq=row.tranche_seq,
+                allocation=allocation.id,
+            )
         for gpu_type, (secs, won) in tranche.items.items():
             item = session.get(orm.AllocationItem, (allocation.id, gpu_type))
             if item is None:

@@ -82,7 +82,10 @@ def buckets(
         out.append(UsageBucketOut(start=start, end=end, partial=end > now))
         if len(out) > MAX_BUCKETS:
             raise InvalidInput(
-                "since", f"more than {MAX_BUCKETS} {period}s: choose a longer period"
+                "since",
+                "more than {MAX_BUCKETS} {period}s: choose a longer period",
+                MAX_BUCKETS=MAX_BUCKETS,
+                period=period,
             )
     return out
 
@@ -132,7 +135,9 @@ def usage_over_time(
     """One level of the drill-down: by organization (nothing named), by project (an
     ``organization``), by user (a ``project``), a user's jobs (``project`` and ``user``)."""
     if period not in PERIODS:
-        raise InvalidInput("period", f"one of {', '.join(PERIODS)}, not {period!r}")
+        raise InvalidInput(
+            "period", "one of {PERIODS}, not {period!r}", PERIODS=", ".join(PERIODS), period=period
+        )
     per: Period = period
     if who.role is Role.REVIEWER:
         raise Forbidden("your role (reviewer) may not read usage: reviewers judge requests")
@@ -173,7 +178,7 @@ def usage_over_time(
                 )
             ).one_or_none()
             if org_row is None:
-                raise NotFound(f"no organization {organization!r}")
+                raise NotFound("no organization {organization!r}", organization=organization)
             scope.append(orm.Project.organization_id == org_row.id)
             level = "project"
         if project is not None:
@@ -181,7 +186,7 @@ def usage_over_time(
                 select(orm.Project).where(orm.Project.name == project, visible_projects(who))
             ).one_or_none()
             if prj_row is None or (org_row is not None and prj_row.organization_id != org_row.id):
-                raise NotFound(f"no project {project!r}")
+                raise NotFound("no project {project!r}", project=project)
             scope.append(orm.Project.id == prj_row.id)
             level = "user"
         if user is not None:
@@ -193,7 +198,7 @@ def usage_over_time(
                 select(orm.User).where(orm.User.name == user, in_project)
             ).one_or_none()
             if usr_row is None:  # whoever it is, it has no part in this project
-                raise NotFound(f"no user {user!r} in {project}")
+                raise NotFound("no user {user!r} in {project}", user=user, project=project)
             scope.append(orm.Job.user_id == usr_row.id)
             level = "job"
         key: Any

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from axcenter.service.errors import Refusal
-from axcenter.web.i18n import label, translate
+from axcenter.service.errors import ServiceError
+from axcenter.web.messages import detail
 from axcenter.web.pages import (
     auth,
     cluster,
@@ -61,20 +61,16 @@ def error_page(
     message: str,
     key: str = "",
     *,
-    refusal: Refusal | None = None,
+    error: ServiceError | None = None,
 ) -> HTMLResponse:
-    """A service error on a page: the same status as the API, said in the page's language
-    (``error.<status>``, or ``key``), the service's own message under it as the details,
-    and the navigation kept (when the caller is signed in)."""
+    """An error on a page: the same status as the API, said in the page's language
+    (``error.<status>``, or ``key``), the details under it (a service's ``error`` in the
+    page's language, ``messages.detail``; else ``message``), and the navigation kept
+    (when the caller is signed in)."""
     viewer = optional_viewer(request)
     lang = viewer.lang if viewer is not None else language(request)
-    if refusal is not None:  # the access rule's refusal, in words
-        what = refusal.name
-        message = translate("error.may_not", lang).format(
-            role=label("role", refusal.role, lang),
-            action=label("rule", refusal.action, lang),
-            what=(f" {what}" if lang != "ko" else f"{what}의 ") if what else "",
-        )
+    if error is not None:
+        message = detail(error, lang)
     return page(
         request,
         viewer,

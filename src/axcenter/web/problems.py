@@ -34,6 +34,13 @@ LABELS: Mapping[str, str] = {
     "starts_at": "requests.starts_on",
     "ends_at": "requests.ends_on",
     "justification": "requests.justification",
+    # fields the service names in its refusals (InvalidInput.field, web/messages.py)
+    "comment": "requests.comment",
+    "approval": "requests.approve",
+    "resubmission": "requests.resubmit",
+    "file": "requests.attach",
+    "score": "requests.score_label",
+    "workdir": "jobs.workdir",
 }
 
 #: pydantic error type -> catalog key (its ``ctx`` fills the sentence)

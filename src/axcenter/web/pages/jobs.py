@@ -21,6 +21,7 @@ from axcenter.service.errors import Conflict, Forbidden, InvalidInput
 from axcenter.service.projects import submittable_names
 from axcenter.service.schemas import JobIn, JobOut, TemplateIn, TemplateOut
 from axcenter.service.templates import create_template, get_template
+from axcenter.web.messages import detail
 from axcenter.web.problems import FormProblem, number, say, whole
 from axcenter.web.render import page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
@@ -203,14 +204,14 @@ def submit_job(
         except (FormProblem, ValidationError) as exc:
             return _new_form(request, viewer, say(exc, viewer.lang), values)
         except (InvalidInput, Forbidden, Conflict) as exc:
-            return _new_form(request, viewer, exc.message, values)
+            return _new_form(request, viewer, detail(exc, viewer.lang), values)
         return RedirectResponse(
             f"/ui/projects/{quote(project, safe='')}#templates", status_code=303
         )
     try:
         submitted = service.submit(center, viewer.who, [spec])
     except (InvalidInput, Forbidden) as exc:
-        return _new_form(request, viewer, exc.message, values)
+        return _new_form(request, viewer, detail(exc, viewer.lang), values)
     return RedirectResponse(f"/ui/jobs/{submitted[0].job.id}", status_code=303)
 
 

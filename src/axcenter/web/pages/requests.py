@@ -25,6 +25,7 @@ from axcenter.service.programs import list_programs
 from axcenter.service.projects import get_project, requestable_names
 from axcenter.service.requests import get_request, list_requests
 from axcenter.service.schemas import ApproveIn, RequestIn, ResubmitIn
+from axcenter.web.messages import detail
 from axcenter.web.problems import FormProblem, say, whole
 from axcenter.web.render import center_zone, page
 from axcenter.web.session import FormViewer, PageViewer, Viewer
@@ -101,7 +102,9 @@ def _day(value: str, field: str, zone: tzinfo, *, end: bool = False) -> datetime
     try:
         day = date.fromisoformat(value.strip())
     except ValueError as exc:
-        raise InvalidInput(field, f"must be a date like 2026-03-01, not {value!r}") from exc
+        raise InvalidInput(
+            field, "must be a date like 2026-03-01, not {value!r}", value=value
+        ) from exc
     return datetime.combine(day + timedelta(days=1 if end else 0), time(), zone)
 
 
@@ -130,7 +133,7 @@ async def file_request(request: Request, viewer: FormViewer) -> Response:
     except (ValidationError, FormProblem) as exc:
         return _new_form(request, viewer, say(exc, viewer.lang), values)
     except (InvalidInput, Forbidden, NotFound) as exc:
-        return _new_form(request, viewer, exc.message, values)
+        return _new_form(request, viewer, detail(exc, viewer.lang), values)
     return RedirectResponse(f"/ui/requests/{made.id}", status_code=303)
 
 
@@ -228,7 +231,7 @@ async def approve(request: Request, viewer: FormViewer, request_id: str) -> Resp
     try:
         body = ApproveIn(items=items or None, comment=comment if isinstance(comment, str) else "")
     except ValidationError as exc:
-        raise InvalidInput("approval", str(exc.errors()[0]["msg"])) from exc
+        raise InvalidInput("approval", "{detail}", detail=say(exc, viewer.lang)) from exc
     await run_in_threadpool(allocations.approve, center, viewer.who, request_id, body)
     return _back(request_id)
 
@@ -282,6 +285,6 @@ async def resubmit(request: Request, viewer: FormViewer, request_id: str) -> Res
             comment=values.get("comment", ""),
         )
     except (ValidationError, FormProblem) as exc:
-        raise InvalidInput("resubmission", say(exc, viewer.lang)) from exc
+        raise InvalidInput("resubmission", "{detail}", detail=say(exc, viewer.lang)) from exc
     await run_in_threadpool(allocations.resubmit, center, viewer.who, request_id, body)
     return _back(request_id)
