@@ -19,9 +19,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -178,8 +179,10 @@ def test_c_file_review_decide_and_hear_of_a_request(
         admin.goto("/ui/requests/new")
         admin.select_option("#project", "hanbit-adas")
         admin.fill("#hours-H100", str(hours))
-        today = datetime.now(UTC).date()
-        admin.fill("#starts_on", (today + timedelta(days=1)).isoformat())  # the program began today
+        # the form's days are the center's (Asia/Seoul): tomorrow there starts after the
+        # program, which began with the demo, whatever the hour in UTC
+        today = datetime.now(ZoneInfo("Asia/Seoul")).date()
+        admin.fill("#starts_on", (today + timedelta(days=1)).isoformat())
         admin.fill("#ends_on", (today + timedelta(days=60)).isoformat())
         admin.fill("#justification", f"pilot line vision model, {lang} {width}")
         check(admin, f"{step}-1-file")
