@@ -200,7 +200,8 @@ class SjfEasyPolicy(Policy):
     single_queue = True
 
     def __init__(self, view: JobView, config: SchedulerConfig) -> None:
-        super().__init__(view, replace(config, preemption=False, backfill=True))
+        # EASY: one reservation, whatever depth the default policy uses
+        super().__init__(view, replace(config, preemption=False, backfill=True, bf_reservations=1))
 
     def queue_key(self, job: PendingJob) -> tuple[Any, ...]:
         return (self.view.duration(job.id), job.submitted_at, job.id)
