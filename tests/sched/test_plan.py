@@ -15,12 +15,15 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 import pytest
+from pydantic import ValidationError
 
 from axcenter.model.cluster import NodeState
 from axcenter.model.plan import PendingReason
 from axcenter.model.quota import Quota, QuotaNode
 from axcenter.model.snapshot import Budget, PendingJob, SchedulerConfig, Snapshot
 from axcenter.sched import plan
+from axcenter.service.center import scheduler_config
+from axcenter.settings import Settings
 from tests.builders import Placed, admitted_ids, node, pending, placements, running, snapshot
 
 H = "H100"
@@ -880,3 +883,13 @@ def test_a_short_job_backfills_around_every_reservation() -> None:
         _depth_snapshot(2, pending("short", gpus=4, submitted=4, time_limit_s=SHORT)), NOW
     )
     assert admitted_ids(result) == ["short"]
+
+
+def test_the_depth_is_set_from_the_environment_and_at_least_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert scheduler_config(Settings()).bf_reservations == SchedulerConfig().bf_reservations
+    monkeypatch.setenv("AXC_SCHED_BF_RESERVATIONS", "3")
+    assert scheduler_config(Settings()).bf_reservations == 3
+    with pytest.raises(ValidationError, match="sched_bf_reservations"):
+        Settings(sched_bf_reservations=0)

@@ -7,11 +7,13 @@
    project's nominal quota, so guaranteed work goes before borrowing work.
 3. **Decide**, head by head: limits, then quota (``available``), then placement with the
    devices this job may not use blocked (reservations of other projects; the backfill
-   shadow). A job that fits is admitted and its project's next job enters the heap.
+   reservations its expected run overlaps). A job that fits is admitted and its
+   project's next job enters the heap.
 4. **When a job cannot start**: within nominal quota, reclaim by preemption (``preempt``)
    if what the victims lose does not outweigh what it gains (``worth_it``); otherwise
-   the first such job gets a reservation (``backfill``): later jobs may start only if
-   they do not delay it. Without backfill the cycle stops there.
+   the first ``bf_reservations`` such jobs each get a reservation (``backfill``), on
+   devices no earlier one holds: later jobs may start only if they delay none of them.
+   Without backfill the cycle stops at the first.
 5. **Bound**: after ``bf_max_job_test`` jobs that could not start, the cycle ends; jobs
    it did not examine wait with reason ``priority``. The budget is shared: a project
    whose jobs could not start stops at its share of it (the budget over the projects

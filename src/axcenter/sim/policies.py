@@ -29,7 +29,8 @@ Policies
     order-based schedulers, unreachable in practice (durations are unknown).
 ``sjf-easy``
     The oracle baseline the default policy is measured against (issue 23): one global
-    queue by true duration (then submit time), EASY backfill with every job's time limit
+    queue by true duration (then submit time), EASY backfill (one reservation, whatever
+    ``bf_reservations`` the default policy uses) with every job's time limit
     set to its true duration (rounded up to the second), so reservations and backfill
     know exactly when each job ends. It runs ``sched.plan`` on one queue without quotas,
     fair share, limits or preemption. Unreachable in practice: it knows every duration.
