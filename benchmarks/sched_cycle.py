@@ -25,7 +25,13 @@ from axcenter.model.cluster import Allocation, Node
 from axcenter.model.index import RunningIndex
 from axcenter.model.plan import Plan
 from axcenter.model.quota import Quota, QuotaNode
-from axcenter.model.snapshot import PendingJob, RunningJob, Snapshot, queues_from
+from axcenter.model.snapshot import (
+    PendingJob,
+    RunningJob,
+    SchedulerConfig,
+    Snapshot,
+    queues_from,
+)
 from axcenter.sched import plan
 
 NODES = 1250
@@ -159,8 +165,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 1k and 10k only")
+    parser.add_argument(
+        "--bf-reservations", type=int, default=None, help="backfill reservations a cycle"
+    )
     args = parser.parse_args()
     rng = random.Random(42)
+    config = SchedulerConfig()
+    if args.bf_reservations is not None:
+        config = SchedulerConfig(bf_reservations=args.bf_reservations)
     nodes = center()
     quotas = projects()
     cohorts = {c: QuotaNode(c) for c in ("program-a", "program-b")}
@@ -180,6 +192,7 @@ def main() -> None:
                 cohorts=cohorts,
                 usage={p: rng.uniform(0, 1e6) for p in quotas},
                 usage_weights={"H100": 2.5, "A100": 1.0},  # usage in won (price ratio)
+                config=config,
             )
             report("full center", count, *measure(snap, repeat))
             progress.advance(task)
@@ -202,6 +215,7 @@ def main() -> None:
             ),
             projects=quotas,
             cohorts=cohorts,
+            config=config,
         )
         report("admit 1000 into empty center", 1000, *measure(empty, repeat))
         progress.advance(task)

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # scheduling policy (docs/scheduling.md)
     sched_backfill: bool = True
     sched_bf_max_job_test: int = Field(default=500, ge=1)
+    #: blocked jobs that get a backfill reservation each cycle (1: EASY backfill)
+    sched_bf_reservations: int = Field(default=8, ge=1)
     sched_preemption: bool = True
     sched_min_runtime_s: float = Field(default=120.0, ge=0)
     sched_intra_project_preemption: bool = False

@@ -15,12 +15,15 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 import pytest
+from pydantic import ValidationError
 
 from axcenter.model.cluster import NodeState
 from axcenter.model.plan import PendingReason
 from axcenter.model.quota import Quota, QuotaNode
-from axcenter.model.snapshot import Budget, SchedulerConfig, Snapshot
+from axcenter.model.snapshot import Budget, PendingJob, SchedulerConfig, Snapshot
 from axcenter.sched import plan
+from axcenter.service.center import scheduler_config
+from axcenter.settings import Settings
 from tests.builders import Placed, admitted_ids, node, pending, placements, running, snapshot
 
 H = "H100"
@@ -829,3 +832,64 @@ def test_gpu_jobs_of_a_project_without_an_allocation_follow_the_centers_policy(
     else:
         assert sorted(admitted_ids(result)) == ["job_cpu", "job_funded"]
         assert result.waiting == {"job_gpu": PendingReason.BUDGET}
+
+
+# --- reservation depth (bf_reservations) -----------------------------------------------
+
+
+def _depth_snapshot(depth: int, *extra: PendingJob) -> Snapshot:
+    """n1 frees 7 GPUs at 3600, n2 frees 4 at 7200 (its other 4 are free now). ``top``
+    and ``wide`` need a whole node; ``small`` (4 GPUs for 10 hours) fits n2 now."""
+    return snapshot(
+        nodes=[node("n1", H, gpus=8), node("n2", H, gpus=8)],
+        running=[
+            running("r1", on=[("n1", tuple(range(7)))]),
+            running("r2", on=[("n2", (0, 1, 2, 3))], time_limit_s=7200),
+        ],
+        pending=[
+            pending("top", gpus=8, submitted=1),
+            pending("wide", gpus=8, submitted=2),
+            pending("small", gpus=4, submitted=3, time_limit_s=36_000),
+            *extra,
+        ],
+        config=SchedulerConfig(bf_reservations=depth),
+    )
+
+
+def test_one_reservation_lets_a_long_job_take_what_the_second_wide_job_needs() -> None:
+    """EASY (depth 1): only ``top`` is protected; ``small`` takes n2 for 10 hours, so
+    ``wide`` (which could start on n2 at 7200) now waits until 39,600 at least."""
+    result = plan(_depth_snapshot(1), NOW)
+    assert admitted_ids(result) == ["small"]
+    assert placements(result)["small"] == (H, (("n2", (4, 5, 6, 7)),))
+    assert [(e.job_id, e.at) for e in result.estimates] == [("top", 3600.0)]
+
+
+def test_a_second_reservation_protects_the_second_blocked_job() -> None:
+    """Depth 2: ``wide`` gets its own reservation, on devices ``top``'s does not hold
+    (n2 at 7200, not n1 at 3600 where ``top`` starts), and ``small``, which would run
+    past 7200, may not take them."""
+    result = plan(_depth_snapshot(2), NOW)
+    assert admitted_ids(result) == []
+    assert result.waiting["top"] is RES and result.waiting["wide"] is RES
+    assert result.waiting["small"] is PRIO
+    starts = {e.job_id: (e.at, tuple(a.node_id for a in e.placement)) for e in result.estimates}
+    assert starts == {"top": (3600.0, ("n1",)), "wide": (7200.0, ("n2",))}
+
+
+def test_a_short_job_backfills_around_every_reservation() -> None:
+    """A job that ends before both reserved starts still backfills at depth 2."""
+    result = plan(
+        _depth_snapshot(2, pending("short", gpus=4, submitted=4, time_limit_s=SHORT)), NOW
+    )
+    assert admitted_ids(result) == ["short"]
+
+
+def test_the_depth_is_set_from_the_environment_and_at_least_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert scheduler_config(Settings()).bf_reservations == SchedulerConfig().bf_reservations
+    monkeypatch.setenv("AXC_SCHED_BF_RESERVATIONS", "3")
+    assert scheduler_config(Settings()).bf_reservations == 3
+    with pytest.raises(ValidationError, match="sched_bf_reservations"):
+        Settings(sched_bf_reservations=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,9 +243,15 @@ def _held_at(snap: Snapshot, result: Plan, at: float) -> list[Allocation]:
 
 
 def check_backfill_leaves_the_reserved_devices_alone(snap: Snapshot, result: Plan) -> None:
-    assert len(result.estimates) <= 1
+    """At most ``bf_reservations`` reservations; each reserved start finds its devices
+    free, whatever was admitted; no two reservations share a device."""
+    assert len(result.estimates) <= snap.config.bf_reservations
+    reserved: set[tuple[str, int]] = set()
     for estimate in result.estimates:
         check_estimate(snap, result, estimate)
+        devices = {(a.node_id, d) for a in estimate.placement for d in a.devices}
+        assert not devices & reserved, f"{estimate.job_id} shares reserved devices"
+        reserved |= devices
 
 
 def check_estimate(snap: Snapshot, result: Plan, estimate: Estimate) -> None:
@@ -369,3 +376,15 @@ def test_invariants_can_fail() -> None:
         "check_every_pending_job_is_admitted_or_waiting_never_both",
         "check_backfill_leaves_the_reserved_devices_alone",
     ]
+
+
+@PROPERTY
+@given(snapshots())
+def test_easy_backfill_keeps_its_invariants(snap: Snapshot) -> None:
+    """With one reservation a cycle (EASY backfill, ``bf_reservations=1``) as with the
+    default depth: the same invariants hold."""
+    snap = replace(snap, config=replace(snap.config, bf_reservations=1))
+    result = plan(snap, NOW)
+    assert len(result.estimates) <= 1
+    for invariant in INVARIANTS:
+        invariant(snap, result)

@@ -201,6 +201,9 @@ class SchedulerConfig:
     backfill: bool = True
     #: jobs examined per cycle once the top job is blocked (Slurm's bf_max_job_test)
     bf_max_job_test: int = 500
+    #: blocked jobs that get a backfill reservation each cycle, in order (Maui's
+    #: RESERVATIONDEPTH); 1 is EASY backfill
+    bf_reservations: int = 8
     #: reclaim guaranteed quota by preempting borrowers
     preemption: bool = True
     #: a job that has run less than this is not preempted

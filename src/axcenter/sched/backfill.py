@@ -1,4 +1,8 @@
-"""EASY backfill: reserve the top blocked job's earliest start, let others fill around it.
+"""Backfill: reserve blocked jobs' earliest starts, let others fill around them.
+
+EASY backfill reserves for the top blocked job only; ``sched.plan`` reserves for the
+first ``SchedulerConfig.bf_reservations`` of them (Maui's RESERVATIONDEPTH), each later
+one searched with the earlier ones' devices blocked.
 
 When the job at the head of the order cannot start for lack of devices, its earliest
 start (the *shadow time*) is found from the end of the running jobs' time limits, node

@@ -7,11 +7,13 @@
    project's nominal quota, so guaranteed work goes before borrowing work.
 3. **Decide**, head by head: limits, then quota (``available``), then placement with the
    devices this job may not use blocked (reservations of other projects; the backfill
-   shadow). A job that fits is admitted and its project's next job enters the heap.
+   reservations its expected run overlaps). A job that fits is admitted and its
+   project's next job enters the heap.
 4. **When a job cannot start**: within nominal quota, reclaim by preemption (``preempt``)
    if what the victims lose does not outweigh what it gains (``worth_it``); otherwise
-   the first such job gets a reservation (``backfill``): later jobs may start only if
-   they do not delay it. Without backfill the cycle stops there.
+   the first ``bf_reservations`` such jobs each get a reservation (``backfill``), on
+   devices no earlier one holds: later jobs may start only if they delay none of them.
+   Without backfill the cycle stops at the first.
 5. **Bound**: after ``bf_max_job_test`` jobs that could not start, the cycle ends; jobs
    it did not examine wait with reason ``priority``. The budget is shared: a project
    whose jobs could not start stops at its share of it (the budget over the projects
@@ -37,7 +39,7 @@ from axcenter.sched.backfill import Shadow, earliest_start
 from axcenter.sched.fairshare import FairShare, held_weighted
 from axcenter.sched.free import Blocked, FreeCapacity
 from axcenter.sched.limits import LimitTracker
-from axcenter.sched.placement import Placement, find, take
+from axcenter.sched.placement import Keep, Placement, find, take
 from axcenter.sched.preempt import Preemptible, find_victims, preemptible
 from axcenter.sched.quota import QuotaTree
 
@@ -97,7 +99,9 @@ class _Cycle:
         self.preemptions: list[Preemption] = []
         self.estimates: list[Estimate] = []
         self.waiting: dict[str, PendingReason] = {}
-        self.shadow: Shadow | None = None
+        #: the backfill reservations, in the order they were made (at most
+        #: ``bf_reservations``)
+        self.shadows: list[Shadow] = []
         self.victims: set[str] = set()
         #: nodes where a job is being preempted (before or by this cycle): they free now
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
@@ -285,20 +289,18 @@ class _Cycle:
                 unfunded = True  # runs unpaid, so only as a preemptible borrower
             else:
                 return self.wait(job, PendingReason.BUDGET)
-        shadowed = self.shadow is not None and self.shadow.blocks(self.now, job.expected_s)
-        if shadowed:
-            assert self.shadow is not None
-            placement = find(job, self.free, types, self.shadow.merged(reserved), self.shadow.keep)
+        # the reservations its expected run would overlap: it may not use their devices
+        shadows = [s for s in self.shadows if s.blocks(self.now, job.expected_s)]
+        if shadows:
+            placement = find(job, self.free, types, *held_for(shadows, reserved))
         else:
             placement = find(job, self.free, types, reserved)
         if placement is not None:
             return self.admit(job, placement, unfunded=unfunded)
-        if shadowed and find(job, self.free, types, reserved) is not None:
-            # it would fit, but on what is reserved for the top job's start
-            assert self.shadow is not None
-            return self.wait(
-                job, PendingReason.GANG if self.shadow.gang else PendingReason.PRIORITY
-            )
+        if shadows and find(job, self.free, types, reserved) is not None:
+            # it would fit, but on what is reserved for earlier jobs' starts
+            gang = any(s.gang for s in shadows)
+            return self.wait(job, PendingReason.GANG if gang else PendingReason.PRIORITY)
         if reserved and find(job, self.free, types, None) is not None:
             return self.wait(job, PendingReason.RESERVATION)
         return self.cannot_fit(job, types, reserved)
@@ -317,11 +319,12 @@ class _Cycle:
         return self.blocked(job, types, reserved)
 
     def blocked(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
-        """Not enough devices: the first such job gets the backfill reservation."""
-        if self.shadow is None:
+        """Not enough devices: the first ``bf_reservations`` such jobs get backfill
+        reservations (without backfill, the first stops the cycle)."""
+        if len(self.shadows) < self.config.bf_reservations:
             self.reserve(job, types, reserved)
-            if not self.config.backfill:
-                self.stopped = True
+        if not self.config.backfill:
+            self.stopped = True
         return self.wait(job, PendingReason.RESOURCES)
 
     def fundable(self, job: PendingJob, gpu_type: str) -> bool:
@@ -438,19 +441,27 @@ class _Cycle:
         return bound
 
     def reserve(self, job: PendingJob, types: Sequence[str], reserved: Blocked | None) -> None:
+        """Reserve ``job``'s earliest start. Devices of earlier reservations are out of
+        its reach for good (a pessimistic start: they are held from their own starts
+        until their ends, which the search does not model), so the reservations never
+        share a device and each later one only protects a start later than it could be."""
         if not job.gpus_per_node:
             return
+        if self.shadows:
+            reserved = held_for(self.shadows, reserved)[0]
         estimate = earliest_start(
             job, self.free, self.node_releases, self.first_release, types, self.now, reserved
         )
         if estimate is None:
             return
         self.estimates.append(estimate)
-        self.shadow = Shadow(
-            estimate,
-            {a.node_id: frozenset(a.devices) for a in estimate.placement},
-            {a.node_id: (a.cpus, a.memory_mb) for a in estimate.placement},
-            gang=job.nodes > 1,
+        self.shadows.append(
+            Shadow(
+                estimate,
+                {a.node_id: frozenset(a.devices) for a in estimate.placement},
+                {a.node_id: (a.cpus, a.memory_mb) for a in estimate.placement},
+                gang=job.nodes > 1,
+            )
         )
 
     # -- preemption -------------------------------------------------------------------
@@ -595,6 +606,19 @@ class _Cycle:
             found = preemptible(self.index, gpu_type, self.now, self.config)
             self._preemptible[gpu_type] = found
         return found
+
+
+def held_for(shadows: Sequence[Shadow], reserved: Blocked | None) -> tuple[Blocked, Keep]:
+    """What a job overlapping ``shadows`` may not use: their devices besides ``reserved``,
+    and the CPUs and memory they keep on each node."""
+    blocked = reserved
+    keep: dict[str, tuple[int, int]] = {}
+    for shadow in shadows:
+        blocked = shadow.merged(blocked)
+        for node_id, (cpus, memory) in shadow.keep.items():
+            had = keep.get(node_id, (0, 0))
+            keep[node_id] = (had[0] + cpus, had[1] + memory)
+    return blocked or {}, keep
 
 
 def plan(snapshot: Snapshot, now: float) -> Plan:

@@ -82,6 +82,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(
         backfill=settings.sched_backfill,
         bf_max_job_test=settings.sched_bf_max_job_test,
+        bf_reservations=settings.sched_bf_reservations,
         preemption=settings.sched_preemption,
         min_runtime_s=settings.sched_min_runtime_s,
         intra_project_preemption=settings.sched_intra_project_preemption,

@@ -29,7 +29,8 @@ Policies
     order-based schedulers, unreachable in practice (durations are unknown).
 ``sjf-easy``
     The oracle baseline the default policy is measured against (issue 23): one global
-    queue by true duration (then submit time), EASY backfill with every job's time limit
+    queue by true duration (then submit time), EASY backfill (one reservation, whatever
+    ``bf_reservations`` the default policy uses) with every job's time limit
     set to its true duration (rounded up to the second), so reservations and backfill
     know exactly when each job ends. It runs ``sched.plan`` on one queue without quotas,
     fair share, limits or preemption. Unreachable in practice: it knows every duration.
@@ -200,7 +201,8 @@ class SjfEasyPolicy(Policy):
     single_queue = True
 
     def __init__(self, view: JobView, config: SchedulerConfig) -> None:
-        super().__init__(view, replace(config, preemption=False, backfill=True))
+        # EASY: one reservation, whatever depth the default policy uses
+        super().__init__(view, replace(config, preemption=False, backfill=True, bf_reservations=1))
 
     def queue_key(self, job: PendingJob) -> tuple[Any, ...]:
         return (self.view.duration(job.id), job.submitted_at, job.id)
