@@ -27,6 +27,7 @@ rows that say where axcenter's time goes (``breakdown``). Needs root.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import grp
 import http.client
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +195,7 @@ def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, 
     """Efficiency, and the median idle gap of a GPU between one job's end and the next
     job's start on it (the GPU as Slurm names it: node and device index)."""
     ideal = n * 1.0 / GPUS
-    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}}
+    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}, "begin": {}, "end": {}}
     for who in ("axcenter", "slurm"):
         stamps = work / f"drain-{who}"
         stamps.touch()
@@ -223,6 +225,7 @@ def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, 
         last = max(end for runs in slots.values() for _, end in runs)
         result["efficiency"][who] = ideal / (last - t0)
         result["gap"][who] = statistics.median(gaps) if gaps else 0.0
+        result["begin"][who], result["end"][who] = t0, last
     return {k: (v["axcenter"], v["slurm"]) for k, v in result.items()}
 
 
@@ -258,6 +261,50 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
         yield env
     finally:
         subprocess.run([str(SCRIPTS / "stop.sh")], env=env, check=False, capture_output=True)
+
+
+_LOG_LINE = re.compile(
+    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=(\S+)|_job_complete: JobId=(\d+) done)"
+)
+    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=(\S+)|_job_complete: JobId=(\d+) done)"
+)
+
+
+def slurm_passes(log: Path, begin: float, end: float) -> tuple[float, float]:
+    """From slurmctld's log, between ``begin`` and ``end``: how long after a job ended on
+    a node Slurm allocated the next job there (median), and how long a job lasted from
+    its allocation to its end (median: the 1 s job, the batch script's own work around
+    it, and the launch)."""
+    allocated: dict[str, tuple[float, str]] = {}
+    ends: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = _LOG_LINE.match(line)
+        if m is None:
+            continue
+        at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
+        if not begin <= at <= end + 5:
+            continue
+        if m.group(2):
+            allocated[m.group(2)] = (at, m.group(3))
+        else:
+            ends[m.group(4)] = at
+    by_node: dict[str, list[float]] = {}
+    for job, (_, node) in allocated.items():
+        if job in ends:
+            by_node.setdefault(node, []).append(ends[job])
+    for times in by_node.values():
+        times.sort()
+    lags = []
+    for at, node in allocated.values():
+        before = by_node.get(node, [])
+        i = bisect.bisect_left(before, at) - 1
+        if i >= 0 and at - before[i] < 5:
+            lags.append(at - before[i])
+    lasted = [ends[j] - at for j, (at, _) in allocated.items() if j in ends]
+    return (
+        statistics.median(lags) if lags else 0.0,
+        statistics.median(lasted) if lasted else 0.0,
+    )
 
 
 def staged_share(db: Path) -> float:
@@ -378,6 +425,13 @@ def main() -> None:
                 print(json.dumps({"breakdown": "axcenter_end_to_sbatch_s", "value": round(own, 3)}))
                 staged = staged_share(base / "data" / "axcenter.db")
                 print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
+                # Slurm's side of the gap, from its own log: allocation after an end on
+                # the node, and each job's length in Slurm
+                log = Path(args.slurm_dir) / "log" / "slurmctld.log"
+                for i, who in enumerate(("axcenter", "slurm")):
+                    lag, lasted = slurm_passes(log, found["begin"][i], found["end"][i])
+                    for key, value in (("allocated_after_an_end_s", lag), ("job_length_s", lasted)):
+                        print(json.dumps({"breakdown": f"{who}_{key}", "value": round(value, 3)}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
