@@ -46,9 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +264,6 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
 
 
 _LOG_LINE = re.compile(
-    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=(\S+)|_job_complete: JobId=(\d+) done)"
-)
     r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=(\S+)|_job_complete: JobId=(\d+) done)"
 )
 
