@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from axcenter.executors.base import StopReason, run_id_of
+from axcenter.executors.base import NodeInventory, StopReason, run_id_of
 from axcenter.executors.fake import FakeEngine
 from axcenter.model.access import Role
 from axcenter.service.center import Center
@@ -204,3 +204,68 @@ def test_a_staged_run_that_started_while_the_service_was_away_is_adopted(world: 
     assert waiting in held.values()
     assert len(held) == GPUS  # the ended job's device is the staged job's, and no more
     assert set(held.values()) == (set(busy) - {before.rpartition(".")[0]}) | {waiting}
+
+
+def test_a_reclaim_withdraws_the_job_staged_behind_its_victim(
+    db: tuple[str, str | None], tmp_path: Path
+) -> None:
+    """One GPU: project p borrows it (no quota) and has a job staged behind; project q,
+    whose quota the GPU is, submits. The reclaim preempts p's running job and withdraws
+    the staged one, so the device goes to q's job, not to p's follower."""
+    url, schema = db
+    config = Settings(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        database_schema=schema,
+        kill_grace_s=1.0,
+        sched_min_runtime_s=0.0,
+        safety_cycle_s=0.2,
+        stage_ahead_s=120.0,
+    )
+    node = NodeInventory("n-0", "H100", 1, 32, 256_000, logical=True)
+    engine = FakeEngine([node], lambda event: None, staging=True)
+    center = Center(config, engine_factory=lambda on_event: engine)
+    center.store.migrate()
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    tokens = {}
+    with center.store.write() as s:
+        prog = program(s, "AX", 10**12)
+        price(s, "H100", WON_PER_GPU_HOUR, long_ago)
+        for name, quota in (("p", 0), ("q", 1)):
+            org = organization(s, f"org-{name}")
+            prj = project(s, name, org, prog)
+            allocation(
+                s, prj, prog, long_ago, long_ago + timedelta(days=36500), {"H100": (10**9, 10**9)}
+            )
+            s.add(orm.ProjectQuota(project_id=prj.id, gpu_type="H100", nominal=quota))
+            user = create_user(s, f"user-{name}", org.id, Role.MEMBER)
+            s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
+            tokens[name] = issue_token(s, user.id)
+    center.store.dispose()
+    world = World(config, engine, tokens["p"])
+    world.start()
+    try:
+        running = world.submit(time_limit_s=60)
+        world.state(running, "running")
+        follower = world.submit(time_limit_s=60)
+        run_id = staged_run(world, follower)
+        assert world.engine.runs[run_id].spec.after == (run_id_of(running, 1),)
+        body = {"project": "q", "command": ["train"], "gpus_per_node": 1, "time_limit_s": 60}
+        r = world.api().post(
+            "/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {tokens['q']}"}
+        )
+        assert r.status_code == 201, r.text
+        owner = r.json()["id"]
+        world.state(running, "pending")  # preempted, requeued
+        job = world.state(follower, "pending")  # withdrawn before it started
+        assert "withdrawn: the job it was to follow is preempted" in job["events"][-1]["reason"]
+        assert world.engine.runs[run_id].started_at is None
+        until(
+            lambda: (j := world.api().get(
+                f"/api/v1/jobs/{owner}", headers={"Authorization": f"Bearer {tokens['q']}"}
+            ).json())["state"] == "running" and j,
+            "q's job running on the reclaimed GPU",
+        )  # fmt: skip
+        assert set(leases(world).values()) == {owner}
+    finally:
+        world.stop()

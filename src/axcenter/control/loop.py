@@ -644,11 +644,7 @@ class ControlLoop:
                 self._refresh_budgets(session, utc(now))
         for job_id in overdue(self.state, now, self.stage_ahead_s):
             self._touch(touched, job_id)
-            self._requeue(
-                job_id,
-                "withdrawn: the job it was to follow runs past its expected end",
-                held=False,
-            )
+            self._withdraw(job_id, "the job it was to follow runs past its expected end")
         stages = plan_stages(
             self.state,
             self.engine,
@@ -665,6 +661,13 @@ class ControlLoop:
             self._touch(touched, adm.job_id)
         self._dispatch(staged, {job_id: s.after for job_id, s in by_job.items()})
 
+    def _withdraw(self, job_id: str, why: str) -> None:
+        """A staged job will not follow after all: it leaves its place behind the jobs it
+        was to follow (so their end gives it nothing), and its run is stopped before it
+        starts; that end requeues it."""
+        self.state.unstage(job_id)
+        self._requeue(job_id, f"withdrawn: {why}", held=False)
+
     def _promote(self, touched: dict[str, str]) -> None:
         """Staged jobs whose predecessors all ended hold their devices now: lease them."""
         promoted = self.state.take_promoted()
@@ -678,8 +681,11 @@ class ControlLoop:
             self._touch(touched, job_id)
 
     def _preempt(self, preemptions: Sequence[Preemption]) -> None:
-        """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them."""
+        """Ask the engine to stop victims (SIGTERM, grace, SIGKILL); their ends requeue them.
+        Jobs staged behind a victim are withdrawn first: its devices are the reclaimer's."""
         for p in preemptions:
+            for follower in sorted(self.state.followers.get(p.job_id, ())):
+                self._withdraw(follower, f"the job it was to follow is preempted for {p.for_job}")
             if p.job_id in self.state.running and p.job_id not in self._preempt_reasons:
                 self._preempt_reasons[p.job_id] = p.reason
                 self.state.mark_preempting(p.job_id)

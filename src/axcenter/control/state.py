@@ -246,13 +246,7 @@ class ClusterState:
     def _stop(self, job_id: str) -> None:
         if self.running.pop(job_id, None) is not None:
             self.index.remove(job_id)
-        if (staged := self.staged.pop(job_id, None)) is not None:
-            for before in staged.after:
-                followers = self.followers.get(before)
-                if followers is not None:
-                    followers.discard(job_id)
-                    if not followers:
-                        del self.followers[before]
+        self.unstage(job_id)
         for follower in self.followers.pop(job_id, ()):
             staged = self.staged[follower]
             after = staged.after - {job_id}
@@ -270,6 +264,18 @@ class ClusterState:
         self.staged[job.id] = Staged(job, after)
         for before in after:
             self.followers.setdefault(before, set()).add(job.id)
+
+    def unstage(self, job_id: str) -> None:
+        """The staged job will not take its devices (it is being withdrawn): it waits,
+        neither here nor queued, until its run's end requeues it."""
+        if (staged := self.staged.pop(job_id, None)) is None:
+            return
+        for before in staged.after:
+            followers = self.followers.get(before)
+            if followers is not None:
+                followers.discard(job_id)
+                if not followers:
+                    del self.followers[before]
 
     def take_promoted(self) -> list[str]:
         promoted, self.promoted = self.promoted, []
