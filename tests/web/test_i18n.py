@@ -125,6 +125,15 @@ def test_event_notes_in_korean() -> None:
     )
     assert event_note("cancelled (exit code 143)", "ko") == "취소됨 (종료 코드 143)"
     assert event_note("something new", "ko") == "something new"  # unknown: as written
+    # the loop's staged runs (docs/engines.md, "Staged runs") and borrowed capacity
+    staged = "admitted on n1:3 (borrowed capacity), to start when job_a, job_b end"
+    assert event_note(staged, "ko") == "n1:3에 배치, job_a, job_b 종료 후 시작"
+    assert event_note("admitted on n1:3 (borrowed capacity)", "ko") == "n1:3에 배치 (빌린 용량)"
+    preempted = "withdrawn: the job it was to follow is preempted for job_c"
+    assert event_note(preempted, "ko") == "철회: 뒤따를 작업이 job_c을(를) 위해 선점됨"
+    overrun = "withdrawn: the job it was to follow runs past its expected end"
+    assert event_note(overrun, "ko").startswith("철회:")
+    assert event_note("requeued: run 2 never reached the engine", "ko").endswith("전달되지 않음")
 
 
 @pytest.mark.parametrize(

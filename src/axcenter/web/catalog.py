@@ -584,6 +584,30 @@ CATALOG: Final[dict[str, tuple[str, str]]] = {
     "view.running": ("running", "실행"),
     "view.finished": ("finished", "종료"),
     "event.admitted_on": ("placed on {where}", "{where}에 배치"),
+    "event.admitted_borrowed": (
+        "placed on {where} (borrowed capacity)",
+        "{where}에 배치 (빌린 용량)",
+    ),
+    "event.staged": (
+        "placed on {where}, to start when {jobs} end",
+        "{where}에 배치, {jobs} 종료 후 시작",
+    ),
+    "event.withdrawn_overrun": (
+        "withdrawn: the job it was to follow runs past its expected end",
+        "철회: 뒤따를 작업이 예상 종료 시각을 넘겨 실행 중",
+    ),
+    "event.withdrawn_preempted": (
+        "withdrawn: the job it was to follow is preempted for {job}",
+        "철회: 뒤따를 작업이 {job}을(를) 위해 선점됨",
+    ),
+    "event.withdrawn_restart": (
+        "requeued: its staged run was withdrawn at a restart of the service",
+        "다시 대기: 서비스 재시작 때 미리 넘긴 실행이 철회됨",
+    ),
+    "event.never_handed": (
+        "requeued: run {n} never reached the engine",
+        "다시 대기: {n}번째 실행이 실행기에 전달되지 않음",
+    ),
     "event.cancelled_by": ("cancelled by {who}", "{who} 님이 취소"),
     "event.submitted": ("submitted", "제출됨"),
     "event.started": ("started", "시작됨"),

@@ -103,7 +103,28 @@ def label(group: str, value: str | None, lang: str) -> str:
 #: the free-text notes the control loop, the executor and the service write on a job
 #: (``detail``: a note itself, said in turn)
 _NOTES = (
+    (
+        re.compile(
+            r"^admitted on (?P<where>.+?)(?: \(borrowed capacity\))?,"
+            r" to start when (?P<jobs>.+) end$"
+        ),
+        "event.staged",
+    ),
+    (re.compile(r"^admitted on (?P<where>.+) \(borrowed capacity\)$"), "event.admitted_borrowed"),
     (re.compile(r"^admitted on (?P<where>.+)$"), "event.admitted_on"),
+    (
+        re.compile(r"^withdrawn: the job it was to follow runs past its expected end$"),
+        "event.withdrawn_overrun",
+    ),
+    (
+        re.compile(r"^withdrawn: the job it was to follow is preempted for (?P<job>\S+)$"),
+        "event.withdrawn_preempted",
+    ),
+    (
+        re.compile(r"^requeued: its staged run was withdrawn at a restart of the service$"),
+        "event.withdrawn_restart",
+    ),
+    (re.compile(r"^requeued: run (?P<n>\d+) never reached the engine$"), "event.never_handed"),
     (re.compile(r"^cancelled by (?P<who>\S+)$"), "event.cancelled_by"),
     (re.compile(r"^submitted$"), "event.submitted"),
     (re.compile(r"^started$"), "event.started"),
