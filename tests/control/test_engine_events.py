@@ -6,8 +6,8 @@ adopts what runs and records what ended meanwhile. Both stores."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class World:
     settings: Settings
     engine: FakeEngine
     token: str
+    tokens: dict[str, str] = field(default_factory=dict)  # project -> its member's token
     center: Center | None = None
     client: TestClient | None = None
 
@@ -103,34 +104,54 @@ def until(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def world(db: tuple[str, str | None], tmp_path: Path) -> Iterator[World]:
+def build_world(
+    db: tuple[str, str | None],
+    tmp_path: Path,
+    engine: FakeEngine,
+    *,
+    quotas: Mapping[str, int] | None = None,
+    **settings: Any,
+) -> World:
+    """A started center on ``engine``: project ``p`` of Acme with alice as its member and
+    a grant paying for H100s; with ``quotas``, each project named there (of an
+    organization of its own, with a member ``user-NAME``) with that guaranteed H100
+    quota. Every member's token is in ``World.tokens``."""
     url, schema = db
-    settings = Settings(
+    config = Settings(
         data_dir=tmp_path / "data",
         database_url=url,
         database_schema=schema,
         kill_grace_s=1.0,
         sched_min_runtime_s=0.0,
+        **settings,
     )
-    engine = FakeEngine(NODES, lambda event: None, auto_start=False)
-    center = Center(settings, engine_factory=lambda on_event: engine)
+    center = Center(config, engine_factory=lambda on_event: engine)
     center.store.migrate()
     long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    tokens: dict[str, str] = {}
     with center.store.write() as s:
-        org = organization(s, "Acme")
         prog = program(s, "AX", 10**12)
-        prj = project(s, "p", org, prog)
-        allocation(
-            s, prj, prog, long_ago, long_ago + timedelta(days=36500), {"H100": (10**9, 10**9)}
-        )
         price(s, "H100", WON_PER_GPU_HOUR, long_ago)
-        user = create_user(s, "alice", org.id, Role.MEMBER)
-        s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
-        token = issue_token(s, user.id)
+        for name in {"p": None, **(quotas or {})}:
+            org = organization(s, "Acme" if name == "p" else f"org-{name}")
+            prj = project(s, name, org, prog)
+            allocation(
+                s, prj, prog, long_ago, long_ago + timedelta(days=36500), {"H100": (10**9, 10**9)}
+            )
+            if quotas is not None and name in quotas:
+                s.add(orm.ProjectQuota(project_id=prj.id, gpu_type="H100", nominal=quotas[name]))
+            user = create_user(s, "alice" if name == "p" else f"user-{name}", org.id, Role.MEMBER)
+            s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
+            tokens[name] = issue_token(s, user.id)
     center.store.dispose()
-    w = World(settings, engine, token)
+    w = World(config, engine, tokens["p"], tokens)
     w.start()
+    return w
+
+
+@pytest.fixture
+def world(db: tuple[str, str | None], tmp_path: Path) -> Iterator[World]:
+    w = build_world(db, tmp_path, FakeEngine(NODES, lambda event: None, auto_start=False))
     yield w
     if w.center is not None:
         w.stop()

@@ -7,56 +7,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from axcenter.executors.base import NodeInventory, StopReason, run_id_of
 from axcenter.executors.fake import FakeEngine
-from axcenter.model.access import Role
-from axcenter.service.center import Center
-from axcenter.settings import Settings
 from axcenter.store import orm
-from axcenter.store.accounts import create_user, issue_token
-from tests.accounting import allocation, organization, price, program, project
-from tests.control.test_engine_events import NODES, WON_PER_GPU_HOUR, World, until
+from tests.control.test_engine_events import NODES, World, build_world, until
 
-#: one GPU-second per won (``WON_PER_GPU_HOUR``); all 8 GPUs busy with 8 one-GPU jobs
+#: all 8 GPUs busy with 8 one-GPU jobs
 GPUS = sum(n.gpu_count for n in NODES)
 
 
-def make_world(db: tuple[str, str | None], tmp_path: Path, **settings: object) -> World:
-    url, schema = db
-    config = Settings(
-        data_dir=tmp_path / "data",
-        database_url=url,
-        database_schema=schema,
-        kill_grace_s=1.0,
-        sched_min_runtime_s=0.0,
-        safety_cycle_s=0.2,  # full cycles (those that stage) come often
-        **settings,  # type: ignore[arg-type]
-    )
-    engine = FakeEngine(NODES, lambda event: None, staging=True)
-    center = Center(config, engine_factory=lambda on_event: engine)
-    center.store.migrate()
-    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
-    with center.store.write() as s:
-        org = organization(s, "Acme")
-        prog = program(s, "AX", 10**12)
-        prj = project(s, "p", org, prog)
-        allocation(
-            s, prj, prog, long_ago, long_ago + timedelta(days=36500), {"H100": (10**9, 10**9)}
-        )
-        price(s, "H100", WON_PER_GPU_HOUR, long_ago)
-        user = create_user(s, "alice", org.id, Role.MEMBER)
-        s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
-        token = issue_token(s, user.id)
-    center.store.dispose()
-    world = World(config, engine, token)
-    world.start()
-    return world
+def make_world(
+    db: tuple[str, str | None], tmp_path: Path, nodes: list[NodeInventory] = NODES, **settings: Any
+) -> World:
+    """A center on a fake engine that takes staged runs, with frequent full cycles (those
+    that stage)."""
+    engine = FakeEngine(nodes, lambda event: None, staging=True)
+    return build_world(db, tmp_path, engine, safety_cycle_s=0.2, **settings)
 
 
 @pytest.fixture
@@ -212,38 +184,9 @@ def test_a_reclaim_withdraws_the_job_staged_behind_its_victim(
     """One GPU: project p borrows it (no quota) and has a job staged behind; project q,
     whose quota the GPU is, submits. The reclaim preempts p's running job and withdraws
     the staged one, so the device goes to q's job, not to p's follower."""
-    url, schema = db
-    config = Settings(
-        data_dir=tmp_path / "data",
-        database_url=url,
-        database_schema=schema,
-        kill_grace_s=1.0,
-        sched_min_runtime_s=0.0,
-        safety_cycle_s=0.2,
-        stage_ahead_s=120.0,
-    )
     node = NodeInventory("n-0", "H100", 1, 32, 256_000, logical=True)
-    engine = FakeEngine([node], lambda event: None, staging=True)
-    center = Center(config, engine_factory=lambda on_event: engine)
-    center.store.migrate()
-    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
-    tokens = {}
-    with center.store.write() as s:
-        prog = program(s, "AX", 10**12)
-        price(s, "H100", WON_PER_GPU_HOUR, long_ago)
-        for name, quota in (("p", 0), ("q", 1)):
-            org = organization(s, f"org-{name}")
-            prj = project(s, name, org, prog)
-            allocation(
-                s, prj, prog, long_ago, long_ago + timedelta(days=36500), {"H100": (10**9, 10**9)}
-            )
-            s.add(orm.ProjectQuota(project_id=prj.id, gpu_type="H100", nominal=quota))
-            user = create_user(s, f"user-{name}", org.id, Role.MEMBER)
-            s.add(orm.ProjectMember(project_id=prj.id, user_id=user.id))
-            tokens[name] = issue_token(s, user.id)
-    center.store.dispose()
-    world = World(config, engine, tokens["p"])
-    world.start()
+    world = make_world(db, tmp_path, [node], stage_ahead_s=120.0, quotas={"p": 0, "q": 1})
+    tokens = world.tokens
     try:
         running = world.submit(time_limit_s=60)
         world.state(running, "running")
