@@ -35,7 +35,7 @@ from axcenter.control.live import LiveState
 from axcenter.control.metrics import LoopMetrics
 from axcenter.control.reconcile import reconcile
 from axcenter.control.runs import job_of, record_runs
-from axcenter.control.stage import Stage, overdue, plan_stages
+from axcenter.control.stage import Stage, ending, overdue, plan_stages
 from axcenter.control.state import ClusterState, StartHint
 from axcenter.control.usage import usage_weights
 from axcenter.control.watch import JobWatch
@@ -487,9 +487,7 @@ class ControlLoop:
         if resync:  # the engine's nodes changed: the store, then the cache, follow
             self._resync()
         if plan and (full or not self.state.cannot_start(new)):
-            if self._budgets_stale:  # once per cycle, however many writes changed them
-                with self.store.read() as session:
-                    self._refresh_budgets(session, utc(now))
+            self._fresh_budgets(now)
             self.state.usage.advance(now, self.state.index.usage)
             snapshot = self.state.snapshot()
             if not full:
@@ -514,7 +512,8 @@ class ControlLoop:
                 self.state.reasons.setdefault(job.id, PendingReason.RESOURCES)
         # a run the engine accepted may be followed (its reference is what a staged run
         # follows): a cycle that recorded one may stage
-        if plan and self.stage_ahead_s > 0 and (full or dispatched or any(_starts(events))):
+        started = any(isinstance(e, RunStarted) for e in events)
+        if plan and self.stage_ahead_s > 0 and (full or dispatched or started):
             self._stage(now, touched)
         if ended:
             self.watch.notify(ended)
@@ -639,20 +638,20 @@ class ControlLoop:
     def _stage(self, now: float, touched: dict[str, str]) -> None:
         """Withdraw staged jobs whose predecessors overran their estimates, then stage
         what the policy would start next on devices about to free (``control/stage.py``)."""
-        if self._budgets_stale:
-            with self.store.read() as session:
-                self._refresh_budgets(session, utc(now))
         for job_id in overdue(self.state, now, self.stage_ahead_s):
             self._touch(touched, job_id)
             self._withdraw(job_id, "the job it was to follow runs past its expected end")
-        stages = plan_stages(
+        ends = ending(
             self.state,
             self.engine,
-            self.policy,
             now,
             self.stage_ahead_s,
             lambda job_id: (run := self.runs.get(job_id)) in self._accepted or run in self._started,
         )
+        if not ends:
+            return
+        self._fresh_budgets(now)
+        stages = plan_stages(self.state, ends, self.policy, now)
         if not stages:
             return
         by_job = {s.admission.job_id: s for s in stages}
@@ -800,6 +799,12 @@ class ControlLoop:
             self.state.reasons[adm.job_id] = PendingReason.BUDGET
             return False, None
         return True, allocation
+
+    def _fresh_budgets(self, now: float) -> None:
+        """Read budgets again if a write changed them (once per cycle, however many)."""
+        if self._budgets_stale:
+            with self.store.read() as session:
+                self._refresh_budgets(session, utc(now))
 
     def _refresh_budgets(self, session: Session, at: datetime) -> None:
         session.flush()
@@ -949,10 +954,6 @@ _SELECT_SPECS = (
     .outerjoin(_GROUPS, _GROUPS.c.project_id == JOBS.c.project_id)
     .where(JOBS.c.id.in_(bindparam("ids", expanding=True)))
 )
-
-
-def _starts(events: Iterable[RunStarted | RunEnded]) -> Iterable[bool]:
-    return (isinstance(e, RunStarted) for e in events)
 
 
 def _where(adm: Admission, state: ClusterState) -> str:

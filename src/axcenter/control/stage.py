@@ -27,7 +27,7 @@ it follows have ended, however they end (Slurm's ``afterany``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from axcenter.control.state import ClusterState
@@ -35,7 +35,7 @@ from axcenter.executors.base import Engine
 from axcenter.model.plan import Admission, Plan
 from axcenter.model.snapshot import RunningJob, Snapshot
 
-__all__ = ["Stage", "overdue", "plan_stages"]
+__all__ = ["Stage", "ending", "overdue", "plan_stages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,46 +56,59 @@ def expected_end(state: ClusterState, job: RunningJob) -> float:
     return job.started_at + expected if expected > 0 else float("inf")
 
 
-def plan_stages(
+def ending(
     state: ClusterState,
     engine: Engine,
-    policy: Callable[[Snapshot, float], Plan],
     now: float,
     ahead_s: float,
     accepted: Callable[[str], bool],
-) -> list[Stage]:
-    """The admissions the policy would make onto the devices of the running jobs that
-    will likely end within ``ahead_s`` (and have not overrun their estimate by more), as
-    if those had ended. ``accepted``: whether the engine has accepted a running job's
-    run (a job is staged only behind those: the staged run follows their reference). A
-    job staged itself, once it holds its devices, may be followed before it starts."""
+) -> dict[str, float]:
+    """The running jobs a job may be staged behind, with their expected ends: on nodes
+    where the engine stages, expected to end within ``ahead_s`` (and not overrunning
+    their estimate by more: ``overdue``), followed by none yet, not being preempted.
+    ``accepted``: whether the engine has accepted a job's run (a staged run follows its
+    reference); a job staged itself, once it holds its devices, may be followed before
+    it starts. Empty, at the cost of a look at the nodes, where no node stages."""
     if ahead_s <= 0 or not state.pending:
-        return []
-    names = {node_id: node.name for node_id, node in state.nodes.items()}
-    ending = [
-        job
-        for job in state.running.values()
-        if not job.preempting
-        and job.id not in state.followers
-        and job.allocations
-        and abs(expected_end(state, job) - now) <= ahead_s  # not overrunning (``overdue``)
-        and accepted(job.id)
-        and all(engine.stages(names.get(a.node_id, "")) for a in job.allocations)
-    ]
-    if not ending:
-        return []
-    freed = {(a.node_id, d): job.id for job in ending for a in job.allocations for d in a.devices}
-    for job in ending:
+        return {}
+    staging = {node_id for node_id, node in state.nodes.items() if engine.stages(node.name)}
+    if not staging:
+        return {}
+    ends: dict[str, float] = {}
+    for job in state.running.values():
+        if (
+            job.preempting
+            or job.id in state.followers
+            or not job.allocations
+            or any(a.node_id not in staging for a in job.allocations)
+            or not accepted(job.id)
+        ):
+            continue
+        end = expected_end(state, job)
+        if abs(end - now) <= ahead_s:
+            ends[job.id] = end
+    return ends
+
+
+def plan_stages(
+    state: ClusterState,
+    ends: Mapping[str, float],
+    policy: Callable[[Snapshot, float], Plan],
+    now: float,
+) -> list[Stage]:
+    """The admissions the policy would make onto the devices of the running jobs
+    ``ends`` names (``ending``), as if those had ended."""
+    jobs = [state.running[job_id] for job_id in ends]
+    freed = {(a.node_id, d): job.id for job in jobs for a in job.allocations for d in a.devices}
+    for job in jobs:
         state.index.remove(job.id)
     try:
-        gone = {job.id for job in ending}
         snapshot = state.snapshot()
-        snapshot = replace(snapshot, running=tuple(j for j in snapshot.running if j.id not in gone))
+        snapshot = replace(snapshot, running=tuple(j for j in snapshot.running if j.id not in ends))
         decided = policy(snapshot, now)
     finally:
-        for job in ending:
+        for job in jobs:
             state.index.add(job)
-    ends = {job.id: expected_end(state, job) for job in ending}
     stages: list[Stage] = []
     for adm in decided.admissions:
         devices = [(a.node_id, d) for a in adm.placement for d in a.devices]
