@@ -166,16 +166,7 @@ def open_devices_file(path: Path, run: RunSpec) -> None:
     -d`` no longer tells them: empty, owned by the job's account, in a folder only root
     writes."""
     path.parent.mkdir(mode=0o711, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        raise LaunchError(f"cannot make {path}: {e.strerror}") from e
-    try:
-        if run.run_as is not None and os.geteuid() == 0:
-            os.fchown(fd, run.run_as.uid, run.run_as.gid)
-    finally:
-        os.close(fd)
+    os.close(_open_as_job(path, os.O_TRUNC, run, f"cannot make {path}"))
 
 
 def read_devices_file(path: Path, gpus: int) -> str:
@@ -201,18 +192,30 @@ def open_log(logs: Path, run: RunSpec) -> None:
     """Create the job's log owned by its account (Slurm appends to it as that
     account); a later run of the job appends after a header line."""
     path = logs / f"{run.job_id}.log"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = _open_as_job(path, os.O_APPEND, run, f"cannot open the job's log {path}")
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        raise LaunchError(f"cannot open the job's log {path}: {e.strerror}") from e
-    try:
-        if run.run_as is not None and os.geteuid() == 0:
-            os.fchown(fd, run.run_as.uid, run.run_as.gid)
         if run.attempt > 1:
             os.write(fd, f"\n--- axcenter: run {run.attempt} of job {run.job_id} ---\n".encode())
     finally:
         os.close(fd)
+
+
+def _open_as_job(path: Path, mode: int, run: RunSpec, failed: str) -> int:
+    """``path`` opened for writing (``mode``: ``O_TRUNC`` or ``O_APPEND``), created 0600
+    without following a link, and owned by the run's account (it writes there as that
+    account); ``LaunchError`` saying ``failed`` and why if it cannot be."""
+    flags = os.O_WRONLY | os.O_CREAT | mode | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        raise LaunchError(f"{failed}: {e.strerror}") from e
+    if run.run_as is not None and os.geteuid() == 0:
+        try:
+            os.fchown(fd, run.run_as.uid, run.run_as.gid)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
 
 
 def _reserved(name: str) -> bool:
