@@ -332,9 +332,6 @@ def first_token(data_dir: Path, deadline: float) -> str | None:
 def center(
     env: dict[str, str], user: str, base: Path, poll_s: float, stage_ahead_s: float | None
 ) -> Iterator[Axc]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     config = base / "center.yaml"
     config.write_text(
         "pools:\n  - name: hpc\n    engine: slurm\n    slurm:\n"
@@ -342,19 +339,9 @@ def center(
         f"      gpu_type: H100\n      account: {user}\n      poll_s: {poll_s}\n"
         f"      output_dir: {base / 'logs'}\n"
     )
-    axc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
-    axc_env["AXC_STOP_JOBS_ON_SHUTDOWN"] = "true"
-    if stage_ahead_s is not None:
-        axc_env["AXC_STAGE_AHEAD_S"] = str(stage_ahead_s)
-    log = base / "axc-up.log"
-    proc = subprocess.Popen(
-        [AXC, "up", "--demo", "--data-dir", str(base / "data"), "--port", str(port),
-         "--config", str(config), "--log-level", "warning"],
-        env=axc_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    extra = {} if stage_ahead_s is None else {"AXC_STAGE_AHEAD_S": str(stage_ahead_s)}
+    with axc_up(base, ["--config", str(config)], extra, start_s=60) as (port, token):
         deadline = time.monotonic() + 60
-        token = first_token(base / "data", deadline)
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 health = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -362,9 +349,34 @@ def center(
                 if health.getresponse().status == 200:
                     break
             time.sleep(0.1)
+        yield Axc(port, token)
+
+
+@contextlib.contextmanager
+def axc_up(
+    base: Path, args: list[str], env: dict[str, str], *, start_s: float
+) -> Iterator[tuple[int, str]]:
+    """``axc up --demo`` with its data in ``base``, ``args`` added, on a free port, in this
+    environment without its ``AXC_*`` and ``SLURM_*`` but with ``env`` (jobs are stopped
+    when it exits): yields its port and the operator's token once it has written it
+    (within ``start_s``). On an error, the end of its log; at the end, SIGTERM (a kill
+    after 120 s)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    axc_env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
+    axc_env |= {"AXC_STOP_JOBS_ON_SHUTDOWN": "true", **env}
+    log = base / "axc-up.log"
+    proc = subprocess.Popen(
+        [AXC, "up", "--demo", "--data-dir", str(base / "data"), "--port", str(port), *args,
+         "--log-level", "warning"],
+        env=axc_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        token = first_token(base / "data", time.monotonic() + start_s)
         if token is None:
             raise RuntimeError(f"axc up did not start:\n{log.read_text()}")
-        yield Axc(port, token)
+        yield port, token
     except BaseException:
         print(log.read_text()[-3000:], file=sys.stderr)
         raise

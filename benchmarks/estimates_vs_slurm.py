@@ -41,8 +41,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,7 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.engines
 
-from benchmarks.engines import AXC, PARTITION, Axc, account, cluster, first_token
+from benchmarks.engines import PARTITION, Axc, account, axc_up, cluster
 
 BENCH = "estimates_vs_slurm"
 #: slack for "started by its estimate": Slurm's times are whole seconds
@@ -177,38 +175,16 @@ def epoch(value: str | None) -> float | None:
 
 @contextlib.contextmanager
 def local_center(base: Path) -> Iterator[Axc]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXC_", "SLURM_"))}
-    env |= {"AXC_STOP_JOBS_ON_SHUTDOWN": "true", "AXC_SCHED_HISTORY_MIN_RUNS": "0"}
-    log = base / "axc-up.log"
-    proc = subprocess.Popen(
-        [AXC, "up", "--demo", "--data-dir", str(base / "data"), "--port", str(port),
-         "--gpus", "H100:8x4", "--log-level", "warning"],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    gpus = ["--gpus", "H100:8x4"]
+    with axc_up(base, gpus, {"AXC_SCHED_HISTORY_MIN_RUNS": "0"}, start_s=90) as (port, token):
+        axc = Axc(port, token)
         deadline = time.monotonic() + 90
-        token = first_token(base / "data", deadline)
-        if token is None:
-            raise RuntimeError(f"axc up did not start:\n{log.read_text()}")
-        axc = Axc(port, token, str(base / "work"))
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
                 if axc.get("/cluster")["summary"]:
                     break
             time.sleep(0.2)
         yield axc
-    except BaseException:
-        print(log.read_text()[-3000:], file=sys.stderr)
-        raise
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def axcenter_run(axc: Axc, jobs: list[Job], timeout: float) -> Reading:
