@@ -27,7 +27,6 @@ rows that say where axcenter's time goes (``breakdown``). Needs root.
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import grp
 import http.client
@@ -93,7 +92,13 @@ class Slurm:
 class Axc:
     port: int
     token: str
+    pid: int = 0
     conn: http.client.HTTPConnection | None = None
+
+    def cpu_s(self) -> float:
+        """CPU seconds the service and the commands it ran (squeue, sbatch...) used."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.conn is None:
@@ -141,9 +146,10 @@ class Axc:
 
 
 def row(bench: str, axc: float, slurm: float, unit: str, higher_is_better: bool) -> None:
-    ratio = axc / slurm if higher_is_better else slurm / axc
+    num, den = (axc, slurm) if higher_is_better else (slurm, axc)
+    ratio = round(num / den, 3) if den else None
     print(json.dumps({"bench": bench, "axcenter": round(axc, 4), "slurm": round(slurm, 4),
-                      "ratio": round(ratio, 3), "unit": unit}), flush=True)  # fmt: skip
+                      "ratio": ratio, "unit": unit}), flush=True)  # fmt: skip
 
 
 def wait_file(path: Path, timeout: float = 120) -> str:
@@ -191,20 +197,23 @@ def submissions(axc: Axc, slurm: Slurm, n: int) -> tuple[float, float, float]:
     return a, s, statistics.median(sbatch_s)
 
 
-def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, float]]:
-    """Efficiency, and the median idle gap of a GPU between one job's end and the next
-    job's start on it (the GPU as Slurm names it: node and device index)."""
+def drain(axc: Axc, slurm: Slurm, work: Path, n: int, log: Path) -> dict[str, tuple[float, float]]:
+    """Efficiency, the median idle gap of a GPU between one job's end and the next job's
+    start on it (the GPU as Slurm names it: node and device index), and that gap's parts
+    (``gap_parts``, from slurmctld's ``log``)."""
     ideal = n * 1.0 / GPUS
-    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}, "begin": {}, "end": {}}
+    result: dict[str, dict[str, float]] = {"efficiency": {}, "gap": {}}
     for who in ("axcenter", "slurm"):
         stamps = work / f"drain-{who}"
         stamps.touch()
         stamps.chmod(0o666)  # axcenter's jobs run as the demo operator's managed account
         script = (
             "s=$(date +%s.%N); sleep 1; "
-            f'echo "$SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES $s $(date +%s.%N)" >> {stamps}'
+            f'echo "$SLURMD_NODENAME:$CUDA_VISIBLE_DEVICES $SLURM_JOB_ID $s $(date +%s.%N)"'
+            f" >> {stamps}"
         )
         t0 = time.time()
+        cpu0, busy0 = axc.cpu_s(), machine_cpu_s()
         for _ in range(n):
             if who == "axcenter":
                 axc.submit(script, time_limit_s=600)
@@ -215,18 +224,29 @@ def drain(axc: Axc, slurm: Slurm, work: Path, n: int) -> dict[str, tuple[float, 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{who}: {len(lines)} of {n} jobs ended")
             time.sleep(0.1)
+        result.setdefault("axcenter_cpu_share", {})[who] = (axc.cpu_s() - cpu0) / max(
+            machine_cpu_s() - busy0, 1e-9
+        )
         (axc if who == "axcenter" else slurm).idle()
         slurm.idle()  # axcenter's last jobs leave Slurm too
         slots: dict[str, list[tuple[float, float]]] = {}
         for line in lines:
-            slot, start, end = line.split()
+            slot, _, start, end = line.split()
             slots.setdefault(slot, []).append((float(start), float(end)))
         gaps = [b[0] - a[1] for runs in slots.values() for a, b in itertools.pairwise(sorted(runs))]
         last = max(end for runs in slots.values() for _, end in runs)
         result["efficiency"][who] = ideal / (last - t0)
         result["gap"][who] = statistics.median(gaps) if gaps else 0.0
-        result["begin"][who], result["end"][who] = t0, last
+        result.setdefault("gap_mean", {})[who] = statistics.fmean(gaps) if gaps else 0.0
+        for part, value in gap_parts(log, lines).items():
+            result.setdefault(f"gap_{part}", {})[who] = value
     return {k: (v["axcenter"], v["slurm"]) for k, v in result.items()}
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds all processes of this machine used (busy, not idle or waiting)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -264,45 +284,40 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
 
 
 _LOG_LINE = re.compile(
-    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=(\S+)|_job_complete: JobId=(\d+) done)"
+    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=\S+|_job_complete: JobId=(\d+) done)"
 )
 
 
-def slurm_passes(log: Path, begin: float, end: float) -> tuple[float, float]:
-    """From slurmctld's log, between ``begin`` and ``end``: how long after a job ended on
-    a node Slurm allocated the next job there (median), and how long a job lasted from
-    its allocation to its end (median: the 1 s job, the batch script's own work around
-    it, and the launch)."""
-    allocated: dict[str, tuple[float, str]] = {}
-    ends: dict[str, float] = {}
+def gap_parts(log: Path, lines: list[str]) -> dict[str, float]:
+    """Where a GPU's idle gap goes, job after job on the same GPU (means, seconds: they add
+    up to the mean gap of the pairs both sources know), from
+    the jobs' own stamps (``SLOT JOBID START END``) and slurmctld's log: ``to_done``, from
+    the end of the first job's command to slurmctld recording the job done (the batch
+    script's work after the command, slurmstepd, the message); ``to_allocation``, from
+    that to slurmctld allocating the next job on the GPU; ``to_start``, from that
+    allocation to the next job's command starting (the launch, the batch script's work
+    before the command)."""
+    allocated: dict[str, float] = {}
+    done: dict[str, float] = {}
     for line in log.read_text(errors="replace").splitlines():
-        m = _LOG_LINE.match(line)
-        if m is None:
-            continue
-        at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
-        if not begin <= at <= end + 5:
-            continue
-        if m.group(2):
-            allocated[m.group(2)] = (at, m.group(3))
-        else:
-            ends[m.group(4)] = at
-    by_node: dict[str, list[float]] = {}
-    for job, (_, node) in allocated.items():
-        if job in ends:
-            by_node.setdefault(node, []).append(ends[job])
-    for times in by_node.values():
-        times.sort()
-    lags = []
-    for at, node in allocated.values():
-        before = by_node.get(node, [])
-        i = bisect.bisect_left(before, at) - 1
-        if i >= 0 and at - before[i] < 5:
-            lags.append(at - before[i])
-    lasted = [ends[j] - at for j, (at, _) in allocated.items() if j in ends]
-    return (
-        statistics.median(lags) if lags else 0.0,
-        statistics.median(lasted) if lasted else 0.0,
-    )
+        if (m := _LOG_LINE.match(line)) is not None:
+            at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
+            if m.group(2):
+                allocated[m.group(2)] = at
+            else:
+                done[m.group(3)] = at
+    slots: dict[str, list[tuple[float, float, str]]] = {}
+    for line in lines:
+        slot, job, start, end = line.split()
+        slots.setdefault(slot, []).append((float(start), float(end), job))
+    parts: dict[str, list[float]] = {"to_done": [], "to_allocation": [], "to_start": []}
+    for runs in slots.values():
+        for (_, a_end, a), (b_start, _, b) in itertools.pairwise(sorted(runs)):
+            if a in done and b in allocated:
+                parts["to_done"].append(done[a] - a_end)
+                parts["to_allocation"].append(allocated[b] - done[a])
+                parts["to_start"].append(b_start - allocated[b])
+    return {k: statistics.fmean(v) if v else 0.0 for k, v in parts.items()}
 
 
 def staged_share(db: Path) -> float:
@@ -340,7 +355,7 @@ def center(
         f"      output_dir: {base / 'logs'}\n"
     )
     extra = {} if stage_ahead_s is None else {"AXC_STAGE_AHEAD_S": str(stage_ahead_s)}
-    with axc_up(base, ["--config", str(config)], extra, start_s=60) as (port, token):
+    with axc_up(base, ["--config", str(config)], extra, start_s=60) as (port, token, pid):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
@@ -349,16 +364,17 @@ def center(
                 if health.getresponse().status == 200:
                     break
             time.sleep(0.1)
-        yield Axc(port, token)
+        yield Axc(port, token, pid)
 
 
 @contextlib.contextmanager
 def axc_up(
     base: Path, args: list[str], env: dict[str, str], *, start_s: float
-) -> Iterator[tuple[int, str]]:
+) -> Iterator[tuple[int, str, int]]:
     """``axc up --demo`` with its data in ``base``, ``args`` added, on a free port, in this
     environment without its ``AXC_*`` and ``SLURM_*`` but with ``env`` (jobs are stopped
-    when it exits): yields its port and the operator's token once it has written it
+    when it exits): yields its port, the operator's token once it has written it, and its
+    process id
     (within ``start_s``). On an error, the end of its log; at the end, SIGTERM (a kill
     after 120 s)."""
     with socket.socket() as s:
@@ -376,7 +392,7 @@ def axc_up(
         token = first_token(base / "data", time.monotonic() + start_s)
         if token is None:
             raise RuntimeError(f"axc up did not start:\n{log.read_text()}")
-        yield port, token
+        yield port, token, proc.pid
     except BaseException:
         print(log.read_text()[-3000:], file=sys.stderr)
         raise
@@ -420,28 +436,24 @@ def main() -> None:
                 row("submit_to_start_median", a, s_start, "s", higher_is_better=False)
                 a, s, sbatch_s = submissions(axc, slurm, args.submissions)
                 row("sequential_submissions", a, s, "jobs/s", higher_is_better=True)
-                found = drain(axc, slurm, work, args.drain_jobs)
+                log = Path(args.slurm_dir) / "log" / "slurmctld.log"
+                found = drain(axc, slurm, work, args.drain_jobs, log)
                 name = f"drain_{args.drain_jobs}x1s_on_{GPUS}_gpus"
                 row(name, *found["efficiency"], "efficiency", higher_is_better=True)
                 row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
-                # where axcenter's gap goes: its own part (seeing the end: squeue, sacct;
-                # the loop; sbatch), then Slurm's start path (its submit-to-start alone)
-                gap, start_path = found["gap"][0], s_start
+                row(f"{name}_gpu_idle_gap_mean", *found["gap_mean"], "s", higher_is_better=False)
+                # the gap's parts (gap_parts): the batch script and slurmstepd after the
+                # command, slurmctld's allocation of the next job, the launch
+                for part in ("to_done", "to_allocation", "to_start"):
+                    row(f"{name}_gap_{part}_mean", *found[f"gap_{part}"], "s",
+                        higher_is_better=False)  # fmt: skip
                 print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
-                print(
-                    json.dumps({"breakdown": "slurm_start_path_s", "value": round(start_path, 3)})
-                )
-                own = gap - start_path
-                print(json.dumps({"breakdown": "axcenter_end_to_sbatch_s", "value": round(own, 3)}))
+                # the service's share of the machine's busy CPU in each drain
+                a, s = found["axcenter_cpu_share"]
+                share = {"axcenter": round(a, 3), "slurm": round(s, 3)}
+                print(json.dumps({"breakdown": "axcenter_share_of_busy_cpu_in_drain", **share}))
                 staged = staged_share(base / "data" / "axcenter.db")
                 print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
-                # Slurm's side of the gap, from its own log: allocation after an end on
-                # the node, and each job's length in Slurm
-                log = Path(args.slurm_dir) / "log" / "slurmctld.log"
-                for i, who in enumerate(("axcenter", "slurm")):
-                    lag, lasted = slurm_passes(log, found["begin"][i], found["end"][i])
-                    for key, value in (("allocated_after_an_end_s", lag), ("job_length_s", lasted)):
-                        print(json.dumps({"breakdown": f"{who}_{key}", "value": round(value, 3)}))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -176,8 +176,8 @@ def epoch(value: str | None) -> float | None:
 @contextlib.contextmanager
 def local_center(base: Path) -> Iterator[Axc]:
     gpus = ["--gpus", "H100:8x4"]
-    with axc_up(base, gpus, {"AXC_SCHED_HISTORY_MIN_RUNS": "0"}, start_s=90) as (port, token):
-        axc = Axc(port, token)
+    with axc_up(base, gpus, {"AXC_SCHED_HISTORY_MIN_RUNS": "0"}, start_s=90) as (port, token, pid):
+        axc = Axc(port, token, pid)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):

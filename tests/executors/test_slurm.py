@@ -265,8 +265,11 @@ class Harness:
             ).stdout  # fmt: skip
             rows = [dict(zip(fields.split(","), x.split("|"), strict=True)) for x in out.split()]
             mine = [r for r in rows if r["JobName"] == f"axc-{run_id}"]
-            if mine and not (ended and {r["State"] for r in mine} & {"PENDING", "RUNNING"}):
-                return max(mine, key=lambda r: int(r["Submit"]))
+            # slurmdbd may hold the end state a moment before the end time ("Unknown")
+            running = {r["State"] for r in mine} & {"PENDING", "RUNNING"}
+            latest = max(mine, key=lambda r: int(r["Submit"])) if mine else None
+            if latest and not (ended and (running or not latest["End"].isdigit())):
+                return latest
             assert time.monotonic() < deadline, f"no record of {run_id} (job {slurm_id}): {rows}"
             time.sleep(0.2)
 
@@ -313,6 +316,27 @@ def test_a_gang_is_one_slurm_job_with_the_same_environment_on_every_node(h: Harn
     assert (record["State"], record["ExitCode"]) == ("COMPLETED", "0:0")
     assert int(started.started_at) == int(record["Start"])
     assert int(ended.ended_at) == int(record["End"])
+
+
+def test_the_job_gets_its_own_environment_never_the_services(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch runs in a scrubbed environment (its job inherits it, ``--export=ALL``): the
+    service's own variables (a database password, a token) never reach a tenant's job,
+    whose environment is what the batch script sets: its user's identity, its variables,
+    axcenter's."""
+    monkeypatch.setenv("AXC_DATABASE_URL", "postgresql://svc:hunter2@db/axc")
+    monkeypatch.setenv("SERVICE_ONLY_SECRET", "hunter2")
+    engine = h.engine()
+    run = replace(h.run("job_env", "env"), env={"MINE": "yes"})
+    engine.submit(run)
+    ended = h.next(RunEnded, run.run_id, timeout=60)
+    assert isinstance(ended, RunEnded) and ended.outcome is Outcome.SUCCEEDED, ended
+    env = dict(line.split("=", 1) for line in h.log("job_env").splitlines() if "=" in line)
+    assert "hunter2" not in h.log("job_env")
+    assert env["MINE"] == "yes" and env["AXC_RUN_ID"] == run.run_id
+    assert env["USER"] == env["LOGNAME"] == h.account.user
+    assert "SLURM_GET_USER_ENV" not in env  # no login shell before each launch
 
 
 def test_a_preempted_job_gets_its_grace_then_sigkill(h: Harness) -> None:

@@ -96,7 +96,6 @@ def batch_job(
         f"--error={_in_workdir(run, run.error_file or run.output_file) or log_path}",
         "--open-mode=append",
         "--no-requeue",  # axcenter requeues, as a new run
-        "--export=NONE",  # the job's environment is the script's, not the service's
     ]
     if gpus:
         options.append(f"--gres=gpu:{gpus}")
@@ -152,7 +151,6 @@ def batch_job(
         lines.append(f"exec /dev/fd/9 {shlex.join(run.command[1:])}".rstrip())
     elif len(nodes) > 1:
         # srun hands the steps this environment; Slurm sets each node's devices
-        lines.append("export SLURM_EXPORT_ENV=ALL")
         lines.append(f"exec srun --kill-on-bad-exit=1 --ntasks-per-node=1 -- {command}")
     else:
         lines.append(f"exec {command}")

@@ -161,14 +161,25 @@ class SlurmCli:
         elif "SLURM_CONF" in os.environ:
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
         self._env = env
+        # sbatch's own environment, which the job inherits (``--export=ALL``): only what
+        # finds the cluster; the batch script sets the rest (``batch.py``). Never
+        # ``--export=NONE``: it makes slurmd load the user's login environment (``su -``)
+        # before every launch, 0.3-0.4 s a job (docs/engines.md, "Performance")
+        self._submit_env = {k: env[k] for k in ("PATH", "SLURM_CONF") if k in env}
 
     def _cmd(self, name: str) -> str:
         return str(self._bin / name) if self._bin else name
 
     def run(
-        self, argv: Sequence[str], *, stdin: str | None = None, prefix: Sequence[str] = ()
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        prefix: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run one Slurm command; raises ``SlurmError`` when it fails."""
+        """Run one Slurm command (in ``env``, else the service's environment without
+        Slurm's variables); raises ``SlurmError`` when it fails."""
         full = [*prefix, self._cmd(argv[0]), *argv[1:]]
         try:
             proc = subprocess.run(
@@ -176,7 +187,7 @@ class SlurmCli:
                 input=stdin,
                 capture_output=True,
                 text=True,
-                env=self._env,
+                env=self._env if env is None else env,
                 timeout=CALL_TIMEOUT_S,
                 check=False,
             )
@@ -198,7 +209,8 @@ class SlurmCli:
         id. ``as_user``: run sbatch as that account (the site's submit user) instead of
         root's ``--uid``/``--gid`` in ``options``."""
         prefix = ("runuser", "-u", as_user, "--") if as_user else ()
-        proc = self.run(["sbatch", "--parsable", *options], stdin=script, prefix=prefix)
+        argv = ["sbatch", "--parsable", *options]
+        proc = self.run(argv, stdin=script, prefix=prefix, env=self._submit_env)
         job_id = proc.stdout.strip().split(";")[0]  # "ID" or "ID;CLUSTER"
         if not job_id.isdigit():
             raise SlurmError(f"sbatch answered {proc.stdout.strip()!r}", transient=False)
