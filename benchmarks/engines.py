@@ -284,38 +284,45 @@ def cluster(args: argparse.Namespace) -> Iterator[dict[str, str]]:
 
 
 _LOG_LINE = re.compile(
-    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=\S+|_job_complete: JobId=(\d+) done)"
+    r"\[(\S+)\] (?:sched: Allocate JobId=(\d+) NodeList=\S+|_job_complete: JobId=(\d+) done"
+    r"|_slurm_rpc_submit_batch_job: JobId=(\d+) )"
 )
 
 
 def gap_parts(log: Path, lines: list[str]) -> dict[str, float]:
     """Where a GPU's idle gap goes, job after job on the same GPU (means, seconds: they add
-    up to the mean gap of the pairs both sources know), from
-    the jobs' own stamps (``SLOT JOBID START END``) and slurmctld's log: ``to_done``, from
-    the end of the first job's command to slurmctld recording the job done (the batch
-    script's work after the command, slurmstepd, the message); ``to_allocation``, from
-    that to slurmctld allocating the next job on the GPU; ``to_start``, from that
-    allocation to the next job's command starting (the launch, the batch script's work
-    before the command)."""
-    allocated: dict[str, float] = {}
-    done: dict[str, float] = {}
+    up to the mean gap of the pairs both sources know), from the jobs' own stamps (``SLOT
+    JOBID START END``) and slurmctld's log:
+
+    - ``to_done``: from the end of the first job's command to slurmctld recording the job
+      done (the batch script's work after the command, slurmstepd, the message);
+    - ``to_submission``: from then to the next job's submission, when that came later
+      (the submitter seeing the end and deciding: 0 for a job handed over before it);
+    - ``to_allocation``: from then to slurmctld allocating the next job (Slurm's passes);
+    - ``to_start``: from that allocation to the next job's command starting (the launch,
+      the batch script's work before the command)."""
+    events: dict[str, dict[str, float]] = {"allocated": {}, "done": {}, "submitted": {}}
     for line in log.read_text(errors="replace").splitlines():
         if (m := _LOG_LINE.match(line)) is not None:
             at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
-            if m.group(2):
-                allocated[m.group(2)] = at
-            else:
-                done[m.group(3)] = at
+            for kind, job in zip(events, m.groups()[1:], strict=True):
+                if job:
+                    events[kind][job] = at
+    allocated, done, submitted = events["allocated"], events["done"], events["submitted"]
     slots: dict[str, list[tuple[float, float, str]]] = {}
     for line in lines:
         slot, job, start, end = line.split()
         slots.setdefault(slot, []).append((float(start), float(end), job))
-    parts: dict[str, list[float]] = {"to_done": [], "to_allocation": [], "to_start": []}
+    parts: dict[str, list[float]] = {
+        "to_done": [], "to_submission": [], "to_allocation": [], "to_start": []
+    }  # fmt: skip
     for runs in slots.values():
         for (_, a_end, a), (b_start, _, b) in itertools.pairwise(sorted(runs)):
-            if a in done and b in allocated:
+            if a in done and b in allocated and b in submitted:
+                handed = max(submitted[b], done[a])
                 parts["to_done"].append(done[a] - a_end)
-                parts["to_allocation"].append(allocated[b] - done[a])
+                parts["to_submission"].append(handed - done[a])
+                parts["to_allocation"].append(allocated[b] - handed)
                 parts["to_start"].append(b_start - allocated[b])
     return {k: statistics.fmean(v) if v else 0.0 for k, v in parts.items()}
 
@@ -418,6 +425,9 @@ def main() -> None:
         default=None,
         help="the center's AXC_STAGE_AHEAD_S (0: no staged runs); default: the service's",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (stamps, the store, logs)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
@@ -443,8 +453,8 @@ def main() -> None:
                 row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
                 row(f"{name}_gpu_idle_gap_mean", *found["gap_mean"], "s", higher_is_better=False)
                 # the gap's parts (gap_parts): the batch script and slurmstepd after the
-                # command, slurmctld's allocation of the next job, the launch
-                for part in ("to_done", "to_allocation", "to_start"):
+                # command, the submitter's reaction, Slurm's allocation, the launch
+                for part in ("to_done", "to_submission", "to_allocation", "to_start"):
                     row(f"{name}_gap_{part}_mean", *found[f"gap_{part}"], "s",
                         higher_is_better=False)  # fmt: skip
                 print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
@@ -455,7 +465,11 @@ def main() -> None:
                 staged = staged_share(base / "data" / "axcenter.db")
                 print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            shutil.copy(Path(args.slurm_dir) / "log" / "slurmctld.log", base)
+            print(f"kept {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
