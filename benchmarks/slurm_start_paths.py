@@ -4,6 +4,9 @@ it), one GPU node, jobs as a unix account of their own (never root):
 
   new_submission     sbatch onto an idle node: from just before sbatch to the job's
                      first timestamp (what axcenter does once it has seen an end)
+  export_none        the same with ``--export=NONE`` (sbatch then sets
+                     ``SLURM_GET_USER_ENV``: slurmd loads the user's login environment
+                     before the launch; the Slurm engine used it until this was measured)
   pending_behind     a job submitted while the node's GPUs are busy (Slurm alone's
                      queue): from the busy job's last timestamp to its first
   dependency_behind  the same, held back by ``--dependency=afterany:`` the busy job
@@ -42,9 +45,11 @@ def sbatch(slurm: Slurm, script: str, *extra: str) -> str:
 
 def sample(slurm: Slurm, work: Path, case: str, i: int) -> float:
     stamp = work / f"{case}-{i}"
-    if case == "new_submission":
+    if case in ("new_submission", "export_none"):
         t0 = time.time()
-        sbatch(slurm, f"date +%s.%N > {stamp}")
+        sbatch(
+            slurm, f"date +%s.%N > {stamp}", *(["--export=NONE"] if case == "export_none" else [])
+        )
         return float(wait_file(stamp)) - t0
     busy = work / f"{case}-{i}-busy"
     busy_id = sbatch(slurm, f"sleep {random.uniform(0.5, 1.5):.3f}; date +%s.%N > {busy}")
@@ -63,7 +68,7 @@ def main() -> None:
         sys.exit("benchmarks/slurm_start_paths.py needs root (it runs Slurm's daemons)")
     work = Path(tempfile.mkdtemp(prefix="axc-start-paths-", dir="/tmp"))
     work.chmod(0o1777)
-    cases = ("new_submission", "pending_behind", "dependency_behind")
+    cases = ("new_submission", "export_none", "pending_behind", "dependency_behind")
     found: dict[str, list[float]] = {case: [] for case in cases}
     try:
         with account() as (_, uid, gid), cluster(args) as env:

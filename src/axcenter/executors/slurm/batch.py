@@ -137,8 +137,8 @@ def batch_job(
         target = shlex.quote(str(devices_file))
         lines.append(f"printf '%s\\n' \"${{SLURM_JOB_GPUS-}}\" 2>/dev/null >{target}")
     workdir = shlex.quote(run.workdir)
-    lines.append(
-        f"mkdir -p -- {workdir} && cd -- {workdir} ||"
+    lines.append(  # a test before mkdir: no process to start where the folder exists
+        f"{{ [ -d {workdir} ] || mkdir -p -- {workdir}; }} && cd -- {workdir} ||"
         f" {{ echo 'axcenter: cannot enter the working directory {run.workdir}' >&2; exit 1; }}"
     )
     command = shlex.join(run.command)
