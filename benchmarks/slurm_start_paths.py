@@ -4,9 +4,6 @@ it), one GPU node, jobs as a unix account of their own (never root):
 
   new_submission     sbatch onto an idle node: from just before sbatch to the job's
                      first timestamp (what axcenter does once it has seen an end)
-  export_none        the same with ``--export=NONE`` (sbatch then sets
-                     ``SLURM_GET_USER_ENV``: slurmd loads the user's login environment
-                     before the launch; the Slurm engine used it until this was measured)
   pending_behind     a job submitted while the node's GPUs are busy (Slurm alone's
                      queue): from the busy job's last timestamp to its first
   dependency_behind  the same, held back by ``--dependency=afterany:`` the busy job
@@ -14,9 +11,15 @@ it), one GPU node, jobs as a unix account of their own (never root):
 
 The busy job runs 0.5-1.5 s (uniform), so that its end falls anywhere between two of
 slurmctld's scheduling passes. Rows (JSON): {"bench", "case", "median_s", "p90_s",
-"samples"}. Needs root.
+"samples"}. Then ``--drain-jobs`` one-second jobs on all 32 GPUs, queued while the
+partition is down, twice: as submitted above, and with ``--export=NONE`` (sbatch then
+sets ``SLURM_GET_USER_ENV``, and slurmd loads the user's login environment before each
+launch: the Slurm engine submitted so until this was measured); rows {"bench":
+"slurm_drain", "case", "efficiency"} (ideal time / time from the partition's start to
+the last end). Needs root.
 
-    .venv/bin/python -m benchmarks.slurm_start_paths [--samples 20] [--sched-params ...]
+    .venv/bin/python -m benchmarks.slurm_start_paths [--samples 20] [--drain-jobs 640]
+                                                     [--sched-params ...]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.engines import PARTITION, Slurm, account, cluster, wait_file
+from benchmarks.engines import GPUS, PARTITION, Slurm, account, cluster, wait_file
 
 
 def sbatch(slurm: Slurm, script: str, *extra: str) -> str:
@@ -58,17 +61,33 @@ def sample(slurm: Slurm, work: Path, case: str, i: int) -> float:
     return float(wait_file(stamp)) - float(wait_file(busy))
 
 
+def drain(slurm: Slurm, work: Path, n: int, *extra: str) -> float:
+    stamps = work / f"drain{''.join(extra)}"
+    stamps.touch(mode=0o666)
+    stamps.chmod(0o666)
+    script = f's=$(date +%s.%N); sleep 1; echo "$s $(date +%s.%N)" >> {stamps}'
+    slurm.run("scontrol", "update", f"PartitionName={PARTITION}", "State=DOWN")
+    for _ in range(n):
+        slurm.sbatch(script, "-t", "10", *extra)
+    t0 = time.time()
+    slurm.run("scontrol", "update", f"PartitionName={PARTITION}", "State=UP")
+    slurm.idle()
+    ends = [float(line.split()[1]) for line in stamps.read_text().splitlines()]
+    return n * 1.0 / GPUS / (max(ends) - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--sched-params", default="", help="Slurm SchedulerParameters")
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
+    parser.add_argument("--drain-jobs", type=int, default=640)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/slurm_start_paths.py needs root (it runs Slurm's daemons)")
     work = Path(tempfile.mkdtemp(prefix="axc-start-paths-", dir="/tmp"))
     work.chmod(0o1777)
-    cases = ("new_submission", "export_none", "pending_behind", "dependency_behind")
+    cases = ("new_submission", "pending_behind", "dependency_behind")
     found: dict[str, list[float]] = {case: [] for case in cases}
     try:
         with account() as (_, uid, gid), cluster(args) as env:
@@ -78,6 +97,10 @@ def main() -> None:
                     found[case].append(sample(slurm, work, case, i))
                     slurm.idle()
                     time.sleep(random.uniform(0.2, 1.2))
+            for case, extra in (("default_export", ()), ("export_none", ("--export=NONE",))):
+                efficiency = drain(slurm, work, args.drain_jobs, *extra)
+                row = {"bench": "slurm_drain", "case": case, "efficiency": round(efficiency, 3)}
+                print(json.dumps(row), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for case, values in found.items():
