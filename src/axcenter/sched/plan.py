@@ -141,6 +141,26 @@ class _Cycle:
             for t in types
         )
 
+    def wide_within_guarantee(self, job: PendingJob) -> bool:
+        """It needs whole nodes (as many GPUs per node as the widest node of an accepted
+        type has), its project's nominal quota of that type could hold it, and the
+        project is not borrowing that type: only the project's own running jobs leave
+        too little of the guarantee for it now. Such a job is ordered with guaranteed
+        work, neither passed by its project's narrower jobs nor put behind other
+        projects' borrowing work (docs/scheduling.md, "Wide jobs within the guarantee")."""
+        widest = self.free.base.buckets  # per type, one bucket per free-device count
+        project_id = job.project_id
+        for t in self.types(job):
+            nominal = self.quota.nominal(project_id, t)
+            if (
+                job.total_gpus <= nominal
+                and job.gpus_per_node >= len(widest.get(t, ())) - 1
+                and self.quota.usage(project_id, t) <= nominal
+                and self.fundable(job, t)
+            ):
+                return True
+        return False
+
     def runs_unallocated(self, job: PendingJob) -> bool:
         """A job of a project without an allocation may run: it needs no GPU, or the
         center runs such jobs free of charge (``SchedulerConfig.run_unallocated``)."""
@@ -168,6 +188,8 @@ class _Cycle:
             return None
         head = queue[first]
         if not head.gpus_per_node or self.within_guarantee(head):  # tier 0
+            return self.entry(project_id, first, head, 0)
+        if self.config.wide_within_guarantee and self.wide_within_guarantee(head):
             return self.entry(project_id, first, head, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
         if room <= 0:
