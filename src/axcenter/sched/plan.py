@@ -102,6 +102,8 @@ class _Cycle:
         #: the backfill reservations, in the order they were made (at most
         #: ``bf_reservations``)
         self.shadows: list[Shadow] = []
+        #: what jobs overlapping a set of reservations may not use (``held_for``)
+        self._held: dict[tuple[int, ...], tuple[Blocked, Keep]] = {}
         self.victims: set[str] = set()
         #: nodes where a job is being preempted (before or by this cycle): they free now
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
@@ -314,7 +316,7 @@ class _Cycle:
         # the reservations its expected run would overlap: it may not use their devices
         shadows = [s for s in self.shadows if s.blocks(self.now, job.expected_s)]
         if shadows:
-            placement = find(job, self.free, types, *held_for(shadows, reserved))
+            placement = find(job, self.free, types, *self.held_for(shadows, reserved))
         else:
             placement = find(job, self.free, types, reserved)
         if placement is not None:
@@ -326,6 +328,17 @@ class _Cycle:
         if reserved and find(job, self.free, types, None) is not None:
             return self.wait(job, PendingReason.RESERVATION)
         return self.cannot_fit(job, types, reserved)
+
+    def held_for(self, shadows: list[Shadow], reserved: Blocked | None) -> tuple[Blocked, Keep]:
+        """``held_for(shadows, reserved)``, merged once per set of reservations in a cycle
+        (reservations never change once made; many jobs overlap the same ones)."""
+        if reserved is not None:
+            return held_for(shadows, reserved)
+        key = tuple(id(s) for s in shadows)  # self.shadows keeps them alive
+        found = self._held.get(key)
+        if found is None:
+            found = self._held[key] = held_for(shadows, None)
+        return found
 
     def has_nodes(self, job: PendingJob) -> bool:
         """Some node of a type the job accepts is up (else it waits on ``nodes``)."""
