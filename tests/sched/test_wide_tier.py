@@ -103,3 +103,16 @@ def test_the_rule_is_set_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert scheduler_config(Settings()).wide_within_guarantee is True
     monkeypatch.setenv("AXC_SCHED_WIDE_WITHIN_GUARANTEE", "false")
     assert scheduler_config(Settings()).wide_within_guarantee is False
+
+
+def test_a_gang_of_whole_nodes_is_still_borrowing_work() -> None:
+    """Two 8-GPU nodes, nominal 16: a gang of both, beyond what ``a0`` leaves of the
+    guarantee, is passed by ``narrow`` as before (gangs holding nodes idle for their
+    start cost more waiting than they save: docs/scheduling.md)."""
+    snap = _snapshot(
+        pending("gang", gpus=8, nodes=2, submitted=1),
+        pending("narrow", submitted=2),
+        nominal=16,
+        nodes=2,
+    )
+    assert admitted_ids(plan(snap, NOW)) == ["narrow"]

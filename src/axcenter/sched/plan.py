@@ -143,13 +143,14 @@ class _Cycle:
             for t in types
         )
 
-    def wide_within_guarantee(self, job: PendingJob) -> bool:
-        """It needs whole nodes (as many GPUs per node as the widest node of an accepted
-        type has), its project's nominal quota of that type could hold it, and the
-        project is not borrowing that type: only the project's own running jobs leave
-        too little of the guarantee for it now. Such a job is ordered with guaranteed
-        work, neither passed by its project's narrower jobs nor put behind other
-        projects' borrowing work (docs/scheduling.md, "Wide jobs within the guarantee")."""
+    def wide_node(self, job: PendingJob) -> bool:
+        """It needs a whole node (as many GPUs as the widest node of an accepted type
+        has), its project's nominal quota of that type could hold it, and the project
+        is not borrowing that type: only the project's own running jobs leave too
+        little of the guarantee for it now. Such a single-node job is ordered with
+        guaranteed work, neither passed by its project's narrower jobs nor put behind
+        other projects' borrowing work (docs/scheduling.md, "Wide jobs within the
+        guarantee"); gangs are not (holding several nodes idle for them cost more)."""
         widest = self.free.base.buckets  # per type, one bucket per free-device count
         project_id = job.project_id
         for t in self.types(job):
@@ -191,7 +192,7 @@ class _Cycle:
         head = queue[first]
         if not head.gpus_per_node or self.within_guarantee(head):  # tier 0
             return self.entry(project_id, first, head, 0)
-        if self.config.wide_within_guarantee and self.wide_within_guarantee(head):
+        if self.config.wide_within_guarantee and head.nodes == 1 and self.wide_node(head):
             return self.entry(project_id, first, head, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
         if room <= 0:
