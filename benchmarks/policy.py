@@ -20,7 +20,9 @@ Every shared trace, plus variants made from it, replayed under each policy side 
   order priority, then submit time), ``axcenter-reclaim-always`` (reclaim whatever the
   victims lose), both (``axcenter-before``), ``axcenter-strict-limit-order`` (limit
   buckets without the anti-starvation bound), ``axcenter-nopreempt`` and
-  ``axcenter-no-history`` (requested limits only, no estimates from users' history).
+  ``axcenter-no-history`` (requested limits only, no estimates from users' history),
+  ``axcenter-no-wide-tier`` (whole-node jobs within their project's nominal quota are
+  borrowing work when its own jobs are in the way, as before).
 
 Quotas from usage (80% guaranteed, ``sim.quotas``), 30 s cycles, seed 0. Prints one JSON
 row per (trace, variant, policy): mean and p95 wait, mean JCT (hours), lost GPU-hours
@@ -80,6 +82,7 @@ ABLATION = (
     "axcenter-reclaim-always",
     "axcenter-nopreempt",
     "axcenter-no-history",
+    "axcenter-no-wide-tier",
 )
 
 
@@ -123,6 +126,16 @@ class BeforePolicy(SubmitOrderPolicy, ReclaimAlwaysPolicy):
     name = "axcenter-before"
 
 
+class NoWideTierPolicy(AxcenterPolicy):
+    """The default policy with whole-node jobs within their project's nominal quota
+    treated as borrowing work when the project's own jobs leave too little of it."""
+
+    name = "axcenter-no-wide-tier"
+
+    def __init__(self, view: JobView, config: SchedulerConfig) -> None:
+        super().__init__(view, replace(config, wide_within_guarantee=False))
+
+
 # registered before the worker processes fork, so they find them by name
 POLICIES.setdefault("axcenter-submit-order", SubmitOrderPolicy)
 POLICIES.setdefault("axcenter-strict-limit-order", StrictLimitOrderPolicy)
@@ -130,6 +143,7 @@ POLICIES.setdefault("axcenter-nopreempt", NoPreemptPolicy)
 POLICIES.setdefault("axcenter-reclaim-always", ReclaimAlwaysPolicy)
 POLICIES.setdefault("axcenter-before", BeforePolicy)
 POLICIES.setdefault("axcenter-no-history", NoHistoryPolicy)
+POLICIES.setdefault("axcenter-no-wide-tier", NoWideTierPolicy)
 
 
 @dataclass

@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         "before their run times tighten what the scheduler expects of the next ones, for "
         "queue order and backfill only (never to end a run); 0: requested limits only",
     )
+    sched_wide_within_guarantee: bool = Field(
+        default=True,
+        description="a job that needs whole nodes and that its project's nominal quota "
+        "could hold (the project not borrowing that type) is ordered with guaranteed "
+        "work even when the project's own running jobs leave too little of the "
+        "guarantee for it now; false: it is borrowing work until they end",
+    )
     unallocated_gpu_jobs: Literal["free", "refuse"] = Field(
         default="free",
         description="GPU jobs of a project without an active allocation: free (they run "

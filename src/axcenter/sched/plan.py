@@ -102,6 +102,8 @@ class _Cycle:
         #: the backfill reservations, in the order they were made (at most
         #: ``bf_reservations``)
         self.shadows: list[Shadow] = []
+        #: what jobs overlapping a set of reservations may not use (``held_for``)
+        self._held: dict[tuple[int, ...], tuple[Blocked, Keep]] = {}
         self.victims: set[str] = set()
         #: nodes where a job is being preempted (before or by this cycle): they free now
         self.going_on: set[str] = {a.node_id for r in self.preempting for a in r.allocations}
@@ -141,6 +143,27 @@ class _Cycle:
             for t in types
         )
 
+    def wide_node(self, job: PendingJob) -> bool:
+        """It needs a whole node (as many GPUs as the widest node of an accepted type
+        has), its project's nominal quota of that type could hold it, and the project
+        is not borrowing that type: only the project's own running jobs leave too
+        little of the guarantee for it now. Such a single-node job is ordered with
+        guaranteed work, neither passed by its project's narrower jobs nor put behind
+        other projects' borrowing work (docs/scheduling.md, "Wide jobs within the
+        guarantee"); gangs are not (holding several nodes idle for them cost more)."""
+        widest = self.free.base.buckets  # per type, one bucket per free-device count
+        project_id = job.project_id
+        for t in self.types(job):
+            nominal = self.quota.nominal(project_id, t)
+            if (
+                job.total_gpus <= nominal
+                and job.gpus_per_node >= len(widest.get(t, ())) - 1
+                and self.quota.usage(project_id, t) <= nominal
+                and self.fundable(job, t)
+            ):
+                return True
+        return False
+
     def runs_unallocated(self, job: PendingJob) -> bool:
         """A job of a project without an allocation may run: it needs no GPU, or the
         center runs such jobs free of charge (``SchedulerConfig.run_unallocated``)."""
@@ -168,6 +191,8 @@ class _Cycle:
             return None
         head = queue[first]
         if not head.gpus_per_node or self.within_guarantee(head):  # tier 0
+            return self.entry(project_id, first, head, 0)
+        if self.config.wide_within_guarantee and head.nodes == 1 and self.wide_node(head):
             return self.entry(project_id, first, head, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
         if room <= 0:
@@ -292,7 +317,7 @@ class _Cycle:
         # the reservations its expected run would overlap: it may not use their devices
         shadows = [s for s in self.shadows if s.blocks(self.now, job.expected_s)]
         if shadows:
-            placement = find(job, self.free, types, *held_for(shadows, reserved))
+            placement = find(job, self.free, types, *self.held_for(shadows, reserved))
         else:
             placement = find(job, self.free, types, reserved)
         if placement is not None:
@@ -304,6 +329,17 @@ class _Cycle:
         if reserved and find(job, self.free, types, None) is not None:
             return self.wait(job, PendingReason.RESERVATION)
         return self.cannot_fit(job, types, reserved)
+
+    def held_for(self, shadows: list[Shadow], reserved: Blocked | None) -> tuple[Blocked, Keep]:
+        """``held_for(shadows, reserved)``, merged once per set of reservations in a cycle
+        (reservations never change once made; many jobs overlap the same ones)."""
+        if reserved is not None:
+            return held_for(shadows, reserved)
+        key = tuple(id(s) for s in shadows)  # self.shadows keeps them alive
+        found = self._held.get(key)
+        if found is None:
+            found = self._held[key] = held_for(shadows, None)
+        return found
 
     def has_nodes(self, job: PendingJob) -> bool:
         """Some node of a type the job accepts is up (else it waits on ``nodes``)."""

@@ -92,6 +92,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         fair_share_half_life_s=settings.fair_share_half_life_s,
         usage_weights=tuple(sorted(settings.usage_weights.items())),
         history_min_runs=settings.sched_history_min_runs,
+        wide_within_guarantee=settings.sched_wide_within_guarantee,
         run_unallocated=settings.unallocated_gpu_jobs == "free",
     )
 
