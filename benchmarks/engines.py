@@ -186,10 +186,7 @@ def submit_to_start(
             time.sleep(1 + random.random())
     axc.idle()
     slurm.idle()
-    known = {}
-    for line in log.read_text(errors="replace").splitlines():
-        if (m := _LOG_LINE.match(line)) is not None and m.group(4):
-            known[m.group(4)] = datetime.fromisoformat(m.group(1)).timestamp()
+    known = slurmctld_events(log)["submitted"]
     for who, t0, job in submitted:
         if job in known:
             out["to_slurm"].setdefault(who, []).append(known[job] - t0)
@@ -307,6 +304,19 @@ _LOG_LINE = re.compile(
 )
 
 
+def slurmctld_events(log: Path) -> dict[str, dict[str, float]]:
+    """When slurmctld's log says each job was ``allocated``, ``done`` and ``submitted``
+    (Slurm job id -> time)."""
+    events: dict[str, dict[str, float]] = {"allocated": {}, "done": {}, "submitted": {}}
+    for line in log.read_text(errors="replace").splitlines():
+        if (m := _LOG_LINE.match(line)) is not None:
+            at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
+            for kind, job in zip(events, m.groups()[1:], strict=True):
+                if job:
+                    events[kind][job] = at
+    return events
+
+
 def gap_parts(log: Path, lines: list[str]) -> dict[str, float]:
     """Where a GPU's idle gap goes, job after job on the same GPU (means, seconds: they add
     up to the mean gap of the pairs both sources know), from the jobs' own stamps (``SLOT
@@ -319,13 +329,7 @@ def gap_parts(log: Path, lines: list[str]) -> dict[str, float]:
     - ``to_allocation``: from then to slurmctld allocating the next job (Slurm's passes);
     - ``to_start``: from that allocation to the next job's command starting (the launch,
       the batch script's work before the command)."""
-    events: dict[str, dict[str, float]] = {"allocated": {}, "done": {}, "submitted": {}}
-    for line in log.read_text(errors="replace").splitlines():
-        if (m := _LOG_LINE.match(line)) is not None:
-            at = datetime.fromisoformat(m.group(1)).timestamp()  # the machine's local time
-            for kind, job in zip(events, m.groups()[1:], strict=True):
-                if job:
-                    events[kind][job] = at
+    events = slurmctld_events(log)
     allocated, done, submitted = events["allocated"], events["done"], events["submitted"]
     slots: dict[str, list[tuple[float, float, str]]] = {}
     for line in lines:

@@ -153,8 +153,8 @@ class Settings(BaseSettings):
     )
     sched_wide_within_guarantee: bool = Field(
         default=True,
-        description="a job that needs whole nodes and that its project's nominal quota "
-        "could hold (the project not borrowing that type) is ordered with guaranteed "
+        description="a single-node job that needs a whole node and that its project's "
+        "nominal quota could hold (the project not borrowing that type) is ordered with guaranteed "
         "work even when the project's own running jobs leave too little of the "
         "guarantee for it now; false: it is borrowing work until they end",
     )

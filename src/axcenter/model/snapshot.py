@@ -223,8 +223,8 @@ class SchedulerConfig:
     #: succeeded runs of similar jobs a user needs before their run times tighten the
     #: limits of that user's next ones (``sched.history``); 0: plan with limits only
     history_min_runs: int = 3
-    #: a job that needs whole nodes and that its project's nominal quota could hold
-    #: (the project not borrowing that type) is ordered with guaranteed work (tier 0),
+    #: a single-node job that needs a whole node and that its project's nominal quota
+    #: could hold (the project not borrowing that type) is ordered with guaranteed work (tier 0),
     #: even when the project's own running jobs leave too little of the guarantee for
     #: it now (docs/scheduling.md, "Wide jobs within the guarantee")
     wide_within_guarantee: bool = True

@@ -150,7 +150,10 @@ class _Cycle:
         little of the guarantee for it now. Such a single-node job is ordered with
         guaranteed work, neither passed by its project's narrower jobs nor put behind
         other projects' borrowing work (docs/scheduling.md, "Wide jobs within the
-        guarantee"); gangs are not (holding several nodes idle for them cost more)."""
+        guarantee"); gangs are not (holding several nodes idle for them cost more).
+        Off with ``SchedulerConfig.wide_within_guarantee``."""
+        if not self.config.wide_within_guarantee or job.nodes != 1:
+            return False
         widest = self.free.base.buckets  # per type, one bucket per free-device count
         project_id = job.project_id
         for t in self.types(job):
@@ -192,7 +195,7 @@ class _Cycle:
         head = queue[first]
         if not head.gpus_per_node or self.within_guarantee(head):  # tier 0
             return self.entry(project_id, first, head, 0)
-        if self.config.wide_within_guarantee and head.nodes == 1 and self.wide_node(head):
+        if self.wide_node(head):
             return self.entry(project_id, first, head, 0)
         room = self.quota.room(project_id)  # the most GPUs of one type still guaranteed
         if room <= 0:
