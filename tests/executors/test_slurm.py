@@ -131,6 +131,10 @@ def test_device_indices_per_node_from_scontrol() -> None:
         "7": {"n2": (1, 3), "n3": (1, 3)},
         "8": {"n1": (0, 1, 2)},
     }
+    # only the jobs asked about (slurmctld lists every job it holds, ended ones too);
+    # an id is matched whole
+    assert parse_job_devices(text, {"8"}) == {"8": {"n1": (0, 1, 2)}}
+    assert parse_job_devices(text, {"78", "0"}) == {}
 
 
 @pytest.mark.parametrize(

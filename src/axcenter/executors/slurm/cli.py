@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -332,15 +332,24 @@ class SlurmCli:
             )
         return out
 
-    def devices(self) -> dict[str, dict[str, tuple[int, ...]]] | None:
-        """The GPU indices each running job holds on each of its nodes, as Slurm numbers
-        them on the node (``scontrol -d show job``: ``Nodes=n[1-2] ... GRES=gpu:2(IDX:0-1)``)."""
+    def devices(self, job_ids: Collection[str]) -> dict[str, dict[str, tuple[int, ...]]] | None:
+        """The GPU indices these running jobs hold on each of their nodes, as Slurm numbers
+        them on the node (``scontrol -d show job``: ``Nodes=n[1-2] ... GRES=gpu:2(IDX:0-1)``).
+
+        One job is asked for by its id; for more, scontrol lists every job slurmctld holds
+        (the ended ones too, for ``MinJobAge``: thousands after a busy while, megabytes of
+        text) and only these jobs' lines are parsed (``parse_job_devices``)."""
+        if not job_ids:
+            return {}
+        argv = ["scontrol", "--details", "--oneliner", "show", "job"]
+        if len(job_ids) == 1:
+            argv += list(job_ids)
         try:
-            proc = self.run(["scontrol", "--details", "--oneliner", "show", "job"])
+            proc = self.run(argv)
         except SlurmError as e:
             log.warning("scontrol show job: %s", e)
             return None
-        return parse_job_devices(proc.stdout)
+        return parse_job_devices(proc.stdout, job_ids)
 
     def nodes(self, partition: str) -> list[NodeRow] | None:
         """The nodes of ``partition``; ``None`` when sinfo did not answer."""
@@ -412,19 +421,24 @@ def parse_jobs(text: str) -> dict[str, JobRow]:
     return rows
 
 
-def parse_job_devices(text: str) -> dict[str, dict[str, tuple[int, ...]]]:
-    """``scontrol -d -o show job`` -> {job id: {node: (gpu index, ...)}}."""
+def parse_job_devices(
+    text: str, job_ids: Collection[str] | None = None
+) -> dict[str, dict[str, tuple[int, ...]]]:
+    """``scontrol -d -o show job`` -> {job id: {node: (gpu index, ...)}}, for the jobs
+    ``job_ids`` only (None: all): a line is matched only once its id is wanted."""
     out: dict[str, dict[str, tuple[int, ...]]] = {}
     for line in text.splitlines():
-        m = re.match(r"JobId=(\d+) ", line)
-        if m is None:
+        if not line.startswith("JobId="):
+            continue
+        job_id = line[6 : line.find(" ")]
+        if not job_id.isdigit() or (job_ids is not None and job_id not in job_ids):
             continue
         nodes: dict[str, tuple[int, ...]] = {}
         for hosts, gres in _GRES_DETAIL.findall(line):
             indices = tuple(i for idx in _IDX.findall(gres) for i in _expand_ints(idx))
             for host in expand_hostlist(hosts):
                 nodes[host] = indices
-        out[m.group(1)] = nodes
+        out[job_id] = nodes
     return out
 
 

@@ -469,7 +469,7 @@ class SlurmEngine:
             self._report_ends(gone)
 
     def _report_starts(self, started: list[tuple[_Run, JobRow]]) -> None:
-        details = self._cli.devices() or {}
+        details = self._cli.devices({run.slurm_id for run, _ in started}) or {}
         for run, row in started:
             on = details.get(run.slurm_id, {})
             batch = row.batch_host or run.batch_host
