@@ -39,8 +39,10 @@ from axcenter.executors.pools import ConfigError, load_config
 from axcenter.executors.slurm import SlurmEngine, SlurmOptions
 from axcenter.executors.slurm.batch import read_devices_file
 from axcenter.executors.slurm.cli import (
+    DEVICES_BY_ID,
     AcctRecord,
     NodeRow,
+    SlurmCli,
     expand_hostlist,
     parse_exit_code,
     parse_job_devices,
@@ -583,6 +585,38 @@ def test_a_job_that_ends_before_any_poll_sees_it_run_keeps_its_devices(h: Harnes
         int(record["End"]),
     )
     h.cluster.run("scancel", blocker, check=False)
+
+
+def test_device_indices_are_read_by_id_or_from_the_listing_alike(h: Harness) -> None:
+    """A few started jobs are asked for by id, more from scontrol's whole listing (which
+    slurmctld's ended jobs swell): both read the same indices; a job slurmctld no longer
+    knows is left out, not taken for scontrol failing."""
+    ids = [
+        h.cluster.run(
+            "sbatch", "--parsable", f"--uid={h.account.uid}", f"--gid={h.account.gid}",
+            "-p", PARTITION, "-w", node, "--gres=gpu:1", "-o", "/dev/null", "--wrap", "sleep 60",
+        ).stdout.strip()
+        for node in ["n1"] * 8 + ["n2"] * (DEVICES_BY_ID - 8 + 2)
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while set(ids) - set(h.cluster.run("squeue", "-h", "-t", "R", "-o", "%i").stdout.split()):
+            assert time.monotonic() < deadline, "the jobs did not start"
+            time.sleep(0.2)
+        cli = SlurmCli(slurm_conf=h.options.slurm_conf)
+        listed = cli.devices(set(ids))  # more than DEVICES_BY_ID: the listing
+        assert listed is not None and sorted(listed) == sorted(ids)
+        one_by_one: dict[str, dict[str, tuple[int, ...]]] = {}
+        for job_id in ids:
+            one = cli.devices({job_id})
+            assert one is not None
+            one_by_one |= one
+        assert one_by_one == listed
+        on_n1 = sorted(i for job in listed.values() for i in job.get("n1", ()))
+        assert on_n1 == list(range(8))  # each of n1's eight GPUs, once
+        assert cli.devices({"999999", ids[0]}) == {ids[0]: listed[ids[0]]}
+    finally:
+        h.cluster.run("scancel", *ids, check=False)
 
 
 def _bin_dir(tmp_path: Path, **replaced: str) -> Path:

@@ -336,20 +336,26 @@ class SlurmCli:
         """The GPU indices these running jobs hold on each of their nodes, as Slurm numbers
         them on the node (``scontrol -d show job``: ``Nodes=n[1-2] ... GRES=gpu:2(IDX:0-1)``).
 
-        One job is asked for by its id; for more, scontrol lists every job slurmctld holds
-        (the ended ones too, for ``MinJobAge``: thousands after a busy while, megabytes of
-        text) and only these jobs' lines are parsed (``parse_job_devices``)."""
-        if not job_ids:
-            return {}
-        argv = ["scontrol", "--details", "--oneliner", "show", "job"]
-        if len(job_ids) == 1:
-            argv += list(job_ids)
-        try:
-            proc = self.run(argv)
-        except SlurmError as e:
-            log.warning("scontrol show job: %s", e)
-            return None
-        return parse_job_devices(proc.stdout, job_ids)
+        Up to ``DEVICES_BY_ID`` jobs are asked for one by one; for more, scontrol lists
+        every job slurmctld holds (the ended ones too, for ``MinJobAge``: thousands after
+        a busy while, megabytes of text, packed under slurmctld's job lock) and only these
+        jobs' lines are parsed (``parse_job_devices``). None: scontrol did not answer; a
+        job it no longer knows is left out."""
+        show = ["scontrol", "--details", "--oneliner", "show", "job"]
+        calls = [[*show, job_id] for job_id in job_ids]
+        if len(calls) > DEVICES_BY_ID:
+            calls = [show]
+        out: dict[str, dict[str, tuple[int, ...]]] = {}
+        for argv in calls:
+            try:
+                proc = self.run(argv)
+            except SlurmError as e:
+                log.warning("scontrol show job: %s", e)
+                if e.transient or argv is show:
+                    return None
+                continue  # that job has left slurmctld since squeue listed it
+            out |= parse_job_devices(proc.stdout, job_ids)
+        return out
 
     def nodes(self, partition: str) -> list[NodeRow] | None:
         """The nodes of ``partition``; ``None`` when sinfo did not answer."""
@@ -394,6 +400,8 @@ _JOB_FIELDS = (
     "Reason",
 )
 
+#: at most this many jobs' devices are asked for by id, one call each (``devices``)
+DEVICES_BY_ID = 8
 _GRES_DETAIL = re.compile(r"\bNodes=(\S+) CPU_IDs=\S* Mem=\S* GRES=(\S*)")
 _IDX = re.compile(r"gpu(?::[^:(]+)?:\d+\(IDX:([^)]*)\)")
 
