@@ -17,11 +17,14 @@ as root with ``--uid``, one process per job, as a site's users submit), alternat
 
 Rows (JSON, one a line): {"bench", "axcenter", "slurm", "ratio", "unit"}; ratio > 1 means
 axcenter is better (slurm / axcenter for times, axcenter / slurm for rates). Then a few
-rows that say where axcenter's time goes (``breakdown``). Needs root.
+rows that say where axcenter's time goes (``breakdown``). Needs root. ``--held-jobs N``
+first passes N jobs through Slurm alone, so that slurmctld holds them ended (for
+``MinJobAge``) as a busy site's does: every ``squeue`` of the engine's polls, which
+lists several jobs, makes slurmctld pack all it holds.
 
     .venv/bin/python benchmarks/engines.py [--drain-jobs 2000] [--submissions 200]
                                            [--samples 10] [--sched-params batch_sched_delay=0]
-                                           [--poll-s 0.25]
+                                           [--poll-s 0.25] [--held-jobs 0]
 """
 
 from __future__ import annotations
@@ -439,6 +442,13 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--sched-params", default="", help="Slurm SchedulerParameters")
+    parser.add_argument(
+        "--held-jobs",
+        type=int,
+        default=0,
+        help="first pass N 'true' jobs through Slurm alone: slurmctld then holds them ended"
+        " (for MinJobAge, 300 s), as a busy site's does, and lists them to every squeue",
+    )
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
     parser.add_argument("--poll-s", type=float, default=0.25, help="the pool's poll_s")
     parser.add_argument(
@@ -465,6 +475,9 @@ def main() -> None:
             slurm.run("env")  # the client finds the cluster
             with center(env, user, base, args.poll_s, args.stage_ahead_s) as axc:
                 log = Path(args.slurm_dir) / "log" / "slurmctld.log"
+                for _ in range(args.held_jobs):
+                    slurm.sbatch("true")
+                slurm.idle()
                 start = submit_to_start(axc, slurm, work, args.samples, log)
                 row("submit_to_start_median", *start["total"], "s", higher_is_better=False)
                 # its part before slurmctld had the job: axcenter's own, and sbatch's
