@@ -25,6 +25,7 @@ lists several jobs, makes slurmctld pack all it holds.
     .venv/bin/python benchmarks/engines.py [--drain-jobs 2000] [--submissions 200]
                                            [--samples 10] [--sched-params batch_sched_delay=0]
                                            [--poll-s 0.25] [--held-jobs 0]
+                                           [--workloads start,submissions,drain]
 """
 
 from __future__ import annotations
@@ -436,6 +437,21 @@ def axc_up(
             proc.kill()
 
 
+def drain_rows(found: dict[str, tuple[float, float]], jobs: int) -> None:
+    name = f"drain_{jobs}x1s_on_{GPUS}_gpus"
+    row(name, *found["efficiency"], "efficiency", higher_is_better=True)
+    row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
+    row(f"{name}_gpu_idle_gap_mean", *found["gap_mean"], "s", higher_is_better=False)
+    # the gap's parts (gap_parts): the batch script and slurmstepd after the command, the
+    # submitter's reaction, Slurm's allocation, the launch
+    for part in ("to_done", "to_submission", "to_allocation", "to_start"):
+        row(f"{name}_gap_{part}_mean", *found[f"gap_{part}"], "s", higher_is_better=False)
+    # the service's share of the machine's busy CPU in each drain
+    a, s = found["axcenter_cpu_share"]
+    share = {"axcenter": round(a, 3), "slurm": round(s, 3)}
+    print(json.dumps({"breakdown": "axcenter_share_of_busy_cpu_in_drain", **share}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--drain-jobs", type=int, default=2000)
@@ -449,6 +465,12 @@ def main() -> None:
         help="first pass N 'true' jobs through Slurm alone: slurmctld then holds them ended"
         " (for MinJobAge, 300 s), as a busy site's does, and lists them to every squeue",
     )
+    parser.add_argument(
+        "--workloads",
+        type=lambda text: set(text.split(",")),
+        default={"start", "submissions", "drain"},
+        help="which of start, submissions, drain (commas; default: all)",
+    )
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
     parser.add_argument("--poll-s", type=float, default=0.25, help="the pool's poll_s")
     parser.add_argument(
@@ -461,6 +483,8 @@ def main() -> None:
         "--keep", action="store_true", help="keep the work folder (stamps, the store, logs)"
     )
     args = parser.parse_args()
+    if unknown := args.workloads - {"start", "submissions", "drain"}:
+        parser.error(f"no workload {', '.join(sorted(unknown))} (start, submissions, drain)")
     if os.geteuid() != 0:
         sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
     base = Path(tempfile.mkdtemp(prefix="axc-engines-", dir="/tmp"))
@@ -478,29 +502,20 @@ def main() -> None:
                 for _ in range(args.held_jobs):
                     slurm.sbatch("true")
                 slurm.idle()
-                start = submit_to_start(axc, slurm, work, args.samples, log)
-                row("submit_to_start_median", *start["total"], "s", higher_is_better=False)
-                # its part before slurmctld had the job: axcenter's own, and sbatch's
-                row("submit_to_slurm_median", *start["to_slurm"], "s", higher_is_better=False)
-                a, s, sbatch_s = submissions(axc, slurm, args.submissions)
-                row("sequential_submissions", a, s, "jobs/s", higher_is_better=True)
-                found = drain(axc, slurm, work, args.drain_jobs, log)
-                name = f"drain_{args.drain_jobs}x1s_on_{GPUS}_gpus"
-                row(name, *found["efficiency"], "efficiency", higher_is_better=True)
-                row(f"{name}_gpu_idle_gap_median", *found["gap"], "s", higher_is_better=False)
-                row(f"{name}_gpu_idle_gap_mean", *found["gap_mean"], "s", higher_is_better=False)
-                # the gap's parts (gap_parts): the batch script and slurmstepd after the
-                # command, the submitter's reaction, Slurm's allocation, the launch
-                for part in ("to_done", "to_submission", "to_allocation", "to_start"):
-                    row(f"{name}_gap_{part}_mean", *found[f"gap_{part}"], "s",
+                if "start" in args.workloads:
+                    start = submit_to_start(axc, slurm, work, args.samples, log)
+                    row("submit_to_start_median", *start["total"], "s", higher_is_better=False)
+                    # its part before slurmctld had the job: axcenter's own, and sbatch's
+                    row("submit_to_slurm_median", *start["to_slurm"], "s",
                         higher_is_better=False)  # fmt: skip
-                print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
-                # the service's share of the machine's busy CPU in each drain
-                a, s = found["axcenter_cpu_share"]
-                share = {"axcenter": round(a, 3), "slurm": round(s, 3)}
-                print(json.dumps({"breakdown": "axcenter_share_of_busy_cpu_in_drain", **share}))
-                staged = staged_share(base / "data" / "axcenter.db")
-                print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
+                if "submissions" in args.workloads:
+                    a, s, sbatch_s = submissions(axc, slurm, args.submissions)
+                    row("sequential_submissions", a, s, "jobs/s", higher_is_better=True)
+                    print(json.dumps({"breakdown": "sbatch_median_s", "value": round(sbatch_s, 4)}))
+                if "drain" in args.workloads:
+                    drain_rows(drain(axc, slurm, work, args.drain_jobs, log), args.drain_jobs)
+                    staged = staged_share(base / "data" / "axcenter.db")
+                    print(json.dumps({"breakdown": "axcenter_jobs_staged_share", "value": staged}))
     finally:
         if args.keep:
             shutil.copy(Path(args.slurm_dir) / "log" / "slurmctld.log", base)
