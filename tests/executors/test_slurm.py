@@ -619,6 +619,40 @@ def test_device_indices_are_read_by_id_or_from_the_listing_alike(h: Harness) -> 
         h.cluster.run("scancel", *ids, check=False)
 
 
+def test_the_poll_asks_slurmctld_for_its_accounts_jobs_only(h: Harness) -> None:
+    """squeue with several ids makes slurmctld pack every job it holds; with ``--user``
+    only that account's. The engine polls each account its runs run as (up to
+    SQUEUE_BY_ACCOUNT), and the answer is the same jobs."""
+    engine = h.engine()
+    runs = [h.run(f"job_acct{i}", "sleep 30", nodes=(f"n{i + 1}",)) for i in range(2)]
+    refs = [engine.submit(run) for run in runs]
+    for run in runs:
+        h.next(RunStarted, run.run_id)
+    cli = SlurmCli(slurm_conf=h.options.slurm_conf)
+    mine = cli.jobs(refs, user=h.account.user)
+    assert mine is not None and sorted(mine) == sorted(refs)
+    assert cli.jobs(refs, user="root") == {}  # the account filters: root runs none of them
+    assert cli.jobs(refs) == mine
+    calls: list[str] = []
+    real = engine._cli.jobs
+
+    def jobs(ids: object, *, user: str = "") -> object:
+        calls.append(user)
+        return real(ids, user=user)  # type: ignore[arg-type]
+
+    engine._cli.jobs = jobs  # type: ignore[method-assign]
+    engine._poll()
+    assert calls == [h.account.user]  # one account: one squeue, by account
+    with engine._lock:
+        for run in engine._runs.values():
+            run.account = ""  # adopted runs: the account is not known
+    calls.clear()
+    engine._poll()
+    assert calls == [""]  # then every job, as before
+    for ref in refs:
+        h.cluster.run("scancel", ref, check=False)
+
+
 def _bin_dir(tmp_path: Path, **replaced: str) -> Path:
     """Slurm's commands, some of them replaced by a script (``name=script``; ``REAL`` in
     it: the real command's path)."""

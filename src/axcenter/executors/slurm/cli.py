@@ -273,16 +273,23 @@ class SlurmCli:
             )
         return rows
 
-    def jobs(self, job_ids: Iterable[str]) -> dict[str, JobRow] | None:
+    def jobs(self, job_ids: Iterable[str], *, user: str = "") -> dict[str, JobRow] | None:
         """What slurmctld holds of these jobs, in every state (``--states=all``): a job
         that ended is kept with its end for ``MinJobAge`` (300 s by default), so how it
         ended is known without sacct. A job not listed has left slurmctld (sacct knows);
-        ``None`` when squeue did not answer."""
+        ``None`` when squeue did not answer.
+
+        For several ids squeue asks slurmctld for every job it holds, the site's and the
+        ended ones too, and filters them itself; with ``user`` (the jobs' one account, by
+        name: squeue reads a number as a name first) slurmctld sends that account's jobs
+        only (``src/squeue/squeue.c``; an account squeue cannot resolve filters nothing)."""
         ids = sorted(set(job_ids), key=int)
         if not ids:
             return {}
         fields = ",".join(f"{name}:0|" for name in _JOB_FIELDS)
         argv = ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}"]
+        if user:
+            argv.append(f"--user={user}")
         try:
             proc = self.run([*argv, f"--Format={fields}"])
         except SlurmError as e:

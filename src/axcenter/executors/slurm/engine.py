@@ -146,6 +146,7 @@ class _Run:
     kill_at: float = 0.0  # when SIGKILL follows the stop's SIGTERM
     reason: str = ""  # why the engine stopped it, for the message (pending too long)
     gpus: int = 0  # on each node
+    account: str = ""  # the unix account it runs as ("": the service's, or not known)
     # in memory only
     pending_reason: str = ""  # Slurm's last reason for keeping it pending
     handed_at: float = 0.0  # when sbatch answered (0: before this engine started)
@@ -159,7 +160,10 @@ class _Run:
 _DURABLE = (
     "run_id", "job_id", "time_limit_s", "submitted_at", "batch_host", "slurm_id",
     "submit_time", "started_at", "devices", "stop", "kill_at", "reason", "gpus",
+    "account",
 )  # fmt: skip
+#: at most this many accounts' jobs are polled with one squeue each (``_queue``)
+SQUEUE_BY_ACCOUNT = 4
 
 
 class SlurmEngine:
@@ -253,6 +257,7 @@ class SlurmEngine:
                 submitted_at=time.time(),
                 batch_host=run.node_devices[0][0],
                 gpus=gpus,
+                account="" if run.run_as is None else run.run_as.user,
             )
             self._runs[run.run_id] = record
         self._save(record)
@@ -414,7 +419,7 @@ class SlurmEngine:
         nodes = self._side.submit(self._cli.nodes, self._opt.partition)  # beside squeue
         with self._lock:
             live = [r for r in self._runs.values() if r.ended is None]
-        rows = self._cli.jobs(r.slurm_id for r in live if r.slurm_id)
+        rows = self._queue(live)
         self._apply_nodes(nodes.result())
         if rows is None:
             for run in live:  # stops are still tried: slurmctld may answer scancel
@@ -467,6 +472,25 @@ class SlurmEngine:
                 self._signal(run, now)
         if gone:
             self._report_ends(gone)
+
+    def _queue(self, live: list[_Run]) -> dict[str, JobRow] | None:
+        """What slurmctld holds of the live runs: one squeue for each account they run as,
+        where there are at most ``SQUEUE_BY_ACCOUNT`` and each is known (then slurmctld
+        packs only those accounts' jobs, not every job of the site and every one it
+        keeps ended: thousands at a busy site, each poll), else one for them all."""
+        by_account: dict[str, list[str]] = {}
+        for run in live:
+            if run.slurm_id:
+                by_account.setdefault(run.account, []).append(run.slurm_id)
+        if "" in by_account or len(by_account) > SQUEUE_BY_ACCOUNT:
+            return self._cli.jobs(r.slurm_id for r in live if r.slurm_id)
+        rows: dict[str, JobRow] = {}
+        for account, ids in by_account.items():
+            found = self._cli.jobs(ids, user=account)
+            if found is None:
+                return None
+            rows |= found
+        return rows
 
     def _report_starts(self, started: list[tuple[_Run, JobRow]]) -> None:
         details = self._cli.devices({run.slurm_id for run, _ in started}) or {}
