@@ -92,6 +92,72 @@ def test_quota_violation_discounts_one_cycle() -> None:
     assert _violation(wide, {"a": {"H100": 1}}) == {"a": 0.0}
 
 
+def test_quota_violation_owes_only_what_the_guarantee_left_can_hold() -> None:
+    # One node of 4 GPUs, no preemption. "a" (quota 2) runs a 1-GPU job from 0 to 200;
+    # "b" (no quota) borrows the other 3 GPUs from 0 to 100. "a" submits a 2-GPU job at
+    # 10: 1 + 2 > 2, so it could start only beyond the guarantee (the scheduler may not
+    # reclaim for it). It is not owed while "a1" runs; the old metric charged the one
+    # GPU of room left, 1 x (100 - 40) = 60 GPU-seconds.
+    spec = ClusterSpec(node_groups=[NodeGroup(name="n", gpu_type="H100", gpus_per_node=4, count=1)])
+    options = SimOptions(interval_s=30.0, config=SchedulerConfig(preemption=False))
+
+    def tj(job_id: str, submit: float, duration: float, gpus: int, tenant: str) -> TraceJob:
+        return TraceJob(
+            id=job_id, submit=submit, duration=duration, gpus_per_node=gpus, tenant=tenant
+        )
+
+    jobs = [tj("a1", 0, 200, 1, "a"), tj("b1", 0, 100, 3, "b"), tj("a2", 10, 50, 2, "a")]
+    result = simulate(Workload("w", jobs, quotas={"a": {"H100": 2}}), spec, "axcenter", options)
+    assert result.summary()["quota_violation_by_tenant"] == {"a": 0.0}
+    # a 1-GPU job in its place fits the room left: owed from 40 until "b1" ends at 100
+    jobs[2] = tj("a2", 10, 50, 1, "a")
+    result = simulate(Workload("w", jobs, quotas={"a": {"H100": 2}}), spec, "axcenter", options)
+    assert result.summary()["quota_violation_by_tenant"] == {"a": pytest.approx(60.0)}
+
+
+def test_quota_violation_is_owed_on_the_types_a_job_accepts() -> None:
+    # Nodes of 2 H100s and 2 A100s, no preemption. "a" (quota H100=2, A100=2) runs 2
+    # H100s from 0 to 200; "b" (no quota) borrows both A100s from 0 to 100. "a"'s
+    # H100-only job (2 GPUs, at 10) has no H100 guarantee left: not owed, though "a"
+    # holds 2 of its 4 GPUs (the old metric charged 2 x (200 - 40) = 320 GPU-seconds:
+    # it starts when "a1" ends). Accepting A100 too, it is owed from 40 until "b1" ends
+    # at 100, and starts there.
+    spec = ClusterSpec(
+        node_groups=[
+            NodeGroup(name="h", gpu_type="H100", gpus_per_node=2, count=1),
+            NodeGroup(name="a", gpu_type="A100", gpus_per_node=2, count=1),
+        ]
+    )
+    options = SimOptions(interval_s=30.0, config=SchedulerConfig(preemption=False))
+    quotas = {"a": {"H100": 2, "A100": 2}}
+
+    def tj(job_id: str, submit: float, duration: float, tenant: str, *types: str) -> TraceJob:
+        return TraceJob(
+            id=job_id,
+            submit=submit,
+            duration=duration,
+            gpus_per_node=2,
+            tenant=tenant,
+            gpu_types=types,
+        )
+
+    base = [tj("a1", 0, 200, "a", "H100"), tj("b1", 0, 100, "b", "A100")]
+    only_h100 = simulate(
+        Workload("w", [*base, tj("a2", 10, 50, "a", "H100")], quotas=quotas),
+        spec,
+        "axcenter",
+        options,
+    )
+    assert only_h100.summary()["quota_violation_by_tenant"] == {"a": 0.0}
+    either = simulate(
+        Workload("w", [*base, tj("a2", 10, 50, "a", "H100", "A100")], quotas=quotas),
+        spec,
+        "axcenter",
+        options,
+    )
+    assert either.summary()["quota_violation_by_tenant"] == {"a": pytest.approx(2 * 60.0)}
+
+
 def test_sjf_easy_oracle_orders_and_backfills_by_true_durations() -> None:
     # One node of 2 GPUs; every job asks the maximum, 7 days. "a" (1 GPU, 100 s) starts at
     # 0; "b" (2 GPUs) waits for it: the oracle knows "a" ends at 100, so "c" (30 s) is

@@ -63,7 +63,15 @@ from axcenter.sched.fairshare import accrue_usage, held_weighted, usage_weights
 from axcenter.sched.history import RunHistory
 from axcenter.sim.cluster import ClusterSpec
 from axcenter.sim.limits import LimitRule, draw
-from axcenter.sim.metrics import REJECTED, SUCCEEDED, TIMED_OUT, Recorder, SimResult, Start
+from axcenter.sim.metrics import (
+    REJECTED,
+    SUCCEEDED,
+    TIMED_OUT,
+    Recorder,
+    Shape,
+    SimResult,
+    Start,
+)
 from axcenter.sim.policies import POLICIES, PolicyFactory
 from axcenter.sim.workload import TraceJob, Workload
 
@@ -171,8 +179,11 @@ class _Engine:
         ]
         first = jobs[0].submit if jobs else 0.0
         quota = [sum(workload.quotas.get(t, {}).values()) for t in self.tenants]
+        nominal = [[workload.quotas.get(t, {}).get(g, 0) for g in self.types] for t in self.tenants]
         capacity = sum(node.gpu_count for node in self.node_tuple)
-        self.rec = Recorder(jobs, self.tenants, quota, self.types, capacity, first)
+        self.rec = Recorder(jobs, self.tenants, quota, self.types, capacity, first, nominal)
+        #: a job's shape for the quota violation, by (accepted types, GPUs)
+        self.shapes: dict[tuple[tuple[str, ...], int], Shape] = {}
         self.heap: list[tuple[float, int, int, int, int]] = []
         #: (when, job, attempt): queued jobs becoming overdue one cycle later (``late``),
         #: in time order, since every job waits the same cycle (a FIFO, not the heap)
@@ -327,10 +338,23 @@ class _Engine:
             queue = self.queues[name] = SortedKeyList(key=self.policy.queue_key)
         queue.add(spec)
         i = self.ids[spec.id]
-        if 0 < spec.total_gpus <= self.rec.quota[self.tenant_ix[spec.project_id]]:
+        if self.rec.may_owe(self.tenant_ix[spec.project_id], self.shape(spec)):
             # it counts towards its tenant's quota violation once it waited one cycle
             self.overdue.append((self.now + self.opt.interval_s, i, self.attempt[i]))
         self.dirty = True
+
+    def shape(self, spec: PendingJob) -> Shape:
+        """(indices of the GPU types it accepts that the cluster has, its GPUs)."""
+        key = (spec.gpu_types, spec.total_gpus)
+        found = self.shapes.get(key)
+        if found is None:
+            ix = self.type_ix
+            if spec.gpu_types:
+                types = tuple(ix[t] for t in spec.gpu_types if t in ix)
+            else:
+                types = tuple(range(len(self.types)))
+            found = self.shapes[key] = (types, spec.total_gpus)
+        return found
 
     def checkpoint(self, i: int, attempt: int, t: float) -> None:
         """Job ``i`` saves its progress and reports it (the next one is due later)."""
@@ -349,7 +373,9 @@ class _Engine:
         if attempt != self.attempt[i] or spec is None or spec.id in self.index.jobs:
             return  # it started (or ended) meanwhile
         self.rec.overdue[i] = True
-        self.rec.account(self.tenant_ix[spec.project_id], t, 0, spec.total_gpus)
+        self.rec.account(
+            self.tenant_ix[spec.project_id], t, 0, spec.total_gpus, shape=self.shape(spec)
+        )
 
     def cycle(self, t: float) -> None:
         self.dirty = False
@@ -420,8 +446,11 @@ class _Engine:
         overdue = self.rec.overdue[i]
         self.rec.overdue[i] = False
         waited = spec.total_gpus if overdue else 0
-        self.rec.account(self.tenant_ix[spec.project_id], t, r.gpus, -waited)
-        self.rec.started(i, t, r.gpus, self.type_ix.get(a.gpu_type, -1))
+        gpu_type = self.type_ix.get(a.gpu_type, -1)
+        self.rec.account(
+            self.tenant_ix[spec.project_id], t, r.gpus, -waited, gpu_type, self.shape(spec)
+        )
+        self.rec.started(i, t, r.gpus, gpu_type)
         remaining = self.jobs[i].duration - self.saved[i]
         self.push(t + min(remaining, spec.time_limit_s), _DONE, i, self.attempt[i])
         if self.checkpointing[i] and self.opt.checkpoint_every_s < remaining:
@@ -454,7 +483,9 @@ class _Engine:
         rec.stopped(
             i, ran, self.prices.get(r.gpu_type, 0), r.gpus, self.type_ix.get(r.gpu_type, -1)
         )
-        rec.account(self.tenant_ix[spec.project_id], t, -r.gpus, 0)
+        rec.account(
+            self.tenant_ix[spec.project_id], t, -r.gpus, 0, self.type_ix.get(r.gpu_type, -1)
+        )
         self.attempt[i] += 1
         self.dirty = True
         if requeue:  # from its last checkpoint (or scratch), with its original submit time

@@ -20,12 +20,17 @@ Definitions (each chosen so that it can be checked by hand on a tiny trace):
   tenants that submitted work. Jain's index over share / entitlement: 1 is perfectly
   proportional, 1/n is one tenant taking everything.
 - *guaranteed-quota violation*: integral over time, per tenant, of
-  ``max(0, min(quota, running + overdue GPUs) - running GPUs)``: GPU-seconds a tenant
-  waited while below what its quota promised (quota = sum over GPU types). *Overdue*
-  jobs are those that have waited more than one scheduling cycle (``interval_s``) since
-  they were queued (or requeued): no scheduler can start a job before its next cycle,
-  so that latency is not charged. A job wider than its tenant's whole quota is never
-  overdue: the quota never promised it a start.
+  ``max(0, min(quota, running + owed GPUs) - running GPUs)``: GPU-seconds a tenant
+  waited while below what its quota promised (quota = sum over GPU types). *Owed* are
+  the GPUs of its overdue jobs that fit what its nominal quota has left, now, on some
+  GPU type they accept (``running on T + the job's GPUs <= nominal of T``: the test by
+  which the scheduler may reclaim for a job); of jobs of one shape (accepted types,
+  GPUs) no more than that room could hold at once. *Overdue* jobs are those that have
+  waited more than one scheduling cycle (``interval_s``) since they were queued (or
+  requeued): no scheduler can start a job before its next cycle, so that latency is
+  not charged. A job wider than what is left of its tenant's quota on every type it
+  accepts (its own running jobs hold the rest, or it is wider than the quota itself)
+  is not owed while that lasts: the quota never promised it a start.
 - *cost* in integer won: per job, round half up of (GPU-seconds x price of the GPU type
   it ran on / 3600), then summed; prices are won per GPU-hour from the cluster spec.
 """
@@ -46,6 +51,7 @@ __all__ = [
     "SIZE_CLASSES",
     "STATES",
     "Recorder",
+    "Shape",
     "SimResult",
     "Start",
     "jain_index",
@@ -62,6 +68,10 @@ STATES = ("succeeded", "timed_out", "unfinished", "rejected")
 SUCCEEDED, TIMED_OUT, UNFINISHED, REJECTED = range(4)
 #: size classes in ``SimResult.size_class``, by code (total GPUs of the job)
 SIZE_CLASSES = ("1", "2-4", "5-8", ">8")
+
+#: a waiting job's shape for the quota violation: (indices of the GPU types it accepts,
+#: its GPUs)
+Shape = tuple[tuple[int, ...], int]
 
 #: one admission, when ``SimOptions.record_starts`` is set:
 #: (time, job id, GPU type, ((node, devices), ...))
@@ -241,7 +251,8 @@ class Recorder:
     Per-job lists are preallocated (index = position in the time-sorted workload); the
     timeline gets one row per distinct time at which busy or up GPUs changed; the quota
     shortfall is integrated lazily, per tenant, whenever that tenant's held or waiting
-    GPUs change, so the cost is O(1) per change whatever the number of tenants.
+    GPUs change, so the cost per change is one pass over the shapes (accepted types,
+    GPUs) of that tenant's overdue jobs, whatever the number of tenants or jobs.
     """
 
     def __init__(
@@ -252,6 +263,7 @@ class Recorder:
         gpu_types: Sequence[str],
         capacity: int,
         start: float,
+        nominal: Sequence[Sequence[int]],
     ) -> None:
         n = len(jobs)
         self.jobs = jobs
@@ -268,8 +280,14 @@ class Recorder:
         self.times: list[float] = []
         self.rows: list[tuple[int, int, tuple[int, ...]]] = []
         self.quota = list(quota)
+        #: per tenant, nominal quota by GPU type (index into ``gpu_types``)
+        self.nominal = [list(q) for q in nominal]
         self.held = [0] * len(tenants)
+        #: per tenant, GPUs its running jobs hold by GPU type
+        self.used = [[0] * len(q) for q in self.nominal]
         self.waiting = [0] * len(tenants)  # overdue GPUs (see the module doc)
+        #: per tenant, overdue GPUs by shape: (accepted type indices, GPUs of one job)
+        self.shapes: list[dict[Shape, int]] = [{} for _ in tenants]
         self.overdue = [False] * n  # job i counts in its tenant's ``waiting``
         self.touched = [start] * len(tenants)
         self.violation = [0.0] * len(tenants)
@@ -292,18 +310,54 @@ class Recorder:
         if gpu_type >= 0:
             self.busy_t[gpu_type] -= gpus
 
-    def account(self, ti: int, t: float, held: int, waiting: int) -> None:
-        """A tenant's held and waiting GPUs change at ``t``: integrate its shortfall."""
+    def may_owe(self, ti: int, shape: Shape) -> bool:
+        """Whether a job of ``shape`` could ever be owed to tenant ``ti``: its nominal
+        quota of some type the job accepts is as wide as the job."""
+        nominal = self.nominal[ti]
+        types, gpus = shape
+        return gpus > 0 and any(gpus <= nominal[k] for k in types)
+
+    def account(
+        self,
+        ti: int,
+        t: float,
+        held: int,
+        waiting: int,
+        gpu_type: int = -1,
+        shape: Shape | None = None,
+    ) -> None:
+        """A tenant's held GPUs (of ``gpu_type``) or waiting GPUs (of ``shape``) change at
+        ``t``: integrate its shortfall."""
         quota = self.quota[ti]
         if quota:
             if self.waiting[ti] > 0:
-                run = self.held[ti]
-                short = min(quota, run + self.waiting[ti]) - run
+                short = self.shortfall(ti)
                 if short > 0:
                     self.violation[ti] += short * (t - self.touched[ti])
             self.touched[ti] = t
         self.held[ti] += held
-        self.waiting[ti] += waiting
+        if held and gpu_type >= 0:
+            self.used[ti][gpu_type] += held
+        if waiting:
+            assert shape is not None, "waiting GPUs change by shape"
+            self.waiting[ti] += waiting
+            shapes = self.shapes[ti]
+            left = shapes.get(shape, 0) + waiting
+            if left:
+                shapes[shape] = left
+            else:
+                del shapes[shape]
+
+    def shortfall(self, ti: int) -> int:
+        """GPUs tenant ``ti`` is short of its guarantee now (see the module doc)."""
+        run = self.held[ti]
+        used, nominal = self.used[ti], self.nominal[ti]
+        owed = 0
+        for (types, gpus), waiting in self.shapes[ti].items():
+            room = max((nominal[k] - used[k] for k in types), default=0)
+            if gpus <= room:
+                owed += min(waiting, room // gpus * gpus)
+        return min(self.quota[ti], run + owed) - run
 
     def record(self, t: float) -> None:
         row = (self.busy, self.capacity, tuple(self.busy_t))
