@@ -637,7 +637,8 @@ def test_the_poll_asks_slurmctld_for_its_accounts_jobs_only(h: Harness) -> None:
     real = engine._cli.jobs
 
     def jobs(ids: object, *, user: str = "") -> object:
-        calls.append(user)
+        if threading.current_thread() is threading.main_thread():  # not the poll thread's
+            calls.append(user)
         return real(ids, user=user)  # type: ignore[arg-type]
 
     engine._cli.jobs = jobs  # type: ignore[method-assign]
@@ -645,10 +646,20 @@ def test_the_poll_asks_slurmctld_for_its_accounts_jobs_only(h: Harness) -> None:
     assert calls == [h.account.user]  # one account: one squeue, by account
     with engine._lock:
         for run in engine._runs.values():
+            # the name service cannot resolve it (an outage, the account removed):
+            # squeue filters every job out and says nothing
+            run.account = "axc-no-such-account"
+    calls.clear()
+    engine._poll()
+    assert calls == ["axc-no-such-account", ""]  # asked again among all jobs
+    with engine._lock:
+        for run in engine._runs.values():
             run.account = ""  # adopted runs: the account is not known
     calls.clear()
     engine._poll()
     assert calls == [""]  # then every job, as before
+    with pytest.raises(AssertionError):  # and all this while, no run was taken for ended
+        h.next(RunEnded, timeout=0.5)
     for ref in refs:
         h.cluster.run("scancel", ref, check=False)
 

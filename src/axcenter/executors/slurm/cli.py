@@ -282,7 +282,8 @@ class SlurmCli:
         For several ids squeue asks slurmctld for every job it holds, the site's and the
         ended ones too, and filters them itself; with ``user`` (the jobs' one account, by
         name: squeue reads a number as a name first) slurmctld sends that account's jobs
-        only (``src/squeue/squeue.c``; an account squeue cannot resolve filters nothing)."""
+        only (``src/squeue/squeue.c``; an account squeue cannot resolve filters every job
+        out, exit status 0)."""
         ids = sorted(set(job_ids), key=int)
         if not ids:
             return {}

@@ -477,7 +477,8 @@ class SlurmEngine:
         """What slurmctld holds of the live runs: one squeue for each account they run as,
         where there are at most ``SQUEUE_BY_ACCOUNT`` and each is known (then slurmctld
         packs only those accounts' jobs, not every job of the site and every one it
-        keeps ended: thousands at a busy site, each poll), else one for them all."""
+        keeps ended: thousands at a busy site, each poll), else one for them all. A job
+        missing from its account's answer is asked about again among all jobs."""
         by_account: dict[str, list[str]] = {}
         for run in live:
             if run.slurm_id:
@@ -487,6 +488,14 @@ class SlurmEngine:
         rows: dict[str, JobRow] = {}
         for account, ids in by_account.items():
             found = self._cli.jobs(ids, user=account)
+            if found is None:
+                return None
+            rows |= found
+        # an account squeue cannot resolve (its name service failing a moment, the account
+        # removed) filters every job out, and squeue says nothing: only an answer for all
+        # jobs may tell that a job has left slurmctld
+        if missing := [i for ids in by_account.values() for i in ids if i not in rows]:
+            found = self._cli.jobs(missing)
             if found is None:
                 return None
             rows |= found
