@@ -60,6 +60,8 @@ SCRIPTS = ROOT / "scripts" / "slurm"
 AXC = str(Path(sys.executable).with_name("axc"))
 PROJECT = "hanbit-adas"
 PARTITION = "axc"
+#: what ``--workloads`` may name: the rows' workloads (module doc)
+WORKLOADS = ("start", "submissions", "drain")
 GPUS = 32
 
 
@@ -468,8 +470,8 @@ def main() -> None:
     parser.add_argument(
         "--workloads",
         type=lambda text: set(text.split(",")),
-        default={"start", "submissions", "drain"},
-        help="which of start, submissions, drain (commas; default: all)",
+        default=set(WORKLOADS),
+        help=f"which of {', '.join(WORKLOADS)} (commas; default: all)",
     )
     parser.add_argument("--slurm-dir", default="/tmp/axc-slurm-bench")
     parser.add_argument("--poll-s", type=float, default=0.25, help="the pool's poll_s")
@@ -483,8 +485,8 @@ def main() -> None:
         "--keep", action="store_true", help="keep the work folder (stamps, the store, logs)"
     )
     args = parser.parse_args()
-    if unknown := args.workloads - {"start", "submissions", "drain"}:
-        parser.error(f"no workload {', '.join(sorted(unknown))} (start, submissions, drain)")
+    if unknown := args.workloads - set(WORKLOADS):
+        parser.error(f"no workload {', '.join(sorted(unknown))} ({', '.join(WORKLOADS)})")
     if os.geteuid() != 0:
         sys.exit("benchmarks/engines.py needs root (it runs Slurm's daemons)")
     base = Path(tempfile.mkdtemp(prefix="axc-engines-", dir="/tmp"))

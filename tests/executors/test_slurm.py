@@ -137,6 +137,9 @@ def test_device_indices_per_node_from_scontrol() -> None:
     # an id is matched whole
     assert parse_job_devices(text, {"8"}) == {"8": {"n1": (0, 1, 2)}}
     assert parse_job_devices(text, {"78", "0"}) == {}
+    # a line cut short is nobody's: not job 12's for "JobId=123"
+    cut = "JobId=123\nJobIdx=12 Nodes=n1 CPU_IDs=0 Mem=0 GRES=gpu:1(IDX:0)\n"
+    assert parse_job_devices(cut) == {}
 
 
 @pytest.mark.parametrize(

@@ -350,16 +350,15 @@ class SlurmCli:
         jobs' lines are parsed (``parse_job_devices``). None: scontrol did not answer; a
         job it no longer knows is left out."""
         show = ["scontrol", "--details", "--oneliner", "show", "job"]
-        calls = [[*show, job_id] for job_id in job_ids]
-        if len(calls) > DEVICES_BY_ID:
-            calls = [show]
+        listing = len(job_ids) > DEVICES_BY_ID
+        calls = [show] if listing else [[*show, job_id] for job_id in job_ids]
         out: dict[str, dict[str, tuple[int, ...]]] = {}
         for argv in calls:
             try:
                 proc = self.run(argv)
             except SlurmError as e:
                 log.warning("scontrol show job: %s", e)
-                if e.transient or argv is show:
+                if e.transient or listing:
                     return None
                 continue  # that job has left slurmctld since squeue listed it
             out |= parse_job_devices(proc.stdout, job_ids)
@@ -444,10 +443,11 @@ def parse_job_devices(
     ``job_ids`` only (None: all): a line is matched only once its id is wanted."""
     out: dict[str, dict[str, tuple[int, ...]]] = {}
     for line in text.splitlines():
-        if not line.startswith("JobId="):
+        head, space, _ = line.partition(" ")
+        job_id = head.removeprefix("JobId=")
+        if not space or job_id == head or not job_id.isdigit():
             continue
-        job_id = line[6 : line.find(" ")]
-        if not job_id.isdigit() or (job_ids is not None and job_id not in job_ids):
+        if job_ids is not None and job_id not in job_ids:
             continue
         nodes: dict[str, tuple[int, ...]] = {}
         for hosts, gres in _GRES_DETAIL.findall(line):

@@ -483,8 +483,9 @@ class SlurmEngine:
         for run in live:
             if run.slurm_id:
                 by_account.setdefault(run.account, []).append(run.slurm_id)
+        every = [job for ids in by_account.values() for job in ids]
         if "" in by_account or len(by_account) > SQUEUE_BY_ACCOUNT:
-            return self._cli.jobs(r.slurm_id for r in live if r.slurm_id)
+            return self._cli.jobs(every)
         rows: dict[str, JobRow] = {}
         for account, ids in by_account.items():
             found = self._cli.jobs(ids, user=account)
@@ -494,7 +495,7 @@ class SlurmEngine:
         # an account squeue cannot resolve (its name service failing a moment, the account
         # removed) filters every job out, and squeue says nothing: only an answer for all
         # jobs may tell that a job has left slurmctld
-        if missing := [i for ids in by_account.values() for i in ids if i not in rows]:
+        if missing := [job for job in every if job not in rows]:
             found = self._cli.jobs(missing)
             if found is None:
                 return None
